@@ -1,0 +1,46 @@
+// The fastaug operator library: every op's schema, in one place, plus the pybind11 module that
+// carries build information. Kernels register themselves per backend next to their code
+// (csrc/<family>/<family>_cpu.cpp, csrc/<family>/<family>_cuda.cu); fake kernels and autograd are
+// registered from Python (fastaug/ops/<family>.py).
+#include <torch/extension.h>
+
+#ifndef FASTAUG_TORCH_VERSION
+#define FASTAUG_TORCH_VERSION "unknown"
+#endif
+
+TORCH_LIBRARY(fastaug, m) {
+  // ---- K1/K2 flow warp family (csrc/warp) ------------------------------------------------------
+  // padding_mode: 0 zeros, 1 border, 2 reflection (csrc/common/sampling.h).
+  m.def("warp(Tensor x, Tensor flow, int padding_mode, bool align_corners) -> Tensor");
+  m.def(
+      "warp_backward(Tensor grad_out, Tensor x, Tensor flow, int padding_mode, bool align_corners, "
+      "bool need_x_grad) -> (Tensor, Tensor)");
+  m.def("affine_flow_warp(Tensor x, Tensor s_w, Tensor s_b, int smooth, int padding_mode) -> Tensor");
+  m.def(
+      "affine_flow_warp_backward(Tensor grad_out, Tensor x, Tensor s_w, Tensor s_b, int smooth, "
+      "int padding_mode, bool need_x_grad) -> (Tensor, Tensor, Tensor)");
+}
+
+namespace {
+
+pybind11::dict build_info() {
+  pybind11::dict info;
+  info["torch_version"] = FASTAUG_TORCH_VERSION;
+#ifdef FASTAUG_WITH_CUDA
+  info["cuda"] = true;
+  info["cuda_archs"] = FASTAUG_CUDA_ARCHS;
+#else
+  info["cuda"] = false;
+  info["cuda_archs"] = "";
+#endif
+  return info;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, module) {
+  module.doc() = "fastaug compiled kernels (ops are registered under torch.ops.fastaug)";
+  module.def("build_info", &build_info,
+             "Dict with the torch version fastaug was built against, whether CUDA kernels are compiled, "
+             "and the CUDA architectures they target.");
+}

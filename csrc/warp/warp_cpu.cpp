@@ -1,0 +1,350 @@
+// CPU kernels of the flow warp family.
+//
+// Layout of the work: the forward runs in parallel over (image, block of rows); for each output row
+// it first computes the source coordinates and bilinear corners of every pixel (a loop the compiler
+// vectorises), then gathers channel by channel. Backward passes run in parallel over images, because
+// the gradient for x is a scatter that may land anywhere in the image; keeping one image per thread
+// makes it race-free and deterministic without atomics.
+#include <ATen/Parallel.h>
+#include <torch/all.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common/box_filter.h"
+#include "common/sampling.h"
+#include "warp/warp.h"
+
+namespace fastaug {
+namespace {
+
+// Rows per parallel work item: whole images when the batch alone keeps every thread busy.
+int64_t rows_per_item(int64_t N, int64_t H) {
+  const int64_t want_items = 4 * at::get_num_threads();
+  if (N >= want_items) return H;
+  const int64_t splits = (want_items + N - 1) / N;
+  return std::max<int64_t>(8, (H + splits - 1) / splits);
+}
+
+// out[c, j] = bilinear sample of plane c of x at the precomputed corners, for one output row.
+template <typename T>
+void gather_row(const T* x, int64_t C, int64_t plane, const std::vector<Corners<T>>& corners, T* out,
+                int64_t out_plane) {
+  const int64_t W = static_cast<int64_t>(corners.size());
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = x + c * plane;
+    T* oc = out + c * out_plane;
+    for (int64_t j = 0; j < W; ++j) {
+      const Corners<T>& k = corners[j];
+      oc[j] = k.weight[0] * xc[k.offset[0]] + k.weight[1] * xc[k.offset[1]] + k.weight[2] * xc[k.offset[2]] +
+              k.weight[3] * xc[k.offset[3]];
+    }
+  }
+}
+
+// Backward of gather_row: accumulates d(loss)/d(ix), d(loss)/d(iy) per pixel of the row and, when
+// gx is non-null, scatters the gradient for x.
+template <typename T>
+void scatter_row(const T* x, const T* gout, int64_t C, int64_t plane, int64_t out_plane,
+                 const std::vector<Corners<T>>& corners, T* g_ix, T* g_iy, T* gx) {
+  const int64_t W = static_cast<int64_t>(corners.size());
+  std::fill(g_ix, g_ix + W, T(0));
+  std::fill(g_iy, g_iy + W, T(0));
+  for (int64_t c = 0; c < C; ++c) {
+    const T* xc = x + c * plane;
+    const T* gc = gout + c * out_plane;
+    T* gxc = gx ? gx + c * plane : nullptr;
+    for (int64_t j = 0; j < W; ++j) {
+      const Corners<T>& k = corners[j];
+      const T go = gc[j];
+      T v[4];
+      for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? xc[k.offset[q]] : T(0);
+      T d_ix, d_iy;
+      bilinear_coordinate_grad(k, v, &d_ix, &d_iy);
+      g_ix[j] += go * d_ix;
+      g_iy[j] += go * d_iy;
+      if (gxc) {
+        for (int q = 0; q < 4; ++q)
+          if (k.valid[q]) gxc[k.offset[q]] += k.weight[q] * go;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// warp: source pixel of output (i, j) is (j + flow_x, i + flow_y).
+
+template <typename T>
+void warp_row_corners(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+                      bool align_corners, std::vector<Corners<T>>& corners, T* mult_x, T* mult_y) {
+  for (int64_t j = 0; j < W; ++j) {
+    T gx, gy;
+    const T ix = pad_coordinate(static_cast<T>(j) + fx[j], W, padding_mode, align_corners, &gx);
+    const T iy = pad_coordinate(static_cast<T>(i) + fy[j], H, padding_mode, align_corners, &gy);
+    corners[j] = bilinear_corners(ix, iy, H, W);
+    if (mult_x) {
+      mult_x[j] = gx;
+      mult_y[j] = gy;
+    }
+  }
+}
+
+at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t padding_mode, bool align_corners) {
+  check_warp_inputs(x_, flow_, padding_mode);
+  const at::Tensor x = x_.contiguous(), flow = flow_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  const int64_t rows = rows_per_item(N, H), blocks = (H + rows - 1) / rows;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_cpu", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* fp = flow.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Corners<scalar_t>> corners(W);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
+        const scalar_t* fxn = fp + n * 2 * plane;
+        for (int64_t i = r0; i < r1; ++i) {
+          warp_row_corners<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners,
+                                     corners, nullptr, nullptr);
+          gather_row<scalar_t>(xp + n * C * plane, C, plane, corners, op + n * C * plane + i * W, plane);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, const at::Tensor& x_,
+                                                     const at::Tensor& flow_, int64_t padding_mode,
+                                                     bool align_corners, bool need_x_grad) {
+  check_warp_inputs(x_, flow_, padding_mode);
+  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  const at::Tensor x = x_.contiguous(), flow = flow_.contiguous(), grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
+  at::Tensor gflow = at::empty_like(flow);
+  at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, gflow.zero_()};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_backward_cpu", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* fp = flow.data_ptr<scalar_t>();
+    const scalar_t* gp = grad.data_ptr<scalar_t>();
+    scalar_t* gfp = gflow.data_ptr<scalar_t>();
+    scalar_t* gxp = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Corners<scalar_t>> corners(W);
+      std::vector<scalar_t> mult(2 * W), g_i(2 * W);
+      for (int64_t n = begin; n < end; ++n) {
+        const scalar_t* fxn = fp + n * 2 * plane;
+        scalar_t* gfn = gfp + n * 2 * plane;
+        for (int64_t i = 0; i < H; ++i) {
+          warp_row_corners<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners,
+                                     corners, mult.data(), mult.data() + W);
+          scatter_row<scalar_t>(xp + n * C * plane, gp + n * C * plane + i * W, C, plane, plane, corners,
+                                g_i.data(), g_i.data() + W, gxp ? gxp + n * C * plane : nullptr);
+          for (int64_t j = 0; j < W; ++j) {
+            gfn[i * W + j] = g_i[j] * mult[j];
+            gfn[plane + i * W + j] = g_i[W + j] * mult[W + j];
+          }
+        }
+      }
+    });
+  });
+  return {gx, gflow};
+}
+
+// ------------------------------------------------------------------------------------------------
+// affine_flow_warp: smooth the 6 raw parameter maps, then sample at s = u + S_w u + s_b.
+
+constexpr int kAffineParams = 6;  // w0 w1 w2 w3 (row-major 2x2) then b0 b1
+
+// Horizontal box sums (unnormalised) of one row with replicate border. For the small windows the
+// seed uses, k vectorised passes beat a running sum, whose loop-carried dependency cannot vectorise,
+// and they add no cancellation error.
+template <typename T>
+void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
+  const int64_t lo = box_lo(k), hi = box_hi(k);
+  std::fill(r, r + W, T(0));
+  for (int64_t d = -lo; d <= hi; ++d) {
+    // Pixels whose tap j + d falls left of, inside, or right of the row.
+    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));
+    const int64_t in_end = std::max(in_begin, std::min(W, W - d));
+    for (int64_t j = 0; j < in_begin; ++j) r[j] += p[0];
+    for (int64_t j = in_begin; j < in_end; ++j) r[j] += p[j + d];
+    for (int64_t j = in_end; j < W; ++j) r[j] += p[W - 1];
+  }
+}
+
+// Smoothed parameter maps for rows [r0, r1) of one image: out[p][(i - r0) * W + j].
+// `hsum` holds horizontal sums of the rows the vertical window touches.
+template <typename T>
+void smooth_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
+                 std::vector<T>& hsum, std::vector<T>& out) {
+  const int64_t plane = H * W, lo = box_lo(k), hi = box_hi(k);
+  const int64_t h0 = std::max<int64_t>(0, r0 - lo), h1 = std::min(H, r1 + hi);  // rows touched
+  const int64_t nh = h1 - h0, nr = r1 - r0;
+  hsum.resize(kAffineParams * nh * W);
+  out.resize(kAffineParams * nr * W);
+  const T scale = T(1) / static_cast<T>(k * k);
+  for (int p = 0; p < kAffineParams; ++p) {
+    const T* src = p < 4 ? s_w + p * plane : s_b + (p - 4) * plane;
+    T* hs = hsum.data() + p * nh * W;
+    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, hs + (i - h0) * W);
+    T* o = out.data() + p * nr * W;
+    for (int64_t i = r0; i < r1; ++i) {
+      T* orow = o + (i - r0) * W;
+      std::fill(orow, orow + W, T(0));
+      for (int64_t d = -lo; d <= hi; ++d) {
+        const T* hrow = hs + (clamp_index(i + d, H) - h0) * W;
+        for (int64_t j = 0; j < W; ++j) orow[j] += hrow[j];
+      }
+      for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
+    }
+  }
+}
+
+// Corners of output row i given smoothed parameters `sm` (6 rows of W, stride `pstride`).
+// mult_x/y (optional) receive d(ix)/d(s_x) and d(iy)/d(s_y), padding included.
+template <typename T>
+void affine_row_corners(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+                        std::vector<Corners<T>>& corners, T* mult_x, T* mult_y) {
+  const T uy = normalised_coordinate<T>(i, H);
+  const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
+  for (int64_t j = 0; j < W; ++j) {
+    const T ux = normalised_coordinate<T>(j, W);
+    const T sx = ux + sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
+    const T sy = uy + sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
+    T gx, gy;
+    const T ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, &gx);
+    const T iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, &gy);
+    corners[j] = bilinear_corners(ix, iy, H, W);
+    if (mult_x) {
+      mult_x[j] = gx * half_w;
+      mult_y[j] = gy * half_h;
+    }
+  }
+}
+
+at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_,
+                                int64_t smooth, int64_t padding_mode) {
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  const int64_t rows = rows_per_item(N, H), blocks = (H + rows - 1) / rows;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_cpu", [&] {
+    const scalar_t* xp = x.data_ptr<scalar_t>();
+    const scalar_t* wp = s_w.data_ptr<scalar_t>();
+    const scalar_t* bp = s_b.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Corners<scalar_t>> corners(W);
+      std::vector<scalar_t> hsum, sm;
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
+        smooth_rows<scalar_t>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, r0, r1, hsum, sm);
+        const int64_t pstride = (r1 - r0) * W;
+        for (int64_t i = r0; i < r1; ++i) {
+          affine_row_corners<scalar_t>(sm.data() + (i - r0) * W, pstride, i, H, W, padding_mode, corners, nullptr,
+                                       nullptr);
+          gather_row<scalar_t>(xp + n * C * plane, C, plane, corners, op + n * C * plane + i * W, plane);
+        }
+      }
+    });
+  });
+  return out;
+}
+
+// Adjoint of the replicate-padded box filter for one (H, W) plane: g holds d(loss)/d(smoothed map),
+// out receives d(loss)/d(raw map). Columns first, then rows; a gather, so deterministic.
+template <typename T>
+void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
+  const int64_t lo = box_lo(k), hi = box_hi(k);
+  const T scale = T(1) / static_cast<T>(k * k);
+  for (int64_t m = 0; m < H; ++m) {
+    T* trow = tmp + m * W;
+    std::fill(trow, trow + W, T(0));
+    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
+      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
+      const T* grow = g + i * W;
+      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
+    }
+  }
+  for (int64_t r = 0; r < H; ++r) {
+    const T* trow = tmp + r * W;
+    T* orow = out + r * W;
+    for (int64_t m = 0; m < W; ++m) {
+      T acc = T(0);
+      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
+        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
+      orow[m] = acc * scale;
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
+    const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
+    int64_t padding_mode, bool need_x_grad) {
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
+  const at::Tensor grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
+  at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
+  at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_backward_cpu", [&] {
+    using T = scalar_t;
+    const T* xp = x.data_ptr<T>();
+    const T* wp = s_w.data_ptr<T>();
+    const T* bp = s_b.data_ptr<T>();
+    const T* gp = grad.data_ptr<T>();
+    T* gwp = g_sw.data_ptr<T>();
+    T* gbp = g_sb.data_ptr<T>();
+    T* gxp = need_x_grad ? gx.data_ptr<T>() : nullptr;
+    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+      std::vector<Corners<T>> corners(W);
+      std::vector<T> hsum, sm, mult(2 * W), g_i(2 * W), g_smooth(kAffineParams * plane), tmp(plane);
+      for (int64_t n = begin; n < end; ++n) {
+        smooth_rows<T>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, 0, H, hsum, sm);
+        for (int64_t i = 0; i < H; ++i) {
+          affine_row_corners<T>(sm.data() + i * W, plane, i, H, W, padding_mode, corners, mult.data(),
+                                mult.data() + W);
+          scatter_row<T>(xp + n * C * plane, gp + n * C * plane + i * W, C, plane, plane, corners, g_i.data(),
+                         g_i.data() + W, gxp ? gxp + n * C * plane : nullptr);
+          // d(loss)/d(smoothed params): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
+          const T uy = normalised_coordinate<T>(i, H);
+          T* G = g_smooth.data() + i * W;
+          for (int64_t j = 0; j < W; ++j) {
+            const T ux = normalised_coordinate<T>(j, W);
+            const T gsx = g_i[j] * mult[j], gsy = g_i[W + j] * mult[W + j];
+            G[j] = gsx * ux;
+            G[plane + j] = gsx * uy;
+            G[2 * plane + j] = gsy * ux;
+            G[3 * plane + j] = gsy * uy;
+            G[4 * plane + j] = gsx;
+            G[5 * plane + j] = gsy;
+          }
+        }
+        for (int p = 0; p < kAffineParams; ++p) {
+          T* dst = p < 4 ? gwp + (n * 4 + p) * plane : gbp + (n * 2 + p - 4) * plane;
+          box_filter_adjoint<T>(g_smooth.data() + p * plane, H, W, smooth, tmp.data(), dst);
+        }
+      }
+    });
+  });
+  return {gx, g_sw, g_sb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastaug, CPU, m) {
+  m.impl("warp", &warp_cpu);
+  m.impl("warp_backward", &warp_backward_cpu);
+  m.impl("affine_flow_warp", &affine_flow_warp_cpu);
+  m.impl("affine_flow_warp_backward", &affine_flow_warp_backward_cpu);
+}
+
+}  // namespace fastaug

@@ -1,0 +1,390 @@
+// CUDA kernels of the flow warp family.
+//
+// warp: one thread per output pixel, looping over channels (coordinates and corners computed once).
+// affine_flow_warp: one 32x8 block per output tile. The block box-filters the six raw parameter maps
+// of its tile plus a (smooth - 1) halo in shared memory, one map at a time, keeps each pixel's six
+// smoothed values in registers and samples: parameters are read once, no smoothed map ever reaches
+// global memory. Its backward writes the per-pixel gradient of the smoothed maps (float, 6 x H x W)
+// and a second tiled kernel applies the box filter's adjoint as a gather, so parameter gradients are
+// deterministic. Only the gradient for x uses atomics (it is a scatter), and only when asked for.
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/native/cuda/KernelUtils.cuh>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/all.h>
+
+#include <algorithm>
+
+#include "common/box_filter.h"
+#include "common/sampling.h"
+#include "warp/warp.h"
+
+namespace fastaug {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kTileW = 32, kTileH = 8;  // affine tile: one warp per row, 8 rows
+constexpr int kAffineParams = 6;
+
+int64_t blocks_for(int64_t n) {
+  const int64_t max_blocks = 65535LL * 8;  // grid-stride loops cover the rest
+  return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, max_blocks));
+}
+
+template <typename scalar_t, typename acc_t>
+__device__ inline acc_t sample_channel(const scalar_t* __restrict__ xc, const Corners<acc_t>& k) {
+  acc_t v = 0;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) v += k.weight[q] * static_cast<acc_t>(xc[k.offset[q]]);
+  return v;
+}
+
+// Accumulates d(loss)/d(ix), d(loss)/d(iy) for one pixel over all channels and scatters into gx.
+template <typename scalar_t, typename acc_t>
+__device__ inline void backward_pixel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ gout,
+                                      scalar_t* __restrict__ gx, int64_t C, int64_t plane, int64_t pix,
+                                      const Corners<acc_t>& k, acc_t* g_ix, acc_t* g_iy, int64_t gx_numel) {
+  acc_t gi_x = 0, gi_y = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    const scalar_t* xc = x + c * plane;
+    const acc_t go = static_cast<acc_t>(gout[c * plane + pix]);
+    acc_t v[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? static_cast<acc_t>(xc[k.offset[q]]) : acc_t(0);
+    acc_t d_ix, d_iy;
+    bilinear_coordinate_grad(k, v, &d_ix, &d_iy);
+    gi_x += go * d_ix;
+    gi_y += go * d_iy;
+    if (gx) {
+      const int64_t base = c * plane;
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        if (k.valid[q])
+          at::native::fastAtomicAdd(gx, base + k.offset[q], gx_numel, static_cast<scalar_t>(k.weight[q] * go), true);
+    }
+  }
+  *g_ix = gi_x;
+  *g_iy = gi_y;
+}
+
+// ------------------------------------------------------------------------------------------------
+// warp
+
+template <typename scalar_t>
+__global__ void warp_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ flow,
+                                    scalar_t* __restrict__ out, int64_t N, int64_t C, int64_t H, int64_t W,
+                                    int64_t padding_mode, bool align_corners) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t plane = H * W, total = N * plane;
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
+    const scalar_t* f = flow + n * 2 * plane + pix;
+    acc_t unused;
+    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &unused);
+    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &unused);
+    const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
+    const scalar_t* xn = x + n * C * plane;
+    scalar_t* on = out + n * C * plane + pix;
+    for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(sample_channel(xn + c * plane, k));
+  }
+}
+
+template <typename scalar_t>
+__global__ void warp_backward_kernel(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ x,
+                                     const scalar_t* __restrict__ flow, scalar_t* __restrict__ gx,
+                                     scalar_t* __restrict__ gflow, int64_t N, int64_t C, int64_t H, int64_t W,
+                                     int64_t padding_mode, bool align_corners) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t plane = H * W, total = N * plane;
+  for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
+       idx += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
+    const scalar_t* f = flow + n * 2 * plane + pix;
+    acc_t mx, my;
+    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &mx);
+    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &my);
+    const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
+    acc_t g_ix, g_iy;
+    backward_pixel<scalar_t, acc_t>(x + n * C * plane, gout + n * C * plane, gx ? gx + n * C * plane : nullptr, C,
+                                    plane, pix, k, &g_ix, &g_iy, C * plane);
+    gflow[n * 2 * plane + pix] = static_cast<scalar_t>(g_ix * mx);
+    gflow[n * 2 * plane + plane + pix] = static_cast<scalar_t>(g_iy * my);
+  }
+}
+
+at::Tensor warp_cuda(const at::Tensor& x_, const at::Tensor& flow_, int64_t padding_mode, bool align_corners) {
+  check_warp_inputs(x_, flow_, padding_mode);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), flow = flow_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "warp_cuda", [&] {
+    warp_forward_kernel<scalar_t><<<blocks_for(N * H * W), kThreads, 0, stream>>>(
+        x.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H, W, padding_mode,
+        align_corners);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
+                                                      const at::Tensor& flow_, int64_t padding_mode,
+                                                      bool align_corners, bool need_x_grad) {
+  check_warp_inputs(x_, flow_, padding_mode);
+  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), flow = flow_.contiguous(), grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor gflow = at::empty_like(flow);
+  at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, gflow.zero_()};
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "warp_backward_cuda", [&] {
+    warp_backward_kernel<scalar_t><<<blocks_for(N * H * W), kThreads, 0, stream>>>(
+        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(),
+        need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, gflow.data_ptr<scalar_t>(), N, C, H, W, padding_mode,
+        align_corners);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return {gx, gflow};
+}
+
+// ------------------------------------------------------------------------------------------------
+// affine_flow_warp
+
+// Shared-memory size for the tiled box filters (forward smoothing and backward adjoint).
+template <typename acc_t>
+size_t tile_smem_bytes(int64_t k) {
+  const int64_t th = kTileH + k - 1, tw = kTileW + k - 1;
+  return sizeof(acc_t) * (th * tw + th * kTileW);
+}
+
+// Box-filter the six parameter maps of image n over this block's tile; each thread gets the six
+// smoothed values of its own pixel (i0 + ty, j0 + tx). All threads of the block must call it.
+template <typename scalar_t, typename acc_t>
+__device__ void smooth_tile(const scalar_t* __restrict__ s_w, const scalar_t* __restrict__ s_b, int64_t n,
+                            int64_t H, int64_t W, int64_t k, int64_t i0, int64_t j0, acc_t* tile, acc_t* hsum,
+                            acc_t out[kAffineParams]) {
+  const int64_t lo = box_lo(k), th = kTileH + k - 1, tw = kTileW + k - 1, plane = H * W;
+  const int tid = threadIdx.y * kTileW + threadIdx.x;
+  const acc_t scale = acc_t(1) / static_cast<acc_t>(k * k);
+  for (int p = 0; p < kAffineParams; ++p) {
+    const scalar_t* src = p < 4 ? s_w + (n * 4 + p) * plane : s_b + (n * 2 + p - 4) * plane;
+    for (int64_t t = tid; t < th * tw; t += kTileW * kTileH) {
+      const int64_t r = t / tw, c = t % tw;
+      const int64_t i = clamp_index(i0 - lo + r, H), j = clamp_index(j0 - lo + c, W);
+      tile[t] = static_cast<acc_t>(src[i * W + j]);
+    }
+    __syncthreads();
+    for (int64_t t = tid; t < th * kTileW; t += kTileW * kTileH) {
+      const int64_t r = t / kTileW, c = t % kTileW;
+      acc_t s = 0;
+      for (int64_t d = 0; d < k; ++d) s += tile[r * tw + c + d];
+      hsum[t] = s;
+    }
+    __syncthreads();
+    acc_t s = 0;
+    for (int64_t d = 0; d < k; ++d) s += hsum[(threadIdx.y + d) * kTileW + threadIdx.x];
+    out[p] = s * scale;
+    __syncthreads();  // the tile is overwritten by the next map
+  }
+}
+
+template <typename acc_t>
+__device__ inline void affine_source(const acc_t sm[kAffineParams], int64_t i, int64_t j, int64_t H, int64_t W,
+                                     int64_t padding_mode, acc_t* ix, acc_t* iy, acc_t* mx, acc_t* my) {
+  const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
+  const acc_t sx = ux + sm[0] * ux + sm[1] * uy + sm[4];
+  const acc_t sy = uy + sm[2] * ux + sm[3] * uy + sm[5];
+  *ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, mx);
+  *iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, my);
+  *mx *= static_cast<acc_t>(W) / 2;
+  *my *= static_cast<acc_t>(H) / 2;
+}
+
+template <typename scalar_t>
+__global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ s_w,
+                                           const scalar_t* __restrict__ s_b, scalar_t* __restrict__ out, int64_t N,
+                                           int64_t C, int64_t H, int64_t W, int64_t k, int64_t padding_mode) {
+  using acc_t = at::opmath_type<scalar_t>;
+  extern __shared__ unsigned char smem_raw[];
+  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
+  acc_t* hsum = tile + (kTileH + k - 1) * (kTileW + k - 1);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t sm[kAffineParams];
+    smooth_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, tile, hsum, sm);
+    if (i < H && j < W) {
+      acc_t ix, iy, mx, my;
+      affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
+      const scalar_t* xn = x + n * C * plane;
+      scalar_t* on = out + n * C * plane + i * W + j;
+      for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(sample_channel(xn + c * plane, kc));
+    }
+  }
+}
+
+// Writes g_smooth[n, p, i, j] = d(loss)/d(smoothed param p at (i, j)), and scatters into gx.
+template <typename scalar_t>
+__global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ x,
+                                            const scalar_t* __restrict__ s_w, const scalar_t* __restrict__ s_b,
+                                            scalar_t* __restrict__ gx, at::opmath_type<scalar_t>* __restrict__ g_smooth,
+                                            int64_t N, int64_t C, int64_t H, int64_t W, int64_t k,
+                                            int64_t padding_mode) {
+  using acc_t = at::opmath_type<scalar_t>;
+  extern __shared__ unsigned char smem_raw[];
+  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
+  acc_t* hsum = tile + (kTileH + k - 1) * (kTileW + k - 1);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t sm[kAffineParams];
+    smooth_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, tile, hsum, sm);
+    if (i < H && j < W) {
+      acc_t ix, iy, mx, my;
+      affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
+      const int64_t pix = i * W + j;
+      acc_t g_ix, g_iy;
+      backward_pixel<scalar_t, acc_t>(x + n * C * plane, gout + n * C * plane, gx ? gx + n * C * plane : nullptr,
+                                      C, plane, pix, kc, &g_ix, &g_iy, C * plane);
+      const acc_t gsx = g_ix * mx, gsy = g_iy * my;
+      const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
+      acc_t* G = g_smooth + n * kAffineParams * plane + pix;
+      G[0] = gsx * ux;
+      G[plane] = gsx * uy;
+      G[2 * plane] = gsy * ux;
+      G[3 * plane] = gsy * uy;
+      G[4 * plane] = gsx;
+      G[5 * plane] = gsy;
+    }
+  }
+}
+
+// Adjoint of the replicate-padded box filter, tiled: grad_raw[m] = sum_i count(i, m) * G[i] / k^2
+// per axis (csrc/common/box_filter.h). A gather: each output is written by one thread.
+template <typename scalar_t>
+__global__ void box_adjoint_kernel(const at::opmath_type<scalar_t>* __restrict__ g_smooth,
+                                   scalar_t* __restrict__ g_sw, scalar_t* __restrict__ g_sb, int64_t N, int64_t H,
+                                   int64_t W, int64_t k) {
+  using acc_t = at::opmath_type<scalar_t>;
+  extern __shared__ unsigned char smem_raw[];
+  const int64_t lo = box_lo(k), hi = box_hi(k), th = kTileH + k - 1, tw = kTileW + k - 1, plane = H * W;
+  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
+  acc_t* hsum = tile + th * tw;
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int tid = threadIdx.y * kTileW + threadIdx.x;
+  const acc_t scale = acc_t(1) / static_cast<acc_t>(k * k);
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    for (int p = 0; p < kAffineParams; ++p) {
+      const acc_t* G = g_smooth + (n * kAffineParams + p) * plane;
+      // Inputs that reach outputs [i0, i0 + 8) x [j0, j0 + 32) lie in [i0 - hi, i0 + 7 + lo] x [j0 - hi, ...].
+      for (int64_t t = tid; t < th * tw; t += kTileW * kTileH) {
+        const int64_t r = i0 - hi + t / tw, c = j0 - hi + t % tw;
+        tile[t] = (r >= 0 && r < H && c >= 0 && c < W) ? G[r * W + c] : acc_t(0);
+      }
+      __syncthreads();
+      for (int64_t t = tid; t < th * kTileW; t += kTileW * kTileH) {
+        const int64_t r = t / kTileW, m = j0 + t % kTileW;
+        acc_t s = 0;
+        if (m < W) {
+          const int64_t jb = m - hi > 0 ? m - hi : 0, je = m + lo < W - 1 ? m + lo : W - 1;
+          for (int64_t jj = jb; jj <= je; ++jj)
+            s += static_cast<acc_t>(box_adjoint_count(jj, m, W, lo, hi)) * tile[r * tw + (jj - (j0 - hi))];
+        }
+        hsum[t] = s;
+      }
+      __syncthreads();
+      const int64_t m = i0 + threadIdx.y, jo = j0 + threadIdx.x;
+      if (m < H && jo < W) {
+        const int64_t ib = m - hi > 0 ? m - hi : 0, ie = m + lo < H - 1 ? m + lo : H - 1;
+        acc_t s = 0;
+        for (int64_t ii = ib; ii <= ie; ++ii)
+          s += static_cast<acc_t>(box_adjoint_count(ii, m, H, lo, hi)) * hsum[(ii - (i0 - hi)) * kTileW + threadIdx.x];
+        scalar_t* dst = p < 4 ? g_sw + (n * 4 + p) * plane : g_sb + (n * 2 + p - 4) * plane;
+        dst[m * W + jo] = static_cast<scalar_t>(s * scale);
+      }
+      __syncthreads();
+    }
+  }
+}
+
+template <typename Kernel>
+void allow_smem(Kernel kernel, size_t bytes) {
+  if (bytes > 48 * 1024)
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
+}
+
+dim3 tile_grid(int64_t N, int64_t H, int64_t W) {
+  return dim3((unsigned)((W + kTileW - 1) / kTileW), (unsigned)((H + kTileH - 1) / kTileH),
+              (unsigned)std::min<int64_t>(N, 65535));
+}
+
+at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
+                                 int64_t padding_mode) {
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_cuda", [&] {
+    const size_t smem = tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
+    allow_smem(affine_flow_forward_kernel<scalar_t>, smem);
+    affine_flow_forward_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C,
+        H, W, smooth, padding_mode);
+  });
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
+    const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
+    int64_t padding_mode, bool need_x_grad) {
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
+  const at::Tensor grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
+  at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
+  TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
+  const auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    at::Tensor g_smooth = at::empty({N, kAffineParams, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    const size_t smem = tile_smem_bytes<acc_t>(smooth);
+    allow_smem(affine_flow_backward_kernel<scalar_t>, smem);
+    allow_smem(box_adjoint_kernel<scalar_t>, smem);
+    affine_flow_backward_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(),
+        need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, g_smooth.data_ptr<acc_t>(), N, C, H, W, smooth,
+        padding_mode);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    box_adjoint_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        g_smooth.data_ptr<acc_t>(), g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>(), N, H, W, smooth);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {gx, g_sw, g_sb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastaug, CUDA, m) {
+  m.impl("warp", &warp_cuda);
+  m.impl("warp_backward", &warp_backward_cuda);
+  m.impl("affine_flow_warp", &affine_flow_warp_cuda);
+  m.impl("affine_flow_warp_backward", &affine_flow_warp_backward_cuda);
+}
+
+}  // namespace fastaug

@@ -1,0 +1,30 @@
+"""fastaug: fast learned, adversarial and budgeted data augmentation for PyTorch.
+
+Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
+
+* :func:`fastaug.warp` – bilinear warp by a per-pixel displacement in pixels.
+* :func:`fastaug.affine_flow_warp` – the per-pixel affine flow of the learned spatial
+  transformation, box-smoothed, fused with the warp.
+"""
+import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
+
+from ._loader import load_extension
+
+_C = load_extension()
+
+from .ops.warp import affine_flow_warp, warp  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def build_info():
+    """Return how the compiled core was built.
+
+    Returns:
+        dict with ``torch_version`` (the torch it was compiled against), ``cuda`` (bool: CUDA
+        kernels compiled in) and ``cuda_archs`` (the target architecture list, "" without CUDA).
+    """
+    return dict(_C.build_info())
+
+
+__all__ = ["warp", "affine_flow_warp", "build_info"]

@@ -1,0 +1,4 @@
+"""Public functional ops, one file per kernel family, each with its fake kernel and autograd."""
+from .warp import affine_flow_warp, warp
+
+__all__ = ["warp", "affine_flow_warp"]

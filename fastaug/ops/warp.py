@@ -1,0 +1,120 @@
+"""Flow warp family: :func:`warp` and :func:`affine_flow_warp` (DESIGN.md K1, K2 spatial half).
+
+Kernels: ``csrc/warp/warp_cpu.cpp`` and ``csrc/warp/warp_cuda.cu``. This file holds the public
+functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
+"""
+import torch
+
+from ._validate import check_float_image, check_map, check_smooth, padding_mode_id
+
+_ops = torch.ops.fastaug
+
+
+def warp(x, flow, *, padding_mode="zeros", align_corners=False):
+    """Bilinearly warp images by a per-pixel displacement given in pixels.
+
+    ``out[n, c, i, j] = bilinear(x[n, c], row = i + flow[n, 1, i, j], col = j + flow[n, 0, i, j])``:
+    the same maths as ``grid_sample(x, grid, mode="bilinear")`` with the grid built from the flow,
+    fused into one kernel. Because the flow is in pixels, ``align_corners`` only changes where
+    ``"reflection"`` padding reflects: about the outer pixel edges (False) or centres (True).
+
+    Args:
+        x: (N, C, H, W) float image (float32/float64; float16/bfloat16 on CUDA), any strides.
+        flow: (N, 2, H, W) displacement in pixels, same dtype and device; channel 0 = x (width),
+            channel 1 = y (height).
+        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``, as in ``grid_sample``.
+        align_corners: see above.
+
+    Returns:
+        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow``.
+    """
+    check_float_image(x)
+    check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
+    return _ops.warp(x, flow, padding_mode_id(padding_mode), bool(align_corners))
+
+
+def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
+    """The learned spatial transformation: per-pixel affine flow, box-smoothed, then bilinear warp.
+
+    With output coordinates ``u = (u_x, u_y)`` normalised to [-1, 1] (``align_corners=False``), the
+    source location is ``s = u + S_w(u) u + s_b(u)`` with ``S_w = [[w0, w1], [w2, w3]]``
+    (the seed's eq. 20), after every parameter map has been smoothed by a ``smooth x smooth`` box
+    window with replicate borders (``avg_pool2d(pad(p, (lo, hi, lo, hi), "replicate"), smooth, 1)``,
+    ``lo = (smooth - 1) // 2``, ``hi = smooth // 2``). Zero parameters give back ``x``; constant
+    parameters give an affine warp about the image centre. One fused kernel, forward and backward;
+    the parameter gradients are deterministic (no floating-point atomics).
+
+    Args:
+        x: (N, C, H, W) float image (float32/float64; float16/bfloat16 on CUDA).
+        s_w: (N, 4, H, W) raw (unsmoothed) spatial weights w0..w3, row-major.
+        s_b: (N, 2, H, W) raw spatial biases (x, y) in normalised units (2 / W per pixel in x).
+        smooth: box window size k in [1, 64]; 1 disables smoothing.
+        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` (reflection about pixel edges).
+
+    Returns:
+        (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b``.
+    """
+    check_float_image(x)
+    check_map(s_w, "s_w", 4, x, "spatial weights")
+    check_map(s_b, "s_b", 2, x, "spatial biases")
+    check_smooth(smooth)
+    return _ops.affine_flow_warp(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
+
+
+# ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
+
+@torch.library.register_fake("fastaug::warp")
+def _warp_fake(x, flow, padding_mode, align_corners):
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("fastaug::warp_backward")
+def _warp_backward_fake(grad_out, x, flow, padding_mode, align_corners, need_x_grad):
+    gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
+    return gx, flow.new_empty(flow.shape)
+
+
+@torch.library.register_fake("fastaug::affine_flow_warp")
+def _affine_flow_warp_fake(x, s_w, s_b, smooth, padding_mode):
+    return x.new_empty(x.shape)
+
+
+@torch.library.register_fake("fastaug::affine_flow_warp_backward")
+def _affine_flow_warp_backward_fake(grad_out, x, s_w, s_b, smooth, padding_mode, need_x_grad):
+    gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
+    return gx, s_w.new_empty(s_w.shape), s_b.new_empty(s_b.shape)
+
+
+# ---- autograd -------------------------------------------------------------------------------------
+
+def _warp_setup_context(ctx, inputs, output):
+    x, flow, padding_mode, align_corners = inputs
+    ctx.save_for_backward(x, flow)
+    ctx.padding_mode, ctx.align_corners = padding_mode, align_corners
+
+
+def _warp_backward(ctx, grad):
+    x, flow = ctx.saved_tensors
+    need_x = ctx.needs_input_grad[0]
+    gx, gflow = _ops.warp_backward(grad, x, flow, ctx.padding_mode, ctx.align_corners, need_x)
+    return (gx if need_x else None), (gflow if ctx.needs_input_grad[1] else None), None, None
+
+
+def _affine_setup_context(ctx, inputs, output):
+    x, s_w, s_b, smooth, padding_mode = inputs
+    ctx.save_for_backward(x, s_w, s_b)
+    ctx.smooth, ctx.padding_mode = smooth, padding_mode
+
+
+def _affine_backward(ctx, grad):
+    x, s_w, s_b = ctx.saved_tensors
+    need_x = ctx.needs_input_grad[0]
+    gx, g_sw, g_sb = _ops.affine_flow_warp_backward(grad, x, s_w, s_b, ctx.smooth, ctx.padding_mode, need_x)
+    needs = ctx.needs_input_grad
+    return (gx if need_x else None), (g_sw if needs[1] else None), (g_sb if needs[2] else None), None, None
+
+
+torch.library.register_autograd("fastaug::warp", _warp_backward, setup_context=_warp_setup_context)
+torch.library.register_autograd(
+    "fastaug::affine_flow_warp", _affine_backward, setup_context=_affine_setup_context
+)
