@@ -113,6 +113,22 @@ def cuda_arch_list():
     return ";".join(ordered)
 
 
+def library_headers(cuda_home):
+    """Include dirs for CUDA library headers (cuBLAS, cuSPARSE...) that torch's CUDA headers pull in.
+
+    Slim toolkits ship only the compiler and runtime; torch's pip wheels bring the libraries'
+    headers in ``site-packages/nvidia/*/include``. They go after the toolkit's own include dir.
+    """
+    if os.path.isfile(os.path.join(cuda_home, "include", "cusparse.h")):
+        return []
+    import site
+
+    dirs = []
+    for base in site.getsitepackages() + [site.getusersitepackages()]:
+        dirs += sorted(glob.glob(os.path.join(base, "nvidia", "*", "include")))
+    return [d for d in dirs if os.path.isfile(os.path.join(d, "cusparse.h"))]
+
+
 def extension():
     debug = os.environ.get("FASTAUG_DEBUG") == "1"
     opt = ["-O0", "-g"] if debug else ["-O3"]
@@ -125,6 +141,7 @@ def extension():
         archs = cuda_arch_list()
         os.environ["TORCH_CUDA_ARCH_LIST"] = archs
         sources += sorted(glob.glob("csrc/**/*.cu", recursive=True))
+        kwargs["include_dirs"] += library_headers(CUDA_HOME)
         define += [("FASTAUG_WITH_CUDA", None), ("FASTAUG_CUDA_ARCHS", f'"{archs}"')]
         nvcc = opt + ["--expt-relaxed-constexpr", "-lineinfo"]
         return cpp_extension.CUDAExtension(

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/box_filter.h"
+#include "common/box_filter_cpu.h"
 #include "common/sampling.h"
 #include "warp/warp.h"
 
@@ -159,49 +160,13 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
 
 constexpr int kAffineParams = 6;  // w0 w1 w2 w3 (row-major 2x2) then b0 b1
 
-// Horizontal box sums (unnormalised) of one row with replicate border. For the small windows the
-// seed uses, k vectorised passes beat a running sum, whose loop-carried dependency cannot vectorise,
-// and they add no cancellation error.
+// Smoothed parameter maps (w0..w3, b0, b1) of rows [r0, r1) of image n: sm[p * (r1 - r0) * W + ...].
 template <typename T>
-void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  std::fill(r, r + W, T(0));
-  for (int64_t d = -lo; d <= hi; ++d) {
-    // Pixels whose tap j + d falls left of, inside, or right of the row.
-    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));
-    const int64_t in_end = std::max(in_begin, std::min(W, W - d));
-    for (int64_t j = 0; j < in_begin; ++j) r[j] += p[0];
-    for (int64_t j = in_begin; j < in_end; ++j) r[j] += p[j + d];
-    for (int64_t j = in_end; j < W; ++j) r[j] += p[W - 1];
-  }
-}
-
-// Smoothed parameter maps for rows [r0, r1) of one image: out[p][(i - r0) * W + j].
-// `hsum` holds horizontal sums of the rows the vertical window touches.
-template <typename T>
-void smooth_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
-                 std::vector<T>& hsum, std::vector<T>& out) {
-  const int64_t plane = H * W, lo = box_lo(k), hi = box_hi(k);
-  const int64_t h0 = std::max<int64_t>(0, r0 - lo), h1 = std::min(H, r1 + hi);  // rows touched
-  const int64_t nh = h1 - h0, nr = r1 - r0;
-  hsum.resize(kAffineParams * nh * W);
-  out.resize(kAffineParams * nr * W);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int p = 0; p < kAffineParams; ++p) {
-    const T* src = p < 4 ? s_w + p * plane : s_b + (p - 4) * plane;
-    T* hs = hsum.data() + p * nh * W;
-    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, hs + (i - h0) * W);
-    T* o = out.data() + p * nr * W;
-    for (int64_t i = r0; i < r1; ++i) {
-      T* orow = o + (i - r0) * W;
-      std::fill(orow, orow + W, T(0));
-      for (int64_t d = -lo; d <= hi; ++d) {
-        const T* hrow = hs + (clamp_index(i + d, H) - h0) * W;
-        for (int64_t j = 0; j < W; ++j) orow[j] += hrow[j];
-      }
-      for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
-    }
-  }
+void smooth_affine_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
+                        std::vector<T>& hsum, std::vector<T>& sm) {
+  const int64_t plane = H * W;
+  const T* planes[kAffineParams] = {s_w, s_w + plane, s_w + 2 * plane, s_w + 3 * plane, s_b, s_b + plane};
+  smooth_rows<T>(planes, kAffineParams, H, W, k, r0, r1, hsum, sm);
 }
 
 // Corners of output row i given smoothed parameters `sm` (6 rows of W, stride `pstride`).
@@ -244,7 +209,7 @@ at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, co
       std::vector<scalar_t> hsum, sm;
       for (int64_t item = begin; item < end; ++item) {
         const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
-        smooth_rows<scalar_t>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, r0, r1, hsum, sm);
+        smooth_affine_rows<scalar_t>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, r0, r1, hsum, sm);
         const int64_t pstride = (r1 - r0) * W;
         for (int64_t i = r0; i < r1; ++i) {
           affine_row_corners<scalar_t>(sm.data() + (i - r0) * W, pstride, i, H, W, padding_mode, corners, nullptr,
@@ -255,33 +220,6 @@ at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, co
     });
   });
   return out;
-}
-
-// Adjoint of the replicate-padded box filter for one (H, W) plane: g holds d(loss)/d(smoothed map),
-// out receives d(loss)/d(raw map). Columns first, then rows; a gather, so deterministic.
-template <typename T>
-void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int64_t m = 0; m < H; ++m) {
-    T* trow = tmp + m * W;
-    std::fill(trow, trow + W, T(0));
-    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
-      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
-      const T* grow = g + i * W;
-      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
-    }
-  }
-  for (int64_t r = 0; r < H; ++r) {
-    const T* trow = tmp + r * W;
-    T* orow = out + r * W;
-    for (int64_t m = 0; m < W; ++m) {
-      T acc = T(0);
-      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
-        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc * scale;
-    }
-  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
@@ -308,7 +246,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
       std::vector<Corners<T>> corners(W);
       std::vector<T> hsum, sm, mult(2 * W), g_i(2 * W), g_smooth(kAffineParams * plane), tmp(plane);
       for (int64_t n = begin; n < end; ++n) {
-        smooth_rows<T>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, 0, H, hsum, sm);
+        smooth_affine_rows<T>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, 0, H, hsum, sm);
         for (int64_t i = 0; i < H; ++i) {
           affine_row_corners<T>(sm.data() + i * W, plane, i, H, W, padding_mode, corners, mult.data(),
                                 mult.data() + W);
