@@ -19,6 +19,13 @@
 namespace fastaug {
 namespace {
 
+// Minimum work items per thread so that tiny inputs run inline: waking a thread pool costs more
+// than sampling a few thousand pixels.
+int64_t grain_for(int64_t elements_per_item) {
+  constexpr int64_t kMinElementsPerTask = 1 << 15;
+  return std::max<int64_t>(1, kMinElementsPerTask / std::max<int64_t>(1, elements_per_item));
+}
+
 // Rows per parallel work item: whole images when the batch alone keeps every thread busy.
 int64_t rows_per_item(int64_t N, int64_t H) {
   const int64_t want_items = 4 * at::get_num_threads();
@@ -101,7 +108,7 @@ at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t paddi
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* fp = flow.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N * blocks, grain_for(rows * W * C), [&](int64_t begin, int64_t end) {
       std::vector<Corners<scalar_t>> corners(W);
       for (int64_t item = begin; item < end; ++item) {
         const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
@@ -133,7 +140,7 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     scalar_t* gfp = gflow.data_ptr<scalar_t>();
     scalar_t* gxp = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N, grain_for(H * W * C), [&](int64_t begin, int64_t end) {
       std::vector<Corners<scalar_t>> corners(W);
       std::vector<scalar_t> mult(2 * W), g_i(2 * W);
       for (int64_t n = begin; n < end; ++n) {
@@ -178,11 +185,13 @@ void affine_row_corners(const T* sm, int64_t pstride, int64_t i, int64_t H, int6
   const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
   for (int64_t j = 0; j < W; ++j) {
     const T ux = normalised_coordinate<T>(j, W);
-    const T sx = ux + sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
-    const T sy = uy + sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
+    // s - u, in normalised units; pixel(s) = j + (W / 2)(s_x - u_x) exactly, and computing it that
+    // way keeps zero parameters an exact identity (no round trip through normalised coordinates).
+    const T dx = sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
+    const T dy = sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
     T gx, gy;
-    const T ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, &gx);
-    const T iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, &gy);
+    const T ix = pad_coordinate(static_cast<T>(j) + half_w * dx, W, padding_mode, false, &gx);
+    const T iy = pad_coordinate(static_cast<T>(i) + half_h * dy, H, padding_mode, false, &gy);
     corners[j] = bilinear_corners(ix, iy, H, W);
     if (mult_x) {
       mult_x[j] = gx * half_w;
@@ -204,7 +213,7 @@ at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, co
     const scalar_t* wp = s_w.data_ptr<scalar_t>();
     const scalar_t* bp = s_b.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N * blocks, grain_for(rows * W * C), [&](int64_t begin, int64_t end) {
       std::vector<Corners<scalar_t>> corners(W);
       std::vector<scalar_t> hsum, sm;
       for (int64_t item = begin; item < end; ++item) {
@@ -242,7 +251,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
     T* gwp = g_sw.data_ptr<T>();
     T* gbp = g_sb.data_ptr<T>();
     T* gxp = need_x_grad ? gx.data_ptr<T>() : nullptr;
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N, grain_for(H * W * C), [&](int64_t begin, int64_t end) {
       std::vector<Corners<T>> corners(W);
       std::vector<T> hsum, sm, mult(2 * W), g_i(2 * W), g_smooth(kAffineParams * plane), tmp(plane);
       for (int64_t n = begin; n < end; ++n) {

@@ -172,10 +172,11 @@ template <typename acc_t>
 __device__ inline void affine_source(const acc_t sm[kAffineParams], int64_t i, int64_t j, int64_t H, int64_t W,
                                      int64_t padding_mode, acc_t* ix, acc_t* iy, acc_t* mx, acc_t* my) {
   const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
-  const acc_t sx = ux + sm[0] * ux + sm[1] * uy + sm[4];
-  const acc_t sy = uy + sm[2] * ux + sm[3] * uy + sm[5];
-  *ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, mx);
-  *iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, my);
+  // pixel(s) = j + (W / 2)(s_x - u_x): exact identity at zero parameters (see warp_cpu.cpp).
+  const acc_t dx = sm[0] * ux + sm[1] * uy + sm[4];
+  const acc_t dy = sm[2] * ux + sm[3] * uy + sm[5];
+  *ix = pad_coordinate(static_cast<acc_t>(j) + static_cast<acc_t>(W) / 2 * dx, W, padding_mode, false, mx);
+  *iy = pad_coordinate(static_cast<acc_t>(i) + static_cast<acc_t>(H) / 2 * dy, H, padding_mode, false, my);
   *mx *= static_cast<acc_t>(W) / 2;
   *my *= static_cast<acc_t>(H) / 2;
 }
