@@ -61,6 +61,8 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
 
 // Adjoint of the box filter for one (H, W) plane: g holds d(loss)/d(smoothed map), out receives
 // d(loss)/d(raw map). Columns first, then rows; a gather, so deterministic. tmp: H * W scratch.
+// Away from the first and last row/column every input in the window counts once, so those outputs
+// are plain window sums (vectorised shifted adds); the two border lines use the replicate counts.
 template <typename T>
 void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
   if (k == 1) {
@@ -72,8 +74,9 @@ void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* 
   for (int64_t m = 0; m < H; ++m) {
     T* trow = tmp + m * W;
     std::fill(trow, trow + W, T(0));
+    const bool edge = m == 0 || m == H - 1;
     for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
-      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
+      const T cnt = edge ? static_cast<T>(box_adjoint_count(i, m, H, lo, hi)) : T(1);
       const T* grow = g + i * W;
       for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
     }
@@ -81,12 +84,18 @@ void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* 
   for (int64_t r = 0; r < H; ++r) {
     const T* trow = tmp + r * W;
     T* orow = out + r * W;
-    for (int64_t m = 0; m < W; ++m) {
+    std::fill(orow, orow + W, T(0));
+    for (int64_t d = -lo; d <= hi; ++d) {  // orow[m] += trow[m - d] where 0 <= m - d < W
+      const int64_t m0 = std::max<int64_t>(0, d), m1 = std::min(W, W + d);
+      for (int64_t m = m0; m < m1; ++m) orow[m] += trow[m - d];
+    }
+    for (int64_t m : {int64_t(0), W - 1}) {  // border columns: replicate counts
       T acc = T(0);
       for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
         acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc * scale;
+      orow[m] = acc;
     }
+    for (int64_t m = 0; m < W; ++m) orow[m] *= scale;
   }
 }
 
