@@ -8,36 +8,43 @@
 
 #include "common/box_filter.h"
 
+// Compile a function twice, for AVX2 and for baseline x86-64, picked at load time (GCC/Clang
+// ifunc); elsewhere a plain function. For the loops the compiler vectorises by itself.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define FASTAUG_AVX2_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FASTAUG_AVX2_CLONES
+#endif
+
 namespace fastaug {
 
-// Horizontal box sums (unnormalised) of one row with replicate border. For the small windows the
-// seed uses, k vectorised passes beat a running sum, whose loop-carried dependency cannot vectorise,
-// and they add no cancellation error.
+// Horizontal box sums (unnormalised) of one row with replicate border. The row is first copied
+// into `padded` with its edge pixels replicated, so each of the k taps is one contiguous,
+// vectorisable pass; for the small windows the seed uses that beats a running sum, whose
+// loop-carried dependency cannot vectorise, and it adds no cancellation error.
 template <typename T>
-void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
+__attribute__((always_inline)) inline void box_sum_row(const T* p, int64_t W, int64_t k, T* padded, T* r) {
   const int64_t lo = box_lo(k), hi = box_hi(k);
-  std::fill(r, r + W, T(0));
-  for (int64_t d = -lo; d <= hi; ++d) {
-    // Pixels whose tap j + d falls left of, inside, or right of the row.
-    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));
-    const int64_t in_end = std::max(in_begin, std::min(W, W - d));
-    for (int64_t j = 0; j < in_begin; ++j) r[j] += p[0];
-    for (int64_t j = in_begin; j < in_end; ++j) r[j] += p[j + d];
-    for (int64_t j = in_end; j < W; ++j) r[j] += p[W - 1];
-  }
+  for (int64_t j = 0; j < lo; ++j) padded[j] = p[0];
+  std::copy(p, p + W, padded + lo);
+  for (int64_t j = 0; j < hi; ++j) padded[lo + W + j] = p[W - 1];
+  std::copy(padded, padded + W, r);
+  for (int64_t d = 1; d < k; ++d)
+    for (int64_t j = 0; j < W; ++j) r[j] += padded[j + d];
 }
 
 // Smoothed maps for rows [r0, r1) of P planes of one image: out[p * (r1 - r0) * W + (i - r0) * W + j].
 // planes[p] points at plane p (H x W, contiguous). `hsum` is scratch for horizontal sums of the
 // rows the vertical window touches; both vectors are resized as needed and reused across calls.
 template <typename T>
-void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
+FASTAUG_AVX2_CLONES void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
                  std::vector<T>& hsum, std::vector<T>& out) {
   const int64_t lo = box_lo(k), hi = box_hi(k);
   const int64_t h0 = std::max<int64_t>(0, r0 - lo), h1 = std::min(H, r1 + hi);  // rows touched
   const int64_t nh = h1 - h0, nr = r1 - r0;
-  hsum.resize(nh * W);
+  hsum.resize(nh * W + W + k);  // the tail is the padded-row scratch of box_sum_row
   out.resize(P * nr * W);
+  T* padded = hsum.data() + nh * W;
   const T scale = T(1) / static_cast<T>(k * k);
   for (int p = 0; p < P; ++p) {
     const T* src = planes[p];
@@ -46,7 +53,7 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
       std::copy(src + r0 * W, src + r1 * W, o);
       continue;
     }
-    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, hsum.data() + (i - h0) * W);
+    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, padded, hsum.data() + (i - h0) * W);
     for (int64_t i = r0; i < r1; ++i) {
       T* orow = o + (i - r0) * W;
       std::fill(orow, orow + W, T(0));
@@ -64,7 +71,7 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
 // Away from the first and last row/column every input in the window counts once, so those outputs
 // are plain window sums (vectorised shifted adds); the two border lines use the replicate counts.
 template <typename T>
-void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
+FASTAUG_AVX2_CLONES void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
   if (k == 1) {
     std::copy(g, g + H * W, out);
     return;

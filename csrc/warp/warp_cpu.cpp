@@ -65,7 +65,7 @@ void sample_row_backward(const T* x, const T* gout, int64_t C, int64_t H, int64_
 
 // Source coordinates (and their padding derivatives) of output row i: (j + flow_x, i + flow_y).
 template <typename T>
-void warp_row_coords(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+FASTAUG_AVX2_CLONES void warp_row_coords(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
                      bool align_corners, RowScratch<T>& s) {
   for (int64_t j = 0; j < W; ++j) {
     s.ix[j] = pad_coordinate(static_cast<T>(j) + fx[j], W, padding_mode, align_corners, &s.mult_x[j]);
@@ -163,7 +163,7 @@ void smooth_affine_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_
 // Source coordinates of output row i from the smoothed parameters `sm` (6 rows of W, stride pstride);
 // mult_x/y receive d(pixel coordinate)/d(s_x), d/d(s_y), padding included.
 template <typename T>
-void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+FASTAUG_AVX2_CLONES void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
                        RowScratch<T>& s) {
   const T uy = normalised_coordinate<T>(i, H);
   const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
@@ -178,6 +178,24 @@ void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64
     s.iy[j] = pad_coordinate(static_cast<T>(i) + half_h * dy, H, padding_mode, false, &gy);
     s.mult_x[j] = gx * half_w;
     s.mult_y[j] = gy * half_h;
+  }
+}
+
+// d(loss)/d(smoothed params) of row i from d(loss)/d(source coordinate), into G (6 planes, stride
+// pstride): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
+template <typename T>
+FASTAUG_AVX2_CLONES void affine_param_grads_row(const RowScratch<T>& s, int64_t i, int64_t H, int64_t W, T* G,
+                                                int64_t pstride) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j) {
+    const T ux = normalised_coordinate<T>(j, W);
+    const T gsx = s.g_ix[j] * s.mult_x[j], gsy = s.g_iy[j] * s.mult_y[j];
+    G[j] = gsx * ux;
+    G[pstride + j] = gsx * uy;
+    G[2 * pstride + j] = gsy * ux;
+    G[3 * pstride + j] = gsy * uy;
+    G[4 * pstride + j] = gsx;
+    G[5 * pstride + j] = gsy;
   }
 }
 
@@ -244,19 +262,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
           affine_row_coords<T>(sm.data() + i * W, plane, i, H, W, padding_mode, s);
           sample_row_backward<T>(xp + n * C * plane, gp + n * C * plane + i * W, C, H, W, s,
                                  gxp ? gxp + n * C * plane : nullptr);
-          // d(loss)/d(smoothed params): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
-          const T uy = normalised_coordinate<T>(i, H);
-          T* G = g_smooth.data() + i * W;
-          for (int64_t j = 0; j < W; ++j) {
-            const T ux = normalised_coordinate<T>(j, W);
-            const T gsx = s.g_ix[j] * s.mult_x[j], gsy = s.g_iy[j] * s.mult_y[j];
-            G[j] = gsx * ux;
-            G[plane + j] = gsx * uy;
-            G[2 * plane + j] = gsy * ux;
-            G[3 * plane + j] = gsy * uy;
-            G[4 * plane + j] = gsx;
-            G[5 * plane + j] = gsy;
-          }
+          affine_param_grads_row<T>(s, i, H, W, g_smooth.data() + i * W, plane);
         }
         for (int p = 0; p < kAffineParams; ++p) {
           T* dst = p < 4 ? gwp + (n * 4 + p) * plane : gbp + (n * 2 + p - 4) * plane;
