@@ -56,12 +56,14 @@ FASTAUG_AVX2_CLONES void smooth_rows(const T* const* planes, int P, int64_t H, i
     for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, padded, hsum.data() + (i - h0) * W);
     for (int64_t i = r0; i < r1; ++i) {
       T* orow = o + (i - r0) * W;
-      std::fill(orow, orow + W, T(0));
-      for (int64_t d = -lo; d <= hi; ++d) {
+      const T* first = hsum.data() + (clamp_index(i - lo, H) - h0) * W;
+      std::copy(first, first + W, orow);
+      for (int64_t d = -lo + 1; d < hi; ++d) {
         const T* hrow = hsum.data() + (clamp_index(i + d, H) - h0) * W;
         for (int64_t j = 0; j < W; ++j) orow[j] += hrow[j];
       }
-      for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
+      const T* last = hsum.data() + (clamp_index(i + hi, H) - h0) * W;  // k > 1 here, so last != first
+      for (int64_t j = 0; j < W; ++j) orow[j] = (orow[j] + last[j]) * scale;
     }
   }
 }
