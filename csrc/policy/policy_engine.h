@@ -1,0 +1,545 @@
+// One image, one step of a policy chain: the maths of every op, shared by the CPU and CUDA kernels.
+//
+// Every function here is written against an executor `ex` that is either one CPU thread (tid 0 of 1,
+// sync is a no-op, reductions are the identity) or one CUDA thread block (block-strided loops,
+// __syncthreads, deterministic tree reductions, shared-memory histograms). Include it after
+// torch/all.h; define FA_ENGINE first (`inline` on the host, `__device__ __forceinline__` in .cu).
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "policy/policy.h"
+#include "policy/policy_math.h"
+
+namespace fastaug {
+namespace policy {
+
+// Accumulation type: float for uint8 / float / half / bfloat16, double for double.
+template <typename T>
+struct Acc {
+  using type = float;
+};
+template <>
+struct Acc<double> {
+  using type = double;
+};
+
+template <typename scalar_t>
+constexpr bool is_u8() {
+  return std::is_same<scalar_t, uint8_t>::value;
+}
+
+// Per-image scratch: lives on the CPU thread's stack, or in CUDA shared memory.
+struct PolicyShared {
+  int hist[3 * 256];
+  int lut[3 * 256];
+  double lo[3], hi[3];
+};
+
+// One step's parameters, read (and made safe) once.
+struct Step {
+  int64_t op;
+  float m, s;
+  int64_t partner, cy, cx;
+};
+
+FA_ENGINE Step read_step(const int64_t* op, const float* mag, const float* sign, const int64_t* partner,
+                         const int64_t* center, int64_t idx, int64_t N) {
+  Step st;
+  st.op = op[idx];
+  if (st.op < kIdentity || st.op >= kNumPolicyOps) st.op = kIdentity;  // the CPU path rejects these earlier
+  const float m = mag[idx];
+  st.m = m >= 0.0f ? (m <= 1.0f ? m : 1.0f) : 0.0f;  // also maps NaN to 0
+  st.s = sign[idx] < 0.0f ? -1.0f : 1.0f;
+  int64_t p = partner[idx];
+  st.partner = p < 0 ? 0 : (p >= N ? N - 1 : p);
+  st.cy = center[2 * idx];
+  st.cx = center[2 * idx + 1];
+  return st;
+}
+
+template <typename scalar_t, typename acc_t>
+FA_ENGINE acc_t ld(const scalar_t* p, int64_t i) {
+  return static_cast<acc_t>(p[i]);
+}
+
+template <typename acc_t>
+FA_ENGINE acc_t clamp01(acc_t v) {
+  return v < acc_t(0) ? acc_t(0) : (v > acc_t(1) ? acc_t(1) : v);
+}
+
+// Blend of one value with its degenerate, in the image's dtype: uint8 the Pillow way (rounded),
+// float exactly, clamped to [0, 1].
+template <typename scalar_t, typename acc_t>
+FA_ENGINE scalar_t blend_px(acc_t deg, acc_t img, float f) {
+  if constexpr (is_u8<scalar_t>()) {
+    return blend_u8(static_cast<float>(deg), static_cast<float>(img), f);
+  } else {
+    return static_cast<scalar_t>(clamp01<acc_t>(deg + static_cast<acc_t>(f) * (img - deg)));
+  }
+}
+
+// Channel histograms of the image (quantised to 8-bit levels for float images) into sh.hist.
+template <typename scalar_t, typename Exec>
+FA_ENGINE void histograms(const Exec& ex, const scalar_t* src, int64_t C, int64_t plane, PolicyShared& sh) {
+  using acc_t = typename Acc<scalar_t>::type;
+  for (int64_t i = ex.tid(); i < 3 * 256; i += ex.nthreads()) sh.hist[i] = 0;
+  ex.sync();
+  ex.elements(C, plane, [&](int64_t c, int64_t i) {
+    int v;
+    if constexpr (is_u8<scalar_t>()) {
+      v = src[i];
+    } else {
+      v = quantise<acc_t>(ld<scalar_t, acc_t>(src, i));
+    }
+    ex.hist_add(sh.hist + c * 256, v);
+  });
+  ex.sync();
+}
+
+// Apply the per-channel LUT sh.lut (values 0..255) to every pixel.
+template <typename scalar_t, typename Exec>
+FA_ENGINE void apply_lut(const Exec& ex, const scalar_t* src, scalar_t* dst, int64_t C, int64_t plane,
+                         const PolicyShared& sh) {
+  using acc_t = typename Acc<scalar_t>::type;
+  ex.elements(C, plane, [&](int64_t c, int64_t i) {
+    if constexpr (is_u8<scalar_t>()) {
+      dst[i] = static_cast<uint8_t>(sh.lut[c * 256 + src[i]]);
+    } else {
+      const int q = quantise<acc_t>(ld<scalar_t, acc_t>(src, i));
+      dst[i] = static_cast<scalar_t>(static_cast<acc_t>(sh.lut[c * 256 + q]) / acc_t(255));
+    }
+  });
+}
+
+// ImageOps.equalize's LUT for channel c from its histogram (one thread per channel).
+FA_ENGINE void equalize_lut(PolicyShared& sh, int64_t c) {
+  const int* h = sh.hist + c * 256;
+  int* lut = sh.lut + c * 256;
+  int64_t total = 0, nonzero = 0, last = 0;
+  for (int i = 0; i < 256; ++i) {
+    if (h[i]) {
+      ++nonzero;
+      last = h[i];
+      total += h[i];
+    }
+  }
+  const int64_t step = nonzero <= 1 ? 0 : (total - last) / 255;
+  if (step == 0) {
+    for (int i = 0; i < 256; ++i) lut[i] = i;
+    return;
+  }
+  int64_t n = step / 2;
+  for (int i = 0; i < 256; ++i) {
+    const int64_t v = n / step;
+    lut[i] = static_cast<int>(v > 255 ? 255 : v);
+    n += h[i];
+  }
+}
+
+// ImageOps.autocontrast(cutoff=0)'s LUT for channel c with lowest / highest levels lo, hi.
+FA_ENGINE void autocontrast_lut(PolicyShared& sh, int64_t c, int lo, int hi) {
+  int* lut = sh.lut + c * 256;
+  if (hi <= lo) {
+    for (int i = 0; i < 256; ++i) lut[i] = i;
+    return;
+  }
+  const double scale = 255.0 / static_cast<double>(hi - lo);
+  const double offset = dmul(static_cast<double>(-lo), scale);
+  for (int i = 0; i < 256; ++i) {
+    int64_t v = static_cast<int64_t>(dadd(dmul(static_cast<double>(i), scale), offset));
+    lut[i] = static_cast<int>(v < 0 ? 0 : (v > 255 ? 255 : v));
+  }
+}
+
+// Smoothed value (Pillow's SMOOTH: [[1,1,1],[1,5,1],[1,1,1]] / 13, border pixels unfiltered) of
+// plane `p` at (y, x); uint8 rounds as Pillow's 3x3 filter does.
+template <typename scalar_t, typename acc_t>
+FA_ENGINE acc_t smooth_at(const scalar_t* p, int64_t y, int64_t x, int64_t H, int64_t W) {
+  const int64_t i = y * W + x;
+  if (y == 0 || x == 0 || y == H - 1 || x == W - 1) return ld<scalar_t, acc_t>(p, i);
+  if constexpr (is_u8<scalar_t>()) {
+    int s = 4 * p[i];
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) s += p[i + dy * W + dx];
+    return static_cast<acc_t>((2 * s + 13) / 26);
+  } else {
+    acc_t s = acc_t(4) * ld<scalar_t, acc_t>(p, i);
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) s += ld<scalar_t, acc_t>(p, i + dy * W + dx);
+    return s / acc_t(13);
+  }
+}
+
+// Mean of the grey image (uint8: Pillow's L conversion and ImageStat mean rounded to an integer;
+// float: the exact luma mean). All threads get the result.
+template <typename scalar_t, typename Exec>
+FA_ENGINE double grey_mean(const Exec& ex, const scalar_t* src, int64_t C, int64_t H, int64_t W) {
+  using acc_t = typename Acc<scalar_t>::type;
+  const int64_t plane = H * W;
+  if constexpr (is_u8<scalar_t>()) {
+    long long local = 0;
+    ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+      local += C == 3 ? grey_u8(src[p], src[plane + p], src[2 * plane + p]) : src[p];
+    });
+    const long long total = ex.sum(local);
+    const double mean = static_cast<double>(total) / static_cast<double>(plane);
+    return static_cast<double>(static_cast<int64_t>(mean + 0.5));
+  } else {
+    double local = 0;
+    ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+      local += C == 3 ? static_cast<double>(acc_t(kLumaR) * ld<scalar_t, acc_t>(src, p) +
+                                            acc_t(kLumaG) * ld<scalar_t, acc_t>(src, plane + p) +
+                                            acc_t(kLumaB) * ld<scalar_t, acc_t>(src, 2 * plane + p))
+                      : static_cast<double>(ld<scalar_t, acc_t>(src, p));
+    });
+    return ex.sum(local) / static_cast<double>(plane);
+  }
+}
+
+// dst = op(src) for one image. `pair` is the partner image (SamplePairing); fillv the fill value in
+// the image's scale. All threads of the executor call it; it ends with dst complete (synced).
+template <typename scalar_t, typename Exec>
+FA_ENGINE void apply_step(const Exec& ex, const scalar_t* src, scalar_t* dst, const scalar_t* pair, int64_t C,
+                          int64_t H, int64_t W, const Step& st, scalar_t fillv, PolicyShared& sh) {
+  using acc_t = typename Acc<scalar_t>::type;
+  const int64_t plane = H * W;
+  const acc_t top = is_u8<scalar_t>() ? acc_t(255) : acc_t(1);
+  switch (st.op) {
+    case kShearX:
+    case kShearY:
+    case kTranslateX:
+    case kTranslateY:
+    case kRotate: {
+      const Affine A = make_affine(st.op, st.m, st.s, H, W);
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        int64_t sx, sy;
+        if (affine_source(A, x, y, H, W, &sx, &sy)) {
+          const int64_t q = sy * W + sx;
+          for (int64_t c = 0; c < C; ++c) dst[c * plane + p] = src[c * plane + q];
+        } else {
+          for (int64_t c = 0; c < C; ++c) dst[c * plane + p] = fillv;
+        }
+      });
+      break;
+    }
+    case kAutoContrast: {
+      if constexpr (is_u8<scalar_t>()) {
+        histograms(ex, src, C, plane, sh);
+        for (int64_t c = ex.tid(); c < C; c += ex.nthreads()) {
+          int lo = 0, hi = 255;
+          while (lo < 255 && sh.hist[c * 256 + lo] == 0) ++lo;
+          while (hi > 0 && sh.hist[c * 256 + hi] == 0) --hi;
+          autocontrast_lut(sh, c, lo, hi);
+        }
+        ex.sync();
+        apply_lut(ex, src, dst, C, plane, sh);
+      } else {
+        for (int64_t c = 0; c < C; ++c) {
+          acc_t lo = acc_t(INFINITY), hi = acc_t(-INFINITY);
+          ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+            const acc_t v = ld<scalar_t, acc_t>(src, c * plane + p);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+          });
+          lo = ex.min(lo);
+          hi = ex.max(hi);
+          ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+            const acc_t v = ld<scalar_t, acc_t>(src, c * plane + p);
+            dst[c * plane + p] = hi > lo ? static_cast<scalar_t>(clamp01<acc_t>((v - lo) / (hi - lo)))
+                                         : static_cast<scalar_t>(v);
+          });
+        }
+      }
+      break;
+    }
+    case kInvert:
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        dst[i] = static_cast<scalar_t>(top - ld<scalar_t, acc_t>(src, i));
+      });
+      break;
+    case kEqualize: {
+      histograms(ex, src, C, plane, sh);
+      for (int64_t c = ex.tid(); c < C; c += ex.nthreads()) equalize_lut(sh, c);
+      ex.sync();
+      apply_lut(ex, src, dst, C, plane, sh);
+      break;
+    }
+    case kSolarize: {
+      const double t = solarize_threshold(st.m);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        const acc_t v = ld<scalar_t, acc_t>(src, i);
+        int level;
+        if constexpr (is_u8<scalar_t>()) {
+          level = src[i];
+        } else {
+          level = quantise<acc_t>(v);
+        }
+        dst[i] = static_cast<double>(level) >= t ? static_cast<scalar_t>(top - v) : src[i];
+      });
+      break;
+    }
+    case kPosterize: {
+      const int mask = posterize_mask(st.m);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        if constexpr (is_u8<scalar_t>()) {
+          dst[i] = static_cast<uint8_t>(src[i] & mask);
+        } else {
+          const int q = quantise<acc_t>(ld<scalar_t, acc_t>(src, i)) & mask;
+          dst[i] = static_cast<scalar_t>(static_cast<acc_t>(q) / acc_t(255));
+        }
+      });
+      break;
+    }
+    case kContrast: {
+      const acc_t mean = static_cast<acc_t>(grey_mean(ex, src, C, H, W));
+      const float f = enhance_factor(st.m, st.s);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        dst[i] = blend_px<scalar_t, acc_t>(mean, ld<scalar_t, acc_t>(src, i), f);
+      });
+      break;
+    }
+    case kColor: {
+      const float f = enhance_factor(st.m, st.s);
+      ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+        if (C != 3) {
+          dst[p] = src[p];
+          return;
+        }
+        acc_t grey;
+        if constexpr (is_u8<scalar_t>()) {
+          grey = static_cast<acc_t>(grey_u8(src[p], src[plane + p], src[2 * plane + p]));
+        } else {
+          grey = acc_t(kLumaR) * ld<scalar_t, acc_t>(src, p) + acc_t(kLumaG) * ld<scalar_t, acc_t>(src, plane + p) +
+                 acc_t(kLumaB) * ld<scalar_t, acc_t>(src, 2 * plane + p);
+        }
+        for (int64_t c = 0; c < 3; ++c)
+          dst[c * plane + p] = blend_px<scalar_t, acc_t>(grey, ld<scalar_t, acc_t>(src, c * plane + p), f);
+      });
+      break;
+    }
+    case kBrightness: {
+      const float f = enhance_factor(st.m, st.s);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        dst[i] = blend_px<scalar_t, acc_t>(acc_t(0), ld<scalar_t, acc_t>(src, i), f);
+      });
+      break;
+    }
+    case kSharpness: {
+      const float f = enhance_factor(st.m, st.s);
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        for (int64_t c = 0; c < C; ++c) {
+          const acc_t deg = smooth_at<scalar_t, acc_t>(src + c * plane, y, x, H, W);
+          dst[c * plane + p] = blend_px<scalar_t, acc_t>(deg, ld<scalar_t, acc_t>(src, c * plane + p), f);
+        }
+      });
+      break;
+    }
+    case kCutout: {
+      const int64_t k = cutout_side(st.m, H, W);
+      const int64_t y0 = st.cy - k / 2, x0 = st.cx - k / 2;
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        const bool in = y >= y0 && y < y0 + k && x >= x0 && x < x0 + k;
+        for (int64_t c = 0; c < C; ++c) dst[c * plane + p] = in ? fillv : src[c * plane + p];
+      });
+      break;
+    }
+    case kSamplePairing: {
+      const float w = pairing_weight(st.m);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        if constexpr (is_u8<scalar_t>()) {
+          dst[i] = blend_u8(static_cast<float>(src[i]), static_cast<float>(pair[i]), w);
+        } else {
+          const acc_t v = ld<scalar_t, acc_t>(src, i);
+          dst[i] = static_cast<scalar_t>(v + static_cast<acc_t>(w) * (ld<scalar_t, acc_t>(pair, i) - v));
+        }
+      });
+      break;
+    }
+    default:  // kIdentity
+      ex.elements(C, plane, [&](int64_t, int64_t i) { dst[i] = src[i]; });
+      break;
+  }
+  ex.sync();
+}
+
+// The whole chain of image n: step l reads the previous step's output (the input x for l = 0) and
+// writes, alternately, `out` and `scratch` so that the last step lands in `out`. SamplePairing reads
+// the partner's image in `pairs` (the batch as given, not the partner's augmented image).
+template <typename scalar_t, typename Exec>
+FA_ENGINE void run_chain(const Exec& ex, const scalar_t* x, const scalar_t* pairs, scalar_t* out, scalar_t* scratch,
+                         const int64_t* op, const float* mag, const float* sign, const int64_t* partner,
+                         const int64_t* center, int64_t n, int64_t N, int64_t L, int64_t C, int64_t H, int64_t W,
+                         scalar_t fillv, PolicyShared& sh) {
+  const int64_t chw = C * H * W;
+  const scalar_t* src = x + n * chw;
+  for (int64_t l = 0; l < L; ++l) {
+    const Step st = read_step(op, mag, sign, partner, center, n * L + l, N);
+    scalar_t* dst = ((L - 1 - l) % 2 == 0) ? out + n * chw : scratch + n * chw;
+    apply_step(ex, src, dst, pairs + st.partner * chw, C, H, W, st, fillv, sh);
+    src = dst;
+  }
+}
+
+// ---- backward (float images, one step) -----------------------------------------------------------
+
+// gx = d(loss)/d(src) for one image given g = d(loss)/d(dst). `tmp` is an image-sized buffer.
+// SamplePairing's contribution to the partner is computed separately (pairs_grad).
+template <typename scalar_t, typename Exec>
+FA_ENGINE void step_backward(const Exec& ex, const scalar_t* g, const scalar_t* src, scalar_t* gx, scalar_t* tmp,
+                             int64_t C, int64_t H, int64_t W, const Step& st) {
+  using acc_t = typename Acc<scalar_t>::type;
+  const int64_t plane = H * W;
+  switch (st.op) {
+    case kShearX:
+    case kShearY:
+    case kTranslateX:
+    case kTranslateY:
+    case kRotate: {
+      // Adjoint of nearest resampling as a gather: input pixel q collects g of every output pixel
+      // whose source is q; those lie within +-2 pixels of the continuous preimage of q's centre.
+      const Affine A = make_affine(st.op, st.m, st.s, H, W);
+      ex.pixels(H, W, [&](int64_t qy, int64_t qx, int64_t q) {
+        double px, py;
+        affine_preimage(A, qx, qy, &px, &py);
+        const int64_t bx = static_cast<int64_t>(::floor(px)), by = static_cast<int64_t>(::floor(py));
+        acc_t acc[3] = {acc_t(0), acc_t(0), acc_t(0)};
+        for (int64_t y = by - 2; y <= by + 2; ++y) {
+          if (y < 0 || y >= H) continue;
+          for (int64_t x = bx - 2; x <= bx + 2; ++x) {
+            if (x < 0 || x >= W) continue;
+            int64_t sx, sy;
+            if (affine_source(A, x, y, H, W, &sx, &sy) && sx == qx && sy == qy)
+              for (int64_t c = 0; c < C; ++c) acc[c] += ld<scalar_t, acc_t>(g, c * plane + y * W + x);
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) gx[c * plane + q] = static_cast<scalar_t>(acc[c]);
+      });
+      break;
+    }
+    case kAutoContrast:
+    case kEqualize:
+    case kPosterize:  // piecewise constant / histogram-defined: no gradient
+      ex.elements(C, plane, [&](int64_t, int64_t i) { gx[i] = static_cast<scalar_t>(acc_t(0)); });
+      break;
+    case kInvert:
+      ex.elements(C, plane, [&](int64_t, int64_t i) { gx[i] = static_cast<scalar_t>(-ld<scalar_t, acc_t>(g, i)); });
+      break;
+    case kSolarize: {
+      const double t = solarize_threshold(st.m);
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        const bool inv = static_cast<double>(quantise<acc_t>(ld<scalar_t, acc_t>(src, i))) >= t;
+        const acc_t gi = ld<scalar_t, acc_t>(g, i);
+        gx[i] = static_cast<scalar_t>(inv ? -gi : gi);
+      });
+      break;
+    }
+    case kContrast: {
+      const acc_t mean = static_cast<acc_t>(grey_mean(ex, src, C, H, W));
+      const acc_t f = static_cast<acc_t>(enhance_factor(st.m, st.s));
+      const acc_t w[3] = {C == 3 ? acc_t(kLumaR) : acc_t(1), acc_t(kLumaG), acc_t(kLumaB)};
+      double local[3] = {0, 0, 0};
+      ex.elements(C, plane, [&](int64_t c, int64_t i) {
+        const acc_t v = mean + f * (ld<scalar_t, acc_t>(src, i) - mean);
+        if (v >= acc_t(0) && v <= acc_t(1)) local[c] += static_cast<double>(ld<scalar_t, acc_t>(g, i));
+      });
+      double total = 0;
+      for (int64_t c = 0; c < C; ++c) total += ex.sum(local[c]);
+      const acc_t share = static_cast<acc_t>(total / static_cast<double>(plane)) * (acc_t(1) - f);
+      ex.elements(C, plane, [&](int64_t c, int64_t i) {
+        const acc_t v = mean + f * (ld<scalar_t, acc_t>(src, i) - mean);
+        const acc_t gp = (v >= acc_t(0) && v <= acc_t(1)) ? ld<scalar_t, acc_t>(g, i) : acc_t(0);
+        gx[i] = static_cast<scalar_t>(f * gp + w[c] * share);
+      });
+      break;
+    }
+    case kColor: {
+      const acc_t f = static_cast<acc_t>(enhance_factor(st.m, st.s));
+      ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
+        if (C != 3) {
+          gx[p] = g[p];
+          return;
+        }
+        const acc_t r = ld<scalar_t, acc_t>(src, p), gr = ld<scalar_t, acc_t>(src, plane + p),
+                    b = ld<scalar_t, acc_t>(src, 2 * plane + p);
+        const acc_t grey = acc_t(kLumaR) * r + acc_t(kLumaG) * gr + acc_t(kLumaB) * b;
+        const acc_t vals[3] = {r, gr, b};
+        acc_t gp[3], sum = 0;
+        for (int c = 0; c < 3; ++c) {
+          const acc_t v = grey + f * (vals[c] - grey);
+          gp[c] = (v >= acc_t(0) && v <= acc_t(1)) ? ld<scalar_t, acc_t>(g, c * plane + p) : acc_t(0);
+          sum += gp[c];
+        }
+        const acc_t w[3] = {acc_t(kLumaR), acc_t(kLumaG), acc_t(kLumaB)};
+        for (int c = 0; c < 3; ++c) gx[c * plane + p] = static_cast<scalar_t>(f * gp[c] + (acc_t(1) - f) * w[c] * sum);
+      });
+      break;
+    }
+    case kBrightness: {
+      const acc_t f = static_cast<acc_t>(enhance_factor(st.m, st.s));
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        const acc_t v = f * ld<scalar_t, acc_t>(src, i);
+        gx[i] = static_cast<scalar_t>((v >= acc_t(0) && v <= acc_t(1)) ? f * ld<scalar_t, acc_t>(g, i) : acc_t(0));
+      });
+      break;
+    }
+    case kSharpness: {
+      const acc_t f = static_cast<acc_t>(enhance_factor(st.m, st.s));
+      // tmp = (1 - f) * g masked by the clamp; then gx = f * g' + adjoint of the smoothing applied to tmp.
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        for (int64_t c = 0; c < C; ++c) {
+          const acc_t deg = smooth_at<scalar_t, acc_t>(src + c * plane, y, x, H, W);
+          const acc_t v = deg + f * (ld<scalar_t, acc_t>(src, c * plane + p) - deg);
+          tmp[c * plane + p] =
+              static_cast<scalar_t>((v >= acc_t(0) && v <= acc_t(1)) ? ld<scalar_t, acc_t>(g, c * plane + p) : acc_t(0));
+        }
+      });
+      ex.sync();
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        const bool border = y == 0 || x == 0 || y == H - 1 || x == W - 1;
+        for (int64_t c = 0; c < C; ++c) {
+          const scalar_t* t = tmp + c * plane;
+          const acc_t gp = ld<scalar_t, acc_t>(t, p);
+          acc_t adj = border ? gp : acc_t(0);
+          for (int64_t dy = -1; dy <= 1; ++dy) {
+            const int64_t yy = y + dy;
+            if (yy <= 0 || yy >= H - 1) continue;
+            for (int64_t dx = -1; dx <= 1; ++dx) {
+              const int64_t xx = x + dx;
+              if (xx <= 0 || xx >= W - 1) continue;
+              const acc_t k = (dy == 0 && dx == 0) ? acc_t(5) : acc_t(1);
+              adj += k / acc_t(13) * ld<scalar_t, acc_t>(t, yy * W + xx);
+            }
+          }
+          gx[c * plane + p] = static_cast<scalar_t>(f * gp + (acc_t(1) - f) * adj);
+        }
+      });
+      break;
+    }
+    case kCutout: {
+      const int64_t k = cutout_side(st.m, H, W);
+      const int64_t y0 = st.cy - k / 2, x0 = st.cx - k / 2;
+      ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
+        const bool in = y >= y0 && y < y0 + k && x >= x0 && x < x0 + k;
+        for (int64_t c = 0; c < C; ++c)
+          gx[c * plane + p] = in ? static_cast<scalar_t>(acc_t(0)) : g[c * plane + p];
+      });
+      break;
+    }
+    case kSamplePairing: {
+      const acc_t w = static_cast<acc_t>(pairing_weight(st.m));
+      ex.elements(C, plane, [&](int64_t, int64_t i) {
+        gx[i] = static_cast<scalar_t>((acc_t(1) - w) * ld<scalar_t, acc_t>(g, i));
+      });
+      break;
+    }
+    default:
+      ex.elements(C, plane, [&](int64_t, int64_t i) { gx[i] = g[i]; });
+      break;
+  }
+  ex.sync();
+}
+
+}  // namespace policy
+}  // namespace fastaug
