@@ -16,6 +16,7 @@ using policy::PolicyShared;
 
 // The engine's executor for one CPU thread: loops run in order, sync and reductions are no-ops.
 struct CpuExec {
+  static constexpr bool kSerial = true;  // the engine may use its plain row-loop fast paths
   int64_t tid() const { return 0; }
   int64_t nthreads() const { return 1; }
   void sync() const {}
@@ -36,6 +37,12 @@ struct CpuExec {
   void pixels(int64_t H, int64_t W, F&& f) const {
     for (int64_t y = 0; y < H; ++y)
       for (int64_t x = 0; x < W; ++x) f(y, x, y * W + x);
+  }
+  template <typename F>
+  void channel_pixels(int64_t C, int64_t H, int64_t W, F&& f) const {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) f(c, y, x, (c * H + y) * W + x);
   }
   template <typename F>
   void elements(int64_t C, int64_t plane, F&& f) const {

@@ -39,6 +39,7 @@ struct MaxOp {
 
 // The engine's executor for one thread block.
 struct CudaExec {
+  static constexpr bool kSerial = false;
   double* red;  // 32 shared slots, 8 bytes each
 
   __device__ int64_t tid() const { return threadIdx.x; }
@@ -69,15 +70,31 @@ struct CudaExec {
   __device__ double max(double v) const { return reduce(v, MaxOp(), -static_cast<double>(INFINITY)); }
   __device__ void hist_add(int* h, int bin) const { atomicAdd(h + bin, 1); }
 
+  // Pixel loops: 32-bit division when the plane fits (always, in practice), 64-bit otherwise.
   template <typename F>
   __device__ void pixels(int64_t H, int64_t W, F&& f) const {
     const int64_t n = H * W;
-    for (int64_t p = threadIdx.x; p < n; p += blockDim.x) f(p / W, p % W, p);
+    if (n < (int64_t{1} << 31)) {
+      const unsigned w = static_cast<unsigned>(W);
+      for (unsigned p = threadIdx.x; p < static_cast<unsigned>(n); p += blockDim.x) {
+        const unsigned y = p / w;
+        f(static_cast<int64_t>(y), static_cast<int64_t>(p - y * w), static_cast<int64_t>(p));
+      }
+    } else {
+      for (int64_t p = threadIdx.x; p < n; p += blockDim.x) f(p / W, p % W, p);
+    }
   }
   template <typename F>
+  __device__ void channel_pixels(int64_t C, int64_t H, int64_t W, F&& f) const {
+    const int64_t plane = H * W;
+    for (int64_t c = 0; c < C; ++c)
+      pixels(H, W, [&](int64_t y, int64_t x, int64_t p) { f(c, y, x, c * plane + p); });
+  }
+  // Element loops, channel by channel (no division).
+  template <typename F>
   __device__ void elements(int64_t C, int64_t plane, F&& f) const {
-    const int64_t n = C * plane;
-    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) f(i / plane, i);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = threadIdx.x; j < plane; j += blockDim.x) f(c, c * plane + j);
   }
 };
 
@@ -88,9 +105,7 @@ __global__ void __launch_bounds__(kPolicyThreads)
                           const float* __restrict__ sign, const int64_t* __restrict__ partner,
                           const int64_t* __restrict__ center, int64_t N, int64_t L, int64_t C, int64_t H, int64_t W,
                           scalar_t fillv) {
-  // The red slot is also the reduction's result slot; 32 entries cover 1024 threads (32 warps) -
-  // the result lives in the last slot, which only warp 31's partial could occupy, and that is
-  // read before it is overwritten (kPolicyThreads = 512 uses 16).
+  // red: one slot per warp for the reductions (the last slot also carries the result).
   __shared__ PolicyShared sh;
   __shared__ double red[32];
   const CudaExec ex{red};
@@ -196,7 +211,7 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cuda(const at::Tensor& gra
   at::Tensor order, starts;
   if (need_pairs_grad) {
     const at::Tensor op0 = op.select(1, 0), part0 = partner.select(1, 0).clamp(0, N - 1);
-    const at::Tensor key = at::where(op0 == kSamplePairing, part0, at::full_like(part0, N));
+    const at::Tensor key = at::where(op0 == static_cast<int64_t>(kSamplePairing), part0, at::full_like(part0, N));
     const auto sorted = key.sort(/*stable=*/true, /*dim=*/0, /*descending=*/false);
     order = std::get<1>(sorted).contiguous();
     starts = at::searchsorted(std::get<0>(sorted).contiguous(), at::arange(N + 1, key.options())).contiguous();
