@@ -28,7 +28,7 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
     from .ops.policy import OP_NAMES, apply_ops
 
     def load(a):
-        return torch.from_numpy(np.asarray(Image.fromarray(a).convert("RGB").resize((size, size), Image.BILINEAR)))
+        return torch.from_numpy(np.array(Image.fromarray(a).convert("RGB").resize((size, size), Image.BILINEAR)))
 
     if image is None:
         from skimage import data
@@ -57,7 +57,7 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
             if j == 0:
                 ax.set_ylabel(f"{o} {OP_NAMES[o]}", fontsize=8)
     fig.suptitle(f"fastaug.apply_ops (sign {sign:+g}, fill {fill})", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / n_ops))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=80)
     plt.close(fig)
