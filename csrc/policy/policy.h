@@ -3,8 +3,8 @@
 //
 // Layout: the schemas live in csrc/fastaug.cpp; the per-image maths shared by CPU and CUDA in
 // policy_math.h (op parameters, Pillow's affine / blend / LUT rules) and policy_engine.h (one image,
-// one step, written against an "executor" that is a single CPU thread or a CUDA thread block);
-// policy_cpu.cpp and policy_cuda.cu launch it.
+// one step, written against an "executor" that is a single CPU thread or a CUDA thread block) and
+// policy_engine_backward.h (its gradient); policy_cpu.cpp and policy_cuda.cu launch them.
 #pragma once
 
 #include <torch/all.h>

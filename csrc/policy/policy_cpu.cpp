@@ -8,6 +8,7 @@
 
 #define FA_ENGINE inline
 #include "policy/policy_engine.h"
+#include "policy/policy_engine_backward.h"
 
 namespace fastaug {
 namespace {

@@ -9,6 +9,7 @@
 
 #define FA_ENGINE __device__ __forceinline__
 #include "policy/policy_engine.h"
+#include "policy/policy_engine_backward.h"
 
 namespace fastaug {
 namespace {
