@@ -19,6 +19,16 @@ TORCH_LIBRARY(fastaug, m) {
   m.def(
       "affine_flow_warp_backward(Tensor grad_out, Tensor x, Tensor s_w, Tensor s_b, int smooth, "
       "int padding_mode, bool need_x_grad) -> (Tensor, Tensor, Tensor)");
+
+  // ---- K3 batched discrete policy ops (csrc/policy) ----------------------------------------------
+  // op (N, L) int64 in [-1, 15] (-1: identity), magnitude / sign (N, L) float32, partner (N, L) int64,
+  // center (N, L, 2) int64 (row, col) of Cutout; pairs: the batch SamplePairing reads; fill in [0, 255].
+  m.def(
+      "apply_ops(Tensor x, Tensor pairs, Tensor op, Tensor magnitude, Tensor sign, Tensor partner, "
+      "Tensor center, int fill) -> Tensor");
+  m.def(
+      "apply_ops_backward(Tensor grad_out, Tensor x, Tensor pairs, Tensor op, Tensor magnitude, Tensor sign, "
+      "Tensor partner, Tensor center, int fill, bool need_pairs_grad) -> (Tensor, Tensor)");
 }
 
 namespace {

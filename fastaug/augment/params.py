@@ -1,0 +1,153 @@
+"""Parameter sampling for the policy modules: per-image op ids, magnitudes, signs, partners, centres.
+
+Everything is drawn on the CPU from a ``torch.Generator`` (the default CPU generator when None) in
+a fixed order, then moved to the images' device, so the same seed gives the same parameters, and
+the same output, on CPU and CUDA. The draws are independent of the images' values.
+"""
+import dataclasses
+
+import torch
+
+from .op_table import IDENTITY, NUM_OPS, OP_IDS, WIDE_OP_SPACE, bin_to_magnitude, published_policy
+
+__all__ = ["SubPolicy", "Policy", "PolicyParams", "sample_policy", "sample_rand_augment",
+           "sample_trivial_augment", "sample_extras"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SubPolicy:
+    """A chain of ops applied in order: op ids, magnitude levels and (optional) probabilities.
+
+    ``levels[i]`` is a magnitude level in ``[0, num_bins)`` of the owning :class:`Policy`;
+    ``probs[i]`` the probability that op i is applied (``None``: always, as in Adversarial
+    AutoAugment, which removed the probabilities).
+    """
+    ops: tuple
+    levels: tuple
+    probs: tuple = None
+
+    def __post_init__(self):
+        ops, levels = tuple(int(o) for o in self.ops), tuple(int(l) for l in self.levels)
+        probs = tuple(1.0 for _ in ops) if self.probs is None else tuple(float(p) for p in self.probs)
+        if not (len(ops) == len(levels) == len(probs)) or not ops:
+            raise ValueError(f"ops, levels and probs must be non-empty and of one length, got {len(ops)}, "
+                             f"{len(levels)}, {len(probs)}")
+        if any(not IDENTITY <= o < NUM_OPS for o in ops):
+            raise ValueError(f"op ids must be in [0, {NUM_OPS - 1}] (or -1), got {ops}")
+        if any(not 0.0 <= p <= 1.0 for p in probs):
+            raise ValueError(f"probs must be in [0, 1], got {probs}")
+        object.__setattr__(self, "ops", ops)
+        object.__setattr__(self, "levels", levels)
+        object.__setattr__(self, "probs", probs)
+
+
+class Policy:
+    """A list of sub-policies of one length L; each image gets one sub-policy uniformly at random.
+
+    Build it from :class:`SubPolicy` objects, from a published AutoAugment policy
+    (:meth:`published`), or from the (Q, L) op-id and level tensors a controller emits
+    (:meth:`from_tensors`).
+    """
+
+    def __init__(self, subpolicies, num_bins=10):
+        subpolicies = tuple(subpolicies)
+        if not subpolicies:
+            raise ValueError("a policy needs at least one sub-policy")
+        if len({len(s.ops) for s in subpolicies}) != 1:
+            raise ValueError("all sub-policies of a policy must have the same length")
+        if num_bins < 2:
+            raise ValueError(f"num_bins must be at least 2, got {num_bins}")
+        for s in subpolicies:
+            if any(not 0 <= l < num_bins for l in s.levels):
+                raise ValueError(f"magnitude levels must be in [0, {num_bins}), got {s.levels}")
+        self.subpolicies, self.num_bins = subpolicies, int(num_bins)
+        self.ops = torch.tensor([s.ops for s in subpolicies], dtype=torch.int64)
+        self.levels = torch.tensor([s.levels for s in subpolicies], dtype=torch.int64)
+        self.probs = torch.tensor([s.probs for s in subpolicies], dtype=torch.float64)
+
+    @classmethod
+    def from_tensors(cls, ops, levels, probs=None, num_bins=10):
+        """From (Q, L) op ids and magnitude levels (e.g. a controller's actions)."""
+        ops, levels = torch.as_tensor(ops).cpu(), torch.as_tensor(levels).cpu()
+        if ops.dim() != 2 or ops.shape != levels.shape:
+            raise ValueError(f"ops and levels must be (Q, L) tensors of one shape, got {tuple(ops.shape)} and "
+                             f"{tuple(levels.shape)}")
+        probs = None if probs is None else torch.as_tensor(probs).cpu().tolist()
+        subs = [SubPolicy(o, l, None if probs is None else probs[q])
+                for q, (o, l) in enumerate(zip(ops.tolist(), levels.tolist()))]
+        return cls(subs, num_bins)
+
+    @classmethod
+    def published(cls, name):
+        """The published AutoAugment policy "imagenet" or "cifar10" (10 magnitude levels)."""
+        subs = [SubPolicy([OP_IDS[o] for o, _, _ in sp], [0 if l is None else l for _, _, l in sp],
+                          [p for _, p, _ in sp]) for sp in published_policy(name)]
+        return cls(subs, num_bins=10)
+
+    def __len__(self):
+        return len(self.subpolicies)
+
+    def __repr__(self):
+        return f"Policy({len(self)} sub-policies of length {self.ops.shape[1]}, num_bins={self.num_bins})"
+
+
+@dataclasses.dataclass
+class PolicyParams:
+    """Per-image arguments of :func:`fastaug.apply_ops`, each with leading shape (N, L)."""
+    op: torch.Tensor
+    magnitude: torch.Tensor
+    sign: torch.Tensor
+    partner: torch.Tensor
+    center: torch.Tensor
+
+    def to(self, device):
+        return PolicyParams(*(t.to(device) for t in dataclasses.astuple(self)))
+
+    def kwargs(self):
+        return dict(op=self.op, magnitude=self.magnitude, sign=self.sign, partner=self.partner, center=self.center)
+
+
+def _gen(generator):
+    if generator is not None and generator.device.type != "cpu":
+        raise ValueError("generator must be a CPU torch.Generator (parameters are drawn on the CPU so that "
+                         f"CPU and CUDA runs agree), got one on {generator.device}")
+    return generator
+
+
+def sample_extras(N, L, H, W, generator=None):
+    """Signs (+-1), SamplePairing partners and Cutout centres, each (N, L[, 2])."""
+    g = _gen(generator)
+    sign = torch.where(torch.rand(N, L, generator=g) < 0.5, -1.0, 1.0)
+    partner = torch.randint(0, max(N, 1), (N, L), generator=g)
+    center = torch.stack([torch.randint(0, max(H, 1), (N, L), generator=g),
+                          torch.randint(0, max(W, 1), (N, L), generator=g)], dim=-1)
+    return sign, partner, center
+
+
+def sample_policy(policy, N, H, W, generator=None):
+    """One sub-policy per image, each op kept with its probability (else identity, id -1)."""
+    g = _gen(generator)
+    Q, L = policy.ops.shape
+    q = torch.randint(0, Q, (N,), generator=g)
+    keep = torch.rand(N, L, generator=g, dtype=torch.float64) < policy.probs[q]
+    op = torch.where(keep, policy.ops[q], torch.full_like(policy.ops[q], IDENTITY))
+    magnitude = (policy.levels[q].to(torch.float32) / (policy.num_bins - 1))
+    return PolicyParams(op, magnitude, *sample_extras(N, L, H, W, g))
+
+
+def sample_rand_augment(N, H, W, num_ops=2, magnitude=9, num_bins=31, op_space=WIDE_OP_SPACE, generator=None):
+    """RandAugment: ``num_ops`` ops per image uniformly from ``op_space``, one fixed magnitude."""
+    g = _gen(generator)
+    space = torch.tensor(op_space, dtype=torch.int64)
+    op = space[torch.randint(0, len(space), (N, num_ops), generator=g)]
+    mag = torch.full((N, num_ops), bin_to_magnitude(magnitude, num_bins), dtype=torch.float32)
+    return PolicyParams(op, mag, *sample_extras(N, num_ops, H, W, g))
+
+
+def sample_trivial_augment(N, H, W, num_bins=31, op_space=WIDE_OP_SPACE, generator=None):
+    """TrivialAugment: one op per image uniformly from ``op_space``, a uniform magnitude level."""
+    g = _gen(generator)
+    space = torch.tensor(op_space, dtype=torch.int64)
+    op = space[torch.randint(0, len(space), (N, 1), generator=g)]
+    mag = torch.randint(0, num_bins, (N, 1), generator=g).to(torch.float32) / (num_bins - 1)
+    return PolicyParams(op, mag, *sample_extras(N, 1, H, W, g))
