@@ -5,6 +5,8 @@ Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
 * :func:`fastaug.warp` – bilinear warp by a per-pixel displacement in pixels.
 * :func:`fastaug.affine_flow_warp` – the per-pixel affine flow of the learned spatial
   transformation, box-smoothed, fused with the warp.
+* :func:`fastaug.appearance` – per-pixel colour filter with box-smoothed parameters.
+* :func:`fastaug.transform` – the whole learned transformation (spatial + appearance) in one kernel.
 """
 import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
 
@@ -12,6 +14,7 @@ from ._loader import load_extension
 
 _C = load_extension()
 
+from .ops.transform import appearance, transform  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
 
 __version__ = "0.1.0"
@@ -27,4 +30,4 @@ def build_info():
     return dict(_C.build_info())
 
 
-__all__ = ["warp", "affine_flow_warp", "build_info"]
+__all__ = ["warp", "affine_flow_warp", "appearance", "transform", "build_info"]

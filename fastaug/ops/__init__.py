@@ -1,4 +1,5 @@
 """Public functional ops, one file per kernel family, each with its fake kernel and autograd."""
+from .transform import appearance, transform
 from .warp import affine_flow_warp, warp
 
-__all__ = ["warp", "affine_flow_warp"]
+__all__ = ["warp", "affine_flow_warp", "appearance", "transform"]
