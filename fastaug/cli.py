@@ -26,8 +26,8 @@ def build_parser():
     p.add_argument("--seed", type=int, default=0, help="seed of the codes and of G's perturbation")
     p.add_argument("--mode", default="parallel", choices=["parallel", "serial"])
     p.add_argument("--smooth", type=int, default=4, help="box window of the parameter maps")
-    p.add_argument("--spatial-strength", type=float, default=0.12, help="std of the smoothed spatial maps")
-    p.add_argument("--colour-strength", type=float, default=0.12, help="std of the smoothed colour maps")
+    p.add_argument("--spatial-strength", type=float, default=0.06, help="std of the smoothed spatial maps")
+    p.add_argument("--colour-strength", type=float, default=0.06, help="std of the smoothed colour maps")
     p.set_defaults(func=_transform_grid)
     return parser
 

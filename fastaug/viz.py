@@ -3,7 +3,7 @@ import os
 
 
 def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
-                        spatial_strength=0.12, colour_strength=0.12, generator=None):
+                        spatial_strength=0.06, colour_strength=0.06, generator=None):
     """Write a PNG like the seed's Figure 4: the learned transformation along a line in tau space.
 
     Ten (``steps``) codes tau are interpolated linearly between two random codes; each column shows,
@@ -12,10 +12,11 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
     appearance model's output (the colour change ``C_w x + c_b``, shown around mid-grey) and
     (v) the final transformed image ``fastaug.transform(x, G(tau))``.
 
-    No training is needed: G is a fresh generator (:class:`fastaug.augment.Generator`) whose last
-    layer is randomly perturbed (a fresh G is the identity to within 1e-3); the perturbation is scaled
-    so that the smoothed spatial maps have standard deviation ``spatial_strength`` and the colour
-    maps ``colour_strength`` over the two end codes.
+    No training is needed: G is a randomly initialised generator (:class:`fastaug.augment.Generator`;
+    a fresh G is the identity to within 1e-3) with He-normal channel mixing, smooth (bilinear) 4x4
+    kernels and zero biases, standing in for a trained G's smooth maps; its last layer is then scaled
+    so that the smoothed spatial (colour) maps of the two end codes have standard deviation
+    ``spatial_strength`` (``colour_strength``), and its bias set so that their mean is zero.
 
     Args:
         path: output PNG file.
@@ -66,21 +67,36 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
     C, H, W = x.shape[1:]
 
-    # ---- a randomly perturbed fresh G and the codes
+    # ---- a random smooth G and the codes
     G = Generator(C, H, W)
     with torch.no_grad():
-        # A fresh G (default init of its hidden layers) whose near-identity last layer is made random.
-        G.head.weight.normal_(0.0, 1.0, generator=gen)
-        G.head.bias.normal_(0.0, 0.3, generator=gen)
+        # A random G instead of a fresh, near-identity one. Random channel mixing (He-normal, zero biases) with smooth spatial kernels: the 4x4 bilinear
+        # upsampling kernel in the transposed convolutions, its normalised version in the last layer.
+        # A trained G produces smooth maps; random 4x4 kernels would give pixel noise instead.
+        k1 = torch.tensor([0.25, 0.75, 0.75, 0.25])
+        bilinear = k1[:, None] * k1[None, :]
+        for m in G.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0.0, (2.0 / m.in_features) ** 0.5, generator=gen)
+            elif isinstance(m, torch.nn.ConvTranspose2d):  # weight (in, out, 4, 4)
+                mix = torch.randn(m.in_channels, m.out_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                m.weight.copy_(mix[:, :, None, None] * bilinear)
+            elif isinstance(m, torch.nn.Conv2d):  # the last layer, weight (out, in, 4, 4)
+                mix = torch.randn(m.out_channels, m.in_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                m.weight.copy_(mix[:, :, None, None] * bilinear / 4)
+            if getattr(m, "bias", None) is not None:
+                m.bias.zero_()
         ends = torch.rand(2, G.tau_dim, generator=gen) * 2 - 1
         raw = G(ends)
+        # Scale the last layer to the requested strengths over the two end codes, centre it per channel.
         lo, hi = (smooth - 1) // 2, smooth // 2
-        sm = F.avg_pool2d(F.pad(raw, (lo, hi, lo, hi), mode="replicate"), smooth, 1)
+        centred = raw - raw.mean((0, 2, 3), keepdim=True)
+        sm = F.avg_pool2d(F.pad(centred, (lo, hi, lo, hi), mode="replicate"), smooth, 1)
         scale = torch.ones(raw.shape[1])
         scale[:6] = spatial_strength / sm[:, :6].std().clamp_min(1e-12)
         scale[6:] = colour_strength / sm[:, 6:].std().clamp_min(1e-12)
         G.head.weight.mul_(scale[:, None, None, None])
-        G.head.bias.mul_(scale)
+        G.head.bias.copy_(-scale * raw.mean((0, 2, 3)))
         w = torch.linspace(0, 1, steps)[:, None]
         tau = (1 - w) * ends[0] + w * ends[1]
         params = G(tau)
@@ -124,7 +140,7 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
                 ax.set_title(f"t = {s / max(steps - 1, 1):.2f}", fontsize=8)
             if s == 0:
                 ax.set_ylabel(rows[r], fontsize=8)
-    fig.suptitle(f"fastaug.transform ({mode}) along tau = (1 - t) tau_a + t tau_b, randomly perturbed fresh G",
+    fig.suptitle(f"fastaug.transform ({mode}) along tau = (1 - t) tau_a + t tau_b, random smooth G (untrained)",
                  fontsize=9)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

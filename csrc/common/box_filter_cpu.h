@@ -59,8 +59,29 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
   }
 }
 
+// Adjoint of box_sum_row: r[clamp(j + d)] += g[j] for every pixel j and window offset d, as k
+// shifted (vectorisable) passes like the forward's. r must not alias g.
+template <typename T>
+void box_adjoint_row(const T* g, int64_t W, int64_t k, T* r) {
+  const int64_t lo = box_lo(k), hi = box_hi(k);
+  std::fill(r, r + W, T(0));
+  for (int64_t d = -lo; d <= hi; ++d) {
+    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));  // j + d < 0 clamps to 0
+    const int64_t in_end = std::max(in_begin, std::min(W, W - d));    // j + d > W - 1 clamps to W - 1
+    T left = T(0), right = T(0);
+    for (int64_t j = 0; j < in_begin; ++j) left += g[j];
+    for (int64_t j = in_begin; j < in_end; ++j) r[j + d] += g[j];
+    for (int64_t j = in_end; j < W; ++j) right += g[j];
+    r[0] += left;
+    r[W - 1] += right;
+  }
+}
+
 // Adjoint of the box filter for one (H, W) plane: g holds d(loss)/d(smoothed map), out receives
-// d(loss)/d(raw map). Columns first, then rows; a gather, so deterministic. tmp: H * W scratch.
+// d(loss)/d(raw map). The transpose of "rows, then columns" is "columns, then rows": every output
+// row of the vertical window adds its gradient row to the (clamped) input rows it read, then each
+// row goes through box_adjoint_row. Whole-row adds in a fixed order: deterministic and vectorised.
+// tmp: H * W scratch; out must not alias g or tmp.
 template <typename T>
 void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
   if (k == 1) {
@@ -69,24 +90,18 @@ void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* 
   }
   const int64_t lo = box_lo(k), hi = box_hi(k);
   const T scale = T(1) / static_cast<T>(k * k);
-  for (int64_t m = 0; m < H; ++m) {
-    T* trow = tmp + m * W;
-    std::fill(trow, trow + W, T(0));
-    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
-      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
-      const T* grow = g + i * W;
-      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
+  std::fill(tmp, tmp + H * W, T(0));
+  for (int64_t i = 0; i < H; ++i) {
+    const T* grow = g + i * W;
+    for (int64_t d = -lo; d <= hi; ++d) {
+      T* trow = tmp + clamp_index(i + d, H) * W;
+      for (int64_t j = 0; j < W; ++j) trow[j] += grow[j];
     }
   }
   for (int64_t r = 0; r < H; ++r) {
-    const T* trow = tmp + r * W;
     T* orow = out + r * W;
-    for (int64_t m = 0; m < W; ++m) {
-      T acc = T(0);
-      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
-        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc * scale;
-    }
+    box_adjoint_row(tmp + r * W, W, k, orow);
+    for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
   }
 }
 

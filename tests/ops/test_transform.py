@@ -134,16 +134,18 @@ def test_global_average_params_are_affine_warp_plus_colour_matrix(device, mode):
 @pytest.mark.parametrize("mode,padding_mode,k", [("parallel", "zeros", 4), ("serial", "zeros", 3),
                                                  ("parallel", "border", 2), ("serial", "reflection", 4)])
 def test_transform_gradcheck(device, C, mode, padding_mode, k):
-    x, params = make(2, C, 5, 6, device, scale=0.3, seed=3)
+    x, params = make(2, C, 4, 5, device, scale=0.3, seed=3)
     x.requires_grad_()
     params.requires_grad_()
     fn = lambda a, p: fastaug.transform(a, p, smooth=k, mode=mode, padding_mode=padding_mode)  # noqa: E731
-    assert torch.autograd.gradcheck(fn, (x, params), eps=1e-6, atol=1e-6)
+    # The full Jacobian once per mode (RGB), the fast (random projection) check elsewhere: keeps it quick.
+    fast = not (C == 3 and padding_mode == "zeros")
+    assert torch.autograd.gradcheck(fn, (x, params), eps=1e-6, atol=1e-6, fast_mode=fast)
 
 
 @pytest.mark.parametrize("C", [3, 1])
 def test_appearance_gradcheck(device, C):
-    x, params = make(2, C, 5, 6, device, seed=4)
+    x, params = make(2, C, 4, 5, device, seed=4)
     c_w, c_b = (t.contiguous().requires_grad_() for t in split(params, C))
     x.requires_grad_()
     assert torch.autograd.gradcheck(lambda a, w, b: fastaug.appearance(a, w, b, smooth=3), (x, c_w, c_b))
