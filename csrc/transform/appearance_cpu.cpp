@@ -2,7 +2,7 @@
 //
 // Forward: parallel over (image, block of rows); the C*C + C parameter maps of the block's rows are
 // smoothed into a thread-local buffer (never a full smoothed tensor), then each row is filtered.
-// Backward: parallel over images; per row the gradient of the smoothed maps is written to an image
+// Backward: parallel over images; per row the gradient of the smoothed c_w maps is written to an image
 // buffer (the c_b part is grad_out itself and is read in place), then the box filter's adjoint (a
 // gather, deterministic) turns it into the gradient of the raw maps. The gradient for x is
 // per-pixel (grad + C_w^T grad), so nothing is scattered.
@@ -53,14 +53,12 @@ void appearance_forward_impl(const T* x, const T* cw, const T* cb, T* out, int64
 template <typename T, int C>
 void appearance_backward_impl(const T* g, const T* x, const T* cw, const T* cb, T* gx, T* gcw, T* gcb, int64_t N,
                               int64_t H, int64_t W, int64_t k) {
-  constexpr int P = colour_params(C);
   const int64_t plane = H * W;
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> hsum, sm, G(P * plane), tmp(plane);
+    std::vector<T> hsum, sm, G(C * C * plane), tmp(plane);
     for (int64_t n = begin; n < end; ++n) {
-      const T* planes[P];
+      const T* planes[C * C];
       for (int p = 0; p < C * C; ++p) planes[p] = cw + (n * C * C + p) * plane;
-      for (int c = 0; c < C; ++c) planes[C * C + c] = cb + (n * C + c) * plane;
       // Only the c_w maps enter the backward (c_b's smoothed values are not needed).
       if (gx) smooth_rows<T>(planes, C * C, H, W, k, 0, H, hsum, sm);
       for (int64_t i = 0; i < H; ++i) {

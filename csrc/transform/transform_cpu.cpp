@@ -92,15 +92,17 @@ template <typename T, int C>
 void transform_backward_impl(const T* g, const T* x, const T* params, T* gx, T* gp, int64_t N, int64_t H, int64_t W,
                              int64_t k, int64_t mode, int64_t padding_mode) {
   constexpr int P = transform_params(C);
+  constexpr int PG = kSpatialParams + C * C;  // maps whose smoothed values / gradients are needed
   const int64_t plane = H * W;
   const bool serial = mode == kSerial;
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     std::vector<Corners<T>> corners(W);
-    std::vector<T> hsum, sm, mult(2 * W), ybuf(C * W), gybuf(C * W), G(P * plane), tmp(plane);
+    std::vector<T> hsum, sm, mult(2 * W), ybuf(C * W), gybuf(C * W), G(PG * plane), tmp(plane);
     for (int64_t n = begin; n < end; ++n) {
-      const T* planes[P];
-      for (int p = 0; p < P; ++p) planes[p] = params + (n * P + p) * plane;
-      smooth_rows<T>(planes, P, H, W, k, 0, H, hsum, sm);
+      // The smoothed c_b maps do not enter the backward, and d/d(smoothed c_b) is grad_out itself.
+      const T* planes[PG];
+      for (int p = 0; p < PG; ++p) planes[p] = params + (n * P + p) * plane;
+      smooth_rows<T>(planes, PG, H, W, k, 0, H, hsum, sm);
       const T* xn = x + n * C * plane;
       const T* gn = g + n * C * plane;
       T* gxn = gx ? gx + n * C * plane : nullptr;
@@ -166,8 +168,10 @@ void transform_backward_impl(const T* g, const T* x, const T* params, T* gx, T* 
           Gr[5 * plane + j] = gsy;
         }
       }
-      for (int p = 0; p < P; ++p)
+      for (int p = 0; p < PG; ++p)
         box_filter_adjoint<T>(G.data() + p * plane, H, W, k, tmp.data(), gp + (n * P + p) * plane);
+      for (int c = 0; c < C; ++c)
+        box_filter_adjoint<T>(gn + c * plane, H, W, k, tmp.data(), gp + (n * P + PG + c) * plane);
     }
   });
 }

@@ -45,9 +45,9 @@ inline void colour_row(const T* const* y, const T* const* src, const T* sm, int6
   }
 }
 
-// Backward of colour_row with respect to the colour parameters and the filtered input `src`, for
-// one row, given g[c][j] = d(loss)/d(out[c][j]):
-//   G[C c + k][j] = g_c * src_k   (d/d smoothed c_w),   G[C*C + c][j] = g_c   (d/d smoothed c_b),
+// Backward of colour_row with respect to the colour matrix and the filtered input `src`, for one
+// row, given g[c][j] = d(loss)/d(out[c][j]):
+//   G[C c + k][j] = g_c * src_k   (d/d smoothed c_w; d/d smoothed c_b is g itself, not copied),
 //   tgt[k][j] (+)= sum_c cw[C c + k] g_c  (+ g_k when add_identity).
 // G plane p at G + p * gs; `accumulate` adds into tgt instead of overwriting it.
 template <typename T, int C>
@@ -60,8 +60,6 @@ inline void colour_row_backward(const T* const* g, const T* const* src, const T*
       T* Gp = G + (C * c + k) * gs;
       for (int64_t j = 0; j < W; ++j) Gp[j] = gc[j] * sk[j];
     }
-    T* Gb = G + (C * C + c) * gs;
-    std::copy(gc, gc + W, Gb);
   }
   if (!tgt) return;
   for (int k = 0; k < C; ++k) {
