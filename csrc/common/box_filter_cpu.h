@@ -27,9 +27,37 @@ void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
   }
 }
 
+// Horizontal box sums (unnormalised) of `rows` consecutive rows of width W stored contiguously:
+// k shifted adds over the rows as one flat array (long vectorised loops even for 32-pixel rows),
+// then the columns whose window leaves the row (where the flat shift wraps into the neighbouring
+// row) are recomputed with the replicate clamp. Same sums as box_sum_row on every row.
+template <typename T>
+void box_sum_rows(const T* p, int64_t rows, int64_t W, int64_t k, T* r) {
+  const int64_t lo = box_lo(k), hi = box_hi(k), n = rows * W;
+  std::fill(r, r + n, T(0));
+  for (int64_t d = -lo; d <= hi; ++d) {
+    const int64_t f0 = std::max<int64_t>(0, -d), f1 = std::min(n, n - d);
+    const T* src = p + d;
+    for (int64_t f = f0; f < f1; ++f) r[f] += src[f];
+  }
+  const int64_t left = std::min(W, lo), right = std::max(left, W - hi);  // exact columns [left, right)
+  for (int64_t i = 0; i < rows; ++i) {
+    const T* prow = p + i * W;
+    T* rrow = r + i * W;
+    for (int64_t j = 0; j < W; ++j) {
+      if (j == left) j = right;  // skip the interior
+      if (j >= W) break;
+      T acc = T(0);
+      for (int64_t d = -lo; d <= hi; ++d) acc += prow[clamp_index(j + d, W)];
+      rrow[j] = acc;
+    }
+  }
+}
+
 // Smoothed maps for rows [r0, r1) of P planes of one image: out[p * (r1 - r0) * W + (i - r0) * W + j].
 // planes[p] points at plane p (H x W, contiguous). `hsum` is scratch for horizontal sums of the
 // rows the vertical window touches; both vectors are resized as needed and reused across calls.
+// Both passes work on whole blocks of rows as flat arrays (see box_sum_rows).
 template <typename T>
 void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
                  std::vector<T>& hsum, std::vector<T>& out) {
@@ -46,63 +74,93 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
       std::copy(src + r0 * W, src + r1 * W, o);
       continue;
     }
-    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, hsum.data() + (i - h0) * W);
-    for (int64_t i = r0; i < r1; ++i) {
-      T* orow = o + (i - r0) * W;
-      std::fill(orow, orow + W, T(0));
-      for (int64_t d = -lo; d <= hi; ++d) {
-        const T* hrow = hsum.data() + (clamp_index(i + d, H) - h0) * W;
-        for (int64_t j = 0; j < W; ++j) orow[j] += hrow[j];
+    box_sum_rows(src + h0 * W, nh, W, k, hsum.data());
+    std::fill(o, o + nr * W, T(0));
+    for (int64_t d = -lo; d <= hi; ++d) {
+      // Output rows i in [r0, r1) read row clamp(i + d): unclamped for i in [a, b), flat.
+      // (Rows clamped to 0 only exist when h0 == 0, rows clamped to H - 1 only when h1 == H.)
+      const int64_t a = std::min(r1, std::max(r0, -d)), b = std::max(a, std::min(r1, H - d));
+      for (int64_t i = r0; i < a; ++i) {
+        const T* top = hsum.data() + (0 - h0) * W;
+        for (int64_t j = 0; j < W; ++j) o[(i - r0) * W + j] += top[j];
       }
-      for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
+      if (b > a) {
+        const T* s = hsum.data() + (a + d - h0) * W;
+        T* t = o + (a - r0) * W;
+        for (int64_t f = 0, n = (b - a) * W; f < n; ++f) t[f] += s[f];
+      }
+      for (int64_t i = b; i < r1; ++i) {
+        const T* bottom = hsum.data() + (H - 1 - h0) * W;
+        for (int64_t j = 0; j < W; ++j) o[(i - r0) * W + j] += bottom[j];
+      }
     }
+    for (int64_t f = 0, n = nr * W; f < n; ++f) o[f] *= scale;
   }
 }
 
-// Adjoint of box_sum_row: r[clamp(j + d)] += g[j] for every pixel j and window offset d, as k
-// shifted (vectorisable) passes like the forward's. r must not alias g.
-template <typename T>
-void box_adjoint_row(const T* g, int64_t W, int64_t k, T* r) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  std::fill(r, r + W, T(0));
-  for (int64_t d = -lo; d <= hi; ++d) {
-    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));  // j + d < 0 clamps to 0
-    const int64_t in_end = std::max(in_begin, std::min(W, W - d));    // j + d > W - 1 clamps to W - 1
-    T left = T(0), right = T(0);
-    for (int64_t j = 0; j < in_begin; ++j) left += g[j];
-    for (int64_t j = in_begin; j < in_end; ++j) r[j + d] += g[j];
-    for (int64_t j = in_end; j < W; ++j) right += g[j];
-    r[0] += left;
-    r[W - 1] += right;
-  }
+// Indices m in [0, L) where the adjoint of the replicate-padded box sum is not a plain window sum:
+// the clamped ends (m == 0, m == L - 1) and those whose window [m - hi, m + lo] leaves [0, L).
+inline void box_adjoint_borders(int64_t L, int64_t lo, int64_t hi, std::vector<int64_t>& out) {
+  out.clear();
+  for (int64_t m = 0; m < L; ++m)
+    if (m == 0 || m == L - 1 || m < hi || m > L - 1 - lo) out.push_back(m);
 }
 
 // Adjoint of the box filter for one (H, W) plane: g holds d(loss)/d(smoothed map), out receives
-// d(loss)/d(raw map). The transpose of "rows, then columns" is "columns, then rows": every output
-// row of the vertical window adds its gradient row to the (clamped) input rows it read, then each
-// row goes through box_adjoint_row. Whole-row adds in a fixed order: deterministic and vectorised.
-// tmp: H * W scratch; out must not alias g or tmp.
+// d(loss)/d(raw map). Away from the borders the adjoint of a replicate-padded box sum is a plain
+// window sum (offsets -hi .. lo), so each axis is done as k shifted adds over the whole plane as one
+// flat array (long vectorised loops even for 32-pixel rows); the few border rows / columns, where
+// the flat shift would wrap or the clamp piles weight on the edge, are then recomputed exactly from
+// box_adjoint_count. Fixed order of operations: deterministic. tmp: H * W scratch; out must not
+// alias g or tmp.
 template <typename T>
 void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
+  const int64_t HW = H * W;
   if (k == 1) {
-    std::copy(g, g + H * W, out);
+    std::copy(g, g + HW, out);
     return;
   }
   const int64_t lo = box_lo(k), hi = box_hi(k);
   const T scale = T(1) / static_cast<T>(k * k);
-  std::fill(tmp, tmp + H * W, T(0));
-  for (int64_t i = 0; i < H; ++i) {
-    const T* grow = g + i * W;
-    for (int64_t d = -lo; d <= hi; ++d) {
-      T* trow = tmp + clamp_index(i + d, H) * W;
-      for (int64_t j = 0; j < W; ++j) trow[j] += grow[j];
+  std::vector<int64_t> border;
+  // Columns (vertical adjoint): tmp row m = sum_i count(i, m) g row i.
+  std::fill(tmp, tmp + HW, T(0));
+  for (int64_t e = -hi; e <= lo; ++e) {
+    const int64_t m0 = std::max<int64_t>(0, -e), m1 = std::min(H, H - e);
+    if (m1 <= m0) continue;
+    const T* src = g + (m0 + e) * W;
+    T* dst = tmp + m0 * W;
+    for (int64_t f = 0, n = (m1 - m0) * W; f < n; ++f) dst[f] += src[f];
+  }
+  box_adjoint_borders(H, lo, hi, border);
+  for (int64_t m : border) {
+    T* trow = tmp + m * W;
+    std::fill(trow, trow + W, T(0));
+    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
+      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
+      const T* grow = g + i * W;
+      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
     }
   }
-  for (int64_t r = 0; r < H; ++r) {
-    T* orow = out + r * W;
-    box_adjoint_row(tmp + r * W, W, k, orow);
-    for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
+  // Rows (horizontal adjoint) over the plane as one flat array, then the border columns exactly.
+  std::fill(out, out + HW, T(0));
+  for (int64_t e = -hi; e <= lo; ++e) {
+    const int64_t f0 = std::max<int64_t>(0, -e), f1 = std::min(HW, HW - e);
+    const T* src = tmp + e;
+    for (int64_t f = f0; f < f1; ++f) out[f] += src[f];
   }
+  box_adjoint_borders(W, lo, hi, border);
+  for (int64_t r = 0; r < H; ++r) {
+    const T* trow = tmp + r * W;
+    T* orow = out + r * W;
+    for (int64_t m : border) {
+      T acc = T(0);
+      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
+        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
+      orow[m] = acc;
+    }
+  }
+  for (int64_t f = 0; f < HW; ++f) out[f] *= scale;
 }
 
 }  // namespace fastaug

@@ -1,4 +1,6 @@
 """fastaug.appearance and fastaug.transform (DESIGN.md K2) against a readable pure-PyTorch reference."""
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -194,6 +196,21 @@ def test_torch_compile_fullgraph_matches_eager():
         return out.square().sum()
 
     compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    p_e, p_c = params.clone().requires_grad_(), params.clone().requires_grad_()
+    loss_e, loss_c = step(x, p_e), compiled(x, p_c)
+    loss_e.backward()
+    loss_c.backward()
+    torch.testing.assert_close(loss_c, loss_e)
+    torch.testing.assert_close(p_c.grad, p_e.grad)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FASTAUG_SLOW_TESTS"), reason="inductor compile takes ~45 s on 2 cores; "
+                    "set FASTAUG_SLOW_TESTS=1")
+def test_torch_compile_inductor_matches_eager():
+    x, params = make(2, 3, 8, 8, "cpu", dtype=torch.float32)
+    step = lambda x, p: fastaug.transform(x, p, mode="serial").square().sum()  # noqa: E731
+    compiled = torch.compile(step, fullgraph=True)
     p_e, p_c = params.clone().requires_grad_(), params.clone().requires_grad_()
     loss_e, loss_c = step(x, p_e), compiled(x, p_c)
     loss_e.backward()
