@@ -34,7 +34,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from ..ops.transform import num_params, transform
 
