@@ -29,6 +29,16 @@ TORCH_LIBRARY(fastaug, m) {
   m.def(
       "apply_ops_backward(Tensor grad_out, Tensor x, Tensor pairs, Tensor op, Tensor magnitude, Tensor sign, "
       "Tensor partner, Tensor center, int fill, bool need_pairs_grad) -> (Tensor, Tensor)");
+  // ---- K2 learned transformation family (csrc/transform) ---------------------------------------
+  // mode: 0 parallel, 1 serial (csrc/transform/transform.h). params: s_w 4, s_b 2, c_w C*C, c_b C.
+  m.def("appearance(Tensor x, Tensor c_w, Tensor c_b, int smooth) -> Tensor");
+  m.def(
+      "appearance_backward(Tensor grad_out, Tensor x, Tensor c_w, Tensor c_b, int smooth, bool need_x_grad) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def("transform(Tensor x, Tensor params, int smooth, int mode, int padding_mode) -> Tensor");
+  m.def(
+      "transform_backward(Tensor grad_out, Tensor x, Tensor params, int smooth, int mode, int padding_mode, "
+      "bool need_x_grad) -> (Tensor, Tensor)");
 }
 
 namespace {

@@ -7,6 +7,8 @@ Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
   transformation, box-smoothed, fused with the warp.
 * :func:`fastaug.apply_ops` – AutoAugment-style ops with a different op and magnitude per image
   (and chains of them), in one call.
+* :func:`fastaug.appearance` – per-pixel colour filter with box-smoothed parameters.
+* :func:`fastaug.transform` – the whole learned transformation (spatial + appearance) in one kernel.
 """
 import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
 
@@ -15,6 +17,7 @@ from ._loader import load_extension
 _C = load_extension()
 
 from .ops.policy import apply_ops  # noqa: E402
+from .ops.transform import appearance, transform  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
 
 __version__ = "0.1.0"
@@ -30,4 +33,4 @@ def build_info():
     return dict(_C.build_info())
 
 
-__all__ = ["warp", "affine_flow_warp", "apply_ops", "build_info"]
+__all__ = ["warp", "affine_flow_warp", "appearance", "transform", "apply_ops", "build_info"]

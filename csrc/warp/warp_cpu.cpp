@@ -15,6 +15,7 @@
 #include "common/bilinear_row_cpu.h"
 #include "common/box_filter.h"
 #include "common/box_filter_cpu.h"
+#include "common/cpu_dispatch.h"
 #include "common/sampling.h"
 #include "warp/warp.h"
 

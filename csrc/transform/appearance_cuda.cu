@@ -1,0 +1,156 @@
+// CUDA kernels of `appearance`: out = x + C_w x + c_b per pixel with box-smoothed c_w, c_b.
+//
+// Forward: one 32x8 block per output tile; the block box-filters the C*C + C raw maps of its tile (plus
+// a (smooth - 1) halo) in shared memory one map at a time, keeps each pixel's smoothed values in
+// registers and filters: no smoothed map reaches global memory. Backward: the same tiling writes the
+// gradient of the smoothed maps (float, (N, C*C + C, H, W)) and the gradient for x, which is per-pixel
+// (grad + C_w^T grad): no atomics at all. A second tiled kernel applies the box filter's adjoint as a
+// gather, so the parameter gradients are deterministic.
+#include <ATen/OpMathType.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/all.h>
+
+#include "common/box_filter_cuda.cuh"
+#include "transform/transform.h"
+#include "transform/transform_cuda.cuh"
+
+namespace fastaug {
+namespace {
+
+using k2_cuda::check_cuda_grid;
+using k2_cuda::launch_box_adjoint;
+using k2_cuda::smooth_tile_maps;
+
+template <typename scalar_t, int C>
+__global__ void appearance_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ c_w,
+                                          const scalar_t* __restrict__ c_b, scalar_t* __restrict__ out, int64_t N,
+                                          int64_t H, int64_t W, int64_t k) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int P = colour_params(C);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t sm[P];
+    smooth_tile_maps<P, scalar_t, acc_t>(c_w, c_b, C * C, n, H, W, k, i0, j0, smem, sm);
+    if (i < H && j < W) {
+      const int64_t base = n * C * plane + i * W + j;
+      acc_t v[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) v[c] = static_cast<acc_t>(x[base + c * plane]);
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        acc_t d = sm[C * C + c];
+#pragma unroll
+        for (int q = 0; q < C; ++q) d += sm[C * c + q] * v[q];
+        out[base + c * plane] = static_cast<scalar_t>(v[c] + d);
+      }
+    }
+  }
+}
+
+// G[n, C*c + q] = g_c x_q, G[n, C*C + c] = g_c; gx_q = g_q + sum_c cw[C*c + q] g_c.
+template <typename scalar_t, int C>
+__global__ void appearance_backward_kernel(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ x,
+                                           const scalar_t* __restrict__ c_w, scalar_t* __restrict__ gx,
+                                           at::opmath_type<scalar_t>* __restrict__ G, int64_t N, int64_t H,
+                                           int64_t W, int64_t k) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int P = colour_params(C);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t cw[C * C];
+    if (gx) smooth_tile_maps<C * C, scalar_t, acc_t>(c_w, c_w, C * C, n, H, W, k, i0, j0, smem, cw);
+    if (i < H && j < W) {
+      const int64_t pix = i * W + j, base = n * C * plane + pix;
+      acc_t g[C], v[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        g[c] = static_cast<acc_t>(gout[base + c * plane]);
+        v[c] = static_cast<acc_t>(x[base + c * plane]);
+      }
+      acc_t* Gn = G + n * P * plane + pix;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+#pragma unroll
+        for (int q = 0; q < C; ++q) Gn[(C * c + q) * plane] = g[c] * v[q];
+        Gn[(C * C + c) * plane] = g[c];
+      }
+      if (gx) {
+#pragma unroll
+        for (int q = 0; q < C; ++q) {
+          acc_t s = g[q];
+#pragma unroll
+          for (int c = 0; c < C; ++c) s += cw[C * c + q] * g[c];
+          gx[base + q * plane] = static_cast<scalar_t>(s);
+        }
+      }
+    }
+  }
+}
+
+at::Tensor appearance_cuda(const at::Tensor& x_, const at::Tensor& c_w_, const at::Tensor& c_b_, int64_t smooth) {
+  check_appearance_inputs(x_, c_w_, c_b_, smooth);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), c_w = c_w_.contiguous(), c_b = c_b_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  check_cuda_grid(H, W, "appearance");
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_cuda", [&] {
+    const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
+    auto kernel = C == 3 ? appearance_forward_kernel<scalar_t, 3> : appearance_forward_kernel<scalar_t, 1>;
+    allow_box_smem(kernel, smem);
+    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(), c_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, H,
+        W, smooth);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> appearance_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
+                                                                        const at::Tensor& c_w_, const at::Tensor& c_b_,
+                                                                        int64_t smooth, bool need_x_grad) {
+  check_appearance_inputs(x_, c_w_, c_b_, smooth);
+  check_grad_out(grad_, x_);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), c_w = c_w_.contiguous(), c_b = c_b_.contiguous();
+  const at::Tensor grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor g_cw = at::empty_like(c_w), g_cb = at::empty_like(c_b);
+  at::Tensor gx = need_x_grad ? at::empty_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, g_cw.zero_(), g_cb.zero_()};
+  check_cuda_grid(H, W, "appearance");
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int P = static_cast<int>(C * C + C);
+    at::Tensor G = at::empty({N, P, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
+    auto kernel = C == 3 ? appearance_backward_kernel<scalar_t, 3> : appearance_backward_kernel<scalar_t, 1>;
+    allow_box_smem(kernel, smem);
+    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(),
+        need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, G.data_ptr<acc_t>(), N, H, W, smooth);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_box_adjoint<scalar_t>(G.data_ptr<acc_t>(), g_cw.data_ptr<scalar_t>(), g_cb.data_ptr<scalar_t>(), P,
+                                 static_cast<int>(C * C), N, H, W, smooth, stream);
+  });
+  return {gx, g_cw, g_cb};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastaug, CUDA, m) {
+  m.impl("appearance", &appearance_cuda);
+  m.impl("appearance_backward", &appearance_backward_cuda);
+}
+
+}  // namespace fastaug

@@ -1,0 +1,220 @@
+// CUDA kernels of `transform`: the whole learned transformation of DESIGN.md K2 in one pass.
+//
+// Forward: one 32x8 block per output tile. The block box-filters the P = 18 (RGB) or 8 (grey) raw
+// parameter maps of its tile (plus a (smooth - 1) halo) in shared memory, one map at a time, and keeps
+// each pixel's P smoothed values in registers; each thread then computes its eq. 20 source location,
+// samples every channel bilinearly and applies the colour filter (serial: to the samples; parallel:
+// to x at the pixel, added to the samples). Parameters are read once; no smoothed map, flow field
+// or intermediate image ever reaches global memory.
+// Backward: the same tiling recomputes the smoothed values and the samples, writes the gradient of
+// the smoothed maps (float, (N, P, H, W)) and, only when asked for, adds the gradient for x with
+// atomics (the bilinear scatter; in parallel mode also the per-pixel colour term). A second tiled
+// kernel applies the box filter's adjoint as a gather, so the parameter gradient is deterministic.
+#include <ATen/OpMathType.h>
+#include <ATen/native/cuda/KernelUtils.cuh>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/all.h>
+
+#include "common/box_filter_cuda.cuh"
+#include "common/sampling.h"
+#include "transform/transform.h"
+#include "transform/transform_cuda.cuh"
+
+namespace fastaug {
+namespace {
+
+using k2_cuda::check_cuda_grid;
+using k2_cuda::launch_box_adjoint;
+using k2_cuda::smooth_tile_maps;
+
+template <typename scalar_t, int C>
+__global__ void transform_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ params,
+                                         scalar_t* __restrict__ out, int64_t N, int64_t H, int64_t W, int64_t k,
+                                         bool serial, int64_t padding_mode) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int P = transform_params(C);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t sm[P];
+    smooth_tile_maps<P, scalar_t, acc_t>(params, params, P, n, H, W, k, i0, j0, smem, sm);
+    if (i < H && j < W) {
+      acc_t ix, iy, mx, my;
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
+      const scalar_t* xn = x + n * C * plane;
+      const int64_t pix = i * W + j;
+      acc_t y[C], src[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        const scalar_t* xc = xn + c * plane;
+        acc_t v = 0;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) v += kc.weight[q] * static_cast<acc_t>(xc[kc.offset[q]]);
+        y[c] = v;
+        src[c] = serial ? v : static_cast<acc_t>(xc[pix]);
+      }
+      const acc_t* cw = sm + kSpatialParams;
+      const acc_t* cb = sm + kSpatialParams + C * C;
+      scalar_t* on = out + n * C * plane + pix;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        acc_t d = cb[c];
+#pragma unroll
+        for (int q = 0; q < C; ++q) d += cw[C * c + q] * src[q];
+        on[c * plane] = static_cast<scalar_t>(y[c] + d);
+      }
+    }
+  }
+}
+
+template <typename scalar_t, int C>
+__global__ void transform_backward_kernel(const scalar_t* __restrict__ gout, const scalar_t* __restrict__ x,
+                                          const scalar_t* __restrict__ params, scalar_t* __restrict__ gx,
+                                          at::opmath_type<scalar_t>* __restrict__ G, int64_t N, int64_t H, int64_t W,
+                                          int64_t k, bool serial, int64_t padding_mode) {
+  using acc_t = at::opmath_type<scalar_t>;
+  constexpr int P = transform_params(C);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  const int64_t image_numel = C * plane;
+  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
+    acc_t sm[P];
+    smooth_tile_maps<P, scalar_t, acc_t>(params, params, P, n, H, W, k, i0, j0, smem, sm);
+    if (i < H && j < W) {
+      acc_t ix, iy, mx, my;
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
+      const scalar_t* xn = x + n * image_numel;
+      scalar_t* gxn = gx ? gx + n * image_numel : nullptr;
+      const int64_t pix = i * W + j;
+      const acc_t* cw = sm + kSpatialParams;
+      acc_t v[C][4], g[C], src[C];
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        const scalar_t* xc = xn + c * plane;
+        acc_t y = 0;
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          v[c][q] = kc.valid[q] ? static_cast<acc_t>(xc[kc.offset[q]]) : acc_t(0);
+          y += kc.weight[q] * v[c][q];
+        }
+        src[c] = serial ? y : static_cast<acc_t>(xc[pix]);
+        g[c] = static_cast<acc_t>(gout[n * image_numel + c * plane + pix]);
+      }
+      acc_t* Gn = G + n * P * plane + pix;
+      // Colour part: d/d(smoothed c_w[C c + q]) = g_c src_q, d/d(smoothed c_b[c]) = g_c.
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+#pragma unroll
+        for (int q = 0; q < C; ++q) Gn[(kSpatialParams + C * c + q) * plane] = g[c] * src[q];
+        Gn[(kSpatialParams + C * C + c) * plane] = g[c];
+      }
+      // C_w^T g: reaches the warped image (serial) or x at this pixel (parallel).
+      acc_t gy[C];
+#pragma unroll
+      for (int q = 0; q < C; ++q) {
+        acc_t t = 0;
+#pragma unroll
+        for (int c = 0; c < C; ++c) t += cw[C * c + q] * g[c];
+        if (serial) {
+          gy[q] = g[q] + t;
+        } else {
+          gy[q] = g[q];
+          if (gxn) at::native::fastAtomicAdd(gxn, q * plane + pix, image_numel, static_cast<scalar_t>(t), true);
+        }
+      }
+      // Bilinear backward: coordinate gradient over all channels, scatter into x.
+      acc_t g_ix = 0, g_iy = 0;
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        acc_t d_ix, d_iy;
+        bilinear_coordinate_grad(kc, v[c], &d_ix, &d_iy);
+        g_ix += gy[c] * d_ix;
+        g_iy += gy[c] * d_iy;
+        if (gxn) {
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            if (kc.valid[q])
+              at::native::fastAtomicAdd(gxn, c * plane + kc.offset[q], image_numel,
+                                        static_cast<scalar_t>(kc.weight[q] * gy[c]), true);
+        }
+      }
+      const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
+      const acc_t gsx = g_ix * mx, gsy = g_iy * my;
+      Gn[0] = gsx * ux;
+      Gn[plane] = gsx * uy;
+      Gn[2 * plane] = gsy * ux;
+      Gn[3 * plane] = gsy * uy;
+      Gn[4 * plane] = gsx;
+      Gn[5 * plane] = gsy;
+    }
+  }
+}
+
+at::Tensor transform_cuda(const at::Tensor& x_, const at::Tensor& params_, int64_t smooth, int64_t mode,
+                          int64_t padding_mode) {
+  check_transform_inputs(x_, params_, smooth, mode, padding_mode);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), params = params_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor out = at::empty({N, C, H, W}, x.options());
+  if (out.numel() == 0) return out;
+  check_cuda_grid(H, W, "transform");
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "transform_cuda", [&] {
+    const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
+    auto kernel = C == 3 ? transform_forward_kernel<scalar_t, 3> : transform_forward_kernel<scalar_t, 1>;
+    allow_box_smem(kernel, smem);
+    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        x.data_ptr<scalar_t>(), params.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, H, W, smooth,
+        mode == kSerial, padding_mode);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> transform_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
+                                                           const at::Tensor& params_, int64_t smooth, int64_t mode,
+                                                           int64_t padding_mode, bool need_x_grad) {
+  check_transform_inputs(x_, params_, smooth, mode, padding_mode);
+  check_grad_out(grad_, x_);
+  const c10::cuda::CUDAGuard guard(x_.device());
+  const at::Tensor x = x_.contiguous(), params = params_.contiguous(), grad = grad_.contiguous();
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  at::Tensor gparams = at::empty_like(params);
+  at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
+  if (x.numel() == 0) return {gx, gparams.zero_()};
+  check_cuda_grid(H, W, "transform");
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "transform_backward_cuda", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const int P = static_cast<int>(params.size(1));
+    at::Tensor G = at::empty({N, P, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
+    const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
+    auto kernel = C == 3 ? transform_backward_kernel<scalar_t, 3> : transform_backward_kernel<scalar_t, 1>;
+    allow_box_smem(kernel, smem);
+    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), params.data_ptr<scalar_t>(),
+        need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, G.data_ptr<acc_t>(), N, H, W, smooth, mode == kSerial,
+        padding_mode);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_box_adjoint<scalar_t>(G.data_ptr<acc_t>(), gparams.data_ptr<scalar_t>(), nullptr, P, P, N, H, W, smooth,
+                                 stream);
+  });
+  return {gx, gparams};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastaug, CUDA, m) {
+  m.impl("transform", &transform_cuda);
+  m.impl("transform_backward", &transform_backward_cuda);
+}
+
+}  // namespace fastaug
