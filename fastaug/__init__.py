@@ -5,6 +5,9 @@ Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
 * :func:`fastaug.warp` – bilinear warp by a per-pixel displacement in pixels.
 * :func:`fastaug.affine_flow_warp` – the per-pixel affine flow of the learned spatial
   transformation, box-smoothed, fused with the warp.
+* :func:`fastaug.last_layer_hvp` – closed-form last-layer softmax Hessian-vector products (K4).
+* :func:`fastaug.influence_score` / :func:`fastaug.influence_aug` – the influence objective with an
+  analytic backward (K4); solvers and scores in :mod:`fastaug.influence`.
 """
 import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
 
@@ -12,6 +15,7 @@ from ._loader import load_extension
 
 _C = load_extension()
 
+from .ops.influence import influence_aug, influence_score, last_layer_hvp  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
 
 __version__ = "0.1.0"
@@ -27,4 +31,4 @@ def build_info():
     return dict(_C.build_info())
 
 
-__all__ = ["warp", "affine_flow_warp", "build_info"]
+__all__ = ["warp", "affine_flow_warp", "last_layer_hvp", "influence_score", "influence_aug", "build_info"]
