@@ -157,25 +157,27 @@ def run(device, quick=False):
     for N_e, C, D in exact_sizes:
         h, y, W, b = make_problem(N_e, D, C, device)
         p = torch.softmax(torch.addmm(b, h, W.T), 1)
-        gval = torch.randn(C, D + 1, generator=torch.Generator().manual_seed(2)).to(device)
         tol = 1e-5
+        for K in (1, 16):
+            B = torch.randn(K, C, D + 1, generator=torch.Generator().manual_seed(2)).to(device)
 
-        def exact():
-            return solve_exact(LastLayerHessian(h, p, damping=DAMPING), gval)  # fresh: no cached factor
+            def exact():
+                return solve_exact(LastLayerHessian(h, p, damping=DAMPING), B)  # fresh: no cached factor
 
-        def cg_solve():
-            return conjugate_gradient(LastLayerHessian(h, p, damping=DAMPING), gval, tol=tol, max_iter=5000)
+            def cg_solve():
+                return conjugate_gradient(LastLayerHessian(h, p, damping=DAMPING), B, tol=tol, max_iter=5000)
 
-        _, info_e = exact()
-        t0 = time.perf_counter()
-        _, info_c = cg_solve()
-        cg_once = time.perf_counter() - t0
-        ex_ms = time_ms(exact, 0.0 if quick else 1.0)
-        cg_ms = time_ms(cg_solve, 0.0) if cg_once < 5 else cg_once * 1e3
-        rows.append(_row("exact solve (form H + Cholesky) vs CG, 1 RHS", f"N={N_e} D={D} C={C} "
-                         f"C(D+1)={C * (D + 1)} float32", device, ex_ms, f"CG to rel. residual {tol:g}", cg_ms,
-                         1.0 if (C * (D + 1) <= 5000 and N_e >= 10_000) else None,
-                         f"CG: {info_c.iterations} iterations, residual {info_c.residual:.1e}; "
-                         f"exact residual {info_e.residual:.1e}; damping {DAMPING:g}"))
-        _log(rows)
+            _, info_e = exact()
+            t0 = time.perf_counter()
+            _, info_c = cg_solve()
+            cg_once = time.perf_counter() - t0
+            ex_ms = time_ms(exact, 0.0 if quick else 1.0)
+            cg_ms = time_ms(cg_solve, 0.0) if cg_once < 5 else cg_once * 1e3
+            rows.append(_row(f"exact solve (form H + Cholesky) vs {'block ' if K > 1 else ''}CG, {K} RHS",
+                             f"N={N_e} D={D} C={C} C(D+1)={C * (D + 1)} float32", device, ex_ms,
+                             f"{'block ' if K > 1 else ''}CG to rel. residual {tol:g}", cg_ms,
+                             1.0 if (C * (D + 1) <= 5000 and N_e >= 10_000) else None,
+                             f"CG: {info_c.iterations} iterations, residual {info_c.residual:.1e}; "
+                             f"exact residual {info_e.residual:.1e}; damping {DAMPING:g}"))
+            _log(rows)
     return rows
