@@ -123,12 +123,14 @@ C10_HOST_DEVICE inline void bilinear_coordinate_grad(const Corners<T>& c, const 
   *d_iy = (v[2] - v[0]) * (T(1) - c.tx) + (v[3] - v[1]) * c.tx;
 }
 
-// Normalised output coordinate of pixel index `i` along an axis of `size` pixels (align_corners=False),
-// and the pixel coordinate of a normalised one: the convention of DESIGN.md K2 / grid_sample.
+// Normalised coordinate of pixel index `i` along an axis of `size` pixels (align_corners=False), the
+// convention of DESIGN.md K2 / grid_sample: pixel centres at (2i + 1) / size - 1.
 template <typename T>
 C10_HOST_DEVICE inline T normalised_coordinate(int64_t i, int64_t size) {
   return (T(2) * static_cast<T>(i) + T(1)) / static_cast<T>(size) - T(1);
 }
+
+// Pixel coordinate of a normalised coordinate u (align_corners=False): the inverse of the above.
 template <typename T>
 C10_HOST_DEVICE inline T pixel_coordinate(T u, int64_t size) {
   return ((u + T(1)) * static_cast<T>(size) - T(1)) / T(2);

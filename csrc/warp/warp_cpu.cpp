@@ -1,22 +1,32 @@
 // CPU kernels of the flow warp family.
 //
-// Layout of the work: the forward runs in parallel over (image, block of rows); for each output row
-// it first computes the source coordinates and bilinear corners of every pixel (a loop the compiler
-// vectorises), then gathers channel by channel. Backward passes run in parallel over images, because
-// the gradient for x is a scatter that may land anywhere in the image; keeping one image per thread
-// makes it race-free and deterministic without atomics.
+// Each output row is processed in two steps: its source coordinates (padding applied) are computed
+// into a small buffer, then csrc/common/bilinear_row_cpu.h turns them into bilinear taps and samples
+// every channel (AVX2 gathers for float32 where the CPU has them). Forwards, and backwards that need
+// no gradient for x, run in parallel over (image, block of rows). The gradient for x is a scatter
+// that may land anywhere in the image, so when it is asked for the backward runs one image per
+// thread: race-free and deterministic without atomics.
 #include <ATen/Parallel.h>
 #include <torch/all.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "common/bilinear_row_cpu.h"
 #include "common/box_filter.h"
+#include "common/box_filter_cpu.h"
 #include "common/sampling.h"
 #include "warp/warp.h"
 
 namespace fastaug {
 namespace {
+
+// Minimum work items per task so that tiny inputs run inline: waking a thread pool costs more
+// than sampling a few thousand pixels.
+int64_t grain_for(int64_t elements_per_item) {
+  constexpr int64_t kMinElementsPerTask = 1 << 15;
+  return std::max<int64_t>(1, kMinElementsPerTask / std::max<int64_t>(1, elements_per_item));
+}
 
 // Rows per parallel work item: whole images when the batch alone keeps every thread busy.
 int64_t rows_per_item(int64_t N, int64_t H) {
@@ -26,68 +36,49 @@ int64_t rows_per_item(int64_t N, int64_t H) {
   return std::max<int64_t>(8, (H + splits - 1) / splits);
 }
 
-// out[c, j] = bilinear sample of plane c of x at the precomputed corners, for one output row.
-template <typename T>
-void gather_row(const T* x, int64_t C, int64_t plane, const std::vector<Corners<T>>& corners, T* out,
-                int64_t out_plane) {
-  const int64_t W = static_cast<int64_t>(corners.size());
-  for (int64_t c = 0; c < C; ++c) {
-    const T* xc = x + c * plane;
-    T* oc = out + c * out_plane;
-    for (int64_t j = 0; j < W; ++j) {
-      const Corners<T>& k = corners[j];
-      oc[j] = k.weight[0] * xc[k.offset[0]] + k.weight[1] * xc[k.offset[1]] + k.weight[2] * xc[k.offset[2]] +
-              k.weight[3] * xc[k.offset[3]];
-    }
-  }
+void check_cpu_plane(int64_t H, int64_t W) {
+  TORCH_CHECK(H * W < (int64_t(1) << 31), "fastaug CPU kernels index one image plane with 32 bits; got H*W = ",
+              H * W);
 }
 
-// Backward of gather_row: accumulates d(loss)/d(ix), d(loss)/d(iy) per pixel of the row and, when
-// gx is non-null, scatters the gradient for x.
+// Per-thread scratch for one output row.
 template <typename T>
-void scatter_row(const T* x, const T* gout, int64_t C, int64_t plane, int64_t out_plane,
-                 const std::vector<Corners<T>>& corners, T* g_ix, T* g_iy, T* gx) {
-  const int64_t W = static_cast<int64_t>(corners.size());
-  std::fill(g_ix, g_ix + W, T(0));
-  std::fill(g_iy, g_iy + W, T(0));
-  for (int64_t c = 0; c < C; ++c) {
-    const T* xc = x + c * plane;
-    const T* gc = gout + c * out_plane;
-    T* gxc = gx ? gx + c * plane : nullptr;
-    for (int64_t j = 0; j < W; ++j) {
-      const Corners<T>& k = corners[j];
-      const T go = gc[j];
-      T v[4];
-      for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? xc[k.offset[q]] : T(0);
-      T d_ix, d_iy;
-      bilinear_coordinate_grad(k, v, &d_ix, &d_iy);
-      g_ix[j] += go * d_ix;
-      g_iy[j] += go * d_iy;
-      if (gxc) {
-        for (int q = 0; q < 4; ++q)
-          if (k.valid[q]) gxc[k.offset[q]] += k.weight[q] * go;
-      }
-    }
-  }
+struct RowScratch {
+  std::vector<T> ix, iy, mult_x, mult_y, g_ix, g_iy;
+  RowTaps<T> taps;
+  explicit RowScratch(int64_t W) : ix(W), iy(W), mult_x(W), mult_y(W), g_ix(W), g_iy(W) { taps.resize(W); }
+};
+
+// Sample all C channels of image x at the row's coordinates into out (channel stride H * W).
+template <typename T>
+void sample_row(const T* x, int64_t C, int64_t H, int64_t W, RowScratch<T>& s, T* out) {
+  fastaug::sample_row(s.ix.data(), s.iy.data(), W, H, W, x, C, out, s.taps);
 }
 
-// ------------------------------------------------------------------------------------------------
-// warp: source pixel of output (i, j) is (j + flow_x, i + flow_y).
-
+// Backward of sample_row: s.g_ix / s.g_iy receive d(loss)/d(source coordinate) for the row, and gx
+// (if non-null) the scattered gradient for x. gout points at the row in channel 0 (stride H * W).
 template <typename T>
-void warp_row_corners(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
-                      bool align_corners, std::vector<Corners<T>>& corners, T* mult_x, T* mult_y) {
+void sample_row_backward(const T* x, const T* gout, int64_t C, int64_t H, int64_t W, RowScratch<T>& s, T* gx) {
+  fastaug::sample_row_backward(s.ix.data(), s.iy.data(), W, H, W, x, gout, C, s.g_ix.data(), s.g_iy.data(), gx,
+                               s.taps);
+}
+
+// Source coordinates (and their padding derivatives) of output row i: (j + flow_x, i + flow_y).
+template <typename T>
+FASTAUG_AVX2_CLONES void warp_row_coords(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+                     bool align_corners, RowScratch<T>& s) {
   for (int64_t j = 0; j < W; ++j) {
-    T gx, gy;
-    const T ix = pad_coordinate(static_cast<T>(j) + fx[j], W, padding_mode, align_corners, &gx);
-    const T iy = pad_coordinate(static_cast<T>(i) + fy[j], H, padding_mode, align_corners, &gy);
-    corners[j] = bilinear_corners(ix, iy, H, W);
-    if (mult_x) {
-      mult_x[j] = gx;
-      mult_y[j] = gy;
-    }
+    s.ix[j] = pad_coordinate(static_cast<T>(j) + fx[j], W, padding_mode, align_corners, &s.mult_x[j]);
+    s.iy[j] = pad_coordinate(static_cast<T>(i) + fy[j], H, padding_mode, align_corners, &s.mult_y[j]);
   }
 }
+
+// Work split shared by the kernels: items of `rows` rows of one image, or whole images.
+struct RowBlocks {
+  int64_t rows, blocks;
+  RowBlocks(int64_t N, int64_t H, bool whole_images) : rows(whole_images ? H : rows_per_item(N, H)),
+                                                       blocks((H + rows - 1) / rows) {}
+};
 
 at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t padding_mode, bool align_corners) {
   check_warp_inputs(x_, flow_, padding_mode);
@@ -95,20 +86,20 @@ at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t paddi
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  const int64_t rows = rows_per_item(N, H), blocks = (H + rows - 1) / rows;
+  check_cpu_plane(H, W);
+  const RowBlocks split(N, H, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* fp = flow.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-      std::vector<Corners<scalar_t>> corners(W);
+    at::parallel_for(0, N * split.blocks, grain_for(split.rows * W * C), [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> s(W);
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
+        const int64_t n = item / split.blocks, r0 = (item % split.blocks) * split.rows;
         const scalar_t* fxn = fp + n * 2 * plane;
-        for (int64_t i = r0; i < r1; ++i) {
-          warp_row_corners<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners,
-                                     corners, nullptr, nullptr);
-          gather_row<scalar_t>(xp + n * C * plane, C, plane, corners, op + n * C * plane + i * W, plane);
+        for (int64_t i = r0; i < std::min(H, r0 + split.rows); ++i) {
+          warp_row_coords<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners, s);
+          sample_row<scalar_t>(xp + n * C * plane, C, H, W, s, op + n * C * plane + i * W);
         }
       }
     });
@@ -126,26 +117,27 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
   at::Tensor gflow = at::empty_like(flow);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gflow.zero_()};
+  check_cpu_plane(H, W);
+  const RowBlocks split(N, H, need_x_grad);  // the x-gradient scatter needs whole images per thread
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_backward_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* fp = flow.data_ptr<scalar_t>();
     const scalar_t* gp = grad.data_ptr<scalar_t>();
     scalar_t* gfp = gflow.data_ptr<scalar_t>();
     scalar_t* gxp = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      std::vector<Corners<scalar_t>> corners(W);
-      std::vector<scalar_t> mult(2 * W), g_i(2 * W);
-      for (int64_t n = begin; n < end; ++n) {
+    at::parallel_for(0, N * split.blocks, grain_for(split.rows * W * C), [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> s(W);
+      for (int64_t item = begin; item < end; ++item) {
+        const int64_t n = item / split.blocks, r0 = (item % split.blocks) * split.rows;
         const scalar_t* fxn = fp + n * 2 * plane;
         scalar_t* gfn = gfp + n * 2 * plane;
-        for (int64_t i = 0; i < H; ++i) {
-          warp_row_corners<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners,
-                                     corners, mult.data(), mult.data() + W);
-          scatter_row<scalar_t>(xp + n * C * plane, gp + n * C * plane + i * W, C, plane, plane, corners,
-                                g_i.data(), g_i.data() + W, gxp ? gxp + n * C * plane : nullptr);
+        for (int64_t i = r0; i < std::min(H, r0 + split.rows); ++i) {
+          warp_row_coords<scalar_t>(fxn + i * W, fxn + plane + i * W, i, H, W, padding_mode, align_corners, s);
+          sample_row_backward<scalar_t>(xp + n * C * plane, gp + n * C * plane + i * W, C, H, W, s,
+                                        gxp ? gxp + n * C * plane : nullptr);
           for (int64_t j = 0; j < W; ++j) {
-            gfn[i * W + j] = g_i[j] * mult[j];
-            gfn[plane + i * W + j] = g_i[W + j] * mult[W + j];
+            gfn[i * W + j] = s.g_ix[j] * s.mult_x[j];
+            gfn[plane + i * W + j] = s.g_iy[j] * s.mult_y[j];
           }
         }
       }
@@ -159,70 +151,51 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
 
 constexpr int kAffineParams = 6;  // w0 w1 w2 w3 (row-major 2x2) then b0 b1
 
-// Horizontal box sums (unnormalised) of one row with replicate border. For the small windows the
-// seed uses, k vectorised passes beat a running sum, whose loop-carried dependency cannot vectorise,
-// and they add no cancellation error.
+// Smoothed parameter maps (w0..w3, b0, b1) of rows [r0, r1) of image n: sm[p * (r1 - r0) * W + ...].
 template <typename T>
-void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  std::fill(r, r + W, T(0));
-  for (int64_t d = -lo; d <= hi; ++d) {
-    // Pixels whose tap j + d falls left of, inside, or right of the row.
-    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));
-    const int64_t in_end = std::max(in_begin, std::min(W, W - d));
-    for (int64_t j = 0; j < in_begin; ++j) r[j] += p[0];
-    for (int64_t j = in_begin; j < in_end; ++j) r[j] += p[j + d];
-    for (int64_t j = in_end; j < W; ++j) r[j] += p[W - 1];
-  }
+void smooth_affine_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
+                        std::vector<T>& hsum, std::vector<T>& sm) {
+  const int64_t plane = H * W;
+  const T* planes[kAffineParams] = {s_w, s_w + plane, s_w + 2 * plane, s_w + 3 * plane, s_b, s_b + plane};
+  smooth_rows<T>(planes, kAffineParams, H, W, k, r0, r1, hsum, sm);
 }
 
-// Smoothed parameter maps for rows [r0, r1) of one image: out[p][(i - r0) * W + j].
-// `hsum` holds horizontal sums of the rows the vertical window touches.
+// Source coordinates of output row i from the smoothed parameters `sm` (6 rows of W, stride pstride);
+// mult_x/y receive d(pixel coordinate)/d(s_x), d/d(s_y), padding included.
 template <typename T>
-void smooth_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
-                 std::vector<T>& hsum, std::vector<T>& out) {
-  const int64_t plane = H * W, lo = box_lo(k), hi = box_hi(k);
-  const int64_t h0 = std::max<int64_t>(0, r0 - lo), h1 = std::min(H, r1 + hi);  // rows touched
-  const int64_t nh = h1 - h0, nr = r1 - r0;
-  hsum.resize(kAffineParams * nh * W);
-  out.resize(kAffineParams * nr * W);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int p = 0; p < kAffineParams; ++p) {
-    const T* src = p < 4 ? s_w + p * plane : s_b + (p - 4) * plane;
-    T* hs = hsum.data() + p * nh * W;
-    for (int64_t i = h0; i < h1; ++i) box_sum_row(src + i * W, W, k, hs + (i - h0) * W);
-    T* o = out.data() + p * nr * W;
-    for (int64_t i = r0; i < r1; ++i) {
-      T* orow = o + (i - r0) * W;
-      std::fill(orow, orow + W, T(0));
-      for (int64_t d = -lo; d <= hi; ++d) {
-        const T* hrow = hs + (clamp_index(i + d, H) - h0) * W;
-        for (int64_t j = 0; j < W; ++j) orow[j] += hrow[j];
-      }
-      for (int64_t j = 0; j < W; ++j) orow[j] *= scale;
-    }
-  }
-}
-
-// Corners of output row i given smoothed parameters `sm` (6 rows of W, stride `pstride`).
-// mult_x/y (optional) receive d(ix)/d(s_x) and d(iy)/d(s_y), padding included.
-template <typename T>
-void affine_row_corners(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
-                        std::vector<Corners<T>>& corners, T* mult_x, T* mult_y) {
+FASTAUG_AVX2_CLONES void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
+                       RowScratch<T>& s) {
   const T uy = normalised_coordinate<T>(i, H);
   const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
   for (int64_t j = 0; j < W; ++j) {
     const T ux = normalised_coordinate<T>(j, W);
-    const T sx = ux + sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
-    const T sy = uy + sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
+    // s - u, in normalised units; pixel(s) = j + (W / 2)(s_x - u_x) exactly, and computing it that
+    // way keeps zero parameters an exact identity (no round trip through normalised coordinates).
+    const T dx = sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
+    const T dy = sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
     T gx, gy;
-    const T ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, &gx);
-    const T iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, &gy);
-    corners[j] = bilinear_corners(ix, iy, H, W);
-    if (mult_x) {
-      mult_x[j] = gx * half_w;
-      mult_y[j] = gy * half_h;
-    }
+    s.ix[j] = pad_coordinate(static_cast<T>(j) + half_w * dx, W, padding_mode, false, &gx);
+    s.iy[j] = pad_coordinate(static_cast<T>(i) + half_h * dy, H, padding_mode, false, &gy);
+    s.mult_x[j] = gx * half_w;
+    s.mult_y[j] = gy * half_h;
+  }
+}
+
+// d(loss)/d(smoothed params) of row i from d(loss)/d(source coordinate), into G (6 planes, stride
+// pstride): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
+template <typename T>
+FASTAUG_AVX2_CLONES void affine_param_grads_row(const RowScratch<T>& s, int64_t i, int64_t H, int64_t W, T* G,
+                                                int64_t pstride) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j) {
+    const T ux = normalised_coordinate<T>(j, W);
+    const T gsx = s.g_ix[j] * s.mult_x[j], gsy = s.g_iy[j] * s.mult_y[j];
+    G[j] = gsx * ux;
+    G[pstride + j] = gsx * uy;
+    G[2 * pstride + j] = gsy * ux;
+    G[3 * pstride + j] = gsy * uy;
+    G[4 * pstride + j] = gsx;
+    G[5 * pstride + j] = gsy;
   }
 }
 
@@ -233,55 +206,29 @@ at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, co
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  const int64_t rows = rows_per_item(N, H), blocks = (H + rows - 1) / rows;
+  check_cpu_plane(H, W);
+  const RowBlocks split(N, H, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* wp = s_w.data_ptr<scalar_t>();
     const scalar_t* bp = s_b.data_ptr<scalar_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
-    at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-      std::vector<Corners<scalar_t>> corners(W);
+    at::parallel_for(0, N * split.blocks, grain_for(split.rows * W * (C + kAffineParams)), [&](int64_t begin,
+                                                                                               int64_t end) {
+      RowScratch<scalar_t> s(W);
       std::vector<scalar_t> hsum, sm;
       for (int64_t item = begin; item < end; ++item) {
-        const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
-        smooth_rows<scalar_t>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, r0, r1, hsum, sm);
-        const int64_t pstride = (r1 - r0) * W;
+        const int64_t n = item / split.blocks, r0 = (item % split.blocks) * split.rows;
+        const int64_t r1 = std::min(H, r0 + split.rows);
+        smooth_affine_rows<scalar_t>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, r0, r1, hsum, sm);
         for (int64_t i = r0; i < r1; ++i) {
-          affine_row_corners<scalar_t>(sm.data() + (i - r0) * W, pstride, i, H, W, padding_mode, corners, nullptr,
-                                       nullptr);
-          gather_row<scalar_t>(xp + n * C * plane, C, plane, corners, op + n * C * plane + i * W, plane);
+          affine_row_coords<scalar_t>(sm.data() + (i - r0) * W, (r1 - r0) * W, i, H, W, padding_mode, s);
+          sample_row<scalar_t>(xp + n * C * plane, C, H, W, s, op + n * C * plane + i * W);
         }
       }
     });
   });
   return out;
-}
-
-// Adjoint of the replicate-padded box filter for one (H, W) plane: g holds d(loss)/d(smoothed map),
-// out receives d(loss)/d(raw map). Columns first, then rows; a gather, so deterministic.
-template <typename T>
-void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int64_t m = 0; m < H; ++m) {
-    T* trow = tmp + m * W;
-    std::fill(trow, trow + W, T(0));
-    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
-      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
-      const T* grow = g + i * W;
-      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
-    }
-  }
-  for (int64_t r = 0; r < H; ++r) {
-    const T* trow = tmp + r * W;
-    T* orow = out + r * W;
-    for (int64_t m = 0; m < W; ++m) {
-      T acc = T(0);
-      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
-        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc * scale;
-    }
-  }
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
@@ -295,6 +242,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
   at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
+  check_cpu_plane(H, W);
+  // One image per task: the box filter's adjoint mixes rows, and the x gradient is a scatter.
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_backward_cpu", [&] {
     using T = scalar_t;
     const T* xp = x.data_ptr<T>();
@@ -304,29 +253,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
     T* gwp = g_sw.data_ptr<T>();
     T* gbp = g_sb.data_ptr<T>();
     T* gxp = need_x_grad ? gx.data_ptr<T>() : nullptr;
-    at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-      std::vector<Corners<T>> corners(W);
-      std::vector<T> hsum, sm, mult(2 * W), g_i(2 * W), g_smooth(kAffineParams * plane), tmp(plane);
+    at::parallel_for(0, N, grain_for(plane * (C + kAffineParams)), [&](int64_t begin, int64_t end) {
+      RowScratch<T> s(W);
+      std::vector<T> hsum, sm, g_smooth(kAffineParams * plane), tmp(plane);
       for (int64_t n = begin; n < end; ++n) {
-        smooth_rows<T>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, 0, H, hsum, sm);
+        smooth_affine_rows<T>(wp + n * 4 * plane, bp + n * 2 * plane, H, W, smooth, 0, H, hsum, sm);
         for (int64_t i = 0; i < H; ++i) {
-          affine_row_corners<T>(sm.data() + i * W, plane, i, H, W, padding_mode, corners, mult.data(),
-                                mult.data() + W);
-          scatter_row<T>(xp + n * C * plane, gp + n * C * plane + i * W, C, plane, plane, corners, g_i.data(),
-                         g_i.data() + W, gxp ? gxp + n * C * plane : nullptr);
-          // d(loss)/d(smoothed params): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
-          const T uy = normalised_coordinate<T>(i, H);
-          T* G = g_smooth.data() + i * W;
-          for (int64_t j = 0; j < W; ++j) {
-            const T ux = normalised_coordinate<T>(j, W);
-            const T gsx = g_i[j] * mult[j], gsy = g_i[W + j] * mult[W + j];
-            G[j] = gsx * ux;
-            G[plane + j] = gsx * uy;
-            G[2 * plane + j] = gsy * ux;
-            G[3 * plane + j] = gsy * uy;
-            G[4 * plane + j] = gsx;
-            G[5 * plane + j] = gsy;
-          }
+          affine_row_coords<T>(sm.data() + i * W, plane, i, H, W, padding_mode, s);
+          sample_row_backward<T>(xp + n * C * plane, gp + n * C * plane + i * W, C, H, W, s,
+                                 gxp ? gxp + n * C * plane : nullptr);
+          affine_param_grads_row<T>(s, i, H, W, g_smooth.data() + i * W, plane);
         }
         for (int p = 0; p < kAffineParams; ++p) {
           T* dst = p < 4 ? gwp + (n * 4 + p) * plane : gbp + (n * 2 + p - 4) * plane;

@@ -8,14 +8,15 @@
 // and a second tiled kernel applies the box filter's adjoint as a gather, so parameter gradients are
 // deterministic. Only the gradient for x uses atomics (it is a scatter), and only when asked for.
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
 #include <ATen/native/cuda/KernelUtils.cuh>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/all.h>
 
 #include <algorithm>
 
 #include "common/box_filter.h"
+#include "common/box_filter_cuda.cuh"
 #include "common/sampling.h"
 #include "warp/warp.h"
 
@@ -23,7 +24,6 @@ namespace fastaug {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kTileW = 32, kTileH = 8;  // affine tile: one warp per row, 8 rows
 constexpr int kAffineParams = 6;
 
 int64_t blocks_for(int64_t n) {
@@ -120,7 +120,7 @@ at::Tensor warp_cuda(const at::Tensor& x_, const at::Tensor& flow_, int64_t padd
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "warp_cuda", [&] {
     warp_forward_kernel<scalar_t><<<blocks_for(N * H * W), kThreads, 0, stream>>>(
         x.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H, W, padding_mode,
@@ -141,7 +141,7 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, c
   at::Tensor gflow = at::empty_like(flow);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gflow.zero_()};
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "warp_backward_cuda", [&] {
     warp_backward_kernel<scalar_t><<<blocks_for(N * H * W), kThreads, 0, stream>>>(
         grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), flow.data_ptr<scalar_t>(),
@@ -155,41 +155,16 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, c
 // ------------------------------------------------------------------------------------------------
 // affine_flow_warp
 
-// Shared-memory size for the tiled box filters (forward smoothing and backward adjoint).
-template <typename acc_t>
-size_t tile_smem_bytes(int64_t k) {
-  const int64_t th = kTileH + k - 1, tw = kTileW + k - 1;
-  return sizeof(acc_t) * (th * tw + th * kTileW);
-}
-
-// Box-filter the six parameter maps of image n over this block's tile; each thread gets the six
-// smoothed values of its own pixel (i0 + ty, j0 + tx). All threads of the block must call it.
+// Smoothed parameters (w0..w3, b0, b1) of image n at this thread's pixel. All threads must call it.
 template <typename scalar_t, typename acc_t>
-__device__ void smooth_tile(const scalar_t* __restrict__ s_w, const scalar_t* __restrict__ s_b, int64_t n,
-                            int64_t H, int64_t W, int64_t k, int64_t i0, int64_t j0, acc_t* tile, acc_t* hsum,
-                            acc_t out[kAffineParams]) {
-  const int64_t lo = box_lo(k), th = kTileH + k - 1, tw = kTileW + k - 1, plane = H * W;
-  const int tid = threadIdx.y * kTileW + threadIdx.x;
-  const acc_t scale = acc_t(1) / static_cast<acc_t>(k * k);
+__device__ inline void smooth_affine_tile(const scalar_t* __restrict__ s_w, const scalar_t* __restrict__ s_b,
+                                          int64_t n, int64_t H, int64_t W, int64_t k, int64_t i0, int64_t j0,
+                                          acc_t* smem, acc_t out[kAffineParams]) {
+  const int64_t plane = H * W;
+#pragma unroll
   for (int p = 0; p < kAffineParams; ++p) {
     const scalar_t* src = p < 4 ? s_w + (n * 4 + p) * plane : s_b + (n * 2 + p - 4) * plane;
-    for (int64_t t = tid; t < th * tw; t += kTileW * kTileH) {
-      const int64_t r = t / tw, c = t % tw;
-      const int64_t i = clamp_index(i0 - lo + r, H), j = clamp_index(j0 - lo + c, W);
-      tile[t] = static_cast<acc_t>(src[i * W + j]);
-    }
-    __syncthreads();
-    for (int64_t t = tid; t < th * kTileW; t += kTileW * kTileH) {
-      const int64_t r = t / kTileW, c = t % kTileW;
-      acc_t s = 0;
-      for (int64_t d = 0; d < k; ++d) s += tile[r * tw + c + d];
-      hsum[t] = s;
-    }
-    __syncthreads();
-    acc_t s = 0;
-    for (int64_t d = 0; d < k; ++d) s += hsum[(threadIdx.y + d) * kTileW + threadIdx.x];
-    out[p] = s * scale;
-    __syncthreads();  // the tile is overwritten by the next map
+    out[p] = smooth_tile_plane<scalar_t, acc_t>(src, H, W, k, i0, j0, smem);
   }
 }
 
@@ -197,10 +172,11 @@ template <typename acc_t>
 __device__ inline void affine_source(const acc_t sm[kAffineParams], int64_t i, int64_t j, int64_t H, int64_t W,
                                      int64_t padding_mode, acc_t* ix, acc_t* iy, acc_t* mx, acc_t* my) {
   const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
-  const acc_t sx = ux + sm[0] * ux + sm[1] * uy + sm[4];
-  const acc_t sy = uy + sm[2] * ux + sm[3] * uy + sm[5];
-  *ix = pad_coordinate(pixel_coordinate(sx, W), W, padding_mode, false, mx);
-  *iy = pad_coordinate(pixel_coordinate(sy, H), H, padding_mode, false, my);
+  // pixel(s) = j + (W / 2)(s_x - u_x): exact identity at zero parameters (see warp_cpu.cpp).
+  const acc_t dx = sm[0] * ux + sm[1] * uy + sm[4];
+  const acc_t dy = sm[2] * ux + sm[3] * uy + sm[5];
+  *ix = pad_coordinate(static_cast<acc_t>(j) + static_cast<acc_t>(W) / 2 * dx, W, padding_mode, false, mx);
+  *iy = pad_coordinate(static_cast<acc_t>(i) + static_cast<acc_t>(H) / 2 * dy, H, padding_mode, false, my);
   *mx *= static_cast<acc_t>(W) / 2;
   *my *= static_cast<acc_t>(H) / 2;
 }
@@ -210,14 +186,13 @@ __global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const
                                            const scalar_t* __restrict__ s_b, scalar_t* __restrict__ out, int64_t N,
                                            int64_t C, int64_t H, int64_t W, int64_t k, int64_t padding_mode) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ unsigned char smem_raw[];
-  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
-  acc_t* hsum = tile + (kTileH + k - 1) * (kTileW + k - 1);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
   const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
   const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
-    smooth_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, tile, hsum, sm);
+    smooth_affine_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
       affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
@@ -237,14 +212,13 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
                                             int64_t N, int64_t C, int64_t H, int64_t W, int64_t k,
                                             int64_t padding_mode) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ unsigned char smem_raw[];
-  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
-  acc_t* hsum = tile + (kTileH + k - 1) * (kTileW + k - 1);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
   const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
   const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
-    smooth_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, tile, hsum, sm);
+    smooth_affine_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
       affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
@@ -266,63 +240,23 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
   }
 }
 
-// Adjoint of the replicate-padded box filter, tiled: grad_raw[m] = sum_i count(i, m) * G[i] / k^2
-// per axis (csrc/common/box_filter.h). A gather: each output is written by one thread.
+// d(loss)/d(raw params) from d(loss)/d(smoothed params) through the box filter's adjoint (a gather).
 template <typename scalar_t>
-__global__ void box_adjoint_kernel(const at::opmath_type<scalar_t>* __restrict__ g_smooth,
-                                   scalar_t* __restrict__ g_sw, scalar_t* __restrict__ g_sb, int64_t N, int64_t H,
-                                   int64_t W, int64_t k) {
+__global__ void affine_box_adjoint_kernel(const at::opmath_type<scalar_t>* __restrict__ g_smooth,
+                                          scalar_t* __restrict__ g_sw, scalar_t* __restrict__ g_sb, int64_t N,
+                                          int64_t H, int64_t W, int64_t k) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ unsigned char smem_raw[];
-  const int64_t lo = box_lo(k), hi = box_hi(k), th = kTileH + k - 1, tw = kTileW + k - 1, plane = H * W;
-  acc_t* tile = reinterpret_cast<acc_t*>(smem_raw);
-  acc_t* hsum = tile + th * tw;
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
-  const int tid = threadIdx.y * kTileW + threadIdx.x;
-  const acc_t scale = acc_t(1) / static_cast<acc_t>(k * k);
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW, plane = H * W;
+  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     for (int p = 0; p < kAffineParams; ++p) {
-      const acc_t* G = g_smooth + (n * kAffineParams + p) * plane;
-      // Inputs that reach outputs [i0, i0 + 8) x [j0, j0 + 32) lie in [i0 - hi, i0 + 7 + lo] x [j0 - hi, ...].
-      for (int64_t t = tid; t < th * tw; t += kTileW * kTileH) {
-        const int64_t r = i0 - hi + t / tw, c = j0 - hi + t % tw;
-        tile[t] = (r >= 0 && r < H && c >= 0 && c < W) ? G[r * W + c] : acc_t(0);
-      }
-      __syncthreads();
-      for (int64_t t = tid; t < th * kTileW; t += kTileW * kTileH) {
-        const int64_t r = t / kTileW, m = j0 + t % kTileW;
-        acc_t s = 0;
-        if (m < W) {
-          const int64_t jb = m - hi > 0 ? m - hi : 0, je = m + lo < W - 1 ? m + lo : W - 1;
-          for (int64_t jj = jb; jj <= je; ++jj)
-            s += static_cast<acc_t>(box_adjoint_count(jj, m, W, lo, hi)) * tile[r * tw + (jj - (j0 - hi))];
-        }
-        hsum[t] = s;
-      }
-      __syncthreads();
-      const int64_t m = i0 + threadIdx.y, jo = j0 + threadIdx.x;
-      if (m < H && jo < W) {
-        const int64_t ib = m - hi > 0 ? m - hi : 0, ie = m + lo < H - 1 ? m + lo : H - 1;
-        acc_t s = 0;
-        for (int64_t ii = ib; ii <= ie; ++ii)
-          s += static_cast<acc_t>(box_adjoint_count(ii, m, H, lo, hi)) * hsum[(ii - (i0 - hi)) * kTileW + threadIdx.x];
-        scalar_t* dst = p < 4 ? g_sw + (n * 4 + p) * plane : g_sb + (n * 2 + p - 4) * plane;
-        dst[m * W + jo] = static_cast<scalar_t>(s * scale);
-      }
-      __syncthreads();
+      const acc_t g = box_adjoint_tile_plane<acc_t>(g_smooth + (n * kAffineParams + p) * plane, H, W, k, i0, j0, smem);
+      scalar_t* dst = p < 4 ? g_sw + (n * 4 + p) * plane : g_sb + (n * 2 + p - 4) * plane;
+      if (i < H && j < W) dst[i * W + j] = static_cast<scalar_t>(g);
     }
   }
-}
-
-template <typename Kernel>
-void allow_smem(Kernel kernel, size_t bytes) {
-  if (bytes > 48 * 1024)
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes));
-}
-
-dim3 tile_grid(int64_t N, int64_t H, int64_t W) {
-  return dim3((unsigned)((W + kTileW - 1) / kTileW), (unsigned)((H + kTileH - 1) / kTileH),
-              (unsigned)std::min<int64_t>(N, 65535));
 }
 
 at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
@@ -334,11 +268,11 @@ at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, c
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
   TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_cuda", [&] {
-    const size_t smem = tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
-    allow_smem(affine_flow_forward_kernel<scalar_t>, smem);
-    affine_flow_forward_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+    const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
+    allow_box_smem(affine_flow_forward_kernel<scalar_t>, smem);
+    affine_flow_forward_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
         x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C,
         H, W, smooth, padding_mode);
   });
@@ -359,19 +293,19 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
   TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor g_smooth = at::empty({N, kAffineParams, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    const size_t smem = tile_smem_bytes<acc_t>(smooth);
-    allow_smem(affine_flow_backward_kernel<scalar_t>, smem);
-    allow_smem(box_adjoint_kernel<scalar_t>, smem);
-    affine_flow_backward_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+    const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
+    allow_box_smem(affine_flow_backward_kernel<scalar_t>, smem);
+    allow_box_smem(affine_box_adjoint_kernel<scalar_t>, smem);
+    affine_flow_backward_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
         grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(),
         need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, g_smooth.data_ptr<acc_t>(), N, C, H, W, smooth,
         padding_mode);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    box_adjoint_kernel<scalar_t><<<tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
+    affine_box_adjoint_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
         g_smooth.data_ptr<acc_t>(), g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>(), N, H, W, smooth);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -1,0 +1,58 @@
+"""The build: toolkit discovery, build info, and the rebuild message on a torch mismatch."""
+import os
+import sys
+import types
+
+import pytest
+import torch
+
+import fastaug
+from fastaug import _loader
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from buildtools.cuda_env import find_cuda_home  # noqa: E402
+
+
+def test_build_info_describes_this_build():
+    info = fastaug.build_info()
+    assert info["torch_version"] == torch.__version__
+    assert isinstance(info["cuda"], bool)
+    if info["cuda"]:
+        assert "8.0" in info["cuda_archs"] and "9.0" in info["cuda_archs"]
+    else:
+        assert info["cuda_archs"] == ""
+
+
+def _fake_toolkit(root):
+    for d in ("bin", "include", "lib64"):
+        os.makedirs(os.path.join(root, d))
+    for f in ("bin/nvcc", "include/cuda_runtime.h", "lib64/libcudart.so"):
+        open(os.path.join(root, f), "w").close()
+    return str(root)
+
+
+def test_nvcc_wrapper_script_resolves_to_the_real_toolkit(tmp_path, monkeypatch):
+    """nvcc on PATH may be a shell wrapper in /usr/local/bin; the toolkit is where it execs."""
+    toolkit = _fake_toolkit(tmp_path / "cuda-13.0")
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "nvcc"
+    wrapper.write_text(f'#!/bin/sh\nexec {toolkit}/bin/nvcc "$@"\n')
+    wrapper.chmod(0o755)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
+    monkeypatch.delenv("CUDA_PATH", raising=False)
+    monkeypatch.setenv("PATH", str(wrapper_dir))
+    assert find_cuda_home() == toolkit
+
+
+def test_explicit_cuda_home_wins(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path))
+    assert find_cuda_home() == str(tmp_path)
+
+
+def test_mismatched_torch_gives_one_clear_sentence(monkeypatch):
+    record = types.SimpleNamespace(TORCH_VERSION="1.0.0", WITH_CUDA=False)
+    monkeypatch.setitem(sys.modules, "fastaug._built_with", record)
+    monkeypatch.setattr(fastaug, "_built_with", record, raising=False)
+    with pytest.raises(ImportError, match=r"compiled against torch 1\.0\.0 but torch .* is installed; rebuild"):
+        _loader.load_extension()
