@@ -7,8 +7,9 @@
 // shuffles inside their group, then write. The loops are warp-uniform, so full-mask shuffles are safe.
 // Accumulation is in at::opmath_type (float32 for float16/bfloat16, float64 for float64).
 #include <ATen/OpMathType.h>
-#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <torch/all.h>
 
 #include <algorithm>
@@ -185,7 +186,7 @@ int64_t blocks_for(int64_t rows, int G) {
 void hvp_step_cuda(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K, double scale) {
   const int64_t rows = u.size(0) * K, C = p.size(1);
   if (rows == 0 || C == 0) return;
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, u.scalar_type(), "last_layer_hvp_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     scalar_t* up = u.data_ptr<scalar_t>();
@@ -204,7 +205,7 @@ at::Tensor score_step_cuda(const at::Tensor& q, const at::Tensor& logits, const 
   at::Tensor out = at::empty({N}, logits.options());
   if (N == 0) return out;
   if (C == 0) return out.fill_(std::numeric_limits<double>::quiet_NaN());
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "influence_score_cuda", [&] {
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const scalar_t* zp = logits.data_ptr<scalar_t>();
@@ -223,7 +224,7 @@ std::tuple<at::Tensor, at::Tensor> score_back_step_cuda(const at::Tensor& grad, 
   const int64_t N = logits.size(0), C = logits.size(1);
   at::Tensor grad_logits = at::empty_like(logits), coef = at::empty_like(logits);
   if (N == 0 || C == 0) return {grad_logits, coef};
-  const auto stream = at::cuda::getCurrentCUDAStream();
+  const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, logits.scalar_type(), "influence_score_backward_cuda",
                                   [&] {
     const scalar_t* gp = grad.data_ptr<scalar_t>();
