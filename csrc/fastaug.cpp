@@ -39,6 +39,16 @@ TORCH_LIBRARY(fastaug, m) {
   m.def(
       "transform_backward(Tensor grad_out, Tensor x, Tensor params, int smooth, int mode, int padding_mode, "
       "bool need_x_grad) -> (Tensor, Tensor)");
+  // ---- K4 last-layer influence family (csrc/influence) -----------------------------------------
+  // h (N, D) features, p (N, C) probabilities, v (K, C, D+1) directions [W | b]; returns
+  // HV = scale * sum_i weight_i (h~_i h~_i^T kron A_i) V + damping * V, shape (K, C, D+1).
+  m.def("last_layer_hvp(Tensor h, Tensor p, Tensor v, Tensor? weight, float scale, float damping) -> Tensor");
+  // score_i = delta_i^T S h~_i with delta_i = softmax(logits_i) - onehot(target_i), s (C, D+1).
+  m.def("influence_score(Tensor h, Tensor logits, Tensor target, Tensor s) -> Tensor");
+  // Returns (grad_h, grad_logits).
+  m.def(
+      "influence_score_backward(Tensor grad, Tensor h, Tensor logits, Tensor target, Tensor s) -> "
+      "(Tensor, Tensor)");
 }
 
 namespace {

@@ -9,6 +9,9 @@ Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
   (and chains of them), in one call.
 * :func:`fastaug.appearance` – per-pixel colour filter with box-smoothed parameters.
 * :func:`fastaug.transform` – the whole learned transformation (spatial + appearance) in one kernel.
+* :func:`fastaug.last_layer_hvp` – closed-form last-layer softmax Hessian-vector products (K4).
+* :func:`fastaug.influence_score` / :func:`fastaug.influence_aug` – the influence objective with an
+  analytic backward (K4); solvers and scores in :mod:`fastaug.influence`.
 """
 import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
 
@@ -16,6 +19,7 @@ from ._loader import load_extension
 
 _C = load_extension()
 
+from .ops.influence import influence_aug, influence_score, last_layer_hvp  # noqa: E402
 from .ops.policy import apply_ops  # noqa: E402
 from .ops.transform import appearance, transform  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
@@ -33,4 +37,5 @@ def build_info():
     return dict(_C.build_info())
 
 
-__all__ = ["warp", "affine_flow_warp", "appearance", "transform", "apply_ops", "build_info"]
+__all__ = ["warp", "affine_flow_warp", "appearance", "transform", "apply_ops", "last_layer_hvp", "influence_score",
+           "influence_aug", "build_info"]

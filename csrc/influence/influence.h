@@ -1,0 +1,138 @@
+// Last-layer influence family (DESIGN.md K4): the softmax cross-entropy Hessian-vector product of a
+// last linear layer and the per-sample influence objective s·∇l = δᵀ S h̃.
+//
+// Both ops are "GEMM, fused per-sample softmax step, GEMM". The GEMMs go to ATen (MKL/oneDNN on CPU,
+// cuBLAS on CUDA); the step in between is ours: one pass over the (N, K·C) intermediate, done by a
+// vectorised parallel loop on CPU (influence_cpu.cpp) and a warp-per-row kernel on CUDA
+// (influence_cuda.cu). The GEMM drivers below are shared by both backends and take the fused step as
+// a callable. Schemas live in csrc/fastaug.cpp.
+//
+// Layout: h (N, D) features, p (N, C) probabilities, v (K, C, D+1) directions = [W | b] blocks,
+// s (C, D+1) the influence direction S = reshape(s_val), target (N,) int64 labels.
+#pragma once
+
+#include <torch/all.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <tuple>
+
+#include "common/checks.h"
+
+namespace fastaug {
+
+inline void check_features(const at::Tensor& h) {
+  check_dim(h, 2, "h");
+  check_floating(h, "h");
+}
+
+inline void check_rows(const at::Tensor& t, const char* name, const at::Tensor& h, int64_t cols) {
+  check_dim(t, 2, name);
+  check_floating(t, name);
+  TORCH_CHECK(t.size(0) == h.size(0) && (cols < 0 || t.size(1) == cols), name, " must have shape (",
+              h.size(0), ", ", cols < 0 ? "C" : std::to_string(cols), "), got ", t.sizes());
+  TORCH_CHECK(t.device() == h.device(), name, " must be on the device of h (", h.device(), "), got ",
+              t.device());
+}
+
+inline void check_hvp_inputs(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
+                             const c10::optional<at::Tensor>& weight, double scale, double damping) {
+  check_features(h);
+  check_rows(p, "p", h, -1);
+  check_same(h, "h", p, "p");
+  check_dim(v, 3, "v");
+  TORCH_CHECK(v.size(1) == p.size(1) && v.size(2) == h.size(1) + 1, "v must have shape (K, ", p.size(1), ", ",
+              h.size(1) + 1, "), got ", v.sizes());
+  check_same(h, "h", v, "v");
+  if (weight.has_value() && weight->defined()) {
+    check_dim(*weight, 1, "weight");
+    TORCH_CHECK(weight->size(0) == h.size(0), "weight must have shape (", h.size(0), "), got ",
+                weight->sizes());
+    check_same(h, "h", *weight, "weight");
+  }
+  TORCH_CHECK(damping >= 0, "damping must be >= 0, got ", damping);
+  TORCH_CHECK(std::isfinite(scale) && std::isfinite(damping), "scale and damping must be finite");
+}
+
+inline void check_score_inputs(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,
+                               const at::Tensor& s) {
+  check_features(h);
+  check_rows(logits, "logits", h, -1);
+  check_dim(target, 1, "target");
+  TORCH_CHECK(target.scalar_type() == at::kLong, "target must be int64 class labels, got ", target.scalar_type());
+  TORCH_CHECK(target.size(0) == h.size(0), "target must have shape (", h.size(0), "), got ", target.sizes());
+  TORCH_CHECK(target.device() == h.device(), "target must be on the device of h");
+  check_dim(s, 2, "s");
+  check_floating(s, "s");
+  TORCH_CHECK(s.size(0) == logits.size(1) && s.size(1) == h.size(1) + 1, "s must have shape (", logits.size(1),
+              ", ", h.size(1) + 1, "), got ", s.sizes());
+  TORCH_CHECK(s.device() == h.device(), "s must be on the device of h");
+}
+
+// The fused step of the HVP: u (N, K*C) in place, R_ik = coef_i · p_i ⊙ (u_ik − p_i·u_ik) with
+// coef_i = scale · weight_i (weight may be undefined).
+using HvpStep = std::function<void(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K,
+                                   double scale)>;
+
+// HV = scale · Σ_i w_i R_i h̃_iᵀ + damping · V for K directions at once, two GEMMs and one fused pass.
+inline at::Tensor last_layer_hvp_driver(const at::Tensor& h_, const at::Tensor& p_, const at::Tensor& v_,
+                                        const c10::optional<at::Tensor>& weight_, double scale, double damping,
+                                        const HvpStep& step) {
+  check_hvp_inputs(h_, p_, v_, weight_, scale, damping);
+  const at::Tensor h = h_.contiguous(), p = p_.contiguous(), v = v_.contiguous();
+  const at::Tensor weight = (weight_.has_value() && weight_->defined()) ? weight_->contiguous() : at::Tensor();
+  const int64_t N = h.size(0), D = h.size(1), C = p.size(1), K = v.size(0);
+  at::Tensor out = damping != 0 ? v * damping : at::zeros_like(v);
+  if (K == 0 || C == 0 || N == 0) return out;
+  const at::Tensor v2 = v.view({K * C, D + 1});
+  // U = V H̃ᵀ for every direction at once: (N, D) · (D, K·C) plus the bias row.
+  at::Tensor u = at::addmm(v2.select(1, D), h, v2.narrow(1, 0, D).t()).contiguous();
+  step(u, p, weight, K, scale);
+  at::Tensor out2 = out.view({K * C, D + 1});
+  at::Tensor out_w = out2.narrow(1, 0, D);
+  out_w.addmm_(u.t(), h);                 // R H: (K·C, N) · (N, D)
+  out2.select(1, D).add_(u.sum(0));      // R 1: the bias column
+  return out;
+}
+
+// The fused steps of the influence objective.
+// forward: score_i = δ_iᵀ q_i with p_i = softmax(z_i), δ_i = p_i − e_{y_i}, q = S h̃ (N, C).
+using ScoreStep = std::function<at::Tensor(const at::Tensor& q, const at::Tensor& logits, const at::Tensor& target)>;
+// backward: grad_logits_i = g_i · p_i ⊙ (q_i − p_i·q_i), coef_i = g_i · δ_i (so grad_h = coef · S_W).
+using ScoreBackStep = std::function<std::tuple<at::Tensor, at::Tensor>(
+    const at::Tensor& grad, const at::Tensor& q, const at::Tensor& logits, const at::Tensor& target)>;
+
+// q = h S_Wᵀ + s_b, computed in the GEMM dtype of h (float32 accumulation inside cuBLAS for half).
+inline at::Tensor score_q(const at::Tensor& h, const at::Tensor& s) {
+  const int64_t D = h.size(1);
+  const at::Tensor sh = s.to(h.scalar_type());
+  return at::addmm(sh.select(1, D), h, sh.narrow(1, 0, D).t());
+}
+
+inline at::Tensor influence_score_driver(const at::Tensor& h_, const at::Tensor& logits_, const at::Tensor& target_,
+                                         const at::Tensor& s_, const ScoreStep& step) {
+  check_score_inputs(h_, logits_, target_, s_);
+  const at::Tensor h = h_.contiguous(), logits = logits_.contiguous(), target = target_.contiguous();
+  const at::Tensor q = score_q(h, s_.contiguous()).to(logits.scalar_type());
+  return step(q, logits, target);
+}
+
+inline std::tuple<at::Tensor, at::Tensor> influence_score_backward_driver(
+    const at::Tensor& grad_, const at::Tensor& h_, const at::Tensor& logits_, const at::Tensor& target_,
+    const at::Tensor& s_, const ScoreBackStep& step) {
+  check_score_inputs(h_, logits_, target_, s_);
+  check_dim(grad_, 1, "grad");
+  TORCH_CHECK(grad_.size(0) == h_.size(0), "grad must have shape (", h_.size(0), "), got ", grad_.sizes());
+  const at::Tensor h = h_.contiguous(), logits = logits_.contiguous(), target = target_.contiguous();
+  const at::Tensor s = s_.contiguous();
+  const at::Tensor q = score_q(h, s).to(logits.scalar_type());
+  at::Tensor grad_logits, coef;
+  std::tie(grad_logits, coef) = step(grad_.to(logits.scalar_type()).contiguous(), q, logits, target);
+  // grad_h = coef · S_W: (N, C) · (C, D) in the dtype of h.
+  const int64_t D = h.size(1);
+  at::Tensor grad_h = at::mm(coef.to(h.scalar_type()), s.to(h.scalar_type()).narrow(1, 0, D));
+  return {grad_h, grad_logits};
+}
+
+}  // namespace fastaug

@@ -1,0 +1,156 @@
+// CPU kernels of the last-layer influence family: the fused per-sample softmax steps between the two
+// GEMMs (influence.h). Each runs in parallel over samples; per sample the C-long rows are short,
+// contiguous loops the compiler vectorises. No autograd graph is built anywhere.
+#include <ATen/Parallel.h>
+#include <torch/all.h>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+#include <cmath>
+#include <limits>
+
+#include "influence/influence.h"
+
+namespace fastaug {
+namespace {
+
+int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
+
+void hvp_step_cpu(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K, double scale) {
+  const int64_t N = u.size(0), C = p.size(1);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "last_layer_hvp_cpu", [&] {
+    scalar_t* up = u.data_ptr<scalar_t>();
+    const scalar_t* pp = p.data_ptr<scalar_t>();
+    const scalar_t* wp = weight.defined() ? weight.data_ptr<scalar_t>() : nullptr;
+    const scalar_t sc = static_cast<scalar_t>(scale);
+    at::parallel_for(0, N, grain_for(K * C), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t coef = wp ? sc * wp[i] : sc;
+        const scalar_t* pi = pp + i * C;
+        for (int64_t k = 0; k < K; ++k) {
+          scalar_t* ui = up + (i * K + k) * C;
+          scalar_t dot = 0;
+          for (int64_t c = 0; c < C; ++c) dot += pi[c] * ui[c];
+          for (int64_t c = 0; c < C; ++c) ui[c] = coef * pi[c] * (ui[c] - dot);
+        }
+      }
+    });
+  });
+}
+
+// Softmax of one row into prob (max-subtracted), returns nothing; prob may alias nothing.
+template <typename T>
+inline void softmax_row(const T* z, int64_t C, T* prob) {
+  T m = -std::numeric_limits<T>::infinity();
+  for (int64_t c = 0; c < C; ++c) m = std::max(m, z[c]);
+  T sum = 0;
+  for (int64_t c = 0; c < C; ++c) {
+    prob[c] = std::exp(z[c] - m);
+    sum += prob[c];
+  }
+  const T inv = T(1) / sum;
+  for (int64_t c = 0; c < C; ++c) prob[c] *= inv;
+}
+
+at::Tensor score_step_cpu(const at::Tensor& q, const at::Tensor& logits, const at::Tensor& target) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  at::Tensor out = at::empty({N}, logits.options());
+  std::atomic<bool> bad{false};
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "influence_score_cpu", [&] {
+    const scalar_t* zp = logits.data_ptr<scalar_t>();
+    const scalar_t* qp = q.data_ptr<scalar_t>();
+    const int64_t* tp = target.data_ptr<int64_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, N, grain_for(C), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> prob(C);
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t y = tp[i];
+        if (y < 0 || y >= C) {
+          bad = true;
+          op[i] = std::numeric_limits<scalar_t>::quiet_NaN();
+          continue;
+        }
+        softmax_row(zp + i * C, C, prob.data());
+        const scalar_t* qi = qp + i * C;
+        scalar_t acc = 0;
+        for (int64_t c = 0; c < C; ++c) acc += prob[c] * qi[c];
+        op[i] = acc - qi[y];  // δᵀq with δ = p − e_y
+      }
+    });
+  });
+  TORCH_CHECK(!bad, "target must hold class labels in [0, ", C, ")");
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> score_back_step_cpu(const at::Tensor& grad, const at::Tensor& q,
+                                                       const at::Tensor& logits, const at::Tensor& target) {
+  const int64_t N = logits.size(0), C = logits.size(1);
+  at::Tensor grad_logits = at::empty_like(logits), coef = at::empty_like(logits);
+  std::atomic<bool> bad{false};
+  AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "influence_score_backward_cpu", [&] {
+    const scalar_t* gp = grad.data_ptr<scalar_t>();
+    const scalar_t* zp = logits.data_ptr<scalar_t>();
+    const scalar_t* qp = q.data_ptr<scalar_t>();
+    const int64_t* tp = target.data_ptr<int64_t>();
+    scalar_t* glp = grad_logits.data_ptr<scalar_t>();
+    scalar_t* cp = coef.data_ptr<scalar_t>();
+    at::parallel_for(0, N, grain_for(C), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t y = tp[i];
+        scalar_t* gl = glp + i * C;
+        scalar_t* cf = cp + i * C;
+        if (y < 0 || y >= C) {
+          bad = true;
+          std::fill(gl, gl + C, std::numeric_limits<scalar_t>::quiet_NaN());
+          std::fill(cf, cf + C, std::numeric_limits<scalar_t>::quiet_NaN());
+          continue;
+        }
+        softmax_row(zp + i * C, C, cf);  // cf holds p for now
+        const scalar_t* qi = qp + i * C;
+        const scalar_t g = gp[i];
+        scalar_t dot = 0;
+        for (int64_t c = 0; c < C; ++c) dot += cf[c] * qi[c];
+        for (int64_t c = 0; c < C; ++c) {
+          gl[c] = g * cf[c] * (qi[c] - dot);  // g · A_i q_i
+          cf[c] = g * cf[c];
+        }
+        cf[y] -= g;  // g · (p − e_y)
+      }
+    });
+  });
+  TORCH_CHECK(!bad, "target must hold class labels in [0, ", C, ")");
+  return {grad_logits, coef};
+}
+
+at::Tensor last_layer_hvp_cpu(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
+                              const c10::optional<at::Tensor>& weight, double scale, double damping) {
+  return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cpu);
+}
+
+at::Tensor influence_score_cpu(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,
+                               const at::Tensor& s) {
+  TORCH_CHECK(h.scalar_type() == logits.scalar_type() && h.scalar_type() == s.scalar_type(),
+              "h, logits and s must have the same dtype on CPU, got ", h.scalar_type(), ", ",
+              logits.scalar_type(), " and ", s.scalar_type());
+  return influence_score_driver(h, logits, target, s, score_step_cpu);
+}
+
+std::tuple<at::Tensor, at::Tensor> influence_score_backward_cpu(const at::Tensor& grad, const at::Tensor& h,
+                                                                const at::Tensor& logits, const at::Tensor& target,
+                                                                const at::Tensor& s) {
+  TORCH_CHECK(h.scalar_type() == logits.scalar_type() && h.scalar_type() == s.scalar_type(),
+              "h, logits and s must have the same dtype on CPU, got ", h.scalar_type(), ", ",
+              logits.scalar_type(), " and ", s.scalar_type());
+  return influence_score_backward_driver(grad, h, logits, target, s, score_back_step_cpu);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastaug, CPU, m) {
+  m.impl("last_layer_hvp", &last_layer_hvp_cpu);
+  m.impl("influence_score", &influence_score_cpu);
+  m.impl("influence_score_backward", &influence_score_backward_cpu);
+}
+
+}  // namespace fastaug

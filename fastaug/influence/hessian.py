@@ -1,0 +1,138 @@
+"""The last-layer Hessian of the mean softmax cross-entropy as a matrix-free operator (DESIGN.md K4).
+
+``H = scale * sum_i w_i (h~_i h~_i^T) kron A_i + damping * I`` with ``A_i = diag(p_i) - p_i p_i^T``,
+``h~_i = [h_i; 1]``, ``scale = 1/N`` by default (the Hessian of the mean loss). Parameters are
+``Theta = [W b]`` of shape (C, D+1); the flattened index of ``Theta[c, d]`` is ``c * (D+1) + d``
+(row-major), which is also the row/column order of :meth:`LastLayerHessian.dense`.
+"""
+import torch
+
+from ..ops.influence import _check_finite, last_layer_hvp
+
+
+class LastLayerHessian:
+    """Matrix-free Hessian of a last linear layer under softmax cross-entropy, with damping.
+
+    Args:
+        h: (N, D) cached features (the last layer's input).
+        p: (N, C) cached softmax probabilities, same dtype/device.
+        weight: optional (N,) per-sample weights (0 removes a sample).
+        damping: lambda >= 0, added times the identity.
+        scale: factor of the sum over samples; default ``1/N``.
+    """
+
+    def __init__(self, h, p, *, weight=None, damping=0.0, scale=None):
+        # One call validates shapes, dtypes, devices, damping and finiteness (and warms the op up).
+        C, D = p.shape[-1], h.shape[-1]
+        last_layer_hvp(h, p, torch.zeros(0, C, D + 1, dtype=h.dtype, device=h.device), weight=weight,
+                       damping=damping, scale=scale)
+        if weight is not None:
+            _check_finite(weight, "weight")
+            weight = weight.to(h.dtype)
+        self.h, self.p, self.weight = h, p, weight
+        self.damping = float(damping)
+        self.N, self.D, self.C = h.shape[0], D, C
+        self.scale = float(scale) if scale is not None else 1.0 / max(self.N, 1)
+        self.shape = (self.C, self.D + 1)
+        self.num_params = self.C * (self.D + 1)
+        self._cholesky = None
+
+    @property
+    def dtype(self):
+        return self.h.dtype
+
+    @property
+    def device(self):
+        return self.h.device
+
+    def matvec(self, v):
+        """H V for V of shape (C, D+1) or (K, C, D+1): two GEMMs and one fused pass (no autograd)."""
+        return last_layer_hvp(self.h, self.p, v, weight=self.weight, damping=self.damping, scale=self.scale,
+                              check_finite=False)
+
+    __call__ = matvec
+
+    def __matmul__(self, v):
+        return self.matvec(v)
+
+    def with_damping(self, damping):
+        """The same Hessian with another damping (shares the cached features)."""
+        return LastLayerHessian(self.h, self.p, weight=self.weight, damping=damping, scale=self.scale)
+
+    def subsample(self, index):
+        """The Hessian estimated on the samples ``index`` only (scale 1/len(index), for stochastic LiSSA)."""
+        w = None if self.weight is None else self.weight[index]
+        n = index.numel() if isinstance(index, torch.Tensor) else len(index)
+        return LastLayerHessian(self.h[index], self.p[index], weight=w, damping=self.damping,
+                                scale=self.scale * self.N / max(n, 1))
+
+    def _coef(self, rows):
+        c = torch.full((rows.stop - rows.start,), self.scale, dtype=self.dtype, device=self.device)
+        return c if self.weight is None else c * self.weight[rows]
+
+    def _ht(self, rows):
+        h = self.h[rows]
+        return torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)], 1)
+
+    def diagonal(self):
+        """diag(H) reshaped to (C, D+1): ``scale * sum_i w_i p_ic (1 - p_ic) h~_id^2 + damping``."""
+        out = torch.full(self.shape, self.damping, dtype=self.dtype, device=self.device)
+        for start in range(0, self.N, 65536):
+            rows = slice(start, min(self.N, start + 65536))
+            p = self.p[rows]
+            out += (p * (1 - p) * self._coef(rows)[:, None]).T @ self._ht(rows).square()
+        return out
+
+    def lambda_max_bound(self):
+        """An upper bound on the largest eigenvalue of H, from lambda_max(A_i) <= 1/2 (Gershgorin:
+        row c of A_i sums to 2 p_c (1 - p_c) <= 1/2): ``1/2 * scale * sum_i |w_i| ||h~_i||^2 + damping``,
+        which is at most DESIGN.md's ``1/2 * max ||h~||^2 + damping`` for unit weights."""
+        sq = self.h.square().sum(1) + 1
+        if self.weight is not None:
+            sq = sq * self.weight.abs()
+        return 0.5 * self.scale * float(sq.sum()) + self.damping
+
+    def dense(self, chunk_size=None, progress=False):
+        """Form H as a (C(D+1), C(D+1)) matrix, index ``c * (D+1) + d``, in chunks of samples.
+
+        Cost ``~ N (C(D+1))^2`` multiply-adds (only the upper block triangle is multiplied out).
+        """
+        C, D1, P = self.C, self.D + 1, self.num_params
+        H = torch.zeros(P, P, dtype=self.dtype, device=self.device)
+        if chunk_size is None:
+            chunk_size = max(256, min(8192, (1 << 25) // max(P, 1)))
+        starts = range(0, self.N, chunk_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="forming H", unit="chunk")
+        for start in starts:
+            rows = slice(start, min(self.N, start + chunk_size))
+            ht, p, coef = self._ht(rows), self.p[rows], self._coef(rows)
+            M = (p[:, :, None] * ht[:, None, :]).reshape(ht.shape[0], P)  # rows h~_i kron p_i
+            Mw = M * coef[:, None]
+            for c in range(C):
+                blk = slice(c * D1, (c + 1) * D1)
+                # - sum_i w_i (p_ic h~_i)(p_ic' h~_i)^T for c' >= c, then the diagonal block's diag(p) part.
+                H[blk, c * D1:].addmm_(Mw[:, blk].T, M[:, c * D1:], alpha=-1)
+                H[blk, blk].addmm_(ht.T, ht * (coef * p[:, c])[:, None])
+        upper = torch.triu(H)
+        H = upper + torch.triu(H, 1).T
+        H.diagonal().add_(self.damping)
+        return H
+
+    def cholesky(self, max_params=20000, progress=False):
+        """Lower Cholesky factor of the dense H (cached). Raises ValueError when C(D+1) > max_params
+        and RuntimeError when H is not positive definite (add damping)."""
+        if self._cholesky is None:
+            if self.num_params > max_params:
+                raise ValueError(
+                    f"the exact solver forms H with C*(D+1) = {self.num_params} parameters, above "
+                    f"max_params={max_params}; use method='cg' or 'lissa', or raise max_params")
+            L, info = torch.linalg.cholesky_ex(self.dense(progress=progress))
+            if int(info) != 0:
+                raise RuntimeError(
+                    f"the last-layer Hessian is not positive definite (Cholesky failed at column {int(info)}); "
+                    f"increase damping (now {self.damping})")
+            self._cholesky = L
+        return self._cholesky

@@ -1,0 +1,208 @@
+"""Last-layer influence family: :func:`last_layer_hvp`, :func:`influence_score`, :func:`influence_aug`
+(DESIGN.md K4).
+
+Kernels: ``csrc/influence/influence_cpu.cpp`` and ``csrc/influence/influence_cuda.cu``. Both ops are
+"GEMM, fused per-sample softmax step, GEMM" with the GEMMs in ATen (cuBLAS / MKL) and the step in
+between ours. This file holds the public functions, their fake kernels for ``torch.compile``, and the
+analytic autograd formula of the influence objective.
+
+Notation: a classifier's last layer ``z = W h + b`` (C classes, D features), ``p = softmax(z)``,
+``h~ = [h; 1]``, ``Theta = [W b]`` of shape (C, D+1), ``A_i = diag(p_i) - p_i p_i^T``. The sign and
+scale conventions of influence are documented once, in :mod:`fastaug.influence`.
+"""
+import torch
+
+from ._validate import check_device, check_tensor
+
+_ops = torch.ops.fastaug
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _check_float(t, name, allow_half_on_cuda=True):
+    check_tensor(t, name)
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32/float64, or float16/bfloat16 on CUDA), "
+                        f"got {t.dtype}")
+    if t.dtype in _HALF and (t.device.type != "cuda" or not allow_half_on_cuda):
+        raise TypeError(f"{name}: {t.dtype} is supported on CUDA only; use float32 or float64 on CPU")
+    check_device(t, name)
+
+
+def _check_same_device(t, name, ref, ref_name):
+    if t.device != ref.device:
+        raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}")
+
+
+def _check_finite(t, name):
+    # Data-dependent: skipped while tracing under torch.compile (the kernels then propagate NaN).
+    if torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0:
+        return
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _check_features(h, name="h"):
+    _check_float(h, name)
+    if h.dim() != 2:
+        raise ValueError(f"{name} must have shape (N, D) (features of the last layer's input), got {tuple(h.shape)}")
+
+
+def _check_labels(target, n, num_classes, name="target"):
+    check_tensor(target, name)
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} must be int64 class labels, got {target.dtype}")
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(target.shape)}")
+    if not torch.compiler.is_compiling() and target.device.type != "meta" and target.numel() > 0:
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got values in [{lo}, {hi}]")
+
+
+def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finite=True):
+    """Hessian-vector product of the mean softmax cross-entropy of a last linear layer, closed form.
+
+    ``HV = scale * sum_i weight_i * R_i h~_i^T + damping * V`` with ``U = V H~^T``,
+    ``R_i = p_i * u_i - p_i (p_i . u_i)`` (the per-sample softmax Jacobian), i.e. the product with
+    ``H = scale * sum_i weight_i (h~_i h~_i^T) kron A_i + damping * I``. ``scale`` defaults to ``1/N``
+    (the Hessian of the mean loss). Two GEMMs over the features and one fused pass in between; several
+    directions are one GEMM. No autograd graph is built (the op is not differentiable).
+
+    Args:
+        h: (N, D) features (the last layer's input), float32/float64 (float16/bfloat16 on CUDA: GEMMs
+            in that dtype with float32 accumulation, the fused step in float32).
+        p: (N, C) softmax probabilities of the last layer, same dtype and device as ``h``.
+        v: (C, D+1) direction ``[dW | db]`` or (K, C, D+1) for K directions at once.
+        weight: optional (N,) per-sample weights.
+        damping: lambda >= 0 added times V.
+        scale: factor of the sum (default ``1/N``; with ``N = 0`` the result is ``damping * V``).
+        check_finite: raise ValueError when ``h`` or ``p`` hold NaN/inf (a device sync on CUDA).
+
+    Returns:
+        Tensor of the shape of ``v``.
+    """
+    _check_features(h)
+    _check_float(p, "p")
+    _check_float(v, "v")
+    if p.dim() != 2 or p.shape[0] != h.shape[0]:
+        raise ValueError(f"p must have shape ({h.shape[0]}, C) to match h {tuple(h.shape)}, got {tuple(p.shape)}")
+    C, D = p.shape[1], h.shape[1]
+    single = v.dim() == 2
+    if tuple(v.shape[-2:]) != (C, D + 1) or v.dim() not in (2, 3):
+        raise ValueError(f"v must have shape ({C}, {D + 1}) or (K, {C}, {D + 1}) for C={C} classes and D={D} "
+                         f"features (last column = bias), got {tuple(v.shape)}")
+    for t, name in ((p, "p"), (v, "v")):
+        _check_same_device(t, name, h, "h")
+        if t.dtype != h.dtype:
+            raise TypeError(f"{name} must have the dtype of h ({h.dtype}), got {t.dtype}")
+    if weight is not None:
+        _check_float(weight, "weight")
+        if tuple(weight.shape) != (h.shape[0],):
+            raise ValueError(f"weight must have shape ({h.shape[0]},), got {tuple(weight.shape)}")
+        _check_same_device(weight, "weight", h, "h")
+        weight = weight.to(h.dtype)
+    damping = float(damping)
+    if not damping >= 0 or damping == float("inf"):
+        raise ValueError(f"damping must be a finite number >= 0, got {damping}")
+    if scale is None:
+        scale = 1.0 / max(h.shape[0], 1)
+    if check_finite:
+        _check_finite(h, "h")
+        _check_finite(p, "p")
+    out = _ops.last_layer_hvp(h, p, v.unsqueeze(0) if single else v, weight, float(scale), damping)
+    return out.squeeze(0) if single else out
+
+
+def _check_score_args(h, logits, target, s):
+    _check_features(h)
+    _check_float(logits, "logits")
+    _check_float(s, "s")
+    if logits.dim() != 2 or logits.shape[0] != h.shape[0]:
+        raise ValueError(f"logits must have shape ({h.shape[0]}, C) to match h {tuple(h.shape)}, "
+                         f"got {tuple(logits.shape)}")
+    C, D = logits.shape[1], h.shape[1]
+    if tuple(s.shape) != (C, D + 1):
+        raise ValueError(f"s must have shape ({C}, {D + 1}) (reshaped s_val = H^-1 grad L_val, last column = bias), "
+                         f"got {tuple(s.shape)}")
+    for t, name in ((logits, "logits"), (s, "s")):
+        _check_same_device(t, name, h, "h")
+    if h.device.type == "cpu" and not (h.dtype == logits.dtype == s.dtype):
+        raise TypeError(f"h, logits and s must share one dtype on CPU, got {h.dtype}, {logits.dtype}, {s.dtype}")
+    _check_labels(target, h.shape[0], C)
+    _check_same_device(target, "target", h, "h")
+
+
+def influence_score(h, logits, target, s):
+    """Per-sample influence objective ``score_i = s_val^T grad_Theta l(z_i) = delta_i^T S h~_i``.
+
+    ``delta_i = softmax(logits_i) - onehot(target_i)``; ``S`` is ``s_val`` reshaped to (C, D+1). Then
+    ``I_up,loss(z_i, val) = -score_i``. Differentiable with respect to ``h`` and ``logits`` (analytic
+    backward, one GEMM and one fused pass: ``d/dh = g delta^T S_W``, ``d/dz = g A (S h~)``) and to ``s``;
+    ``logits`` are the classifier's output for ``h``, so gradients reach both paths of a frozen
+    classifier.
+
+    Args:
+        h: (N, D) features. float32/float64; float16/bfloat16 on CUDA (GEMMs with float32
+            accumulation, the softmax step in float32 when logits are float32).
+        logits: (N, C) last-layer outputs (any floating dtype on CUDA; the dtype of ``h`` on CPU).
+        target: (N,) int64 labels in [0, C).
+        s: (C, D+1) the influence direction.
+
+    Returns:
+        (N,) scores in the dtype of ``logits``.
+    """
+    _check_score_args(h, logits, target, s)
+    return _ops.influence_score(h, logits, target, s)
+
+
+def influence_aug(h, logits, h_aug, logits_aug, target, s):
+    """Influence of replacing z by its augmentation (seed eq. 18): ``I_aug = -(score(z~) - score(z))``.
+
+    ``I_aug = -s_val^T (grad l(z~) - grad l(z))`` per sample; differentiable in all feature and logit
+    arguments (typically only ``h_aug``/``logits_aug`` require grad). Shapes as in
+    :func:`influence_score`; returns (N,).
+    """
+    return influence_score(h, logits, target, s) - influence_score(h_aug, logits_aug, target, s)
+
+
+# ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
+
+@torch.library.register_fake("fastaug::last_layer_hvp")
+def _hvp_fake(h, p, v, weight, scale, damping):
+    return v.new_empty(v.shape)
+
+
+@torch.library.register_fake("fastaug::influence_score")
+def _score_fake(h, logits, target, s):
+    return logits.new_empty((logits.shape[0],))
+
+
+@torch.library.register_fake("fastaug::influence_score_backward")
+def _score_backward_fake(grad, h, logits, target, s):
+    return h.new_empty(h.shape), logits.new_empty(logits.shape)
+
+
+# ---- autograd -------------------------------------------------------------------------------------
+
+def _score_setup_context(ctx, inputs, output):
+    h, logits, target, s = inputs
+    ctx.save_for_backward(h, logits, target, s)
+
+
+def _score_backward(ctx, grad):
+    h, logits, target, s = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    grad_h = grad_logits = grad_s = None
+    if needs[0] or needs[1]:
+        grad_h, grad_logits = _ops.influence_score_backward(grad, h, logits, target, s)
+    if needs[3]:
+        # d score_i / d S = delta_i h~_i^T, summed with the incoming weights.
+        delta = torch.softmax(logits.to(s.dtype), dim=1)
+        delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
+        gd = delta * grad.to(s.dtype).unsqueeze(1)
+        grad_s = torch.cat([gd.t() @ h.to(s.dtype), gd.sum(0).unsqueeze(1)], dim=1)
+    return (grad_h if needs[0] else None), (grad_logits if needs[1] else None), None, grad_s
+
+
+torch.library.register_autograd("fastaug::influence_score", _score_backward, setup_context=_score_setup_context)
