@@ -33,7 +33,7 @@ void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
 // then the columns whose window leaves the row (where the flat shift wraps into the neighbouring
 // row) are recomputed with the replicate clamp. Same sums as box_sum_row on every row.
 template <typename T>
-void box_sum_rows(const T* p, int64_t rows, int64_t W, int64_t k, T* r) {
+FASTAUG_AVX2_CLONES void box_sum_rows(const T* p, int64_t rows, int64_t W, int64_t k, T* r) {
   const int64_t lo = box_lo(k), hi = box_hi(k), n = rows * W;
   std::fill(r, r + n, T(0));
   for (int64_t d = -lo; d <= hi; ++d) {
