@@ -64,18 +64,26 @@ def peak_mb(fn, device):
     return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
-def compare(family, case, size, device, ours, baselines, target=None, min_run_time=0.5, note=""):
+def compare(family, case, size, device, ours, baselines, target=None, min_run_time=0.5, note="", rounds=3):
     """Time ``ours`` against each ``baselines[name]`` callable; return one Row per baseline.
 
-    ``target`` (a speed-up, or a dict baseline name -> speed-up) marks the rows the issue sets a
-    target for.
+    Ours and the baselines are timed in interleaved rounds (ours, baseline 1, baseline 2, ...,
+    repeated ``rounds`` times) and each keeps its median over the rounds, so a machine whose speed
+    drifts during the run (shared VMs) does not favour whichever side ran first. ``target`` (a
+    speed-up, or a dict baseline name -> speed-up) marks the rows the issue sets a target for.
     """
-    ours_ms = time_ms(ours, min_run_time)
+    fns = {"__ours__": ours, **baselines}
+    per_round = min_run_time / rounds
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(time_ms(fn, per_round))
+    med = {name: sorted(ts)[len(ts) // 2] for name, ts in times.items()}
     ours_peak = peak_mb(ours, device)
     rows = []
     for name, fn in baselines.items():
         t = target.get(name) if isinstance(target, dict) else target
-        rows.append(Row(family, case, size, device_name(device), ours_ms, name, time_ms(fn, min_run_time), t,
+        rows.append(Row(family, case, size, device_name(device), med["__ours__"], name, med[name], t,
                         ours_peak, peak_mb(fn, device), note))
     return rows
 
