@@ -35,11 +35,15 @@ void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
 template <typename T>
 FASTAUG_AVX2_CLONES void box_sum_rows(const T* p, int64_t rows, int64_t W, int64_t k, T* r) {
   const int64_t lo = box_lo(k), hi = box_hi(k), n = rows * W;
-  std::fill(r, r + n, T(0));
+  // The first tap writes instead of adding: what it skips (f < lo) are left border columns,
+  // recomputed below, so no zero-fill pass is needed.
   for (int64_t d = -lo; d <= hi; ++d) {
     const int64_t f0 = std::max<int64_t>(0, -d), f1 = std::min(n, n - d);
     const T* src = p + d;
-    for (int64_t f = f0; f < f1; ++f) r[f] += src[f];
+    if (d == -lo)
+      for (int64_t f = f0; f < f1; ++f) r[f] = src[f];
+    else
+      for (int64_t f = f0; f < f1; ++f) r[f] += src[f];
   }
   const int64_t left = std::min(W, lo), right = std::max(left, W - hi);  // exact columns [left, right)
   for (int64_t i = 0; i < rows; ++i) {
@@ -124,14 +128,17 @@ FASTAUG_AVX2_CLONES void box_filter_adjoint(const T* g, int64_t H, int64_t W, in
   const int64_t lo = box_lo(k), hi = box_hi(k);
   const T scale = T(1) / static_cast<T>(k * k);
   std::vector<int64_t> border;
-  // Columns (vertical adjoint): tmp row m = sum_i count(i, m) g row i.
-  std::fill(tmp, tmp + HW, T(0));
+  // Columns (vertical adjoint): tmp row m = sum_i count(i, m) g row i. The first shift writes
+  // instead of adding; the rows it skips (m < hi) are border rows, recomputed below.
   for (int64_t e = -hi; e <= lo; ++e) {
     const int64_t m0 = std::max<int64_t>(0, -e), m1 = std::min(H, H - e);
     if (m1 <= m0) continue;
     const T* src = g + (m0 + e) * W;
     T* dst = tmp + m0 * W;
-    for (int64_t f = 0, n = (m1 - m0) * W; f < n; ++f) dst[f] += src[f];
+    if (e == -hi)
+      std::copy(src, src + (m1 - m0) * W, dst);
+    else
+      for (int64_t f = 0, n = (m1 - m0) * W; f < n; ++f) dst[f] += src[f];
   }
   box_adjoint_borders(H, lo, hi, border);
   for (int64_t m : border) {
@@ -144,11 +151,17 @@ FASTAUG_AVX2_CLONES void box_filter_adjoint(const T* g, int64_t H, int64_t W, in
     }
   }
   // Rows (horizontal adjoint) over the plane as one flat array, then the border columns exactly.
-  std::fill(out, out + HW, T(0));
+  // The first shift writes, the last one also applies 1/k^2; what they skip (f < hi, f >= HW - lo)
+  // are border columns, recomputed (and scaled) below. k > 1 here, so -hi != lo.
   for (int64_t e = -hi; e <= lo; ++e) {
     const int64_t f0 = std::max<int64_t>(0, -e), f1 = std::min(HW, HW - e);
     const T* src = tmp + e;
-    for (int64_t f = f0; f < f1; ++f) out[f] += src[f];
+    if (e == -hi)
+      for (int64_t f = f0; f < f1; ++f) out[f] = src[f];
+    else if (e == lo)
+      for (int64_t f = f0; f < f1; ++f) out[f] = (out[f] + src[f]) * scale;
+    else
+      for (int64_t f = f0; f < f1; ++f) out[f] += src[f];
   }
   box_adjoint_borders(W, lo, hi, border);
   for (int64_t r = 0; r < H; ++r) {
@@ -158,10 +171,9 @@ FASTAUG_AVX2_CLONES void box_filter_adjoint(const T* g, int64_t H, int64_t W, in
       T acc = T(0);
       for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
         acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc;
+      orow[m] = acc * scale;
     }
   }
-  for (int64_t f = 0; f < HW; ++f) out[f] *= scale;
 }
 
 }  // namespace fastaug
