@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import fastaug
 
-from .harness import compare
+from .harness import compare, fwd_bwd
 
 
 def smooth(p, k=4):
@@ -48,12 +48,6 @@ def two_fastaug_ops(x, params):
     return y + fastaug.appearance(x, params[:, 6:15], params[:, 15:18], smooth=4) - x
 
 
-def _fwd_bwd(fn, grad):
-    def step():
-        fn().backward(grad)
-    return step
-
-
 def run(device, quick=False):
     sizes = {"cpu": [(128, 3, 32, 32), (32, 3, 224, 224)], "cuda": [(256, 3, 224, 224)]}[device]
     if quick:
@@ -86,13 +80,13 @@ def run(device, quick=False):
                             4 if cpu else 3, t)
             rows += compare("transform", "transform parallel fwd", size, device, ours_t,
                             {comp_t: stock_t, "affine_flow_warp + appearance": split}, None, t)
-        rows += compare("transform", "appearance fwd+bwd (param grads)", size, device, _fwd_bwd(ours_a, grad),
-                        {comp_a: _fwd_bwd(stock_a, grad)}, 4 if cpu else 3, t)
+        rows += compare("transform", "appearance fwd+bwd (param grads)", size, device, fwd_bwd(ours_a, grad),
+                        {comp_a: fwd_bwd(stock_a, grad)}, 4 if cpu else 3, t)
         rows += compare("transform", "transform parallel fwd+bwd (param grads)", size, device,
-                        _fwd_bwd(ours_t, grad),
-                        {comp_t: _fwd_bwd(stock_t, grad),
-                         "affine_flow_warp + appearance": _fwd_bwd(split, grad)},
+                        fwd_bwd(ours_t, grad),
+                        {comp_t: fwd_bwd(stock_t, grad),
+                         "affine_flow_warp + appearance": fwd_bwd(split, grad)},
                         {comp_t: 4}, t)
-        rows += compare("transform", "transform serial fwd+bwd (param grads)", size, device, _fwd_bwd(ours_s, grad),
-                        {comp_t: _fwd_bwd(stock_s, grad)}, 4, t)
+        rows += compare("transform", "transform serial fwd+bwd (param grads)", size, device, fwd_bwd(ours_s, grad),
+                        {comp_t: fwd_bwd(stock_s, grad)}, 4, t)
     return rows

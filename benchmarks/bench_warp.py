@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import fastaug
 
-from .harness import compare
+from .harness import compare, fwd_bwd
 
 
 def stock_warp(x, flow, base):
@@ -30,12 +30,6 @@ def stock_affine_flow_warp(x, s_w, s_b, u, k=4):
     sy = uy + p[:, 2] * ux + p[:, 3] * uy + p[:, 5]
     return F.grid_sample(x, torch.stack([sx, sy], dim=-1), mode="bilinear", padding_mode="zeros",
                          align_corners=False)
-
-
-def _fwd_bwd(fn, grad):
-    def step():
-        fn().backward(grad)
-    return step
 
 
 def run(device, quick=False):
@@ -73,8 +67,8 @@ def run(device, quick=False):
                 baselines["device copy of inputs"] = lambda: copy_dst.copy_(inputs)
                 targets = {"device copy of inputs": 0.5}
             rows += compare("warp", "affine_flow_warp fwd", size, device, ours_a, baselines, targets, t)
-        rows += compare("warp", "warp fwd+bwd (flow grad)", size, device, _fwd_bwd(ours_w, grad),
-                        {"flow->grid + grid_sample": _fwd_bwd(stock_w, grad)}, 1.3 if cpu else None, t)
-        rows += compare("warp", "affine_flow_warp fwd+bwd (param grads)", size, device, _fwd_bwd(ours_a, grad),
-                        {"pad+avg_pool2d+flow+grid_sample": _fwd_bwd(stock_a, grad)}, 4 if cpu else 3, t)
+        rows += compare("warp", "warp fwd+bwd (flow grad)", size, device, fwd_bwd(ours_w, grad),
+                        {"flow->grid + grid_sample": fwd_bwd(stock_w, grad)}, 1.3 if cpu else None, t)
+        rows += compare("warp", "affine_flow_warp fwd+bwd (param grads)", size, device, fwd_bwd(ours_a, grad),
+                        {"pad+avg_pool2d+flow+grid_sample": fwd_bwd(stock_a, grad)}, 4 if cpu else 3, t)
     return rows

@@ -88,6 +88,13 @@ def compare(family, case, size, device, ours, baselines, target=None, min_run_ti
     return rows
 
 
+def fwd_bwd(fn, grad):
+    """A callable running ``fn()`` forward and backpropagating ``grad``: the fwd+bwd timing unit."""
+    def step():
+        fn().backward(grad)
+    return step
+
+
 def format_table(rows):
     """Markdown table of rows: times, speed-up, target and peak memory."""
     head = ("| family | case | size | device | ours ms | baseline | baseline ms | speed-up | target | "
