@@ -70,15 +70,20 @@ inline void check_score_inputs(const at::Tensor& h, const at::Tensor& logits, co
   TORCH_CHECK(s.device() == h.device(), "s must be on the device of h");
 }
 
-// The fused step of the HVP: u (N, K*C) in place, R_ik = coef_i · p_i ⊙ (u_ik − p_i·u_ik) with
-// coef_i = scale · weight_i (weight may be undefined).
-using HvpStep = std::function<void(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K,
-                                   double scale)>;
+// The fused step of the HVP: u (N, K*C) in place. When `bias` (K*C) is defined the step first adds
+// it to every row (the GEMM before it then needs no broadcast copy of the bias); then
+// R_ik = coef_i · p_i ⊙ (u_ik − p_i·u_ik) with coef_i = scale · weight_i (weight may be undefined).
+// Returns the column sums of R (the bias column of HV), or an undefined tensor when the backend
+// leaves that reduction to the driver.
+using HvpStep = std::function<at::Tensor(at::Tensor& u, const at::Tensor& bias, const at::Tensor& p,
+                                         const at::Tensor& weight, int64_t K, double scale)>;
 
 // HV = scale · Σ_i w_i R_i h̃_iᵀ + damping · V for K directions at once, two GEMMs and one fused pass.
+// step_adds_bias: the step adds the bias row itself (CPU: saves a pass over the (N, K·C) matrix);
+// otherwise the first GEMM does (cuBLAS folds it in as beta = 1).
 inline at::Tensor last_layer_hvp_driver(const at::Tensor& h_, const at::Tensor& p_, const at::Tensor& v_,
                                         const c10::optional<at::Tensor>& weight_, double scale, double damping,
-                                        const HvpStep& step) {
+                                        const HvpStep& step, bool step_adds_bias) {
   check_hvp_inputs(h_, p_, v_, weight_, scale, damping);
   const at::Tensor h = h_.contiguous(), p = p_.contiguous(), v = v_.contiguous();
   const at::Tensor weight = (weight_.has_value() && weight_->defined()) ? weight_->contiguous() : at::Tensor();
@@ -86,13 +91,14 @@ inline at::Tensor last_layer_hvp_driver(const at::Tensor& h_, const at::Tensor& 
   at::Tensor out = damping != 0 ? v * damping : at::zeros_like(v);
   if (K == 0 || C == 0 || N == 0) return out;
   const at::Tensor v2 = v.view({K * C, D + 1});
+  const at::Tensor v_w = v2.narrow(1, 0, D), v_b = v2.select(1, D);
   // U = V H̃ᵀ for every direction at once: (N, D) · (D, K·C) plus the bias row.
-  at::Tensor u = at::addmm(v2.select(1, D), h, v2.narrow(1, 0, D).t()).contiguous();
-  step(u, p, weight, K, scale);
+  at::Tensor u = step_adds_bias ? at::mm(h, v_w.t()) : at::addmm(v_b, h, v_w.t()).contiguous();
+  const at::Tensor col_sums = step(u, step_adds_bias ? v_b.contiguous() : at::Tensor(), p, weight, K, scale);
   at::Tensor out2 = out.view({K * C, D + 1});
   at::Tensor out_w = out2.narrow(1, 0, D);
-  out_w.addmm_(u.t(), h);                 // R H: (K·C, N) · (N, D)
-  out2.select(1, D).add_(u.sum(0));      // R 1: the bias column
+  out_w.addmm_(u.t(), h);                                           // R H: (K·C, N) · (N, D)
+  out2.select(1, D).add_(col_sums.defined() ? col_sums : u.sum(0));  // R 1: the bias column
   return out;
 }
 

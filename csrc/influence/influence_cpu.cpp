@@ -17,26 +17,46 @@ namespace {
 
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
 
-void hvp_step_cpu(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K, double scale) {
-  const int64_t N = u.size(0), C = p.size(1);
+// Rows go in fixed chunks, each with its own column-sum buffer, summed in chunk order afterwards: the
+// bias column is deterministic whatever the thread count, and u is read once.
+constexpr int64_t kHvpChunk = 256;
+
+at::Tensor hvp_step_cpu(at::Tensor& u, const at::Tensor& bias, const at::Tensor& p, const at::Tensor& weight,
+                        int64_t K, double scale) {
+  const int64_t N = u.size(0), C = p.size(1), KC = K * C;
+  const int64_t chunks = (N + kHvpChunk - 1) / kHvpChunk;
+  at::Tensor partial = at::zeros({chunks, KC}, u.options());
   AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "last_layer_hvp_cpu", [&] {
     scalar_t* up = u.data_ptr<scalar_t>();
     const scalar_t* pp = p.data_ptr<scalar_t>();
     const scalar_t* wp = weight.defined() ? weight.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
+    scalar_t* sp = partial.data_ptr<scalar_t>();
     const scalar_t sc = static_cast<scalar_t>(scale);
-    at::parallel_for(0, N, grain_for(K * C), [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t coef = wp ? sc * wp[i] : sc;
-        const scalar_t* pi = pp + i * C;
-        for (int64_t k = 0; k < K; ++k) {
-          scalar_t* ui = up + (i * K + k) * C;
-          scalar_t dot = 0;
-          for (int64_t c = 0; c < C; ++c) dot += pi[c] * ui[c];
-          for (int64_t c = 0; c < C; ++c) ui[c] = coef * pi[c] * (ui[c] - dot);
+    at::parallel_for(0, chunks, 1, [&](int64_t cb, int64_t ce) {
+      for (int64_t chunk = cb; chunk < ce; ++chunk) {
+        scalar_t* sums = sp + chunk * KC;
+        const int64_t end = std::min(N, (chunk + 1) * kHvpChunk);
+        for (int64_t i = chunk * kHvpChunk; i < end; ++i) {
+          const scalar_t coef = wp ? sc * wp[i] : sc;
+          const scalar_t* pi = pp + i * C;
+          for (int64_t k = 0; k < K; ++k) {
+            scalar_t* ui = up + (i * K + k) * C;
+            scalar_t* si = sums + k * C;
+            if (bp)
+              for (int64_t c = 0; c < C; ++c) ui[c] += bp[k * C + c];
+            scalar_t dot = 0;
+            for (int64_t c = 0; c < C; ++c) dot += pi[c] * ui[c];
+            for (int64_t c = 0; c < C; ++c) {
+              ui[c] = coef * pi[c] * (ui[c] - dot);
+              si[c] += ui[c];
+            }
+          }
         }
       }
     });
   });
+  return partial.sum(0);
 }
 
 // Softmax of one row into prob (max-subtracted), returns nothing; prob may alias nothing.
@@ -125,7 +145,7 @@ std::tuple<at::Tensor, at::Tensor> score_back_step_cpu(const at::Tensor& grad, c
 
 at::Tensor last_layer_hvp_cpu(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
                               const c10::optional<at::Tensor>& weight, double scale, double damping) {
-  return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cpu);
+  return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cpu, /*step_adds_bias=*/true);
 }
 
 at::Tensor influence_score_cpu(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,

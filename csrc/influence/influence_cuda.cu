@@ -183,9 +183,12 @@ int64_t blocks_for(int64_t rows, int G) {
     default: { constexpr int G = 32; __VA_ARGS__(); break; } \
   }
 
-void hvp_step_cuda(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight, int64_t K, double scale) {
+// The bias is already in u (cuBLAS adds it as beta = 1); the column sums are left to the driver.
+at::Tensor hvp_step_cuda(at::Tensor& u, const at::Tensor& bias, const at::Tensor& p, const at::Tensor& weight,
+                         int64_t K, double scale) {
+  TORCH_INTERNAL_ASSERT(!bias.defined());
   const int64_t rows = u.size(0) * K, C = p.size(1);
-  if (rows == 0 || C == 0) return;
+  if (rows == 0 || C == 0) return at::Tensor();
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, u.scalar_type(), "last_layer_hvp_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -198,6 +201,7 @@ void hvp_step_cuda(at::Tensor& u, const at::Tensor& p, const at::Tensor& weight,
     });
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return at::Tensor();
 }
 
 at::Tensor score_step_cuda(const at::Tensor& q, const at::Tensor& logits, const at::Tensor& target) {
@@ -244,7 +248,7 @@ std::tuple<at::Tensor, at::Tensor> score_back_step_cuda(const at::Tensor& grad, 
 at::Tensor last_layer_hvp_cuda(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
                                const c10::optional<at::Tensor>& weight, double scale, double damping) {
   const c10::cuda::CUDAGuard guard(h.device());
-  return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cuda);
+  return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cuda, /*step_adds_bias=*/false);
 }
 
 at::Tensor influence_score_cuda(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,

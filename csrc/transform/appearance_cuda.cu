@@ -13,14 +13,9 @@
 
 #include "common/box_filter_cuda.cuh"
 #include "transform/transform.h"
-#include "transform/transform_cuda.cuh"
 
 namespace fastaug {
 namespace {
-
-using k2_cuda::check_cuda_grid;
-using k2_cuda::launch_box_adjoint;
-using k2_cuda::smooth_tile_maps;
 
 template <typename scalar_t, int C>
 __global__ void appearance_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ c_w,

@@ -19,14 +19,9 @@
 #include "common/box_filter_cuda.cuh"
 #include "common/sampling.h"
 #include "transform/transform.h"
-#include "transform/transform_cuda.cuh"
 
 namespace fastaug {
 namespace {
-
-using k2_cuda::check_cuda_grid;
-using k2_cuda::launch_box_adjoint;
-using k2_cuda::smooth_tile_maps;
 
 template <typename scalar_t, int C>
 __global__ void transform_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ params,

@@ -155,19 +155,6 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, c
 // ------------------------------------------------------------------------------------------------
 // affine_flow_warp
 
-// Smoothed parameters (w0..w3, b0, b1) of image n at this thread's pixel. All threads must call it.
-template <typename scalar_t, typename acc_t>
-__device__ inline void smooth_affine_tile(const scalar_t* __restrict__ s_w, const scalar_t* __restrict__ s_b,
-                                          int64_t n, int64_t H, int64_t W, int64_t k, int64_t i0, int64_t j0,
-                                          acc_t* smem, acc_t out[kAffineParams]) {
-  const int64_t plane = H * W;
-#pragma unroll
-  for (int p = 0; p < kAffineParams; ++p) {
-    const scalar_t* src = p < 4 ? s_w + (n * 4 + p) * plane : s_b + (n * 2 + p - 4) * plane;
-    out[p] = smooth_tile_plane<scalar_t, acc_t>(src, H, W, k, i0, j0, smem);
-  }
-}
-
 template <typename acc_t>
 __device__ inline void affine_source(const acc_t sm[kAffineParams], int64_t i, int64_t j, int64_t H, int64_t W,
                                      int64_t padding_mode, acc_t* ix, acc_t* iy, acc_t* mx, acc_t* my) {
@@ -192,7 +179,7 @@ __global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const
   const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
-    smooth_affine_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, smem, sm);
+    smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
       affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
@@ -218,7 +205,7 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
   const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
-    smooth_affine_tile<scalar_t, acc_t>(s_w, s_b, n, H, W, k, i0, j0, smem, sm);
+    smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
       affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
@@ -240,25 +227,6 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
   }
 }
 
-// d(loss)/d(raw params) from d(loss)/d(smoothed params) through the box filter's adjoint (a gather).
-template <typename scalar_t>
-__global__ void affine_box_adjoint_kernel(const at::opmath_type<scalar_t>* __restrict__ g_smooth,
-                                          scalar_t* __restrict__ g_sw, scalar_t* __restrict__ g_sb, int64_t N,
-                                          int64_t H, int64_t W, int64_t k) {
-  using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW, plane = H * W;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x;
-  for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
-    for (int p = 0; p < kAffineParams; ++p) {
-      const acc_t g = box_adjoint_tile_plane<acc_t>(g_smooth + (n * kAffineParams + p) * plane, H, W, k, i0, j0, smem);
-      scalar_t* dst = p < 4 ? g_sw + (n * 4 + p) * plane : g_sb + (n * 2 + p - 4) * plane;
-      if (i < H && j < W) dst[i * W + j] = static_cast<scalar_t>(g);
-    }
-  }
-}
-
 at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
                                  int64_t padding_mode) {
   check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
@@ -267,7 +235,7 @@ at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, c
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
+  check_cuda_grid(H, W, "affine_flow_warp");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_cuda", [&] {
     const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
@@ -292,22 +260,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
   at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
-  TORCH_CHECK(H < 65535LL * kTileH && W < 65535LL * kTileW, "affine_flow_warp: image too large for the CUDA grid");
+  check_cuda_grid(H, W, "affine_flow_warp");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor g_smooth = at::empty({N, kAffineParams, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
     const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
     allow_box_smem(affine_flow_backward_kernel<scalar_t>, smem);
-    allow_box_smem(affine_box_adjoint_kernel<scalar_t>, smem);
     affine_flow_backward_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
         grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(),
         need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, g_smooth.data_ptr<acc_t>(), N, C, H, W, smooth,
         padding_mode);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    affine_box_adjoint_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-        g_smooth.data_ptr<acc_t>(), g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>(), N, H, W, smooth);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_box_adjoint<scalar_t>(g_smooth.data_ptr<acc_t>(), g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>(),
+                                 kAffineParams, 4, N, H, W, smooth, stream);
   });
   return {gx, g_sw, g_sb};
 }

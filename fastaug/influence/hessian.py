@@ -46,9 +46,21 @@ class LastLayerHessian:
         return self.h.device
 
     def matvec(self, v):
-        """H V for V of shape (C, D+1) or (K, C, D+1): two GEMMs and one fused pass (no autograd)."""
-        return last_layer_hvp(self.h, self.p, v, weight=self.weight, damping=self.damping, scale=self.scale,
-                              check_finite=False)
+        """H V for V of shape (C, D+1) or (K, C, D+1): two GEMMs and one fused pass (no autograd).
+
+        Solvers call this every iteration: h, p and the weights were validated once in ``__init__``,
+        so only V is checked here and the op is called directly (the public function's checks cost
+        more host time than a whole product on a GPU)."""
+        if not isinstance(v, torch.Tensor) or v.dim() not in (2, 3) or tuple(v.shape[-2:]) != self.shape:
+            raise ValueError(f"v must have shape {self.shape} or (K, {self.C}, {self.D + 1}), "
+                             f"got {tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}")
+        if v.dtype != self.dtype or v.device != self.device:
+            raise TypeError(f"v must be {self.dtype} on {self.device} like the cached features, "
+                            f"got {v.dtype} on {v.device}")
+        single = v.dim() == 2
+        out = torch.ops.fastaug.last_layer_hvp(self.h, self.p, v.unsqueeze(0) if single else v, self.weight,
+                                               self.scale, self.damping)
+        return out.squeeze(0) if single else out
 
     __call__ = matvec
 

@@ -67,7 +67,9 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     ``R_i = p_i * u_i - p_i (p_i . u_i)`` (the per-sample softmax Jacobian), i.e. the product with
     ``H = scale * sum_i weight_i (h~_i h~_i^T) kron A_i + damping * I``. ``scale`` defaults to ``1/N``
     (the Hessian of the mean loss). Two GEMMs over the features and one fused pass in between; several
-    directions are one GEMM. No autograd graph is built (the op is not differentiable).
+    directions are one GEMM. No autograd graph of the loss is built. The product is differentiable
+    with respect to ``v`` (its adjoint is the same symmetric H, so the backward is one more HVP);
+    gradients with respect to ``h``, ``p`` or ``weight`` are not implemented and raise.
 
     Args:
         h: (N, D) features (the last layer's input), float32/float64 (float16/bfloat16 on CUDA: GEMMs
@@ -206,3 +208,23 @@ def _score_backward(ctx, grad):
 
 
 torch.library.register_autograd("fastaug::influence_score", _score_backward, setup_context=_score_setup_context)
+
+
+def _hvp_setup_context(ctx, inputs, output):
+    h, p, v, weight, scale, damping = inputs
+    ctx.save_for_backward(h, p, weight)
+    ctx.scale, ctx.damping = scale, damping
+
+
+def _hvp_backward(ctx, grad):
+    h, p, weight = ctx.saved_tensors
+    needs = ctx.needs_input_grad
+    if needs[0] or needs[1] or needs[3]:
+        raise RuntimeError("last_layer_hvp is differentiable with respect to v only (the features h, the "
+                           "probabilities p and the weights enter through the Hessian); detach them")
+    # H (damped) is symmetric: the vector-Jacobian product of v -> Hv is H grad.
+    grad_v = _ops.last_layer_hvp(h, p, grad, weight, ctx.scale, ctx.damping) if needs[2] else None
+    return None, None, grad_v, None, None, None
+
+
+torch.library.register_autograd("fastaug::last_layer_hvp", _hvp_backward, setup_context=_hvp_setup_context)

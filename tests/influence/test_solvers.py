@@ -119,3 +119,8 @@ def test_bad_inputs():
     singular = LastLayerHessian(h, torch.softmax(torch.randn(h.shape[0], 3, dtype=h.dtype), 1), damping=0.0)
     with pytest.raises(RuntimeError, match="not positive definite"):
         solve_exact(singular, b)  # softmax over-parametrisation: H is singular without damping
+    with pytest.raises(ValueError, match="v must have shape"):
+        hess.matvec(b[:, :-1])
+    with pytest.raises(TypeError, match="v must be torch.float64"):
+        hess.matvec(b.float())
+    torch.testing.assert_close(hess @ b, hess.matvec(b[None])[0], rtol=0, atol=0)

@@ -116,12 +116,28 @@ def test_gradient_through_frozen_classifier(device):
     torch.testing.assert_close(g_ours, g_ref, rtol=0, atol=1e-12)
 
 
+def test_hvp_gradient_wrt_v(device):
+    # v -> Hv is linear and H symmetric: the backward is H grad; float64 gradcheck through the op.
+    h, theta, y = make_problem(N=13, D=4, C=3, device=device)
+    p = torch.softmax(logits_of(h, theta), 1)
+    w = torch.rand(13, dtype=torch.float64, device=device)
+    V = torch.randn(2, *theta.shape, dtype=torch.float64, device=device, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: fastaug.last_layer_hvp(h, p, v, weight=w, damping=0.2), (V,))
+    G = torch.randn_like(V)
+    (gv,) = torch.autograd.grad(fastaug.last_layer_hvp(h, p, V, damping=0.2), V, G)
+    torch.testing.assert_close(gv, torch.stack([autograd_hvp(h, theta, y, G[k], damping=0.2) for k in range(2)]),
+                               rtol=1e-10, atol=1e-10)
+    with pytest.raises(RuntimeError, match="differentiable with respect to v only"):
+        fastaug.last_layer_hvp(h.clone().requires_grad_(), p, V.detach()).sum().backward()
+
+
 def test_opcheck(device):
     h, theta, y = make_problem(N=11, D=5, C=3, device=device)
     p = torch.softmax(logits_of(h, theta), 1)
     V = torch.randn(2, *theta.shape, dtype=torch.float64, device=device)
     w = torch.rand(11, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastaug.last_layer_hvp.default, (h, p, V, w, 0.1, 0.01))
+    torch.library.opcheck(torch.ops.fastaug.last_layer_hvp.default, (h, p, V.clone().requires_grad_(), w, 0.1, 0.0))
     torch.library.opcheck(torch.ops.fastaug.last_layer_hvp.default, (h, p, V, None, 0.1, 0.0))
     z = logits_of(h, theta).requires_grad_()
     s = torch.randn_like(theta)

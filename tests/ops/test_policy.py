@@ -363,7 +363,7 @@ def test_cuda_backward_matches_cpu():
     grad = torch.randn(16, 3, 9, 11, generator=g, dtype=torch.float64)
     res = []
     for dev in ("cpu", "cuda"):
-        xd = x.to(dev).requires_grad_()
+        xd = x.detach().to(dev).requires_grad_()  # a fresh leaf on each device
         fastaug.apply_ops(xd, op.to(dev), mag.to(dev)).backward(grad.to(dev))
         res.append(xd.grad.cpu())
     torch.testing.assert_close(res[1], res[0], atol=1e-10, rtol=0)

@@ -142,7 +142,10 @@ def test_transform_gradcheck(device, C, mode, padding_mode, k):
     fn = lambda a, p: fastaug.transform(a, p, smooth=k, mode=mode, padding_mode=padding_mode)  # noqa: E731
     # The full Jacobian once per mode (RGB), the fast (random projection) check elsewhere: keeps it quick.
     fast = not (C == 3 and padding_mode == "zeros")
-    assert torch.autograd.gradcheck(fn, (x, params), eps=1e-6, atol=1e-6, fast_mode=fast)
+    # On CUDA the gradient for x is a scatter with atomics (as grid_sample's): float64 sums may
+    # differ in the last bits between runs.
+    nondet = 1e-12 if device == "cuda" else 0.0
+    assert torch.autograd.gradcheck(fn, (x, params), eps=1e-6, atol=1e-6, fast_mode=fast, nondet_tol=nondet)
 
 
 @pytest.mark.parametrize("C", [3, 1])
@@ -307,27 +310,36 @@ def test_cuda_parameter_gradients_are_deterministic(mode):
 @pytest.mark.parametrize("mode", ["parallel", "serial"])
 def test_cuda_half_precision_matches_float32(dtype, mode):
     x, params = make(2, 3, 20, 24, "cuda", dtype=torch.float32, scale=0.3)
+    # Reference: float32 on the same rounded inputs (the rounding of the parameters alone moves
+    # sampling points by up to ~0.01 px, enough to cross a pixel edge where the flow gradient jumps).
+    x, params = x.to(dtype).float(), params.to(dtype).float()
     ref = fastaug.transform(x, params, mode=mode)
     out = fastaug.transform(x.to(dtype), params.to(dtype), mode=mode)
+    assert out.dtype == dtype
     torch.testing.assert_close(out.float(), ref, rtol=2e-2, atol=2e-2)
     p = params.to(dtype).requires_grad_()
     fastaug.transform(x.to(dtype), p, mode=mode).sum().backward()
     p32 = params.clone().requires_grad_()
     fastaug.transform(x, p32, mode=mode).sum().backward()
-    torch.testing.assert_close(p.grad.float(), p32.grad, rtol=5e-2, atol=5e-2)
+    assert p.grad.dtype == dtype
+    # Accumulation is float32 inside the kernels; the smoothed maps are rounded to the half type, so a
+    # few sampling points still land across a pixel edge: compare the whole gradient, not each element.
+    rel = (p.grad.float() - p32.grad).norm() / p32.grad.norm()
+    assert rel < 0.1, f"relative error of the parameter gradient {rel:.3g}"
+    assert (p.grad.float() - p32.grad).abs().le(5e-2).float().mean() > 0.97
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("C", [3, 1])
-def test_cuda_matches_cpu_larger(C):
+@pytest.mark.parametrize("C,k", [(3, 5), (1, 5), (3, 11)])  # k=11: the tiled box filter for wide windows
+def test_cuda_matches_cpu_larger(C, k):
     x, params = make(3, C, 37, 70, "cpu", scale=0.4)
     grad = torch.randn_like(x)
     res = {}
     for dev in ("cpu", "cuda"):
         for mode in ("parallel", "serial"):
-            xr = x.to(dev).requires_grad_()
-            p = params.to(dev).requires_grad_()
-            out = fastaug.transform(xr, p, mode=mode, smooth=5)
+            xr = x.detach().to(dev).requires_grad_()  # fresh leaves on each device
+            p = params.detach().to(dev).requires_grad_()
+            out = fastaug.transform(xr, p, mode=mode, smooth=k)
             out.backward(grad.to(dev))
             res[dev, mode] = (out.cpu(), xr.grad.cpu(), p.grad.cpu())
     for mode in ("parallel", "serial"):
