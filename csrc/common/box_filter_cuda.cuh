@@ -18,60 +18,43 @@ namespace fastaug {
 
 constexpr int kTileW = 32, kTileH = 8;  // one warp per tile row, 8 rows
 
-// Windows up to this size are filtered directly: each thread reads its k x k window (L1-cached, the
-// neighbours' windows overlap) with no shared memory and no barriers. Measured on an H100 at
-// N=256 224x224, k=4, the tiled version's three barriers per plane left it latency-bound, and its
-// adjoint cost more than the whole forward; wider windows keep the tiled path (cost k^2 vs 2k).
-constexpr int64_t kDirectBoxMaxK = 8;
+// The adjoint runs as a direct gather for windows up to this size, with the window size a template
+// parameter (loops unrolled, 32-bit offsets inside a plane): each thread reads its k x k window of
+// G (L1-cached, neighbours overlap), no shared memory, no barriers. Measured on an H100 at N=256
+// 224x224, k=4: the tiled adjoint (three barriers per plane) and a runtime-k direct gather both took
+// longer than the whole forward. Wider windows use the tiled kernel (cost 2k per output, not k^2).
+constexpr int64_t kDirectAdjointMaxK = 8;
 
-// Box-filtered value of one (H, W) plane at (i, j): rows of the window summed first, then the rows,
-// like the CPU kernels. Reads are clamped, so any (i, j) is safe.
-template <typename scalar_t, typename acc_t>
-__device__ inline acc_t smooth_pixel_direct(const scalar_t* __restrict__ src, int64_t H, int64_t W, int64_t k,
-                                            int64_t i, int64_t j) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  acc_t s = 0;
-  if (i >= lo && i + hi < H && j >= lo && j + hi < W) {  // window inside the plane: no clamping
-    const scalar_t* base = src + (i - lo) * W + (j - lo);
-    for (int64_t di = 0; di < k; ++di) {
-      const scalar_t* row = base + di * W;
-      acc_t r = 0;
-      for (int64_t dj = 0; dj < k; ++dj) r += static_cast<acc_t>(row[dj]);
-      s += r;
-    }
-    return s / static_cast<acc_t>(k * k);
-  }
-  for (int64_t di = 0; di < k; ++di) {
-    const scalar_t* row = src + clamp_index(i - lo + di, H) * W;
-    acc_t r = 0;
-    for (int64_t dj = 0; dj < k; ++dj) r += static_cast<acc_t>(row[clamp_index(j - lo + dj, W)]);
-    s += r;
-  }
-  return s / static_cast<acc_t>(k * k);
-}
-
-// Adjoint of the box filter at (mi, mj) from G = d(loss)/d(smoothed plane), as a direct gather:
-// inputs in [m - hi, m + lo] count once along an axis, except at the first/last row or column, which
-// also collect the clamped taps (box_adjoint_count).
-template <typename acc_t>
-__device__ inline acc_t box_adjoint_pixel_direct(const acc_t* __restrict__ G, int64_t H, int64_t W, int64_t k,
-                                                 int64_t mi, int64_t mj) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  const int64_t ib = mi - hi > 0 ? mi - hi : 0, ie = mi + lo < H - 1 ? mi + lo : H - 1;
-  const int64_t jb = mj - hi > 0 ? mj - hi : 0, je = mj + lo < W - 1 ? mj + lo : W - 1;
+// Adjoint of the box filter at (mi, mj) of one plane from G = d(loss)/d(smoothed plane): inputs in
+// [m - hi, m + lo] count once along an axis, except at the first/last row or column, which also
+// collect the clamped taps (box_adjoint_count). Summed along rows first, then over rows.
+template <int K, typename acc_t>
+__device__ inline acc_t box_adjoint_pixel_direct(const acc_t* __restrict__ G, int H, int W, int mi, int mj) {
+  constexpr int lo = (K - 1) / 2, hi = K / 2;
   const bool row_inside = mi > 0 && mi < H - 1, col_inside = mj > 0 && mj < W - 1;
   acc_t s = 0;
-  for (int64_t ii = ib; ii <= ie; ++ii) {
+#pragma unroll
+  for (int di = 0; di < K; ++di) {
+    const int ii = mi - hi + di;
+    if (ii < 0 || ii >= H) continue;
     const acc_t* row = G + ii * W;
     acc_t r = 0;
     if (col_inside) {
-      for (int64_t jj = jb; jj <= je; ++jj) r += row[jj];
+#pragma unroll
+      for (int dj = 0; dj < K; ++dj) {
+        const int jj = mj - hi + dj;
+        if (jj >= 0 && jj < W) r += row[jj];
+      }
     } else {
-      for (int64_t jj = jb; jj <= je; ++jj) r += static_cast<acc_t>(box_adjoint_count(jj, mj, W, lo, hi)) * row[jj];
+#pragma unroll
+      for (int dj = 0; dj < K; ++dj) {
+        const int jj = mj - hi + dj;
+        if (jj >= 0 && jj < W) r += static_cast<acc_t>(box_adjoint_count(jj, mj, W, lo, hi)) * row[jj];
+      }
     }
     s += row_inside ? r : static_cast<acc_t>(box_adjoint_count(ii, mi, H, lo, hi)) * r;
   }
-  return s / static_cast<acc_t>(k * k);
+  return s / static_cast<acc_t>(K * K);
 }
 
 // Shared memory the tiled box kernels need (tile with halo + horizontal sums), in bytes.
@@ -181,12 +164,10 @@ __device__ inline void smooth_tile_maps(const scalar_t* __restrict__ src, const 
                                         int split, int64_t n, int64_t H, int64_t W, int64_t k, int64_t i0,
                                         int64_t j0, acc_t* smem, acc_t out[P]) {
   const int64_t plane = H * W;
-  const bool direct = k <= kDirectBoxMaxK;  // uniform over the block: the tiled branch's barriers are safe
 #pragma unroll
   for (int p = 0; p < P; ++p) {
     const scalar_t* s = p < split ? src + (n * split + p) * plane : src2 + (n * (P - split) + (p - split)) * plane;
-    out[p] = direct ? smooth_pixel_direct<scalar_t, acc_t>(s, H, W, k, i0 + threadIdx.y, j0 + threadIdx.x)
-                    : smooth_tile_plane<scalar_t, acc_t>(s, H, W, k, i0, j0, smem);
+    out[p] = smooth_tile_plane<scalar_t, acc_t>(s, H, W, k, i0, j0, smem);
   }
 }
 
@@ -212,32 +193,46 @@ __global__ void box_adjoint_maps_kernel(const at::opmath_type<scalar_t>* __restr
 }
 
 // The direct adjoint: one thread per output pixel (x: pixels of a plane, y: the N * P planes).
-template <typename scalar_t>
+template <typename scalar_t, int K>
 __global__ void box_adjoint_direct_kernel(const at::opmath_type<scalar_t>* __restrict__ G, scalar_t* __restrict__ dst,
-                                          scalar_t* __restrict__ dst2, int P, int split, int64_t N, int64_t H,
-                                          int64_t W, int64_t k) {
-  const int64_t plane = H * W;
-  const int64_t pix = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+                                          scalar_t* __restrict__ dst2, int P, int split, int64_t N, int H, int W) {
+  const int plane = H * W;
+  const int pix = blockIdx.x * blockDim.x + threadIdx.x;
   if (pix >= plane) return;
-  const int64_t i = pix / W, j = pix - (pix / W) * W;
+  const int i = pix / W, j = pix - i * W;
   for (int64_t np = blockIdx.y; np < N * P; np += gridDim.y) {
-    const int64_t n = np / P, p = np - n * P;
-    const auto g = box_adjoint_pixel_direct(G + np * plane, H, W, k, i, j);
+    const int64_t n = np / P;
+    const int p = static_cast<int>(np - n * P);
+    const auto g = box_adjoint_pixel_direct<K>(G + np * plane, H, W, i, j);
     scalar_t* d = p < split ? dst + (n * split + p) * plane : dst2 + (n * (P - split) + (p - split)) * plane;
     d[pix] = static_cast<scalar_t>(g);
   }
+}
+
+template <typename scalar_t, int K>
+inline void launch_box_adjoint_direct(const at::opmath_type<scalar_t>* G, scalar_t* dst, scalar_t* dst2, int P,
+                                      int split, int64_t N, int64_t H, int64_t W, cudaStream_t stream) {
+  constexpr int threads = 256;
+  const dim3 grid((unsigned)((H * W + threads - 1) / threads), (unsigned)std::min<int64_t>(N * P, 65535));
+  box_adjoint_direct_kernel<scalar_t, K><<<grid, threads, 0, stream>>>(G, dst, dst2, P, split, N, (int)H, (int)W);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename scalar_t>
 inline void launch_box_adjoint(const at::opmath_type<scalar_t>* G, scalar_t* dst, scalar_t* dst2, int P, int split,
                                int64_t N, int64_t H, int64_t W, int64_t k, cudaStream_t stream) {
   using acc_t = at::opmath_type<scalar_t>;
-  if (k <= kDirectBoxMaxK) {
-    constexpr int threads = 256;
-    const dim3 grid((unsigned)((H * W + threads - 1) / threads), (unsigned)std::min<int64_t>(N * P, 65535));
-    box_adjoint_direct_kernel<scalar_t><<<grid, threads, 0, stream>>>(G, dst, dst2, P, split, N, H, W, k);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
-    return;
+  if (k <= kDirectAdjointMaxK && H * W < (int64_t{1} << 31)) {
+    switch (k) {
+      case 1: return launch_box_adjoint_direct<scalar_t, 1>(G, dst, dst2, P, split, N, H, W, stream);
+      case 2: return launch_box_adjoint_direct<scalar_t, 2>(G, dst, dst2, P, split, N, H, W, stream);
+      case 3: return launch_box_adjoint_direct<scalar_t, 3>(G, dst, dst2, P, split, N, H, W, stream);
+      case 4: return launch_box_adjoint_direct<scalar_t, 4>(G, dst, dst2, P, split, N, H, W, stream);
+      case 5: return launch_box_adjoint_direct<scalar_t, 5>(G, dst, dst2, P, split, N, H, W, stream);
+      case 6: return launch_box_adjoint_direct<scalar_t, 6>(G, dst, dst2, P, split, N, H, W, stream);
+      case 7: return launch_box_adjoint_direct<scalar_t, 7>(G, dst, dst2, P, split, N, H, W, stream);
+      default: return launch_box_adjoint_direct<scalar_t, 8>(G, dst, dst2, P, split, N, H, W, stream);
+    }
   }
   const size_t smem = box_tile_smem_bytes<acc_t>(k);
   allow_box_smem(box_adjoint_maps_kernel<scalar_t>, smem);

@@ -184,6 +184,18 @@ def test_half_features_cuda(dtype):
 
 
 @pytest.mark.cuda
+def test_cuda_hvp_long_reduction_matches_cpu():
+    # N >= 8192 takes the split-reduction path on CUDA (N not a multiple of the split: a remainder).
+    h, theta, y = make_problem(N=9001, D=33, C=7)
+    p = torch.softmax(logits_of(h, theta), 1)
+    V = torch.randn(3, *theta.shape, dtype=torch.float64)
+    w = torch.rand(9001, dtype=torch.float64)
+    cpu = fastaug.last_layer_hvp(h, p, V, weight=w, damping=0.1)
+    gpu = fastaug.last_layer_hvp(h.cuda(), p.cuda(), V.cuda(), weight=w.cuda(), damping=0.1)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.cuda
 def test_cuda_matches_cpu_large_c():
     h, theta, y = make_problem(N=257, D=33, C=100)
     p = torch.softmax(logits_of(h, theta), 1)
