@@ -184,8 +184,8 @@ def test_half_features_cuda(dtype):
 
 
 @pytest.mark.cuda
-def test_cuda_hvp_long_reduction_matches_cpu():
-    # N >= 8192 takes the split-reduction path on CUDA (N not a multiple of the split: a remainder).
+def test_cuda_hvp_many_samples_matches_cpu():
+    # A long reduction over samples (what the benchmark sizes stress), weights and damping on.
     h, theta, y = make_problem(N=9001, D=33, C=7)
     p = torch.softmax(logits_of(h, theta), 1)
     V = torch.randn(3, *theta.shape, dtype=torch.float64)
