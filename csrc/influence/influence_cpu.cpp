@@ -17,6 +17,15 @@ namespace {
 
 int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
 
+// Row dot product; `omp simd` lets the compiler vectorise the reduction (reassociation).
+template <typename T>
+inline T dot_row(const T* a, const T* b, int64_t n) {
+  T acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t c = 0; c < n; ++c) acc += a[c] * b[c];
+  return acc;
+}
+
 // Rows go in fixed chunks, each with its own column-sum buffer, summed in chunk order afterwards: the
 // bias column is deterministic whatever the thread count, and u is read once.
 constexpr int64_t kHvpChunk = 256;
@@ -45,8 +54,7 @@ at::Tensor hvp_step_cpu(at::Tensor& u, const at::Tensor& bias, const at::Tensor&
             scalar_t* si = sums + k * C;
             if (bp)
               for (int64_t c = 0; c < C; ++c) ui[c] += bp[k * C + c];
-            scalar_t dot = 0;
-            for (int64_t c = 0; c < C; ++c) dot += pi[c] * ui[c];
+            const scalar_t dot = dot_row(pi, ui, C);
             for (int64_t c = 0; c < C; ++c) {
               ui[c] = coef * pi[c] * (ui[c] - dot);
               si[c] += ui[c];
@@ -59,31 +67,19 @@ at::Tensor hvp_step_cpu(at::Tensor& u, const at::Tensor& bias, const at::Tensor&
   return partial.sum(0);
 }
 
-// Softmax of one row into prob (max-subtracted), returns nothing; prob may alias nothing.
-template <typename T>
-inline void softmax_row(const T* z, int64_t C, T* prob) {
-  T m = -std::numeric_limits<T>::infinity();
-  for (int64_t c = 0; c < C; ++c) m = std::max(m, z[c]);
-  T sum = 0;
-  for (int64_t c = 0; c < C; ++c) {
-    prob[c] = std::exp(z[c] - m);
-    sum += prob[c];
-  }
-  const T inv = T(1) / sum;
-  for (int64_t c = 0; c < C; ++c) prob[c] *= inv;
-}
-
 at::Tensor score_step_cpu(const at::Tensor& q, const at::Tensor& logits, const at::Tensor& target) {
   const int64_t N = logits.size(0), C = logits.size(1);
   at::Tensor out = at::empty({N}, logits.options());
+  // ATen's softmax has a vectorised exp (run-time AVX2/AVX512 dispatch): 4x faster than a scalar
+  // std::exp loop here, and the step is a quarter of the op's time at C = 100.
+  const at::Tensor prob_all = at::softmax(logits, 1);
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "influence_score_cpu", [&] {
-    const scalar_t* zp = logits.data_ptr<scalar_t>();
+    const scalar_t* pp = prob_all.data_ptr<scalar_t>();
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const int64_t* tp = target.data_ptr<int64_t>();
     scalar_t* op = out.data_ptr<scalar_t>();
     at::parallel_for(0, N, grain_for(C), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> prob(C);
       for (int64_t i = begin; i < end; ++i) {
         const int64_t y = tp[i];
         if (y < 0 || y >= C) {
@@ -91,11 +87,8 @@ at::Tensor score_step_cpu(const at::Tensor& q, const at::Tensor& logits, const a
           op[i] = std::numeric_limits<scalar_t>::quiet_NaN();
           continue;
         }
-        softmax_row(zp + i * C, C, prob.data());
         const scalar_t* qi = qp + i * C;
-        scalar_t acc = 0;
-        for (int64_t c = 0; c < C; ++c) acc += prob[c] * qi[c];
-        op[i] = acc - qi[y];  // δᵀq with δ = p − e_y
+        op[i] = dot_row(pp + i * C, qi, C) - qi[y];  // δᵀq with δ = p − e_y
       }
     });
   });
@@ -106,11 +99,11 @@ at::Tensor score_step_cpu(const at::Tensor& q, const at::Tensor& logits, const a
 std::tuple<at::Tensor, at::Tensor> score_back_step_cpu(const at::Tensor& grad, const at::Tensor& q,
                                                        const at::Tensor& logits, const at::Tensor& target) {
   const int64_t N = logits.size(0), C = logits.size(1);
-  at::Tensor grad_logits = at::empty_like(logits), coef = at::empty_like(logits);
+  at::Tensor grad_logits = at::empty_like(logits);
+  at::Tensor coef = at::softmax(logits, 1);  // holds p, then becomes g · δ in place
   std::atomic<bool> bad{false};
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "influence_score_backward_cpu", [&] {
     const scalar_t* gp = grad.data_ptr<scalar_t>();
-    const scalar_t* zp = logits.data_ptr<scalar_t>();
     const scalar_t* qp = q.data_ptr<scalar_t>();
     const int64_t* tp = target.data_ptr<int64_t>();
     scalar_t* glp = grad_logits.data_ptr<scalar_t>();
@@ -126,11 +119,9 @@ std::tuple<at::Tensor, at::Tensor> score_back_step_cpu(const at::Tensor& grad, c
           std::fill(cf, cf + C, std::numeric_limits<scalar_t>::quiet_NaN());
           continue;
         }
-        softmax_row(zp + i * C, C, cf);  // cf holds p for now
         const scalar_t* qi = qp + i * C;
         const scalar_t g = gp[i];
-        scalar_t dot = 0;
-        for (int64_t c = 0; c < C; ++c) dot += cf[c] * qi[c];
+        const scalar_t dot = dot_row(cf, qi, C);  // cf holds p for now
         for (int64_t c = 0; c < C; ++c) {
           gl[c] = g * cf[c] * (qi[c] - dot);  // g · A_i q_i
           cf[c] = g * cf[c];
