@@ -1,7 +1,8 @@
 // CUDA building blocks for the replicate-padded box smoothing of parameter maps and its adjoint,
 // tiled in shared memory (definition in box_filter.h), shared by the warp, appearance and transform
-// kernels. A block of kTileW x kTileH threads owns an output tile; smoothing loads the tile plus a
-// (k - 1) halo of one map at a time.
+// kernels. Smoothing: a block of kTileW x kTileH threads owns an output tile and loads the tile plus
+// a (k - 1) halo of one map at a time. Adjoint: a direct gather per pixel for k <= 8, the same
+// tiling for wider windows.
 #pragma once
 
 #include <ATen/OpMathType.h>

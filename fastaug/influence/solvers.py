@@ -213,7 +213,16 @@ def lissa(hessian, b, *, scale=None, tol=None, max_iter=10000, batch_size=None, 
 
 
 def solve(hessian, b, method="exact", **kwargs):
-    """Dispatch to :func:`solve_exact` ("exact"), :func:`conjugate_gradient` ("cg") or :func:`lissa`."""
+    """Dispatch to :func:`solve_exact` ("exact"), :func:`conjugate_gradient` ("cg") or :func:`lissa`.
+
+    Which to use: forming H costs ~``N P^2 / 2`` multiply-adds (``P = C (D+1)``) once, a CG
+    iteration ~``2 N P`` per right-hand side. For many right-hand sides (self-influence of every
+    training point, or repeated solves on one model) "exact" wins: the factor is cached on the
+    Hessian. For one right-hand side CG wins unless it needs more than ~``P / 4`` iterations; on
+    a GPU the crossover is lower (benchmarks/RESULTS.md: exact won at P = 2560 on an H100 with one
+    right-hand side). "lissa" (the Neumann series scaled by DESIGN.md's bound) is there for parity
+    with the literature; it converges the slowest.
+    """
     if method == "exact":
         return solve_exact(hessian, b, **kwargs)
     if method == "cg":
