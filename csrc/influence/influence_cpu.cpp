@@ -6,8 +6,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <vector>
-#include <cmath>
 #include <limits>
 
 #include "influence/influence.h"
