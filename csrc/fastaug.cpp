@@ -4,12 +4,14 @@
 // registered from Python (fastaug/ops/<family>.py).
 #include <torch/extension.h>
 
+#include "common/box_filter.h"
+
 #ifndef FASTAUG_TORCH_VERSION
 #define FASTAUG_TORCH_VERSION "unknown"
 #endif
 
 TORCH_LIBRARY(fastaug, m) {
-  // ---- K1/K2 flow warp family (csrc/warp) ------------------------------------------------------
+  // ---- K1/K2 flow warp family (csrc/warp; docs/design.md K1, K2) ------------------------------------------------------
   // padding_mode: 0 zeros, 1 border, 2 reflection (csrc/common/sampling.h).
   m.def("warp(Tensor x, Tensor flow, int padding_mode, bool align_corners) -> Tensor");
   m.def(
@@ -66,6 +68,13 @@ pybind11::dict build_info() {
   return info;
 }
 
+// Limits the Python layer validates against, so that each lives in one place (the C++ that needs it).
+pybind11::dict limits() {
+  pybind11::dict d;
+  d["max_smooth"] = fastaug::kMaxSmooth;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, module) {
@@ -73,4 +82,5 @@ PYBIND11_MODULE(_C, module) {
   module.def("build_info", &build_info,
              "Dict with the torch version fastaug was built against, whether CUDA kernels are compiled, "
              "and the CUDA architectures they target.");
+  module.def("limits", &limits, "Dict of the limits the kernels enforce (max_smooth: the widest box window).");
 }

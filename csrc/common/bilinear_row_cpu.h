@@ -2,7 +2,8 @@
 //
 // A row is processed in two steps: `compute_taps` turns the row's source coordinates (already
 // padded, see sampling.h) into four int32 offsets, weights and validity masks per pixel (structure
-// of arrays), then `gather_taps` / `coordinate_grad_taps` / `scatter_taps` run per channel. On
+// of arrays; the portable path takes them from sampling.h's bilinear_corners, the maths the CUDA
+// kernels use), then `gather_taps` / `coordinate_grad_taps` / `scatter_taps` run per channel. On
 // CPUs with AVX2 the float32 versions use 8-wide intrinsics (hardware gathers), chosen at run time,
 // so the package still runs on any x86-64 (and non-x86) machine. Semantics match grid_sample:
 // invalid corners contribute nothing, far-away or NaN coordinates sample zero.
@@ -13,6 +14,8 @@
 #include <cstdint>
 #include <type_traits>
 #include <vector>
+
+#include "common/sampling.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define FASTAUG_X86_DISPATCH 1
@@ -54,27 +57,15 @@ template <typename T>
 inline void compute_taps_scalar(const T* ix, const T* iy, int64_t begin, int64_t end, int32_t H, int32_t W,
                                 RowTaps<T>& t) {
   for (int64_t j = begin; j < end; ++j) {
-    // Clamp first (NaN -> -2): keeps the int conversion defined; corners there are all invalid anyway.
-    T x = ix[j] >= T(-2) ? ix[j] : T(-2), y = iy[j] >= T(-2) ? iy[j] : T(-2);
-    x = x <= T(W + 1) ? x : T(W + 1);
-    y = y <= T(H + 1) ? y : T(H + 1);
-    const T fx = std::floor(x), fy = std::floor(y);
-    const int32_t x0 = static_cast<int32_t>(fx), y0 = static_cast<int32_t>(fy);
-    const T tx = x - fx, ty = y - fy;
-    const int32_t xs[2] = {x0, x0 + 1}, ys[2] = {y0, y0 + 1};
+    // The corners and weights of sampling.h (the maths the CUDA kernels use), stored as taps.
+    const Corners<T> c = bilinear_corners(ix[j], iy[j], H, W);
     for (int q = 0; q < 4; ++q) {
-      const int32_t xx = xs[q & 1], yy = ys[q >> 1];
-      const bool ok = xx >= 0 && xx < W && yy >= 0 && yy < H;
-      const int32_t cx = std::min(std::max(xx, 0), W - 1), cy = std::min(std::max(yy, 0), H - 1);
-      t.offset[q][j] = cy * W + cx;
-      t.valid[q][j] = ok ? -1 : 0;
+      t.offset[q][j] = static_cast<int32_t>(c.offset[q]);
+      t.valid[q][j] = c.valid[q] ? -1 : 0;
+      t.weight[q][j] = c.weight[q];
     }
-    t.weight[0][j] = (T(1) - tx) * (T(1) - ty);
-    t.weight[1][j] = tx * (T(1) - ty);
-    t.weight[2][j] = (T(1) - tx) * ty;
-    t.weight[3][j] = tx * ty;
-    t.tx[j] = tx;
-    t.ty[j] = ty;
+    t.tx[j] = c.tx;
+    t.ty[j] = c.ty;
   }
 }
 
@@ -168,7 +159,7 @@ __attribute__((target("avx2,fma"))) inline int64_t compute_taps_avx2(const float
 // Sample C planes at 8 pixels straight from registers (no taps stored): the forward fast path.
 __attribute__((target("avx2,fma"))) inline int64_t sample_row_avx2(const float* ix, const float* iy, int64_t n,
                                                                    int32_t H, int32_t W, const float* x, int64_t C,
-                                                                   float* out) {
+                                                                   float* out, int64_t out_stride) {
   const int64_t plane = int64_t(H) * W;
   int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
@@ -178,7 +169,7 @@ __attribute__((target("avx2,fma"))) inline int64_t sample_row_avx2(const float* 
       __m256 acc = _mm256_mul_ps(k.weight[0], _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[0], k.valid[0], 4));
       for (int q = 1; q < 4; ++q)
         acc = _mm256_fmadd_ps(k.weight[q], _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[q], k.valid[q], 4), acc);
-      _mm256_storeu_ps(out + c * plane + j, acc);
+      _mm256_storeu_ps(out + c * out_stride + j, acc);
     }
   }
   return j;
@@ -189,7 +180,8 @@ __attribute__((target("avx2,fma"))) inline int64_t sample_row_avx2(const float* 
 __attribute__((target("avx2,fma"))) inline int64_t coordinate_grad_row_avx2(const float* ix, const float* iy,
                                                                             int64_t n, int32_t H, int32_t W,
                                                                             const float* x, const float* gout,
-                                                                            int64_t C, float* g_ix, float* g_iy) {
+                                                                            int64_t gout_stride, int64_t C,
+                                                                            float* g_ix, float* g_iy) {
   const int64_t plane = int64_t(H) * W;
   const __m256 one = _mm256_set1_ps(1.f);
   int64_t j = 0;
@@ -201,7 +193,7 @@ __attribute__((target("avx2,fma"))) inline int64_t coordinate_grad_row_avx2(cons
       const float* xc = x + c * plane;
       __m256 v[4];
       for (int q = 0; q < 4; ++q) v[q] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[q], k.valid[q], 4);
-      const __m256 g = _mm256_loadu_ps(gout + c * plane + j);
+      const __m256 g = _mm256_loadu_ps(gout + c * gout_stride + j);
       const __m256 d_ix = _mm256_fmadd_ps(_mm256_sub_ps(v[3], v[2]), k.ty, _mm256_mul_ps(_mm256_sub_ps(v[1], v[0]), uty));
       const __m256 d_iy = _mm256_fmadd_ps(_mm256_sub_ps(v[3], v[1]), k.tx, _mm256_mul_ps(_mm256_sub_ps(v[2], v[0]), utx));
       gx = _mm256_fmadd_ps(g, d_ix, gx);
@@ -286,38 +278,41 @@ inline void coordinate_grad_taps(const T* xc, const T* go, const RowTaps<T>& t, 
   coordinate_grad_taps_scalar(xc, go, t, done, n, g_ix, g_iy);
 }
 
-// Sample all C planes of x (stride H * W) at n pixels into out (stride H * W). Uses the fused AVX2
-// path when it can; `t` is scratch for the rest.
+// Sample all C planes of x (stride H * W) at n pixels into out (channel stride out_stride). Uses the
+// fused AVX2 path when it can; `t` is scratch for the rest.
 template <typename T>
 inline void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, T* out,
-                       RowTaps<T>& t) {
+                       int64_t out_stride, RowTaps<T>& t) {
   int64_t done = 0;
 #ifdef FASTAUG_X86_DISPATCH
   if constexpr (std::is_same_v<T, float>)
-    if (cpu_has_avx2()) done = sample_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, C, out);
+    if (cpu_has_avx2()) done = sample_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, C, out, out_stride);
 #endif
   if (done == n) return;
   compute_taps_scalar(ix, iy, done, n, (int32_t)H, (int32_t)W, t);
-  for (int64_t c = 0; c < C; ++c) gather_taps_scalar(x + c * H * W, t, done, n, out + c * H * W);
+  for (int64_t c = 0; c < C; ++c) gather_taps_scalar(x + c * H * W, t, done, n, out + c * out_stride);
 }
 
 // g_ix, g_iy (overwritten) = d(loss)/d(source coordinate) of n pixels summed over the C planes of x,
-// with gout the output gradient (stride H * W). When gx is non-null, also scatters the gradient for x.
+// with gout the gradient of the samples (channel stride gout_stride). When gx is non-null, also
+// scatters the gradient for x (planes of H * W).
 template <typename T>
 inline void sample_row_backward(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x,
-                                const T* gout, int64_t C, T* g_ix, T* g_iy, T* gx, RowTaps<T>& t) {
+                                const T* gout, int64_t gout_stride, int64_t C, T* g_ix, T* g_iy, T* gx,
+                                RowTaps<T>& t) {
   int64_t done = 0;
 #ifdef FASTAUG_X86_DISPATCH
   if constexpr (std::is_same_v<T, float>)
-    if (!gx && cpu_has_avx2()) done = coordinate_grad_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, gout, C, g_ix, g_iy);
+    if (!gx && cpu_has_avx2())
+      done = coordinate_grad_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, gout, gout_stride, C, g_ix, g_iy);
 #endif
   if (done == n) return;
   compute_taps(ix + done, iy + done, n - done, H, W, t);
   std::fill(g_ix + done, g_ix + n, T(0));
   std::fill(g_iy + done, g_iy + n, T(0));
   for (int64_t c = 0; c < C; ++c) {
-    coordinate_grad_taps(x + c * H * W, gout + c * H * W + done, t, n - done, g_ix + done, g_iy + done);
-    if (gx) scatter_taps(gx + c * H * W, gout + c * H * W + done, t, n - done);
+    coordinate_grad_taps(x + c * H * W, gout + c * gout_stride + done, t, n - done, g_ix + done, g_iy + done);
+    if (gx) scatter_taps(gx + c * H * W, gout + c * gout_stride + done, t, n - done);
   }
 }
 

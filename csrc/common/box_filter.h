@@ -1,4 +1,4 @@
-// The k x k box smoothing of DESIGN.md K2, shared by every kernel that smooths parameter maps.
+// The k x k box smoothing of docs/design.md K2, shared by every kernel that smooths parameter maps.
 //
 // out[i] = (1/k) * sum_{d=-lo}^{hi} p[clamp(i + d, 0, L - 1)] along each axis (replicate border),
 // lo = (k - 1) / 2, hi = k / 2, i.e. avg_pool2d(pad(p, (lo, hi, lo, hi), "replicate"), k, stride=1).
@@ -6,10 +6,20 @@
 #pragma once
 
 #include <c10/macros/Macros.h>
+#include <c10/util/Exception.h>
 
 #include <cstdint>
 
 namespace fastaug {
+
+// The widest box window any op accepts (Python reads it from fastaug._C.limits()): the CUDA kernels
+// smooth a tile plus a (k - 1) halo in shared memory, and wider windows are far beyond any use of
+// the smoothing.
+constexpr int64_t kMaxSmooth = 64;
+
+inline void check_smooth(int64_t smooth) {
+  TORCH_CHECK(smooth >= 1 && smooth <= kMaxSmooth, "fastaug: smooth must be in [1, ", kMaxSmooth, "], got ", smooth);
+}
 
 C10_HOST_DEVICE inline int64_t box_lo(int64_t k) { return (k - 1) / 2; }
 C10_HOST_DEVICE inline int64_t box_hi(int64_t k) { return k / 2; }

@@ -116,6 +116,21 @@ C10_HOST_DEVICE inline Corners<T> bilinear_corners(T ix, T iy, int64_t H, int64_
   return c;
 }
 
+// Bilinear sample of one plane xc (read as scalar_t, accumulated in T) at the corners k: invalid
+// corners carry weight 0 and offset 0, so every read stays in bounds.
+template <typename T, typename scalar_t>
+C10_HOST_DEVICE inline T bilinear_sample(const scalar_t* xc, const Corners<T>& k) {
+  T v = T(0);
+  for (int q = 0; q < 4; ++q) v += k.weight[q] * static_cast<T>(xc[k.offset[q]]);
+  return v;
+}
+
+// The four corner values of plane xc, 0 for invalid corners (what bilinear_coordinate_grad takes).
+template <typename T, typename scalar_t>
+C10_HOST_DEVICE inline void corner_values(const scalar_t* xc, const Corners<T>& k, T v[4]) {
+  for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? static_cast<T>(xc[k.offset[q]]) : T(0);
+}
+
 // d(sample)/d(ix) and d(sample)/d(iy) given the four corner values (0 for invalid corners).
 template <typename T>
 C10_HOST_DEVICE inline void bilinear_coordinate_grad(const Corners<T>& c, const T v[4], T* d_ix, T* d_iy) {
@@ -124,7 +139,7 @@ C10_HOST_DEVICE inline void bilinear_coordinate_grad(const Corners<T>& c, const 
 }
 
 // Normalised coordinate of pixel index `i` along an axis of `size` pixels (align_corners=False), the
-// convention of DESIGN.md K2 / grid_sample: pixel centres at (2i + 1) / size - 1.
+// convention of docs/design.md K2 / grid_sample: pixel centres at (2i + 1) / size - 1.
 template <typename T>
 C10_HOST_DEVICE inline T normalised_coordinate(int64_t i, int64_t size) {
   return (T(2) * static_cast<T>(i) + T(1)) / static_cast<T>(size) - T(1);

@@ -1,4 +1,4 @@
-// Last-layer influence family (DESIGN.md K4): the softmax cross-entropy Hessian-vector product of a
+// Last-layer influence family (docs/design.md K4): the softmax cross-entropy Hessian-vector product of a
 // last linear layer and the per-sample influence objective s·∇l = δᵀ S h̃.
 //
 // Both ops are "GEMM, fused per-sample softmax step, GEMM". The GEMMs go to ATen (MKL/oneDNN on CPU,
@@ -22,52 +22,35 @@
 
 namespace fastaug {
 
-inline void check_features(const at::Tensor& h) {
-  check_dim(h, 2, "h");
-  check_floating(h, "h");
-}
-
-inline void check_rows(const at::Tensor& t, const char* name, const at::Tensor& h, int64_t cols) {
-  check_dim(t, 2, name);
-  check_floating(t, name);
-  TORCH_CHECK(t.size(0) == h.size(0) && (cols < 0 || t.size(1) == cols), name, " must have shape (",
-              h.size(0), ", ", cols < 0 ? "C" : std::to_string(cols), "), got ", t.sizes());
-  TORCH_CHECK(t.device() == h.device(), name, " must be on the device of h (", h.device(), "), got ",
-              t.device());
-}
-
+// Every tensor argument of last_layer_hvp: h (N, D) floating; p (N, C), v (K, C, D+1) and weight (N)
+// of the dtype and device of h.
 inline void check_hvp_inputs(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
                              const c10::optional<at::Tensor>& weight, double scale, double damping) {
-  check_features(h);
-  check_rows(p, "p", h, -1);
-  check_same(h, "h", p, "p");
-  check_dim(v, 3, "v");
-  TORCH_CHECK(v.size(1) == p.size(1) && v.size(2) == h.size(1) + 1, "v must have shape (K, ", p.size(1), ", ",
-              h.size(1) + 1, "), got ", v.sizes());
-  check_same(h, "h", v, "v");
-  if (weight.has_value() && weight->defined()) {
-    check_dim(*weight, 1, "weight");
-    TORCH_CHECK(weight->size(0) == h.size(0), "weight must have shape (", h.size(0), "), got ",
-                weight->sizes());
-    check_same(h, "h", *weight, "weight");
-  }
-  TORCH_CHECK(damping >= 0, "damping must be >= 0, got ", damping);
-  TORCH_CHECK(std::isfinite(scale) && std::isfinite(damping), "scale and damping must be finite");
+  check_floating(h, "h");
+  check_dim(h, 2, "h");
+  const int64_t N = h.size(0), D = h.size(1);
+  check_like(p, "p", {N, kAnySize}, h, "h");
+  check_like(v, "v", {kAnySize, p.size(1), D + 1}, h, "h");
+  if (weight.has_value() && weight->defined()) check_like(*weight, "weight", {N}, h, "h");
+  TORCH_CHECK(damping >= 0, "fastaug: damping must be >= 0, got ", damping);
+  TORCH_CHECK(std::isfinite(scale) && std::isfinite(damping), "fastaug: scale and damping must be finite");
 }
 
+// Every tensor argument of influence_score (and its backward's grad, (N,) of the dtype of logits):
+// h (N, D) floating; logits (N, C) and s (C, D+1) floating on the device of h (on CPU also of its
+// dtype; CUDA mixes dtypes, accumulating in float32); target (N,) int64.
 inline void check_score_inputs(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,
-                               const at::Tensor& s) {
-  check_features(h);
-  check_rows(logits, "logits", h, -1);
-  check_dim(target, 1, "target");
-  TORCH_CHECK(target.scalar_type() == at::kLong, "target must be int64 class labels, got ", target.scalar_type());
-  TORCH_CHECK(target.size(0) == h.size(0), "target must have shape (", h.size(0), "), got ", target.sizes());
-  TORCH_CHECK(target.device() == h.device(), "target must be on the device of h");
-  check_dim(s, 2, "s");
+                               const at::Tensor& s, const at::Tensor* grad = nullptr) {
+  check_floating(h, "h");
+  check_dim(h, 2, "h");
+  const int64_t N = h.size(0), D = h.size(1);
+  const bool cpu = h.device().is_cpu();
+  check_floating(logits, "logits");
+  check_arg(logits, "logits", {N, kAnySize}, cpu ? h.scalar_type() : logits.scalar_type(), h.device(), "h");
   check_floating(s, "s");
-  TORCH_CHECK(s.size(0) == logits.size(1) && s.size(1) == h.size(1) + 1, "s must have shape (", logits.size(1),
-              ", ", h.size(1) + 1, "), got ", s.sizes());
-  TORCH_CHECK(s.device() == h.device(), "s must be on the device of h");
+  check_arg(s, "s", {logits.size(1), D + 1}, cpu ? h.scalar_type() : s.scalar_type(), h.device(), "h");
+  check_arg(target, "target", {N}, at::kLong, h.device(), "h");
+  if (grad) check_arg(*grad, "grad", {N}, logits.scalar_type(), h.device(), "logits");
 }
 
 // The fused step of the HVP: u (N, K*C) in place. When `bias` (K*C) is defined the step first adds
@@ -129,14 +112,12 @@ inline at::Tensor influence_score_driver(const at::Tensor& h_, const at::Tensor&
 inline std::tuple<at::Tensor, at::Tensor> influence_score_backward_driver(
     const at::Tensor& grad_, const at::Tensor& h_, const at::Tensor& logits_, const at::Tensor& target_,
     const at::Tensor& s_, const ScoreBackStep& step) {
-  check_score_inputs(h_, logits_, target_, s_);
-  check_dim(grad_, 1, "grad");
-  TORCH_CHECK(grad_.size(0) == h_.size(0), "grad must have shape (", h_.size(0), "), got ", grad_.sizes());
+  check_score_inputs(h_, logits_, target_, s_, &grad_);
   const at::Tensor h = h_.contiguous(), logits = logits_.contiguous(), target = target_.contiguous();
   const at::Tensor s = s_.contiguous();
   const at::Tensor q = score_q(h, s).to(logits.scalar_type());
   at::Tensor grad_logits, coef;
-  std::tie(grad_logits, coef) = step(grad_.to(logits.scalar_type()).contiguous(), q, logits, target);
+  std::tie(grad_logits, coef) = step(grad_.contiguous(), q, logits, target);
   // grad_h = coef · S_W: (N, C) · (C, D) in the dtype of h.
   const int64_t D = h.size(1);
   at::Tensor grad_h = at::mm(coef.to(h.scalar_type()), s.to(h.scalar_type()).narrow(1, 0, D));

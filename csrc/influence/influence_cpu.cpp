@@ -8,12 +8,12 @@
 #include <atomic>
 #include <limits>
 
+#include "common/cpu_parallel.h"
 #include "influence/influence.h"
 
 namespace fastaug {
 namespace {
 
-int64_t grain_for(int64_t row_len) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, row_len)); }
 
 // Row dot product; `omp simd` lets the compiler vectorise the reduction (reassociation).
 template <typename T>
@@ -139,18 +139,12 @@ at::Tensor last_layer_hvp_cpu(const at::Tensor& h, const at::Tensor& p, const at
 
 at::Tensor influence_score_cpu(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,
                                const at::Tensor& s) {
-  TORCH_CHECK(h.scalar_type() == logits.scalar_type() && h.scalar_type() == s.scalar_type(),
-              "h, logits and s must have the same dtype on CPU, got ", h.scalar_type(), ", ",
-              logits.scalar_type(), " and ", s.scalar_type());
   return influence_score_driver(h, logits, target, s, score_step_cpu);
 }
 
 std::tuple<at::Tensor, at::Tensor> influence_score_backward_cpu(const at::Tensor& grad, const at::Tensor& h,
                                                                 const at::Tensor& logits, const at::Tensor& target,
                                                                 const at::Tensor& s) {
-  TORCH_CHECK(h.scalar_type() == logits.scalar_type() && h.scalar_type() == s.scalar_type(),
-              "h, logits and s must have the same dtype on CPU, got ", h.scalar_type(), ", ",
-              logits.scalar_type(), " and ", s.scalar_type());
   return influence_score_backward_driver(grad, h, logits, target, s, score_back_step_cpu);
 }
 

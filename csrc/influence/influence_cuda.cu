@@ -247,12 +247,14 @@ std::tuple<at::Tensor, at::Tensor> score_back_step_cuda(const at::Tensor& grad, 
 
 at::Tensor last_layer_hvp_cuda(const at::Tensor& h, const at::Tensor& p, const at::Tensor& v,
                                const c10::optional<at::Tensor>& weight, double scale, double damping) {
+  check_hvp_inputs(h, p, v, weight, scale, damping);  // before the guard: h may be the CPU argument
   const c10::cuda::CUDAGuard guard(h.device());
   return last_layer_hvp_driver(h, p, v, weight, scale, damping, hvp_step_cuda, /*step_adds_bias=*/false);
 }
 
 at::Tensor influence_score_cuda(const at::Tensor& h, const at::Tensor& logits, const at::Tensor& target,
                                 const at::Tensor& s) {
+  check_score_inputs(h, logits, target, s);  // before the guard: h may be the CPU argument
   const c10::cuda::CUDAGuard guard(h.device());
   return influence_score_driver(h, logits, target, s, score_step_cuda);
 }
@@ -260,6 +262,7 @@ at::Tensor influence_score_cuda(const at::Tensor& h, const at::Tensor& logits, c
 std::tuple<at::Tensor, at::Tensor> influence_score_backward_cuda(const at::Tensor& grad, const at::Tensor& h,
                                                                  const at::Tensor& logits, const at::Tensor& target,
                                                                  const at::Tensor& s) {
+  check_score_inputs(h, logits, target, s, &grad);  // before the guard: h may be the CPU argument
   const c10::cuda::CUDAGuard guard(h.device());
   return influence_score_backward_driver(grad, h, logits, target, s, score_back_step_cuda);
 }

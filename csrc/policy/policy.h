@@ -1,4 +1,4 @@
-// Batched discrete policy ops (DESIGN.md K3): every image of a batch gets its own AutoAugment-style
+// Batched discrete policy ops (docs/design.md K3): every image of a batch gets its own AutoAugment-style
 // op and magnitude, and chains of L ops per image run in one call.
 //
 // Layout: the schemas live in csrc/fastaug.cpp; the per-image maths shared by CPU and CUDA in
@@ -13,7 +13,7 @@
 
 namespace fastaug {
 
-// Op ids (DESIGN.md K3). kIdentity (-1) is fastaug's extension: "skip this chain position".
+// Op ids (docs/design.md K3). kIdentity (-1) is fastaug's extension: "skip this chain position".
 enum PolicyOp : int64_t {
   kIdentity = -1,
   kShearX = 0,
@@ -35,37 +35,34 @@ enum PolicyOp : int64_t {
 };
 constexpr int64_t kNumPolicyOps = 16;
 
-// Shape / dtype / device checks shared by both backends. The per-step parameter tensors are
-// canonicalised by the Python layer: op (N, L) int64, magnitude and sign (N, L) float32,
+// Every tensor argument of apply_ops / apply_ops_backward, both backends. The per-step parameter
+// tensors are canonicalised by the Python layer: op (N, L) int64, magnitude and sign (N, L) float32,
 // partner (N, L) int64, center (N, L, 2) int64; pairs is the (N, C, H, W) batch SamplePairing reads.
+// One plane must have fewer than 2^31 pixels: the histograms (Equalize, AutoContrast) count in 32 bits.
 inline void check_policy_inputs(const at::Tensor& x, const at::Tensor& pairs, const at::Tensor& op,
                                 const at::Tensor& magnitude, const at::Tensor& sign, const at::Tensor& partner,
-                                const at::Tensor& center, int64_t fill) {
-  check_dim(x, 4, "x");
+                                const at::Tensor& center, int64_t fill, const at::Tensor* grad_out = nullptr) {
+  TORCH_CHECK(x.defined(), "fastaug: x must be a defined tensor");
   const auto st = x.scalar_type();
-  TORCH_CHECK(st == at::kByte || at::isFloatingType(st), "x must be uint8 or floating point, got ", st);
+  TORCH_CHECK(st == at::kByte || at::isFloatingType(st), "fastaug: x must be uint8 or floating point, got ", st);
   if (st != at::kByte) check_floating(x, "x");
-  TORCH_CHECK(x.size(1) == 1 || x.size(1) == 3, "x must have 1 or 3 channels, got shape ", x.sizes());
-  TORCH_CHECK(pairs.sizes() == x.sizes(), "pairs must have the shape of x ", x.sizes(), ", got ", pairs.sizes());
-  check_same(x, "x", pairs, "pairs");
-  check_dim(op, 2, "op");
-  TORCH_CHECK(op.size(0) == x.size(0), "op must have shape (N, L) with N = ", x.size(0), ", got ", op.sizes());
-  TORCH_CHECK(op.scalar_type() == at::kLong, "op must be int64, got ", op.scalar_type());
-  TORCH_CHECK(magnitude.sizes() == op.sizes() && magnitude.scalar_type() == at::kFloat,
-              "magnitude must be float32 of shape ", op.sizes(), ", got ", magnitude.scalar_type(), " ",
-              magnitude.sizes());
-  TORCH_CHECK(sign.sizes() == op.sizes() && sign.scalar_type() == at::kFloat, "sign must be float32 of shape ",
-              op.sizes(), ", got ", sign.scalar_type(), " ", sign.sizes());
-  TORCH_CHECK(partner.sizes() == op.sizes() && partner.scalar_type() == at::kLong,
-              "partner must be int64 of shape ", op.sizes(), ", got ", partner.scalar_type(), " ", partner.sizes());
-  TORCH_CHECK(center.dim() == 3 && center.size(0) == op.size(0) && center.size(1) == op.size(1) &&
-                  center.size(2) == 2 && center.scalar_type() == at::kLong,
-              "center must be int64 of shape (", op.size(0), ", ", op.size(1), ", 2), got ", center.scalar_type(),
-              " ", center.sizes());
-  for (const auto* t : {&op, &magnitude, &sign, &partner, &center})
-    TORCH_CHECK(t->device() == x.device(), "policy parameters must be on the device of x (", x.device(),
-                "), got ", t->device());
-  TORCH_CHECK(fill >= 0 && fill <= 255, "fill must be in [0, 255], got ", fill);
+  TORCH_CHECK(x.device().is_cpu() || x.device().is_cuda(), "fastaug: x must be a CPU or CUDA tensor, got ",
+              x.device());
+  check_dim(x, 4, "x");
+  TORCH_CHECK(x.size(1) == 1 || x.size(1) == 3, "fastaug: x must have 1 or 3 channels, got shape ", x.sizes());
+  TORCH_CHECK(x.numel() == 0 || x.size(2) * x.size(3) < (int64_t(1) << 31),
+              "fastaug: apply_ops counts the pixels of a plane in 32 bits; got H * W = ", x.size(2), " * ", x.size(3));
+  const int64_t N = x.size(0);
+  check_like(pairs, "pairs", {N, x.size(1), x.size(2), x.size(3)}, x, "x");
+  check_arg(op, "op", {N, kAnySize}, at::kLong, x.device(), "x");
+  const int64_t L = op.size(1);
+  // Their shapes follow op's (N, L); op is on the device of x.
+  check_arg(magnitude, "magnitude", {N, L}, at::kFloat, x.device(), "op");
+  check_arg(sign, "sign", {N, L}, at::kFloat, x.device(), "op");
+  check_arg(partner, "partner", {N, L}, at::kLong, x.device(), "op");
+  check_arg(center, "center", {N, L, 2}, at::kLong, x.device(), "op");
+  if (grad_out) check_grad_out(*grad_out, x);
+  TORCH_CHECK(fill >= 0 && fill <= 255, "fastaug: fill must be in [0, 255], got ", fill);
 }
 
 // Value checks, run on the CPU (the CUDA kernel instead clamps every index it reads).

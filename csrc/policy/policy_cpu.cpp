@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/cpu_parallel.h"
+
 #define FA_ENGINE inline
 #include "policy/policy_engine.h"
 #include "policy/policy_engine_backward.h"
@@ -52,8 +54,6 @@ struct CpuExec {
   }
 };
 
-// Images per parallel task: enough pixels per task that thread hand-offs never dominate.
-int64_t grain(int64_t chw) { return std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(chw, 1)); }
 
 template <typename scalar_t>
 scalar_t fill_value(int64_t fill) {
@@ -81,7 +81,7 @@ at::Tensor apply_ops_cpu(const at::Tensor& x_, const at::Tensor& pairs_, const a
     const scalar_t* pp = pairs.data_ptr<scalar_t>();
     scalar_t* op_out = out.data_ptr<scalar_t>();
     const scalar_t fillv = fill_value<scalar_t>(fill);
-    at::parallel_for(0, N, grain(chw), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
       CpuExec ex;
       PolicyShared sh;
       // The chain ping-pongs between out[n] and a scratch image; offset the scratch so that
@@ -103,11 +103,10 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
                                                           const at::Tensor& magnitude_, const at::Tensor& sign_,
                                                           const at::Tensor& partner_, const at::Tensor& center_,
                                                           int64_t fill, bool need_pairs_grad) {
-  check_policy_inputs(x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill);
-  TORCH_CHECK(at::isFloatingType(x_.scalar_type()), "apply_ops_backward: x must be floating point");
-  TORCH_CHECK(op_.size(1) == 1, "apply_ops_backward handles one step (op of shape (N, 1)), got ", op_.sizes(),
-              "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_policy_inputs(x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill, &grad_);
+  TORCH_CHECK(at::isFloatingType(x_.scalar_type()), "fastaug: apply_ops_backward: x must be floating point");
+  TORCH_CHECK(op_.size(1) == 1, "fastaug: apply_ops_backward handles one step (op of shape (N, 1)), got ",
+              op_.sizes(), "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
   const at::Tensor x = x_.contiguous(), grad = grad_.contiguous(), op = op_.contiguous();
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();
   const at::Tensor center = center_.contiguous();
@@ -125,7 +124,7 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
     const float* signp = sign.data_ptr<float>();
     const int64_t* partp = partner.data_ptr<int64_t>();
     const int64_t* cenp = center.data_ptr<int64_t>();
-    at::parallel_for(0, N, grain(chw), [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
       CpuExec ex;
       std::vector<scalar_t> tmp(chw);
       for (int64_t n = begin; n < end; ++n) {
@@ -136,7 +135,7 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
     if (need_pairs_grad) {
       // Partner m receives w_n g_n from every image n that paired with it, summed in order of n.
       scalar_t* gpp = gp.data_ptr<scalar_t>();
-      at::parallel_for(0, N, grain(chw), [&](int64_t begin, int64_t end) {
+      at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
         for (int64_t m = begin; m < end; ++m) {
           scalar_t* dst = gpp + m * chw;
           for (int64_t n = 0; n < N; ++n) {

@@ -192,11 +192,10 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cuda(const at::Tensor& gra
                                                            const at::Tensor& magnitude_, const at::Tensor& sign_,
                                                            const at::Tensor& partner_, const at::Tensor& center_,
                                                            int64_t fill, bool need_pairs_grad) {
-  check_policy_inputs(x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill);
-  TORCH_CHECK(at::isFloatingType(x_.scalar_type()), "apply_ops_backward: x must be floating point");
-  TORCH_CHECK(op_.size(1) == 1, "apply_ops_backward handles one step (op of shape (N, 1)), got ", op_.sizes(),
-              "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_policy_inputs(x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill, &grad_);
+  TORCH_CHECK(at::isFloatingType(x_.scalar_type()), "fastaug: apply_ops_backward: x must be floating point");
+  TORCH_CHECK(op_.size(1) == 1, "fastaug: apply_ops_backward handles one step (op of shape (N, 1)), got ",
+              op_.sizes(), "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), grad = grad_.contiguous(), op = op_.contiguous();
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();

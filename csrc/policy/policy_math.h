@@ -1,6 +1,6 @@
 // Per-image parameters of the policy ops and Pillow's arithmetic, host and device alike.
 //
-// Pillow is the oracle (DESIGN.md K3). The rules reproduced here, from Pillow's C sources:
+// Pillow is the oracle (docs/design.md K3). The rules reproduced here, from Pillow's C sources:
 // * Image.transform(AFFINE, NEAREST) with a shear or rotation runs in 16.16 fixed point
 //   (libImaging/Geometry.c, affine_fixed): a_i -> FIX(a_i), the offsets get the half-pixel terms,
 //   source pixel = (A2 + y A1 + x A0) >> 16. Pure translations take ImagingScaleAffine instead:

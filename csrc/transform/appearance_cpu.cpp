@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/box_filter_cpu.h"
+#include "common/cpu_parallel.h"
 #include "transform/transform.h"
 #include "transform/transform_cpu.h"
 
@@ -20,7 +21,6 @@ namespace {
 
 using k2_cpu::colour_row;
 using k2_cpu::colour_row_backward;
-using k2_cpu::rows_per_item;
 
 template <typename T, int C>
 void appearance_forward_impl(const T* x, const T* cw, const T* cb, T* out, int64_t N, int64_t H, int64_t W,
@@ -98,8 +98,7 @@ at::Tensor appearance_cpu(const at::Tensor& x_, const at::Tensor& c_w_, const at
 std::tuple<at::Tensor, at::Tensor, at::Tensor> appearance_backward_cpu(const at::Tensor& grad_, const at::Tensor& x_,
                                                                        const at::Tensor& c_w_, const at::Tensor& c_b_,
                                                                        int64_t smooth, bool need_x_grad) {
-  check_appearance_inputs(x_, c_w_, c_b_, smooth);
-  check_grad_out(grad_, x_);
+  check_appearance_inputs(x_, c_w_, c_b_, smooth, &grad_);
   const at::Tensor x = x_.contiguous(), c_w = c_w_.contiguous(), c_b = c_b_.contiguous();
   const at::Tensor grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);

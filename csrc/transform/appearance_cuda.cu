@@ -1,4 +1,5 @@
-// CUDA kernels of `appearance`: out = x + C_w x + c_b per pixel with box-smoothed c_w, c_b.
+// CUDA kernels of `appearance`: out = x + C_w x + c_b per pixel with box-smoothed c_w, c_b (the colour
+// filter and its adjoint are transform.h's host/device code, which the CPU kernels run too).
 //
 // Forward: one 32x8 block per output tile; the block box-filters the C*C + C raw maps of its tile (plus
 // a (smooth - 1) halo) in shared memory one map at a time, keeps each pixel's smoothed values in
@@ -32,16 +33,12 @@ __global__ void appearance_forward_kernel(const scalar_t* __restrict__ x, const 
     smooth_tile_maps<P, scalar_t, acc_t>(c_w, c_b, C * C, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       const int64_t base = n * C * plane + i * W + j;
-      acc_t v[C];
+      acc_t v[C], o[C];
 #pragma unroll
       for (int c = 0; c < C; ++c) v[c] = static_cast<acc_t>(x[base + c * plane]);
+      colour_filter<acc_t, C>(sm, sm + C * C, v, v, o);
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
-        acc_t d = sm[C * C + c];
-#pragma unroll
-        for (int q = 0; q < C; ++q) d += sm[C * c + q] * v[q];
-        out[base + c * plane] = static_cast<scalar_t>(v[c] + d);
-      }
+      for (int c = 0; c < C; ++c) out[base + c * plane] = static_cast<scalar_t>(o[c]);
     }
   }
 }
@@ -70,20 +67,17 @@ __global__ void appearance_backward_kernel(const scalar_t* __restrict__ gout, co
         v[c] = static_cast<acc_t>(x[base + c * plane]);
       }
       acc_t* Gn = G + n * P * plane + pix;
+      acc_t gcw[C * C];
+      colour_filter_weight_grad<acc_t, C>(v, g, gcw);
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
+      for (int p = 0; p < C * C; ++p) Gn[p * plane] = gcw[p];
 #pragma unroll
-        for (int q = 0; q < C; ++q) Gn[(C * c + q) * plane] = g[c] * v[q];
-        Gn[(C * C + c) * plane] = g[c];
-      }
+      for (int c = 0; c < C; ++c) Gn[(C * C + c) * plane] = g[c];
       if (gx) {
+        acc_t t[C];
+        colour_filter_input_grad<acc_t, C>(cw, g, t);
 #pragma unroll
-        for (int q = 0; q < C; ++q) {
-          acc_t s = g[q];
-#pragma unroll
-          for (int c = 0; c < C; ++c) s += cw[C * c + q] * g[c];
-          gx[base + q * plane] = static_cast<scalar_t>(s);
-        }
+        for (int q = 0; q < C; ++q) gx[base + q * plane] = static_cast<scalar_t>(g[q] + t[q]);
       }
     }
   }
@@ -91,12 +85,12 @@ __global__ void appearance_backward_kernel(const scalar_t* __restrict__ gout, co
 
 at::Tensor appearance_cuda(const at::Tensor& x_, const at::Tensor& c_w_, const at::Tensor& c_b_, int64_t smooth) {
   check_appearance_inputs(x_, c_w_, c_b_, smooth);
+  check_cuda_grid(x_.size(2), x_.size(3), "appearance");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), c_w = c_w_.contiguous(), c_b = c_b_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  check_cuda_grid(H, W, "appearance");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_cuda", [&] {
     const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
@@ -113,8 +107,8 @@ at::Tensor appearance_cuda(const at::Tensor& x_, const at::Tensor& c_w_, const a
 std::tuple<at::Tensor, at::Tensor, at::Tensor> appearance_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
                                                                         const at::Tensor& c_w_, const at::Tensor& c_b_,
                                                                         int64_t smooth, bool need_x_grad) {
-  check_appearance_inputs(x_, c_w_, c_b_, smooth);
-  check_grad_out(grad_, x_);
+  check_appearance_inputs(x_, c_w_, c_b_, smooth, &grad_);
+  check_cuda_grid(x_.size(2), x_.size(3), "appearance");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), c_w = c_w_.contiguous(), c_b = c_b_.contiguous();
   const at::Tensor grad = grad_.contiguous();
@@ -122,7 +116,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> appearance_backward_cuda(const at
   at::Tensor g_cw = at::empty_like(c_w), g_cb = at::empty_like(c_b);
   at::Tensor gx = need_x_grad ? at::empty_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_cw.zero_(), g_cb.zero_()};
-  check_cuda_grid(H, W, "appearance");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;

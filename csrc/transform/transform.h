@@ -1,7 +1,7 @@
-// Learned transformation family (DESIGN.md K2): `appearance` (per-pixel colour filter with box-smoothed
-// parameters) and `transform` (the fused spatial + appearance transformation from the raw parameter
-// map of the generator G). Schemas live in csrc/fastaug.cpp; CPU kernels in appearance_cpu.cpp and
-// transform_cpu.cpp, CUDA kernels in appearance_cuda.cu and transform_cuda.cu.
+// Learned transformation family (docs/design.md K2): `appearance` (per-pixel colour filter with
+// box-smoothed parameters) and `transform` (the fused spatial + appearance transformation from the raw
+// parameter map of the generator G). Schemas live in csrc/fastaug.cpp; CPU kernels in appearance_cpu.cpp
+// and transform_cpu.cpp, CUDA kernels in appearance_cuda.cu and transform_cuda.cu.
 //
 // Parameter map layout of `transform` (channels, in order): s_w (4, row-major 2x2), s_b (2),
 // c_w (C*C, row-major: output channel i gets sum_j c_w[C*i + j] * x_j), c_b (C): 18 for RGB, 8 for grey.
@@ -10,76 +10,81 @@
 #include <c10/macros/Macros.h>
 #include <torch/all.h>
 
+#include "common/affine_flow.h"
+#include "common/box_filter.h"
 #include "common/checks.h"
 #include "common/sampling.h"
 
 namespace fastaug {
 
-// Widest box window accepted (the CUDA kernels smooth a tile plus a (smooth - 1) halo in shared memory).
-constexpr int64_t kMaxTransformSmooth = 64;
-
 // Composition modes of `transform` (the `mode` integer of the schema).
 enum TransformMode : int64_t { kParallel = 0, kSerial = 1 };
 
-// Offsets of the parameter groups inside the raw map of `transform`.
-constexpr int kSpatialParams = 6;  // w0 w1 w2 w3 b0 b1
+// Offsets of the parameter groups inside the raw map of `transform` (kSpatialParams: affine_flow.h).
 C10_HOST_DEVICE constexpr int colour_params(int C) { return C * C + C; }
 C10_HOST_DEVICE constexpr int transform_params(int C) { return kSpatialParams + colour_params(C); }
 
-// Source location (pixel units, padding applied) of output pixel (i, j) under the seed's eq. 20 with
-// smoothed parameters w0..w3, b0, b1: s = u + S_w u + s_b in normalised coordinates
-// (align_corners=False). It is evaluated as j + (W / 2) * (S_w u + s_b)_x, which equals
-// pixel_coordinate(s_x) exactly in real arithmetic and makes zero parameters land exactly on the
-// pixel centre (so the identity transformation returns x bit for bit). mx/my receive
-// d(ix)/d(s_x), d(iy)/d(s_y) (padding derivative times the pixel scale W/2, H/2).
-template <typename T>
-C10_HOST_DEVICE inline void eq20_source(T w0, T w1, T w2, T w3, T b0, T b1, int64_t i, int64_t j, int64_t H,
-                                        int64_t W, int64_t padding_mode, T* ix, T* iy, T* mx, T* my) {
-  const T ux = normalised_coordinate<T>(j, W), uy = normalised_coordinate<T>(i, H);
-  const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
-  const T dx = w0 * ux + w1 * uy + b0, dy = w2 * ux + w3 * uy + b1;
-  T gx, gy;
-  *ix = pad_coordinate(static_cast<T>(j) + half_w * dx, W, padding_mode, false, &gx);
-  *iy = pad_coordinate(static_cast<T>(i) + half_h * dy, H, padding_mode, false, &gy);
-  *mx = gx * half_w;
-  *my = gy * half_h;
+// The colour filter at one pixel, the one copy used by both ops on CPU and CUDA:
+//   out_c = y_c + (c_b[c] + sum_q c_w[C c + q] src_q)
+// with y the image the change is added to and src the image it is computed from (the same image,
+// except in parallel mode of `transform`: y the warped sample, src x at the pixel). cw[p] / cb[c] are
+// the smoothed parameters at the pixel; out may alias y or src.
+template <typename T, int C>
+C10_HOST_DEVICE inline void colour_filter(const T cw[C * C], const T cb[C], const T src[C], const T y[C], T out[C]) {
+  T o[C];
+  for (int c = 0; c < C; ++c) {
+    T d = cb[c];
+    for (int q = 0; q < C; ++q) d += cw[C * c + q] * src[q];
+    o[c] = y[c] + d;
+  }
+  for (int c = 0; c < C; ++c) out[c] = o[c];
+}
+
+// Its backward at one pixel, given g = d(loss)/d(out) (y receives g itself, c_b's smoothed map too):
+// the gradient of the smoothed colour matrix, g_cw[C c + q] = g_c src_q ...
+template <typename T, int C>
+C10_HOST_DEVICE inline void colour_filter_weight_grad(const T src[C], const T g[C], T g_cw[C * C]) {
+  for (int c = 0; c < C; ++c)
+    for (int q = 0; q < C; ++q) g_cw[C * c + q] = g[c] * src[q];
+}
+
+// ... and the gradient reaching src, g_src[q] = sum_c c_w[C c + q] g_c (C_w^T g).
+template <typename T, int C>
+C10_HOST_DEVICE inline void colour_filter_input_grad(const T cw[C * C], const T g[C], T g_src[C]) {
+  for (int q = 0; q < C; ++q) {
+    T t = T(0);
+    for (int c = 0; c < C; ++c) t += cw[C * c + q] * g[c];
+    g_src[q] = t;
+  }
 }
 
 inline void check_colour_channels(const at::Tensor& x, const char* op) {
-  TORCH_CHECK(x.size(1) == 1 || x.size(1) == 3, op, ": x must have 1 (grey) or 3 (RGB) channels, got shape ",
-              x.sizes());
+  TORCH_CHECK(x.size(1) == 1 || x.size(1) == 3, "fastaug: ", op,
+              ": x must have 1 (grey) or 3 (RGB) channels, got shape ", x.sizes());
 }
 
-inline void check_smooth_window(int64_t smooth) {
-  TORCH_CHECK(smooth >= 1 && smooth <= kMaxTransformSmooth, "smooth must be in [1, ", kMaxTransformSmooth,
-              "], got ", smooth);
-}
-
+// Every tensor argument of appearance / appearance_backward.
 inline void check_appearance_inputs(const at::Tensor& x, const at::Tensor& c_w, const at::Tensor& c_b,
-                                    int64_t smooth) {
-  check_dim(x, 4, "x");
-  check_floating(x, "x");
+                                    int64_t smooth, const at::Tensor* grad_out = nullptr) {
+  check_image(x);
   check_colour_channels(x, "appearance");
   const int64_t C = x.size(1);
   check_map(c_w, "c_w", C * C, x);
   check_map(c_b, "c_b", C, x);
-  check_smooth_window(smooth);
+  if (grad_out) check_grad_out(*grad_out, x);
+  check_smooth(smooth);
 }
 
+// Every tensor argument of transform / transform_backward.
 inline void check_transform_inputs(const at::Tensor& x, const at::Tensor& params, int64_t smooth, int64_t mode,
-                                   int64_t padding_mode) {
-  check_dim(x, 4, "x");
-  check_floating(x, "x");
+                                   int64_t padding_mode, const at::Tensor* grad_out = nullptr) {
+  check_image(x);
   check_colour_channels(x, "transform");
   check_map(params, "params", transform_params(static_cast<int>(x.size(1))), x);
-  check_smooth_window(smooth);
-  TORCH_CHECK(mode == kParallel || mode == kSerial, "mode must be 0 (parallel) or 1 (serial), got ", mode);
+  if (grad_out) check_grad_out(*grad_out, x);
+  check_smooth(smooth);
+  TORCH_CHECK(mode == kParallel || mode == kSerial, "fastaug: mode must be 0 (parallel) or 1 (serial), got ", mode);
   check_padding_mode(padding_mode);
-}
-
-inline void check_grad_out(const at::Tensor& grad, const at::Tensor& x) {
-  TORCH_CHECK(grad.sizes() == x.sizes(), "grad_out must have the shape of x ", x.sizes(), ", got ", grad.sizes());
-  check_same(x, "x", grad, "grad_out");
 }
 
 }  // namespace fastaug

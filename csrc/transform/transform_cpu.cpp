@@ -1,9 +1,10 @@
-// CPU kernels of `transform`: the whole learned transformation of DESIGN.md K2 (box smoothing of the
+// CPU kernels of `transform`: the whole learned transformation of docs/design.md K2 (box smoothing of the
 // raw 18- or 8-channel map, eq. 20 flow, bilinear warp, colour filter) in one pass.
 //
 // Forward: parallel over (image, block of rows). The block's rows of all P parameter maps are smoothed
-// into a thread-local buffer; per output row, the source corners are computed once, every channel is
-// gathered straight into the output row and the colour filter is applied in place (serial: on the
+// into a thread-local buffer; per output row, the eq. 20 source points are computed once
+// (common/affine_flow.h), every channel is sampled straight into the output row by the shared row
+// sampler (common/bilinear_row_cpu.h) and the colour filter is applied in place (serial: on the
 // warped row; parallel: on the unwarped row of x, added to the warped one).
 // Backward: parallel over images (the gradient for x is a scatter; one image per thread keeps it
 // race-free and deterministic). Per row: the colour backward gives the gradient of the smoothed colour
@@ -15,7 +16,10 @@
 
 #include <vector>
 
+#include "common/affine_flow.h"
+#include "common/bilinear_row_cpu.h"
 #include "common/box_filter_cpu.h"
+#include "common/cpu_parallel.h"
 #include "common/sampling.h"
 #include "transform/transform.h"
 #include "transform/transform_cpu.h"
@@ -25,32 +29,26 @@ namespace {
 
 using k2_cpu::colour_row;
 using k2_cpu::colour_row_backward;
-using k2_cpu::rows_per_item;
 
-// Corners (and optionally d(ix)/d(s_x), d(iy)/d(s_y)) of output row i from smoothed spatial maps
-// sm (planes w0..w3, b0, b1 at stride ps).
+// Per-thread scratch for one output row: eq. 20 source coordinates, their padding derivatives,
+// coordinate gradients, bilinear taps, and C rows for the warped image and its gradient.
 template <typename T>
-void row_corners(const T* sm, int64_t ps, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
-                 std::vector<Corners<T>>& corners, T* mult_x, T* mult_y) {
-  for (int64_t j = 0; j < W; ++j) {
-    T ix, iy, mx, my;
-    eq20_source<T>(sm[j], sm[ps + j], sm[2 * ps + j], sm[3 * ps + j], sm[4 * ps + j], sm[5 * ps + j], i, j, H, W,
-                   padding_mode, &ix, &iy, &mx, &my);
-    corners[j] = bilinear_corners(ix, iy, H, W);
-    if (mult_x) {
-      mult_x[j] = mx;
-      mult_y[j] = my;
-    }
+struct RowScratch {
+  std::vector<T> ix, iy, mx, my, g_ix, g_iy, ybuf, gybuf;
+  RowTaps<T> taps;
+  RowScratch(int64_t W, int64_t C) : ix(W), iy(W), mx(W), my(W), g_ix(W), g_iy(W), ybuf(C * W), gybuf(C * W) {
+    taps.resize(W);
   }
-}
+};
 
+// Source coordinates (and d(ix)/d(s_x), d(iy)/d(s_y)) of output row i from the smoothed spatial maps
+// sm (planes w0..w3, b0, b1 at stride ps), by eq. 20 (common/affine_flow.h).
 template <typename T>
-inline void gather_plane_row(const T* xc, const std::vector<Corners<T>>& corners, T* out, int64_t W) {
-  for (int64_t j = 0; j < W; ++j) {
-    const Corners<T>& k = corners[j];
-    out[j] = k.weight[0] * xc[k.offset[0]] + k.weight[1] * xc[k.offset[1]] + k.weight[2] * xc[k.offset[2]] +
-             k.weight[3] * xc[k.offset[3]];
-  }
+void row_coords(const T* sm, int64_t ps, int64_t i, int64_t H, int64_t W, int64_t padding_mode, RowScratch<T>& s) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j)
+    eq20_source<T>(sm[j], sm[ps + j], sm[2 * ps + j], sm[3 * ps + j], sm[4 * ps + j], sm[5 * ps + j], uy, i, j, H,
+                   W, padding_mode, &s.ix[j], &s.iy[j], &s.mx[j], &s.my[j]);
 }
 
 template <typename T, int C>
@@ -60,7 +58,7 @@ void transform_forward_impl(const T* x, const T* params, T* out, int64_t N, int6
   const int64_t plane = H * W;
   const int64_t rows = rows_per_item(N, H), blocks = (H + rows - 1) / rows;
   at::parallel_for(0, N * blocks, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Corners<T>> corners(W);
+    RowScratch<T> s(W, 0);
     std::vector<T> hsum, sm;
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / blocks, r0 = (item % blocks) * rows, r1 = std::min(H, r0 + rows);
@@ -72,16 +70,16 @@ void transform_forward_impl(const T* x, const T* params, T* out, int64_t N, int6
       T* on = out + n * C * plane;
       for (int64_t i = r0; i < r1; ++i) {
         const T* smr = sm.data() + (i - r0) * W;
-        row_corners<T>(smr, ps, i, H, W, padding_mode, corners, nullptr, nullptr);
+        row_coords<T>(smr, ps, i, H, W, padding_mode, s);
+        // Every channel sampled straight into the output row, then the colour filter in place.
+        sample_row<T>(s.ix.data(), s.iy.data(), W, H, W, xn, C, on + i * W, plane, s.taps);
         const T* xr[C];
+        const T* yr[C];
         T* orow[C];
         for (int c = 0; c < C; ++c) {
           xr[c] = xn + c * plane + i * W;
-          orow[c] = on + c * plane + i * W;
-          gather_plane_row<T>(xn + c * plane, corners, orow[c], W);
+          yr[c] = orow[c] = on + c * plane + i * W;
         }
-        const T* yr[C];
-        for (int c = 0; c < C; ++c) yr[c] = orow[c];
         colour_row<T, C>(yr, mode == kSerial ? yr : xr, smr + kSpatialParams * ps, ps, orow, W);
       }
     }
@@ -96,8 +94,8 @@ void transform_backward_impl(const T* g, const T* x, const T* params, T* gx, T* 
   const int64_t plane = H * W;
   const bool serial = mode == kSerial;
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    std::vector<Corners<T>> corners(W);
-    std::vector<T> hsum, sm, mult(2 * W), ybuf(C * W), gybuf(C * W), G(PG * plane), tmp(plane);
+    RowScratch<T> s(W, C);
+    std::vector<T> hsum, sm, G(PG * plane), tmp(plane);
     for (int64_t n = begin; n < end; ++n) {
       // The smoothed c_b maps do not enter the backward, and d/d(smoothed c_b) is grad_out itself.
       const T* planes[PG];
@@ -109,63 +107,42 @@ void transform_backward_impl(const T* g, const T* x, const T* params, T* gx, T* 
       for (int64_t i = 0; i < H; ++i) {
         const T* smr = sm.data() + i * W;
         T* Gr = G.data() + i * W;
-        row_corners<T>(smr, plane, i, H, W, padding_mode, corners, mult.data(), mult.data() + W);
+        row_coords<T>(smr, plane, i, H, W, padding_mode, s);
         const T* gr[C];
         const T* src[C];
         T* gyr[C];
         for (int c = 0; c < C; ++c) {
           gr[c] = gn + c * plane + i * W;
-          if (serial) {
-            gather_plane_row<T>(xn + c * plane, corners, ybuf.data() + c * W, W);
-            src[c] = ybuf.data() + c * W;
-          } else {
-            src[c] = xn + c * plane + i * W;
-          }
-          gyr[c] = gybuf.data() + c * W;
+          src[c] = serial ? s.ybuf.data() + c * W : xn + c * plane + i * W;
+          gyr[c] = s.gybuf.data() + c * W;
         }
-        const T* gy[C];  // d(loss)/d(warped image) for this row
+        // d(loss)/d(warped image) of this row, channel stride gy_stride.
+        const T* gy;
+        int64_t gy_stride;
         if (serial) {
-          // out = y + C_w y + c_b: d/dy = g + C_w^T g.
+          // out = y + C_w y + c_b: d/dy = g + C_w^T g; y is the warped row, recomputed.
+          sample_row<T>(s.ix.data(), s.iy.data(), W, H, W, xn, C, s.ybuf.data(), W, s.taps);
           colour_row_backward<T, C>(gr, src, smr + kSpatialParams * plane, plane, Gr + kSpatialParams * plane,
                                     plane, gyr, /*add_identity=*/true, /*accumulate=*/false, W);
-          for (int c = 0; c < C; ++c) gy[c] = gyr[c];
+          gy = s.gybuf.data();
+          gy_stride = W;
         } else {
           // out = y + C_w x + c_b: the colour term's gradient lands on x at this very pixel.
           T* gxr[C];
           for (int c = 0; c < C; ++c) gxr[c] = gxn ? gxn + c * plane + i * W : nullptr;
           colour_row_backward<T, C>(gr, src, smr + kSpatialParams * plane, plane, Gr + kSpatialParams * plane,
                                     plane, gxn ? gxr : nullptr, /*add_identity=*/false, /*accumulate=*/true, W);
-          for (int c = 0; c < C; ++c) gy[c] = gr[c];
+          gy = gn + i * W;
+          gy_stride = plane;
         }
         // Bilinear backward: coordinate gradient summed over channels, scatter into x.
+        sample_row_backward<T>(s.ix.data(), s.iy.data(), W, H, W, xn, gy, gy_stride, C, s.g_ix.data(),
+                               s.g_iy.data(), gxn, s.taps);
         const T uy = normalised_coordinate<T>(i, H);
         for (int64_t j = 0; j < W; ++j) {
-          const Corners<T>& kc = corners[j];
-          T g_ix = 0, g_iy = 0;
-          for (int c = 0; c < C; ++c) {
-            const T* xc = xn + c * plane;
-            const T go = gy[c][j];
-            T v[4];
-            for (int q = 0; q < 4; ++q) v[q] = kc.valid[q] ? xc[kc.offset[q]] : T(0);
-            T d_ix, d_iy;
-            bilinear_coordinate_grad(kc, v, &d_ix, &d_iy);
-            g_ix += go * d_ix;
-            g_iy += go * d_iy;
-            if (gxn) {
-              T* gxc = gxn + c * plane;
-              for (int q = 0; q < 4; ++q)
-                if (kc.valid[q]) gxc[kc.offset[q]] += kc.weight[q] * go;
-            }
-          }
-          // s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1 (normalised units).
-          const T ux = normalised_coordinate<T>(j, W);
-          const T gsx = g_ix * mult[j], gsy = g_iy * mult[W + j];
-          Gr[j] = gsx * ux;
-          Gr[plane + j] = gsx * uy;
-          Gr[2 * plane + j] = gsy * ux;
-          Gr[3 * plane + j] = gsy * uy;
-          Gr[4 * plane + j] = gsx;
-          Gr[5 * plane + j] = gsy;
+          T gs[kSpatialParams];
+          eq20_adjoint<T>(s.g_ix[j] * s.mx[j], s.g_iy[j] * s.my[j], normalised_coordinate<T>(j, W), uy, gs);
+          for (int p = 0; p < kSpatialParams; ++p) Gr[p * plane + j] = gs[p];
         }
       }
       for (int p = 0; p < PG; ++p)
@@ -179,6 +156,7 @@ void transform_backward_impl(const T* g, const T* x, const T* params, T* gx, T* 
 at::Tensor transform_cpu(const at::Tensor& x_, const at::Tensor& params_, int64_t smooth, int64_t mode,
                          int64_t padding_mode) {
   check_transform_inputs(x_, params_, smooth, mode, padding_mode);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), params = params_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
@@ -194,8 +172,8 @@ at::Tensor transform_cpu(const at::Tensor& x_, const at::Tensor& params_, int64_
 std::tuple<at::Tensor, at::Tensor> transform_backward_cpu(const at::Tensor& grad_, const at::Tensor& x_,
                                                           const at::Tensor& params_, int64_t smooth, int64_t mode,
                                                           int64_t padding_mode, bool need_x_grad) {
-  check_transform_inputs(x_, params_, smooth, mode, padding_mode);
-  check_grad_out(grad_, x_);
+  check_transform_inputs(x_, params_, smooth, mode, padding_mode, &grad_);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), params = params_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor gparams = at::empty_like(params);

@@ -1,4 +1,6 @@
-// CUDA kernels of `transform`: the whole learned transformation of DESIGN.md K2 in one pass.
+// CUDA kernels of `transform`: the whole learned transformation of docs/design.md K2 in one pass. The
+// per-pixel maths (eq. 20, bilinear sampling, the colour filter and their adjoints) is the host/device
+// code of common/affine_flow.h, common/sampling.h and transform.h that the CPU kernels run too.
 //
 // Forward: one 32x8 block per output tile. The block box-filters the P = 18 (RGB) or 8 (grey) raw
 // parameter maps of its tile (plus a (smooth - 1) halo) in shared memory, one map at a time, and keeps
@@ -16,6 +18,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/all.h>
 
+#include "common/affine_flow.h"
+#include "common/bilinear_cuda.cuh"
 #include "common/box_filter_cuda.cuh"
 #include "common/sampling.h"
 #include "transform/transform.h"
@@ -38,30 +42,21 @@ __global__ void transform_forward_kernel(const scalar_t* __restrict__ x, const s
     smooth_tile_maps<P, scalar_t, acc_t>(params, params, P, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
-      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], normalised_coordinate<acc_t>(i, H), i, j, H, W,
+                         padding_mode, &ix, &iy, &mx, &my);
       const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
       const scalar_t* xn = x + n * C * plane;
       const int64_t pix = i * W + j;
-      acc_t y[C], src[C];
+      acc_t y[C], src[C], o[C];
 #pragma unroll
       for (int c = 0; c < C; ++c) {
-        const scalar_t* xc = xn + c * plane;
-        acc_t v = 0;
-#pragma unroll
-        for (int q = 0; q < 4; ++q) v += kc.weight[q] * static_cast<acc_t>(xc[kc.offset[q]]);
-        y[c] = v;
-        src[c] = serial ? v : static_cast<acc_t>(xc[pix]);
+        y[c] = bilinear_sample(xn + c * plane, kc);
+        src[c] = serial ? y[c] : static_cast<acc_t>(xn[c * plane + pix]);
       }
-      const acc_t* cw = sm + kSpatialParams;
-      const acc_t* cb = sm + kSpatialParams + C * C;
+      colour_filter<acc_t, C>(sm + kSpatialParams, sm + kSpatialParams + C * C, src, y, o);
       scalar_t* on = out + n * C * plane + pix;
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
-        acc_t d = cb[c];
-#pragma unroll
-        for (int q = 0; q < C; ++q) d += cw[C * c + q] * src[q];
-        on[c * plane] = static_cast<scalar_t>(y[c] + d);
-      }
+      for (int c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(o[c]);
     }
   }
 }
@@ -83,7 +78,8 @@ __global__ void transform_backward_kernel(const scalar_t* __restrict__ gout, con
     smooth_tile_maps<P, scalar_t, acc_t>(params, params, P, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
-      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const acc_t uy = normalised_coordinate<acc_t>(i, H);
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], uy, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
       const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
       const scalar_t* xn = x + n * image_numel;
       scalar_t* gxn = gx ? gx + n * image_numel : nullptr;
@@ -93,61 +89,42 @@ __global__ void transform_backward_kernel(const scalar_t* __restrict__ gout, con
 #pragma unroll
       for (int c = 0; c < C; ++c) {
         const scalar_t* xc = xn + c * plane;
+        corner_values(xc, kc, v[c]);
         acc_t y = 0;
 #pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          v[c][q] = kc.valid[q] ? static_cast<acc_t>(xc[kc.offset[q]]) : acc_t(0);
-          y += kc.weight[q] * v[c][q];
-        }
+        for (int q = 0; q < 4; ++q) y += kc.weight[q] * v[c][q];
         src[c] = serial ? y : static_cast<acc_t>(xc[pix]);
         g[c] = static_cast<acc_t>(gout[n * image_numel + c * plane + pix]);
       }
       acc_t* Gn = G + n * P * plane + pix;
       // Colour part: d/d(smoothed c_w[C c + q]) = g_c src_q, d/d(smoothed c_b[c]) = g_c.
+      acc_t gcw[C * C], t[C];
+      colour_filter_weight_grad<acc_t, C>(src, g, gcw);
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
+      for (int p = 0; p < C * C; ++p) Gn[(kSpatialParams + p) * plane] = gcw[p];
 #pragma unroll
-        for (int q = 0; q < C; ++q) Gn[(kSpatialParams + C * c + q) * plane] = g[c] * src[q];
-        Gn[(kSpatialParams + C * C + c) * plane] = g[c];
-      }
+      for (int c = 0; c < C; ++c) Gn[(kSpatialParams + C * C + c) * plane] = g[c];
       // C_w^T g: reaches the warped image (serial) or x at this pixel (parallel).
+      colour_filter_input_grad<acc_t, C>(cw, g, t);
       acc_t gy[C];
 #pragma unroll
       for (int q = 0; q < C; ++q) {
-        acc_t t = 0;
-#pragma unroll
-        for (int c = 0; c < C; ++c) t += cw[C * c + q] * g[c];
         if (serial) {
-          gy[q] = g[q] + t;
+          gy[q] = g[q] + t[q];
         } else {
           gy[q] = g[q];
-          if (gxn) at::native::fastAtomicAdd(gxn, q * plane + pix, image_numel, static_cast<scalar_t>(t), true);
+          if (gxn) at::native::fastAtomicAdd(gxn, q * plane + pix, image_numel, static_cast<scalar_t>(t[q]), true);
         }
       }
       // Bilinear backward: coordinate gradient over all channels, scatter into x.
       acc_t g_ix = 0, g_iy = 0;
 #pragma unroll
-      for (int c = 0; c < C; ++c) {
-        acc_t d_ix, d_iy;
-        bilinear_coordinate_grad(kc, v[c], &d_ix, &d_iy);
-        g_ix += gy[c] * d_ix;
-        g_iy += gy[c] * d_iy;
-        if (gxn) {
+      for (int c = 0; c < C; ++c)
+        bilinear_backward_channel<scalar_t, acc_t>(v[c], gy[c], kc, gxn, c * plane, image_numel, &g_ix, &g_iy);
+      acc_t gs[kSpatialParams];
+      eq20_adjoint<acc_t>(g_ix * mx, g_iy * my, normalised_coordinate<acc_t>(j, W), uy, gs);
 #pragma unroll
-          for (int q = 0; q < 4; ++q)
-            if (kc.valid[q])
-              at::native::fastAtomicAdd(gxn, c * plane + kc.offset[q], image_numel,
-                                        static_cast<scalar_t>(kc.weight[q] * gy[c]), true);
-        }
-      }
-      const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
-      const acc_t gsx = g_ix * mx, gsy = g_iy * my;
-      Gn[0] = gsx * ux;
-      Gn[plane] = gsx * uy;
-      Gn[2 * plane] = gsy * ux;
-      Gn[3 * plane] = gsy * uy;
-      Gn[4 * plane] = gsx;
-      Gn[5 * plane] = gsy;
+      for (int p = 0; p < kSpatialParams; ++p) Gn[p * plane] = gs[p];
     }
   }
 }
@@ -155,12 +132,12 @@ __global__ void transform_backward_kernel(const scalar_t* __restrict__ gout, con
 at::Tensor transform_cuda(const at::Tensor& x_, const at::Tensor& params_, int64_t smooth, int64_t mode,
                           int64_t padding_mode) {
   check_transform_inputs(x_, params_, smooth, mode, padding_mode);
+  check_cuda_grid(x_.size(2), x_.size(3), "transform");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), params = params_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  check_cuda_grid(H, W, "transform");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "transform_cuda", [&] {
     const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
@@ -177,15 +154,14 @@ at::Tensor transform_cuda(const at::Tensor& x_, const at::Tensor& params_, int64
 std::tuple<at::Tensor, at::Tensor> transform_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
                                                            const at::Tensor& params_, int64_t smooth, int64_t mode,
                                                            int64_t padding_mode, bool need_x_grad) {
-  check_transform_inputs(x_, params_, smooth, mode, padding_mode);
-  check_grad_out(grad_, x_);
+  check_transform_inputs(x_, params_, smooth, mode, padding_mode, &grad_);
+  check_cuda_grid(x_.size(2), x_.size(3), "transform");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), params = params_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor gparams = at::empty_like(params);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gparams.zero_()};
-  check_cuda_grid(H, W, "transform");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "transform_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;

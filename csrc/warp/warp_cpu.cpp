@@ -12,35 +12,17 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/affine_flow.h"
 #include "common/bilinear_row_cpu.h"
 #include "common/box_filter.h"
 #include "common/box_filter_cpu.h"
 #include "common/cpu_dispatch.h"
+#include "common/cpu_parallel.h"
 #include "common/sampling.h"
 #include "warp/warp.h"
 
 namespace fastaug {
 namespace {
-
-// Minimum work items per task so that tiny inputs run inline: waking a thread pool costs more
-// than sampling a few thousand pixels.
-int64_t grain_for(int64_t elements_per_item) {
-  constexpr int64_t kMinElementsPerTask = 1 << 15;
-  return std::max<int64_t>(1, kMinElementsPerTask / std::max<int64_t>(1, elements_per_item));
-}
-
-// Rows per parallel work item: whole images when the batch alone keeps every thread busy.
-int64_t rows_per_item(int64_t N, int64_t H) {
-  const int64_t want_items = 4 * at::get_num_threads();
-  if (N >= want_items) return H;
-  const int64_t splits = (want_items + N - 1) / N;
-  return std::max<int64_t>(8, (H + splits - 1) / splits);
-}
-
-void check_cpu_plane(int64_t H, int64_t W) {
-  TORCH_CHECK(H * W < (int64_t(1) << 31), "fastaug CPU kernels index one image plane with 32 bits; got H*W = ",
-              H * W);
-}
 
 // Per-thread scratch for one output row.
 template <typename T>
@@ -53,15 +35,15 @@ struct RowScratch {
 // Sample all C channels of image x at the row's coordinates into out (channel stride H * W).
 template <typename T>
 void sample_row(const T* x, int64_t C, int64_t H, int64_t W, RowScratch<T>& s, T* out) {
-  fastaug::sample_row(s.ix.data(), s.iy.data(), W, H, W, x, C, out, s.taps);
+  fastaug::sample_row(s.ix.data(), s.iy.data(), W, H, W, x, C, out, H * W, s.taps);
 }
 
 // Backward of sample_row: s.g_ix / s.g_iy receive d(loss)/d(source coordinate) for the row, and gx
 // (if non-null) the scattered gradient for x. gout points at the row in channel 0 (stride H * W).
 template <typename T>
 void sample_row_backward(const T* x, const T* gout, int64_t C, int64_t H, int64_t W, RowScratch<T>& s, T* gx) {
-  fastaug::sample_row_backward(s.ix.data(), s.iy.data(), W, H, W, x, gout, C, s.g_ix.data(), s.g_iy.data(), gx,
-                               s.taps);
+  fastaug::sample_row_backward(s.ix.data(), s.iy.data(), W, H, W, x, gout, H * W, C, s.g_ix.data(), s.g_iy.data(),
+                               gx, s.taps);
 }
 
 // Source coordinates (and their padding derivatives) of output row i: (j + flow_x, i + flow_y).
@@ -74,20 +56,13 @@ FASTAUG_AVX2_CLONES void warp_row_coords(const T* fx, const T* fy, int64_t i, in
   }
 }
 
-// Work split shared by the kernels: items of `rows` rows of one image, or whole images.
-struct RowBlocks {
-  int64_t rows, blocks;
-  RowBlocks(int64_t N, int64_t H, bool whole_images) : rows(whole_images ? H : rows_per_item(N, H)),
-                                                       blocks((H + rows - 1) / rows) {}
-};
-
 at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t padding_mode, bool align_corners) {
   check_warp_inputs(x_, flow_, padding_mode);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), flow = flow_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  check_cpu_plane(H, W);
   const RowBlocks split(N, H, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -111,14 +86,13 @@ at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t paddi
 std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, const at::Tensor& x_,
                                                      const at::Tensor& flow_, int64_t padding_mode,
                                                      bool align_corners, bool need_x_grad) {
-  check_warp_inputs(x_, flow_, padding_mode);
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_warp_inputs(x_, flow_, padding_mode, &grad_);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), flow = flow_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor gflow = at::empty_like(flow);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gflow.zero_()};
-  check_cpu_plane(H, W);
   const RowBlocks split(N, H, need_x_grad);  // the x-gradient scatter needs whole images per thread
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_backward_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -150,7 +124,7 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
 // ------------------------------------------------------------------------------------------------
 // affine_flow_warp: smooth the 6 raw parameter maps, then sample at s = u + S_w u + s_b.
 
-constexpr int kAffineParams = 6;  // w0 w1 w2 w3 (row-major 2x2) then b0 b1
+constexpr int kAffineParams = kSpatialParams;  // w0 w1 w2 w3 (row-major 2x2) then b0 b1
 
 // Smoothed parameter maps (w0..w3, b0, b1) of rows [r0, r1) of image n: sm[p * (r1 - r0) * W + ...].
 template <typename T>
@@ -161,53 +135,40 @@ void smooth_affine_rows(const T* s_w, const T* s_b, int64_t H, int64_t W, int64_
   smooth_rows<T>(planes, kAffineParams, H, W, k, r0, r1, hsum, sm);
 }
 
-// Source coordinates of output row i from the smoothed parameters `sm` (6 rows of W, stride pstride);
-// mult_x/y receive d(pixel coordinate)/d(s_x), d/d(s_y), padding included.
+// Source coordinates of output row i from the smoothed parameters `sm` (6 rows of W, stride pstride)
+// by eq. 20 (common/affine_flow.h); mult_x/y receive d(pixel coordinate)/d(s_x), d/d(s_y), padding
+// included.
 template <typename T>
-FASTAUG_AVX2_CLONES void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
-                       RowScratch<T>& s) {
+FASTAUG_AVX2_CLONES void affine_row_coords(const T* sm, int64_t pstride, int64_t i, int64_t H, int64_t W,
+                                           int64_t padding_mode, RowScratch<T>& s) {
   const T uy = normalised_coordinate<T>(i, H);
-  const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
-  for (int64_t j = 0; j < W; ++j) {
-    const T ux = normalised_coordinate<T>(j, W);
-    // s - u, in normalised units; pixel(s) = j + (W / 2)(s_x - u_x) exactly, and computing it that
-    // way keeps zero parameters an exact identity (no round trip through normalised coordinates).
-    const T dx = sm[j] * ux + sm[pstride + j] * uy + sm[4 * pstride + j];
-    const T dy = sm[2 * pstride + j] * ux + sm[3 * pstride + j] * uy + sm[5 * pstride + j];
-    T gx, gy;
-    s.ix[j] = pad_coordinate(static_cast<T>(j) + half_w * dx, W, padding_mode, false, &gx);
-    s.iy[j] = pad_coordinate(static_cast<T>(i) + half_h * dy, H, padding_mode, false, &gy);
-    s.mult_x[j] = gx * half_w;
-    s.mult_y[j] = gy * half_h;
-  }
+  for (int64_t j = 0; j < W; ++j)
+    eq20_source<T>(sm[j], sm[pstride + j], sm[2 * pstride + j], sm[3 * pstride + j], sm[4 * pstride + j],
+                   sm[5 * pstride + j], uy, i, j, H, W, padding_mode, &s.ix[j], &s.iy[j], &s.mult_x[j],
+                   &s.mult_y[j]);
 }
 
 // d(loss)/d(smoothed params) of row i from d(loss)/d(source coordinate), into G (6 planes, stride
-// pstride): s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
+// pstride), by the adjoint of eq. 20.
 template <typename T>
 FASTAUG_AVX2_CLONES void affine_param_grads_row(const RowScratch<T>& s, int64_t i, int64_t H, int64_t W, T* G,
                                                 int64_t pstride) {
   const T uy = normalised_coordinate<T>(i, H);
   for (int64_t j = 0; j < W; ++j) {
-    const T ux = normalised_coordinate<T>(j, W);
-    const T gsx = s.g_ix[j] * s.mult_x[j], gsy = s.g_iy[j] * s.mult_y[j];
-    G[j] = gsx * ux;
-    G[pstride + j] = gsx * uy;
-    G[2 * pstride + j] = gsy * ux;
-    G[3 * pstride + j] = gsy * uy;
-    G[4 * pstride + j] = gsx;
-    G[5 * pstride + j] = gsy;
+    T g[kAffineParams];
+    eq20_adjoint<T>(s.g_ix[j] * s.mult_x[j], s.g_iy[j] * s.mult_y[j], normalised_coordinate<T>(j, W), uy, g);
+    for (int p = 0; p < kAffineParams; ++p) G[p * pstride + j] = g[p];
   }
 }
 
 at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_,
                                 int64_t smooth, int64_t padding_mode) {
   check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  check_cpu_plane(H, W);
   const RowBlocks split(N, H, false);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_cpu", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
@@ -235,15 +196,14 @@ at::Tensor affine_flow_warp_cpu(const at::Tensor& x_, const at::Tensor& s_w_, co
 std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
     const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
     int64_t padding_mode, bool need_x_grad) {
-  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode, &grad_);
+  check_cpu_plane(x_);
   const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
   const at::Tensor grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), plane = H * W;
   at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
-  check_cpu_plane(H, W);
   // One image per task: the box filter's adjoint mixes rows, and the x gradient is a scatter.
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_backward_cpu", [&] {
     using T = scalar_t;

@@ -1,4 +1,6 @@
-// CUDA kernels of the flow warp family.
+// CUDA kernels of the flow warp family. The per-pixel maths (padding, bilinear corners and samples,
+// eq. 20 and its adjoint) is the host/device code of common/sampling.h and common/affine_flow.h that
+// the CPU kernels run too; this file holds the loops.
 //
 // warp: one thread per output pixel, looping over channels (coordinates and corners computed once).
 // affine_flow_warp: one 32x8 block per output tile. The block box-filters the six raw parameter maps
@@ -15,6 +17,8 @@
 
 #include <algorithm>
 
+#include "common/affine_flow.h"
+#include "common/bilinear_cuda.cuh"
 #include "common/box_filter.h"
 #include "common/box_filter_cuda.cuh"
 #include "common/sampling.h"
@@ -24,19 +28,11 @@ namespace fastaug {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kAffineParams = 6;
+constexpr int kAffineParams = kSpatialParams;
 
 int64_t blocks_for(int64_t n) {
   const int64_t max_blocks = 65535LL * 8;  // grid-stride loops cover the rest
   return std::max<int64_t>(1, std::min<int64_t>((n + kThreads - 1) / kThreads, max_blocks));
-}
-
-template <typename scalar_t, typename acc_t>
-__device__ inline acc_t sample_channel(const scalar_t* __restrict__ xc, const Corners<acc_t>& k) {
-  acc_t v = 0;
-#pragma unroll
-  for (int q = 0; q < 4; ++q) v += k.weight[q] * static_cast<acc_t>(xc[k.offset[q]]);
-  return v;
 }
 
 // Accumulates d(loss)/d(ix), d(loss)/d(iy) for one pixel over all channels and scatters into gx.
@@ -46,22 +42,10 @@ __device__ inline void backward_pixel(const scalar_t* __restrict__ x, const scal
                                       const Corners<acc_t>& k, acc_t* g_ix, acc_t* g_iy, int64_t gx_numel) {
   acc_t gi_x = 0, gi_y = 0;
   for (int64_t c = 0; c < C; ++c) {
-    const scalar_t* xc = x + c * plane;
-    const acc_t go = static_cast<acc_t>(gout[c * plane + pix]);
     acc_t v[4];
-#pragma unroll
-    for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? static_cast<acc_t>(xc[k.offset[q]]) : acc_t(0);
-    acc_t d_ix, d_iy;
-    bilinear_coordinate_grad(k, v, &d_ix, &d_iy);
-    gi_x += go * d_ix;
-    gi_y += go * d_iy;
-    if (gx) {
-      const int64_t base = c * plane;
-#pragma unroll
-      for (int q = 0; q < 4; ++q)
-        if (k.valid[q])
-          at::native::fastAtomicAdd(gx, base + k.offset[q], gx_numel, static_cast<scalar_t>(k.weight[q] * go), true);
-    }
+    corner_values(x + c * plane, k, v);
+    bilinear_backward_channel<scalar_t, acc_t>(v, static_cast<acc_t>(gout[c * plane + pix]), k, gx, c * plane,
+                                               gx_numel, &gi_x, &gi_y);
   }
   *g_ix = gi_x;
   *g_iy = gi_y;
@@ -86,7 +70,7 @@ __global__ void warp_forward_kernel(const scalar_t* __restrict__ x, const scalar
     const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
     const scalar_t* xn = x + n * C * plane;
     scalar_t* on = out + n * C * plane + pix;
-    for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(sample_channel(xn + c * plane, k));
+    for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(bilinear_sample(xn + c * plane, k));
   }
 }
 
@@ -133,8 +117,7 @@ at::Tensor warp_cuda(const at::Tensor& x_, const at::Tensor& flow_, int64_t padd
 std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, const at::Tensor& x_,
                                                       const at::Tensor& flow_, int64_t padding_mode,
                                                       bool align_corners, bool need_x_grad) {
-  check_warp_inputs(x_, flow_, padding_mode);
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_warp_inputs(x_, flow_, padding_mode, &grad_);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), flow = flow_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -155,19 +138,6 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, c
 // ------------------------------------------------------------------------------------------------
 // affine_flow_warp
 
-template <typename acc_t>
-__device__ inline void affine_source(const acc_t sm[kAffineParams], int64_t i, int64_t j, int64_t H, int64_t W,
-                                     int64_t padding_mode, acc_t* ix, acc_t* iy, acc_t* mx, acc_t* my) {
-  const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
-  // pixel(s) = j + (W / 2)(s_x - u_x): exact identity at zero parameters (see warp_cpu.cpp).
-  const acc_t dx = sm[0] * ux + sm[1] * uy + sm[4];
-  const acc_t dy = sm[2] * ux + sm[3] * uy + sm[5];
-  *ix = pad_coordinate(static_cast<acc_t>(j) + static_cast<acc_t>(W) / 2 * dx, W, padding_mode, false, mx);
-  *iy = pad_coordinate(static_cast<acc_t>(i) + static_cast<acc_t>(H) / 2 * dy, H, padding_mode, false, my);
-  *mx *= static_cast<acc_t>(W) / 2;
-  *my *= static_cast<acc_t>(H) / 2;
-}
-
 template <typename scalar_t>
 __global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const scalar_t* __restrict__ s_w,
                                            const scalar_t* __restrict__ s_b, scalar_t* __restrict__ out, int64_t N,
@@ -182,11 +152,12 @@ __global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const
     smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
-      affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], normalised_coordinate<acc_t>(i, H), i, j, H, W,
+                         padding_mode, &ix, &iy, &mx, &my);
       const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
       const scalar_t* xn = x + n * C * plane;
       scalar_t* on = out + n * C * plane + i * W + j;
-      for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(sample_channel(xn + c * plane, kc));
+      for (int64_t c = 0; c < C; ++c) on[c * plane] = static_cast<scalar_t>(bilinear_sample(xn + c * plane, kc));
     }
   }
 }
@@ -208,21 +179,18 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
     smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
     if (i < H && j < W) {
       acc_t ix, iy, mx, my;
-      affine_source(sm, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
+      const acc_t uy = normalised_coordinate<acc_t>(i, H);
+      eq20_source<acc_t>(sm[0], sm[1], sm[2], sm[3], sm[4], sm[5], uy, i, j, H, W, padding_mode, &ix, &iy, &mx, &my);
       const Corners<acc_t> kc = bilinear_corners(ix, iy, H, W);
       const int64_t pix = i * W + j;
       acc_t g_ix, g_iy;
       backward_pixel<scalar_t, acc_t>(x + n * C * plane, gout + n * C * plane, gx ? gx + n * C * plane : nullptr,
                                       C, plane, pix, kc, &g_ix, &g_iy, C * plane);
-      const acc_t gsx = g_ix * mx, gsy = g_iy * my;
-      const acc_t ux = normalised_coordinate<acc_t>(j, W), uy = normalised_coordinate<acc_t>(i, H);
+      acc_t g[kAffineParams];
+      eq20_adjoint<acc_t>(g_ix * mx, g_iy * my, normalised_coordinate<acc_t>(j, W), uy, g);
       acc_t* G = g_smooth + n * kAffineParams * plane + pix;
-      G[0] = gsx * ux;
-      G[plane] = gsx * uy;
-      G[2 * plane] = gsy * ux;
-      G[3 * plane] = gsy * uy;
-      G[4 * plane] = gsx;
-      G[5 * plane] = gsy;
+#pragma unroll
+      for (int p = 0; p < kAffineParams; ++p) G[p * plane] = g[p];
     }
   }
 }
@@ -230,12 +198,12 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
 at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
                                  int64_t padding_mode) {
   check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
+  check_cuda_grid(x_.size(2), x_.size(3), "affine_flow_warp");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
-  check_cuda_grid(H, W, "affine_flow_warp");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_cuda", [&] {
     const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
@@ -251,8 +219,8 @@ at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, c
 std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
     const at::Tensor& grad_, const at::Tensor& x_, const at::Tensor& s_w_, const at::Tensor& s_b_, int64_t smooth,
     int64_t padding_mode, bool need_x_grad) {
-  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode);
-  TORCH_CHECK(grad_.sizes() == x_.sizes(), "grad_out must have the shape of x");
+  check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode, &grad_);
+  check_cuda_grid(x_.size(2), x_.size(3), "affine_flow_warp");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
   const at::Tensor grad = grad_.contiguous();
@@ -260,7 +228,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
   at::Tensor g_sw = at::empty_like(s_w), g_sb = at::empty_like(s_b);
   at::Tensor gx = need_x_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, g_sw.zero_(), g_sb.zero_()};
-  check_cuda_grid(H, W, "affine_flow_warp");
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;

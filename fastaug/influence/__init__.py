@@ -1,4 +1,4 @@
-"""Last-layer influence functions: Hessian operator, iHVP solvers, influence scores (DESIGN.md K4).
+"""Last-layer influence functions: Hessian operator, iHVP solvers, influence scores (docs/design.md K4).
 
 Sign and scale conventions (the one place they are written down; every function here follows them)
 ==================================================================================================

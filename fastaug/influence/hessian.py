@@ -1,4 +1,4 @@
-"""The last-layer Hessian of the mean softmax cross-entropy as a matrix-free operator (DESIGN.md K4).
+"""The last-layer Hessian of the mean softmax cross-entropy as a matrix-free operator (docs/design.md K4).
 
 ``H = scale * sum_i w_i (h~_i h~_i^T) kron A_i + damping * I`` with ``A_i = diag(p_i) - p_i p_i^T``,
 ``h~_i = [h_i; 1]``, ``scale = 1/N`` by default (the Hessian of the mean loss). Parameters are
@@ -7,7 +7,13 @@
 """
 import torch
 
-from ..ops.influence import _check_finite, last_layer_hvp
+from ..ops._validate import check_finite
+from ..ops.influence import last_layer_hvp
+
+
+def augmented(h):
+    """h~ = [h, 1] (N, D+1) from features h (N, D): the input of the last layer's [W b]."""
+    return torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)], 1)
 
 
 class LastLayerHessian:
@@ -27,7 +33,7 @@ class LastLayerHessian:
         last_layer_hvp(h, p, torch.zeros(0, C, D + 1, dtype=h.dtype, device=h.device), weight=weight,
                        damping=damping, scale=scale)
         if weight is not None:
-            _check_finite(weight, "weight")
+            check_finite(weight, "weight")
             weight = weight.to(h.dtype)
         self.h, self.p, self.weight = h, p, weight
         self.damping = float(damping)
@@ -83,8 +89,7 @@ class LastLayerHessian:
         return c if self.weight is None else c * self.weight[rows]
 
     def _ht(self, rows):
-        h = self.h[rows]
-        return torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)], 1)
+        return augmented(self.h[rows])
 
     def diagonal(self):
         """diag(H) reshaped to (C, D+1): ``scale * sum_i w_i p_ic (1 - p_ic) h~_id^2 + damping``."""
@@ -98,7 +103,7 @@ class LastLayerHessian:
     def lambda_max_bound(self):
         """An upper bound on the largest eigenvalue of H, from lambda_max(A_i) <= 1/2 (Gershgorin:
         row c of A_i sums to 2 p_c (1 - p_c) <= 1/2): ``1/2 * scale * sum_i |w_i| ||h~_i||^2 + damping``,
-        which is at most DESIGN.md's ``1/2 * max ||h~||^2 + damping`` for unit weights."""
+        which is at most docs/design.md's ``1/2 * max ||h~||^2 + damping`` for unit weights."""
         sq = self.h.square().sum(1) + 1
         if self.weight is not None:
             sq = sq * self.weight.abs()

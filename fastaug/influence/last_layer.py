@@ -1,9 +1,10 @@
 """LastLayerInfluence: fit once on a model's last linear layer and a data loader, then HVPs, iHVP
-solves, s_val, influence scores, influence of augmentation and self-influence (DESIGN.md K4)."""
+solves, s_val, influence scores, influence of augmentation and self-influence (docs/design.md K4)."""
 import torch
 import torch.nn as nn
 
-from ..ops.influence import _check_finite, _check_labels, influence_aug as _influence_aug
+from ..ops._validate import check_finite, check_labels
+from ..ops.influence import influence_aug as _influence_aug
 from . import scores as _scores
 from .hessian import LastLayerHessian
 from .solvers import METHODS, solve as _solve
@@ -141,9 +142,9 @@ class LastLayerInfluence:
         return inf._set_train(h.to(inf.dtype), logits.to(inf.dtype), y)
 
     def _set_train(self, h, z, y):
-        _check_finite(h, "h")
-        _check_finite(z, "logits")
-        _check_labels(y, h.shape[0], z.shape[1], "y")
+        check_finite(h, "h")
+        check_finite(z, "logits")
+        check_labels(y, h.shape[0], z.shape[1], "y")
         self.h, self.logits, self.y = h, z, y
         self.hessian = LastLayerHessian(h, torch.softmax(z, 1), damping=self.damping)
         return self

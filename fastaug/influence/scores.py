@@ -6,8 +6,13 @@ All functions are batched over samples: no per-sample Python loop, no autograd g
 import torch
 import torch.nn.functional as F
 
-from ..ops.influence import _check_labels, influence_score
+from ..ops._validate import check_labels
+from ..ops.influence import influence_score
+from .hessian import augmented
 from .solvers import solve
+
+__all__ = ["deltas", "augmented", "mean_gradient", "per_sample_gradients", "per_sample_loss", "influence_up_loss",
+           "self_influence"]
 
 
 def deltas(p, target):
@@ -15,22 +20,21 @@ def deltas(p, target):
     return p - F.one_hot(target, p.shape[1]).to(p.dtype)
 
 
-def augmented(h):
-    """h~ = [h, 1], (N, D+1)."""
-    return torch.cat([h, torch.ones(h.shape[0], 1, dtype=h.dtype, device=h.device)], 1)
-
-
 def mean_gradient(h, logits, target):
     """grad_Theta of the mean cross-entropy over the given samples: (1/N) sum_i delta_i h~_i^T, (C, D+1)."""
-    _check_labels(target, h.shape[0], logits.shape[1])
+    check_labels(target, h.shape[0], logits.shape[1])
     d = deltas(torch.softmax(logits.to(h.dtype), 1), target)
     return d.T @ augmented(h) / max(h.shape[0], 1)
 
 
 def per_sample_gradients(h, logits, target):
     """grad_Theta l(z_i) = delta_i h~_i^T for every sample, (N, C, D+1). Memory N*C*(D+1)."""
-    d = deltas(torch.softmax(logits.to(h.dtype), 1), target)
-    return d[:, :, None] * augmented(h)[:, None, :]
+    return _gradients(torch.softmax(logits.to(h.dtype), 1), target, h)
+
+
+def _gradients(p, target, h):
+    """delta_i h~_i^T (N, C, D+1) from probabilities p (N, C), labels (N,) and features h (N, D)."""
+    return deltas(p, target)[:, :, None] * augmented(h)[:, None, :]
 
 
 def per_sample_loss(logits, target):
@@ -50,7 +54,7 @@ def self_influence(hessian, target, *, method="exact", batch_size=None, progress
     Cholesky factor L of H: ``||L^-1 g_i||^2`` for blocks of samples (one triangular solve per block);
     "cg"/"lissa" solve ``H X = G`` with a block of right-hand sides at a time.
     """
-    _check_labels(target, hessian.N, hessian.C)
+    check_labels(target, hessian.N, hessian.C)
     P = hessian.num_params
     if batch_size is None:
         batch_size = max(1, min(4096, (1 << 24) // max(P, 1))) if method == "exact" else 256
@@ -63,7 +67,7 @@ def self_influence(hessian, target, *, method="exact", batch_size=None, progress
         starts = tqdm(starts, desc=f"self-influence ({method})", unit="block")
     for start in starts:
         rows = slice(start, min(hessian.N, start + batch_size))
-        G = deltas(hessian.p[rows], target[rows])[:, :, None] * augmented(hessian.h[rows])[:, None, :]
+        G = _gradients(hessian.p[rows], target[rows], hessian.h[rows])
         if method == "exact":
             Y = torch.linalg.solve_triangular(L, G.reshape(G.shape[0], P).T, upper=False)
             out[rows] = Y.square().sum(0)

@@ -220,7 +220,7 @@ def solve(hessian, b, method="exact", **kwargs):
     training point, or repeated solves on one model) "exact" wins: the factor is cached on the
     Hessian. For one right-hand side CG wins unless it needs more than ~``P / 4`` iterations; on
     a GPU the crossover is lower (benchmarks/RESULTS.md: exact won at P = 2560 on an H100 with one
-    right-hand side). "lissa" (the Neumann series scaled by DESIGN.md's bound) is there for parity
+    right-hand side). "lissa" (the Neumann series scaled by the bound of docs/design.md K4) is there for parity
     with the literature; it converges the slowest.
     """
     if method == "exact":

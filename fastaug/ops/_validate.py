@@ -1,7 +1,10 @@
-"""Argument checks shared by the public ops.
+"""Argument checks shared by the public ops (eager) and by their fake kernels (``torch._check``).
 
-Errors name the argument, what was expected and what was received. They use only shapes, dtypes
-and devices, so they trace cleanly under ``torch.compile(fullgraph=True)``.
+Eager errors name the argument, what was expected and what was received, as ``ValueError`` /
+``TypeError``; they use only shapes, dtypes and devices (plus the explicitly data-dependent
+:func:`check_finite` / :func:`check_labels`, skipped while compiling), so they trace cleanly under
+``torch.compile(fullgraph=True)``. The fake kernels check what a fake tensor knows (shapes, dtypes,
+devices) with :func:`fake_arg`, as the C++ kernels do with ``check_arg`` (csrc/common/checks.h).
 """
 import torch
 
@@ -10,7 +13,12 @@ from .. import _C
 
 HAS_CUDA_KERNELS = bool(_C.build_info()["cuda"])
 
+#: The widest box window the kernels accept (from the C++ constant, csrc/common/box_filter.h).
+MAX_SMOOTH = int(_C.limits()["max_smooth"])
+
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
+
+_HALF = (torch.float16, torch.bfloat16)
 
 
 def padding_mode_id(padding_mode):
@@ -24,18 +32,6 @@ def check_tensor(t, name):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
 
 
-def check_float_image(x, name="x"):
-    """x must be a 4-D (N, C, H, W) floating-point tensor; float16/bfloat16 only on CUDA."""
-    check_tensor(x, name)
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32/float64, or float16/bfloat16 on CUDA), got {x.dtype}")
-    if x.dtype in (torch.float16, torch.bfloat16) and x.device.type != "cuda":
-        raise TypeError(f"{name}: {x.dtype} is supported on CUDA only; use float32 or float64 on CPU")
-    check_device(x, name)
-
-
 def check_device(x, name="x"):
     if x.device.type == "cuda" and not HAS_CUDA_KERNELS:
         raise RuntimeError(
@@ -46,20 +42,111 @@ def check_device(x, name="x"):
         raise RuntimeError(f"{name}: fastaug supports CPU and CUDA tensors, got device {x.device}")
 
 
+def check_float(t, name):
+    """t must be a floating-point tensor on a supported device; float16/bfloat16 only on CUDA."""
+    check_tensor(t, name)
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float32/float64, or float16/bfloat16 on CUDA), "
+                        f"got {t.dtype}")
+    if t.dtype in _HALF and t.device.type != "cuda":
+        raise TypeError(f"{name}: {t.dtype} is supported on CUDA only; use float32 or float64 on CPU")
+    check_device(t, name)
+
+
+def check_float_image(x, name="x"):
+    """x must be a 4-D (N, C, H, W) floating-point tensor; float16/bfloat16 only on CUDA."""
+    check_float(x, name)
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+
+
+def check_same_device(t, name, ref, ref_name):
+    if t.device != ref.device:
+        raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}")
+
+
 def check_map(t, name, channels, x, what):
     """t must be (N, channels, H, W) matching image x in N, H, W, dtype and device."""
     check_tensor(t, name)
     expected = (x.shape[0], channels, x.shape[2], x.shape[3])
     if tuple(t.shape) != expected:
         raise ValueError(f"{name} ({what}) must have shape {expected} to match x {tuple(x.shape)}, got {tuple(t.shape)}")
-    if t.device != x.device:
-        raise ValueError(f"{name} must be on the same device as x ({x.device}), got {t.device}")
+    check_same_device(t, name, x, "x")
     if t.dtype != x.dtype:
         raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
 
 
-def check_smooth(smooth, max_smooth=64):
+def check_smooth(smooth):
     if isinstance(smooth, bool) or not isinstance(smooth, int):
         raise TypeError(f"smooth must be an int (box window size), got {type(smooth).__name__}")
-    if not 1 <= smooth <= max_smooth:
-        raise ValueError(f"smooth must be in [1, {max_smooth}] (1 disables smoothing), got {smooth}")
+    if not 1 <= smooth <= MAX_SMOOTH:
+        raise ValueError(f"smooth must be in [1, {MAX_SMOOTH}] (1 disables smoothing), got {smooth}")
+
+
+def _data_checks_off(t):
+    # Data-dependent checks are skipped while tracing under torch.compile (the kernels then propagate
+    # NaN) and on meta tensors; empty tensors have nothing to check.
+    return torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0
+
+
+def check_finite(t, name):
+    """Raise ValueError when t holds NaN or infinite values (a device sync on CUDA)."""
+    if _data_checks_off(t):
+        return
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def check_labels(target, n, num_classes, name="target"):
+    """target must be (n,) int64 class labels in [0, num_classes)."""
+    check_tensor(target, name)
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} must be int64 class labels, got {target.dtype}")
+    if tuple(target.shape) != (n,):
+        raise ValueError(f"{name} must have shape ({n},), got {tuple(target.shape)}")
+    if not _data_checks_off(target):
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got values in [{lo}, {hi}]")
+
+
+# ---- fake kernels ---------------------------------------------------------------------------------
+
+def fake_arg(t, name, shape, like=None, dtype=None, like_name="x"):
+    """``torch._check`` a tensor argument of a fake kernel: its sizes (``shape``; None = any size in
+    that dimension) and its dtype and device, those of the argument ``like`` (named ``like_name``)
+    unless ``dtype`` is given."""
+    ref = f" (like {like_name})" if like is not None else ""
+    torch._check(t.dim() == len(shape), lambda: f"{name} must have {len(shape)} dimensions{ref}, got {tuple(t.shape)}")
+    for d, size in enumerate(shape):
+        if size is not None:
+            torch._check(t.shape[d] == size, lambda: f"{name} must have size {size} in dimension {d}{ref}, "
+                                                     f"got {tuple(t.shape)}")
+    if like is not None:
+        torch._check(t.device == like.device, lambda: f"{name} must be on {like.device}{ref}, got {t.device}")
+        dtype = like.dtype if dtype is None else dtype
+    if dtype is not None:
+        torch._check(t.dtype == dtype, lambda: f"{name} must be {dtype}{ref}, got {t.dtype}")
+
+
+def fake_image(x, name="x", colour=False, dtypes=None):
+    """The fake-kernel check of the (N, C, H, W) image every other argument follows: floating point
+    (or one of ``dtypes``), and with ``colour`` C = 1 or 3."""
+    torch._check(x.dim() == 4, lambda: f"{name} must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if dtypes is None:
+        torch._check(x.dtype.is_floating_point, lambda: f"{name} must be floating point, got {x.dtype}")
+    else:
+        torch._check(x.dtype in dtypes, lambda: f"{name} must be one of {dtypes}, got {x.dtype}")
+    if colour:
+        torch._check(x.shape[1] in (1, 3), lambda: f"{name} must have 1 or 3 channels, got {tuple(x.shape)}")
+
+
+def fake_maps(x, grad_out=None, colour=False, **maps):
+    """Fake-kernel checks of an image op: x an image (C = 1 or 3 with ``colour``), each
+    ``name=(tensor, channels)`` an (N, channels, H, W) map like x, and grad_out (if given) shaped like x."""
+    fake_image(x, colour=colour)
+    N, C, H, W = x.shape
+    for name, (t, channels) in maps.items():
+        fake_arg(t, name, (N, channels, H, W), like=x)
+    if grad_out is not None:
+        fake_arg(grad_out, "grad_out", (N, C, H, W), like=x)

@@ -1,5 +1,5 @@
 """Last-layer influence family: :func:`last_layer_hvp`, :func:`influence_score`, :func:`influence_aug`
-(DESIGN.md K4).
+(docs/design.md K4).
 
 Kernels: ``csrc/influence/influence_cpu.cpp`` and ``csrc/influence/influence_cuda.cu``. Both ops are
 "GEMM, fused per-sample softmax step, GEMM" with the GEMMs in ATen (cuBLAS / MKL) and the step in
@@ -12,52 +12,15 @@ scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 """
 import torch
 
-from ._validate import check_device, check_tensor
+from ._validate import check_finite as assert_finite, check_float, check_labels, check_same_device, fake_arg
 
 _ops = torch.ops.fastaug
 
-_HALF = (torch.float16, torch.bfloat16)
-
-
-def _check_float(t, name, allow_half_on_cuda=True):
-    check_tensor(t, name)
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (float32/float64, or float16/bfloat16 on CUDA), "
-                        f"got {t.dtype}")
-    if t.dtype in _HALF and (t.device.type != "cuda" or not allow_half_on_cuda):
-        raise TypeError(f"{name}: {t.dtype} is supported on CUDA only; use float32 or float64 on CPU")
-    check_device(t, name)
-
-
-def _check_same_device(t, name, ref, ref_name):
-    if t.device != ref.device:
-        raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}")
-
-
-def _check_finite(t, name):
-    # Data-dependent: skipped while tracing under torch.compile (the kernels then propagate NaN).
-    if torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0:
-        return
-    if not bool(torch.isfinite(t).all()):
-        raise ValueError(f"{name} contains NaN or infinite values")
-
 
 def _check_features(h, name="h"):
-    _check_float(h, name)
+    check_float(h, name)
     if h.dim() != 2:
         raise ValueError(f"{name} must have shape (N, D) (features of the last layer's input), got {tuple(h.shape)}")
-
-
-def _check_labels(target, n, num_classes, name="target"):
-    check_tensor(target, name)
-    if target.dtype != torch.int64:
-        raise TypeError(f"{name} must be int64 class labels, got {target.dtype}")
-    if tuple(target.shape) != (n,):
-        raise ValueError(f"{name} must have shape ({n},), got {tuple(target.shape)}")
-    if not torch.compiler.is_compiling() and target.device.type != "meta" and target.numel() > 0:
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got values in [{lo}, {hi}]")
 
 
 def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finite=True):
@@ -85,8 +48,8 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
         Tensor of the shape of ``v``.
     """
     _check_features(h)
-    _check_float(p, "p")
-    _check_float(v, "v")
+    check_float(p, "p")
+    check_float(v, "v")
     if p.dim() != 2 or p.shape[0] != h.shape[0]:
         raise ValueError(f"p must have shape ({h.shape[0]}, C) to match h {tuple(h.shape)}, got {tuple(p.shape)}")
     C, D = p.shape[1], h.shape[1]
@@ -95,14 +58,14 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
         raise ValueError(f"v must have shape ({C}, {D + 1}) or (K, {C}, {D + 1}) for C={C} classes and D={D} "
                          f"features (last column = bias), got {tuple(v.shape)}")
     for t, name in ((p, "p"), (v, "v")):
-        _check_same_device(t, name, h, "h")
+        check_same_device(t, name, h, "h")
         if t.dtype != h.dtype:
             raise TypeError(f"{name} must have the dtype of h ({h.dtype}), got {t.dtype}")
     if weight is not None:
-        _check_float(weight, "weight")
+        check_float(weight, "weight")
         if tuple(weight.shape) != (h.shape[0],):
             raise ValueError(f"weight must have shape ({h.shape[0]},), got {tuple(weight.shape)}")
-        _check_same_device(weight, "weight", h, "h")
+        check_same_device(weight, "weight", h, "h")
         weight = weight.to(h.dtype)
     damping = float(damping)
     if not damping >= 0 or damping == float("inf"):
@@ -110,16 +73,16 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     if scale is None:
         scale = 1.0 / max(h.shape[0], 1)
     if check_finite:
-        _check_finite(h, "h")
-        _check_finite(p, "p")
+        assert_finite(h, "h")
+        assert_finite(p, "p")
     out = _ops.last_layer_hvp(h, p, v.unsqueeze(0) if single else v, weight, float(scale), damping)
     return out.squeeze(0) if single else out
 
 
 def _check_score_args(h, logits, target, s):
     _check_features(h)
-    _check_float(logits, "logits")
-    _check_float(s, "s")
+    check_float(logits, "logits")
+    check_float(s, "s")
     if logits.dim() != 2 or logits.shape[0] != h.shape[0]:
         raise ValueError(f"logits must have shape ({h.shape[0]}, C) to match h {tuple(h.shape)}, "
                          f"got {tuple(logits.shape)}")
@@ -128,11 +91,11 @@ def _check_score_args(h, logits, target, s):
         raise ValueError(f"s must have shape ({C}, {D + 1}) (reshaped s_val = H^-1 grad L_val, last column = bias), "
                          f"got {tuple(s.shape)}")
     for t, name in ((logits, "logits"), (s, "s")):
-        _check_same_device(t, name, h, "h")
+        check_same_device(t, name, h, "h")
     if h.device.type == "cpu" and not (h.dtype == logits.dtype == s.dtype):
         raise TypeError(f"h, logits and s must share one dtype on CPU, got {h.dtype}, {logits.dtype}, {s.dtype}")
-    _check_labels(target, h.shape[0], C)
-    _check_same_device(target, "target", h, "h")
+    check_labels(target, h.shape[0], C)
+    check_same_device(target, "target", h, "h")
 
 
 def influence_score(h, logits, target, s):
@@ -172,16 +135,36 @@ def influence_aug(h, logits, h_aug, logits_aug, target, s):
 
 @torch.library.register_fake("fastaug::last_layer_hvp")
 def _hvp_fake(h, p, v, weight, scale, damping):
+    fake_arg(h, "h", (None, None))
+    torch._check(h.dtype.is_floating_point, lambda: f"h must be floating point, got {h.dtype}")
+    N, D = h.shape
+    fake_arg(p, "p", (N, None), like=h, like_name="h")
+    fake_arg(v, "v", (None, p.shape[1], D + 1), like=h, like_name="h")
+    if weight is not None:
+        fake_arg(weight, "weight", (N,), like=h, like_name="h")
     return v.new_empty(v.shape)
+
+
+def _score_fake_checks(h, logits, target, s):
+    fake_arg(h, "h", (None, None))
+    torch._check(h.dtype.is_floating_point, lambda: f"h must be floating point, got {h.dtype}")
+    N, D = h.shape
+    same = h.device.type == "cpu"  # the CPU kernels want one dtype; CUDA mixes them (float32 accumulation)
+    fake_arg(logits, "logits", (N, None), like=h, dtype=None if same else logits.dtype, like_name="h")
+    fake_arg(s, "s", (logits.shape[1], D + 1), like=h, dtype=None if same else s.dtype, like_name="h")
+    fake_arg(target, "target", (N,), like=h, dtype=torch.int64, like_name="h")
 
 
 @torch.library.register_fake("fastaug::influence_score")
 def _score_fake(h, logits, target, s):
+    _score_fake_checks(h, logits, target, s)
     return logits.new_empty((logits.shape[0],))
 
 
 @torch.library.register_fake("fastaug::influence_score_backward")
 def _score_backward_fake(grad, h, logits, target, s):
+    _score_fake_checks(h, logits, target, s)
+    fake_arg(grad, "grad", (h.shape[0],), like=logits, like_name="logits")
     return h.new_empty(h.shape), logits.new_empty(logits.shape)
 
 

@@ -1,4 +1,4 @@
-"""Batched discrete policy ops: :func:`apply_ops` (DESIGN.md K3).
+"""Batched discrete policy ops: :func:`apply_ops` (docs/design.md K3).
 
 Kernels: ``csrc/policy/`` (``policy_engine.h`` holds the per-image maths shared by
 ``policy_cpu.cpp`` and ``policy_cuda.cu``). This file holds the public function, argument
@@ -6,11 +6,11 @@ canonicalisation and validation, the fake (meta) kernels and the autograd formul
 """
 import torch
 
-from ._validate import check_device, check_tensor
+from ._validate import check_device, check_tensor, fake_arg, fake_image
 
 _ops = torch.ops.fastaug
 
-#: Op names by id (DESIGN.md K3). Id -1 is fastaug's "identity / skip" marker.
+#: Op names by id (docs/design.md K3). Id -1 is fastaug's "identity / skip" marker.
 OP_NAMES = (
     "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "AutoContrast", "Invert", "Equalize",
     "Solarize", "Posterize", "Contrast", "Color", "Brightness", "Sharpness", "Cutout", "SamplePairing",
@@ -107,7 +107,7 @@ def _check_values(op, mag, prt, N):
 def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=None):
     """Apply a different AutoAugment-style op and magnitude to every image of a batch, in one call.
 
-    Op ids (DESIGN.md K3; ``fastaug.ops.policy.OP_NAMES``), value at magnitude ``m``, ``s = sign``:
+    Op ids (docs/design.md K3; ``fastaug.ops.policy.OP_NAMES``), value at magnitude ``m``, ``s = sign``:
 
     ==  =============  ==========================================================================
     0   ShearX         Pillow affine (1, v, 0, 0, 1, 0), v = 0.3 s m, nearest, fill
@@ -185,13 +185,30 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
 
 # ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
 
+def _fake_checks(x, pairs, op, magnitude, sign, partner, center, grad_out=None):
+    """What the C++ check_policy_inputs checks, on fake tensors (csrc/policy/policy.h)."""
+    fake_image(x, colour=True, dtypes=_IMAGE_DTYPES)
+    N, C, H, W = x.shape
+    fake_arg(pairs, "pairs", (N, C, H, W), like=x)
+    fake_arg(op, "op", (N, None), like=x, dtype=torch.int64)
+    L = op.shape[1]
+    fake_arg(magnitude, "magnitude", (N, L), like=op, dtype=torch.float32, like_name="op")
+    fake_arg(sign, "sign", (N, L), like=op, dtype=torch.float32, like_name="op")
+    fake_arg(partner, "partner", (N, L), like=op, dtype=torch.int64, like_name="op")
+    fake_arg(center, "center", (N, L, 2), like=op, dtype=torch.int64, like_name="op")
+    if grad_out is not None:
+        fake_arg(grad_out, "grad_out", (N, C, H, W), like=x)
+
+
 @torch.library.register_fake("fastaug::apply_ops")
 def _apply_ops_fake(x, pairs, op, magnitude, sign, partner, center, fill):
+    _fake_checks(x, pairs, op, magnitude, sign, partner, center)
     return x.new_empty(x.shape)
 
 
 @torch.library.register_fake("fastaug::apply_ops_backward")
 def _apply_ops_backward_fake(grad_out, x, pairs, op, magnitude, sign, partner, center, fill, need_pairs_grad):
+    _fake_checks(x, pairs, op, magnitude, sign, partner, center, grad_out)
     gp = x.new_empty(x.shape) if need_pairs_grad else x.new_empty((0,))
     return x.new_empty(x.shape), gp
 

@@ -1,4 +1,4 @@
-"""Learned transformation family: :func:`appearance` and :func:`transform` (DESIGN.md K2).
+"""Learned transformation family: :func:`appearance` and :func:`transform` (docs/design.md K2).
 
 Kernels: ``csrc/transform/{appearance,transform}_{cpu.cpp,cuda.cu}``. This file holds the public
 functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
@@ -10,7 +10,7 @@ units), ``c_w`` (C*C, row-major: output channel i gets ``sum_j c_w[C*i + j] * x_
 """
 import torch
 
-from ._validate import check_float_image, check_map, check_smooth, padding_mode_id
+from ._validate import check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
 
@@ -105,22 +105,28 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
 
 @torch.library.register_fake("fastaug::appearance")
 def _appearance_fake(x, c_w, c_b, smooth):
+    C = x.shape[1]
+    fake_maps(x, colour=True, c_w=(c_w, C * C), c_b=(c_b, C))
     return x.new_empty(x.shape)
 
 
 @torch.library.register_fake("fastaug::appearance_backward")
 def _appearance_backward_fake(grad_out, x, c_w, c_b, smooth, need_x_grad):
+    C = x.shape[1]
+    fake_maps(x, grad_out, colour=True, c_w=(c_w, C * C), c_b=(c_b, C))
     gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
     return gx, c_w.new_empty(c_w.shape), c_b.new_empty(c_b.shape)
 
 
 @torch.library.register_fake("fastaug::transform")
 def _transform_fake(x, params, smooth, mode, padding_mode):
+    fake_maps(x, colour=True, params=(params, num_params(x.shape[1])))
     return x.new_empty(x.shape)
 
 
 @torch.library.register_fake("fastaug::transform_backward")
 def _transform_backward_fake(grad_out, x, params, smooth, mode, padding_mode, need_x_grad):
+    fake_maps(x, grad_out, colour=True, params=(params, num_params(x.shape[1])))
     gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
     return gx, params.new_empty(params.shape)
 

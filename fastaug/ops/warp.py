@@ -1,11 +1,11 @@
-"""Flow warp family: :func:`warp` and :func:`affine_flow_warp` (DESIGN.md K1, K2 spatial half).
+"""Flow warp family: :func:`warp` and :func:`affine_flow_warp` (docs/design.md K1, K2 spatial half).
 
 Kernels: ``csrc/warp/warp_cpu.cpp`` and ``csrc/warp/warp_cuda.cu``. This file holds the public
 functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
 """
 import torch
 
-from ._validate import check_float_image, check_map, check_smooth, padding_mode_id
+from ._validate import check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
 
@@ -65,22 +65,26 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
 
 @torch.library.register_fake("fastaug::warp")
 def _warp_fake(x, flow, padding_mode, align_corners):
+    fake_maps(x, flow=(flow, 2))
     return x.new_empty(x.shape)
 
 
 @torch.library.register_fake("fastaug::warp_backward")
 def _warp_backward_fake(grad_out, x, flow, padding_mode, align_corners, need_x_grad):
+    fake_maps(x, grad_out, flow=(flow, 2))
     gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
     return gx, flow.new_empty(flow.shape)
 
 
 @torch.library.register_fake("fastaug::affine_flow_warp")
 def _affine_flow_warp_fake(x, s_w, s_b, smooth, padding_mode):
+    fake_maps(x, s_w=(s_w, 4), s_b=(s_b, 2))
     return x.new_empty(x.shape)
 
 
 @torch.library.register_fake("fastaug::affine_flow_warp_backward")
 def _affine_flow_warp_backward_fake(grad_out, x, s_w, s_b, smooth, padding_mode, need_x_grad):
+    fake_maps(x, grad_out, s_w=(s_w, 4), s_b=(s_b, 2))
     gx = x.new_empty(x.shape) if need_x_grad else x.new_empty((0,))
     return gx, s_w.new_empty(s_w.shape), s_b.new_empty(s_b.shape)
 
