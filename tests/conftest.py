@@ -4,7 +4,11 @@
   fastaug was built with CUDA kernels and a GPU is visible.
 * ``@pytest.mark.cuda`` marks a test that needs both; it skips otherwise.
 * ``@pytest.mark.slow`` marks tests that take more than a few seconds (still run by default).
+* Every test starts from seeded random number generators (torch on CPU and CUDA, numpy, random),
+  so inputs drawn without an explicit ``generator=`` are reproducible too.
 """
+import random
+
 import pytest
 import torch
 
@@ -17,6 +21,18 @@ CUDA_SKIP = "needs fastaug built with CUDA kernels and a visible GPU"
 def pytest_configure(config):
     config.addinivalue_line("markers", "cuda: needs a CUDA build of fastaug and a GPU")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rngs():
+    random.seed(0)
+    torch.manual_seed(0)  # also seeds every CUDA device
+    try:
+        import numpy as np
+
+        np.random.seed(0)
+    except ImportError:
+        pass
 
 
 def pytest_generate_tests(metafunc):

@@ -1,5 +1,6 @@
 """The build: toolkit discovery, build info, and the rebuild message on a torch mismatch."""
 import os
+import re
 import sys
 import types
 
@@ -14,13 +15,24 @@ from buildtools.cuda_env import find_cuda_home  # noqa: E402
 
 
 def test_build_info_describes_this_build():
+    """The record matches this torch; a CUDA build lists its target architectures (whatever they are:
+    the default sm_80 + sm_90, or the one architecture scripts/gpu_check.sh builds for) and, when a GPU
+    is visible, covers it: its own architecture, or PTX of an older one that the driver can JIT."""
     info = fastaug.build_info()
     assert info["torch_version"] == torch.__version__
     assert isinstance(info["cuda"], bool)
-    if info["cuda"]:
-        assert "8.0" in info["cuda_archs"] and "9.0" in info["cuda_archs"]
-    else:
+    assert int(fastaug._C.limits()["max_smooth"]) == 64  # the C++ constant the Python checks read
+    if not info["cuda"]:
         assert info["cuda_archs"] == ""
+        return
+    entries = info["cuda_archs"].replace(" ", ";").split(";")
+    entries = [e for e in entries if e]
+    assert entries and all(re.fullmatch(r"\d+\.\d+[a-z]?(\+PTX)?", e) for e in entries), info["cuda_archs"]
+    if torch.cuda.is_available():
+        gpu = torch.cuda.get_device_capability()
+        archs = {tuple(int(re.match(r"\d+", v).group()) for v in e.split("+")[0].split(".")): e.endswith("+PTX")
+                 for e in entries}
+        assert gpu in archs or any(ptx and a <= gpu for a, ptx in archs.items()), (gpu, info["cuda_archs"])
 
 
 def _fake_toolkit(root):

