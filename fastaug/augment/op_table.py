@@ -1,6 +1,6 @@
 """The op table of the policy ops and the published AutoAugment policies (data only).
 
-Op ids follow DESIGN.md K3 (``fastaug.ops.policy.OP_NAMES``); -1 is "identity / skip". A policy
+Op ids follow docs/design.md K3 (``fastaug.ops.policy.OP_NAMES``); -1 is "identity / skip". A policy
 with ``num_bins`` magnitude levels maps level ``l`` to magnitude ``l / (num_bins - 1)``.
 """
 from ..ops.policy import IDENTITY, MAGNITUDE_FREE, NUM_OPS, OP_IDS, OP_NAMES, SIGNED
@@ -83,7 +83,7 @@ SEARCH_SPACE = tuple(range(NUM_OPS))
 
 
 def bin_to_magnitude(level, num_bins):
-    """Magnitude in [0, 1] of level ``level`` of ``num_bins`` (DESIGN.md K3)."""
+    """Magnitude in [0, 1] of level ``level`` of ``num_bins`` (docs/design.md K3)."""
     if num_bins < 2:
         raise ValueError(f"num_bins must be at least 2, got {num_bins}")
     return level / (num_bins - 1)
