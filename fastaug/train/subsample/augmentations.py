@@ -64,13 +64,13 @@ class Augmentation:
     def count(self):
         return len(self.params)
 
-    def flows(self, height, width, device=None):
-        """(count, 2, H, W) float32 displacement fields in pixels (channel 0 = x, 1 = y)."""
+    def flows(self, height, width, device=None, dtype=torch.float32):
+        """(count, 2, H, W) displacement fields in pixels (channel 0 = x, 1 = y), computed in float64."""
         if self.name in ("translate", "translate_diag"):
-            return translate_flows(self.params, height, width, device)
+            return translate_flows(self.params, height, width, device, dtype)
         if self.name == "rotate":
-            return rotate_flows(self.params, height, width, device)
-        return crop_flows(self.params, height, width, device)
+            return rotate_flows(self.params, height, width, device, dtype)
+        return crop_flows(self.params, height, width, device, dtype)
 
     def apply(self, images, chunk_size=8192):
         """(N, C, H, W) uint8 -> (N, count, C, H, W) uint8: every transform of every image, in
@@ -84,13 +84,13 @@ def _grid(height, width, device):
     return torch.meshgrid(ys, xs, indexing="ij")
 
 
-def translate_flows(shifts, height, width, device=None):
+def translate_flows(shifts, height, width, device=None, dtype=torch.float32):
     """Shifts [(tx, ty), ...] in pixels -> (K, 2, H, W): output (i, j) reads input (i - ty, j - tx)."""
-    t = torch.as_tensor(shifts, dtype=torch.float32, device=device).reshape(-1, 2)
+    t = torch.as_tensor(shifts, dtype=dtype, device=device).reshape(-1, 2)
     return (-t)[:, :, None, None].expand(t.shape[0], 2, height, width).contiguous()
 
 
-def rotate_flows(angles, height, width, device=None):
+def rotate_flows(angles, height, width, device=None, dtype=torch.float32):
     """Angles in degrees -> (K, 2, H, W): rotation about the centre, counter-clockwise on screen.
 
     Output pixel (x, y) reads input ``c + R (p - c)`` with ``R = [[cos, -sin], [sin, cos]]`` in image
@@ -105,10 +105,10 @@ def rotate_flows(angles, height, width, device=None):
         xin = cx + c * (x - cx) - s * (y - cy)
         yin = cy + s * (x - cx) + c * (y - cy)
         flows.append(torch.stack([xin - x, yin - y]))
-    return torch.stack(flows).float() if flows else torch.zeros(0, 2, height, width, device=device)
+    return torch.stack(flows).to(dtype) if flows else torch.zeros(0, 2, height, width, dtype=dtype, device=device)
 
 
-def crop_flows(crops, height, width, device=None):
+def crop_flows(crops, height, width, device=None, dtype=torch.float32):
     """Crop sizes k in pixels -> (K, 2, H, W): the central window zoomed back (bilinear, half-pixel centres)."""
     y, x = _grid(height, width, device)
     flows = []
@@ -120,7 +120,7 @@ def crop_flows(crops, height, width, device=None):
         xin = (k + (x + 0.5) * sx - 0.5).clamp(k, width - 1 - k)
         yin = (k + (y + 0.5) * sy - 0.5).clamp(k, height - 1 - k)
         flows.append(torch.stack([xin - x, yin - y]))
-    return torch.stack(flows).float() if flows else torch.zeros(0, 2, height, width, device=device)
+    return torch.stack(flows).to(dtype) if flows else torch.zeros(0, 2, height, width, dtype=dtype, device=device)
 
 
 def augment_all(images, flows, chunk_size=8192):

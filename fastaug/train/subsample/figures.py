@@ -73,34 +73,43 @@ def _np(t):
     return t.detach().cpu().double().numpy() if hasattr(t, "detach") else np.asarray(t, dtype=np.float64)
 
 
+def _log_floor(values):
+    """A positive floor for log axes: a tenth of the smallest positive value (zeros are drawn there)."""
+    pos = values[values > 0]
+    return pos.min() / 10 if pos.size else 1e-12
+
+
 def scores_figure(path, result, bins=50):
-    """Histograms of the initial scores (influence and loss of every training point, log counts: seed
-    Figures 1, 6, 7) and, per score, the initial vs the final score after augmenting every point
-    (seed Figure 2, with Spearman's rank correlation)."""
+    """Per score: the histogram of the initial scores of every training point on log-spaced bins (seed
+    Figures 1, 6, 7: most points score near zero, a few are influential / hard), and the initial vs
+    the final score after augmenting every point on log-log axes (seed Figure 2, with Spearman's rank
+    correlation). Zeros are drawn at a tenth of the smallest positive value."""
     plt = _plt()
     scores = list(result.initial_scores)
     fig, axes = plt.subplots(2, len(scores), figsize=(5.4 * len(scores), 7.6), squeeze=False)
     colours = {"influence": "tab:blue", "loss": "tab:orange"}
     labels = {"influence": "LOO self-influence $g_i^T H^{-1} g_i$", "loss": "training loss $l(z_i)$"}
     for j, score in enumerate(scores):
-        v0 = _np(result.initial_scores[score])
+        v0, v1 = _np(result.initial_scores[score]), _np(result.final_scores[score])
+        f0, f1 = _log_floor(v0), _log_floor(v1)
+        c0, c1 = np.maximum(v0, f0), np.maximum(v1, f1)
         ax = axes[0, j]
-        ax.hist(v0, bins=bins, color=colours.get(score, "tab:gray"), alpha=0.85)
-        ax.set_yscale("log")
+        edges = np.logspace(np.log10(c0.min()), np.log10(c0.max()) + 1e-9, bins + 1)
+        ax.hist(c0, bins=edges, color=colours.get(score, "tab:gray"), alpha=0.85)
+        ax.set_xscale("log")
         ax.set(xlabel=labels.get(score, score), ylabel="number of training points",
                title=f"{score} on the initial training set")
         for q, style in ((50, "--"), (99, ":")):
-            ax.axvline(np.percentile(v0, q), color="k", ls=style, lw=1, label=f"{q}th percentile")
+            ax.axvline(max(np.percentile(v0, q), f0), color="k", ls=style, lw=1, label=f"{q}th percentile")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-        v1 = _np(result.final_scores[score])
         ax = axes[1, j]
-        ax.scatter(v0, v1, s=6, alpha=0.5, color=colours.get(score, "tab:gray"))
+        ax.scatter(c0, c1, s=6, alpha=0.5, color=colours.get(score, "tab:gray"))
         rho = spearmanr(v0, v1).statistic if len(v0) > 2 else float("nan")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set(xlabel=f"initial {score}", ylabel=f"{score} after augmenting every point",
                title=f"initial vs final (Spearman {rho:.2f})")
-        ax.set_xscale("symlog", linthresh=max(np.percentile(v0, 10), 1e-12))
-        ax.set_yscale("symlog", linthresh=max(np.percentile(v1, 10), 1e-12))
         ax.grid(alpha=0.3)
     meta = result.meta
     fig.suptitle(f"{meta['dataset']} {' vs '.join(meta['classes'])}, n={meta['n_train']}, "

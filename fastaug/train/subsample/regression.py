@@ -130,7 +130,7 @@ class LogisticRegressionL2:
         max_iter: Newton step cap (a RuntimeError if reached without convergence).
 
     After :meth:`fit`: ``theta`` (K, D+1) float64, ``iterations`` (Newton steps of the last fit),
-    ``lam`` (the damping used).
+    ``hessian_builds`` (Hessians formed in it), ``lam`` (the damping used).
     """
 
     def __init__(self, C=10.0, num_classes=2, *, tol=1e-9, max_iter=100):
@@ -158,8 +158,8 @@ class LogisticRegressionL2:
     # ---- fitting --------------------------------------------------------------------------------
     def fit(self, h, y, weight=None, init=None):
         """Minimise the objective on features ``h`` (N, D), labels ``y`` (N,) and optional sample
-        weights ``weight`` (N,), starting from ``init`` (K, D+1) (warm start; default zeros, or the
-        previous solution when ``init="previous"``). Returns self."""
+        weights ``weight`` (N,), starting from ``init`` (K, D+1) (warm start; zeros when None or of
+        another shape, e.g. after the features were refit). Returns self."""
         if h.dim() != 2 or y.shape != (h.shape[0],):
             raise ValueError(f"h must be (N, D) and y (N,), got {tuple(h.shape)} and {tuple(y.shape)}")
         if int(y.min()) < 0 or int(y.max()) >= self.K:
@@ -168,8 +168,6 @@ class LogisticRegressionL2:
         N, D = h.shape
         w = None if weight is None else weight.to(h)
         lam = l2_coefficient(self.C, N, self.K)
-        if isinstance(init, str) and init == "previous":
-            init = self.theta
         if init is not None and tuple(init.shape) != (self.K, D + 1):
             init = None  # a different feature size (e.g. features refit): start afresh
         theta = torch.zeros(self.K, D + 1, dtype=h.dtype, device=h.device) if init is None else init.to(h).clone()
