@@ -57,6 +57,19 @@ def test_retrained_features_run(tmp_path):
     assert curves["checkpoints"] == [0, 2, 3, 8, 30]  # 5/10/25 % added to the given ones
 
 
+def test_multiclass_run(tmp_path):
+    """Three digits: multinomial regression, influence scores and update end to end."""
+    out = tmp_path / "three"
+    rc = main(["subsample", "--classes", "1", "7", "9", "--train-size", "45", "--feature-epochs", "2", "--rounds",
+               "1", "--score", "influence", "--policies", "det_prop_update", "random_inverse", "--no-progress",
+               "--no-figures", "--output-dir", str(out)])
+    assert rc == 0
+    curves = json.loads((out / "curves.json").read_text())
+    assert curves["meta"]["num_classes"] == 3 and curves["meta"]["train_class_counts"] == [15, 15, 15]
+    assert set(curves["curves"]["influence"]) == {"det_prop_update", "random_inverse"}
+    assert all(0 < a <= 1 for a in curves["curves"]["influence"]["det_prop_update"]["mean"])
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--classes", "3", "11"], "class 11 is not in mnist5k, which has classes 0..9"),
     (["--train-size", "1000"], "--train-size 1000 is more than the 800 training images of classes ['3', '8']"),
