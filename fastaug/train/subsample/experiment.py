@@ -38,7 +38,7 @@ from .regression import LogisticRegressionL2
 from .scores import SCORES, compute_scores
 
 __all__ = ["SubsampleConfig", "ExperimentResult", "run_experiment", "default_checkpoints", "prepare_data",
-           "SEED_CHECKPOINT_FRACTIONS", "TABLE1_FRACTIONS", "FEATURE_MODES"]
+           "SEED_CHECKPOINT_FRACTIONS", "TABLE1_FRACTIONS", "FEATURE_MODES", "fraction_points"]
 
 #: The seed's checkpoints (authors' ``n_aug_sample_points`` with 0) as fractions of its 1,000 points.
 SEED_CHECKPOINT_FRACTIONS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
@@ -47,13 +47,14 @@ TABLE1_FRACTIONS = (0.05, 0.10, 0.25)
 FEATURE_MODES = ("frozen", "retrain")
 
 
-def _points(fraction, n):
+def fraction_points(fraction, n):
+    """round(fraction * n) augmented points, at least 1 for a positive fraction."""
     return 0 if fraction == 0 else max(1, int(round(fraction * n)))
 
 
 def default_checkpoints(n):
     """The seed's checkpoints scaled to ``n`` training points (for n = 1000 exactly the seed's)."""
-    return normalize_checkpoints([_points(f, n) for f in SEED_CHECKPOINT_FRACTIONS], n)
+    return normalize_checkpoints([fraction_points(f, n) for f in SEED_CHECKPOINT_FRACTIONS], n)
 
 
 @dataclasses.dataclass
@@ -157,7 +158,7 @@ def run_experiment(config):
     n, K = len(train), train.num_classes
     policies = [parse_policy(p) for p in config.policies]
     cps = default_checkpoints(n) if config.checkpoints is None else normalize_checkpoints(config.checkpoints, n)
-    cps = normalize_checkpoints(list(cps) + [_points(f, n) for f in TABLE1_FRACTIONS], n)
+    cps = normalize_checkpoints(list(cps) + [fraction_points(f, n) for f in TABLE1_FRACTIONS], n)
     aug = build_augmentation(config.augmentation, config.dataset, train.image_size)
 
     t = time.perf_counter()

@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from .experiment import TABLE1_FRACTIONS, _points
+from .experiment import TABLE1_FRACTIONS, fraction_points
 from .policies import parse_policy
 
 __all__ = ["trapezoid_auc", "summarize_curves", "auc_table", "table1", "write_outputs"]
@@ -74,7 +74,7 @@ def table1(result, summary):
     row = {"dataset": result.meta["dataset"], "augmentation": result.meta["augmentation"],
            "no_aug": result.no_aug_accuracy, "full_aug": result.full_aug_accuracy}
     for f in TABLE1_FRACTIONS:
-        k = _points(f, n)
+        k = fraction_points(f, n)
         pct = f"{round(f * 100)}%"
         base = [e for s, ps in summary.items() for p, e in ps.items() if p == "baseline"]
         if base:
