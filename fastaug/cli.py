@@ -1,6 +1,7 @@
-"""fastaug's command line: ``python -m fastaug.cli <command> ...`` (or ``fastaug <command>``).
+"""fastaug's command line: ``python -m fastaug <command> ...`` (or ``fastaug <command>``).
 
-Commands write figures (PNG) of what the kernels do; ``--help`` on each lists its options.
+``train`` trains a classifier with an augmentation method, ``compare`` compares methods; the other
+commands write figures (PNG) of what the kernels do. ``--help`` on each lists its options.
 """
 import argparse
 import sys
@@ -60,7 +61,7 @@ def _influence_hist(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m fastaug.cli", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m fastaug", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ops-grid", help="PNG grid of the 16 policy ops at several magnitudes on a real photo")
@@ -90,7 +91,17 @@ def build_parser():
     p.add_argument("--pool", type=int, default=2, choices=[1, 2, 4], help="average-pool the 28x28 digits by this")
     p.add_argument("--max-iter", type=int, default=300, help="L-BFGS iterations of the logistic regression")
     p.set_defaults(func=_influence_hist)
+    _add_commands(sub)
     return parser
+
+
+def _add_commands(sub):
+    import importlib
+
+    from .commands import COMMANDS
+
+    for name in COMMANDS:
+        importlib.import_module(f".commands.{name}", __package__).add_parser(sub)
 
 
 def main(argv=None):

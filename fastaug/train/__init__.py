@@ -1,0 +1,16 @@
+"""Training: one engine (:class:`Trainer`) and one module per method.
+
+* ``engine.py``: epoch loop, evaluation, atomic checkpoints / ``--resume``, torchrun/DDP, metrics,
+  outputs (``args.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``, ``curves.png``);
+* ``method.py``: the :class:`Method` contract a training method implements;
+* ``args.py``: ``fastaug train``'s options and per-dataset defaults; ``registry.py``: ``--augment``
+  names -> methods; ``optim.py``, ``checkpoint.py``, ``distributed.py``, ``rng.py``, ``figures.py``;
+* methods: ``policy_methods.py`` (none, standard, autoaugment, randaugment, trivialaugment),
+  ``uncertainty.py`` (uncertainty-based sampling).
+"""
+from .args import build_parser, default_args, parse_args, resolve_defaults
+from .engine import Trainer, load_data, train
+from .method import Method, TrainBatch, to_float
+
+__all__ = ["Trainer", "train", "load_data", "Method", "TrainBatch", "to_float", "build_parser", "parse_args",
+           "default_args", "resolve_defaults"]

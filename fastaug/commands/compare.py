@@ -1,0 +1,112 @@
+"""``fastaug compare``: train one classifier per method on the same data, print a table, draw a figure.
+
+The README's first command runs it on the embedded MNIST-5k. Each method's run lives in
+``<output-dir>/<method>/`` as a normal ``fastaug train`` run; a finished run with the same arguments
+is reused and an unfinished one is resumed, so an interrupted comparison continues where it stopped.
+Writes ``comparison.json``, ``comparison.md`` (the table) and ``comparison.png`` (test accuracy per
+epoch) in ``--output-dir``.
+"""
+import argparse
+import copy
+import json
+import os
+import sys
+
+__all__ = ["add_parser", "run", "DEMO_METHODS"]
+
+#: What the demo compares by default (every loop that trains in minutes on a CPU).
+DEMO_METHODS = ("none", "standard", "randaugment", "trivialaugment", "uncertainty")
+
+
+def add_parser(subparsers):
+    from ..train.args import build_parser
+
+    p = subparsers.add_parser("compare", help="train one classifier per augmentation method and compare them",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                              conflict_handler="resolve")
+    build_parser(p)
+    p.add_argument("--methods", default=",".join(DEMO_METHODS),
+                   help=f"comma-separated --augment methods (default: {','.join(DEMO_METHODS)})")
+    p.add_argument("--output-dir", default="runs/compare", help="folder of the comparison (default: runs/compare)")
+    p.set_defaults(func=run, epochs=None, train_size=None)
+    return p
+
+
+def _run_one(args, method, root):
+    from ..train.checkpoint import CheckpointError, load_checkpoint
+    from ..train.engine import train
+
+    a = copy.deepcopy(args)
+    a.augment, a.output_dir, a.resume = method, os.path.join(root, method), False
+    ckpt = os.path.join(a.output_dir, "checkpoint.pt")
+    if os.path.isfile(ckpt):
+        a.resume = True  # finished runs resume with no epochs left; unfinished ones continue
+        try:
+            load_checkpoint(ckpt)
+        except CheckpointError as err:
+            raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
+    return train(a)
+
+
+def _table(rows):
+    head = "| method | final test acc | best test acc | train time (s) | images/s | augment share |"
+    lines = [head, "|---|---|---|---|---|---|"]
+    for r in rows:
+        share = r["augment_seconds"] / max(r["total_seconds"], 1e-9)
+        lines.append(f"| {r['augment']} | {r['final_test_acc']:.4f} | {r['best_test_acc']:.4f} | "
+                     f"{r['total_seconds']:.1f} | {r['images_per_second']:.0f} | {100 * share:.1f} % |")
+    return "\n".join(lines)
+
+
+def _figure(root, methods, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for m in methods:
+        with open(os.path.join(root, m, "metrics.jsonl")) as f:
+            hist = [json.loads(line) for line in f if line.strip()]
+        ax.plot([h["epoch"] for h in hist], [h["test_acc"] for h in hist], marker="o", ms=3, label=m)
+    ax.set(xlabel="epoch", ylabel="test accuracy", title="fastaug compare")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run(args):
+    from ..train import distributed, registry
+    from ..train.checkpoint import CheckpointError
+
+    for key in ("func", "command"):
+        if hasattr(args, key):
+            delattr(args, key)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in registry.names()]
+    if not methods or unknown:
+        print(f"fastaug compare: error: unknown methods {unknown}; choose from {', '.join(registry.names())}",
+              file=sys.stderr)
+        return 2
+    root = args.output_dir
+    rows = []
+    try:
+        for i, m in enumerate(methods):
+            print(f"[{i + 1}/{len(methods)}] --augment {m}", flush=True)
+            rows.append(_run_one(args, m, root))
+    except (ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"fastaug compare: error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.cleanup()
+    table = _table(rows)
+    print("\n" + table)
+    with open(os.path.join(root, "comparison.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    with open(os.path.join(root, "comparison.md"), "w") as f:
+        f.write(table + "\n")
+    _figure(root, methods, os.path.join(root, "comparison.png"))
+    print(f"\nwrote {os.path.join(root, 'comparison.md')} and comparison.png")
+    return 0

@@ -1,0 +1,98 @@
+"""``folder``: an image folder, one sub-folder per class (torchvision ``ImageFolder``), resized to a square.
+
+Layouts accepted for ``--data-dir DIR``:
+
+* ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (or ``test/``): the two splits as given;
+* ``DIR/<class>/*``: one folder, split into train/test by a seeded class-balanced hold-out.
+
+Images are decoded (Pillow), converted to RGB (or L) and resized to ``image_size`` x ``image_size`` in
+DataLoader workers as uint8 tensors; augmentation then runs on the training device, batched.
+"""
+import os
+
+import torch
+
+from .splits import balanced_indices
+
+__all__ = ["FolderData", "image_folder", "IMAGENET_MEAN", "IMAGENET_STD"]
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class _Decode:
+    """PIL image -> (C, S, S) uint8 tensor (a picklable callable for DataLoader workers)."""
+
+    def __init__(self, size, grey):
+        self.size, self.grey = size, grey
+
+    def __call__(self, img):
+        from torchvision.transforms.v2 import functional as TF
+
+        img = img.convert("L" if self.grey else "RGB")
+        return TF.pil_to_tensor(TF.resize(img, [self.size, self.size], antialias=True))
+
+
+class FolderData:
+    """A labelled image folder decoded lazily (in DataLoader workers).
+
+    Mirrors :class:`~fastaug.data.base.ImageData`'s read-only attributes (``labels``, ``classes``,
+    ``name``, ``hflip``, ``mean``, ``std``, ``channels``, ``image_size``, ``num_classes``); ``dataset``
+    is the torch Dataset yielding ``(uint8 (C, S, S), label)``.
+    """
+
+    def __init__(self, dataset, indices, classes, image_size, grey):
+        self.dataset = dataset if indices is None else torch.utils.data.Subset(dataset, indices.tolist())
+        targets = torch.as_tensor(dataset.targets, dtype=torch.int64)
+        self.labels = targets if indices is None else targets[indices]
+        self.classes, self.name, self.hflip = tuple(classes), "folder", True
+        self.channels = 1 if grey else 3
+        self.mean, self.std = ((0.5,), (0.5,)) if grey else (IMAGENET_MEAN, IMAGENET_STD)
+        self.image_size = (image_size, image_size)
+
+    def __len__(self):
+        return self.labels.numel()
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def __repr__(self):
+        return (f"FolderData({len(self)} images -> {self.channels}x{self.image_size[0]}x{self.image_size[1]}, "
+                f"{self.num_classes} classes)")
+
+
+def _image_folder(path, size, grey):
+    from torchvision.datasets import ImageFolder
+
+    return ImageFolder(path, transform=_Decode(size, grey))
+
+
+def image_folder(data_dir, split="train", image_size=224, grey=False, test_fraction=0.2, seed=0):
+    """The ``split`` ("train" or "test") of an image folder as :class:`FolderData` (see module docstring)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if data_dir is None:
+        raise ValueError("the folder dataset needs --data-dir: a folder with one sub-folder of images per class "
+                         "(or train/ and val/ folders laid out that way)")
+    root = os.path.abspath(os.path.expanduser(str(data_dir)))
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder {root} does not exist: expected {root}/<class>/<image> (or "
+                                f"{root}/train/<class>/<image> and {root}/val/<class>/<image>)")
+    if int(image_size) < 8:
+        raise ValueError(f"image_size must be at least 8, got {image_size}")
+    held_out = next((os.path.join(root, d) for d in ("val", "test") if os.path.isdir(os.path.join(root, d))), None)
+    try:
+        if os.path.isdir(os.path.join(root, "train")) and held_out:
+            ds = _image_folder(os.path.join(root, "train") if split == "train" else held_out, image_size, grey)
+            return FolderData(ds, None, ds.classes, image_size, grey)
+        ds = _image_folder(root, image_size, grey)
+    except (FileNotFoundError, RuntimeError) as err:  # torchvision: no class folders / no images
+        raise FileNotFoundError(f"no images found under {root}: expected {root}/<class>/<image> (or "
+                                f"{root}/train/<class>/... and {root}/val/<class>/...): {err}") from err
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    n_test = max(1, int(round(test_fraction * labels.numel())))
+    test = balanced_indices(labels, n_test, seed)
+    mask = torch.zeros(labels.numel(), dtype=torch.bool)
+    mask[test] = True
+    idx = (mask if split == "test" else ~mask).nonzero().squeeze(1)
+    return FolderData(ds, idx, ds.classes, image_size, grey)

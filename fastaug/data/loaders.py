@@ -1,0 +1,123 @@
+"""Batches for training and evaluation: a seeded order per epoch, sharded across processes, resumable.
+
+The order of epoch ``e`` is a pure function of ``(seed, e)``, so resuming needs no sampler state: a
+run resumed at step ``s`` of epoch ``e`` recomputes the order and starts at batch ``s``. Under DDP
+each rank takes every ``world``-th index of the (padded, as ``DistributedSampler`` does) order, so
+the shards partition the data and every rank runs the same number of steps.
+
+* :class:`TensorBatches`: an :class:`~fastaug.data.base.ImageData` held on the training device,
+  batched by indexing (no per-image Python, no workers).
+* :class:`FolderBatches`: a :class:`~fastaug.data.folder.FolderData` decoded in DataLoader workers;
+  batches are moved to the device as uint8.
+
+Both yield ``(x, y)``: x (B, C, H, W) uint8 and y (B,) int64 on the device.
+"""
+import math
+
+import torch
+
+from .base import ImageData
+
+__all__ = ["epoch_order", "TensorBatches", "FolderBatches", "make_batches"]
+
+_EPOCH_STRIDE = 1_000_003  # a prime: (seed, epoch) pairs never collide for epochs < 10^6
+
+
+def epoch_order(n, epoch, seed=0, rank=0, world=1, shuffle=True, pad=True):
+    """This rank's indices for epoch ``epoch``, (ceil(n / world),) int64 (``pad``) or its exact share.
+
+    With ``pad`` the order is extended by its own first indices to a multiple of ``world`` (as
+    torch's ``DistributedSampler``), so every rank gets the same count; without, ranks get
+    ``order[rank::world]`` (evaluation: nothing counted twice).
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank must be in [0, {world}), got {rank}")
+    if shuffle:
+        g = torch.Generator().manual_seed(int(seed) * _EPOCH_STRIDE + int(epoch))
+        order = torch.randperm(n, generator=g)
+    else:
+        order = torch.arange(n)
+    if pad and world > 1 and n % world:
+        total = math.ceil(n / world) * world
+        order = torch.cat([order, order.repeat(math.ceil(total / max(n, 1)))[: total - n]])
+    return order[rank::world]
+
+
+class _Batches:
+    def __init__(self, num_items, batch_size, seed, rank, world, shuffle, pad):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if num_items < 1:
+            raise ValueError("the dataset is empty")
+        self.num_items, self.batch_size = num_items, int(batch_size)
+        self.seed, self.rank, self.world, self.shuffle, self.pad = seed, rank, world, shuffle, pad
+
+    def indices(self, epoch):
+        return epoch_order(self.num_items, epoch, self.seed, self.rank, self.world, self.shuffle, self.pad)
+
+    def __len__(self):
+        """Steps per epoch (the same on every rank when padded)."""
+        per_rank = math.ceil(self.num_items / self.world) if self.pad else len(self.indices(0))
+        return math.ceil(per_rank / self.batch_size)
+
+    def batch_indices(self, epoch, start=0):
+        order = self.indices(epoch)
+        return [order[i: i + self.batch_size] for i in range(start * self.batch_size, order.numel(), self.batch_size)]
+
+
+class TensorBatches(_Batches):
+    """Batches of an in-memory dataset, gathered on its device by index."""
+
+    def __init__(self, data: ImageData, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True):
+        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad)
+        self.data = data.to(device)
+
+    def epoch(self, epoch, start=0):
+        """Iterate the batches of ``epoch`` from batch ``start`` on: (x uint8, y int64) on the device."""
+        dev = self.data.images.device
+        for idx in self.batch_indices(epoch, start):
+            idx = idx.to(dev)
+            yield self.data.images.index_select(0, idx), self.data.labels.index_select(0, idx)
+
+
+class _EpochBatchSampler(torch.utils.data.Sampler):
+    """The batches of one epoch, set before each pass (the sampler runs in the main process)."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __iter__(self):
+        return iter([b.tolist() for b in self.batches])
+
+    def __len__(self):
+        return len(self.batches)
+
+
+class FolderBatches(_Batches):
+    """Batches of a lazily decoded folder dataset, decoded in ``workers`` DataLoader processes.
+
+    One DataLoader with persistent workers serves every epoch: worker start-up is paid once.
+    """
+
+    def __init__(self, data, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True, workers=4):
+        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad)
+        self.data, self.device, self.workers = data, torch.device(device), int(workers)
+        self.sampler = _EpochBatchSampler()
+        self.loader = None
+
+    def epoch(self, epoch, start=0):
+        self.sampler.batches = self.batch_indices(epoch, start)
+        if self.loader is None:
+            self.loader = torch.utils.data.DataLoader(
+                self.data.dataset, batch_sampler=self.sampler, num_workers=self.workers,
+                persistent_workers=self.workers > 0, pin_memory=self.device.type == "cuda")
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def make_batches(data, batch_size, device, *, seed=0, rank=0, world=1, train=True, workers=4):
+    """Training batches (shuffled, padded shards) or evaluation batches (in order, exact shards)."""
+    kw = dict(seed=seed, rank=rank, world=world, shuffle=train, pad=train)
+    if isinstance(data, ImageData):
+        return TensorBatches(data, batch_size, device, **kw)
+    return FolderBatches(data, batch_size, device, workers=workers, **kw)

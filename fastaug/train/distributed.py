@@ -1,0 +1,100 @@
+"""Process-group set-up for ``torchrun`` and the few collectives the loops need.
+
+Single-process runs need nothing: without torchrun's environment (``WORLD_SIZE`` unset or 1) every
+helper here is a no-op on one rank. Under ``torchrun --nproc_per_node K`` the group uses NCCL on
+CUDA and Gloo on CPU; each process drives ``cuda:LOCAL_RANK`` when on CUDA.
+"""
+import dataclasses
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "broadcast_tensor", "broadcast_object",
+           "all_gather_object", "barrier", "cleanup"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.world > 1
+
+
+def _resolve_device(device):
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for, but torch sees no GPU (use --device cpu)")
+    return device
+
+
+def init_distributed(device=None):
+    """Join torchrun's process group if there is one; returns this process's :class:`DistInfo`."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = _resolve_device(device)
+    if world <= 1:
+        return DistInfo(device=device)
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank, world, local_rank, device)
+
+
+def _active():
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_reduce_sum(t):
+    """Sum ``t`` over ranks in place (returns it)."""
+    if _active():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def broadcast_tensor(t, src=0):
+    """Give every rank rank ``src``'s ``t`` (in place; returns it)."""
+    if _active():
+        dist.broadcast(t, src)
+    return t
+
+
+def broadcast_object(obj, src=0):
+    """Rank ``src``'s picklable ``obj`` on every rank."""
+    if not _active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
+def all_gather_object(obj):
+    """A list of every rank's ``obj`` (rank order)."""
+    if not _active():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier():
+    if _active():
+        dist.barrier()
+
+
+def cleanup():
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

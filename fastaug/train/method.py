@@ -1,0 +1,93 @@
+"""The contract between the training engine and a training method.
+
+The engine (:class:`fastaug.train.engine.Trainer`) knows no method. It owns the model, optimiser,
+schedule, data order, checkpoints, distributed set-up and metrics; a :class:`Method` supplies
+
+* ``augment(x, y, trainer)``: turn a batch of uint8 images into what the model trains on
+  (a :class:`TrainBatch`), on the device, batched;
+* optional hooks: ``setup`` (once, before resuming), ``after_step`` (sees the per-sample losses),
+  ``epoch_start`` / ``epoch_end`` (may return extra per-epoch metrics), ``finish`` (figures);
+* ``state_dict`` / ``load_state_dict``: its own state, saved in every checkpoint.
+
+Randomness: use ``trainer.generator`` (a CPU ``torch.Generator``, one per process, saved in every
+checkpoint) for every augmentation draw, so a resumed run replays the same draws. A method that
+keeps other generators or random state saves them in its ``state_dict``.
+"""
+import dataclasses
+from typing import Optional
+
+import torch
+
+__all__ = ["TrainBatch", "Method", "to_float"]
+
+
+def to_float(x):
+    """uint8 images -> float32 in [0, 1]; float images pass through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+@dataclasses.dataclass
+class TrainBatch:
+    """What the model trains on in one step.
+
+    Attributes:
+        x: (B, C, H, W) float in [0, 1] on the training device.
+        y: (B,) int64 labels.
+        weight: optional (B,) per-sample loss weights; the step's loss is ``sum(w * l) / sum(w)``
+            (the plain mean when None).
+        group: optional (B,) int64 tag of where each sample came from (e.g. the policy index m of
+            Adversarial AutoAugment), for methods that need per-group losses in ``after_step``.
+        source_images: how many dataset images the batch was made from (for images/s; default B).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    weight: Optional[torch.Tensor] = None
+    group: Optional[torch.Tensor] = None
+    source_images: Optional[int] = None
+
+
+class Method:
+    """Base class of a training method; the default trains on the un-augmented images.
+
+    Subclasses set ``name`` (the ``--augment`` choice) and may add command-line options with
+    :meth:`add_arguments`. The constructor receives the parsed arguments and the trainer (model,
+    device, data description and generator are ready; the checkpoint is not loaded yet).
+    """
+
+    name = "none"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        """Add this method's options to the ``fastaug train`` parser (an argparse group)."""
+
+    def __init__(self, args, trainer):
+        self.args = args
+
+    def setup(self, trainer):
+        """Called once before training starts and before a checkpoint is loaded."""
+
+    def augment(self, x, y, trainer) -> TrainBatch:
+        """x (N, C, H, W) uint8 and y (N,) int64 on the device -> the batch to train on."""
+        return TrainBatch(to_float(x), y)
+
+    def after_step(self, batch: TrainBatch, losses: torch.Tensor, trainer):
+        """After the optimiser step: ``losses`` (B,) are the batch's detached per-sample losses."""
+
+    def epoch_start(self, epoch, trainer):
+        """Before the first step of ``epoch``; also when a run resumes mid-epoch, where
+        ``trainer.step_in_epoch > 0`` and the state loaded from the checkpoint must be kept."""
+
+    def epoch_end(self, epoch, trainer):
+        """After the last step of ``epoch``, before evaluation; returns extra metrics (a JSON-able dict)."""
+        return {}
+
+    def finish(self, trainer):
+        """After the last epoch, on every rank (write figures on ``trainer.is_main`` only)."""
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        if state:
+            raise ValueError(f"method {self.name!r} keeps no state, but the checkpoint holds some: {sorted(state)}")

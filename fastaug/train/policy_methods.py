@@ -1,0 +1,83 @@
+"""Fixed augmentation methods, batched on the device: ``none``, ``standard``, ``autoaugment``,
+``randaugment``, ``trivialaugment``.
+
+Pipeline per batch (the AdvAA seed's order, section 4.2): random crop with padding and horizontal
+flip (where the dataset allows it), then the policy (if any), then Cutout. ``none`` trains on the
+images as they are. Every draw comes from ``trainer.generator``.
+"""
+from ..augment import AutoAugment, RandAugment, TrivialAugment
+from ..augment.standard import StandardAugment
+from .method import Method, TrainBatch, to_float
+
+__all__ = ["NoAugment", "Standard", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod",
+           "standard_pipeline"]
+
+
+def standard_pipeline(args, trainer):
+    """The crop/flip/Cutout stage of the run, from ``--crop-padding``, ``--no-flip``, ``--cutout``."""
+    return StandardAugment(padding=args.crop_padding, flip=trainer.info["hflip"], cutout=args.cutout)
+
+
+class NoAugment(Method):
+    """``--augment none``: the images as they are."""
+
+    name = "none"
+
+
+class Standard(Method):
+    """``--augment standard``: crop + flip + Cutout, plus ``policy`` in between when a subclass sets one."""
+
+    name = "standard"
+
+    def __init__(self, args, trainer):
+        super().__init__(args, trainer)
+        self.standard = standard_pipeline(args, trainer)
+        self.policy = self.make_policy(args)
+
+    def make_policy(self, args):
+        return None
+
+    def augment(self, x, y, trainer):
+        g = trainer.generator
+        x = self.standard.crop_flip(x, g)
+        if self.policy is not None:
+            x = self.policy(x, generator=g)
+        return TrainBatch(to_float(self.standard.cutout(x, g)), y)
+
+
+class AutoAugmentMethod(Standard):
+    """``--augment autoaugment``: a published AutoAugment policy, a random sub-policy per image."""
+
+    name = "autoaugment"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--aa-policy", default="cifar10", choices=("cifar10", "imagenet"),
+                            help="published AutoAugment policy (default: cifar10)")
+
+    def make_policy(self, args):
+        return AutoAugment(args.aa_policy, fill=args.fill)
+
+
+class RandAugmentMethod(Standard):
+    """``--augment randaugment``: RandAugment(N = --ra-num-ops, M = --ra-magnitude of 31 levels)."""
+
+    name = "randaugment"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        parser.add_argument("--ra-num-ops", type=int, default=2, help="RandAugment N: ops per image (2)")
+        parser.add_argument("--ra-magnitude", type=int, default=9,
+                            help="RandAugment M: magnitude level of 31, as torchvision (9)")
+
+    def make_policy(self, args):
+        return RandAugment(num_ops=args.ra_num_ops, magnitude=args.ra_magnitude, fill=args.fill)
+
+
+class TrivialAugmentMethod(Standard):
+    """``--augment trivialaugment``: one op per image with a uniformly random magnitude (wide space)."""
+
+    name = "trivialaugment"
+
+    def make_policy(self, args):
+        return TrivialAugment(fill=args.fill)

@@ -1,0 +1,43 @@
+"""``--augment`` names -> training-method classes, imported lazily (``module:Class``).
+
+Each method lives in its own module of :mod:`fastaug.train`; methods never import each other. To add
+one, write ``fastaug/train/<method>.py`` with a :class:`~fastaug.train.method.Method` subclass and
+add its name here.
+"""
+import importlib
+
+__all__ = ["names", "method_class", "add_method_arguments", "METHODS"]
+
+METHODS = {
+    "none": "fastaug.train.policy_methods:NoAugment",
+    "standard": "fastaug.train.policy_methods:Standard",
+    "autoaugment": "fastaug.train.policy_methods:AutoAugmentMethod",
+    "randaugment": "fastaug.train.policy_methods:RandAugmentMethod",
+    "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",
+    "uncertainty": "fastaug.train.uncertainty:UncertaintySampling",
+}
+
+
+def names():
+    return tuple(METHODS)
+
+
+def method_class(name):
+    """The Method subclass behind ``--augment name``."""
+    if name not in METHODS:
+        raise ValueError(f"unknown --augment {name!r}; choose one of {', '.join(METHODS)}")
+    module, cls = METHODS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def add_method_arguments(parser):
+    """Let every method add its options, once per class, in a group titled by its names."""
+    seen = {}
+    for name in METHODS:
+        seen.setdefault(method_class(name), []).append(name)
+    for cls, aliases in seen.items():
+        before = len(parser._actions)
+        group = parser.add_argument_group(f"--augment {' / '.join(aliases)}")
+        cls.add_arguments(group)
+        if len(parser._actions) == before:  # no options: drop the empty group from --help
+            parser._action_groups.remove(group)
