@@ -36,10 +36,16 @@ inline std::string describe_sizes(std::initializer_list<int64_t> sizes) {
 // from, for the messages ("... on cuda:0 (like x)").
 inline void check_arg(const at::Tensor& t, const char* name, std::initializer_list<int64_t> sizes,
                       at::ScalarType dtype, const at::Device& device, const char* like = nullptr) {
+  // The messages are only formatted when a check fails (TORCH_CHECK evaluates them lazily): the
+  // successful path costs a few comparisons and no allocation.
+  const char* ref0 = like ? " (like " : "";
+  const char* ref1 = like ? like : "";
+  const char* ref2 = like ? ")" : "";
   TORCH_CHECK(t.defined(), "fastaug: ", name, " must be a defined tensor");
-  const std::string ref = like ? std::string(" (like ") + like + ")" : std::string();
-  TORCH_CHECK(t.device() == device, "fastaug: ", name, " must be on ", device, ref, ", got ", t.device());
-  TORCH_CHECK(t.scalar_type() == dtype, "fastaug: ", name, " must be ", dtype, ref, ", got ", t.scalar_type());
+  TORCH_CHECK(t.device() == device, "fastaug: ", name, " must be on ", device, ref0, ref1, ref2, ", got ",
+              t.device());
+  TORCH_CHECK(t.scalar_type() == dtype, "fastaug: ", name, " must be ", dtype, ref0, ref1, ref2, ", got ",
+              t.scalar_type());
   bool ok = t.dim() == static_cast<int64_t>(sizes.size());
   int64_t d = 0;
   for (int64_t v : sizes) {
@@ -47,7 +53,8 @@ inline void check_arg(const at::Tensor& t, const char* name, std::initializer_li
     ok = v == kAnySize || t.size(d) == v;
     ++d;
   }
-  TORCH_CHECK(ok, "fastaug: ", name, " must have shape ", describe_sizes(sizes), ref, ", got ", t.sizes());
+  TORCH_CHECK(ok, "fastaug: ", name, " must have shape ", describe_sizes(sizes), ref0, ref1, ref2, ", got ",
+              t.sizes());
 }
 
 // t must have the dtype and device of `like` and the given sizes.

@@ -96,7 +96,7 @@ def to_batch(img):
 
         def restore_pil(out):
             arr = out[0].permute(1, 2, 0).cpu().numpy()
-            return pil.fromarray(arr[..., 0] if mode == "L" else arr, mode=mode)
+            return pil.fromarray(arr[..., 0] if mode == "L" else arr)  # uint8 (H, W) -> "L", (H, W, 3) -> "RGB"
 
         return x, restore_pil
     if img.dim() < 3:
