@@ -15,6 +15,7 @@ METHODS = {
     "randaugment": "fastaug.train.policy_methods:RandAugmentMethod",
     "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",
     "uncertainty": "fastaug.train.uncertainty:UncertaintySampling",
+    "influence": "fastaug.train.influence_loop:InfluenceAugment",
 }
 
 
