@@ -56,8 +56,8 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
     """The seed's Figure 4: ``steps`` codes interpolated linearly between two dropout draws of E(x),
     applied to the same training image x; one block of rows per image: (i) the image, (ii) the spatial
     model's output (the flow, hue = direction, brightness = length), (iii) the spatially transformed
-    image, (iv) the appearance model's output (the colour change around mid-grey; only when the
-    augmenter has an appearance part) and (v) the final transformed image.
+    image, (iv) the appearance model's output (the colour change around mid-grey) and (v) the final
+    transformed image; rows (iv) and (v) only when the augmenter has an appearance part.
 
     Args:
         augmenter: a :class:`~fastaug.train.influence_loop.augmenter.Augmenter`.
@@ -75,7 +75,9 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
         codes = (1 - w) * ends[0] + w * ends[1]
         xs = x.expand(steps, *x.shape[1:]).contiguous()
         blocks.append((x[0], augmenter.parts(xs, codes)))
-    rows = ["image", "flow", "spatially transformed"] + (["colour change"] if augmenter.appearance else []) + ["final"]
+    # Without the appearance part the spatially transformed image is the final one: one row for both.
+    rows = (["image", "flow", "spatially transformed", "colour change", "final"] if augmenter.appearance
+            else ["image", "flow", "transformed (spatial only)"])
     n_rows = len(rows) * K
     fig, axes = plt.subplots(n_rows, steps, figsize=(1.15 * steps + 1.3, 1.2 * n_rows + 0.5), squeeze=False)
     for k, (x, parts) in enumerate(blocks):
@@ -85,8 +87,7 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
         for s in range(steps):
             panels = [_image(x), _flow_rgb(fx[s], fy[s], max_mag), _image(parts["spatial"][s])]
             if augmenter.appearance:
-                panels.append(_image(0.5 + gain * parts["colour_change"][s]))
-            panels.append(_image(parts["final"][s]))
+                panels += [_image(0.5 + gain * parts["colour_change"][s]), _image(parts["final"][s])]
             for r, panel in enumerate(panels):
                 ax = axes[k * len(rows) + r][s]
                 ax.imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")

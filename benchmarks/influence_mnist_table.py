@@ -1,0 +1,113 @@
+"""The seed's MNIST table at this machine's scale (issue 11): test error of ``none``, ``standard`` and
+``influence`` on MNIST-5k with few labels, several seeds, plus the time of every stage of the influence runs.
+
+    python -m benchmarks.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist
+    python -m benchmarks.influence_mnist_table --labels 500 --seeds 0 1 2 --out runs/influence-mnist
+    python -m benchmarks.influence_mnist_table --report --out runs/influence-mnist   # the tables only
+
+Every run is an ordinary ``python -m fastaug train`` in ``<out>/<labels>/<method>-s<seed>``; a finished run
+(summary.json) is skipped and an interrupted one resumed, so the table can be built in batches. All rows
+of a seed hold out the same ``--val-size`` validation digits first and draw the same class-balanced
+labelled subset from the rest (``--data-seed`` = the seed); only ``influence`` uses the validation digits.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+METHODS = ("none", "standard", "influence")
+#: Epochs of the classifier per labelled-set size (sized for a 2-core CPU; 1 or 4 steps per epoch).
+EPOCHS = {100: 60, 500: 30}
+INFLUENCE = ["--gan-iters", "100", "--gan-batch-size", "64", "--aug-iters", "100", "--aug-batch-size", "64"]
+
+
+def command(labels, method, seed, out, val_size):
+    cmd = [sys.executable, "-m", "fastaug", "train", "--dataset", "mnist5k", "--model", "allconv",
+           "--train-size", str(labels), "--val-size", str(val_size), "--epochs", str(EPOCHS.get(labels, 30)),
+           "--augment", method, "--seed", str(seed), "--output-dir", run_dir(out, labels, method, seed),
+           "--no-progress"]
+    return cmd + (INFLUENCE if method == "influence" else [])
+
+
+def run_dir(out, labels, method, seed):
+    return os.path.join(out, str(labels), f"{method}-s{seed}")
+
+
+def _load(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _mean_std(values):
+    m = sum(values) / len(values)
+    s = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, s
+
+
+def report(out, labels_list, seeds):
+    lines = ["| labelled digits | method | test error % (mean ± std) | seeds | per seed |", "|---|---|---|---|---|"]
+    times = ["| labelled digits | seed | stage 1 s | stage 2 s | stage 3 s | stage 4 s | stage 5 s | total s | "
+             "stage 4 selected iteration | refit val loss (start -> selected) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for labels in labels_list:
+        for method in METHODS:
+            errs = []
+            for seed in seeds:
+                path = os.path.join(run_dir(out, labels, method, seed), "summary.json")
+                if os.path.isfile(path):
+                    errs.append(100 * (1 - _load(path)["final_test_acc"]))
+            if errs:
+                m, s = _mean_std(errs)
+                lines.append(f"| {labels} | {method} | {m:.2f} ± {s:.2f} | {len(errs)} | "
+                             f"{', '.join(f'{e:.1f}' for e in errs)} |")
+        for seed in seeds:
+            path = os.path.join(run_dir(out, labels, "influence", seed), "stages.json")
+            if not os.path.isfile(path):
+                continue
+            st = _load(path)
+            secs = [st.get(str(k), {}).get("seconds") for k in range(1, 6)]
+            s4 = st.get("4", {})
+            refit = (f"{s4['refit_val_loss_before']:.3f} -> {s4['refit_val_loss_selected']:.3f}"
+                     if "refit_val_loss_selected" in s4 else "")
+            times.append(f"| {labels} | {seed} | " + " | ".join("" if v is None else f"{v:.0f}" for v in secs)
+                         + f" | {sum(v for v in secs if v):.0f} | {s4.get('selected_iteration', '')} | {refit} |")
+    return "\n".join(lines), "\n".join(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--labels", type=int, nargs="+", default=[100, 500], help="labelled training digits (100 500)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--val-size", type=int, default=100, help="validation digits held out for every row (100)")
+    p.add_argument("--out", default="runs/influence-mnist", help="folder of the runs and table.md")
+    p.add_argument("--report", action="store_true", help="only print the tables of the finished runs")
+    args = p.parse_args(argv)
+    if not args.report:
+        env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        for labels in args.labels:
+            for seed in args.seeds:
+                for method in args.methods:
+                    d = run_dir(args.out, labels, method, seed)
+                    if os.path.isfile(os.path.join(d, "summary.json")):
+                        continue
+                    cmd = command(labels, method, seed, args.out, args.val_size)
+                    if os.path.isfile(os.path.join(d, "checkpoint.pt")) or os.path.isdir(os.path.join(d, "stage1_classifier")):
+                        cmd.append("--resume")
+                    tick = time.time()
+                    print(" ".join(cmd), flush=True)
+                    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+                    print(f"  {time.time() - tick:.0f} s", flush=True)
+    errors, times = report(args.out, args.labels, args.seeds)
+    text = f"{errors}\n\nStage times of the influence runs:\n\n{times}\n"
+    print(text)
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "table.md"), "w") as f:
+        f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
