@@ -149,3 +149,27 @@ def test_amp_bfloat16_on_cpu_trains(small):
     assert math.isfinite(s["final_test_loss"])
     with pytest.raises(ValueError, match="float16 needs CUDA"):
         Trainer(small("fp16", amp=True, amp_dtype="float16"))
+
+
+def test_image_folder_trains_with_workers(tmp_path):
+    """A folder dataset is decoded in DataLoader workers and augmented on the device."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        os.makedirs(tmp_path / "data" / c)
+        for i in range(12):
+            arr = rng.integers(0, 80, (20, 24, 3), dtype=np.uint8)
+            arr[..., 0 if c == "red" else 2] += 150  # a learnable colour cue
+            Image.fromarray(arr).save(tmp_path / "data" / c / f"{i}.png")
+    from fastaug.train import default_args
+
+    s = train(default_args(dataset="folder", data_dir=str(tmp_path / "data"), image_size=16, model="resnet20",
+                           augment="randaugment", epochs=2, batch_size=8, workers=1, output_dir=str(tmp_path / "o"),
+                           progress=False, opt="adam", lr=0.01))
+    assert s["train_images"] == 19 and s["epochs"] == 2  # 24 images, a balanced 20 % held out
+    with open(tmp_path / "o" / "args.json") as f:
+        a = json.load(f)
+    assert a["crop_padding"] == 2 and a["cutout"] == 8 and a["fill"] == 128  # defaults for small RGB images
