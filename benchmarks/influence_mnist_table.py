@@ -49,31 +49,44 @@ def _mean_std(values):
 
 def report(out, labels_list, seeds):
     lines = ["| labelled digits | method | test error % (mean ± std) | seeds | per seed |", "|---|---|---|---|---|"]
-    times = ["| labelled digits | seed | stage 1 s | stage 2 s | stage 3 s | stage 4 s | stage 5 s | total s | "
-             "stage 4 selected iteration | refit val loss (start -> selected) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    times = ["| labelled digits | seed | stage 1 s | stage 2 s | stage 3 s | stage 4 s | stage 5 s | total s |",
+             "|---|---|---|---|---|---|---|---|"]
+    checks = ["| labelled digits | seed | G's displacement after stage 2 (px) | stage 4 selected iteration | "
+              "mean I_aug (selected) | val loss of F (stage 3) | predicted | refit last layer | "
+              "val loss of retrained F (stage 5) |", "|---|---|---|---|---|---|---|---|---|"]
     for labels in labels_list:
+        per_seed = {}
         for method in METHODS:
-            errs = []
             for seed in seeds:
                 path = os.path.join(run_dir(out, labels, method, seed), "summary.json")
                 if os.path.isfile(path):
-                    errs.append(100 * (1 - _load(path)["final_test_acc"]))
+                    per_seed.setdefault(method, {})[seed] = 100 * (1 - _load(path)["final_test_acc"])
+            errs = list(per_seed.get(method, {}).values())
             if errs:
                 m, s = _mean_std(errs)
                 lines.append(f"| {labels} | {method} | {m:.2f} ± {s:.2f} | {len(errs)} | "
                              f"{', '.join(f'{e:.1f}' for e in errs)} |")
+        both = sorted(set(per_seed.get("influence", {})) & set(per_seed.get("standard", {})))
+        if both:  # the same labelled digits and initialisation per seed: a paired difference
+            diffs = [per_seed["influence"][k] - per_seed["standard"][k] for k in both]
+            m, s = _mean_std(diffs)
+            lines.append(f"| {labels} | influence − standard (paired by seed) | {m:+.2f} ± {s:.2f} | {len(diffs)} | "
+                         f"{', '.join(f'{d:+.1f}' for d in diffs)} |")
         for seed in seeds:
             path = os.path.join(run_dir(out, labels, "influence", seed), "stages.json")
             if not os.path.isfile(path):
                 continue
             st = _load(path)
             secs = [st.get(str(k), {}).get("seconds") for k in range(1, 6)]
-            s4 = st.get("4", {})
-            refit = (f"{s4['refit_val_loss_before']:.3f} -> {s4['refit_val_loss_selected']:.3f}"
-                     if "refit_val_loss_selected" in s4 else "")
-            times.append(f"| {labels} | {seed} | " + " | ".join("" if v is None else f"{v:.0f}" for v in secs)
-                         + f" | {sum(v for v in secs if v):.0f} | {s4.get('selected_iteration', '')} | {refit} |")
-    return "\n".join(lines), "\n".join(times)
+            times.append(f"| {labels} | {seed} | " + " | ".join("" if v is None else f"{v:.1f}" for v in secs)
+                         + f" | {sum(v for v in secs if v):.0f} |")
+            s2, s3, s4, s5 = (st.get(str(k), {}) for k in (2, 3, 4, 5))
+            if "refit_val_loss_selected" in s4 and s5:
+                checks.append(f"| {labels} | {seed} | {s2['displacement_px']:.2f} | {s4['selected_iteration']} | "
+                              f"{s4['mean_influence_selected']:.3f} | "
+                              f"{s3['val_loss']:.3f} | {s4['predicted_val_loss_selected']:.3f} | "
+                              f"{s4['refit_val_loss_selected']:.3f} | {s5['val_loss']:.3f} |")
+    return "\n".join(lines), "\n".join(times), "\n".join(checks)
 
 
 def main(argv=None):
@@ -100,8 +113,11 @@ def main(argv=None):
                     print(" ".join(cmd), flush=True)
                     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                     print(f"  {time.time() - tick:.0f} s", flush=True)
-    errors, times = report(args.out, args.labels, args.seeds)
-    text = f"{errors}\n\nStage times of the influence runs:\n\n{times}\n"
+    errors, times, checks = report(args.out, args.labels, args.seeds)
+    text = (f"{errors}\n\nStage times of the influence runs (seconds):\n\n{times}\n\n"
+            f"Validation loss of the influence runs: F (stage 3), predicted for F with the selected augmenter "
+            f"(first order) and measured by refitting its last layer (stage 4), and the retrained F (stage 5):"
+            f"\n\n{checks}\n")
     print(text)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "table.md"), "w") as f:

@@ -2,7 +2,9 @@
 
 A two-class 2-D dataset (two interleaving half-moons with Gaussian noise), a 3-layer MLP classifier F,
 and an augmentation model that learns one translation ``t_i = (dx, dy)`` per training point, bounded
-by ``max_shift`` (``t_i = max_shift * tanh(u_i)``, ``u_i`` starting at 0 = the identity). The
+by ``max_shift`` (``t_i = max_shift * tanh(u_i)``, ``u_i`` starting at 0 = the identity). The bound is
+the first-order prediction's trust region: with 0.5 instead of 0.15 the translations saturate and,
+with an unshifted validation set, retraining with them raised the validation loss (docs/influence_loop.md). The
 validation set is drawn from the training distribution and moved by ``val_shift`` (0, 0: the same
 distribution; (0, -0.5): the seed's second row, a validation set moved down).
 
@@ -11,7 +13,9 @@ Steps (the image loop's stages 1, 3, 4, 5 in miniature):
 1. train F on the training points (full batch, Adam, L2 = the Hessian damping);
 2. fit last-layer influence on F and cache ``s_val`` from the validation set;
 3. learn the translations by minimising the mean ``I_aug(z_i, z~_i)`` through the frozen F
-   (:func:`fastaug.train.influence_loop.objective.influence_objective`: the sign convention);
+   (:func:`fastaug.train.influence_loop.objective.influence_objective`: the sign convention), by plain
+   gradient descent on ``N * mean I_aug``, so each point moves in proportion to its own influence
+   (Adam would move every point at the same rate);
 4. retrain F from the same initialisation on the training points plus their augmentations and
    measure the validation loss again. As a control, F is also retrained with every translation
    turned to a random direction (same lengths): the learned directions must beat it.
