@@ -107,7 +107,8 @@ def main(argv=None):
                     if os.path.isfile(os.path.join(d, "summary.json")):
                         continue
                     cmd = command(labels, method, seed, args.out, args.val_size)
-                    if os.path.isfile(os.path.join(d, "checkpoint.pt")) or os.path.isdir(os.path.join(d, "stage1_classifier")):
+                    started = ("checkpoint.pt", "stage1_classifier")  # an interrupted run or stage
+                    if any(os.path.exists(os.path.join(d, name)) for name in started):
                         cmd.append("--resume")
                     tick = time.time()
                     print(" ".join(cmd), flush=True)

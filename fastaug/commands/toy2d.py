@@ -31,8 +31,10 @@ def add_parser(subparsers):
     p.add_argument("--noise", type=float, default=d.noise, help=f"std of the moons' noise ({d.noise})")
     p.add_argument("--max-shift", type=float, default=d.max_shift,
                    help=f"bound on each translation's coordinates ({d.max_shift})")
-    p.add_argument("--aug-steps", type=int, default=d.aug_steps, help=f"gradient steps on the translations ({d.aug_steps})")
-    p.add_argument("--train-steps", type=int, default=d.train_steps, help=f"full-batch Adam steps of the MLP ({d.train_steps})")
+    p.add_argument("--aug-steps", type=int, default=d.aug_steps,
+                   help=f"gradient steps on the translations ({d.aug_steps})")
+    p.add_argument("--train-steps", type=int, default=d.train_steps,
+                   help=f"full-batch Adam steps of the MLP ({d.train_steps})")
     p.set_defaults(func=run)
     return p
 

@@ -79,7 +79,8 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     # stage 4: mean influence per step; predicted vs refit validation loss before and after
     s4 = _lines(d / "stage4_augmenter" / "metrics.jsonl")
     evals = [r for r in s4 if "refit_val_loss" in r]
-    assert [r["iteration"] for r in evals] == [0, 6] and [r["iteration"] for r in s4 if "refit_val_loss" not in r] == [2, 4, 6]
+    assert [r["iteration"] for r in evals] == [0, 6]
+    assert [r["iteration"] for r in s4 if "refit_val_loss" not in r] == [2, 4, 6]
     for r in evals:
         assert r["predicted_val_loss"] == pytest.approx(r["val_loss"] + r["mean_influence"] / 2)
     # E and G trained; augmenter.pt holds the evaluated iterate with the lowest refit validation loss
@@ -160,3 +161,21 @@ def test_bad_options_are_named(tmp_path):
         train(tiny(tmp_path / "b", stages=[0, 6]))
     with pytest.raises(ValueError, match="--learned-prob"):
         train(tiny(tmp_path / "c", learned_prob=1.5))
+
+
+@pytest.mark.slow
+def test_learned_retrain_passed_to_a_trainer_is_stage_5(full_run, tmp_path, one_thread):
+    """The stage-5 method on its own (``Trainer(args, method=...)``) with the run's augmenter.pt trains the
+    very classifier of the run's stage 5: same data, initialisation and draws."""
+    from fastaug.train import Trainer
+    from fastaug.train.influence_loop import LearnedRetrain
+
+    ref, _ = full_run
+    aug = Augmenter.load(ref / "augmenter.pt")
+    args = default_args(**{k: v for k, v in TINY.items() if k in ("train_size", "val_size", "epochs", "batch_size",
+                                                                   "eval_batch_size", "progress")},
+                        augment="standard", output_dir=str(tmp_path / "retrain"))
+    Trainer(args, method=lambda a, t: LearnedRetrain(a, t, aug)).fit()
+    (epoch,) = _lines(tmp_path / "retrain" / "metrics.jsonl")
+    assert 0 < epoch["learned_fraction"] < 1 and {"val_loss", "val_acc"} <= set(epoch)
+    assert _same_state(_model(ref), _model(tmp_path / "retrain"))

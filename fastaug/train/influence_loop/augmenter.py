@@ -101,7 +101,8 @@ class Augmenter(nn.Module):
         ``codes`` given: G(codes) (E skipped, no dropout added); otherwise G(dropout(E(x))), the
         dropout drawn from ``generator`` (None: no dropout)."""
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.height, self.width):
-            raise ValueError(f"x must have shape (N, {self.channels}, {self.height}, {self.width}), got {tuple(x.shape)}")
+            raise ValueError(f"x must have shape (N, {self.channels}, {self.height}, {self.width}), "
+                             f"got {tuple(x.shape)}")
         params = self.params(self.codes(x, generator) if codes is None else codes)
         out = self.apply(x, params)
         return (out, params) if return_params else out

@@ -42,7 +42,7 @@ def ragan_losses(real, fake):
     f = fake - real.mean()
     ones, zeros = torch.ones_like(r), torch.zeros_like(f)
     d = F.binary_cross_entropy_with_logits(r, ones) + F.binary_cross_entropy_with_logits(f, zeros)
-    g = F.binary_cross_entropy_with_logits(f, torch.ones_like(f)) + F.binary_cross_entropy_with_logits(r, torch.zeros_like(r))
+    g = F.binary_cross_entropy_with_logits(f, ones) + F.binary_cross_entropy_with_logits(r, zeros)
     return d, g
 
 
