@@ -32,7 +32,7 @@ from ..method import Method, TrainBatch, to_float
 from ..policy_methods import standard_pipeline
 from ..rng import derive_seed
 from .search import (apply_sequences, discriminator_loss, feature_distance, generator_costs, generator_loss,
-                     incremental_transforms)
+                     incremental_transforms, real_fake_logits)
 
 __all__ = ["Tanda", "transform_fraction", "real_logit"]
 
@@ -107,10 +107,6 @@ class Tanda(Method):
         self.level_counts = torch.zeros(self.num_bins, dtype=torch.float64)
 
     # ---- phase 1 -----------------------------------------------------------------------------------
-    def _d_logits(self, x):
-        """Discriminator's logit of "real" for uint8 or float images (B, C, H, W) -> (B,)."""
-        return real_logit(self.discriminator(to_float(x)))
-
     def _search_batch(self, step, trainer):
         """The uint8 images of phase-1 step ``step`` (a seeded permutation per phase-1 epoch)."""
         epoch, i = divmod(step, self.steps_per_search_epoch)
@@ -128,7 +124,7 @@ class Tanda(Method):
         with torch.no_grad():
             s = self.generator_net.sample(B, g)
         fake = apply_sequences(x, s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
-        d_loss = discriminator_loss(self._d_logits(x), self._d_logits(fake))
+        d_loss = discriminator_loss(*real_fake_logits(self.discriminator, to_float(x), to_float(fake)))
         self.d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         self.d_opt.step()

@@ -6,7 +6,8 @@ The maths of one phase-1 step, as in HazyResearch/tanda (``tanda/tan.py``, ``tan
   pairs of fastaug's 16 ops x 10 levels, drawn by the shared
   :class:`~fastaug.augment.controller.PolicyController` with Q=1, L=T);
 * the discriminator D is trained on real images (label 1) against the fully transformed ones
-  (label 0): ``0.5 * (BCE(D(x), 1) + BCE(D(x_T), 0))``;
+  (label 0): ``0.5 * (BCE(D(x), 1) + BCE(D(x_T), 0))``, both halves in one forward pass (fastaug's D
+  has BatchNorm; TANDA's TensorFlow D ran them separately);
 * the generator's cost of each incremental image x_t (t = 0..T, x_0 = x) is
   ``-log sigmoid(D(x_t)) + mse_term / (dist(x, x_t) + eps)``: fool D, but stay away from the
   original (the inverse-distance term punishes near-identity sequences; ``dist`` is the mean square
@@ -24,7 +25,7 @@ from ...augment.params import sample_extras
 from ...augment.reinforce import batch_baseline_advantages, discounted_returns
 
 __all__ = ["incremental_transforms", "apply_sequences", "generator_costs", "generator_loss",
-           "discriminator_loss", "feature_distance"]
+           "real_fake_logits", "discriminator_loss", "feature_distance"]
 
 
 def incremental_transforms(x, ops, levels, num_bins, generator=None, fill=0):
@@ -74,6 +75,15 @@ def generator_loss(step_log_probs, costs, gamma):
     deltas = (costs[:, 1:] - costs[:, :-1]).detach()
     adv = batch_baseline_advantages(discounted_returns(deltas, gamma))
     return (step_log_probs * adv.to(step_log_probs.dtype)).sum()
+
+
+def real_fake_logits(discriminator, real, fake):
+    """D's "real" logits of real and fake float images, in ONE forward pass of their concatenation, so
+    that BatchNorm normalises both with the same statistics (separate passes would hide any shift of
+    the batch statistics, e.g. an inverted batch, from D). Returns ((B,), (B',))."""
+    out = discriminator(torch.cat([real, fake]))
+    logit = out[:, 1] - out[:, 0]  # (fake, real) outputs -> logit of "real"
+    return logit[:real.shape[0]], logit[real.shape[0]:]
 
 
 def discriminator_loss(real_logits, fake_logits):
