@@ -75,8 +75,10 @@ def _pil_op(img, op, level, pool, fill):
     if op == 13:
         return TF.adjust_sharpness(img, 1 + 0.9 * s * m)
     if op == 14:
-        img = img.copy()
         side = round(0.2 * min(W, H) * m)
+        if side == 0:
+            return img
+        img = img.copy()
         cx, cy = random.randrange(W), random.randrange(H)
         ImageDraw.Draw(img).rectangle([cx - side // 2, cy - side // 2, cx + (side + 1) // 2 - 1,
                                        cy + (side + 1) // 2 - 1], fill=fill)
