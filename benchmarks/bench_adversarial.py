@@ -14,6 +14,8 @@ interleaved rounds in the same run (benchmarks/harness.py):
   PIL copies with torchvision ops (RandomCrop, flip, the policy's two ops through PIL, Cutout,
   ToTensor); the main process collates, reshapes and runs the same model step and per-policy losses.
   The controller is not timed on that side (it is the same LSTM; counting it would only add to it).
+  A second baseline runs the same design with ``num_workers=0`` (the augmentation in the training
+  process): what the per-image PIL work costs when it cannot hide behind the model step.
 
 A second row per size gives the share of our step spent on augmentation + controller: "ours" is
 that part alone, "baseline" the whole step, so the speed-up is 1 / share and the target >= 20x is
@@ -187,18 +189,22 @@ def _case(model_name, C, H, N, M, device, t, workers):
 
     pol = [[[(int(o), int(lv)) for o, lv in zip(state["policy"].ops[m, q], state["policy"].levels[m, q])]
             for q in range(5)] for m in range(M)]
-    it = _reference_loader(images, labels, pol, N, padding, flip, cutout, fill, workers)
-
-    def reference():
-        xb, yb = next(it)  # (N, M, C, H, W): copies of an image adjacent, as the reference repo
-        xb = xb.to(device).transpose(0, 1).reshape(M * N, C, H, H)  # policy-major, as ours
-        losses = _model_step(model, opt, xb, replicate(yb.to(device), M), M)
-        sums.zero_().index_add_(0, group, losses.double())
+    def reference_step(it):
+        def step():
+            xb, yb = next(it)  # (N, M, C, H, W): copies of an image adjacent, as the reference repo
+            xb = xb.to(device).transpose(0, 1).reshape(M * N, C, H, H)  # policy-major, as ours
+            losses = _model_step(model, opt, xb, replicate(yb.to(device), M), M)
+            sums.zero_().index_add_(0, group, losses.double())
+        return step
 
     size = f"N={N} M={M} {C}x{H}x{H} {model_name}"
-    name = f"DataLoader({workers} workers), M PIL copies per image, torchvision ops"
+    baselines, targets = {}, {}
+    for w in sorted({workers, 0}, reverse=True):
+        name = f"DataLoader({w} workers), M PIL copies per image, torchvision ops"
+        baselines[name] = reference_step(_reference_loader(images, labels, pol, N, padding, flip, cutout, fill, w))
+        targets[name] = 1.0 if device == "cpu" else 3.0
     rows = compare("adversarial", "AdvAA step (augment + fwd/bwd + controller)", size, device, ours,
-                   {name: reference}, target=1.0 if device == "cpu" else 3.0, min_run_time=t, rounds=3)
+                   baselines, target=targets, min_run_time=t, rounds=3)
     share = compare("adversarial", "augment + controller share of our step", size, device, ours_aug_only,
                     {"our whole step": ours}, target=20.0, min_run_time=t, rounds=3)
     r = share[0]
