@@ -105,7 +105,8 @@ def format_table(rows):
         tgt = "" if r.target is None else f"≥{r.target:g}× {r.status}"
         lines.append(f"| {r.family} | {r.case} | {r.size} | {r.device} | {r.ours_ms:.3f} | {r.baseline} | "
                      f"{r.baseline_ms:.3f} | {r.speedup:.2f}× | {tgt} | {mem} |")
-    return "\n".join(lines)
+    notes = list(dict.fromkeys(f"- {r.case} ({r.size}): {r.note}" for r in rows if r.note))
+    return "\n".join(lines + ([""] + notes if notes else []))
 
 
 def write_json(rows, path):

@@ -28,10 +28,13 @@ def _torchvision_class(name):
     class _Present(base):
         # torchvision verifies every file's MD5 before loading; fastaug only requires the files to
         # exist (so that a small CIFAR-format folder, e.g. one written by a test, loads too) and
-        # lets the unpickling report real corruption.
+        # lets the unpickling report real corruption. (md5 None = "exists" in check_integrity.)
+        meta = {**base.meta, "md5": None}
+
         def _check_integrity(self):
             root = os.path.join(self.root, self.base_folder)
-            return all(os.path.isfile(os.path.join(root, f)) for f, _ in self.train_list + self.test_list)
+            files = [f for f, _ in self.train_list + self.test_list] + [self.meta["filename"]]
+            return all(os.path.isfile(os.path.join(root, f)) for f in files)
 
     return _Present
 

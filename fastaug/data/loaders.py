@@ -80,9 +80,11 @@ class TensorBatches(_Batches):
             yield self.data.images.index_select(0, idx), self.data.labels.index_select(0, idx)
 
 
-class _ListSampler(torch.utils.data.Sampler):
-    def __init__(self, batches):
-        self.batches = batches
+class _EpochBatchSampler(torch.utils.data.Sampler):
+    """The batches of one epoch, set before each pass (the sampler runs in the main process)."""
+
+    def __init__(self):
+        self.batches = []
 
     def __iter__(self):
         return iter([b.tolist() for b in self.batches])
@@ -92,17 +94,24 @@ class _ListSampler(torch.utils.data.Sampler):
 
 
 class FolderBatches(_Batches):
-    """Batches of a lazily decoded folder dataset, decoded in ``workers`` DataLoader processes."""
+    """Batches of a lazily decoded folder dataset, decoded in ``workers`` DataLoader processes.
+
+    One DataLoader with persistent workers serves every epoch: worker start-up is paid once.
+    """
 
     def __init__(self, data, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True, workers=4):
         super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad)
         self.data, self.device, self.workers = data, torch.device(device), int(workers)
+        self.sampler = _EpochBatchSampler()
+        self.loader = None
 
     def epoch(self, epoch, start=0):
-        loader = torch.utils.data.DataLoader(
-            self.data.dataset, batch_sampler=_ListSampler(self.batch_indices(epoch, start)),
-            num_workers=self.workers, pin_memory=self.device.type == "cuda")
-        for x, y in loader:
+        self.sampler.batches = self.batch_indices(epoch, start)
+        if self.loader is None:
+            self.loader = torch.utils.data.DataLoader(
+                self.data.dataset, batch_sampler=self.sampler, num_workers=self.workers,
+                persistent_workers=self.workers > 0, pin_memory=self.device.type == "cuda")
+        for x, y in self.loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 

@@ -9,7 +9,8 @@ Outputs in ``--output-dir`` (written by rank 0 only):
 * ``metrics.jsonl``: one JSON object per epoch: ``epoch`` (1-based), ``train_loss``, ``train_acc`` (on
   the batches the model trained on), ``test_loss``, ``test_acc``, ``lr`` (at the epoch's last step),
   ``epoch_seconds`` (training + evaluation), ``augment_seconds`` (inside ``Method.augment``),
-  ``images_per_second`` (dataset images consumed per second of training), plus the method's own;
+  ``images_per_second`` (dataset images consumed per second of training), ``train_samples`` (images
+  the model trained on, all ranks), plus the method's own;
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
 * ``summary.json`` and ``curves.png`` at the end.
 
@@ -314,7 +315,7 @@ class Trainer:
             "epoch": epoch + 1, "train_loss": loss / max(seen, 1.0), "train_acc": correct / max(seen, 1.0),
             "test_loss": test_loss, "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
             "epoch_seconds": acc["epoch_seconds"], "augment_seconds": acc["augment_seconds"],
-            "images_per_second": images / max(acc["train_seconds"], 1e-9),
+            "images_per_second": images / max(acc["train_seconds"], 1e-9), "train_samples": int(seen),
         }
         record.update(extra)
         self.history.append(record)

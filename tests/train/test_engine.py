@@ -1,0 +1,175 @@
+"""The engine: outputs, SIGKILL + resume bit-identical on CPU, clear errors, schedules, AMP."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fastaug.train import Trainer, train
+from fastaug.train.checkpoint import CheckpointError
+from fastaug.train.figures import curves_figure
+from fastaug.train.optim import lr_factor
+
+from _train_utils import cli, cli_args, load_model_state
+
+KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds", "augment_seconds",
+        "images_per_second", "train_samples"}
+
+
+def _history(d):
+    with open(os.path.join(d, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_outputs_and_what_they_hold(small, tmp_path):
+    summary = train(small(epochs=2, augment="standard"))
+    d = str(tmp_path / "run")
+    assert {"args.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png"} <= set(os.listdir(d))
+    hist = _history(d)
+    assert [h["epoch"] for h in hist] == [1, 2] and all(KEYS <= set(h) for h in hist)
+    assert all(h["train_samples"] == 256 for h in hist)
+    assert hist[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to zero at the last step
+    with open(os.path.join(d, "summary.json")) as f:
+        assert json.load(f) == summary
+    assert summary["final_test_acc"] == hist[-1]["test_acc"] and summary["best_test_acc"] == max(
+        h["test_acc"] for h in hist)
+    with open(os.path.join(d, "args.json")) as f:
+        args = json.load(f)
+    assert args["model"] == "allconv" and args["opt"] == "adam" and args["lr"] == 0.01  # resolved defaults
+    # checkpoint["model"] is the classifier's state_dict: it loads into a fresh model and reproduces test_acc
+    from fastaug.data import load_dataset
+    from fastaug.models import build_model
+
+    _, test = load_dataset("mnist5k")
+    m = build_model("allconv", 10, 1, mean=test.mean, std=test.std)
+    m.load_state_dict(load_model_state(d))
+    m.eval()
+    with torch.no_grad():
+        acc = (m(test.images.float() / 255).argmax(1) == test.labels).double().mean().item()
+    assert acc == pytest.approx(hist[-1]["test_acc"], abs=1e-9)
+
+
+def test_curves_figure_plots_the_metrics():
+    hist = [{"epoch": e, "train_loss": 2.0 / e, "test_loss": 2.5 / e, "train_acc": 0.1 * e, "test_acc": 0.09 * e}
+            for e in range(1, 5)]
+    fig = curves_figure(hist)
+    ax_l, ax_a = fig.axes
+    assert [list(l.get_ydata()) for l in ax_l.lines] == [[h["train_loss"] for h in hist], [h["test_loss"] for h in hist]]
+    assert [list(l.get_ydata()) for l in ax_a.lines] == [[h["train_acc"] for h in hist], [h["test_acc"] for h in hist]]
+    assert list(ax_a.lines[0].get_xdata()) == [1, 2, 3, 4]
+
+
+def _kill_after_checkpoint(cmd, d, delay):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
+    ckpt = os.path.join(d, "checkpoint.pt")
+    deadline = time.time() + 300
+    while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+    flags = dict(augment="randaugment", epochs=2, checkpoint_every=3, seed=5)
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    cli("train", *cli_args(ref, **flags))
+    cmd = [sys.executable, "-m", "fastaug", "train", *cli_args(killed, **flags)]
+    _kill_after_checkpoint(cmd, str(killed), delay=0.3)
+    assert not (killed / "summary.json").exists(), "the run finished before the kill: make it longer"
+    state = torch.load(killed / "checkpoint.pt", weights_only=False)
+    assert state["global_step"] < 16
+    out = cli("train", *cli_args(killed, resume=True, **flags))
+    assert "resumed" in out.stdout
+    a, b = load_model_state(ref), load_model_state(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = _history(ref), _history(killed)
+    for x, y in zip(ha, hb):
+        for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_samples"):
+            assert x[k] == y[k], k
+
+
+def test_resume_errors_are_clear(small, tmp_path):
+    args = small(epochs=1)
+    train(args)
+    d = tmp_path / "run"
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        Trainer(args)  # same folder, no --resume: never overwritten silently
+    args.resume = True
+    changed = small(epochs=1, lr=0.5, resume=True)
+    with pytest.raises(CheckpointError, match=r"different arguments \(--lr 0.01 -> 0.5\)"):
+        Trainer(changed)
+    with open(d / "checkpoint.pt", "r+b") as f:  # truncate: a torn file
+        f.truncate(os.path.getsize(d / "checkpoint.pt") // 2)
+    with pytest.raises(CheckpointError, match="unreadable"):
+        Trainer(args)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        Trainer(small("empty", resume=True))
+
+
+def test_cli_reports_errors_in_one_line(tmp_path):
+    out = cli("train", "--dataset", "cifar10", "--data-dir", tmp_path / "none", "--output-dir", tmp_path / "o",
+              check=False)
+    assert out.returncode == 2 and "cifar10 not found in" in out.stderr and "Traceback" not in out.stderr
+    out = cli("train", "--augment", "magic", check=False)
+    assert out.returncode == 2 and "invalid choice: 'magic'" in out.stderr and "randaugment" in out.stderr
+    out = cli("train", "--classes", "3", "11", "--output-dir", tmp_path / "o2", check=False)
+    assert out.returncode == 2 and "class 11 is not in mnist5k" in out.stderr
+
+
+def _args(**kw):
+    from types import SimpleNamespace
+
+    base = dict(epochs=10, warmup_epochs=0.0, sched="cosine", decay_milestones=[5, 8], decay_rate=0.1)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_lr_schedules():
+    spe = 7
+    a = _args()
+    assert lr_factor(0, spe, a) == 1.0
+    assert lr_factor(35, spe, a) == pytest.approx(0.5 * (1 + math.cos(math.pi * 35 / 70)))
+    s = _args(sched="step")
+    assert [lr_factor(e * spe, spe, s) for e in (0, 4, 5, 7, 8, 9)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    w = _args(warmup_epochs=2)
+    assert [lr_factor(i, spe, w) for i in (0, 6, 13)] == pytest.approx([1 / 14, 7 / 14, 1.0])
+    assert lr_factor(14, spe, w) == 1.0 and lr_factor(70, spe, w) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_amp_bfloat16_on_cpu_trains(small):
+    s = train(small(epochs=1, amp=True, augment="none"))
+    assert math.isfinite(s["final_test_loss"])
+    with pytest.raises(ValueError, match="float16 needs CUDA"):
+        Trainer(small("fp16", amp=True, amp_dtype="float16"))
+
+
+def test_image_folder_trains_with_workers(tmp_path):
+    """A folder dataset is decoded in DataLoader workers and augmented on the device."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c in ("red", "blue"):
+        os.makedirs(tmp_path / "data" / c)
+        for i in range(12):
+            arr = rng.integers(0, 80, (20, 24, 3), dtype=np.uint8)
+            arr[..., 0 if c == "red" else 2] += 150  # a learnable colour cue
+            Image.fromarray(arr).save(tmp_path / "data" / c / f"{i}.png")
+    from fastaug.train import default_args
+
+    s = train(default_args(dataset="folder", data_dir=str(tmp_path / "data"), image_size=16, model="resnet20",
+                           augment="randaugment", epochs=2, batch_size=8, workers=1, output_dir=str(tmp_path / "o"),
+                           progress=False, opt="adam", lr=0.01))
+    assert s["train_images"] == 19 and s["epochs"] == 2  # 24 images, a balanced 20 % held out
+    with open(tmp_path / "o" / "args.json") as f:
+        a = json.load(f)
+    assert a["crop_padding"] == 2 and a["cutout"] == 8 and a["fill"] == 128  # defaults for small RGB images
