@@ -16,9 +16,12 @@ def summarise(root):
         path = os.path.join(root, name, "summary.json")
         if os.path.isfile(path):
             s = json.load(open(path))
+            s["args"] = json.load(open(os.path.join(root, name, "args.json")))
+            metrics = [json.loads(line) for line in open(os.path.join(root, name, "metrics.jsonl"))]
+            s["search_seconds"] = sum(r["seconds"] for r in metrics[0].get("tanda_search", []))
             runs.setdefault(s["augment"], []).append(s)
-    lines = ["| method | M | seeds | epochs | test error % (final), mean ± std | best-epoch error % | s / epoch |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| method | M | seeds | epochs | test error % (final), mean ± std | best-epoch error % | s / epoch | "
+             "TANDA phase 1 s |", "|---|---|---|---|---|---|---|---|"]
     for m in ORDER:
         if m not in runs:
             continue
@@ -28,10 +31,12 @@ def summarise(root):
         sd = statistics.stdev(err) if len(err) > 1 else 0.0
         sdb = statistics.stdev(best) if len(best) > 1 else 0.0
         per_epoch = statistics.mean(r["total_seconds"] / r["epochs"] for r in rs)
-        args = json.load(open(os.path.join(root, f"{m}-s{rs[0]['seed']}", "args.json")))
+        args = rs[0]["args"]
         M = args.get("instances", 1) if m in ("fixed", "random", "adversarial") else 1
+        search = statistics.mean(r["search_seconds"] for r in rs)
         lines.append(f"| {m} | {M} | {', '.join(str(r['seed']) for r in rs)} | {rs[0]['epochs']} | "
-                     f"{statistics.mean(err):.2f} ± {sd:.2f} | {statistics.mean(best):.2f} ± {sdb:.2f} | {per_epoch:.1f} |")
+                     f"{statistics.mean(err):.2f} ± {sd:.2f} | {statistics.mean(best):.2f} ± {sdb:.2f} | {per_epoch:.1f} | "
+                     f"{f'{search:.0f}' if search else ''} |")
     return "\n".join(lines)
 
 
