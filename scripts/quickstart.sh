@@ -25,13 +25,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+pins="torch==2.14.1 torchvision==0.29.1"
 
-# What a build depends on: sources, build scripts, the pins below and the build switches.
+# What a build depends on: sources, build scripts, the pins above and the build switches.
 fingerprint() {
   {
     find csrc buildtools -type f | LC_ALL=C sort | xargs sha256sum
-    sha256sum setup.py pyproject.toml scripts/quickstart.sh
-    echo "FASTAUG_CUDA=${FASTAUG_CUDA:-} CUDA_HOME=${CUDA_HOME:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-}"
+    sha256sum setup.py pyproject.toml
+    echo "$pins FASTAUG_CUDA=${FASTAUG_CUDA:-} CUDA_HOME=${CUDA_HOME:-} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-}"
   } | sha256sum | cut -d' ' -f1
 }
 stamp="$venv/.fastaug-build-stamp"
@@ -42,7 +43,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && ls fastaug/_C*.so >/dev
 else
   echo "[quickstart] installing build tools and torch"
   "$py" -m pip install -q --upgrade pip setuptools wheel ninja
-  "$py" -m pip install -q torch==2.14.1 torchvision==0.29.1
+  "$py" -m pip install -q $pins
   echo "[quickstart] building fastaug (this compiles C++/CUDA kernels: several minutes the first time)"
   MAX_JOBS="${MAX_JOBS:-2}" "$py" -m pip install -q --no-build-isolation -e ".[test,bench]"
   echo "$want" > "$stamp"

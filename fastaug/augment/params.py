@@ -101,7 +101,19 @@ class PolicyParams:
     center: torch.Tensor
 
     def to(self, device):
-        return PolicyParams(*(t.to(device) for t in dataclasses.astuple(self)))
+        # Not dataclasses.astuple: it deep-copies every tensor before the move.
+        return PolicyParams(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
+    def check(self, N):
+        """Raise a ValueError unless these are parameters for N images (replaying them on a batch
+        of another size would silently misalign them)."""
+        for f in dataclasses.fields(self):
+            t = getattr(self, f.name)
+            if not isinstance(t, torch.Tensor) or t.dim() < 1 or t.shape[0] != N:
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"params.{f.name} must have a leading dimension of {N} (one row per image), "
+                                 f"got {got}")
+        return self
 
     def kwargs(self):
         return dict(op=self.op, magnitude=self.magnitude, sign=self.sign, partner=self.partner, center=self.center)

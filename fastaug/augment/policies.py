@@ -1,8 +1,28 @@
 """Policy modules: AutoAugment, RandAugment, TrivialAugment and a generic per-image :class:`PolicyAugment`.
 
 Each samples its per-image parameters (:mod:`fastaug.augment.params`) from a ``generator=`` and
-applies them with one :func:`fastaug.apply_ops` call on the whole batch. Inputs: (N, C, H, W)
-uint8 or float images in [0, 1], C = 1 or 3, on CPU or CUDA.
+applies them with one :func:`fastaug.apply_ops` call on the whole batch. They drop into
+``torchvision.transforms.v2`` pipelines:
+
+* input: an image (C, H, W), a batch (N, C, H, W) or (..., C, H, W), C = 1 or 3, uint8 or float in
+  [0, 1], a plain tensor, a ``tv_tensors.Image`` or a PIL image ("L"/"RGB"), on CPU or CUDA; or a
+  whole sample (``m(img, label)``, ``m((img, label))``, dicts), where the label passes through
+  (:mod:`fastaug.augment.samples`). The output has the input's type and shape.
+* every image gets its own draw (a (C, H, W) image is a batch of one);
+* ``forward(..., params=p)`` replays given parameters and ``return_params=True`` returns them, so
+  two views (or an image and its mask) get the same augmentation;
+* ``generator`` is keyword-only (``v2.RandomChoice`` and ``v2.Compose`` pass labels positionally).
+
+Differences from torchvision, on purpose:
+
+* ``fill`` defaults to 128 (the grey of the AutoAugment papers); torchvision's default is 0
+  (``fill=None``). Pass ``fill=0`` (or ``None``) for torchvision's behaviour.
+* ``TrivialAugment`` samples torchvision's 14-op space with the AutoAugment magnitude ranges of
+  docs/design.md K3 (shear <= 0.3, rotate <= 30 degrees, translate <= 150/331 of the side, enhance
+  factor 1 +- 0.9), **not** the wider ranges of torchvision's ``TrivialAugmentWide`` (0.99, 135
+  degrees, 32 px, 0.99, posterize down to 2 bits).
+* Float images outside [0, 1] (already normalised) raise a ValueError instead of being clamped.
+* Geometric ops always use nearest sampling (torchvision's default ``interpolation``).
 """
 import torch
 from torch import nn
@@ -10,62 +30,184 @@ from torch import nn
 from ..ops.policy import apply_ops
 from . import params as P
 from .op_table import WIDE_OP_SPACE
+from .samples import check_unit_range, join_sample, split_sample, to_batch
 
 __all__ = ["PolicyAugment", "AutoAugment", "RandAugment", "TrivialAugment"]
 
 
-class _Base(nn.Module):
-    def __init__(self, fill=128):
+def _check_fill(fill):
+    if fill is None:  # torchvision's meaning of None
+        return 0
+    if isinstance(fill, bool) or not isinstance(fill, int) or not 0 <= fill <= 255:
+        raise ValueError(f"fill must be an int in [0, 255] (or None for torchvision's 0), got {fill!r}")
+    return fill
+
+
+def _check_interpolation(interpolation):
+    # Accept torchvision's InterpolationMode.NEAREST (its value is "nearest") without importing torchvision.
+    name = getattr(interpolation, "value", interpolation)
+    if name not in (None, "nearest"):
+        raise ValueError(f"the geometric ops sample with nearest neighbour only (Pillow's AutoAugment "
+                         f"semantics), got interpolation={interpolation!r}")
+
+
+class _PolicyModule(nn.Module):
+    """Shared forward of the policy modules; subclasses implement :meth:`sample`.
+
+    Constructor arguments follow torchvision's order (``interpolation`` before ``fill``), except
+    :class:`PolicyAugment`, which has no torchvision counterpart.
+    """
+
+    def __init__(self, fill=128, interpolation=None):
         super().__init__()
-        if isinstance(fill, bool) or not isinstance(fill, int) or not 0 <= fill <= 255:
-            raise ValueError(f"fill must be an int in [0, 255], got {fill!r}")
-        self.fill = fill
+        self.fill = _check_fill(fill)
+        _check_interpolation(interpolation)
 
     def sample(self, x, generator=None):  # pragma: no cover - abstract
+        """Parameters for the images of x, (..., C, H, W): a :class:`PolicyParams` with N = x[..., 0, 0, 0].numel()."""
         raise NotImplementedError
 
-    def forward(self, x, generator=None, return_params=False):
-        """Augment the batch ``x``; with ``return_params`` also return the :class:`PolicyParams` used."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError(f"x must be an (N, C, H, W) tensor, got {getattr(x, 'shape', type(x).__name__)}")
-        prm = self.sample(x, generator).to(x.device)
-        out = apply_ops(x, fill=self.fill, **prm.kwargs())
+    def forward(self, *inputs, generator=None, params=None, return_params=False):
+        """Augment the image of a sample.
+
+        Args:
+            *inputs: an image (C, H, W) / (N, C, H, W) / (..., C, H, W), or a sample containing one
+                (see the module docstring).
+            generator: CPU ``torch.Generator`` for the draw (default: torch's global one).
+            params: a :class:`PolicyParams` for the N images (as returned with ``return_params``):
+                apply it instead of drawing new parameters.
+            return_params: also return the parameters used.
+
+        Returns:
+            The sample with its image augmented (same type and shape), and the
+            :class:`PolicyParams` (leading dimension N, on the image's device) if ``return_params``.
+        """
+        who = type(self).__name__
+        flat, spec, idx = split_sample(inputs, who)
+        x, restore = to_batch(flat[idx])
+        check_unit_range(x, who)
+        N = x.shape[0]
+        prm = self.sample(x, generator) if params is None else _as_params(params).check(N)
+        prm = prm.to(x.device)
+        out = join_sample(flat, spec, idx, restore(apply_ops(x, fill=self.fill, **prm.kwargs())))
         return (out, prm) if return_params else out
 
+    def extra_repr(self):
+        return f"fill={self.fill}"
 
-class PolicyAugment(_Base):
+
+def _as_params(params):
+    if not isinstance(params, P.PolicyParams):
+        raise TypeError(f"params must be a fastaug.augment.PolicyParams (as returned with return_params=True), "
+                        f"got {type(params).__name__}")
+    return params
+
+
+def _shape(x):
+    """(N, H, W) of an (..., C, H, W) tensor, N the number of images."""
+    if x.dim() < 3:
+        raise ValueError(f"images must have shape (..., C, H, W), got {tuple(x.shape)}")
+    return x[..., 0, 0, 0].numel(), x.shape[-2], x.shape[-1]
+
+
+# Buffer names of a PolicyAugment's policy in its state_dict.
+_POLICY_BUFFERS = ("policy_ops", "policy_levels", "policy_probs")
+
+
+class PolicyAugment(_PolicyModule):
     """Apply a :class:`~fastaug.augment.params.Policy`: one random sub-policy per image.
 
     This is the type a controller (Adversarial AutoAugment) fills: ``Policy.from_tensors(ops, levels)``.
+    The policy lives in buffers, so it is part of ``state_dict()``: ``policy_ops`` and
+    ``policy_levels`` (Q, L) int64, ``policy_probs`` (Q, L) float64 and ``policy_num_bins`` (0-d
+    int64). ``load_state_dict`` accepts a policy with another number of sub-policies Q or length L
+    (the buffers take the saved shapes) and refuses an invalid one with a clear error. Assigning
+    ``m.policy = other_policy`` replaces it too.
     """
 
-    def __init__(self, policy, fill=128):
-        super().__init__(fill)
-        if not isinstance(policy, P.Policy):
-            raise TypeError(f"policy must be a fastaug.augment.Policy, got {type(policy).__name__}")
+    def __init__(self, policy, fill=128, interpolation=None):
+        super().__init__(fill, interpolation)
+        self._cache = None
+        for name in _POLICY_BUFFERS + ("policy_num_bins",):
+            self.register_buffer(name, None)
         self.policy = policy
 
+    @property
+    def policy(self):
+        """The current :class:`Policy` (CPU tensors), rebuilt from the buffers when they change."""
+        bufs = [getattr(self, n) for n in _POLICY_BUFFERS + ("policy_num_bins",)]
+        # _version counts in-place writes (load_state_dict copies in place): a cheap change detector
+        # that avoids a device-to-host copy per call when the buffers live on a GPU.
+        key = tuple((t.data_ptr(), t._version, t.device) for t in bufs)
+        if self._cache is None or self._cache[0] != key:
+            self._cache = (key, _policy_from(*bufs))
+        return self._cache[1]
+
+    @policy.setter
+    def policy(self, policy):
+        if not isinstance(policy, P.Policy):
+            raise TypeError(f"policy must be a fastaug.augment.Policy, got {type(policy).__name__}")
+        old = getattr(self, "policy_ops", None)
+        device = old.device if old is not None else torch.device("cpu")
+        self.policy_ops = policy.ops.clone().to(device)
+        self.policy_levels = policy.levels.clone().to(device)
+        self.policy_probs = policy.probs.clone().to(device)
+        self.policy_num_bins = torch.tensor(policy.num_bins, dtype=torch.int64, device=device)
+
     def sample(self, x, generator=None):
-        N, _, H, W = x.shape
+        N, H, W = _shape(x)
         return P.sample_policy(self.policy, N, H, W, generator)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        saved = [state_dict.get(prefix + n) for n in _POLICY_BUFFERS + ("policy_num_bins",)]
+        if all(isinstance(t, torch.Tensor) for t in saved):
+            try:  # validate before anything is copied: an invalid policy must not half-load
+                _policy_from(*saved)
+            except (ValueError, TypeError) as e:
+                error_msgs.append(f"{prefix or 'PolicyAugment '}policy in the state_dict is invalid: {e}")
+                return
+            # Another number of sub-policies (or ops per sub-policy): take the saved shapes.
+            for name, t in zip(_POLICY_BUFFERS, saved):
+                cur = getattr(self, name)
+                if cur.shape != t.shape:
+                    self._buffers[name] = torch.empty(t.shape, dtype=cur.dtype, device=cur.device)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def extra_repr(self):
         return f"{self.policy!r}, fill={self.fill}"
 
 
+def _policy_from(ops, levels, probs, num_bins):
+    """A validated :class:`Policy` from the four policy tensors (any device)."""
+    if num_bins.numel() != 1:
+        raise ValueError(f"policy_num_bins must hold one number, got shape {tuple(num_bins.shape)}")
+    if not (ops.dim() == 2 and ops.shape == levels.shape == probs.shape):
+        raise ValueError(f"policy_ops, policy_levels and policy_probs must be (Q, L) tensors of one shape, got "
+                         f"{tuple(ops.shape)}, {tuple(levels.shape)} and {tuple(probs.shape)}")
+    return P.Policy.from_tensors(ops.detach().cpu(), levels.detach().cpu(), probs.detach().cpu(),
+                                 num_bins=int(num_bins))
+
+
 class AutoAugment(PolicyAugment):
-    """The published AutoAugment policies ("imagenet" or "cifar10"), a random sub-policy per image."""
+    """The published AutoAugment policies ("imagenet" or "cifar10"), a random sub-policy per image.
 
-    def __init__(self, policy="imagenet", fill=128):
-        super().__init__(P.Policy.published(policy), fill)
-        self.policy_name = policy
+    ``policy`` may also be torchvision's ``AutoAugmentPolicy.IMAGENET`` / ``CIFAR10``.
+    """
+
+    def __init__(self, policy="imagenet", interpolation=None, fill=128):
+        name = getattr(policy, "value", policy)
+        super().__init__(P.Policy.published(name), fill, interpolation)
+        self.policy_name = name
 
 
-class RandAugment(_Base):
+class RandAugment(_PolicyModule):
     """RandAugment(N, M): ``num_ops`` ops per image, uniformly from the 14-op space, magnitude level M."""
 
-    def __init__(self, num_ops=2, magnitude=9, num_magnitude_bins=31, fill=128, op_space=WIDE_OP_SPACE):
-        super().__init__(fill)
+    def __init__(self, num_ops=2, magnitude=9, num_magnitude_bins=31, interpolation=None, fill=128,
+                 op_space=WIDE_OP_SPACE):
+        super().__init__(fill, interpolation)
         if num_ops < 1:
             raise ValueError(f"num_ops must be >= 1, got {num_ops}")
         if not 0 <= magnitude < num_magnitude_bins:
@@ -73,17 +215,27 @@ class RandAugment(_Base):
         self.num_ops, self.magnitude, self.num_bins, self.op_space = num_ops, magnitude, num_magnitude_bins, op_space
 
     def sample(self, x, generator=None):
-        N, _, H, W = x.shape
+        N, H, W = _shape(x)
         return P.sample_rand_augment(N, H, W, self.num_ops, self.magnitude, self.num_bins, self.op_space, generator)
 
+    def extra_repr(self):
+        return f"num_ops={self.num_ops}, magnitude={self.magnitude}, num_magnitude_bins={self.num_bins}, fill={self.fill}"
 
-class TrivialAugment(_Base):
-    """TrivialAugment (wide): one op per image from the 14-op space, uniform magnitude level."""
 
-    def __init__(self, num_magnitude_bins=31, fill=128, op_space=WIDE_OP_SPACE):
-        super().__init__(fill)
+class TrivialAugment(_PolicyModule):
+    """TrivialAugment: one op per image from torchvision's 14-op space, uniform magnitude level.
+
+    Magnitude ranges are those of AutoAugment (docs/design.md K3), not the wider ones of
+    torchvision's ``TrivialAugmentWide`` (see the module docstring).
+    """
+
+    def __init__(self, num_magnitude_bins=31, interpolation=None, fill=128, op_space=WIDE_OP_SPACE):
+        super().__init__(fill, interpolation)
         self.num_bins, self.op_space = num_magnitude_bins, op_space
 
     def sample(self, x, generator=None):
-        N, _, H, W = x.shape
+        N, H, W = _shape(x)
         return P.sample_trivial_augment(N, H, W, self.num_bins, self.op_space, generator)
+
+    def extra_repr(self):
+        return f"num_magnitude_bins={self.num_bins}, fill={self.fill}"

@@ -3,18 +3,21 @@
 ``build_model(name, num_classes, in_channels, mean=, std=)`` with ``name`` in :data:`MODELS`:
 
 * ``allconv``: the seeds' 4-layer all-convolutional MNIST CNN (features 128);
+* ``lenet``: LeNet-5 with ReLU, the data-subsampling seed's MNIST feature CNN (features 84);
 * ``resnet20``, ``resnet56``: CIFAR ResNets (features 64);
 * ``wrn28_10``: Wide-ResNet-28-10 (features 640).
 """
 from .allconv import AllConv
 from .base import Classifier
+from .lenet import LeNet
 from .resnet_cifar import CifarResNet, resnet20, resnet56
 from .wide_resnet import WideResNet, wrn28_10
 
-__all__ = ["MODELS", "build_model", "Classifier", "AllConv", "CifarResNet", "WideResNet"]
+__all__ = ["MODELS", "build_model", "Classifier", "AllConv", "LeNet", "CifarResNet", "WideResNet"]
 
 _BUILDERS = {
     "allconv": AllConv,
+    "lenet": LeNet,
     "resnet20": resnet20,
     "resnet56": resnet56,
     "wrn28_10": wrn28_10,

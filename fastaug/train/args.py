@@ -10,7 +10,7 @@ seeds' training details for the dataset and model (:func:`resolve_defaults`, wri
 =========================  ====  =====  ======  =====  ==========================================
 dataset / model            opt   lr     wd      epochs schedule
 =========================  ====  =====  ======  =====  ==========================================
-mnist5k, allconv           adam  0.01   0       30     cosine (seed appendix B.1: Adam 0.01, betas 0.9/0.99)
+mnist5k, allconv (lenet)  adam  0.01   0       30     cosine (seed appendix B.1: Adam 0.01, betas 0.9/0.99)
 cifar, wrn28_10            sgd   0.1    5e-4    200    step x0.2 at 30/60/80 % (WRN; AdvAA Table 7)
 cifar, resnet20/56         sgd   0.1    1e-4    160    step x0.1 at 50/75 % (He et al. 2016)
 =========================  ====  =====  ======  =====  ==========================================
@@ -104,7 +104,7 @@ def resolve_defaults(args, image_side=None):
     side = image_side or {"mnist5k": 28, "cifar10": 32, "cifar100": 32}.get(a.dataset, a.image_size or 224)
     if a.dataset == "folder" and a.image_size is None:
         a.image_size = 224
-    if a.model == "allconv":
+    if a.model in ("allconv", "lenet"):  # the small MNIST CNNs
         table = dict(opt="adam", lr=0.01, wd=0.0, epochs=30, sched="cosine", opt_betas=[0.9, 0.99])
     elif a.model == "wrn28_10":
         table = dict(opt="sgd", lr=0.1, wd=5e-4, epochs=200, sched="step", nesterov=True, decay_rate=0.2,

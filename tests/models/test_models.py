@@ -6,8 +6,9 @@ import torch.nn.functional as F
 from fastaug.influence import find_last_linear
 from fastaug.models import MODELS, build_model
 
-SHAPES = {"allconv": (1, 28, 28), "resnet20": (3, 32, 32), "resnet56": (3, 32, 32), "wrn28_10": (3, 32, 32)}
-FEATURES = {"allconv": 128, "resnet20": 64, "resnet56": 64, "wrn28_10": 640}
+SHAPES = {"allconv": (1, 28, 28), "lenet": (1, 28, 28), "resnet20": (3, 32, 32), "resnet56": (3, 32, 32),
+          "wrn28_10": (3, 32, 32)}
+FEATURES = {"allconv": 128, "lenet": 84, "resnet20": 64, "resnet56": 64, "wrn28_10": 640}
 
 
 @pytest.mark.parametrize("name", MODELS)

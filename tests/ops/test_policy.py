@@ -1,24 +1,21 @@
 """fastaug.apply_ops: Pillow parity per op, identities, chains, float vs uint8, gradients, errors.
 
-Pillow is the oracle (DESIGN.md K3). Images are real photos from scikit-image, resized small, and
+Pillow is the oracle (docs/design.md K3; tests/oracles/pillow_policy.py). Images are real photos from scikit-image, resized small, and
 random images, in RGB and grey. Kept small so the whole file runs in seconds.
 """
-import math
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageEnhance, ImageOps
 
 import fastaug
 from fastaug.ops.policy import OP_IDS, OP_NAMES
 
-skdata = pytest.importorskip("skimage.data")
+pytest.importorskip("PIL", reason="Pillow is the oracle of the policy ops (pip install pillow)")
+skdata = pytest.importorskip("skimage.data", reason="the test photos come from scikit-image")
+from PIL import Image  # noqa: E402
+from oracles.pillow_policy import EXACT, pillow_op  # noqa: E402
 
 FILL = 128
-GEOMETRIC = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate")
-EXACT = GEOMETRIC + ("AutoContrast", "Invert", "Equalize", "Solarize", "Posterize", "Cutout")
-BLENDS = ("Contrast", "Color", "Brightness", "Sharpness", "SamplePairing")
 
 
 def _photos():
@@ -38,63 +35,6 @@ def _batch(grey):
     imgs = [np.asarray(Image.fromarray(a).convert("L"))[..., None] if grey else a for a in PHOTOS]
     imgs = imgs + [np.ascontiguousarray(np.flip(a, 0)) for a in imgs]  # 8 images
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), imgs
-
-
-def _pil(a):
-    return Image.fromarray(a[..., 0] if a.shape[2] == 1 else a)
-
-
-def _np(im):
-    a = np.asarray(im)
-    return a[..., None] if a.ndim == 2 else a
-
-
-def pillow_op(name, a, m, s, partner_img=None, center=None):
-    """The Pillow reference of op `name` at magnitude m (float32 value) and sign s on HWC uint8 a."""
-    im = _pil(a)
-    H, W = a.shape[:2]
-    m = float(m)
-    fill = FILL if a.shape[2] == 1 else (FILL,) * 3
-    f = float(np.float32(1.0) + np.float32(s) * (np.float32(0.9) * np.float32(m)))
-    if name == "ShearX":
-        return _np(im.transform(im.size, Image.AFFINE, (1, s * (0.3 * m), 0, 0, 1, 0), Image.NEAREST, fillcolor=fill))
-    if name == "ShearY":
-        return _np(im.transform(im.size, Image.AFFINE, (1, 0, 0, s * (0.3 * m), 1, 0), Image.NEAREST, fillcolor=fill))
-    if name == "TranslateX":
-        v = s * ((150.0 / 331.0 * W) * m)
-        return _np(im.transform(im.size, Image.AFFINE, (1, 0, v, 0, 1, 0), Image.NEAREST, fillcolor=fill))
-    if name == "TranslateY":
-        v = s * ((150.0 / 331.0 * H) * m)
-        return _np(im.transform(im.size, Image.AFFINE, (1, 0, 0, 0, 1, v), Image.NEAREST, fillcolor=fill))
-    if name == "Rotate":
-        return _np(im.rotate(s * (30.0 * m), resample=Image.NEAREST, fillcolor=fill))
-    if name == "AutoContrast":
-        return _np(ImageOps.autocontrast(im))
-    if name == "Invert":
-        return _np(ImageOps.invert(im))
-    if name == "Equalize":
-        return _np(ImageOps.equalize(im))
-    if name == "Solarize":
-        return _np(ImageOps.solarize(im, 256.0 * (1.0 - m)))
-    if name == "Posterize":
-        return _np(ImageOps.posterize(im, 8 - int(torch.tensor(4.0 * m).round())))
-    if name == "Contrast":
-        return _np(ImageEnhance.Contrast(im).enhance(f))
-    if name == "Color":
-        return _np(ImageEnhance.Color(im).enhance(f))
-    if name == "Brightness":
-        return _np(ImageEnhance.Brightness(im).enhance(f))
-    if name == "Sharpness":
-        return _np(ImageEnhance.Sharpness(im).enhance(f))
-    if name == "Cutout":
-        k = int(math.floor(0.2 * min(H, W) * m + 0.5))
-        out = a.copy()
-        y0, x0 = center[0] - k // 2, center[1] - k // 2
-        out[max(y0, 0):max(y0 + k, 0), max(x0, 0):max(x0 + k, 0)] = FILL
-        return out
-    if name == "SamplePairing":
-        return _np(Image.blend(im, _pil(partner_img), float(np.float32(0.4) * np.float32(m))))
-    raise KeyError(name)
 
 
 def _params(name, N, seed):

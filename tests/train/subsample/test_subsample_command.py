@@ -1,0 +1,147 @@
+"""``fastaug subsample`` end to end on a small MNIST 3-vs-8 problem, and its input errors."""
+import csv
+import json
+
+import pytest
+import torch
+
+from fastaug.cli import main
+from fastaug.models import build_model
+
+SMALL = ["subsample", "--train-size", "60", "--feature-epochs", "3", "--rounds", "2", "--no-progress"]
+
+
+def test_small_run_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(SMALL + ["--augmentation", "rotate", "--policies", "baseline", "random_prop_update_downweight",
+                       "det_inverse", "--output-dir", str(out)])
+    assert rc == 0
+    for name in ("curves.json", "auc.csv", "table1.csv", "table1.md", "summary.json", "curves.png", "scores.png"):
+        assert (out / name).stat().st_size > 0, name
+    curves = json.loads((out / "curves.json").read_text())
+    assert curves["checkpoints"] == [0, 1, 3, 6, 15, 30, 45, 60]  # the seed's grid scaled to 60 points
+    assert curves["meta"]["n_train"] == 60 and curves["meta"]["train_class_counts"] == [30, 30]
+    assert curves["meta"]["n_poisoned_test"] == 200 * 15  # 200 test digits and their 14 rotations
+    for score in ("loss", "influence"):
+        rp = curves["curves"][score]["random_prop_update_downweight"]
+        assert rp["rounds"] == 2 and len(rp["runs"]) == 2 and len(rp["std"]) == 8
+        det = curves["curves"][score]["det_inverse"]
+        assert det["rounds"] == 1 and det["std"] is None
+        for e in curves["curves"][score].values():
+            assert e["mean"][0] == pytest.approx(curves["no_aug_accuracy"])  # every curve starts at no augmentation
+    # Without downweighting, augmenting every point is the full-augmentation fit.
+    assert curves["curves"]["loss"]["det_inverse"]["mean"][-1] == pytest.approx(curves["full_aug_accuracy"])
+    rows = list(csv.DictReader((out / "auc.csv").open()))
+    assert len(rows) == 6 and {r["score"] for r in rows} == {"loss", "influence"}
+    for score in ("loss", "influence"):
+        means = [float(r["auc_mean"]) for r in rows if r["score"] == score]
+        assert means == sorted(means, reverse=True) and all(0 < m <= 60 for m in means)
+    det = [r for r in rows if r["policy"] == "det_inverse"][0]
+    assert det["auc_std"] == "" and det["display_name"] == "Det Inverse Prop"
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["table1"]) >= {"no_aug", "baseline_5%", "best_5%", "best_25%_policy", "full_aug"}
+    assert summary["timings"]["total_s"] > 0
+    printed = capsys.readouterr().out
+    assert "| influence | Rand Prop Update Down |" in printed and "Baseline 10%" in printed
+
+
+@pytest.mark.slow
+def test_retrained_features_run(tmp_path):
+    """--features retrain: a new CNN at every checkpoint (tiny: 1 epoch, 3 checkpoints)."""
+    out = tmp_path / "retrain"
+    rc = main(["subsample", "--train-size", "30", "--feature-epochs", "1", "--rounds", "1", "--no-progress",
+               "--features", "retrain", "--augmentation", "crop", "--score", "influence", "--policies",
+               "random_prop_update", "--checkpoints", "0", "30", "--no-figures", "--output-dir", str(out)])
+    assert rc == 0
+    curves = json.loads((out / "curves.json").read_text())
+    assert curves["meta"]["features"] == "retrain"
+    assert curves["checkpoints"] == [0, 2, 3, 8, 30]  # 5/10/25 % added to the given ones
+
+
+def test_multiclass_run(tmp_path):
+    """Three digits: multinomial regression, influence scores and update end to end."""
+    out = tmp_path / "three"
+    rc = main(["subsample", "--classes", "1", "7", "9", "--train-size", "45", "--feature-epochs", "2", "--rounds",
+               "1", "--score", "influence", "--policies", "det_prop_update", "random_inverse", "--no-progress",
+               "--no-figures", "--output-dir", str(out)])
+    assert rc == 0
+    curves = json.loads((out / "curves.json").read_text())
+    assert curves["meta"]["num_classes"] == 3 and curves["meta"]["train_class_counts"] == [15, 15, 15]
+    assert set(curves["curves"]["influence"]) == {"det_prop_update", "random_inverse"}
+    assert all(0 < a <= 1 for a in curves["curves"]["influence"]["det_prop_update"]["mean"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--classes", "3", "11"], "class 11 is not in mnist5k, which has classes 0..9"),
+    (["--train-size", "1000"], "--train-size 1000 is more than the 800 training images of classes ['3', '8']"),
+    (["--policies", "baseline", "greedy"], "unknown policy 'greedy'; choose from: baseline, baseline_downweight"),
+    (["--checkpoints", "0", "500"], "checkpoints must be numbers of augmented points in [0, 60]"),
+])
+def test_bad_input_is_a_clear_error(tmp_path, capsys, argv, message):
+    assert main(SMALL + argv + ["--output-dir", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_augmentation_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        main(["subsample", "--augmentation", "shear"])
+    assert "choose from 'translate', 'translate_diag', 'rotate', 'crop'" in capsys.readouterr().err
+
+
+def test_lenet_features():
+    torch.manual_seed(0)
+    for channels, side in ((1, 28), (3, 32)):
+        model = build_model("lenet", 2, channels)
+        x = torch.rand(5, channels, side, side)
+        assert model.features(x).shape == (5, 84) and model(x).shape == (5, 2)
+        assert bool((model.features(x) >= 0).all())  # ReLU features
+    with pytest.raises(ValueError, match="at least 16x16"):
+        build_model("lenet", 2, 1).features(torch.rand(1, 1, 12, 12))
+
+
+def _write_tiny_cifar10(root, per_class_train=30, per_class_test=10):
+    """A CIFAR-10-format folder (the python-version pickles) with learnable classes 0 and 1: reddish
+    vs bluish noise images."""
+    import os
+    import pickle
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    os.makedirs(folder)
+    rng = np.random.default_rng(0)
+
+    def images(label, count):
+        x = rng.integers(0, 120, (count, 3, 32, 32))
+        x[:, 0 if label == 0 else 2] += 120
+        return x.reshape(count, -1).astype(np.uint8)
+
+    def batch(counts):
+        data = np.concatenate([images(c, k) for c, k in counts])
+        labels = [c for c, k in counts for _ in range(k)]
+        return {"data": data, "labels": labels}
+
+    share = per_class_train // 5
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump(batch([(0, share), (1, share), (2, 1)]), f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch([(0, per_class_test), (1, per_class_test)]), f)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": names}, f)
+
+
+def test_cifar_row_runs_on_rgb_images(tmp_path):
+    """--dataset cifar10 with class names: 32x32 RGB, the seed's CIFAR augmentation parameters."""
+    _write_tiny_cifar10(tmp_path / "data")
+    out = tmp_path / "cifar"
+    rc = main(["subsample", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--classes", "airplane",
+               "automobile", "--augmentation", "rotate", "--feature-epochs", "2", "--rounds", "1", "--policies",
+               "baseline", "det_prop", "--no-progress", "--no-figures", "--output-dir", str(out)])
+    assert rc == 0
+    meta = json.loads((out / "curves.json").read_text())["meta"]
+    assert meta["classes"] == ["airplane", "automobile"] and meta["n_train"] == 60
+    assert meta["augmentations_per_point"] == 4 and "-5, -2.5, 2.5, 5 degrees" in meta["augmentation_description"]
+    assert meta["n_poisoned_test"] == 20 * 5 and meta["feature_dim"] == 84
