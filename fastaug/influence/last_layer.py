@@ -219,13 +219,18 @@ class LastLayerInfluence:
 
     def influence_aug(self, x, x_aug, y):
         """I_aug(z_i, z~_i, val) = -s_val^T (grad l(z~_i) - grad l(z_i)), (N,), differentiable with respect
-        to ``x_aug`` (through the model, which is run forward; freeze its parameters yourself). Replacing
+        to ``x_aug`` (through the model, which is run forward in eval mode, restored afterwards, on the
+        layer's device; freeze its parameters yourself). Replacing
         z_i by z~_i changes the validation loss by about ``+I_aug / N`` (seed eq. 15): negative values
         predict a lower validation loss."""
         self._need_s_val()
         if self.model is None:
             raise ValueError("influence_aug needs a model; use influence_aug_features with cached features")
+        dev = self.layer.weight.device
+        x, x_aug = x.to(dev), x_aug.to(dev)
         cap = _Capture(self.layer)
+        was_training = self.model.training
+        self.model.eval()  # BatchNorm uses its running statistics and must not update them
         try:
             with torch.no_grad():
                 self.model(x)
@@ -234,6 +239,7 @@ class LastLayerInfluence:
             h_aug, z_aug = cap.h, cap.z
         finally:
             cap.remove()
+            self.model.train(was_training)
         return self.influence_aug_features(h, z, h_aug, z_aug, y)
 
     def influence_aug_features(self, h, logits, h_aug, logits_aug, y):

@@ -56,6 +56,9 @@ class Method:
     """
 
     name = "none"
+    #: False when the run ends before training the classifier (e.g. ``--augment influence --stages 1 2``
+    #: runs only stages before its retraining): the engine then calls ``finish`` and trains nothing.
+    trains_classifier = True
 
     @classmethod
     def add_arguments(cls, parser):

@@ -15,6 +15,11 @@ METHODS = {
     "randaugment": "fastaug.train.policy_methods:RandAugmentMethod",
     "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",
     "uncertainty": "fastaug.train.uncertainty:UncertaintySampling",
+    "adversarial": "fastaug.train.adversarial:AdversarialAutoAugment",
+    "fixed": "fastaug.train.adversarial:AdversarialAutoAugment",
+    "random": "fastaug.train.adversarial:AdversarialAutoAugment",
+    "tanda": "fastaug.train.tanda:Tanda",
+    "influence": "fastaug.train.influence_loop:InfluenceAugment",
 }
 
 

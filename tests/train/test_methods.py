@@ -22,9 +22,9 @@ def test_method_trains_and_writes_outputs(small, tmp_path, method):
     assert s["augment"] == method
 
 
-@pytest.mark.parametrize("method", METHODS[1:])
+@pytest.mark.parametrize("method", METHODS[1:] + ["adversarial", "fixed", "random"])
 def test_augmentation_changes_images_deterministically(small, method):
-    t = Trainer(small(method, augment=method, epochs=1))
+    t = Trainer(small(method, augment=method, epochs=1, instances=2))
     x, y = next(iter(t.train_batches.epoch(0)))
     state = t.generator.get_state()
     a = t.method.augment(x, y, t)

@@ -1,0 +1,164 @@
+"""Stage 4: train E and G so that the learned augmentation x~ = G(x, dropout(E(x))) lowers the
+predicted validation loss, through the frozen classifier F.
+
+Per step: a batch of training images with the baseline's crop/flip (what E and G see in stage 5),
+their learned augmentations (dropout 0.5 on tau, from the loop's generator), and the influence
+objective ``mean_i I_aug(z_i, z~_i)`` (:mod:`~fastaug.train.influence_loop.objective`: its sign, and
+why it is minimised), whose gradient reaches G's parameter maps through ``fastaug.transform``'s
+backward and F's features/logits through ``fastaug.influence_aug``'s analytic backward. E is new
+(Adam, betas 0.9/0.99 as appendix B), G continues from stage 2 (Adam, betas 0.5/0.9).
+
+The influence objective is a first-order prediction: it holds for small changes, and alone it is
+unbounded below (transformations that make F confidently wrong with large features drive
+``s_val . grad l(z~)`` without limit). Measured on MNIST-5k with 100 labels (docs/influence_loop.md):
+with appendix B's learning rates (E 1e-2, G 1e-4) the predicted validation loss falls below zero
+within 50 steps while the refit one rises from the first evaluation on, and the augmentations turn into
+stretched strokes; with 10x smaller rates the refit validation loss first falls, then rises. Hence
+three guards, all optional:
+
+* the defaults ``--aug-lr-e 1e-3 --aug-lr-g 1e-5``;
+* a proximal term ``--aug-anchor * mean |G(tau) - G_2(tau)|^2`` that keeps G's maps near the
+  GAN-pretrained G_2's for the same codes (``--aug-lr-g 0`` fixes G: the ICLR variant);
+* model selection on the held-out validation split: every ``--aug-eval-every`` steps the refit
+  validation loss is measured and the E, G with the lowest is what ``augmenter.pt`` holds
+  (``selected_iteration`` in stage.json; iteration 0 = G_2 with the initial E).
+
+``--aug-gan-weight`` > 0 also adds the stage-2 discriminators' adversarial loss (they keep training),
+the seed's realism constraint; at weight 1 it did not stop the runaway of appendix B's rates.
+
+Every ``--aug-eval-every`` steps (and before the first) the whole training set is augmented once (a
+fixed dropout draw) and the validation loss is predicted (first order) and measured by refitting F's
+last layer: ``predicted_val_loss`` vs ``refit_val_loss`` in metrics.jsonl
+(:mod:`~fastaug.train.influence_loop.objective`).
+"""
+import copy
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from ..method import to_float
+from ..rng import derive_seed
+from .augmenter import displacement
+from .objective import influence_objective, predicted_vs_refit
+from .stages import BatchStream, LoopCheckpoint, order_seed
+
+__all__ = ["train_augmenter", "evaluate_augmenter"]
+
+
+@torch.no_grad()
+def evaluate_augmenter(augmenter, influence, train_batches, val_features, seed):
+    """Predicted vs refit validation loss for the whole (un-augmented) training set replaced by its
+    learned augmentation, one dropout draw from a generator seeded by ``seed``.
+
+    ``train_batches``: list of (x float, y) in the order of the influence's cached training features."""
+    model, g = influence.model, torch.Generator().manual_seed(seed)
+    h_aug, z_aug = [], []
+    for x, _ in train_batches:
+        h = model.features(augmenter(x, generator=g))
+        h_aug.append(h)
+        z_aug.append(model.fc(h))
+    theta = torch.cat([model.fc.weight, model.fc.bias[:, None]], 1)
+    return predicted_vs_refit(influence, torch.cat(h_aug), torch.cat(z_aug), *val_features, theta)
+
+
+def train_augmenter(stage_dir, augmenter, critics, influence, train_data, baseline, val_features, args, device,
+                    progress=True, log=print):
+    """Run (or continue) stage 4, training ``augmenter`` (E and G) in place; returns the stage's metrics.
+
+    Args:
+        stage_dir: the stage's StageDir.
+        augmenter: an Augmenter with G from stage 2 (E freshly initialised); G as given is the anchor of
+            the proximal term.
+        critics: stage 2's :class:`~fastaug.train.influence_loop.gan.Critics` (used and trained when
+            ``--aug-gan-weight`` > 0).
+        influence: stage 3's LastLayerInfluence (model = the frozen F, s_val cached).
+        train_data: ImageData of the training images (the influence's cached training set).
+        baseline: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
+        val_features: (h, logits, y) of the validation split through F.
+
+    On return ``augmenter`` holds the evaluated E, G with the lowest refit validation loss.
+    """
+    from ...data import make_batches
+    from .classifier import float_batches
+
+    anchor = copy.deepcopy(augmenter.generator).requires_grad_(False)  # stage 2's G, before any resume
+    opt_e = torch.optim.Adam(augmenter.encoder.parameters(), lr=args.aug_lr_e, betas=(0.9, 0.99))
+    opt_g = torch.optim.Adam(augmenter.generator.parameters(), lr=args.aug_lr_g, betas=(0.5, 0.9))
+    gen = torch.Generator().manual_seed(derive_seed(args.seed, "augmenter-loop"))
+    stream = BatchStream(make_batches(train_data, args.aug_batch_size, device,
+                                      seed=order_seed(args.seed, "augmenter-order")))
+    adversarial = args.aug_gan_weight > 0
+    modules, optimizers = {"augmenter": augmenter}, {"e": opt_e, "g": opt_g}
+    if adversarial:
+        modules["critics"], optimizers["d"] = critics, critics.optimizer
+    ckpt = LoopCheckpoint(stage_dir, modules, optimizers, gen)
+    start, history, seconds, pending, best = ckpt.load(stream)
+    eval_batches = float_batches(train_data, args.eval_batch_size, device)
+    eval_seed = derive_seed(args.seed, "augmenter-eval")
+    tick = time.perf_counter()
+
+    def evaluate(iteration):
+        record = {"iteration": iteration, **evaluate_augmenter(augmenter, influence, eval_batches, val_features,
+                                                               eval_seed)}
+        history.append(record)
+        if not best or record["refit_val_loss"] < best["refit_val_loss"]:
+            best.update(iteration=iteration, refit_val_loss=record["refit_val_loss"],
+                        state=copy.deepcopy(augmenter.state_dict()))
+
+    if start == 0:
+        evaluate(0)
+    else:
+        log(f"stage 4: continuing from its checkpoint at iteration {start}/{args.aug_iters}")
+    H, W = augmenter.height, augmenter.width
+    bar = tqdm(total=args.aug_iters, initial=start, desc="stage 4 (E, G)", unit="it", leave=False, disable=not progress)
+    for it in range(start, args.aug_iters):
+        x, y = stream.next()
+        x = to_float(baseline.crop_flip(x, gen))
+        codes = augmenter.codes(x, gen)
+        params = augmenter.params(codes)
+        x_aug = augmenter.apply(x, params)
+        influence_loss = influence_objective(influence, x, x_aug, y)
+        loss, extra = influence_loss, {}
+        if args.aug_anchor > 0:  # the trust region: G's maps stay near stage 2's for the same codes
+            with torch.no_grad():
+                params0 = augmenter.params(codes.detach(), anchor)
+            drift = (params - params0).square().mean()
+            loss, extra = loss + args.aug_anchor * drift, {"anchor_drift": drift.detach()}
+        if adversarial:  # the discriminators keep judging G's outputs against the baseline images
+            d_losses = critics.step(x, x_aug, gen)
+            g_adv, g_losses = critics.generator_loss(x, x_aug)
+            loss, extra = loss + args.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
+        opt_e.zero_grad(set_to_none=True)
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_e.step()
+        opt_g.step()
+        with torch.no_grad():
+            pending.add({"mean_influence": influence_loss, "mse_to_input": (x_aug - x).square().mean(),
+                         "displacement_px": displacement(params, H, W).square().sum(1).sqrt().mean(), **extra})
+        bar.update(1)
+        done = it + 1
+        if done % args.stage_log_every == 0 or done == args.aug_iters:
+            history.append({"iteration": done, **pending.pop_means()})
+        if done % args.aug_eval_every == 0 or done == args.aug_iters:
+            evaluate(done)
+        if done % args.stage_checkpoint_every == 0 and done < args.aug_iters:
+            now = time.perf_counter()
+            seconds, tick = seconds + now - tick, now
+            ckpt.save(done, stream, history, seconds, pending, best)
+    bar.close()
+    seconds += time.perf_counter() - tick
+    stage_dir.write_metrics(history)
+    ckpt.save(args.aug_iters, stream, history, seconds, pending, best)
+    augmenter.load_state_dict(best["state"])
+    evals = [r for r in history if "refit_val_loss" in r]
+    first, last = evals[0], evals[-1]
+    chosen = next(r for r in evals if r["iteration"] == best["iteration"])
+    return {"seconds": seconds, "val_loss": first["val_loss"], "selected_iteration": best["iteration"],
+            "mean_influence_before": first["mean_influence"], "mean_influence_after": last["mean_influence"],
+            "mean_influence_selected": chosen["mean_influence"],
+            "predicted_val_loss_before": first["predicted_val_loss"], "refit_val_loss_before": first["refit_val_loss"],
+            "predicted_val_loss_after": last["predicted_val_loss"], "refit_val_loss_after": last["refit_val_loss"],
+            "predicted_val_loss_selected": chosen["predicted_val_loss"],
+            "refit_val_loss_selected": chosen["refit_val_loss"]}

@@ -1,0 +1,145 @@
+"""The learned augmentation of the loop: x -> clamp(transform(x, G(dropout(E(x)))), 0, 1).
+
+E and G are :class:`fastaug.augment.Encoder` / :class:`fastaug.augment.Generator` (appendix A);
+this module adds what the loop needs around them:
+
+* dropout on tau drawn from a ``torch.Generator`` (``nn.Dropout`` would draw from the global stream,
+  which a resumed run could not replay): a Bernoulli(1 - p) mask scaled by 1/(1 - p), as nn.Dropout;
+* the appearance part switched off for grey images unless asked for (CVPR 4.2: "for grey images,
+  the appearance transformation model is not considered"): G's colour channels are zeroed;
+* the output clamped to [0, 1], the range of every image the classifier sees (real or augmented);
+* ``augmenter.pt``: E's and G's weights with the configuration to rebuild them (:meth:`save`,
+  :meth:`load`).
+"""
+import torch
+from torch import nn
+
+from ...augment.learned import Encoder, Generator
+from ...ops.transform import SPATIAL_CHANNELS, transform
+
+__all__ = ["Augmenter", "displacement", "random_codes"]
+
+
+def displacement(params, height, width):
+    """Displacement of G's raw spatial maps, ``S_w u + s_b`` (eq. 20 without the identity), in pixels.
+
+    Args:
+        params: (N, 6 + ..., H, W) raw parameter maps (channels s_w 0-3, s_b 4-5).
+    Returns:
+        (N, 2, H, W): x then y displacement in pixels (unsmoothed maps: the box smoothing of
+        :func:`fastaug.transform` averages this over a k x k window).
+    """
+    dev, dt = params.device, params.dtype
+    uy = ((2 * torch.arange(height, device=dev, dtype=dt) + 1) / height - 1)[:, None]
+    ux = ((2 * torch.arange(width, device=dev, dtype=dt) + 1) / width - 1)[None, :]
+    dx = params[:, 0] * ux + params[:, 1] * uy + params[:, 4]
+    dy = params[:, 2] * ux + params[:, 3] * uy + params[:, 5]
+    return torch.stack([dx * (width / 2), dy * (height / 2)], 1)
+
+
+def random_codes(n, tau_dim, generator, device=None, dtype=torch.float32):
+    """Codes for G without E (stage 2): uniform in (-1, 1)^tau_dim, the range of E's tanh."""
+    return (torch.rand(n, tau_dim, generator=generator, dtype=dtype) * 2 - 1).to(device)
+
+
+class Augmenter(nn.Module):
+    """E and G with seeded dropout on tau; ``forward(x, generator)`` is the learned augmentation.
+
+    Args:
+        channels, height, width: the images' shape.
+        tau_dim: size of tau (128 in the seed).
+        dropout: probability of zeroing each entry of tau (0.5 in the seed), applied whenever a
+            ``generator`` is passed.
+        appearance: use G's colour maps (False zeroes them: spatial transformation only).
+        smooth, mode, padding_mode: passed to :func:`fastaug.transform`.
+    """
+
+    def __init__(self, channels, height, width=None, tau_dim=128, dropout=0.5, appearance=True, smooth=4,
+                 mode="parallel", padding_mode="zeros"):
+        super().__init__()
+        width = height if width is None else width
+        self.encoder = Encoder(channels, height, width, tau_dim)
+        self.generator = Generator(channels, height, width, tau_dim)
+        self.channels, self.height, self.width, self.tau_dim = channels, height, width, tau_dim
+        self.dropout, self.appearance = float(dropout), bool(appearance)
+        self.smooth, self.mode, self.padding_mode = smooth, mode, padding_mode
+
+    def config(self):
+        return dict(channels=self.channels, height=self.height, width=self.width, tau_dim=self.tau_dim,
+                    dropout=self.dropout, appearance=self.appearance, smooth=self.smooth, mode=self.mode,
+                    padding_mode=self.padding_mode)
+
+    def dropout_mask(self, n, generator, device=None, dtype=torch.float32):
+        """(n, tau_dim) inverted-dropout mask: 0 with probability p, else 1/(1 - p); drawn on the CPU."""
+        keep = torch.rand(n, self.tau_dim, generator=generator) >= self.dropout
+        return (keep.to(dtype) / (1.0 - self.dropout)).to(device)
+
+    def params(self, codes, generator_net=None):
+        """G's raw parameter maps for codes (N, tau_dim): (N, 6 + C*C + C, H, W), colour maps zeroed
+        without appearance. ``generator_net``: another G of the same shape to use instead (e.g. a frozen
+        copy)."""
+        params = (generator_net or self.generator)(codes)
+        if not self.appearance:
+            params = torch.cat([params[:, :SPATIAL_CHANNELS], torch.zeros_like(params[:, SPATIAL_CHANNELS:])], 1)
+        return params
+
+    def apply(self, x, params):
+        """The transformation of x (N, C, H, W) by given raw maps, clamped to [0, 1]."""
+        out = transform(x, params.to(x.dtype), smooth=self.smooth, mode=self.mode, padding_mode=self.padding_mode)
+        return out.clamp(0.0, 1.0)
+
+    def codes(self, x, generator=None):
+        """tau = E(x), with a dropout mask from ``generator`` when one is given (N, tau_dim)."""
+        tau = self.encoder(x)
+        if generator is not None and self.dropout > 0:
+            tau = tau * self.dropout_mask(x.shape[0], generator, tau.device, tau.dtype)
+        return tau
+
+    def forward(self, x, generator=None, codes=None, return_params=False):
+        """x (N, C, H, W) float in [0, 1] -> augmented (N, C, H, W) in [0, 1] (and the raw maps).
+
+        ``codes`` given: G(codes) (E skipped, no dropout added); otherwise G(dropout(E(x))), the
+        dropout drawn from ``generator`` (None: no dropout)."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.height, self.width):
+            raise ValueError(f"x must have shape (N, {self.channels}, {self.height}, {self.width}), "
+                             f"got {tuple(x.shape)}")
+        params = self.params(self.codes(x, generator) if codes is None else codes)
+        out = self.apply(x, params)
+        return (out, params) if return_params else out
+
+    @torch.no_grad()
+    def parts(self, x, codes):
+        """For figures: the flow (N, 2, H, W) in pixels, the spatially transformed image, the colour
+        change and the final image, for x (N, C, H, W) and codes (N, tau_dim)."""
+        params = self.params(codes)
+        spatial = params.clone()
+        spatial[:, SPATIAL_CHANNELS:] = 0
+        warped = self.apply(x, spatial)
+        colour_only = params.clone()
+        colour_only[:, :SPATIAL_CHANNELS] = 0
+        source = warped if self.mode == "serial" else x
+        colour_change = transform(source, colour_only.to(x.dtype), smooth=self.smooth) - source
+        k = self.smooth
+        flow = displacement(torch.nn.functional.avg_pool2d(
+            torch.nn.functional.pad(params[:, :SPATIAL_CHANNELS], ((k - 1) // 2, k // 2) * 2, mode="replicate"), k, 1),
+            self.height, self.width)
+        return {"flow": flow, "spatial": warped, "colour_change": colour_change, "final": self.apply(x, params)}
+
+    # ---- augmenter.pt -----------------------------------------------------------------------------
+    def save(self, path):
+        """Write ``{"config", "encoder", "generator"}`` to ``path`` (atomically)."""
+        from ..checkpoint import atomic_save
+
+        atomic_save({"format": "fastaug-augmenter-1", "config": self.config(),
+                     "encoder": self.encoder.state_dict(), "generator": self.generator.state_dict()}, path)
+
+    @classmethod
+    def load(cls, path, device="cpu"):
+        """Rebuild an Augmenter from ``augmenter.pt``."""
+        state = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != "fastaug-augmenter-1":
+            raise ValueError(f"{path} is not an augmenter.pt written by the influence loop")
+        aug = cls(**state["config"])
+        aug.encoder.load_state_dict(state["encoder"])
+        aug.generator.load_state_dict(state["generator"])
+        return aug.to(device)

@@ -1,0 +1,140 @@
+"""Stage 5 as a training method, and ``--augment influence`` (the whole loop) on top of it.
+
+* :class:`LearnedRetrain`: retrain F from scratch on the engine with the baseline augmentation plus
+  samples of a trained augmenter: per batch, the baseline's crop/flip, then each image independently
+  gets ``G(x, dropout(E(x)))`` with probability ``--learned-prob`` (dropout kept, a new mask per image:
+  the diversity of CVPR Figure 3), then the baseline's Cutout -- the position of a policy in the
+  ``standard`` pipeline, "in addition to the baseline" as the seed says. Every draw comes from the
+  engine's generator, so ``--resume`` replays them. Reports the validation split's loss/accuracy per
+  epoch (``val_loss``, ``val_acc``) and the share of learned samples. Library use::
+
+      Trainer(args, method=lambda a, t: LearnedRetrain(a, t, Augmenter.load("RUN/augmenter.pt"))).fit()
+
+* :class:`InfluenceAugment` (``--augment influence``): its ``setup`` runs or reuses stages 1-4
+  (:func:`~fastaug.train.influence_loop.pipeline.run_stages`) in sub-folders of the run, then the
+  engine's run *is* stage 5, so ``summary.json`` / ``metrics.jsonl`` of the run folder are the final
+  classifier's, directly comparable with any other ``--augment``. ``--stages`` without 5 stops after
+  the requested stages (the engine then trains nothing). ``--resume`` continues whichever stage was
+  interrupted (stages 1-4 always continue from their own checkpoints).
+"""
+import json
+import os
+
+import torch
+
+from ..checkpoint import CheckpointError, atomic_write_text
+from ..method import Method, TrainBatch, to_float
+from ..policy_methods import standard_pipeline
+
+__all__ = ["LearnedRetrain", "InfluenceAugment", "baseline_of"]
+
+
+def baseline_of(args, trainer):
+    """The run's baseline augmentation (crop/flip and Cutout of ``--augment standard``)."""
+    return standard_pipeline(args, trainer)
+
+
+class LearnedRetrain(Method):
+    """Baseline augmentation plus learned samples (see the module docstring).
+
+    Args:
+        args, trainer: as every Method (``args.learned_prob`` is read; default 0.5 when absent).
+        augmenter: a trained :class:`~fastaug.train.influence_loop.augmenter.Augmenter` (or set later
+            with :meth:`set_augmenter`, before training starts).
+    """
+
+    name = "learned"
+
+    def __init__(self, args, trainer, augmenter=None):
+        super().__init__(args, trainer)
+        self.standard = baseline_of(args, trainer)
+        self.learned_prob = float(getattr(args, "learned_prob", 0.5))
+        self.augmenter = None
+        if augmenter is not None:
+            self.set_augmenter(augmenter, trainer.device)
+        from ...data import make_batches
+
+        self.val_batches = None if trainer.val_data is None else make_batches(
+            trainer.val_data, args.eval_batch_size, trainer.device, train=False,
+            rank=trainer.dist.rank, world=trainer.dist.world)
+        self.counts = {"learned": 0, "images": 0}
+
+    def set_augmenter(self, augmenter, device):
+        self.augmenter = augmenter.to(device).eval()
+        for p in self.augmenter.parameters():
+            p.requires_grad_(False)
+
+    def augment(self, x, y, trainer):
+        if self.augmenter is None:
+            raise RuntimeError("LearnedRetrain has no augmenter: pass one or call set_augmenter()")
+        g = trainer.generator
+        x = to_float(self.standard.crop_flip(x, g))
+        pick = (torch.rand(x.shape[0], generator=g) < self.learned_prob).nonzero().squeeze(1).to(x.device)
+        if pick.numel():
+            with torch.no_grad(), trainer.autocast():
+                learned = self.augmenter(x.index_select(0, pick), generator=g)
+            x = x.index_copy(0, pick, learned.to(x.dtype))
+        self.counts["learned"] += int(pick.numel())
+        self.counts["images"] += int(x.shape[0])
+        return TrainBatch(self.standard.cutout(x, g), y)
+
+    def epoch_end(self, epoch, trainer):
+        out = {"learned_fraction": self.counts["learned"] / max(self.counts["images"], 1)}
+        self.counts = {"learned": 0, "images": 0}
+        if self.val_batches is not None:
+            out["val_loss"], out["val_acc"] = trainer.evaluate(self.val_batches)
+        return out
+
+    def state_dict(self):
+        return {"counts": dict(self.counts)}
+
+    def load_state_dict(self, state):
+        self.counts = dict(state["counts"])
+
+
+class InfluenceAugment(LearnedRetrain):
+    """``--augment influence``: stages 1-4 in ``setup``, stage 5 in ``augment`` (module docstring)."""
+
+    name = "influence"
+
+    @classmethod
+    def add_arguments(cls, parser):
+        from .options import add_arguments
+
+        add_arguments(parser)
+
+    def __init__(self, args, trainer):
+        from .options import check_options
+
+        check_options(args)
+        super().__init__(args, trainer)
+        self.trains_classifier = 5 in args.stages
+        self.records = {}
+
+    def setup(self, trainer):
+        from .pipeline import AUGMENTER_FILE, run_stages
+
+        exists = os.path.isfile(trainer.checkpoint_path)
+        if exists and not trainer.args.resume:  # refuse now rather than after stages 1-4, as the engine would
+            raise CheckpointError(f"{trainer.output_dir} already holds a run (stage 5's checkpoint.pt): pass --resume "
+                                  f"to continue it, or choose another --output-dir")
+        if trainer.args.resume and not exists:
+            trainer.args.resume = False  # an earlier stage was interrupted: stage 5 has not started yet
+        self.records = run_stages(self.args, trainer, trainer.log)
+        if self.trains_classifier:
+            from .augmenter import Augmenter
+
+            self.set_augmenter(Augmenter.load(os.path.join(trainer.output_dir, AUGMENTER_FILE), trainer.device),
+                               trainer.device)
+
+    def finish(self, trainer):
+        if not trainer.is_main:
+            return
+        out = {str(k): {"seconds": r["seconds"], **r["metrics"]} for k, r in sorted(self.records.items())}
+        summary = trainer.summary() if self.trains_classifier else {}
+        if summary:
+            last = trainer.history[-1]
+            out["5"] = {"seconds": summary["total_seconds"], "final_test_acc": summary["final_test_acc"],
+                        "final_test_loss": summary["final_test_loss"], "val_loss": last.get("val_loss"),
+                        "val_acc": last.get("val_acc")}
+        atomic_write_text(json.dumps(out, indent=2) + "\n", os.path.join(trainer.output_dir, "stages.json"))

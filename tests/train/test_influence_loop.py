@@ -1,0 +1,181 @@
+"""``--augment influence`` end to end on a tiny MNIST-5k run (issue 11): every stage completes and writes its
+outputs; ``--stages`` reuses finished stages (and a split run equals a single one); a stage killed with
+SIGKILL and resumed gives the same result, bit for bit; clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fastaug.train import default_args, train
+from fastaug.train.influence_loop import Augmenter
+from fastaug.train.influence_loop.stages import StageError
+
+from _train_utils import cli_args
+
+#: A run of seconds: 100 labelled digits, 50 for validation, one epoch, a few GAN and E/G steps.
+TINY = dict(augment="influence", train_size=100, val_size=50, epochs=1, batch_size=50, gan_iters=8,
+            gan_batch_size=32, aug_iters=6, aug_batch_size=32, stage_log_every=2, stage_checkpoint_every=2,
+            eval_batch_size=500, progress=False)
+
+
+def tiny(d, **kw):
+    return default_args(**dict(TINY, output_dir=str(d), **kw))
+
+
+def _lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _model(d):
+    return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=False)["model"]
+
+
+def _same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the subprocesses below (OMP_NUM_THREADS=1): bit-identical comparisons
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, one_thread):
+    """The reference: all five stages in one call."""
+    d = tmp_path_factory.mktemp("influence") / "full"
+    summary = train(tiny(d))
+    return d, summary
+
+
+@pytest.mark.slow
+def test_every_stage_completes_and_writes_its_outputs(full_run):
+    d, summary = full_run
+    names = set(os.listdir(d))
+    assert {"args.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png", "augmenter.pt",
+            "stages.json", "figure4_tau_interpolation.png", "learned_augmentations.png"} <= names
+    for k, folder in enumerate(["stage1_classifier", "stage2_gan", "stage3_influence", "stage4_augmenter"], 1):
+        with open(d / folder / "stage.json") as f:
+            record = json.load(f)
+        assert record["stage"] == k and record["seconds"] > 0
+    # stage 1: an engine run with the baseline augmentation
+    assert json.loads((d / "stage1_classifier" / "args.json").read_text())["augment"] == "standard"
+    assert len(_lines(d / "stage1_classifier" / "metrics.jsonl")) == 1
+    # stage 2: GAN losses every 2 iterations, G moved away from its initialisation
+    gan = _lines(d / "stage2_gan" / "metrics.jsonl")
+    assert [r["iteration"] for r in gan] == [2, 4, 6, 8]
+    assert all({"d_image", "d_feature", "g_image", "g_feature", "identity"} <= set(r) for r in gan)
+    # stage 3: s_val from the 50 validation digits, F's validation loss
+    (s3,) = _lines(d / "stage3_influence" / "metrics.jsonl")
+    assert s3["val_points"] == 50 and s3["train_points"] == 100 and s3["solver"] == "exact"
+    # stage 4: mean influence per step; predicted vs refit validation loss before and after
+    s4 = _lines(d / "stage4_augmenter" / "metrics.jsonl")
+    evals = [r for r in s4 if "refit_val_loss" in r]
+    assert [r["iteration"] for r in evals] == [0, 6]
+    assert [r["iteration"] for r in s4 if "refit_val_loss" not in r] == [2, 4, 6]
+    for r in evals:
+        assert r["predicted_val_loss"] == pytest.approx(r["val_loss"] + r["mean_influence"] / 2)
+    # E and G trained; augmenter.pt holds the evaluated iterate with the lowest refit validation loss
+    rec = json.loads((d / "stage4_augmenter" / "stage.json").read_text())["metrics"]
+    best = min(evals, key=lambda r: r["refit_val_loss"])
+    assert rec["selected_iteration"] == best["iteration"] and rec["refit_val_loss_selected"] == best["refit_val_loss"]
+    last = torch.load(d / "stage4_augmenter" / "checkpoint.pt", weights_only=False)["modules"]["augmenter"]
+    start, chosen = Augmenter.load(d / "stage2_gan" / "augmenter.pt"), Augmenter.load(d / "augmenter.pt")
+    assert not torch.equal(last["generator.head.weight"], start.generator.head.weight)
+    assert not torch.equal(last["encoder.fc.weight"], start.encoder.fc.weight)
+    same = torch.equal(chosen.encoder.fc.weight, start.encoder.fc.weight)
+    assert same == (best["iteration"] == 0) and same != torch.equal(chosen.encoder.fc.weight, last["encoder.fc.weight"])
+    assert chosen.appearance is False and chosen.dropout == 0.5  # grey digits: spatial only (CVPR 4.2)
+    # stage 5: the engine's run, with validation metrics and learned samples
+    (epoch,) = _lines(d / "metrics.jsonl")
+    assert {"val_loss", "val_acc", "learned_fraction"} <= set(epoch) and 0 < epoch["learned_fraction"] < 1
+    assert summary["augment"] == "influence" and summary["final_test_acc"] == epoch["test_acc"]
+    stages = json.loads((d / "stages.json").read_text())
+    assert set(stages) == {"1", "2", "3", "4", "5"} and all(stages[k]["seconds"] > 0 for k in stages)
+    for png in ("figure4_tau_interpolation.png", "learned_augmentations.png", "stage2_gan/samples.png"):
+        assert (d / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_stages_subset_reuses_finished_stages_and_equals_one_run(full_run, tmp_path, one_thread):
+    ref, _ = full_run
+    d = tmp_path / "split"
+    assert train(tiny(d, stages=[1, 2])) == {}  # stops before retraining: nothing trained in the run folder
+    assert not (d / "checkpoint.pt").exists() and (d / "stage2_gan" / "stage.json").exists()
+    assert not (d / "stage3_influence").exists()
+    marks = {k: (d / k / "stage.json").stat().st_mtime_ns for k in ("stage1_classifier", "stage2_gan")}
+    train(tiny(d, stages=[3, 4, 5]))
+    assert marks == {k: (d / k / "stage.json").stat().st_mtime_ns for k in marks}  # reused, not rewritten
+    assert _same_state(_model(ref), _model(d))
+    a, b = torch.load(ref / "augmenter.pt", weights_only=True), torch.load(d / "augmenter.pt", weights_only=True)
+    assert _same_state(a["generator"], b["generator"]) and _same_state(a["encoder"], b["encoder"])
+    # A finished stage with other options is refused, naming the option; a missing prerequisite too.
+    with pytest.raises(StageError, match="--gan-iters 8 -> 9"):
+        train(tiny(d, stages=[3, 4], gan_iters=9, resume=True))
+    with pytest.raises(StageError, match="needs stage 1"):
+        train(tiny(tmp_path / "fresh", stages=[4]))
+
+
+def _kill_during(cmd, wait_for, timeout=300):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    deadline = time.time() + timeout
+    while not os.path.exists(wait_for) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+@pytest.mark.slow
+def test_a_stage_killed_and_resumed_gives_the_same_result(full_run, tmp_path):
+    ref, _ = full_run
+    d = tmp_path / "killed"
+    flags = cli_args(d, **{k: v for k, v in TINY.items() if k not in ("progress",)})
+    cmd = [sys.executable, "-m", "fastaug", "train", *flags]
+    _kill_during(cmd, str(d / "stage2_gan" / "checkpoint.pt"))  # the first stage-2 checkpoint: iteration 2 of 8
+    assert (d / "stage1_classifier" / "stage.json").exists() and not (d / "stage2_gan" / "stage.json").exists()
+    state = torch.load(d / "stage2_gan" / "checkpoint.pt", weights_only=False)
+    assert state["iteration"] < TINY["gan_iters"]
+    out = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "reused" in out.stdout and "continuing from its checkpoint at iteration" in out.stdout
+    assert _lines(d / "stage2_gan" / "metrics.jsonl") == _lines(ref / "stage2_gan" / "metrics.jsonl")
+    a, b = torch.load(ref / "augmenter.pt", weights_only=True), torch.load(d / "augmenter.pt", weights_only=True)
+    assert _same_state(a["generator"], b["generator"]) and _same_state(a["encoder"], b["encoder"])
+    assert _same_state(_model(ref), _model(d))
+
+
+def test_bad_options_are_named(tmp_path):
+    with pytest.raises(ValueError, match="--val-size"):
+        train(tiny(tmp_path / "a", val_size=0))
+    with pytest.raises(ValueError, match="--stages"):
+        train(tiny(tmp_path / "b", stages=[0, 6]))
+    with pytest.raises(ValueError, match="--learned-prob"):
+        train(tiny(tmp_path / "c", learned_prob=1.5))
+
+
+@pytest.mark.slow
+def test_learned_retrain_passed_to_a_trainer_is_stage_5(full_run, tmp_path, one_thread):
+    """The stage-5 method on its own (``Trainer(args, method=...)``) with the run's augmenter.pt trains the
+    very classifier of the run's stage 5: same data, initialisation and draws."""
+    from fastaug.train import Trainer
+    from fastaug.train.influence_loop import LearnedRetrain
+
+    ref, _ = full_run
+    aug = Augmenter.load(ref / "augmenter.pt")
+    args = default_args(**{k: v for k, v in TINY.items() if k in ("train_size", "val_size", "epochs", "batch_size",
+                                                                   "eval_batch_size", "progress")},
+                        augment="standard", output_dir=str(tmp_path / "retrain"))
+    Trainer(args, method=lambda a, t: LearnedRetrain(a, t, aug)).fit()
+    (epoch,) = _lines(tmp_path / "retrain" / "metrics.jsonl")
+    assert 0 < epoch["learned_fraction"] < 1 and {"val_loss", "val_acc"} <= set(epoch)
+    assert _same_state(_model(ref), _model(tmp_path / "retrain"))

@@ -1,0 +1,104 @@
+"""TANDA: the discriminator separates real from strongly transformed digits, the generator's cost
+penalises near-identity sequences, phase 2 transforms the scheduled fraction, a run completes."""
+import json
+
+import pytest
+import torch
+
+from fastaug.augment.op_table import OP_IDS
+from fastaug.data import load_dataset
+from fastaug.models import build_model
+from fastaug.train import Trainer, default_args
+from fastaug.train.tanda import transform_fraction
+from fastaug.train.tanda.method import real_logit
+from fastaug.train.tanda.search import (apply_sequences, discriminator_loss, feature_distance, generator_costs,
+                                        generator_loss, incremental_transforms, real_fake_logits)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load_dataset("mnist5k")
+    return train.images[:512], test.images[:256]
+
+
+def _strong(x, g):
+    """Three random ops at the strongest level: 'strongly transformed' digits."""
+    ops = torch.randint(0, 16, (x.shape[0], 3), generator=g)
+    return apply_sequences(x, ops, torch.full_like(ops, 9), 10, g, fill=0)
+
+
+def test_discriminator_separates_real_from_strongly_transformed(digits):
+    train, test = digits
+    torch.manual_seed(0)
+    d = build_model("allconv", 2, 1)
+    opt = torch.optim.Adam(d.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+    for step in range(40):
+        x = train[(step * 32) % 512:(step * 32) % 512 + 32]
+        loss = discriminator_loss(*real_fake_logits(d, x.float() / 255, _strong(x, g).float() / 255))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    d.eval()
+    with torch.no_grad():
+        real = real_logit(d(test.float() / 255)) > 0
+        fake = real_logit(d(_strong(test, g).float() / 255)) > 0
+    acc = 0.5 * (real.double().mean() + (~fake).double().mean())
+    assert acc > 0.85
+
+
+def test_identity_sequence_cost_is_penalised(digits):
+    x = digits[0][:8]
+    torch.manual_seed(0)
+    d = build_model("allconv", 2, 1).eval()
+    g = torch.Generator().manual_seed(1)
+    ident = torch.full((8, 3), OP_IDS["Brightness"])  # level 0: the identity
+    moved = torch.full((8, 3), OP_IDS["Rotate"])
+    lv0, lv9 = torch.zeros(8, 3, dtype=torch.long), torch.full((8, 3), 9)
+    with torch.no_grad():
+        costs = []
+        for ops, lv in ((ident, lv0), (moved, lv9)):
+            steps = incremental_transforms(x, ops, lv, 10, g, fill=0).flatten(0, 1).float() / 255
+            logits = real_logit(d(steps)).view(4, 8).t()
+            feats = steps.view(4, 8, -1)  # pixel distance (--tanda-distance pixels)
+            costs.append(generator_costs(logits, feature_distance(feats[:1], feats).t(), 1e-4))
+    assert torch.equal(incremental_transforms(x, ident, lv0, 10, g)[3], x)
+    # every identity prefix carries the full penalty mse_term / eps = 100; the rotated ones less
+    assert (costs[0][:, 1:] > 100).all() and (costs[1][:, 1:] < 5).all()
+    # in a batch of both, the generator's gradient lowers the log-probability of the identity's first
+    # transformation (incremental credit: the later identity steps keep the cost where it is)
+    logp = torch.zeros(16, 3, requires_grad=True)
+    generator_loss(logp, torch.cat(costs), gamma=0.5).backward()
+    assert (logp.grad[:8, 0] > 0).all() and (logp.grad[8:, 0] < 0).all()
+
+
+def _args(tmp_path, **kw):
+    base = dict(augment="tanda", train_size=96, epochs=2, batch_size=16, device="cpu", tanda_epochs=1,
+                tanda_samples=2, tanda_seq_len=3, output_dir=str(tmp_path / "run"), progress=False)
+    base.update(kw)
+    return default_args(**base)
+
+
+def test_phase_two_transforms_the_scheduled_fraction(tmp_path):
+    assert transform_fraction(0, 0.1, 1.05, 0.5) == pytest.approx(0.1)
+    assert transform_fraction(10, 0.1, 1.05, 0.5) == pytest.approx(0.1 * 1.05 ** 10)
+    assert transform_fraction(100, 0.1, 1.05, 0.5) == 0.5
+    tr = Trainer(_args(tmp_path, crop_padding=0, cutout=0, tanda_p_init=0.5))
+    x, y = next(iter(tr.train_batches.epoch(0)))
+    with torch.no_grad():  # a generator that always picks Invert: changed rows are visible
+        tr.method.generator_net.op_head.bias.fill_(-50)
+        tr.method.generator_net.op_head.bias[OP_IDS["Invert"]] = 50
+    batch = tr.method.augment(x, y, tr)
+    changed = (batch.x != x.float() / 255).flatten(1).any(1)
+    # an odd number of Inverts changes the image, an even number restores it (T = 3: always odd)
+    assert changed.sum().item() == int(16 * 0.5)
+
+
+def test_tanda_run_two_phases(tmp_path):
+    summary = Trainer(_args(tmp_path)).fit()
+    assert summary["epochs"] == 2
+    recs = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    search = recs[0]["tanda_search"]
+    assert len(search) == 1 and {"d_loss", "g_cost", "d_fooled", "entropy"} <= set(search[0])
+    assert recs[1]["transform_fraction"] == pytest.approx(0.105)
+    assert len(recs[0]["op_frequencies"]) == 16
