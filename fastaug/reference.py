@@ -29,10 +29,11 @@ def normalised_grid(H, W, like):
     return torch.meshgrid(uy, ux, indexing="ij")
 
 
-def eq20_flow(s_w, s_b):
+def eq20_flow(s_w, s_b, grid=None):
     """The seed's eq. 20 on smoothed maps: (s_x, s_y), each (N, H, W), with s = u + S_w u + s_b,
-    s_w (N, 4, H, W) the row-major 2x2 S_w and s_b (N, 2, H, W), in normalised coordinates."""
-    uy, ux = normalised_grid(s_w.shape[2], s_w.shape[3], s_w)
+    s_w (N, 4, H, W) the row-major 2x2 S_w and s_b (N, 2, H, W), in normalised coordinates.
+    ``grid`` may pass a precomputed :func:`normalised_grid` (u_y, u_x)."""
+    uy, ux = normalised_grid(s_w.shape[2], s_w.shape[3], s_w) if grid is None else grid
     sx = ux + s_w[:, 0] * ux + s_w[:, 1] * uy + s_b[:, 0]
     sy = uy + s_w[:, 2] * ux + s_w[:, 3] * uy + s_b[:, 1]
     return sx, sy
@@ -57,10 +58,10 @@ def _sample(x, sx, sy, padding_mode):
                          align_corners=False)
 
 
-def affine_flow_warp(x, s_w, s_b, smooth=4, padding_mode="zeros"):
+def affine_flow_warp(x, s_w, s_b, smooth=4, padding_mode="zeros", grid=None):
     """K2 spatial half: smooth the raw maps, eq. 20, bilinear sample (grid_sample)."""
     p = box_smooth(torch.cat([s_w, s_b], 1), smooth)
-    return _sample(x, *eq20_flow(p[:, :4], p[:, 4:6]), padding_mode)
+    return _sample(x, *eq20_flow(p[:, :4], p[:, 4:6], grid), padding_mode)
 
 
 def colour_filter(y, src, c_w, c_b):
@@ -77,10 +78,10 @@ def appearance(x, c_w, c_b, smooth=4):
     return colour_filter(x, x, p[:, :C * C], p[:, C * C:])
 
 
-def transform(x, params, smooth=4, mode="parallel", padding_mode="zeros"):
+def transform(x, params, smooth=4, mode="parallel", padding_mode="zeros", grid=None):
     """K2 whole: params (N, 6 + C*C + C, H, W) raw maps (s_w, s_b, c_w, c_b) smoothed, then
-    serial A(warp(x)) or parallel warp(x) + (C_w x + c_b)."""
+    serial A(warp(x)) or parallel warp(x) + (C_w x + c_b). ``grid``: see :func:`eq20_flow`."""
     C = x.shape[1]
     p = box_smooth(params, smooth)
-    y = _sample(x, *eq20_flow(p[:, 0:4], p[:, 4:6]), padding_mode)
+    y = _sample(x, *eq20_flow(p[:, 0:4], p[:, 4:6], grid), padding_mode)
     return colour_filter(y, y if mode == "serial" else x, p[:, 6:6 + C * C], p[:, 6 + C * C:])
