@@ -5,8 +5,12 @@
 * ``method.py``: the :class:`Method` contract a training method implements;
 * ``args.py``: ``fastaug train``'s options and per-dataset defaults; ``registry.py``: ``--augment``
   names -> methods; ``optim.py``, ``checkpoint.py``, ``distributed.py``, ``rng.py``, ``figures.py``;
-* methods: ``policy_methods.py`` (none, standard, autoaugment, randaugment, trivialaugment),
-  ``uncertainty.py`` (uncertainty-based sampling).
+* methods, one module or package each, never importing each other: ``policy_methods.py`` (none,
+  standard, autoaugment, randaugment, trivialaugment), ``uncertainty.py`` (uncertainty-based
+  sampling), ``adversarial/`` (Adversarial AutoAugment and its fixed/random ablation), ``tanda/``
+  (TANDA), ``influence_loop/`` (influence-driven learned augmentation);
+* ``subsample/``: the data-subsampling experiment (``fastaug subsample``), which trains no
+  ``--augment`` method but scores which points to augment.
 """
 from .args import build_parser, default_args, parse_args, resolve_defaults
 from .engine import Trainer, load_data, train

@@ -18,12 +18,21 @@ from typing import Optional
 
 import torch
 
-__all__ = ["TrainBatch", "Method", "to_float"]
+from ..augment.standard import StandardAugment
+
+__all__ = ["TrainBatch", "Method", "to_float", "standard_pipeline"]
 
 
 def to_float(x):
     """uint8 images -> float32 in [0, 1]; float images pass through."""
     return x.float().div_(255.0) if x.dtype == torch.uint8 else x
+
+
+def standard_pipeline(args, trainer):
+    """The run's crop/flip/Cutout stage, from ``--crop-padding``, ``--no-flip`` (through the dataset's
+    ``hflip``) and ``--cutout``. Every method that augments starts from it, so it lives here, below
+    the methods, rather than in any one of them (methods never import each other)."""
+    return StandardAugment(padding=args.crop_padding, flip=trainer.info["hflip"], cutout=args.cutout)
 
 
 @dataclasses.dataclass
@@ -87,6 +96,12 @@ class Method:
 
     def finish(self, trainer):
         """After the last epoch, on every rank (write figures on ``trainer.is_main`` only)."""
+
+    def pretrain_seconds(self):
+        """Seconds this method spent on its own work outside the engine's epochs (TANDA's generator,
+        the influence loop's stages 1-4), counted once across resumes; 0 for most methods. The engine
+        adds it to ``summary.json``'s ``total_seconds``, so comparisons count the whole method."""
+        return 0.0
 
     def state_dict(self):
         return {}

@@ -6,16 +6,9 @@ flip (where the dataset allows it), then the policy (if any), then Cutout. ``non
 images as they are. Every draw comes from ``trainer.generator``.
 """
 from ..augment import AutoAugment, RandAugment, TrivialAugment
-from ..augment.standard import StandardAugment
-from .method import Method, TrainBatch, to_float
+from .method import Method, TrainBatch, standard_pipeline, to_float
 
-__all__ = ["NoAugment", "Standard", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod",
-           "standard_pipeline"]
-
-
-def standard_pipeline(args, trainer):
-    """The crop/flip/Cutout stage of the run, from ``--crop-padding``, ``--no-flip``, ``--cutout``."""
-    return StandardAugment(padding=args.crop_padding, flip=trainer.info["hflip"], cutout=args.cutout)
+__all__ = ["NoAugment", "Standard", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod"]
 
 
 class NoAugment(Method):

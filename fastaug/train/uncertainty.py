@@ -25,8 +25,7 @@ import torch.nn.functional as F
 from ..augment.op_table import SEARCH_SPACE
 from ..augment.params import IDENTITY, PolicyParams, sample_extras
 from ..ops.policy import apply_ops
-from .method import Method, TrainBatch, to_float
-from .policy_methods import standard_pipeline
+from .method import Method, TrainBatch, standard_pipeline, to_float
 
 __all__ = ["UncertaintySampling", "sample_candidate_params", "select_candidates", "candidate_losses"]
 

@@ -34,8 +34,7 @@ from ...augment.policy_batch import (action_frequencies, apply_policy_batch, pol
                                      replicate)
 from ...augment.reinforce import LossWindow, adversarial_controller_loss, normalise_losses
 from .. import distributed as dist
-from ..method import Method, TrainBatch, to_float
-from ..policy_methods import standard_pipeline
+from ..method import Method, TrainBatch, standard_pipeline, to_float
 from ..rng import derive_seed
 from .figure import policy_figure
 

@@ -23,8 +23,7 @@ import os
 import torch
 
 from ..checkpoint import CheckpointError, atomic_write_text
-from ..method import Method, TrainBatch, to_float
-from ..policy_methods import standard_pipeline
+from ..method import Method, TrainBatch, standard_pipeline, to_float
 
 __all__ = ["LearnedRetrain", "InfluenceAugment", "baseline_of"]
 
@@ -127,6 +126,10 @@ class InfluenceAugment(LearnedRetrain):
             self.set_augmenter(Augmenter.load(os.path.join(trainer.output_dir, AUGMENTER_FILE), trainer.device),
                                trainer.device)
 
+    def pretrain_seconds(self):
+        """Stages 1-4 (each stage's own record, so stages reused from an earlier call count once)."""
+        return sum(r["seconds"] for k, r in self.records.items() if int(k) != 5)
+
     def finish(self, trainer):
         if not trainer.is_main:
             return
@@ -134,7 +137,7 @@ class InfluenceAugment(LearnedRetrain):
         summary = trainer.summary() if self.trains_classifier else {}
         if summary:
             last = trainer.history[-1]
-            out["5"] = {"seconds": summary["total_seconds"], "final_test_acc": summary["final_test_acc"],
+            out["5"] = {"seconds": summary["train_seconds"], "final_test_acc": summary["final_test_acc"],
                         "final_test_loss": summary["final_test_loss"], "val_loss": last.get("val_loss"),
                         "val_acc": last.get("val_acc")}
         atomic_write_text(json.dumps(out, indent=2) + "\n", os.path.join(trainer.output_dir, "stages.json"))

@@ -28,8 +28,7 @@ from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
 from ...augment.policy_batch import action_frequencies
 from ...models import MODELS, build_model
 from .. import distributed as dist
-from ..method import Method, TrainBatch, to_float
-from ..policy_methods import standard_pipeline
+from ..method import Method, TrainBatch, standard_pipeline, to_float
 from ..rng import derive_seed
 from .search import (apply_sequences, discriminator_loss, feature_distance, generator_costs, generator_loss,
                      incremental_transforms, real_fake_logits)
@@ -189,6 +188,10 @@ class Tanda(Method):
         trainer.save_checkpoint()
 
     # ---- Method hooks ------------------------------------------------------------------------------
+    def pretrain_seconds(self):
+        """Phase 1 (its per-epoch log is checkpointed, so a resumed run counts it once)."""
+        return sum(r["seconds"] for r in self.search_log) + (self._partial or {}).get("seconds", 0.0)
+
     def epoch_start(self, epoch, trainer):
         if not self.search_done:
             self._run_search(trainer)
