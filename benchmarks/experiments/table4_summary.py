@@ -30,7 +30,7 @@ def summarise(root):
         best = [100 * (1 - r["best_test_acc"]) for r in rs]
         sd = statistics.stdev(err) if len(err) > 1 else 0.0
         sdb = statistics.stdev(best) if len(best) > 1 else 0.0
-        per_epoch = statistics.mean(r["total_seconds"] / r["epochs"] for r in rs)
+        per_epoch = statistics.mean(r.get("train_seconds", r["total_seconds"]) / r["epochs"] for r in rs)
         args = rs[0]["args"]
         M = args.get("instances", 1) if m in ("fixed", "random", "adversarial") else 1
         search = statistics.mean(r["search_seconds"] for r in rs)

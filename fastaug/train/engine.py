@@ -335,17 +335,22 @@ class Trainer:
                         title=f"{self.args.dataset} / {self.args.model} / --augment {self.args.augment}")
 
     def summary(self):
-        """Final and best test accuracy, total time and throughput of the run so far."""
+        """Final and best test accuracy, time and throughput of the run so far.
+
+        ``train_seconds`` sums the epochs, ``pretrain_seconds`` is the method's own work before them
+        (:meth:`Method.pretrain_seconds`), ``total_seconds`` is both."""
         h = self.history
         if not h:
             return {}
         best = max(h, key=lambda r: r["test_acc"])
         train_s = sum(r["epoch_seconds"] for r in h)
+        pre_s = float(self.method.pretrain_seconds())
         return {
             "dataset": self.args.dataset, "model": self.args.model, "augment": self.args.augment,
             "seed": self.args.seed, "epochs": len(h), "train_images": len(self.train_data),
             "final_test_acc": h[-1]["test_acc"], "final_test_loss": h[-1]["test_loss"],
-            "best_test_acc": best["test_acc"], "best_epoch": best["epoch"], "total_seconds": train_s,
+            "best_test_acc": best["test_acc"], "best_epoch": best["epoch"],
+            "total_seconds": train_s + pre_s, "train_seconds": train_s, "pretrain_seconds": pre_s,
             "augment_seconds": sum(r["augment_seconds"] for r in h),
             "images_per_second": sum(r["images_per_second"] for r in h) / len(h),
         }

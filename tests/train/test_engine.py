@@ -38,6 +38,8 @@ def test_outputs_and_what_they_hold(small, tmp_path):
         assert json.load(f) == summary
     assert summary["final_test_acc"] == hist[-1]["test_acc"] and summary["best_test_acc"] == max(
         h["test_acc"] for h in hist)
+    assert summary["train_seconds"] == pytest.approx(sum(h["epoch_seconds"] for h in hist))
+    assert summary["pretrain_seconds"] == 0 and summary["total_seconds"] == summary["train_seconds"]
     with open(os.path.join(d, "args.json")) as f:
         args = json.load(f)
     assert args["model"] == "allconv" and args["opt"] == "adam" and args["lr"] == 0.01  # resolved defaults

@@ -100,6 +100,9 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     assert summary["augment"] == "influence" and summary["final_test_acc"] == epoch["test_acc"]
     stages = json.loads((d / "stages.json").read_text())
     assert set(stages) == {"1", "2", "3", "4", "5"} and all(stages[k]["seconds"] > 0 for k in stages)
+    # the summary's total time counts stages 1-4 as well as the engine's epochs of stage 5
+    assert summary["pretrain_seconds"] == pytest.approx(sum(stages[k]["seconds"] for k in "1234"))
+    assert summary["train_seconds"] == pytest.approx(stages["5"]["seconds"])
     for png in ("figure4_tau_interpolation.png", "learned_augmentations.png", "stage2_gan/samples.png"):
         assert (d / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

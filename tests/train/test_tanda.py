@@ -102,3 +102,7 @@ def test_tanda_run_two_phases(tmp_path):
     assert len(search) == 1 and {"d_loss", "g_cost", "d_fooled", "entropy"} <= set(search[0])
     assert recs[1]["transform_fraction"] == pytest.approx(0.105)
     assert len(recs[0]["op_frequencies"]) == 16
+    # phase 1 happens outside the engine's epochs: the summary counts it once, in total_seconds
+    assert summary["pretrain_seconds"] == pytest.approx(search[0]["seconds"]) and search[0]["seconds"] > 0
+    assert summary["total_seconds"] == pytest.approx(summary["train_seconds"] + summary["pretrain_seconds"])
+    assert summary["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in recs))
