@@ -47,7 +47,9 @@ def device_name(device):
 def time_ms(fn, min_run_time=0.5):
     """Median wall time of ``fn()`` in milliseconds (torch.utils.benchmark, CUDA-synchronised)."""
     fn()  # warm-up (and lazy initialisation)
-    timer = tbench.Timer(stmt="fn()", globals={"fn": fn})
+    # torch.utils.benchmark.Timer runs with ONE thread unless told otherwise; time with the threads a
+    # user has (and that device_name() reports). Tables in RESULTS.md before 2026-11-26 ran at 1 thread.
+    timer = tbench.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
 
 
