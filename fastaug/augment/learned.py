@@ -31,11 +31,16 @@ Initialisation: G's last layer has zero bias and weights drawn with standard dev
 within about 1e-3 of the identity, yet with a gradient for every layer.
 """
 import math
+import warnings
 
 import torch
 import torch.nn as nn
 
 from ..ops.transform import num_params, transform
+
+# Appendix A's 4x4 'same' convolutions: PyTorch warns that even kernels pad asymmetrically through a
+# copy, on every call. That is the intended layer, so the warning is noise to users of E and G.
+warnings.filterwarnings("ignore", message="Using padding='same' with even kernel lengths", category=UserWarning)
 
 MAX_WIDTH = 256
 

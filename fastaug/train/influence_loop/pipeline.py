@@ -90,7 +90,9 @@ class _Run:
 
         tick = time.perf_counter()
         summary = train_classifier(d, self.args, (self.train, self.val, self.test), self.log)
-        return {"seconds": time.perf_counter() - tick, "train_seconds": summary.get("train_seconds"),
+        # an interrupted stage 1 resumes its engine run: its epochs' times (checkpointed) count them all
+        seconds = max(time.perf_counter() - tick, summary.get("total_seconds") or 0.0)
+        return {"seconds": seconds, "train_seconds": summary.get("train_seconds"),
                 "final_test_acc": summary.get("final_test_acc"), "final_test_loss": summary.get("final_test_loss")}
 
     def critics(self):
