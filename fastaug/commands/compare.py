@@ -99,12 +99,20 @@ def run(args):
     try:
         for i, m in enumerate(methods):
             print(f"[{i + 1}/{len(methods)}] --augment {m}", flush=True)
-            rows.append(_run_one(args, m, root))
+            summary = _run_one(args, m, root)
+            if summary:
+                rows.append(summary)
+            else:  # e.g. --augment influence --stages 1 2: the method stopped before training a classifier
+                print(f"--augment {m} trained no classifier with these arguments: no row", flush=True)
     except (ValueError, FileNotFoundError, CheckpointError) as err:
         print(f"fastaug compare: error: {err}", file=sys.stderr)
         return 2
     finally:
         distributed.cleanup()
+    if not rows:
+        print("fastaug compare: error: no method trained a classifier", file=sys.stderr)
+        return 2
+    methods = [r["augment"] for r in rows]
     table = _table(rows)
     print("\n" + table)
     with open(os.path.join(root, "comparison.json"), "w") as f:

@@ -50,3 +50,14 @@ def test_unknown_method_and_changed_arguments_are_refused(tmp_path, capsys):
     # other arguments in a folder that holds a run: refused with one sentence, never overwritten
     assert _compare(d, "none", epochs=1, lr=0.5) == 2
     assert "fastaug compare: error:" in capsys.readouterr().err
+
+
+def test_a_method_that_stops_before_training_has_no_row(tmp_path, capsys):
+    d = tmp_path / "cmp"
+    # the influence loop's stage 1 only: a classifier for its later stages, no stage-5 run to compare
+    assert _compare(d, "none,influence", epochs=1, train_size=100, val_size=50, stages=[1]) == 0
+    out = capsys.readouterr().out
+    assert "--augment influence trained no classifier" in out
+    rows = json.loads((d / "comparison.json").read_text())
+    assert [r["augment"] for r in rows] == ["none"]
+    assert (d / "influence" / "stage1_classifier" / "checkpoint.pt").is_file()
