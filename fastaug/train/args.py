@@ -69,7 +69,7 @@ def build_parser(parser=None):
     g.add_argument("--augment", default="standard", choices=registry.names(),
                    help="training method (default: standard); see each method's options below")
     g.add_argument("--crop-padding", type=int, default=None, help="random-crop padding (4 on 32x32, 2 on 28x28)")
-    g.add_argument("--cutout", type=int, default=None, help="Cutout side, 0 = off (16 on 32x32, 8 on 28x28)")
+    g.add_argument("--cutout", type=int, default=None, help="Cutout side, 0 = off (16 on 32x32, 8 on 28x28, off on larger images)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (they are off for digits anyway)")
     g.add_argument("--fill", type=int, default=None,
                    help="fill of the geometric policy ops (128 for RGB as AutoAugment; 0 for grey digits)")
@@ -90,10 +90,15 @@ def build_parser(parser=None):
 
 
 def data_defaults(dataset, image_side):
-    """Crop padding, Cutout side and policy fill for a dataset of ``image_side``-pixel images."""
+    """Crop padding, Cutout side and policy fill for a dataset of ``image_side``-pixel images.
+
+    Cutout is the CIFAR recipe (DeVries & Taylor: 16 px on 32x32, the AdvAA seed's baseline), scaled
+    to 8 px on 28x28 digits; it is off for larger images, as in the seeds' ImageNet pipelines (crop,
+    flip and the policy only). Pass ``--cutout N`` to use it there."""
     digits = dataset == "mnist5k"
-    return dict(crop_padding=2 if image_side <= 28 else max(4, image_side // 8),
-                cutout=8 if image_side <= 28 else image_side // 2, fill=0 if digits else 128)
+    cutout = 8 if image_side <= 28 else (16 if image_side <= 32 else 0)
+    return dict(crop_padding=2 if image_side <= 28 else max(4, image_side // 8), cutout=cutout,
+                fill=0 if digits else 128)
 
 
 def resolve_defaults(args, image_side=None):

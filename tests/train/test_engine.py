@@ -175,3 +175,11 @@ def test_image_folder_trains_with_workers(tmp_path):
     with open(tmp_path / "o" / "args.json") as f:
         a = json.load(f)
     assert a["crop_padding"] == 2 and a["cutout"] == 8 and a["fill"] == 128  # defaults for small RGB images
+
+
+def test_augmentation_defaults_follow_the_image_size():
+    from fastaug.train.args import data_defaults
+
+    assert data_defaults("mnist5k", 28) == dict(crop_padding=2, cutout=8, fill=0)  # digits: black background
+    assert data_defaults("cifar10", 32) == dict(crop_padding=4, cutout=16, fill=128)  # AdvAA's CIFAR baseline
+    assert data_defaults("folder", 224) == dict(crop_padding=28, cutout=0, fill=128)  # ImageNet-sized: no Cutout
