@@ -157,18 +157,23 @@ def _case(model_name, C, H, N, M, device, t, workers):
     x_dev, y_dev = images[:N].to(device), labels[:N].to(device)
     sums = torch.zeros(M, dtype=torch.float64, device=device)
 
+    def update_controller(losses):
+        """Per-policy losses, the REINFORCE update and new policies (every step)."""
+        s = state["policy"]
+        per = sums.zero_().index_add_(0, group, losses.double()) / N
+        loss = adversarial_controller_loss(normalise_losses(per), s.log_prob, s.entropy, 1e-5)
+        c_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        c_opt.step()
+        state["policy"] = controller.sample(M, g)
+
     def augment_and_controller(losses=None):
         xr = std.crop_flip(replicate(x_dev, M), g)
         s = state["policy"]
         xr = std.cutout(apply_policy_batch(xr, s.ops, s.levels, generator=g, fill=fill), g)
         xb = xr.float().div_(255)
-        if losses is not None:  # per-policy losses, REINFORCE update, new policies (every step)
-            per = sums.zero_().index_add_(0, group, losses.double()) / N
-            loss = adversarial_controller_loss(normalise_losses(per), s.log_prob, s.entropy, 1e-5)
-            c_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            c_opt.step()
-            state["policy"] = controller.sample(M, g)
+        if losses is not None:
+            update_controller(losses)
         return xb
 
     fake_losses = torch.rand(M * N, generator=g).to(device)
@@ -178,14 +183,7 @@ def _case(model_name, C, H, N, M, device, t, workers):
 
     def ours():
         xb = augment_and_controller()
-        losses = _model_step(model, opt, xb, replicate(y_dev, M), M)
-        s = state["policy"]
-        per = sums.zero_().index_add_(0, group, losses.double()) / N
-        loss = adversarial_controller_loss(normalise_losses(per), s.log_prob, s.entropy, 1e-5)
-        c_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        c_opt.step()
-        state["policy"] = controller.sample(M, g)
+        update_controller(_model_step(model, opt, xb, replicate(y_dev, M), M))
 
     pol = [[[(int(o), int(lv)) for o, lv in zip(state["policy"].ops[m, q], state["policy"].levels[m, q])]
             for q in range(5)] for m in range(M)]

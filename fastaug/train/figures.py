@@ -1,7 +1,22 @@
-"""The training run's own figure: ``curves.png`` (loss and accuracy over epochs)."""
+"""The training run's own figure, ``curves.png`` (loss and accuracy over epochs), and the one way every
+training loop writes a figure: :func:`save_figure` (atomic, so a run killed while drawing never
+leaves a truncated PNG)."""
 import os
 
-__all__ = ["training_curves", "curves_figure"]
+__all__ = ["training_curves", "curves_figure", "save_figure"]
+
+
+def save_figure(fig, path, dpi=100):
+    """Write a matplotlib Figure to ``path`` (PNG) atomically: a temporary file renamed over the target;
+    creates the folder, closes the figure, returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
 
 
 def curves_figure(history, title=None):
@@ -29,11 +44,4 @@ def curves_figure(history, title=None):
 
 def training_curves(history, path, title=None):
     """Write :func:`curves_figure` to ``path`` (PNG, atomically)."""
-    import matplotlib.pyplot as plt
-
-    fig = curves_figure(history, title)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(curves_figure(history, title), path)

@@ -2,9 +2,9 @@
 policies over the epochs, as stacked areas (percent), from the ``op_frequencies`` and
 ``magnitude_frequencies`` of metrics.jsonl. The seed averages over five epochs; short runs here
 plot every epoch (``smooth`` epochs per point when asked)."""
-import os
-
 import numpy as np
+
+from ..figures import save_figure
 
 __all__ = ["policy_figure"]
 
@@ -43,8 +43,4 @@ def policy_figure(history, path, op_names, title=None, smooth=1):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

@@ -4,9 +4,9 @@ CVPR Figure 3 (diverse learned augmentations from dropout on tau) and the 2-D to
 Every function writes one PNG (atomically: a temporary file renamed over the target) and returns its
 path. matplotlib is imported inside the functions (the Agg backend: no display needed).
 """
-import os
-
 import torch
+
+from ..figures import save_figure
 
 __all__ = ["tau_interpolation_grid", "dropout_samples_grid", "toy2d_figure", "gan_samples_grid"]
 
@@ -21,13 +21,7 @@ def _plt():
 
 
 def _save(fig, path):
-    plt = _plt()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def _image(t):

@@ -2,10 +2,10 @@
 
 Kept in the loop's package (not fastaug/viz.py) so the loop owns its figures.
 """
-import os
-
 import numpy as np
 from scipy.stats import spearmanr
+
+from ..figures import save_figure
 
 __all__ = ["curves_figure", "scores_figure"]
 
@@ -25,13 +25,8 @@ def _plt():
 
 
 def _save(fig, path):
-    plt = _plt()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def curves_figure(path, result, summary):
