@@ -35,6 +35,16 @@ def _seeded_rngs():
         pass
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test: suites of many tiny ops (solver iterations, small refits)
+    otherwise spend their time in OpenMP thread start-up and barrier spins on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def pytest_generate_tests(metafunc):
     if "device" in metafunc.fixturenames:
         metafunc.parametrize(

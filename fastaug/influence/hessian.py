@@ -74,15 +74,15 @@ class LastLayerHessian:
         return self.matvec(v)
 
     def with_damping(self, damping):
-        """The same Hessian with another damping (shares the cached features)."""
-        return LastLayerHessian(self.h, self.p, weight=self.weight, damping=damping, scale=self.scale)
+        """The same Hessian with another damping (shares the cached features); keeps a subclass's type."""
+        return type(self)(self.h, self.p, weight=self.weight, damping=damping, scale=self.scale)
 
     def subsample(self, index):
         """The Hessian estimated on the samples ``index`` only (scale 1/len(index), for stochastic LiSSA)."""
         w = None if self.weight is None else self.weight[index]
         n = index.numel() if isinstance(index, torch.Tensor) else len(index)
-        return LastLayerHessian(self.h[index], self.p[index], weight=w, damping=self.damping,
-                                scale=self.scale * self.N / max(n, 1))
+        return type(self)(self.h[index], self.p[index], weight=w, damping=self.damping,
+                          scale=self.scale * self.N / max(n, 1))
 
     def _coef(self, rows):
         c = torch.full((rows.stop - rows.start,), self.scale, dtype=self.dtype, device=self.device)

@@ -1,12 +1,8 @@
-"""The influence tests run many tiny ops (solver iterations, retraining steps): one intra-op thread
-avoids OpenMP barrier stalls, which dominate on a shared, busy machine."""
+"""The influence tests run many tiny ops (solver iterations, retraining steps): every one of them on
+one intra-op thread (tests/conftest.py's ``one_thread``)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def single_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):
     yield
-    torch.set_num_threads(n)

@@ -97,15 +97,6 @@ class RegressionHessian(LastLayerHessian):
         H.diagonal().add_(self.damping)
         return H
 
-    def with_damping(self, damping):
-        return RegressionHessian(self.h, self.p, weight=self.weight, damping=damping, scale=self.scale)
-
-    def subsample(self, index):
-        w = None if self.weight is None else self.weight[index]
-        n = index.numel() if isinstance(index, torch.Tensor) else len(index)
-        return RegressionHessian(self.h[index], self.p[index], weight=w, damping=self.damping,
-                                 scale=self.scale * self.N / max(n, 1))
-
     def first_rows(self, n):
         """The same operator (same H, same cached Cholesky factor) whose cached samples are only the
         first ``n`` rows: :func:`fastaug.influence.self_influence` then scores those rows alone."""

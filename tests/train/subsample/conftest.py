@@ -1,12 +1,8 @@
-"""The subsampling tests solve many tiny regressions (a few hundred rows): one thread each, since on a
-busy shared machine OpenMP's thread start-up and spin-waits cost ~100x the work itself."""
+"""The subsampling tests solve many tiny regressions (a few hundred rows): every one of them on one
+intra-op thread (tests/conftest.py's ``one_thread``)."""
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _single_thread(one_thread):
     yield
-    torch.set_num_threads(before)
