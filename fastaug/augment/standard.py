@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["random_crop", "random_hflip", "cutout", "StandardAugment"]
+__all__ = ["random_crop", "random_hflip", "cutout", "to_float", "StandardAugment"]
+
+
+def to_float(x):
+    """uint8 images -> float32 in [0, 1]; float images pass through."""
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def _check(x):
@@ -103,6 +108,22 @@ class StandardAugment(nn.Module):
 
     def forward(self, x, generator=None):
         return self.cutout(self.crop_flip(x, generator), generator)
+
+    def recipe(self, x, generator=None, policy=None):
+        """The training recipe every method uses: crop/flip -> ``policy`` -> Cutout -> float in [0, 1].
+
+        Args:
+            x: (N, C, H, W) images (uint8, or float in [0, 1]) on the training device.
+            generator: the CPU generator every draw comes from (order: crop offsets, flip coins,
+                the policy's draws, Cutout centres).
+            policy: optional callable ``(x, generator) -> images`` (uint8 or float, same shape): the
+                method's policy or learned transformation, applied between crop/flip and Cutout.
+        Returns: (N, C, H, W) float32 in [0, 1] (float inputs keep their dtype).
+        """
+        x = self.crop_flip(x, generator)
+        if policy is not None:
+            x = policy(x, generator)
+        return to_float(self.cutout(x, generator))
 
     def extra_repr(self):
         return f"padding={self.padding}, flip={self.flip}, cutout={self.cutout_size}"

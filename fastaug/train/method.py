@@ -18,14 +18,9 @@ from typing import Optional
 
 import torch
 
-from ..augment.standard import StandardAugment
+from ..augment.standard import StandardAugment, to_float
 
 __all__ = ["TrainBatch", "Method", "to_float", "standard_pipeline"]
-
-
-def to_float(x):
-    """uint8 images -> float32 in [0, 1]; float images pass through."""
-    return x.float().div_(255.0) if x.dtype == torch.uint8 else x
 
 
 def standard_pipeline(args, trainer):
