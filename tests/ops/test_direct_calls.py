@@ -215,3 +215,13 @@ def test_uint8_and_float_images_of_apply_ops():
     args["grad_out"] = args["grad_out"].to(torch.uint8)
     with pytest.raises(RuntimeError, match="x"):
         call_direct("apply_ops_backward", args)
+
+
+@pytest.mark.parametrize("name", ["influence_score", "influence_score_backward"])
+def test_labels_out_of_range(name):
+    """Class labels outside [0, Q): refused by the C++ check behind the op."""
+    for bad in (DIRECT_SIZES["Q"], -1):
+        args = direct_args(name)
+        args["target"] = torch.full_like(args["target"], bad)
+        with pytest.raises(RuntimeError, match="class labels"):
+            call_direct(name, args)
