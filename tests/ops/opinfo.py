@@ -11,8 +11,8 @@ A :class:`SampleInput` is one call of the public function, by keyword. An :class
   gives an empty batch), every tensor drawn from a seeded generator;
 * ``grad_samples(device)``: float64 calls small enough for ``gradcheck`` (the first one is also the
   "one small sample" of the compile, export and opcheck tests);
-* ``reference``: the readable answer (``fastaug/reference.py``, the Pillow oracle, autograd of the
-  loss written out), called with the sample's keywords;
+* ``reference``: the readable answer (``fastaug/reference.py``; the Pillow oracle and the influence
+  references of ``tests/oracles/``), called with the sample's keywords;
 * ``tol``: ``assert_close`` tolerances per dtype against the reference;
 * ``grad_inputs``: the names of the differentiable inputs; ``gradgrad``: True when the op supports
   double backward, False when differentiating its backward must raise a RuntimeError;
@@ -22,16 +22,17 @@ A :class:`SampleInput` is one call of the public function, by keyword. An :class
 * ``bad_args``: mutations of a valid call that the public function must refuse, with the exception
   type and a regex naming the argument.
 """
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 import fastaug
 from fastaug import reference
 from fastaug.ops.policy import OP_IDS, OP_NAMES
 from fastaug.ops.transform import num_params
+from oracles.influence import reference_aug, reference_hvp, reference_score
 
 HAS_CUDA = bool(fastaug.build_info()["cuda"]) and torch.cuda.is_available()
 PADDING = {"zeros": 0, "border": 1, "reflection": 2}
@@ -372,6 +373,9 @@ def policy_params(N, L, seed, device, H=12, W=10, ops=None):
                 center=center.to(device))
 
 
+_PILLOW_EXACT_IDS = [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14]  # identity, geometric, histogram, Cutout
+
+
 def _policy_samples(device, dtype, n=None):
     """One op per image (L = 1; every op once in each call) in RGB and grey, and a chain of 2 (RGB)."""
     out = []
@@ -391,7 +395,6 @@ def _policy_samples(device, dtype, n=None):
     return out
 
 
-_PILLOW_EXACT_IDS = [-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14]  # identity, geometric, histogram, Cutout
 DIFFERENTIABLE_POLICY_OPS = [n for n in OP_NAMES if n not in ("AutoContrast", "Equalize", "Posterize")]
 
 
@@ -408,25 +411,10 @@ def _policy_grad_samples(device):
     return [one, chain]
 
 
-def pillow_apply_ops(x, op, magnitude, sign, partner, center, fill=128):
-    """The Pillow oracle of apply_ops, image by image and step by step (tests/oracles/pillow_policy.py);
-    float images in [0, 1] are quantised to uint8 for Pillow and the result scaled back."""
-    from oracles.pillow_policy import pillow_op
+def _pillow_reference(**kwargs):
+    from oracles.pillow_policy import pillow_apply_ops  # Pillow is imported only where it is the oracle
 
-    dt, dev = x.dtype, x.device
-    x8 = x.cpu() if dt == torch.uint8 else (x.cpu().double() * 255).round().to(torch.uint8)
-    if op.dim() == 1:
-        op, magnitude, sign, partner, center = (t[:, None] for t in (op, magnitude, sign, partner)) + (center[:, None],)
-    inputs = [x8[n].permute(1, 2, 0).numpy() for n in range(x8.shape[0])]
-    cur = list(inputs)
-    for l in range(op.shape[1]):
-        for n in range(len(cur)):
-            o = int(op[n, l])
-            if o >= 0:
-                cur[n] = pillow_op(OP_NAMES[o], cur[n], magnitude[n, l].item(), sign[n, l].item(),
-                                   inputs[int(partner[n, l])], center[n, l].tolist(), fill)
-    out = torch.stack([torch.from_numpy(a.copy()).permute(2, 0, 1) for a in cur]) if cur else x8.clone()
-    return (out if dt == torch.uint8 else out.to(dt) / 255).to(dev)
+    return pillow_apply_ops(**kwargs)
 
 
 def _policy_raw(s):
@@ -439,7 +427,7 @@ def _policy_raw(s):
 
 APPLY_OPS = OpInfo(
     name="apply_ops", op=fastaug.apply_ops, raw_name="apply_ops", raw=_policy_raw,
-    samples=_policy_samples, grad_samples=_policy_grad_samples, reference=pillow_apply_ops,
+    samples=_policy_samples, grad_samples=_policy_grad_samples, reference=_pillow_reference,
     reference_in_float64=False, differentiable_reference=False,
     # float16/bfloat16 on CUDA: a half-precision pixel may round to the next 8-bit level, which the
     # quantising ops then amplify; test_policy.py::test_cuda_half checks the ops without quantisation.
@@ -530,26 +518,6 @@ def _hvp_grad_samples(device):
             SampleInput(dict(h=h, p=p, v=v, weight=None, damping=0.0, scale=0.1), "unweighted, scaled")]
 
 
-def reference_hvp(h, p, v, weight=None, damping=0.0, scale=None, check_finite=True):
-    """Hessian-vector products of the (weighted, scaled) softmax cross-entropy w.r.t. the last layer,
-    by double backward: the loss sum_i w_i s logsumexp(log p_i + Theta [h_i; 1]) has, at Theta = 0,
-    the cross-entropy's Hessian (diag p_i - p_i p_i^T) (x) [h_i; 1][h_i; 1]^T; plus damping v."""
-    N, Q = p.shape
-    scale = 1.0 / max(N, 1) if scale is None else scale
-    w = torch.ones(N, dtype=h.dtype, device=h.device) if weight is None else weight
-    hb = torch.cat([h, torch.ones(N, 1, dtype=h.dtype, device=h.device)], 1)
-    theta = torch.zeros(Q, h.shape[1] + 1, dtype=h.dtype, device=h.device, requires_grad=True)
-
-    def hvp(vk):
-        with torch.enable_grad():
-            loss = (w * torch.logsumexp(p.log() + hb @ theta.T, 1)).sum() * scale
-            (g,) = torch.autograd.grad(loss, theta, create_graph=True)
-            (hv,) = torch.autograd.grad(g, theta, grad_outputs=vk, create_graph=vk.requires_grad)
-        return hv + damping * vk
-
-    return torch.stack([hvp(vk) for vk in v]) if v.dim() == 3 else hvp(v)
-
-
 LAST_LAYER_HVP = OpInfo(
     name="last_layer_hvp", op=fastaug.last_layer_hvp, raw_name="last_layer_hvp",
     raw=lambda s: (s.kwargs["h"], s.kwargs["p"], s.kwargs["v"] if s.kwargs["v"].dim() == 3 else s.kwargs["v"][None],
@@ -583,19 +551,6 @@ LAST_LAYER_HVP = OpInfo(
         (lambda a: dict(a, h=a["h"][0]), ValueError, r"h must have shape \(N, D\)"),
     ],
 )
-
-
-def reference_score(h, logits, target, s):
-    """s . grad_Theta CE(z_i, y_i) per sample, as the derivative along Theta = t_i s of the cross-entropy
-    at logits z_i + t_i s [h_i; 1], by autograd w.r.t. the per-sample t (one row each)."""
-    N = h.shape[0]
-    hb = torch.cat([h, torch.ones(N, 1, dtype=h.dtype, device=h.device)], 1)
-    t = torch.zeros(N, dtype=h.dtype, device=h.device, requires_grad=True)
-    with torch.enable_grad():
-        loss = F.cross_entropy(logits + t[:, None] * (hb @ s.T), target, reduction="sum")
-        create = any(v.requires_grad for v in (h, logits, s))
-        (g,) = torch.autograd.grad(loss, t, create_graph=create)
-    return g
 
 
 def _score_samples(device, dtype, n=None):
@@ -640,11 +595,6 @@ INFLUENCE_SCORE = OpInfo(
 )
 
 
-def reference_aug(h, logits, h_aug, logits_aug, target, s):
-    """I_aug = -(score(augmented) - score(clean)) (fastaug.influence_aug's definition)."""
-    return -(reference_score(h_aug, logits_aug, target, s) - reference_score(h, logits, target, s))
-
-
 def _aug_samples(device, dtype, n=None):
     out = []
     for smp in _score_samples(device, dtype, n):
@@ -670,8 +620,6 @@ INFLUENCE_AUG = OpInfo(
 )
 
 # ---- direct calls: valid arguments of any registered op from its contract --------------------------------
-
-import re  # noqa: E402
 
 DIRECT_SIZES = dict(N=3, C=3, H=5, W=6, L=2, D=4, K=2, Q=5)
 
@@ -749,6 +697,5 @@ def assert_matches(opinfo, out, expected, dtype):
 
 
 __all__ = ["SampleInput", "OpInfo", "seeded", "transform_inputs", "colour_half", "OPS", "BY_NAME", "DIRECT", "FLOAT_OPS", "first_sample", "requires_grad",
-           "assert_matches", "policy_params", "influence_problem", "pillow_apply_ops", "reference_hvp",
-           "reference_score", "reference_aug", "HAS_CUDA", "PADDING", "MODES", "DIRECT_SIZES", "direct_args",
+           "assert_matches", "policy_params", "influence_problem", "HAS_CUDA", "PADDING", "MODES", "DIRECT_SIZES", "direct_args",
            "call_direct", "symbol_size", "symbols"]

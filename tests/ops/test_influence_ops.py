@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import fastaug
-from opinfo import influence_problem, reference_hvp, seeded
+from opinfo import influence_problem, seeded
+from oracles.influence import reference_hvp
 
 
 def test_gradient_through_frozen_classifier(device):
