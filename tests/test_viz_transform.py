@@ -56,9 +56,36 @@ def test_transform_grid_command_draws_the_panels(tmp_path, monkeypatch, capsys):
         np.testing.assert_allclose(col[0], _to_img(p["x"][0]))
         np.testing.assert_allclose(col[2], _to_img(p["warped"][s]))
         np.testing.assert_allclose(col[4], _to_img(p["final"][s]))
-        # The colour change is shown around mid-grey, scaled so the largest change spans half the range.
-        gain = 0.5 / float(p["colour_change"].abs().max())
-        np.testing.assert_allclose(col[3], _to_img(0.5 + gain * p["colour_change"][s]), atol=1e-6)
+    _check_colour_change_tiles([tiles[3 * 3 + s] for s in range(3)], p["colour_change"])
+    _check_flow_tiles([tiles[1 * 3 + s] for s in range(3)], p["flow"])
+
+
+def _check_colour_change_tiles(tiles, change):
+    """The colour change is shown around mid-grey with one gain for every column, chosen so the largest
+    change spans half the range: tile - 0.5 = gain * change, and max |tile - 0.5| = 0.5. The gain is
+    fitted here by least squares, not computed the way viz.py computes it."""
+    shown = np.stack([t.reshape(-1) for t in tiles]) - 0.5
+    true = np.stack([c.permute(1, 2, 0).numpy().reshape(-1) for c in change.double()])
+    gain = float((shown * true).sum() / (true * true).sum())
+    assert gain > 0
+    np.testing.assert_allclose(shown, gain * true, atol=1e-6)
+    np.testing.assert_allclose(np.abs(shown).max(), 0.5, atol=1e-6)
+
+
+def _check_flow_tiles(tiles, flow):
+    """The flow tiles encode the displacement as a colour: brightness (HSV value) proportional to its
+    length, with the longest displacement of all columns at full brightness; hue the direction (angle of
+    (dx, dy) over one turn). Decoded with the standard library's colorsys, not matplotlib."""
+    import colorsys
+
+    fx, fy = flow[:, 0].double().numpy(), flow[:, 1].double().numpy()
+    length = np.hypot(fx, fy)
+    hsv = np.array([[[colorsys.rgb_to_hsv(*px) for px in row] for row in tile] for tile in tiles])
+    np.testing.assert_allclose(hsv[..., 2], length / length.max(), atol=1e-5)
+    strong = length > 0.2 * length.max()  # where the hue is well defined
+    angle = (np.arctan2(fy, fx) / (2 * np.pi)) % 1.0
+    turn = np.abs(hsv[..., 0] - angle)[strong]
+    assert np.minimum(turn, 1 - turn).max() < 1e-3
 
 
 def test_transform_grid_on_an_mnist_digit(tmp_path, monkeypatch):

@@ -106,8 +106,35 @@ def test_bad_arguments_are_named():
         c.evaluate(torch.zeros(2, 4, 2, dtype=torch.long), torch.zeros(2, 4, 2, dtype=torch.long))
 
 
-def test_same_policies_on_cpu_and_cuda(device):
+def _reference_sample(c, M, generator):
+    """Independent sampler of the controller's documented draws: M x steps uniforms (float64) from the
+    CPU generator, each step's action the inverse CDF of the softmax of an nn.LSTMCell step."""
+    cell = torch.nn.LSTMCell(c.lstm.input_size, c.lstm.hidden_size)
+    cell.weight_ih.data, cell.weight_hh.data = c.lstm.weight_ih_l0.data, c.lstm.weight_hh_l0.data
+    cell.bias_ih.data, cell.bias_hh.data = c.lstm.bias_ih_l0.data, c.lstm.bias_hh_l0.data
+    Q, L = c.num_subpolicies, c.ops_per_subpolicy
+    u = torch.rand(M, 2 * Q * L, generator=generator, dtype=torch.float64)
+    h = cx = torch.zeros(M, c.lstm.hidden_size)
+    inp = torch.zeros(M, c.lstm.input_size)
+    actions = []
+    with torch.no_grad():
+        for step in range(2 * Q * L):
+            h, cx = cell(inp, (h, cx))
+            is_op = step % 2 == 0
+            probs = torch.softmax((c.op_head if is_op else c.level_head)(h), -1).double()
+            cdf = probs.cumsum(-1)
+            a = (cdf < u[:, step:step + 1]).sum(1).clamp(max=probs.shape[1] - 1)
+            actions.append(a)
+            inp = c.embedding.weight[a if is_op else a + c.num_ops]
+    a = torch.stack(actions, 1).view(M, Q, L, 2)
+    return a[..., 0], a[..., 1]
+
+
+def test_draws_on_the_device_match_an_independent_sampler(device):
+    """The same seeded CPU generator gives, on any device, the policies an independent sampler draws
+    (so a run's policies do not depend on the device)."""
     c = _controller(4)
-    s_cpu = c.sample(16, torch.Generator().manual_seed(5))
-    s_dev = c.to(device).sample(16, torch.Generator().manual_seed(5))
-    assert torch.equal(s_cpu.ops, s_dev.ops.cpu()) and torch.equal(s_cpu.levels, s_dev.levels.cpu())
+    ref_ops, ref_levels = _reference_sample(c, 16, torch.Generator().manual_seed(5))
+    s = c.to(device).sample(16, torch.Generator().manual_seed(5))
+    assert torch.equal(s.ops.cpu(), ref_ops) and torch.equal(s.levels.cpu(), ref_levels)
+    assert len(set(map(tuple, ref_ops.reshape(16, -1).tolist()))) > 1  # not one repeated policy

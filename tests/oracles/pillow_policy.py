@@ -1,7 +1,8 @@
 """Pillow references of the policy ops (docs/design.md K3), on HWC uint8 numpy images.
 
-``pillow_op`` applies one op the way the AutoAugment papers' Pillow code does; ``check_chain``
-verifies a whole chain of :func:`fastaug.apply_ops` step by step against it.
+``pillow_op`` applies one op the way the AutoAugment papers' Pillow code does; ``pillow_apply_ops``
+applies a whole batch of chains with it; ``check_chain`` verifies a whole chain of
+:func:`fastaug.apply_ops` step by step against it.
 """
 import math
 
@@ -75,6 +76,27 @@ def pillow_op(name, a, m, s, partner_img=None, center=None, fill=128):
     if name == "SamplePairing":
         return to_np(Image.blend(im, to_pil(partner_img), float(np.float32(0.4) * np.float32(m))))
     raise KeyError(name)
+
+
+def pillow_apply_ops(x, op, magnitude, sign, partner, center, fill=128):
+    """The whole of ``fastaug.apply_ops`` by Pillow alone: each image's chain (op (N, L) or (N,)) applied
+    step by step with :func:`pillow_op`, SamplePairing mixing with the partner's input image. Float
+    images in [0, 1] are quantised to uint8 for Pillow and the result scaled back."""
+    dt, dev = x.dtype, x.device
+    x8 = x.cpu() if dt == torch.uint8 else (x.cpu().double() * 255).round().to(torch.uint8)
+    if op.dim() == 1:  # one op per image: a chain of length 1
+        op, magnitude, sign, partner, center = op[:, None], magnitude[:, None], sign[:, None], partner[:, None], \
+            center[:, None]
+    inputs = [x8[n].permute(1, 2, 0).numpy() for n in range(x8.shape[0])]
+    cur = list(inputs)
+    for l in range(op.shape[1]):
+        for n in range(len(cur)):
+            o = int(op[n, l])
+            if o >= 0:
+                cur[n] = pillow_op(OP_NAMES[o], cur[n], magnitude[n, l].item(), sign[n, l].item(),
+                                   inputs[int(partner[n, l])], center[n, l].tolist(), fill)
+    out = torch.stack([torch.from_numpy(a.copy()).permute(2, 0, 1) for a in cur]) if cur else x8.clone()
+    return (out if dt == torch.uint8 else out.to(dt) / 255).to(dev)
 
 
 def check_chain(x, out, prm, fill=128):
