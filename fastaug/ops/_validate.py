@@ -17,6 +17,7 @@ HAS_CUDA_KERNELS = bool(_C.build_info()["cuda"])
 MAX_SMOOTH = int(_C.limits()["max_smooth"])
 
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
+PADDING_NAMES = {i: name for name, i in PADDING_MODES.items()}
 
 _HALF = (torch.float16, torch.bfloat16)
 

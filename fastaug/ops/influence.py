@@ -12,6 +12,8 @@ scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 """
 import torch
 
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._second_order import refuse_second_order
 from ._validate import check_finite as assert_finite, check_float, check_labels, check_same_device, fake_arg
 
 _ops = torch.ops.fastaug
@@ -47,6 +49,7 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     Returns:
         Tensor of the shape of ``v``.
     """
+    h, p, v, weight = autocast_inputs(h, p, v, weight)
     _check_features(h)
     check_float(p, "p")
     check_float(v, "v")
@@ -117,6 +120,7 @@ def influence_score(h, logits, target, s):
     Returns:
         (N,) scores in the dtype of ``logits``.
     """
+    h, logits, s = autocast_inputs(h, logits, s)
     _check_score_args(h, logits, target, s)
     return _ops.influence_score(h, logits, target, s)
 
@@ -211,3 +215,15 @@ def _hvp_backward(ctx, grad):
 
 
 torch.library.register_autograd("fastaug::last_layer_hvp", _hvp_backward, setup_context=_hvp_setup_context)
+
+# Orders: last_layer_hvp is linear in v and its backward is the op itself, so every order in v is
+# exact (h, p, weight raise above). influence_score is differentiable once in h and logits: the
+# score is already a Hessian-inverse-weighted gradient, and nothing in fastaug differentiates it twice.
+refuse_second_order(
+    "fastaug::influence_score_backward", 5,
+    "fastaug.influence_score is differentiable once in h and logits: gradients of its gradient (double "
+    "backward) are not supported",
+)
+# Autocast: float32 (h, p, v, weight, logits, s), as softmax and the losses under autocast.
+register_float32_autocast("fastaug::last_layer_hvp")
+register_float32_autocast("fastaug::influence_score")

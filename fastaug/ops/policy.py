@@ -6,6 +6,8 @@ canonicalisation and validation, the fake (meta) kernels and the autograd formul
 """
 import torch
 
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._second_order import refuse_second_order
 from ._validate import check_device, check_tensor, fake_arg, fake_image
 
 _ops = torch.ops.fastaug
@@ -166,6 +168,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     All random choices (ops, magnitudes, signs, partners, centres) are inputs, so the op is
     deterministic; :mod:`fastaug.augment` draws them from a ``torch.Generator``.
     """
+    x, = autocast_inputs(x)
     op2, mag, sgn, prt, cen = _canonical(x, op, magnitude, sign, partner, center)
     if isinstance(fill, bool) or not isinstance(fill, int):
         raise TypeError(f"fill must be an int in [0, 255], got {type(fill).__name__}")
@@ -232,3 +235,13 @@ def _backward(ctx, grad):
 
 
 torch.library.register_autograd("fastaug::apply_ops", _backward, setup_context=_setup_context)
+
+# Differentiable once: the policy ops' Jacobians are piecewise constant in the image (nearest
+# sampling, blends, masks), so the only second-order term would be the forward-mode product
+# d(grad_x)/d(grad_out), which no kernel computes; the policies augment data, not models.
+refuse_second_order(
+    "fastaug::apply_ops_backward", 10,
+    "fastaug.apply_ops is differentiable once: gradients of its gradient (double backward) are not supported",
+)
+# Autocast: a float image runs in float32 (uint8 images are untouched), as every fastaug op.
+register_float32_autocast("fastaug::apply_ops")

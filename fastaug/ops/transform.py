@@ -1,7 +1,8 @@
 """Learned transformation family: :func:`appearance` and :func:`transform` (docs/design.md K2).
 
 Kernels: ``csrc/transform/{appearance,transform}_{cpu.cpp,cuda.cu}``. This file holds the public
-functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
+functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas: the first
+order by the fused backward kernels, higher orders through the reference (``_second_order.py``).
 
 Parameter map of :func:`transform` (what the generator G outputs), channels in order:
 ``s_w`` (4, the row-major 2x2 matrix ``[[w0, w1], [w2, w3]]``), ``s_b`` (2, x then y, normalised
@@ -10,11 +11,15 @@ units), ``c_w`` (C*C, row-major: output channel i gets ``sum_j c_w[C*i + j] * x_
 """
 import torch
 
-from ._validate import check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
+from .. import reference
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._second_order import register_second_order
+from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
 
 MODES = {"parallel": 0, "serial": 1}
+MODE_NAMES = {i: name for name, i in MODES.items()}
 SPATIAL_CHANNELS = 6
 
 
@@ -54,6 +59,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     Returns:
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``.
     """
+    x, c_w, c_b = autocast_inputs(x, c_w, c_b)
     _check_colour_image(x, "appearance")
     C = x.shape[1]
     check_map(c_w, "c_w", C * C, x, f"{'3x3' if C == 3 else '1x1'} colour matrix per pixel, row-major")
@@ -92,6 +98,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
     Returns:
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params``.
     """
+    x, params = autocast_inputs(x, params)
     _check_colour_image(x, "transform")
     C = x.shape[1]
     what = ("s_w 4, s_b 2, c_w 9, c_b 3 channels for an RGB image" if C == 3
@@ -165,3 +172,19 @@ torch.library.register_autograd(
 torch.library.register_autograd(
     "fastaug::transform", _transform_backward, setup_context=_transform_setup_context
 )
+
+
+# Second order: autograd of the backward ops through the reference composition (fastaug/ops/_second_order.py).
+register_second_order(
+    "fastaug::appearance_backward", 3, lambda t, static: reference.appearance(*t, smooth=static[0]),
+)
+register_second_order(
+    "fastaug::transform_backward", 2,
+    lambda t, static: reference.transform(*t, smooth=static[0], mode=MODE_NAMES[static[1]],
+                                          padding_mode=PADDING_NAMES[static[2]]),
+)
+
+# Autocast: float32, as grid_sample on CPU (fastaug/ops/_autocast.py).
+register_float32_autocast("fastaug::appearance")
+register_float32_autocast("fastaug::transform")
+
