@@ -186,11 +186,13 @@ def _score_backward(ctx, grad):
     if needs[0] or needs[1]:
         grad_h, grad_logits = _ops.influence_score_backward(grad, h, logits, target, s)
     if needs[3]:
-        # d score_i / d S = delta_i h~_i^T, summed with the incoming weights.
-        delta = torch.softmax(logits.to(s.dtype), dim=1)
-        delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
-        gd = delta * grad.to(s.dtype).unsqueeze(1)
-        grad_s = torch.cat([gd.t() @ h.to(s.dtype), gd.sum(0).unsqueeze(1)], dim=1)
+        # d score_i / d S = delta_i h~_i^T, summed with the incoming weights; in the dtype of s even
+        # when the backward runs inside an autocast region (which would run the matmul in half).
+        with torch.autocast(s.device.type, enabled=False):
+            delta = torch.softmax(logits.to(s.dtype), dim=1)
+            delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
+            gd = delta * grad.to(s.dtype).unsqueeze(1)
+            grad_s = torch.cat([gd.t() @ h.to(s.dtype), gd.sum(0).unsqueeze(1)], dim=1)
     return (grad_h if needs[0] else None), (grad_logits if needs[1] else None), None, grad_s
 
 
@@ -224,6 +226,8 @@ refuse_second_order(
     "fastaug.influence_score is differentiable once in h and logits: gradients of its gradient (double "
     "backward) are not supported",
 )
-# Autocast: float32 (h, p, v, weight, logits, s), as softmax and the losses under autocast.
+# Autocast: float32 (h, p, v, weight, logits, s), as softmax and the losses under autocast; the
+# kernels' own ATen GEMMs then stay float32 too (they would run in bfloat16 inside an autocast region).
 register_float32_autocast("fastaug::last_layer_hvp")
 register_float32_autocast("fastaug::influence_score")
+register_float32_autocast("fastaug::influence_score_backward")

@@ -245,3 +245,4 @@ refuse_second_order(
 )
 # Autocast: a float image runs in float32 (uint8 images are untouched), as every fastaug op.
 register_float32_autocast("fastaug::apply_ops")
+register_float32_autocast("fastaug::apply_ops_backward")

@@ -184,7 +184,9 @@ register_second_order(
                                           padding_mode=PADDING_NAMES[static[2]]),
 )
 
-# Autocast: float32, as grid_sample on CPU (fastaug/ops/_autocast.py).
+# Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
 register_float32_autocast("fastaug::appearance")
+register_float32_autocast("fastaug::appearance_backward")
 register_float32_autocast("fastaug::transform")
+register_float32_autocast("fastaug::transform_backward")
 

@@ -140,7 +140,9 @@ register_second_order(
     lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]]),
 )
 
-# Autocast: float32, as grid_sample on CPU (fastaug/ops/_autocast.py).
+# Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
 register_float32_autocast("fastaug::warp")
+register_float32_autocast("fastaug::warp_backward")
 register_float32_autocast("fastaug::affine_flow_warp")
+register_float32_autocast("fastaug::affine_flow_warp_backward")
 

@@ -198,3 +198,21 @@ def test_compiled_conv_warp_model_under_autocast():
     loss = torch.compile(model, fullgraph=True, backend="aot_eager")(x)
     torch.testing.assert_close(loss, model(x), atol=1e-6, rtol=1e-5)
     assert torch.autograd.grad(loss, conv.weight)[0].abs().sum() > 0
+
+
+@pytest.mark.parametrize("op", IMAGE_OPS + ["influence_score"])
+def test_backward_inside_the_autocast_region_stays_float32(device, op):
+    """float32 inputs, forward and backward both inside autocast: bit-identical to no autocast (the
+    backward ops carry the rule too, so the influence kernels' GEMMs do not drop to half precision)."""
+    if op == "influence_score":
+        h, z, _, target, s = influence_inputs(device)
+        fn, inputs = (lambda h, z, s: fastaug.influence_score(h, z, target, s)), [h, z, s]
+    else:
+        fn, inputs = image_op_cases(device)[op]
+    leaves = [t.clone().requires_grad_() for t in inputs]
+    with torch.autocast(device, dtype=LOW[device]):
+        grads = torch.autograd.grad(fn(*leaves).pow(2).sum(), leaves)
+    expected = torch.autograd.grad(fn(*leaves).pow(2).sum(), leaves)
+    for g, e in zip(grads, expected):
+        assert g.dtype == torch.float32
+        assert torch.equal(g, e)
