@@ -33,8 +33,9 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     ``H = scale * sum_i weight_i (h~_i h~_i^T) kron A_i + damping * I``. ``scale`` defaults to ``1/N``
     (the Hessian of the mean loss). Two GEMMs over the features and one fused pass in between; several
     directions are one GEMM. No autograd graph of the loss is built. The product is differentiable
-    with respect to ``v`` (its adjoint is the same symmetric H, so the backward is one more HVP);
-    gradients with respect to ``h``, ``p`` or ``weight`` are not implemented and raise.
+    with respect to ``v``, to any order (its adjoint is the same symmetric H, so the backward is one
+    more HVP); gradients with respect to ``h``, ``p`` or ``weight`` are not implemented and raise.
+    float32 under ``torch.autocast``.
 
     Args:
         h: (N, D) features (the last layer's input), float32/float64 (float16/bfloat16 on CUDA: GEMMs
@@ -108,7 +109,8 @@ def influence_score(h, logits, target, s):
     ``I_up,loss(z_i, val) = -score_i``. Differentiable with respect to ``h`` and ``logits`` (analytic
     backward, one GEMM and one fused pass: ``d/dh = g delta^T S_W``, ``d/dz = g A (S h~)``) and to ``s``;
     ``logits`` are the classifier's output for ``h``, so gradients reach both paths of a frozen
-    classifier.
+    classifier. First order only in ``h`` and ``logits`` (differentiating that gradient raises); float32
+    under ``torch.autocast``.
 
     Args:
         h: (N, D) features. float32/float64; float16/bfloat16 on CUDA (GEMMs with float32
@@ -228,6 +230,4 @@ refuse_second_order(
 )
 # Autocast: float32 (h, p, v, weight, logits, s), as softmax and the losses under autocast; the
 # kernels' own ATen GEMMs then stay float32 too (they would run in bfloat16 inside an autocast region).
-register_float32_autocast("fastaug::last_layer_hvp")
-register_float32_autocast("fastaug::influence_score")
-register_float32_autocast("fastaug::influence_score_backward")
+register_float32_autocast("fastaug::last_layer_hvp", "fastaug::influence_score", "fastaug::influence_score_backward")

@@ -148,7 +148,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     **Gradients** (float ``x``): geometric ops, Invert, Solarize, Contrast, Color, Brightness,
     Sharpness, Cutout and SamplePairing (to both images) are differentiable with respect to the
     image; AutoContrast, Equalize and Posterize pass no gradient (zero). Magnitudes are not
-    differentiable.
+    differentiable. First order only: differentiating the gradient raises. Under ``torch.autocast``
+    a float image runs in float32 (uint8 stays uint8).
 
     Args:
         x: (N, C, H, W) images, C = 1 or 3; uint8 in [0, 255] or float in [0, 1] (float32/float64;
@@ -244,5 +245,4 @@ refuse_second_order(
     "fastaug.apply_ops is differentiable once: gradients of its gradient (double backward) are not supported",
 )
 # Autocast: a float image runs in float32 (uint8 images are untouched), as every fastaug op.
-register_float32_autocast("fastaug::apply_ops")
-register_float32_autocast("fastaug::apply_ops_backward")
+register_float32_autocast("fastaug::apply_ops", "fastaug::apply_ops_backward")

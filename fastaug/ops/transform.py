@@ -57,7 +57,8 @@ def appearance(x, c_w, c_b, *, smooth=4):
         smooth: box window size k in [1, 64]; 1 disables smoothing.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``.
+        (N, C, H, W) contiguous tensor. Differentiable twice with respect to ``x``, ``c_w`` and
+        ``c_b``; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
     x, c_w, c_b = autocast_inputs(x, c_w, c_b)
     _check_colour_image(x, "appearance")
@@ -96,7 +97,8 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` for samples outside the image.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params``.
+        (N, C, H, W) contiguous tensor. Differentiable twice with respect to ``x`` and ``params``;
+        float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
     x, params = autocast_inputs(x, params)
     _check_colour_image(x, "transform")
@@ -185,8 +187,5 @@ register_second_order(
 )
 
 # Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
-register_float32_autocast("fastaug::appearance")
-register_float32_autocast("fastaug::appearance_backward")
-register_float32_autocast("fastaug::transform")
-register_float32_autocast("fastaug::transform_backward")
-
+register_float32_autocast("fastaug::appearance", "fastaug::appearance_backward", "fastaug::transform",
+                          "fastaug::transform_backward")

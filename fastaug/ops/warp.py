@@ -30,7 +30,8 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         align_corners: see above.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow``.
+        (N, C, H, W) contiguous tensor. Differentiable twice with respect to ``x`` and ``flow``;
+        float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
     x, flow = autocast_inputs(x, flow)
     check_float_image(x)
@@ -57,7 +58,8 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` (reflection about pixel edges).
 
     Returns:
-        (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b``.
+        (N, C, H, W) warped image. Differentiable twice with respect to ``x``, ``s_w`` and ``s_b``;
+        float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
     x, s_w, s_b = autocast_inputs(x, s_w, s_b)
     check_float_image(x)
@@ -141,8 +143,5 @@ register_second_order(
 )
 
 # Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
-register_float32_autocast("fastaug::warp")
-register_float32_autocast("fastaug::warp_backward")
-register_float32_autocast("fastaug::affine_flow_warp")
-register_float32_autocast("fastaug::affine_flow_warp_backward")
-
+register_float32_autocast("fastaug::warp", "fastaug::warp_backward", "fastaug::affine_flow_warp",
+                          "fastaug::affine_flow_warp_backward")

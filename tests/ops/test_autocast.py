@@ -64,8 +64,10 @@ def test_image_ops_run_in_float32_under_autocast(device, op, first_low):
 @pytest.mark.parametrize("op", IMAGE_OPS)
 def test_raw_ops_follow_the_same_rule(device, op):
     """Direct torch.ops.fastaug calls go through the registered Autocast kernel."""
-    raw = {"warp": (torch.ops.fastaug.warp, (2, False)), "affine_flow_warp": (torch.ops.fastaug.affine_flow_warp, (3, 0)),
-           "appearance": (torch.ops.fastaug.appearance, (2,)), "transform": (torch.ops.fastaug.transform, (4, 1, 0))}
+    raw = {"warp": (torch.ops.fastaug.warp, (2, False)),
+           "affine_flow_warp": (torch.ops.fastaug.affine_flow_warp, (3, 0)),
+           "appearance": (torch.ops.fastaug.appearance, (2,)),
+           "transform": (torch.ops.fastaug.transform, (4, 1, 0))}
     fn, static = raw[op]
     _, inputs = image_op_cases(device)[op]
     mixed = halve_every_other(inputs, LOW[device])
