@@ -58,25 +58,35 @@ def _guard_third_order(qualname, results, graph_inputs):
     return out
 
 
-def register_second_order(qualname, n_tensors, reference):
+def register_second_order(qualname, n_tensors, reference, linear_part):
     """Register autograd on the backward op ``qualname`` through a differentiable reference.
 
     The backward op must have the schema ``(grad_out, t_1, ..., t_n, *static, need_x_grad) ->
     (grad_t_1, ..., grad_t_n)`` with ``t_1 = x`` (its gradient an empty tensor when ``need_x_grad`` is
     False) and the ``static`` arguments non-tensors. ``reference(tensors, static)`` must return the
     op's forward output from the n tensors, differentiably, with the kernel's maths.
+
+    Every op here is affine in x for fixed maps: ``op(x) = A x + b``, so ``grad_x = A^T grad_out``
+    does not depend on x and its derivative in grad_out is ``A`` itself. ``linear_part(v, maps,
+    static)`` must return ``A v`` with the fused forward kernel (the op with its bias removed). When
+    only grad_x is differentiated and only in grad_out (a gradient penalty with respect to the image
+    of an op whose maps are constants), that kernel call is the whole answer, exact to every order.
     """
     def setup_context(ctx, inputs, output):
         grad_out, tensors = inputs[0], inputs[1:1 + n_tensors]
         ctx.save_for_backward(grad_out, *tensors)
         ctx.static, ctx.need_x_grad = tuple(inputs[1 + n_tensors:-1]), bool(inputs[-1])
+        ctx.set_materialize_grads(False)  # an unused map gradient arrives as None, not zeros
 
     def backward(ctx, *cotangents):
         grad_out, *tensors = ctx.saved_tensors
         wanted = ctx.needs_input_grad[:1 + n_tensors]
         pairs = [(i, c) for i, c in enumerate(cotangents) if c is not None and (i > 0 or ctx.need_x_grad)]
         results = [None] * (1 + n_tensors)
-        if pairs and any(wanted):
+        if [i for i, _ in pairs] == [0] and not any(wanted[2:]):
+            # d<c, A^T grad_out>/d grad_out = A c; nothing depends on x (results[1] stays None = zero).
+            results[0] = linear_part(pairs[0][1], tensors[1:], ctx.static) if wanted[0] else None
+        elif pairs and any(wanted):
             device_type = grad_out.device.type
             # The reference in full precision whatever autocast region the backward runs in (einsum
             # would otherwise run in bfloat16 under CPU autocast); detached leaves: see _RefuseHigherOrder.

@@ -177,13 +177,20 @@ torch.library.register_autograd(
 
 
 # Second order: autograd of the backward ops through the reference composition (fastaug/ops/_second_order.py).
+def _without_colour_bias(params, channels):
+    """params with the raw c_b maps (the last ``channels``) set to zero: the op's linear part in x."""
+    return torch.cat([params[:, :-channels], params.new_zeros(params[:, -channels:].shape)], 1)
+
+
 register_second_order(
     "fastaug::appearance_backward", 3, lambda t, static: reference.appearance(*t, smooth=static[0]),
+    lambda v, maps, static: _ops.appearance(v, maps[0], torch.zeros_like(maps[1]), *static),
 )
 register_second_order(
     "fastaug::transform_backward", 2,
     lambda t, static: reference.transform(*t, smooth=static[0], mode=MODE_NAMES[static[1]],
                                           padding_mode=PADDING_NAMES[static[2]]),
+    lambda v, maps, static: _ops.transform(v, _without_colour_bias(maps[0], v.shape[1]), *static),
 )
 
 # Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).

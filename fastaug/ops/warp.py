@@ -133,13 +133,16 @@ torch.library.register_autograd(
 
 
 # Second order: autograd of the backward ops through the grid_sample reference (fastaug/ops/_second_order.py).
+# Both are linear in x: the linear part is the op itself.
 register_second_order(
     "fastaug::warp_backward", 2,
     lambda t, static: reference.warp(*t, padding_mode=PADDING_NAMES[static[0]], align_corners=static[1]),
+    lambda v, maps, static: _ops.warp(v, *maps, *static),
 )
 register_second_order(
     "fastaug::affine_flow_warp_backward", 3,
     lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]]),
+    lambda v, maps, static: _ops.affine_flow_warp(v, *maps, *static),
 )
 
 # Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
