@@ -48,6 +48,15 @@ def as_float32(inputs):
 IMAGE_OPS = ["warp", "affine_flow_warp", "appearance", "transform"]
 
 
+def assert_same_gradient(a, b):
+    """Bit-identical on CPU; on CUDA the warping ops' image gradient is a scatter with float atomics (as
+    grid_sample's), whose last bits vary between runs, so there within the dtype's default tolerance."""
+    if a.device.type == "cpu":
+        assert torch.equal(a, b)
+    else:
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("op", IMAGE_OPS)
 @pytest.mark.parametrize("first_low", [True, False])
 def test_image_ops_run_in_float32_under_autocast(device, op, first_low):
@@ -89,7 +98,7 @@ def test_gradients_flow_back_to_half_precision_inputs(device, op):
     expected = torch.autograd.grad(fn(*leaves).pow(2).sum(), leaves)
     for g, e, t in zip(grads, expected, mixed):
         assert g.dtype == t.dtype  # the cast's backward returns each gradient in its input's dtype
-        assert torch.equal(g, e.to(t.dtype))
+        assert_same_gradient(g, e.to(t.dtype))
 
 
 def test_warp_of_a_conv_predicted_flow(device):
@@ -184,7 +193,7 @@ def test_compiled_under_autocast(device, op):
     assert out.dtype == torch.float32
     assert torch.equal(out, eager)
     for a, b in zip(torch.autograd.grad(out.sum(), mixed), torch.autograd.grad(eager.sum(), mixed)):
-        assert torch.equal(a, b)
+        assert_same_gradient(a, b)
 
 
 def test_compiled_conv_warp_model_under_autocast():
@@ -217,4 +226,4 @@ def test_backward_inside_the_autocast_region_stays_float32(device, op):
     expected = torch.autograd.grad(fn(*leaves).pow(2).sum(), leaves)
     for g, e in zip(grads, expected):
         assert g.dtype == torch.float32
-        assert torch.equal(g, e)
+        assert_same_gradient(g, e)

@@ -56,7 +56,10 @@ def gradgradcheck_inputs(fn, inputs, differentiable):
     """gradgradcheck of fn with respect to the inputs flagged in ``differentiable`` (the others are
     held constant, which exercises the kernels' need_x_grad=False path when x is constant)."""
     leaves = [t.clone().requires_grad_(d) for t, d in zip(inputs, differentiable)]
-    assert torch.autograd.gradgradcheck(fn, leaves)
+    # On CUDA the image gradients (ours and grid_sample's) are scatters with float atomics, whose
+    # float64 sums may differ in the last bits between runs.
+    nondet = 1e-12 if inputs[0].device.type == "cuda" else 0.0
+    assert torch.autograd.gradgradcheck(fn, leaves, nondet_tol=nondet)
 
 
 # ---- gradgradcheck of every differentiable input ------------------------------------------------------
