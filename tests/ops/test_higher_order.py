@@ -71,6 +71,13 @@ def test_warp_gradgradcheck(device, padding_mode, align_corners):
     gradgradcheck_inputs(fn, inputs, [True, True])
 
 
+@pytest.mark.parametrize("H,W", [(1, 4), (3, 1)])
+def test_warp_gradgradcheck_one_pixel_axis(device, H, W):
+    """A 1-pixel axis with reflection about pixel centres: every coordinate reflects onto that centre."""
+    fn, _, inputs = warp_case(device, "reflection", True, H=H, W=W)
+    gradgradcheck_inputs(fn, inputs, [True, True])
+
+
 @pytest.mark.parametrize("padding_mode", PADDING)
 def test_affine_flow_warp_gradgradcheck(device, padding_mode):
     fn, _, inputs = affine_case(device, padding_mode)
