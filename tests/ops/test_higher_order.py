@@ -282,6 +282,18 @@ def test_opcheck_with_requires_grad_inputs(device, op):
     torch.library.opcheck(raw, (*[t.requires_grad_() for t in inputs], *static))
 
 
+@pytest.mark.parametrize("op,need_x_grad", [("warp", True), ("affine_flow_warp", False), ("appearance", True),
+                                             ("transform", False)])
+def test_opcheck_backward_ops_with_requires_grad_inputs(device, op, need_x_grad):
+    """The backward ops with their new autograd formulas pass opcheck (autograd registration, fake
+    kernels, AOT dispatch of their own backward); need_x_grad alternates to keep it quick."""
+    _, _, inputs = CASES[op](device)
+    raw, static = RAW[op]
+    backward = getattr(torch.ops.fastaug, f"{op}_backward").default
+    grad_out = rand(inputs[0].shape, device, 9).requires_grad_()
+    torch.library.opcheck(backward, (grad_out, *[t.requires_grad_() for t in inputs], *static, need_x_grad))
+
+
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_compiled_first_order_gradients_equal_eager(device, op):
     fn, _, inputs = CASES[op](device)
