@@ -13,7 +13,8 @@ scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 import torch
 
 from ._autocast import autocast_inputs, register_float32_autocast
-from ._second_order import refuse_second_order
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import refuse_second_order
 from ._validate import check_finite as assert_finite, check_float, check_labels, check_same_device, fake_arg
 
 _ops = torch.ops.fastaug
@@ -50,6 +51,7 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     Returns:
         Tensor of the shape of ``v``.
     """
+    refuse_forward_ad("last_layer_hvp", h, p, v, weight)
     h, p, v, weight = autocast_inputs(h, p, v, weight)
     _check_features(h)
     check_float(p, "p")
@@ -122,6 +124,7 @@ def influence_score(h, logits, target, s):
     Returns:
         (N,) scores in the dtype of ``logits``.
     """
+    refuse_forward_ad("influence_score", h, logits, s)
     h, logits, s = autocast_inputs(h, logits, s)
     _check_score_args(h, logits, target, s)
     return _ops.influence_score(h, logits, target, s)

@@ -7,7 +7,8 @@ canonicalisation and validation, the fake (meta) kernels and the autograd formul
 import torch
 
 from ._autocast import autocast_inputs, register_float32_autocast
-from ._second_order import refuse_second_order
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import refuse_second_order
 from ._validate import check_device, check_tensor, fake_arg, fake_image
 
 _ops = torch.ops.fastaug
@@ -169,6 +170,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     All random choices (ops, magnitudes, signs, partners, centres) are inputs, so the op is
     deterministic; :mod:`fastaug.augment` draws them from a ``torch.Generator``.
     """
+    refuse_forward_ad("apply_ops", x)
     x, = autocast_inputs(x)
     op2, mag, sgn, prt, cen = _canonical(x, op, magnitude, sign, partner, center)
     if isinstance(fill, bool) or not isinstance(fill, int):

@@ -2,13 +2,14 @@
 
 Kernels: ``csrc/warp/warp_cpu.cpp`` and ``csrc/warp/warp_cuda.cu``. This file holds the public
 functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas: the first
-order by the fused backward kernels, higher orders through the reference (``_second_order.py``).
+order by the fused backward kernels, higher orders through the reference (``_higher_order.py``).
 """
 import torch
 
 from .. import reference
 from ._autocast import autocast_inputs, register_float32_autocast
-from ._second_order import register_second_order
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import register_higher_order
 from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
@@ -30,9 +31,10 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         align_corners: see above.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable twice with respect to ``x`` and ``flow``;
-        float32 under ``torch.autocast`` (docs/design.md, Conventions).
+        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow`` to any
+        order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("warp", x, flow)
     x, flow = autocast_inputs(x, flow)
     check_float_image(x)
     check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
@@ -58,9 +60,10 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` (reflection about pixel edges).
 
     Returns:
-        (N, C, H, W) warped image. Differentiable twice with respect to ``x``, ``s_w`` and ``s_b``;
-        float32 under ``torch.autocast`` (docs/design.md, Conventions).
+        (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b`` to any
+        order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("affine_flow_warp", x, s_w, s_b)
     x, s_w, s_b = autocast_inputs(x, s_w, s_b)
     check_float_image(x)
     check_map(s_w, "s_w", 4, x, "spatial weights")
@@ -132,14 +135,15 @@ torch.library.register_autograd(
 )
 
 
-# Second order: autograd of the backward ops through the grid_sample reference (fastaug/ops/_second_order.py).
+# Second and higher orders: autograd of the backward ops through the grid_sample reference
+# (fastaug/ops/_higher_order.py).
 # Both are linear in x: the linear part is the op itself.
-register_second_order(
+register_higher_order(
     "fastaug::warp_backward", 2,
     lambda t, static: reference.warp(*t, padding_mode=PADDING_NAMES[static[0]], align_corners=static[1]),
     lambda v, maps, static: _ops.warp(v, *maps, *static),
 )
-register_second_order(
+register_higher_order(
     "fastaug::affine_flow_warp_backward", 3,
     lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]]),
     lambda v, maps, static: _ops.affine_flow_warp(v, *maps, *static),

@@ -226,15 +226,35 @@ def test_hessian_vector_product_through_a_model(device, op):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-# ---- refused orders: one sentence, never a silent zero -------------------------------------------------
+# ---- higher orders, and the refusals: one sentence, never a silent zero -------------------------------------------------
 
-def test_third_order_raises(device):
-    fn, _, (x, flow) = warp_case(device)
-    x, flow = x.requires_grad_(), flow.requires_grad_()
-    gflow, = torch.autograd.grad(fn(x, flow).pow(2).sum(), flow, create_graph=True)
-    hx, = torch.autograd.grad(gflow.sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="third-order gradients are not supported"):
-        torch.autograd.grad(hx.pow(2).sum(), flow)
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_third_order_matches_reference(device, op):
+    """The second-order results stay attached to the graph: a third derivative is the reference's."""
+    fn, ref, inputs = CASES[op](device)
+
+    def third(f):
+        x, m = inputs[0].clone().requires_grad_(), inputs[1].clone().requires_grad_()
+        gm, = torch.autograd.grad(f(x, m, *inputs[2:]).pow(2).sum(), m, create_graph=True)
+        hx, = torch.autograd.grad(gm.pow(2).sum(), x, create_graph=True)
+        return torch.autograd.grad(hx.pow(2).sum(), (x, m))
+
+    got = third(fn)
+    assert sum(t.abs().sum() for t in got) > 0
+    for a, b in zip(got, third(ref)):
+        torch.testing.assert_close(a, b, atol=1e-9, rtol=1e-8)
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_autograd_functional_hvp_matches_reference(device, op):
+    """torch.autograd.functional.hvp differentiates the double backward in its cotangent (the
+    "double-backward trick"), which needs the second-order results attached to the graph."""
+    fn, ref, inputs = CASES[op](device)
+    v = [rand(t.shape, device, 10 + i) for i, t in enumerate(inputs)]
+    got = torch.autograd.functional.hvp(lambda *t: fn(*t).pow(2).sum(), tuple(inputs), tuple(v))[1]
+    expected = torch.autograd.functional.hvp(lambda *t: ref(*t).pow(2).sum(), tuple(inputs), tuple(v))[1]
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-9)
 
 
 def test_apply_ops_double_backward_raises(device):
@@ -254,6 +274,23 @@ def test_influence_score_double_backward_raises(device):
     gh, = torch.autograd.grad(fastaug.influence_score(h, h @ W.t(), target, s).sum(), h, create_graph=True)
     with pytest.raises(RuntimeError, match="influence_score is differentiable once"):
         torch.autograd.grad(gh.pow(2).sum(), h)
+
+
+@pytest.mark.parametrize("op", sorted(CASES) + ["apply_ops", "influence_score", "last_layer_hvp"])
+def test_forward_mode_raises(device, op):
+    """No op has a forward-mode formula; PyTorch would drop the tangent and return zeros."""
+    if op in CASES:
+        fn, _, inputs = CASES[op](device)
+    elif op == "apply_ops":
+        fn, inputs = (lambda x: fastaug.apply_ops(x, torch.tensor([4], device=device), 0.5)), [
+            rand((1, 3, 4, 4), device, 0, low=0)]
+    else:
+        h, p = rand((4, 3), device, 0), torch.softmax(rand((4, 5), device, 1), 1)
+        target, s = torch.tensor([0, 4, 2, 1], device=device), rand((5, 4), device, 2)
+        fn, inputs = ((lambda h: fastaug.influence_score(h, p.log(), target, s)) if op == "influence_score"
+                      else (lambda h: fastaug.last_layer_hvp(h, p, s))), [h]
+    with pytest.raises(RuntimeError, match=f"fastaug.{op} does not support forward-mode differentiation"):
+        torch.func.jvp(fn, tuple(inputs), tuple(torch.ones_like(t) for t in inputs))
 
 
 def test_last_layer_hvp_second_order_in_v(device):
