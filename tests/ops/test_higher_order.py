@@ -1,5 +1,6 @@
-"""Second-order gradients of the image ops (fastaug/ops/_second_order.py) against the grid_sample
-references, finite differences and gradgradcheck; the ops that refuse double backward raise."""
+"""Second and higher derivatives of the image ops (fastaug/ops/_higher_order.py) against the grid_sample
+references, finite differences and gradgradcheck; the ops and modes that are refused raise one sentence
+(second order of apply_ops and influence_score, forward mode of every op)."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ def rand(shape, device, seed, scale=1.0, low=None):
     return t.to(device)
 
 
-# ---- each op, its reference, and tiny float64 inputs (x first, then the maps) ------------------------------
+# ---- each op, its reference, and tiny float64 inputs (x first, then the maps) -----------------------
 
 def warp_case(device, padding_mode="zeros", align_corners=False, N=1, C=2, H=4, W=5):
     kw = dict(padding_mode=padding_mode, align_corners=align_corners)
@@ -226,7 +227,7 @@ def test_hessian_vector_product_through_a_model(device, op):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
 
 
-# ---- higher orders, and the refusals: one sentence, never a silent zero -------------------------------------------------
+# ---- higher orders, and the refusals: one sentence, never a silent zero ---------------------------
 
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_third_order_matches_reference(device, op):
