@@ -132,6 +132,15 @@ def test_penalty_with_constant_maps_runs_the_kernel_exactly(device, op, monkeypa
     torch.testing.assert_close(penalty(fn), expected, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_second_order_of_an_empty_batch(device, op):
+    fn, _, inputs = CASES[op](device)
+    x, m = [t[:0].clone().requires_grad_() for t in inputs[:2]]
+    gm, = torch.autograd.grad(fn(x, m, *[t[:0] for t in inputs[2:]]).pow(2).sum(), m, create_graph=True)
+    hx, = torch.autograd.grad(gm.sum(), x, allow_unused=True, materialize_grads=True)
+    assert hx.shape == x.shape
+
+
 # ---- the issue's example ---------------------------------------------------------------------------
 
 def test_issue_example_mixed_second_derivative_matches_grid_sample(device):
