@@ -40,13 +40,19 @@ def eq20_flow(s_w, s_b, grid=None):
 
 
 def warp(x, flow, padding_mode="zeros", align_corners=False):
-    """K1: sample x at (j + flow_x, i + flow_y), flow (N, 2, H, W) in pixels, through grid_sample."""
+    """K1: sample x at (j + flow_x, i + flow_y), flow (N, 2, H, W) in pixels, through grid_sample.
+
+    In pixel units ``align_corners`` only moves the reflection axes, so the other padding modes use the
+    align_corners=False grid, which expresses every size; with align_corners=True a 1-pixel axis
+    reflects every coordinate onto its only pixel centre (derivative 0), which a 0 grid expresses."""
     N, C, H, W = x.shape
     ii, jj = torch.meshgrid(torch.arange(H, dtype=x.dtype, device=x.device),
                             torch.arange(W, dtype=x.dtype, device=x.device), indexing="ij")
     px, py = jj + flow[:, 0], ii + flow[:, 1]
+    align_corners = align_corners and padding_mode == "reflection"
     if align_corners:
-        gx, gy = 2 * px / (W - 1) - 1, 2 * py / (H - 1) - 1
+        gx = 2 * px / (W - 1) - 1 if W > 1 else px * 0
+        gy = 2 * py / (H - 1) - 1 if H > 1 else py * 0
     else:
         gx, gy = (2 * px + 1) / W - 1, (2 * py + 1) / H - 1
     return F.grid_sample(x, torch.stack([gx, gy], -1), mode="bilinear", padding_mode=padding_mode,

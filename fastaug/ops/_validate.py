@@ -17,6 +17,7 @@ HAS_CUDA_KERNELS = bool(_C.build_info()["cuda"])
 MAX_SMOOTH = int(_C.limits()["max_smooth"])
 
 PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
+PADDING_NAMES = {i: name for name, i in PADDING_MODES.items()}
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -73,7 +74,10 @@ def check_map(t, name, channels, x, what):
         raise ValueError(f"{name} ({what}) must have shape {expected} to match x {tuple(x.shape)}, got {tuple(t.shape)}")
     check_same_device(t, name, x, "x")
     if t.dtype != x.dtype:
-        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}")
+        # Under autocast the other dtypes were cast to float32 already (fastaug/ops/_autocast.py).
+        hint = (" (autocast casts half precision to float32 but leaves float64 alone, as for grid_sample)"
+                if x.device.type in ("cpu", "cuda") and torch.is_autocast_enabled(x.device.type) else "")
+        raise TypeError(f"{name} must have the dtype of x ({x.dtype}), got {t.dtype}{hint}")
 
 
 def check_smooth(smooth):

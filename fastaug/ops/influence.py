@@ -12,6 +12,9 @@ scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 """
 import torch
 
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import refuse_second_order
 from ._validate import check_finite as assert_finite, check_float, check_labels, check_same_device, fake_arg
 
 _ops = torch.ops.fastaug
@@ -31,8 +34,9 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     ``H = scale * sum_i weight_i (h~_i h~_i^T) kron A_i + damping * I``. ``scale`` defaults to ``1/N``
     (the Hessian of the mean loss). Two GEMMs over the features and one fused pass in between; several
     directions are one GEMM. No autograd graph of the loss is built. The product is differentiable
-    with respect to ``v`` (its adjoint is the same symmetric H, so the backward is one more HVP);
-    gradients with respect to ``h``, ``p`` or ``weight`` are not implemented and raise.
+    with respect to ``v``, to any order (its adjoint is the same symmetric H, so the backward is one
+    more HVP); gradients with respect to ``h``, ``p`` or ``weight`` are not implemented and raise.
+    float32 under ``torch.autocast``.
 
     Args:
         h: (N, D) features (the last layer's input), float32/float64 (float16/bfloat16 on CUDA: GEMMs
@@ -47,6 +51,8 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     Returns:
         Tensor of the shape of ``v``.
     """
+    refuse_forward_ad("last_layer_hvp", h, p, v, weight)
+    h, p, v, weight = autocast_inputs(h, p, v, weight)
     _check_features(h)
     check_float(p, "p")
     check_float(v, "v")
@@ -105,7 +111,8 @@ def influence_score(h, logits, target, s):
     ``I_up,loss(z_i, val) = -score_i``. Differentiable with respect to ``h`` and ``logits`` (analytic
     backward, one GEMM and one fused pass: ``d/dh = g delta^T S_W``, ``d/dz = g A (S h~)``) and to ``s``;
     ``logits`` are the classifier's output for ``h``, so gradients reach both paths of a frozen
-    classifier.
+    classifier. First order only in ``h`` and ``logits`` (differentiating that gradient raises); float32
+    under ``torch.autocast``.
 
     Args:
         h: (N, D) features. float32/float64; float16/bfloat16 on CUDA (GEMMs with float32
@@ -117,6 +124,8 @@ def influence_score(h, logits, target, s):
     Returns:
         (N,) scores in the dtype of ``logits``.
     """
+    refuse_forward_ad("influence_score", h, logits, s)
+    h, logits, s = autocast_inputs(h, logits, s)
     _check_score_args(h, logits, target, s)
     return _ops.influence_score(h, logits, target, s)
 
@@ -182,11 +191,13 @@ def _score_backward(ctx, grad):
     if needs[0] or needs[1]:
         grad_h, grad_logits = _ops.influence_score_backward(grad, h, logits, target, s)
     if needs[3]:
-        # d score_i / d S = delta_i h~_i^T, summed with the incoming weights.
-        delta = torch.softmax(logits.to(s.dtype), dim=1)
-        delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
-        gd = delta * grad.to(s.dtype).unsqueeze(1)
-        grad_s = torch.cat([gd.t() @ h.to(s.dtype), gd.sum(0).unsqueeze(1)], dim=1)
+        # d score_i / d S = delta_i h~_i^T, summed with the incoming weights; in the dtype of s even
+        # when the backward runs inside an autocast region (which would run the matmul in half).
+        with torch.autocast(s.device.type, enabled=False):
+            delta = torch.softmax(logits.to(s.dtype), dim=1)
+            delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
+            gd = delta * grad.to(s.dtype).unsqueeze(1)
+            grad_s = torch.cat([gd.t() @ h.to(s.dtype), gd.sum(0).unsqueeze(1)], dim=1)
     return (grad_h if needs[0] else None), (grad_logits if needs[1] else None), None, grad_s
 
 
@@ -211,3 +222,15 @@ def _hvp_backward(ctx, grad):
 
 
 torch.library.register_autograd("fastaug::last_layer_hvp", _hvp_backward, setup_context=_hvp_setup_context)
+
+# Orders: last_layer_hvp is linear in v and its backward is the op itself, so every order in v is
+# exact (h, p, weight raise above). influence_score is differentiable once in h and logits: the
+# score is already a Hessian-inverse-weighted gradient, and nothing in fastaug differentiates it twice.
+refuse_second_order(
+    "fastaug::influence_score_backward", 5,
+    "fastaug.influence_score is differentiable once in h and logits: gradients of its gradient (double "
+    "backward) are not supported",
+)
+# Autocast: float32 (h, p, v, weight, logits, s), as softmax and the losses under autocast; the
+# kernels' own ATen GEMMs then stay float32 too (they would run in bfloat16 inside an autocast region).
+register_float32_autocast("fastaug::last_layer_hvp", "fastaug::influence_score", "fastaug::influence_score_backward")

@@ -6,6 +6,9 @@ canonicalisation and validation, the fake (meta) kernels and the autograd formul
 """
 import torch
 
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import refuse_second_order
 from ._validate import check_device, check_tensor, fake_arg, fake_image
 
 _ops = torch.ops.fastaug
@@ -146,7 +149,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     **Gradients** (float ``x``): geometric ops, Invert, Solarize, Contrast, Color, Brightness,
     Sharpness, Cutout and SamplePairing (to both images) are differentiable with respect to the
     image; AutoContrast, Equalize and Posterize pass no gradient (zero). Magnitudes are not
-    differentiable.
+    differentiable. First order only: differentiating the gradient raises. Under ``torch.autocast``
+    a float image runs in float32 (uint8 stays uint8).
 
     Args:
         x: (N, C, H, W) images, C = 1 or 3; uint8 in [0, 255] or float in [0, 1] (float32/float64;
@@ -166,6 +170,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     All random choices (ops, magnitudes, signs, partners, centres) are inputs, so the op is
     deterministic; :mod:`fastaug.augment` draws them from a ``torch.Generator``.
     """
+    refuse_forward_ad("apply_ops", x)
+    x, = autocast_inputs(x)
     op2, mag, sgn, prt, cen = _canonical(x, op, magnitude, sign, partner, center)
     if isinstance(fill, bool) or not isinstance(fill, int):
         raise TypeError(f"fill must be an int in [0, 255], got {type(fill).__name__}")
@@ -232,3 +238,13 @@ def _backward(ctx, grad):
 
 
 torch.library.register_autograd("fastaug::apply_ops", _backward, setup_context=_setup_context)
+
+# Differentiable once: the policy ops' Jacobians are piecewise constant in the image (nearest
+# sampling, blends, masks), so the only second-order term would be the forward-mode product
+# d(grad_x)/d(grad_out), which no kernel computes; the policies augment data, not models.
+refuse_second_order(
+    "fastaug::apply_ops_backward", 10,
+    "fastaug.apply_ops is differentiable once: gradients of its gradient (double backward) are not supported",
+)
+# Autocast: a float image runs in float32 (uint8 images are untouched), as every fastaug op.
+register_float32_autocast("fastaug::apply_ops", "fastaug::apply_ops_backward")

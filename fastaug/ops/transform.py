@@ -1,7 +1,8 @@
 """Learned transformation family: :func:`appearance` and :func:`transform` (docs/design.md K2).
 
 Kernels: ``csrc/transform/{appearance,transform}_{cpu.cpp,cuda.cu}``. This file holds the public
-functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
+functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas: the first
+order by the fused backward kernels, higher orders through the reference (``_higher_order.py``).
 
 Parameter map of :func:`transform` (what the generator G outputs), channels in order:
 ``s_w`` (4, the row-major 2x2 matrix ``[[w0, w1], [w2, w3]]``), ``s_b`` (2, x then y, normalised
@@ -10,11 +11,16 @@ units), ``c_w`` (C*C, row-major: output channel i gets ``sum_j c_w[C*i + j] * x_
 """
 import torch
 
-from ._validate import check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
+from .. import reference
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import register_higher_order
+from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
 
 MODES = {"parallel": 0, "serial": 1}
+MODE_NAMES = {i: name for name, i in MODES.items()}
 SPATIAL_CHANNELS = 6
 
 
@@ -52,8 +58,11 @@ def appearance(x, c_w, c_b, *, smooth=4):
         smooth: box window size k in [1, 64]; 1 disables smoothing.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``.
+        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``
+        to any order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("appearance", x, c_w, c_b)
+    x, c_w, c_b = autocast_inputs(x, c_w, c_b)
     _check_colour_image(x, "appearance")
     C = x.shape[1]
     check_map(c_w, "c_w", C * C, x, f"{'3x3' if C == 3 else '1x1'} colour matrix per pixel, row-major")
@@ -90,8 +99,11 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` for samples outside the image.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params``.
+        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params`` to any
+        order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("transform", x, params)
+    x, params = autocast_inputs(x, params)
     _check_colour_image(x, "transform")
     C = x.shape[1]
     what = ("s_w 4, s_b 2, c_w 9, c_b 3 channels for an RGB image" if C == 3
@@ -165,3 +177,26 @@ torch.library.register_autograd(
 torch.library.register_autograd(
     "fastaug::transform", _transform_backward, setup_context=_transform_setup_context
 )
+
+
+# Second and higher orders: autograd of the backward ops through the reference composition
+# (fastaug/ops/_higher_order.py).
+def _without_colour_bias(params, channels):
+    """params with the raw c_b maps (the last ``channels``) set to zero: the op's linear part in x."""
+    return torch.cat([params[:, :-channels], params.new_zeros(params[:, -channels:].shape)], 1)
+
+
+register_higher_order(
+    "fastaug::appearance_backward", 3, lambda t, static: reference.appearance(*t, smooth=static[0]),
+    lambda v, maps, static: _ops.appearance(v, maps[0], torch.zeros_like(maps[1]), *static),
+)
+register_higher_order(
+    "fastaug::transform_backward", 2,
+    lambda t, static: reference.transform(*t, smooth=static[0], mode=MODE_NAMES[static[1]],
+                                          padding_mode=PADDING_NAMES[static[2]]),
+    lambda v, maps, static: _ops.transform(v, _without_colour_bias(maps[0], v.shape[1]), *static),
+)
+
+# Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
+register_float32_autocast("fastaug::appearance", "fastaug::appearance_backward", "fastaug::transform",
+                          "fastaug::transform_backward")

@@ -1,11 +1,16 @@
 """Flow warp family: :func:`warp` and :func:`affine_flow_warp` (docs/design.md K1, K2 spatial half).
 
 Kernels: ``csrc/warp/warp_cpu.cpp`` and ``csrc/warp/warp_cuda.cu``. This file holds the public
-functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas.
+functions, their fake (meta) kernels for ``torch.compile``, and their autograd formulas: the first
+order by the fused backward kernels, higher orders through the reference (``_higher_order.py``).
 """
 import torch
 
-from ._validate import check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
+from .. import reference
+from ._autocast import autocast_inputs, register_float32_autocast
+from ._forward_ad import refuse_forward_ad
+from ._higher_order import register_higher_order
+from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
 
 _ops = torch.ops.fastaug
 
@@ -26,8 +31,11 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         align_corners: see above.
 
     Returns:
-        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow``.
+        (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow`` to any
+        order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("warp", x, flow)
+    x, flow = autocast_inputs(x, flow)
     check_float_image(x)
     check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
     return _ops.warp(x, flow, padding_mode_id(padding_mode), bool(align_corners))
@@ -52,8 +60,11 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` (reflection about pixel edges).
 
     Returns:
-        (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b``.
+        (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b`` to any
+        order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    refuse_forward_ad("affine_flow_warp", x, s_w, s_b)
+    x, s_w, s_b = autocast_inputs(x, s_w, s_b)
     check_float_image(x)
     check_map(s_w, "s_w", 4, x, "spatial weights")
     check_map(s_b, "s_b", 2, x, "spatial biases")
@@ -122,3 +133,22 @@ torch.library.register_autograd("fastaug::warp", _warp_backward, setup_context=_
 torch.library.register_autograd(
     "fastaug::affine_flow_warp", _affine_backward, setup_context=_affine_setup_context
 )
+
+
+# Second and higher orders: autograd of the backward ops through the grid_sample reference
+# (fastaug/ops/_higher_order.py).
+# Both are linear in x: the linear part is the op itself.
+register_higher_order(
+    "fastaug::warp_backward", 2,
+    lambda t, static: reference.warp(*t, padding_mode=PADDING_NAMES[static[0]], align_corners=static[1]),
+    lambda v, maps, static: _ops.warp(v, *maps, *static),
+)
+register_higher_order(
+    "fastaug::affine_flow_warp_backward", 3,
+    lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]]),
+    lambda v, maps, static: _ops.affine_flow_warp(v, *maps, *static),
+)
+
+# Autocast: float32, as grid_sample on CPU, forward and backward (fastaug/ops/_autocast.py).
+register_float32_autocast("fastaug::warp", "fastaug::warp_backward", "fastaug::affine_flow_warp",
+                          "fastaug::affine_flow_warp_backward")
