@@ -6,9 +6,9 @@ flip (where the dataset allows it), then the policy (if any), then Cutout. ``non
 images as they are. Every draw comes from ``trainer.generator``.
 """
 from ..augment import AutoAugment, RandAugment, TrivialAugment
-from .method import Method, TrainBatch, standard_pipeline, to_float
+from .method import Method, TrainBatch, standard_pipeline
 
-__all__ = ["NoAugment", "Standard", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod"]
+__all__ = ["NoAugment", "StandardAugmentMethod", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod"]
 
 
 class NoAugment(Method):
@@ -17,7 +17,7 @@ class NoAugment(Method):
     name = "none"
 
 
-class Standard(Method):
+class StandardAugmentMethod(Method):
     """``--augment standard``: crop + flip + Cutout, plus ``policy`` in between when a subclass sets one."""
 
     name = "standard"
@@ -31,14 +31,11 @@ class Standard(Method):
         return None
 
     def augment(self, x, y, trainer):
-        g = trainer.generator
-        x = self.standard.crop_flip(x, g)
-        if self.policy is not None:
-            x = self.policy(x, generator=g)
-        return TrainBatch(to_float(self.standard.cutout(x, g)), y)
+        policy = None if self.policy is None else (lambda x, g: self.policy(x, generator=g))
+        return TrainBatch(self.standard.recipe(x, trainer.generator, policy), y)
 
 
-class AutoAugmentMethod(Standard):
+class AutoAugmentMethod(StandardAugmentMethod):
     """``--augment autoaugment``: a published AutoAugment policy, a random sub-policy per image."""
 
     name = "autoaugment"
@@ -52,7 +49,7 @@ class AutoAugmentMethod(Standard):
         return AutoAugment(args.aa_policy, fill=args.fill)
 
 
-class RandAugmentMethod(Standard):
+class RandAugmentMethod(StandardAugmentMethod):
     """``--augment randaugment``: RandAugment(N = --ra-num-ops, M = --ra-magnitude of 31 levels)."""
 
     name = "randaugment"
@@ -67,7 +64,7 @@ class RandAugmentMethod(Standard):
         return RandAugment(num_ops=args.ra_num_ops, magnitude=args.ra_magnitude, fill=args.fill)
 
 
-class TrivialAugmentMethod(Standard):
+class TrivialAugmentMethod(StandardAugmentMethod):
     """``--augment trivialaugment``: one op per image with a uniformly random magnitude (wide space)."""
 
     name = "trivialaugment"

@@ -10,7 +10,7 @@ __all__ = ["names", "method_class", "add_method_arguments", "METHODS"]
 
 METHODS = {
     "none": "fastaug.train.policy_methods:NoAugment",
-    "standard": "fastaug.train.policy_methods:Standard",
+    "standard": "fastaug.train.policy_methods:StandardAugmentMethod",
     "autoaugment": "fastaug.train.policy_methods:AutoAugmentMethod",
     "randaugment": "fastaug.train.policy_methods:RandAugmentMethod",
     "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",

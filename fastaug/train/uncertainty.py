@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..augment.op_table import SEARCH_SPACE
 from ..augment.params import IDENTITY, PolicyParams, sample_extras
 from ..ops.policy import apply_ops
-from .method import Method, TrainBatch, standard_pipeline, to_float
+from .method import Method, TrainBatch, standard_pipeline
 
 __all__ = ["UncertaintySampling", "sample_candidate_params", "select_candidates", "candidate_losses"]
 
@@ -108,9 +108,12 @@ class UncertaintySampling(Method):
         a, g = self.args, trainer.generator
         N, _, H, W = x.shape
         K = a.candidates
-        xk = self.standard.crop_flip(x.repeat_interleave(K, 0), g)
-        prm = sample_candidate_params(N * K, a.candidate_ops, H, W, a.candidate_op_prob, g).to(x.device)
-        xk = to_float(self.standard.cutout(apply_ops(xk, fill=a.fill, **prm.kwargs()), g))
+
+        def candidate_ops(xk, g):  # the policy slot: a random composition per candidate
+            prm = sample_candidate_params(N * K, a.candidate_ops, H, W, a.candidate_op_prob, g).to(x.device)
+            return apply_ops(xk, fill=a.fill, **prm.kwargs())
+
+        xk = self.standard.recipe(x.repeat_interleave(K, 0), g, candidate_ops)
         yk = y.repeat_interleave(K)
         losses = candidate_losses(trainer.module, xk, yk, trainer.autocast()).view(N, K)
         pick = select_candidates(losses, a.keep, a.select, g).to(x.device)  # (N, keep)

@@ -30,11 +30,10 @@ import torch
 
 from ...augment.controller import PolicyController
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS, OP_NAMES
-from ...augment.policy_batch import (action_frequencies, apply_policy_batch, policy_groups, random_policies,
-                                     replicate)
+from ...augment.policy_batch import ActionCounter, apply_policy_batch, policy_groups, random_policies, replicate
 from ...augment.reinforce import LossWindow, adversarial_controller_loss, normalise_losses
 from .. import distributed as dist
-from ..method import Method, TrainBatch, standard_pipeline, to_float
+from ..method import Method, TrainBatch, standard_pipeline
 from ..rng import derive_seed
 from .figure import policy_figure
 
@@ -94,16 +93,12 @@ class AdversarialAutoAugment(Method):
         self.window = LossWindow(self.M, "mean" if self.per_epoch else "ema", args.policy_ema_decay)
         self.ops = self.levels = None  # current policies (M, Q, L); None: sample before the next step
         self.last_losses = None  # the last window's L_m (M,), for the metrics
-        self._reset_counts()
+        self.actions = ActionCounter(NUM_OPS, self.num_bins)  # the epoch's sampled ops/levels (Figure 6)
 
     # ---- policies --------------------------------------------------------------------------------
     @property
     def uses_policies(self):
         return self.mode != "fixed"
-
-    def _reset_counts(self):
-        self.op_counts = torch.zeros(NUM_OPS, dtype=torch.float64)
-        self.level_counts = torch.zeros(self.num_bins, dtype=torch.float64)
 
     def _sample(self):
         """New M policies: drawn on rank 0 (controller or uniform), broadcast to every rank."""
@@ -137,23 +132,22 @@ class AdversarialAutoAugment(Method):
     # ---- Method hooks ----------------------------------------------------------------------------
     def augment(self, x, y, trainer):
         """x (N, C, H, W) uint8 -> TrainBatch of M·N images, policy-major, ``group`` = policy index."""
-        N, M, g = x.shape[0], self.M, trainer.generator
-        xr = self.standard.crop_flip(replicate(x, M), g)
+        N, M = x.shape[0], self.M
+        policy = None
         if self.uses_policies:
             if self.ops is None:
-                self._sample()
-            xr = apply_policy_batch(xr, self.ops, self.levels, self.num_bins, g, fill=self.fill)
-        xr = self.standard.cutout(xr, g)
-        return TrainBatch(to_float(xr), replicate(y, M), group=policy_groups(M, N, x.device), source_images=N)
+                self._sample()  # from the controller's own generator, not the recipe's
+            policy = lambda xr, g: apply_policy_batch(xr, self.ops, self.levels, self.num_bins, g,  # noqa: E731
+                                                      fill=self.fill)
+        xr = self.standard.recipe(replicate(x, M), trainer.generator, policy)
+        return TrainBatch(xr, replicate(y, M), group=policy_groups(M, N, x.device), source_images=N)
 
     def after_step(self, batch, losses, trainer):
         if not self.uses_policies:
             return
         per_policy = per_group_means(losses, batch.group, self.M)
         self.window.add(per_policy)
-        ops, levels = action_frequencies(self.ops, self.levels, NUM_OPS, self.num_bins)
-        self.op_counts += ops
-        self.level_counts += levels
+        self.actions.add(self.ops, self.levels)
         if not self.per_epoch and self.window.steps >= self.every:
             self._update()
 
@@ -162,10 +156,8 @@ class AdversarialAutoAugment(Method):
             return {}
         if self.per_epoch:
             self._update()
-        ops = (self.op_counts / self.op_counts.sum().clamp(min=1)).tolist()
-        levels = (self.level_counts / self.level_counts.sum().clamp(min=1)).tolist()
-        self._reset_counts()
-        extra = {"op_frequencies": ops, "magnitude_frequencies": levels}
+        extra = self.actions.frequencies()
+        self.actions.reset()
         if self.last_losses is not None:
             extra["policy_losses"] = self.last_losses.tolist()
         return extra
@@ -180,7 +172,7 @@ class AdversarialAutoAugment(Method):
         return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(), "window": self.window.state_dict(),
                 "ops": self.ops, "levels": self.levels, "last_losses": self.last_losses,
-                "op_counts": self.op_counts, "level_counts": self.level_counts}
+                **self.actions.state_dict()}
 
     def load_state_dict(self, state):
         self.controller.load_state_dict(state["controller"])
@@ -188,7 +180,7 @@ class AdversarialAutoAugment(Method):
         self.generator.set_state(state["generator"])
         self.window.load_state_dict(state["window"])
         self.ops, self.levels, self.last_losses = state["ops"], state["levels"], state["last_losses"]
-        self.op_counts, self.level_counts = state["op_counts"].clone(), state["level_counts"].clone()
+        self.actions.load_state_dict(state)
 
 
 def per_group_means(losses, group, M):
