@@ -75,7 +75,7 @@ def apply_policy_batch(x, ops, levels, num_bins=AUTOAUGMENT_BINS, generator=None
 
 
 def random_policies(M, Q=5, L=2, num_ops=NUM_OPS, num_bins=AUTOAUGMENT_BINS, generator=None):
-    """M uniformly random policies (the seed's "Random" ablation): (ops, levels), each (M, Q, L) int64."""
+    """M uniformly random policies (the paper's "Random" ablation): (ops, levels), each (M, Q, L) int64."""
     ops = torch.randint(0, num_ops, (M, Q, L), generator=generator)
     levels = torch.randint(0, num_bins, (M, Q, L), generator=generator)
     return ops, levels

@@ -1,7 +1,44 @@
-"""Subcommands of ``fastaug`` beyond the figures: each module exposes ``add_parser(subparsers)``.
+"""``fastaug``'s commands, one module each, all defined the same way.
 
-``train`` (one run), ``compare`` (several methods, one table), ``subsample`` (budgeted augmentation:
-which points to augment, the data-subsampling seed), ``toy2d`` (the influence loop's 2-D toy). Loops
-with their own experiments add their module here and to :data:`COMMANDS`.
+A command module exposes
+
+* ``HELP``: one line for ``fastaug --help``; its docstring is the command's ``--help`` description;
+* ``add_arguments(parser)``: its options on the argparse parser :mod:`fastaug.cli` made for it;
+* ``run(args) -> int``: does the work and returns the exit status (0).
+
+Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
+:data:`USER_ERRORS` with a one-sentence message; :func:`fastaug.cli.main` prints it as
+``fastaug <command>: error: <sentence>`` (rank 0 only under torchrun) and exits with status 2.
+Command names are the module names with ``-`` for ``_``.
 """
-COMMANDS = ("train", "compare", "subsample", "toy2d")
+__all__ = ["COMMANDS", "UsageError", "USER_ERRORS", "command_name", "is_main_process"]
+
+#: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
+COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist")
+
+
+class UsageError(ValueError):
+    """A command was asked for something it cannot do (a one-sentence message, no traceback)."""
+
+
+def _user_errors():
+    from ..train.checkpoint import CheckpointError
+
+    return (ValueError, FileNotFoundError, CheckpointError)
+
+
+def __getattr__(name):  # USER_ERRORS resolved lazily: importing the checkpoint module pulls in torch
+    if name == "USER_ERRORS":
+        return _user_errors()
+    raise AttributeError(name)
+
+
+def command_name(module):
+    return module.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def is_main_process():
+    """True outside torchrun and on its rank 0: the one process that prints results and errors."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0

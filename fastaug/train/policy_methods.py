@@ -1,14 +1,29 @@
 """Fixed augmentation methods, batched on the device: ``none``, ``standard``, ``autoaugment``,
 ``randaugment``, ``trivialaugment``.
 
-Pipeline per batch (the AdvAA seed's order, section 4.2): random crop with padding and horizontal
+Pipeline per batch (the Adversarial AutoAugment paper's order, section 4.2): random crop with padding and horizontal
 flip (where the dataset allows it), then the policy (if any), then Cutout. ``none`` trains on the
 images as they are. Every draw comes from ``trainer.generator``.
 """
+import dataclasses
+
 from ..augment import AutoAugment, RandAugment, TrivialAugment
 from .method import Method, TrainBatch, standard_pipeline
+from .options import Options, at_least, option, within
 
-__all__ = ["NoAugment", "StandardAugmentMethod", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod"]
+__all__ = ["NoAugment", "StandardAugmentMethod", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod",
+           "AutoAugmentOptions", "RandAugmentOptions"]
+
+
+@dataclasses.dataclass
+class AutoAugmentOptions(Options):
+    aa_policy: str = option("cifar10", "published AutoAugment policy", choices=("cifar10", "imagenet"))
+
+
+@dataclasses.dataclass
+class RandAugmentOptions(Options):
+    ra_num_ops: int = option(2, "RandAugment N: ops per image", check=at_least(1))
+    ra_magnitude: int = option(9, "RandAugment M: magnitude level of 31, as torchvision", check=within(0, 30))
 
 
 class NoAugment(Method):
@@ -40,13 +55,10 @@ class AutoAugmentMethod(StandardAugmentMethod):
 
     name = "autoaugment"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--aa-policy", default="cifar10", choices=("cifar10", "imagenet"),
-                            help="published AutoAugment policy (default: cifar10)")
+    Options = AutoAugmentOptions
 
     def make_policy(self, args):
-        return AutoAugment(args.aa_policy, fill=args.fill)
+        return AutoAugment(self.Options.from_args(args).aa_policy, fill=args.fill)
 
 
 class RandAugmentMethod(StandardAugmentMethod):
@@ -54,14 +66,11 @@ class RandAugmentMethod(StandardAugmentMethod):
 
     name = "randaugment"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--ra-num-ops", type=int, default=2, help="RandAugment N: ops per image (2)")
-        parser.add_argument("--ra-magnitude", type=int, default=9,
-                            help="RandAugment M: magnitude level of 31, as torchvision (9)")
+    Options = RandAugmentOptions
 
     def make_policy(self, args):
-        return RandAugment(num_ops=args.ra_num_ops, magnitude=args.ra_magnitude, fill=args.fill)
+        o = self.Options.from_args(args)
+        return RandAugment(num_ops=o.ra_num_ops, magnitude=o.ra_magnitude, fill=args.fill)
 
 
 class TrivialAugmentMethod(StandardAugmentMethod):
