@@ -26,8 +26,9 @@ def build_parser(argv=None):
     for name in COMMANDS:
         mod = _module(name)
         p = sub.add_parser(command_name(name), help=mod.HELP, description=mod.__doc__,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
-        if getattr(mod, "add_arguments_for", None) and argv is not None:
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           conflict_handler=getattr(mod, "CONFLICT_HANDLER", "error"))
+        if getattr(mod, "add_arguments_for", None) and argv and argv[0] == command_name(name):
             mod.add_arguments_for(p, argv)
         else:
             mod.add_arguments(p)

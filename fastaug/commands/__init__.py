@@ -4,7 +4,9 @@ A command module exposes
 
 * ``HELP``: one line for ``fastaug --help``; its docstring is the command's ``--help`` description;
 * ``add_arguments(parser)``: its options on the argparse parser :mod:`fastaug.cli` made for it;
-* ``run(args) -> int``: does the work and returns the exit status (0).
+* ``run(args) -> int``: does the work and returns the exit status (0);
+* optionally ``add_arguments_for(parser, argv)`` (options shaped by the command line, e.g.
+  ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine an option it borrows).
 
 Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
 :data:`USER_ERRORS` with a one-sentence message; :func:`fastaug.cli.main` prints it as

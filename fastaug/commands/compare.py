@@ -15,6 +15,7 @@ from . import UsageError, is_main_process
 __all__ = ["HELP", "add_arguments", "run", "DEMO_METHODS"]
 
 HELP = "train one classifier per augmentation method and compare them"
+CONFLICT_HANDLER = "resolve"  # its own --output-dir (the comparison's folder) replaces train's
 
 #: What ``compare`` runs by default: every ``--augment`` method that trains in minutes on a CPU
 #: (``influence`` needs ``--val-size`` and GAN stages, ``autoaugment``'s published policies are for
@@ -25,7 +26,6 @@ DEMO_METHODS = ("none", "standard", "randaugment", "trivialaugment", "uncertaint
 def add_arguments(p):
     from ..train.args import build_parser
 
-    p.conflict_handler = "resolve"  # its own --output-dir default replaces train's
     build_parser(p)
     p.add_argument("--methods", default=",".join(DEMO_METHODS),
                    help=f"comma-separated --augment methods (default: {','.join(DEMO_METHODS)})")

@@ -3,6 +3,7 @@ Data Subsampling*, Kuchnik & Smith, end to end; ``docs/subsample.md``).
 
 Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, curves.png, scores.png.
 """
+import argparse
 import time
 
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]

@@ -8,6 +8,7 @@ torchrun). ``--augment X --help`` lists the common options and X's own. Examples
   python -m fastaug train --config runs/x/args.json --output-dir runs/y # run x again (flags override)
 """
 import argparse
+import copy
 
 from . import is_main_process
 
@@ -74,14 +75,18 @@ def load_run_data(args):
 
 def run(args):
     from ..train import distributed
+    from ..train.args import resolve_defaults
     from ..train.engine import train
 
     prepare(args)
     try:
-        summary = train(args, data=load_run_data(args))
+        data = load_run_data(args)
+        # the folder the engine will resolve (and check every common option before any work)
+        output_dir = resolve_defaults(copy.deepcopy(args), image_side=data[0].image_size[0]).output_dir
+        summary = train(args, data=data)
     finally:
         distributed.cleanup()
     if summary and is_main_process():
         print(f"final test accuracy {summary['final_test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
-              f"{summary['best_epoch']}), {summary['total_seconds']:.1f} s; outputs in {args.output_dir}")
+              f"{summary['best_epoch']}), {summary['total_seconds']:.1f} s; outputs in {output_dir}")
     return 0
