@@ -31,6 +31,7 @@ def save_figure(fig, path, dpi=100):
     """Write a matplotlib Figure to ``path`` (PNG) atomically: a temporary file renamed over the target;
     creates the folder, closes the figure, returns ``path``."""
     plt = pyplot()
+    path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
     try:
