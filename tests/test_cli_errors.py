@@ -98,3 +98,21 @@ def test_a_run_folder_is_never_overwritten(tmp_path):
     out = fastaug("train", "--output-dir", d, "--lr", "0.5", *small)
     assert_one_sentence(out, "train", "already holds a run")
     assert (d / "checkpoint.pt").read_bytes() == before
+
+
+def test_only_rank_0_prints_results_and_errors(tmp_path, monkeypatch, capsys):
+    """Under torchrun every rank runs the command; ranks other than 0 say nothing (the exit status
+    still tells): checked in-process with torchrun's RANK variable and one process."""
+    from fastaug.cli import main
+
+    flags = ["--train-size", "64", "-b", "32", "--epochs", "1", "--no-progress", "--device", "cpu", "--augment", "none"]
+    assert main(["train", "--output-dir", str(tmp_path / "r0"), *flags]) == 0
+    assert "final test accuracy" in capsys.readouterr().out
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "--output-dir", str(tmp_path / "r1"), *flags]) == 0
+    assert "final test accuracy" not in capsys.readouterr().out
+    assert main(["train", "--epochs", "0", "--output-dir", str(tmp_path / "r2")]) == 2
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--epochs", "0", "--output-dir", str(tmp_path / "r2")]) == 2
+    assert capsys.readouterr().err.strip() == "fastaug train: error: --epochs must be >= 1, got 0"

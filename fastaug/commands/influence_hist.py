@@ -21,7 +21,9 @@ def add_arguments(p):
 def run(args):
     try:
         from ..experiments.influence_hist import run as experiment
-    except ImportError:
+    except ModuleNotFoundError as err:  # not there yet: the fit below (any other import error is real)
+        if err.name not in ("fastaug.experiments", "fastaug.experiments.influence_hist"):
+            raise
         experiment = _fit_and_draw
     if not args.damping > 0 or args.max_iter < 1:
         raise ValueError(f"--damping must be > 0 and --max-iter >= 1, got {args.damping} and {args.max_iter}")
