@@ -26,7 +26,8 @@ class UsageError(ValueError):
 def _user_errors():
     from ..train.checkpoint import CheckpointError
 
-    return (ValueError, FileNotFoundError, CheckpointError)
+    # OS errors a user causes (a path that is a folder, a folder one cannot write to) are named too
+    return (ValueError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
 
 
 def __getattr__(name):  # USER_ERRORS resolved lazily: importing the checkpoint module pulls in torch

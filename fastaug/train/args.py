@@ -209,14 +209,25 @@ def load_config(path):
     return {str(k).replace("-", "_"): v for k, v in config.items()}
 
 
+def _method_default(method, dest):
+    p = argparse.ArgumentParser(add_help=False)
+    registry.add_method_arguments(p, [method])
+    return p.get_default(dest)
+
+
 def apply_config(parser, config, path, command="fastaug train"):
     """Make the values of ``config`` the defaults of ``parser`` (flags given on the command line still
     win), after refusing, in one sentence, any key that no option of ``parser`` has or a value outside
-    an option's choices."""
+    an option's choices. Another method's option is accepted only at its default value (library runs
+    and older args.json files hold every method's options), and then ignored."""
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
-    for key, value in config.items():
+    config = dict(config)
+    for key, value in list(config.items()):
         if key not in actions:
             owners = registry.method_of_option(key)
+            if owners and value == _method_default(owners[0], key):
+                del config[key]  # another method's option at its default: an args.json written with every method's
+                continue
             where = f"an option of --augment {' / '.join(owners)} only" if owners else "no option of " + command
             raise ValueError(f"config {path}: {key!r} is {where}")
         choices = actions[key].choices

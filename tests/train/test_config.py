@@ -40,11 +40,14 @@ def test_config_key_no_option_has_is_refused_naming_it(tmp_path, capsys):
     assert main(["train", "--config", str(cfg), "--output-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'learning_rate'" in err and "no option of fastaug train" in err
-    # another method's option is named as such
+    # another method's option is named as such (at its default it is ignored: args.json of a library run)
     cfg.write_text(json.dumps({"augment": "randaugment", "instances": 4}))
     assert main(["train", "--config", str(cfg), "--output-dir", str(tmp_path / "r")]) == 2
     assert "'instances' is an option of --augment adversarial / fixed / random only" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+    p = build_parser(methods=["randaugment"])
+    apply_config(p, {"augment": "randaugment", "instances": 8, "ra_magnitude": 5}, cfg)
+    assert p.parse_args([]).ra_magnitude == 5 and not hasattr(p.parse_args([]), "instances")
 
 
 def test_config_values_are_checked_against_choices_and_types(tmp_path):
@@ -88,3 +91,16 @@ def test_help_of_one_method_lists_its_options_and_no_other_methods(capsys):
         else:
             (title,) = titles
             assert name in title.rstrip(":").split("--augment ")[1].split(" / ")
+
+
+def test_args_json_of_a_library_run_is_a_config_too(small, tmp_path):
+    """A run started from Python holds every method's options in args.json (at their defaults)."""
+    from fastaug.train import train
+
+    a, b = tmp_path / "lib", tmp_path / "b"
+    train(small("lib", augment="uncertainty", epochs=1, train_size=64, candidates=3))
+    assert "instances" in json.loads((a / "args.json").read_text())
+    cli("train", "--config", a / "args.json", "--output-dir", b, "--no-progress")
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((b / "args.json").read_text())["candidates"] == 3
