@@ -8,7 +8,7 @@ import argparse
 import importlib
 import sys
 
-from .commands import COMMANDS, USER_ERRORS, command_name, is_main_process
+from .commands import COMMANDS, command_name, is_main_process, user_errors
 
 __all__ = ["build_parser", "main"]
 
@@ -46,7 +46,7 @@ def main(argv=None):
         for key in ("func", "command"):  # the dispatcher's own fields are not the command's options
             delattr(args, key)
         return func(args) or 0
-    except USER_ERRORS as err:
+    except user_errors() as err:
         if is_main_process():
             print(f"fastaug {command}: error: {_sentence(err)}", file=sys.stderr)
         return 2

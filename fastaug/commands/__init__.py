@@ -9,11 +9,11 @@ A command module exposes
   ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine an option it borrows).
 
 Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
-:data:`USER_ERRORS` with a one-sentence message; :func:`fastaug.cli.main` prints it as
+:func:`user_errors` with a one-sentence message; :func:`fastaug.cli.main` prints it as
 ``fastaug <command>: error: <sentence>`` (rank 0 only under torchrun) and exits with status 2.
 Command names are the module names with ``-`` for ``_``.
 """
-__all__ = ["COMMANDS", "UsageError", "USER_ERRORS", "command_name", "is_main_process"]
+__all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process"]
 
 #: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
 COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist")
@@ -23,17 +23,12 @@ class UsageError(ValueError):
     """A command was asked for something it cannot do (a one-sentence message, no traceback)."""
 
 
-def _user_errors():
+def user_errors():
+    """The exception types a user's mistake raises (each with a one-sentence message)."""
     from ..train.checkpoint import CheckpointError
 
     # OS errors a user causes (a path that is a folder, a folder one cannot write to) are named too
     return (ValueError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
-
-
-def __getattr__(name):  # USER_ERRORS resolved lazily: importing the checkpoint module pulls in torch
-    if name == "USER_ERRORS":
-        return _user_errors()
-    raise AttributeError(name)
 
 
 def command_name(module):
