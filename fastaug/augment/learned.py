@@ -1,4 +1,5 @@
-"""The learned transformation model of the influence-augmentation paper (appendix A): encoder E, generator G, discriminator D.
+"""The learned transformation model of the influence-augmentation paper (appendix A): encoder E,
+generator G, discriminator D.
 
 ``E`` maps an image to a code ``tau`` (128-d, tanh), ``G`` maps ``tau`` to the raw per-pixel parameter
 map of :func:`fastaug.transform` (18 channels for RGB, 8 for grey: s_w 4, s_b 2, c_w C*C, c_b C), and

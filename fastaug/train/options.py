@@ -81,8 +81,9 @@ class Options:
 
     @classmethod
     def from_args(cls, args):
-        """The options of parsed ``fastaug train`` arguments (a Namespace), validated."""
-        opts = cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+        """The options of parsed ``fastaug train`` arguments (a Namespace), validated; a field the
+        namespace lacks (a namespace built for another method) takes its default."""
+        opts = cls(**{f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)})
         opts.validate()
         return opts
 
@@ -92,8 +93,8 @@ class Options:
         for f in dataclasses.fields(self):
             value, m = getattr(self, f.name), f.metadata
             if m.get("choices") is not None:
-                checks.append((value in m["choices"], f"{flag_of(f)} must be one of {', '.join(map(str, m['choices']))}, "
-                                                      f"got {value!r}"))
+                allowed = ", ".join(map(str, m["choices"]))
+                checks.append((value in m["choices"], f"{flag_of(f)} must be one of {allowed}, got {value!r}"))
             if m.get("check") is not None:
                 predicate, rule = m["check"]
                 checks.append((predicate(value), f"{flag_of(f)} {rule}, got {value!r}"))

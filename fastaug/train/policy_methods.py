@@ -1,9 +1,10 @@
 """Fixed augmentation methods, batched on the device: ``none``, ``standard``, ``autoaugment``,
 ``randaugment``, ``trivialaugment``.
 
-Pipeline per batch (the Adversarial AutoAugment paper's order, section 4.2): random crop with padding and horizontal
-flip (where the dataset allows it), then the policy (if any), then Cutout. ``none`` trains on the
-images as they are. Every draw comes from ``trainer.generator``.
+Pipeline per batch: :meth:`~fastaug.augment.standard.StandardAugment.recipe` (the Adversarial
+AutoAugment paper's order, section 4.2): random crop with padding and horizontal flip (where the
+dataset allows it), then the policy (if any), then Cutout, then float. ``none`` trains on the images
+as they are. Every draw comes from ``trainer.generator``.
 """
 import dataclasses
 

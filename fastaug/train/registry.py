@@ -1,8 +1,8 @@
 """``--augment`` names -> training-method classes, imported lazily (``module:Class``).
 
 Each method lives in its own module of :mod:`fastaug.train`; methods never import each other. To add
-one, write ``fastaug/train/<method>.py`` with a :class:`~fastaug.train.method.Method` subclass and
-add its name here.
+one, write ``fastaug/train/<method>.py`` with a :class:`~fastaug.train.method.Method` subclass whose
+``Options`` is a dataclass of its options (:mod:`fastaug.train.options`), and add its name here.
 """
 import importlib
 
