@@ -63,6 +63,7 @@ def test_an_unreadable_image_is_named_then_skipped_and_counted_on_request(tmp_pa
     assert_one_sentence(out, "train", str(bad), "--skip-unreadable")
     out = fastaug("train", "--data-dir", data, "--output-dir", tmp_path / "b", "--skip-unreadable", *FOLDER_RUN)
     assert out.returncode == 0, out.stderr
+    assert out.stderr.count(f"skipping unreadable image {bad}") == 1
     (record,) = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     # every readable training image was trained on, the broken one was not
     assert record["train_samples"] == 12

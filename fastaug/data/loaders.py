@@ -14,6 +14,7 @@ the shards partition the data and every rank runs the same number of steps.
 Both yield ``(x, y)``: x (B, C, H, W) uint8 and y (B,) int64 on the device.
 """
 import math
+import sys
 
 import torch
 
@@ -126,6 +127,8 @@ class FolderBatches(_Batches):
                              f"unreadable images")
         if bad.all():
             raise ValueError(f"no image of a batch could be decoded (e.g. {paths[0]}): is --data-dir an image folder?")
+        for path in sorted(set(paths) - self.unreadable):  # said once per file, by the rank that met it
+            print(f"skipping unreadable image {path}", file=sys.stderr, flush=True)
         self.unreadable.update(paths)
         return x[~bad], y[~bad]
 
