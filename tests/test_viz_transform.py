@@ -1,5 +1,5 @@
-"""The ``transform-grid`` command (fastaug.viz.transformation_grid, the seed's Figure 4): the panels
-are the reference transformation of the generator's parameters, and the figure shows them."""
+"""The ``transform-grid`` command (fastaug.viz.transformation_grid, Figure 4 of the influence-augmentation
+paper): the panels are the reference transformation of the generator's parameters, and the figure shows them."""
 import numpy as np
 import pytest
 import torch

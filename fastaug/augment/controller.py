@@ -1,12 +1,12 @@
 """The policy controller of Adversarial AutoAugment (and TANDA's sequence generator): a one-layer LSTM.
 
-The controller emits a policy as a sequence of discrete actions (the AdvAA seed, section 3.3 and
+The controller emits a policy as a sequence of discrete actions (the Adversarial AutoAugment paper, section 3.3 and
 Figure 3): Q sub-policies x L ops x (op type over ``num_ops``, then magnitude level over
-``num_bins``), 2·Q·L actions in all (20 with the seed's Q=5, L=2). Each step's softmax picks an
-action, and the embedding of that action is the next step's input. Sizes follow the seed (4.1):
+``num_bins``), 2·Q·L actions in all (20 with the paper's Q=5, L=2). Each step's softmax picks an
+action, and the embedding of that action is the next step's input. Sizes follow the paper (4.1):
 hidden 100, embedding 32.
 
-Conventions where the seed is silent (they follow the unofficial PyTorch reproduction
+Conventions where the paper is silent (they follow the unofficial PyTorch reproduction
 SeongwoongCho/adversarial-autoaugment-pytorch, the design the benchmarks compare against):
 
 * the op and magnitude actions share one embedding table (``num_ops + num_bins`` rows, magnitudes
@@ -67,11 +67,11 @@ class PolicyController(nn.Module):
     """One-layer LSTM emitting ``M`` policies of ``num_subpolicies`` x ``ops_per_subpolicy`` (op, level) pairs.
 
     Args:
-        num_subpolicies: Q (5 in the seed).
-        ops_per_subpolicy: L (2 in the seed).
+        num_subpolicies: Q (5 in the paper).
+        ops_per_subpolicy: L (2 in the paper).
         num_ops: op types to choose from (the 16 ops of :data:`fastaug.augment.op_table.SEARCH_SPACE`).
         num_bins: magnitude levels (10).
-        hidden_size, embedding_size: LSTM sizes (100 and 32 in the seed).
+        hidden_size, embedding_size: LSTM sizes (100 and 32 in the paper).
     """
 
     def __init__(self, num_subpolicies=5, ops_per_subpolicy=2, num_ops=NUM_OPS, num_bins=AUTOAUGMENT_BINS,

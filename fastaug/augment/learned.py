@@ -1,4 +1,5 @@
-"""The learned transformation model of the seed (appendix A): encoder E, generator G, discriminator D.
+"""The learned transformation model of the influence-augmentation paper (appendix A): encoder E,
+generator G, discriminator D.
 
 ``E`` maps an image to a code ``tau`` (128-d, tanh), ``G`` maps ``tau`` to the raw per-pixel parameter
 map of :func:`fastaug.transform` (18 channels for RGB, 8 for grey: s_w 4, s_b 2, c_w C*C, c_b C), and
@@ -154,13 +155,13 @@ class Discriminator(nn.Module):
 
 
 class LearnedAugment(nn.Module):
-    """x -> fastaug.transform(x, G(dropout(E(x)))): the seed's learned augmentation as one module.
+    """x -> fastaug.transform(x, G(dropout(E(x)))): the paper's learned augmentation as one module.
 
     Args:
         channels: 3 (RGB) or 1 (grey).
         height, width: image size (width defaults to height); see the module docstring for sizes.
-        tau_dim: size of the code tau (128 in the seed).
-        dropout: dropout probability on tau while training (0.5 in the seed's influence stage).
+        tau_dim: size of the code tau (128 in the paper).
+        dropout: dropout probability on tau while training (0.5 in the paper's influence stage).
         smooth, mode, padding_mode: passed to :func:`fastaug.transform`.
         stages: override the number of stride-2 stages of E and G.
         init_scale: standard deviation of G's last-layer weights (near-identity start).

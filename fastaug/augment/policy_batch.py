@@ -16,7 +16,7 @@ from .op_table import AUTOAUGMENT_BINS, NUM_OPS
 from .params import PolicyParams, sample_extras
 
 __all__ = ["replicate", "policy_groups", "policy_batch_params", "apply_policy_batch", "random_policies",
-           "action_frequencies"]
+           "action_frequencies", "ActionCounter"]
 
 
 def replicate(x, M):
@@ -75,7 +75,7 @@ def apply_policy_batch(x, ops, levels, num_bins=AUTOAUGMENT_BINS, generator=None
 
 
 def random_policies(M, Q=5, L=2, num_ops=NUM_OPS, num_bins=AUTOAUGMENT_BINS, generator=None):
-    """M uniformly random policies (the seed's "Random" ablation): (ops, levels), each (M, Q, L) int64."""
+    """M uniformly random policies (the paper's "Random" ablation): (ops, levels), each (M, Q, L) int64."""
     ops = torch.randint(0, num_ops, (M, Q, L), generator=generator)
     levels = torch.randint(0, num_bins, (M, Q, L), generator=generator)
     return ops, levels
@@ -85,3 +85,41 @@ def action_frequencies(ops, levels, num_ops=NUM_OPS, num_bins=AUTOAUGMENT_BINS):
     """Counts of each op id (num_ops,) and each magnitude level (num_bins,) in the given policies (float64)."""
     ops, levels = torch.as_tensor(ops).reshape(-1).cpu(), torch.as_tensor(levels).reshape(-1).cpu()
     return (torch.bincount(ops, minlength=num_ops).double(), torch.bincount(levels, minlength=num_bins).double())
+
+
+class ActionCounter:
+    """Running counts of the ops and magnitude levels a method sampled, for the per-epoch
+    ``op_frequencies`` / ``magnitude_frequencies`` metrics (the AdvAA paper's Figure 6).
+
+    ``add(ops, levels)`` takes integer tensors of any shape (op ids in [0, num_ops), levels in
+    [0, num_bins)); :meth:`frequencies` returns the fractions since the last :meth:`reset` as a
+    JSON-able dict ({} when nothing was counted). State (two float64 count vectors) goes into a
+    checkpoint through :meth:`state_dict`.
+    """
+
+    def __init__(self, num_ops=NUM_OPS, num_bins=AUTOAUGMENT_BINS):
+        self.num_ops, self.num_bins = int(num_ops), int(num_bins)
+        self.reset()
+
+    def reset(self):
+        self.op_counts = torch.zeros(self.num_ops, dtype=torch.float64)
+        self.level_counts = torch.zeros(self.num_bins, dtype=torch.float64)
+
+    def add(self, ops, levels):
+        op_counts, level_counts = action_frequencies(ops, levels, self.num_ops, self.num_bins)
+        self.op_counts += op_counts
+        self.level_counts += level_counts
+
+    def frequencies(self):
+        """``{"op_frequencies": [num_ops floats], "magnitude_frequencies": [num_bins floats]}``, each
+        summing to 1; ``{}`` when no action was counted."""
+        if self.op_counts.sum() == 0:
+            return {}
+        return {"op_frequencies": (self.op_counts / self.op_counts.sum()).tolist(),
+                "magnitude_frequencies": (self.level_counts / self.level_counts.sum()).tolist()}
+
+    def state_dict(self):
+        return {"op_counts": self.op_counts.clone(), "level_counts": self.level_counts.clone()}
+
+    def load_state_dict(self, state):
+        self.op_counts, self.level_counts = state["op_counts"].clone(), state["level_counts"].clone()

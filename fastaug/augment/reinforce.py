@@ -1,10 +1,10 @@
 """REINFORCE maths shared by the policy-search loops (Adversarial AutoAugment and TANDA).
 
 * :class:`LossWindow`: the moving average of the per-policy losses L_m over an update window
-  (AdvAA eq. 9: the mean over the epoch in the seed, footnote 2; or an exponential moving average).
+  (AdvAA eq. 9: the mean over the epoch in the paper, footnote 2; or an exponential moving average).
 * :func:`normalise_losses`: (L - mean) / (std + eps) across the M instances (AdvAA Algorithm 1, line 9).
 * :func:`adversarial_controller_loss`: -mean(L̂_m · log p_m) - w · mean(entropy_m) (eq. 9 with the
-  seed's entropy penalty, section 4.1).
+  paper's entropy penalty, section 4.1).
 * :func:`discounted_returns` and :func:`batch_baseline_advantages`: TANDA's per-step credit
   assignment (future incremental rewards discounted by gamma, minus the batch mean at each step).
 """
@@ -17,7 +17,7 @@ __all__ = ["LossWindow", "normalise_losses", "adversarial_controller_loss", "dis
 class LossWindow:
     """Running average of the per-policy losses (M,) over the steps of an update window.
 
-    ``mode="mean"``: the arithmetic mean of the window's steps (the seed: the window is an epoch).
+    ``mode="mean"``: the arithmetic mean of the window's steps (the paper: the window is an epoch).
     ``mode="ema"``: ``avg <- decay * avg + (1 - decay) * L_t``, started at the window's first L_t.
     Sums are kept in float64 so a resumed run continues bit-identically.
     """

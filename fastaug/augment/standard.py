@@ -1,6 +1,6 @@
 """The standard CIFAR augmentation, batched on the device: random crop with padding, horizontal flip, Cutout.
 
-As in the Adversarial AutoAugment seed's baseline (section 4.2): pad by ``padding`` pixels with
+As in the Adversarial AutoAugment paper's standard augmentation (section 4.2): pad by ``padding`` pixels with
 zeros and crop back to the original size at a random offset (torchvision's ``RandomCrop(size,
 padding)``), flip horizontally with probability 1/2, and Cutout (DeVries & Taylor 2017): zero a
 ``size`` x ``size`` square centred on a uniformly random pixel, clipped at the borders, exactly as

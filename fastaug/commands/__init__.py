@@ -1,7 +1,42 @@
-"""Subcommands of ``fastaug`` beyond the figures: each module exposes ``add_parser(subparsers)``.
+"""``fastaug``'s commands, one module each, all defined the same way.
 
-``train`` (one run), ``compare`` (several methods, one table), ``subsample`` (budgeted augmentation:
-which points to augment, the data-subsampling seed), ``toy2d`` (the influence loop's 2-D toy). Loops
-with their own experiments add their module here and to :data:`COMMANDS`.
+A command module exposes
+
+* ``HELP``: one line for ``fastaug --help``; its docstring is the command's ``--help`` description;
+* ``add_arguments(parser)``: its options on the argparse parser :mod:`fastaug.cli` made for it;
+* ``run(args) -> int``: does the work and returns the exit status (0);
+* optionally ``add_arguments_for(parser, argv)`` (options shaped by the command line, e.g.
+  ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine an option it borrows).
+
+Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
+:func:`user_errors` with a one-sentence message; :func:`fastaug.cli.main` prints it as
+``fastaug <command>: error: <sentence>`` (rank 0 only under torchrun) and exits with status 2.
+Command names are the module names with ``-`` for ``_``.
 """
-COMMANDS = ("train", "compare", "subsample", "toy2d")
+__all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process"]
+
+#: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
+COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist")
+
+
+class UsageError(ValueError):
+    """A command was asked for something it cannot do (a one-sentence message, no traceback)."""
+
+
+def user_errors():
+    """The exception types a user's mistake raises (each with a one-sentence message)."""
+    from ..train.checkpoint import CheckpointError
+
+    # OS errors a user causes (a path that is a folder, a folder one cannot write to) are named too
+    return (ValueError, CheckpointError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def command_name(module):
+    return module.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def is_main_process():
+    """True outside torchrun and on its rank 0: the one process that prints results and errors."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0

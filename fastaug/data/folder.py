@@ -7,6 +7,11 @@ Layouts accepted for ``--data-dir DIR``:
 
 Images are decoded (Pillow), converted to RGB (or L) and resized to ``image_size`` x ``image_size`` in
 DataLoader workers as uint8 tensors; augmentation then runs on the training device, batched.
+
+An image that cannot be decoded stops the run with one sentence naming its file; with
+``skip_unreadable`` set on the :class:`FolderData` (``--skip-unreadable``) it is left out of its
+batch instead and counted (:class:`~fastaug.data.loaders.FolderBatches` does both, in the main
+process: a worker only marks the sample, see :class:`_ReadableFolder`).
 """
 import os
 
@@ -14,7 +19,7 @@ import torch
 
 from .splits import balanced_indices
 
-__all__ = ["FolderData", "image_folder", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["FolderData", "image_folder", "IMAGENET_MEAN", "IMAGENET_STD", "is_unreadable", "unreadable_path"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -48,6 +53,12 @@ class FolderData:
         self.channels = 1 if grey else 3
         self.mean, self.std = ((0.5,), (0.5,)) if grey else (IMAGENET_MEAN, IMAGENET_STD)
         self.image_size = (image_size, image_size)
+        self.skip_unreadable = False  # --skip-unreadable: drop undecodable images from their batch
+
+    def unreadable_path(self, label):
+        """The file behind a sample that :class:`_ReadableFolder` marked unreadable (``label < 0``)."""
+        base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
+        return base.samples[-1 - int(label)][0]
 
     def __len__(self):
         return self.labels.numel()
@@ -61,10 +72,39 @@ class FolderData:
                 f"{self.num_classes} classes)")
 
 
-def _image_folder(path, size, grey):
+def _readable_folder_class():
     from torchvision.datasets import ImageFolder
 
-    return ImageFolder(path, transform=_Decode(size, grey))
+    global _ReadableFolder
+    if "_ReadableFolder" in globals():
+        return _ReadableFolder
+
+    class _ReadableFolder(ImageFolder):
+        """ImageFolder whose sample ``i`` is ``(zeros, -1 - i)`` when its file cannot be decoded, so the
+        main process can name the file (or skip it) instead of a worker dying with a PIL traceback."""
+
+        def __getitem__(self, index):
+            try:
+                return super().__getitem__(index)
+            except (OSError, ValueError, SyntaxError):  # PIL: UnidentifiedImageError, truncated, bad header
+                t = self.transform
+                return torch.zeros(1 if t.grey else 3, t.size, t.size, dtype=torch.uint8), -1 - index
+
+    _ReadableFolder.__qualname__ = "_ReadableFolder"  # picklable by name for spawned DataLoader workers
+    return _ReadableFolder
+
+
+def _image_folder(path, size, grey):
+    return _readable_folder_class()(path, transform=_Decode(size, grey))
+
+
+def is_unreadable(labels):
+    """(B,) bool: the samples :func:`image_folder`'s dataset marked as undecodable (negative labels)."""
+    return labels < 0
+
+
+def unreadable_path(data, label):
+    return data.unreadable_path(label)
 
 
 def image_folder(data_dir, split="train", image_size=224, grey=False, test_fraction=0.2, seed=0):
@@ -81,6 +121,9 @@ def image_folder(data_dir, split="train", image_size=224, grey=False, test_fract
     if int(image_size) < 8:
         raise ValueError(f"image_size must be at least 8, got {image_size}")
     held_out = next((os.path.join(root, d) for d in ("val", "test") if os.path.isdir(os.path.join(root, d))), None)
+    if os.path.isdir(os.path.join(root, "train")) and not held_out:
+        raise FileNotFoundError(f"{root} holds train/ but no val/ or test/ next to it: add {root}/val/<class>/<image>, "
+                                f"or point --data-dir at {root}/train to split it into train and test")
     try:
         if os.path.isdir(os.path.join(root, "train")) and held_out:
             ds = _image_folder(os.path.join(root, "train") if split == "train" else held_out, image_size, grey)
@@ -96,3 +139,9 @@ def image_folder(data_dir, split="train", image_size=224, grey=False, test_fract
     mask[test] = True
     idx = (mask if split == "test" else ~mask).nonzero().squeeze(1)
     return FolderData(ds, idx, ds.classes, image_size, grey)
+
+
+def __getattr__(name):  # a worker unpickling the dataset finds the class by name (torchvision imported lazily)
+    if name == "_ReadableFolder":
+        return _readable_folder_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,11 +8,13 @@ the shards partition the data and every rank runs the same number of steps.
 * :class:`TensorBatches`: an :class:`~fastaug.data.base.ImageData` held on the training device,
   batched by indexing (no per-image Python, no workers).
 * :class:`FolderBatches`: a :class:`~fastaug.data.folder.FolderData` decoded in DataLoader workers;
-  batches are moved to the device as uint8.
+  batches are moved to the device as uint8. An undecodable image stops the run with a sentence naming
+  it, or, with the dataset's ``skip_unreadable``, is left out of its batch and added to ``unreadable``.
 
 Both yield ``(x, y)``: x (B, C, H, W) uint8 and y (B,) int64 on the device.
 """
 import math
+import sys
 
 import torch
 
@@ -104,6 +106,7 @@ class FolderBatches(_Batches):
         self.data, self.device, self.workers = data, torch.device(device), int(workers)
         self.sampler = _EpochBatchSampler()
         self.loader = None
+        self.unreadable = set()  # files skipped with --skip-unreadable (each counted once)
 
     def epoch(self, epoch, start=0):
         self.sampler.batches = self.batch_indices(epoch, start)
@@ -112,7 +115,22 @@ class FolderBatches(_Batches):
                 self.data.dataset, batch_sampler=self.sampler, num_workers=self.workers,
                 persistent_workers=self.workers > 0, pin_memory=self.device.type == "cuda")
         for x, y in self.loader:
+            bad = y < 0  # samples the folder dataset could not decode (see fastaug.data.folder)
+            if bad.any():
+                x, y = self._drop_unreadable(x, y, bad)
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _drop_unreadable(self, x, y, bad):
+        paths = [self.data.unreadable_path(label) for label in y[bad].tolist()]
+        if not getattr(self.data, "skip_unreadable", False):
+            raise ValueError(f"cannot decode image {paths[0]}: remove it, or pass --skip-unreadable to skip "
+                             f"unreadable images")
+        if bad.all():
+            raise ValueError(f"no image of a batch could be decoded (e.g. {paths[0]}): is --data-dir an image folder?")
+        for path in sorted(set(paths) - self.unreadable):  # said once per file, by the rank that met it
+            print(f"skipping unreadable image {path}", file=sys.stderr, flush=True)
+        self.unreadable.update(paths)
+        return x[~bad], y[~bad]
 
 
 def make_batches(data, batch_size, device, *, seed=0, rank=0, world=1, train=True, workers=4):

@@ -84,7 +84,7 @@ def _size(n, size, fraction, what):
 def labelled_subset(data: ImageData, size=None, fraction=None, seed=0):
     """A class-balanced labelled subset of ``size`` images (or ``fraction`` of them), and the rest.
 
-    Returns ``(labelled, rest)``: the seed's semi-supervised setting keeps few labels and treats the
+    Returns ``(labelled, rest)``: the paper's semi-supervised setting keeps few labels and treats the
     rest as unlabelled.
     """
     n = _size(len(data), size, fraction, "labelled")

@@ -4,30 +4,40 @@ Names follow torchvision's classification reference and timm's ``train.py`` wher
 (``--model``, ``--epochs``, ``-b/--batch-size``, ``--lr``, ``--opt``, ``--momentum``, ``--wd``/
 ``--weight-decay``, ``--sched``, ``--decay-milestones``, ``--decay-rate``, ``--warmup-epochs``,
 ``--label-smoothing``, ``--clip-grad``, ``--amp``, ``--amp-dtype``, ``--seed``, ``--device``,
-``--output-dir``, ``--resume``, ``-j/--workers``). Options left unset take the defaults of the
-seeds' training details for the dataset and model (:func:`resolve_defaults`, written to args.json):
+``--output-dir``, ``--resume``, ``-j/--workers``, ``--config``). Options left unset take the defaults
+of the papers' training details for the dataset and model (:func:`resolve_defaults`, written to
+args.json):
 
 =========================  ====  =====  ======  =====  ==========================================
 dataset / model            opt   lr     wd      epochs schedule
 =========================  ====  =====  ======  =====  ==========================================
-mnist5k, allconv (lenet)  adam  0.01   0       30     cosine (seed appendix B.1: Adam 0.01, betas 0.9/0.99)
+mnist5k, allconv (lenet)  adam  0.01   0       30     cosine (influence paper, appendix B.1: betas 0.9/0.99)
 cifar, wrn28_10            sgd   0.1    5e-4    200    step x0.2 at 30/60/80 % (WRN; AdvAA Table 7)
 cifar, resnet20/56         sgd   0.1    1e-4    160    step x0.1 at 50/75 % (He et al. 2016)
 =========================  ====  =====  ======  =====  ==========================================
 
 Batch size 128 everywhere (AdvAA's N). SGD uses momentum 0.9 (Nesterov for WRN).
+
+``--config FILE`` (JSON or YAML; the ``args.json`` of any run is one) sets the defaults of the
+options it names, so flags on the command line override it, as timm's ``--config`` does; a key no
+option of the command (or of the chosen ``--augment`` method) has is refused (:func:`apply_config`).
 """
 import argparse
+import json
+import os
 
 from ..data import DATASETS
 from ..models import MODELS
 from . import registry
+from .options import require
 
-__all__ = ["build_parser", "parse_args", "resolve_defaults", "default_args", "data_defaults"]
+__all__ = ["build_parser", "parse_args", "resolve_defaults", "default_args", "data_defaults", "check_device",
+           "load_config", "apply_config", "method_option_names"]
 
 
-def build_parser(parser=None):
-    """The ``fastaug train`` parser (added to ``parser`` when given, e.g. a subcommand's)."""
+def build_parser(parser=None, methods=None):
+    """The ``fastaug train`` parser (added to ``parser`` when given, e.g. a subcommand's), with the
+    options of the ``--augment`` methods in ``methods`` (default: every method's)."""
     p = parser or argparse.ArgumentParser(prog="fastaug train", description=__doc__,
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
@@ -43,6 +53,9 @@ def build_parser(parser=None):
                    help="hold out a class-balanced validation split of this size from the training set "
                         "(for methods that use one; default 0)")
     g.add_argument("--data-seed", type=int, default=None, help="seed of the subsets and splits (default: --seed)")
+    g.add_argument("--skip-unreadable", action="store_true",
+                   help="folder dataset: skip images that cannot be decoded (counted in metrics.jsonl as "
+                        "unreadable_images) instead of stopping at the first one")
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--model", default=None, choices=MODELS, help="classifier (default: allconv on mnist5k, "
                    "resnet20 otherwise)")
@@ -73,7 +86,7 @@ def build_parser(parser=None):
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (they are off for digits anyway)")
     g.add_argument("--fill", type=int, default=None,
                    help="fill of the geometric policy ops (128 for RGB as AutoAugment; 0 for grey digits)")
-    registry.add_method_arguments(p)
+    registry.add_method_arguments(p, methods)
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="seed of the model, data order and augmentation (0)")
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
@@ -92,9 +105,9 @@ def build_parser(parser=None):
 def data_defaults(dataset, image_side):
     """Crop padding, Cutout side and policy fill for a dataset of ``image_side``-pixel images.
 
-    Cutout is the CIFAR recipe (DeVries & Taylor: 16 px on 32x32, the AdvAA seed's baseline), scaled
-    to 8 px on 28x28 digits; it is off for larger images, as in the seeds' ImageNet pipelines (crop,
-    flip and the policy only). Pass ``--cutout N`` to use it there."""
+    Cutout is the CIFAR recipe (DeVries & Taylor: 16 px on 32x32, the standard augmentation of the
+    Adversarial AutoAugment paper), scaled to 8 px on 28x28 digits; it is off for larger images, as in
+    the papers' ImageNet pipelines (crop, flip and the policy only). Pass ``--cutout N`` to use it there."""
     digits = dataset == "mnist5k"
     cutout = 8 if image_side <= 28 else (16 if image_side <= 32 else 0)
     return dict(crop_padding=2 if image_side <= 28 else max(4, image_side // 8), cutout=cutout,
@@ -136,7 +149,7 @@ def resolve_defaults(args, image_side=None):
 
 
 def _validate(a):
-    checks = [
+    require([
         (a.epochs >= 1, f"--epochs must be >= 1, got {a.epochs}"),
         (a.batch_size >= 1, f"--batch-size must be >= 1, got {a.batch_size}"),
         (a.lr > 0, f"--lr must be > 0, got {a.lr}"),
@@ -150,10 +163,85 @@ def _validate(a):
         (a.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {a.warmup_epochs}"),
         (a.val_size >= 0, f"--val-size must be >= 0, got {a.val_size}"),
         (a.train_size is None or a.train_size >= 1, f"--train-size must be >= 1, got {a.train_size}"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
+    ])
+
+
+def check_device(device):
+    """Refuse, in one sentence, a ``--device`` torch cannot parse or a GPU the machine does not have."""
+    import torch
+
+    if device in (None, "", "auto"):
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asks for a GPU, but torch sees none on this machine: use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+
+
+def load_config(path):
+    """The option values of a JSON or YAML config file (a dict of option names -> values)."""
+    path = os.path.expanduser(str(path))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    with open(path) as f:
+        text = f.read()
+    if path.endswith((".yaml", ".yml")):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"reading the YAML config {path} needs PyYAML (pip install 'fastaug[train]'), "
+                             f"or write it as JSON") from None
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ValueError(f"config {path} is not valid YAML ({' '.join(str(err).split())})") from None
+    else:
+        try:
+            config = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"config {path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"config {path} must map option names to values, got a {type(config).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in config.items()}
+
+
+def _method_default(method, dest):
+    p = argparse.ArgumentParser(add_help=False)
+    registry.add_method_arguments(p, [method])
+    return p.get_default(dest)
+
+
+def apply_config(parser, config, path, command="fastaug train"):
+    """Make the values of ``config`` the defaults of ``parser`` (flags given on the command line still
+    win), after refusing, in one sentence, any key that no option of ``parser`` has or a value outside
+    an option's choices. Another method's option is accepted only at its default value (library runs
+    and older args.json files hold every method's options), and then ignored."""
+    actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
+    config = dict(config)
+    for key, value in list(config.items()):
+        if key not in actions:
+            owners = registry.method_of_option(key)
+            if owners and value == _method_default(owners[0], key):
+                del config[key]  # another method's option at its default: an args.json written with every method's
+                continue
+            where = f"an option of --augment {' / '.join(owners)} only" if owners else "no option of " + command
+            raise ValueError(f"config {path}: {key!r} is {where}")
+        choices = actions[key].choices
+        values = value if isinstance(value, list) else [value]
+        if choices is not None and not all(v in choices for v in values):
+            raise ValueError(f"config {path}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+    parser.set_defaults(**config)
+
+
+def method_option_names(methods=None):
+    """The dests of the options of ``methods`` (``--augment`` names; default: every method's)."""
+    p = argparse.ArgumentParser(add_help=False)
+    registry.add_method_arguments(p, methods)
+    return {a.dest for a in p._actions}
 
 
 def parse_args(argv=None):

@@ -1,36 +1,18 @@
-"""The training run's own figure, ``curves.png`` (loss and accuracy over epochs), and the one way every
-training loop writes a figure: :func:`save_figure` (atomic, so a run killed while drawing never
-leaves a truncated PNG)."""
-import os
+"""The training run's own figure, ``curves.png`` (loss and accuracy over epochs). Every figure is
+written through :func:`fastaug.figures.save_figure` (re-exported here for the training loops)."""
+from ..figures import epoch_series, pyplot, save_figure
 
 __all__ = ["training_curves", "curves_figure", "save_figure"]
 
 
-def save_figure(fig, path, dpi=100):
-    """Write a matplotlib Figure to ``path`` (PNG) atomically: a temporary file renamed over the target;
-    creates the folder, closes the figure, returns ``path``."""
-    import matplotlib.pyplot as plt
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
 def curves_figure(history, title=None):
     """A matplotlib Figure with two panels from metrics.jsonl records: train/test loss, train/test accuracy."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 3.8))
     for split, style in (("train", "-"), ("test", "--")):
-        ax_l.plot(epochs, [r[f"{split}_loss"] for r in history], style, marker="o", ms=3, label=split)
-        ax_a.plot(epochs, [r[f"{split}_acc"] for r in history], style, marker="o", ms=3, label=split)
+        epoch_series(ax_l, epochs, [r[f"{split}_loss"] for r in history], style, label=split)
+        epoch_series(ax_a, epochs, [r[f"{split}_acc"] for r in history], style, label=split)
     ax_l.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_a.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_l, ax_a):

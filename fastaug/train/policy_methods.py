@@ -1,14 +1,30 @@
 """Fixed augmentation methods, batched on the device: ``none``, ``standard``, ``autoaugment``,
 ``randaugment``, ``trivialaugment``.
 
-Pipeline per batch (the AdvAA seed's order, section 4.2): random crop with padding and horizontal
-flip (where the dataset allows it), then the policy (if any), then Cutout. ``none`` trains on the
-images as they are. Every draw comes from ``trainer.generator``.
+Pipeline per batch: :meth:`~fastaug.augment.standard.StandardAugment.recipe` (the Adversarial
+AutoAugment paper's order, section 4.2): random crop with padding and horizontal flip (where the
+dataset allows it), then the policy (if any), then Cutout, then float. ``none`` trains on the images
+as they are. Every draw comes from ``trainer.generator``.
 """
-from ..augment import AutoAugment, RandAugment, TrivialAugment
-from .method import Method, TrainBatch, standard_pipeline, to_float
+import dataclasses
 
-__all__ = ["NoAugment", "Standard", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod"]
+from ..augment import AutoAugment, RandAugment, TrivialAugment
+from .method import Method, TrainBatch, standard_pipeline
+from .options import Options, at_least, option, within
+
+__all__ = ["NoAugment", "StandardAugmentMethod", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod",
+           "AutoAugmentOptions", "RandAugmentOptions"]
+
+
+@dataclasses.dataclass
+class AutoAugmentOptions(Options):
+    aa_policy: str = option("cifar10", "published AutoAugment policy", choices=("cifar10", "imagenet"))
+
+
+@dataclasses.dataclass
+class RandAugmentOptions(Options):
+    ra_num_ops: int = option(2, "RandAugment N: ops per image", check=at_least(1))
+    ra_magnitude: int = option(9, "RandAugment M: magnitude level of 31, as torchvision", check=within(0, 30))
 
 
 class NoAugment(Method):
@@ -17,7 +33,7 @@ class NoAugment(Method):
     name = "none"
 
 
-class Standard(Method):
+class StandardAugmentMethod(Method):
     """``--augment standard``: crop + flip + Cutout, plus ``policy`` in between when a subclass sets one."""
 
     name = "standard"
@@ -31,43 +47,34 @@ class Standard(Method):
         return None
 
     def augment(self, x, y, trainer):
-        g = trainer.generator
-        x = self.standard.crop_flip(x, g)
-        if self.policy is not None:
-            x = self.policy(x, generator=g)
-        return TrainBatch(to_float(self.standard.cutout(x, g)), y)
+        policy = None if self.policy is None else (lambda x, g: self.policy(x, generator=g))
+        return TrainBatch(self.standard.recipe(x, trainer.generator, policy), y)
 
 
-class AutoAugmentMethod(Standard):
+class AutoAugmentMethod(StandardAugmentMethod):
     """``--augment autoaugment``: a published AutoAugment policy, a random sub-policy per image."""
 
     name = "autoaugment"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--aa-policy", default="cifar10", choices=("cifar10", "imagenet"),
-                            help="published AutoAugment policy (default: cifar10)")
+    Options = AutoAugmentOptions
 
     def make_policy(self, args):
-        return AutoAugment(args.aa_policy, fill=args.fill)
+        return AutoAugment(self.Options.from_args(args).aa_policy, fill=args.fill)
 
 
-class RandAugmentMethod(Standard):
+class RandAugmentMethod(StandardAugmentMethod):
     """``--augment randaugment``: RandAugment(N = --ra-num-ops, M = --ra-magnitude of 31 levels)."""
 
     name = "randaugment"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--ra-num-ops", type=int, default=2, help="RandAugment N: ops per image (2)")
-        parser.add_argument("--ra-magnitude", type=int, default=9,
-                            help="RandAugment M: magnitude level of 31, as torchvision (9)")
+    Options = RandAugmentOptions
 
     def make_policy(self, args):
-        return RandAugment(num_ops=args.ra_num_ops, magnitude=args.ra_magnitude, fill=args.fill)
+        o = self.Options.from_args(args)
+        return RandAugment(num_ops=o.ra_num_ops, magnitude=o.ra_magnitude, fill=args.fill)
 
 
-class TrivialAugmentMethod(Standard):
+class TrivialAugmentMethod(StandardAugmentMethod):
     """``--augment trivialaugment``: one op per image with a uniformly random magnitude (wide space)."""
 
     name = "trivialaugment"

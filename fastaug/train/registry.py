@@ -1,16 +1,16 @@
 """``--augment`` names -> training-method classes, imported lazily (``module:Class``).
 
 Each method lives in its own module of :mod:`fastaug.train`; methods never import each other. To add
-one, write ``fastaug/train/<method>.py`` with a :class:`~fastaug.train.method.Method` subclass and
-add its name here.
+one, write ``fastaug/train/<method>.py`` with a :class:`~fastaug.train.method.Method` subclass whose
+``Options`` is a dataclass of its options (:mod:`fastaug.train.options`), and add its name here.
 """
 import importlib
 
-__all__ = ["names", "method_class", "add_method_arguments", "METHODS"]
+__all__ = ["names", "method_class", "add_method_arguments", "method_of_option", "METHODS"]
 
 METHODS = {
     "none": "fastaug.train.policy_methods:NoAugment",
-    "standard": "fastaug.train.policy_methods:Standard",
+    "standard": "fastaug.train.policy_methods:StandardAugmentMethod",
     "autoaugment": "fastaug.train.policy_methods:AutoAugmentMethod",
     "randaugment": "fastaug.train.policy_methods:RandAugmentMethod",
     "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",
@@ -35,14 +35,36 @@ def method_class(name):
     return getattr(importlib.import_module(module), cls)
 
 
-def add_method_arguments(parser):
-    """Let every method add its options, once per class, in a group titled by its names."""
+def add_method_arguments(parser, methods=None):
+    """Add the options of ``methods`` (``--augment`` names; default: every method), once per class, in
+    a group titled by its names. A method with typed options (an ``Options`` dataclass, see
+    :mod:`fastaug.train.options`) gets one flag per field; one without keeps its ``add_arguments``."""
     seen = {}
     for name in METHODS:
         seen.setdefault(method_class(name), []).append(name)
+    wanted = set(METHODS if methods is None else methods)
     for cls, aliases in seen.items():
+        if not wanted.intersection(aliases):
+            continue
         before = len(parser._actions)
         group = parser.add_argument_group(f"--augment {' / '.join(aliases)}")
-        cls.add_arguments(group)
+        options = getattr(cls, "Options", None)
+        if options is not None:
+            options.add_to_parser(group)
+        else:
+            cls.add_arguments(group)
         if len(parser._actions) == before:  # no options: drop the empty group from --help
             parser._action_groups.remove(group)
+
+
+def method_of_option(dest):
+    """The ``--augment`` names whose options include ``dest`` (empty when none has it)."""
+    import argparse
+
+    out = []
+    for name in METHODS:
+        p = argparse.ArgumentParser(add_help=False)
+        add_method_arguments(p, [name])
+        if any(a.dest == dest for a in p._actions):
+            out.append(name)
+    return out

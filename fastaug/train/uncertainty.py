@@ -19,15 +19,34 @@ with a probability drawn uniformly in [0, 1] there, i.e. with probability 1/2 ov
 the selection pass runs in eval mode. Candidates are laid out image-major: candidate k of image i
 is row ``i * K + k``.
 """
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 
 from ..augment.op_table import SEARCH_SPACE
 from ..augment.params import IDENTITY, PolicyParams, sample_extras
 from ..ops.policy import apply_ops
-from .method import Method, TrainBatch, standard_pipeline, to_float
+from .method import Method, TrainBatch, standard_pipeline
+from .options import Options, at_least, option, within
 
-__all__ = ["UncertaintySampling", "sample_candidate_params", "select_candidates", "candidate_losses"]
+__all__ = ["UncertaintySampling", "UncertaintyOptions", "sample_candidate_params", "select_candidates",
+           "candidate_losses"]
+
+
+@dataclasses.dataclass
+class UncertaintyOptions(Options):
+    candidates: int = option(4, "K candidates per image", check=at_least(1))
+    select: str = option("proportional", "keep candidates by loss-proportional sampling (authors' code) or "
+                         "top-k (paper)", choices=("proportional", "topk"))
+    keep: int = option(1, "candidates kept per image, at most --candidates", check=at_least(1))
+    candidate_ops: int = option(2, "ops composed per candidate", check=at_least(1))
+    candidate_op_prob: float = option(0.5, "probability that each op of a candidate is applied (the authors' "
+                                      "code)", check=within(0, 1))
+
+    def extra_checks(self):
+        return [(self.keep <= self.candidates,
+                 f"--keep must be at most --candidates ({self.candidates}), got {self.keep}")]
 
 
 def sample_candidate_params(n, num_ops, H, W, op_prob=0.5, generator=None):
@@ -84,33 +103,25 @@ class UncertaintySampling(Method):
 
     name = "uncertainty"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--candidates", type=int, default=4, help="K candidates per image (4)")
-        parser.add_argument("--select", default="proportional", choices=("proportional", "topk"),
-                            help="keep candidates by loss-proportional sampling (authors' code) or top-k (paper)")
-        parser.add_argument("--keep", type=int, default=1, help="candidates kept per image (1)")
-        parser.add_argument("--candidate-ops", type=int, default=2, help="ops composed per candidate (2)")
-        parser.add_argument("--candidate-op-prob", type=float, default=0.5,
-                            help="probability that each op of a candidate is applied (0.5, as the authors' code)")
+    Options = UncertaintyOptions
 
     def __init__(self, args, trainer):
         super().__init__(args, trainer)
-        if args.candidates < 1 or not 1 <= args.keep <= args.candidates:
-            raise ValueError(f"need --candidates >= 1 and 1 <= --keep <= --candidates, got {args.candidates}, "
-                             f"{args.keep}")
-        if args.candidate_ops < 1 or not 0 <= args.candidate_op_prob <= 1:
-            raise ValueError("need --candidate-ops >= 1 and --candidate-op-prob in [0, 1]")
+        self.options = self.Options.from_args(args)
+        self.fill = args.fill
         self.standard = standard_pipeline(args, trainer)
         self.sums = {"selected": 0.0, "candidates": 0.0, "images": 0}
 
     def augment(self, x, y, trainer):
-        a, g = self.args, trainer.generator
+        a, g = self.options, trainer.generator
         N, _, H, W = x.shape
         K = a.candidates
-        xk = self.standard.crop_flip(x.repeat_interleave(K, 0), g)
-        prm = sample_candidate_params(N * K, a.candidate_ops, H, W, a.candidate_op_prob, g).to(x.device)
-        xk = to_float(self.standard.cutout(apply_ops(xk, fill=a.fill, **prm.kwargs()), g))
+
+        def candidate_ops(xk, g):  # the policy slot: a random composition per candidate
+            prm = sample_candidate_params(N * K, a.candidate_ops, H, W, a.candidate_op_prob, g).to(x.device)
+            return apply_ops(xk, fill=self.fill, **prm.kwargs())
+
+        xk = self.standard.recipe(x.repeat_interleave(K, 0), g, candidate_ops)
         yk = y.repeat_interleave(K)
         losses = candidate_losses(trainer.module, xk, yk, trainer.autocast()).view(N, K)
         pick = select_candidates(losses, a.keep, a.select, g).to(x.device)  # (N, keep)
@@ -122,7 +133,8 @@ class UncertaintySampling(Method):
 
     def epoch_end(self, epoch, trainer):
         n = max(self.sums["images"], 1)
-        out = {"selected_loss": self.sums["selected"] / (n * self.args.keep), "candidate_loss": self.sums["candidates"] / n}
+        out = {"selected_loss": self.sums["selected"] / (n * self.options.keep),
+               "candidate_loss": self.sums["candidates"] / n}
         self.sums = {"selected": 0.0, "candidates": 0.0, "images": 0}
         return out
 

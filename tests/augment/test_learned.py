@@ -103,7 +103,7 @@ def test_dropout_on_tau_in_training_mode():
 
 
 def test_learned_augment_is_the_reference_transformation_of_its_params():
-    """The output is the seed's transformation (the readable reference) of G(E(x))."""
+    """The output is the paper's transformation (the readable reference) of G(E(x))."""
     torch.manual_seed(2)
     aug = LearnedAugment(3, 32, mode="serial", smooth=2, init_scale=0.05).eval()
     x = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(6))

@@ -65,3 +65,25 @@ def test_module_is_crop_flip_then_cutout_from_one_generator():
     assert not torch.equal(a, m(x, torch.Generator().manual_seed(4)))
     with pytest.raises(ValueError, match="padding must be >= 0"):
         random_crop(x, -1)
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_recipe_is_crop_flip_then_policy_then_cutout_then_float(with_policy):
+    """The one training recipe, against its steps written out with the same draws from one generator."""
+    x = _images(n=6, h=12, w=12)
+    aug = StandardAugment(padding=2, flip=True, cutout=4)
+
+    def policy(images, generator):  # a policy that draws too: its draws sit between flip and Cutout
+        shift = torch.randint(0, 50, (images.shape[0], 1, 1, 1), generator=generator).to(images.dtype)
+        return images.sub(shift).clamp(0) if images.dtype == torch.uint8 else images
+
+    got = aug.recipe(x, torch.Generator().manual_seed(3), policy if with_policy else None)
+    g = torch.Generator().manual_seed(3)
+    offsets = torch.randint(0, 5, (6, 2), generator=g)
+    flips = torch.rand(6, generator=g) < 0.5
+    ref = random_hflip(random_crop(x, 2, offsets=offsets), mask=flips)
+    if with_policy:
+        ref = policy(ref, g)
+    centers = torch.stack([torch.randint(0, 12, (6,), generator=g), torch.randint(0, 12, (6,), generator=g)], 1)
+    ref = cutout(ref, 4, centers=centers).float() / 255
+    assert got.dtype == torch.float32 and torch.equal(got, ref)

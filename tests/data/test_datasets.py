@@ -111,3 +111,34 @@ def test_imagedata_validates_its_fields():
     with pytest.raises(ValueError, match="labels must be in"):
         ImageData(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.tensor([0, 5]), ("a", "b"), "x", False,
                   (0.5,), (0.5,))
+
+
+def test_image_folder_with_train_but_no_val_says_so(tmp_path):
+    pytest.importorskip("PIL")
+    _write_folder(str(tmp_path / "train"))
+    with pytest.raises(FileNotFoundError, match="holds train/ but no val/ or test/"):
+        load_dataset("folder", str(tmp_path), image_size=16)
+
+
+def test_unreadable_image_is_named_or_skipped_and_counted(tmp_path):
+    pytest.importorskip("PIL")
+    from fastaug.data import make_batches
+
+    _write_folder(str(tmp_path / "train"), per_class=4)
+    _write_folder(str(tmp_path / "val"), per_class=1)
+    bad = tmp_path / "train" / "dog" / "zz_broken.png"
+    bad.write_bytes(b"\x89PNG but truncated")
+    train, _ = load_dataset("folder", str(tmp_path), image_size=16)
+    assert len(train) == 13
+    batches = make_batches(train, 13, "cpu", workers=0)
+    with pytest.raises(ValueError, match=f"cannot decode image {bad}: .*--skip-unreadable"):
+        list(batches.epoch(0))
+    train.skip_unreadable = True
+    batches = make_batches(train, 5, "cpu", workers=0)
+    got = [y for _, y in batches.epoch(0)]
+    ys = torch.cat(got)
+    # the 12 readable images, each once, with their own labels; the broken one counted once
+    assert ys.numel() == 12 and torch.bincount(ys, minlength=3).tolist() == [4, 4, 4]
+    assert batches.unreadable == {str(bad)}
+    list(batches.epoch(1))
+    assert len(batches.unreadable) == 1

@@ -106,3 +106,20 @@ def test_bad_options_are_named(tmp_path):
         Trainer(_args(tmp_path, instances=0))
     with pytest.raises(ValueError, match="--policy-ema-decay"):
         Trainer(_args(tmp_path, "b", policy_ema_decay=1.0))
+
+
+def test_a_one_epoch_run_draws_visible_bars_of_its_frequencies(tmp_path, monkeypatch):
+    """One epoch has no area to stack: policy.png must still show the epoch's op and magnitude
+    frequencies (bars whose heights are metrics.jsonl's percentages), not two empty axes."""
+    from oracles.figures import capture_figures
+
+    figures = capture_figures(monkeypatch)
+    train(_args(tmp_path, epochs=1))
+    (rec,) = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    (fig,) = [f for f in figures if len(f.axes) == 2 and "operations" in f.axes[0].get_title()]
+    ops_ax, mags_ax = fig.axes
+    for ax, freqs in ((ops_ax, rec["op_frequencies"]), (mags_ax, rec["magnitude_frequencies"])):
+        heights = [p.get_height() for p in ax.patches]
+        assert heights == pytest.approx([100 * f for f in freqs])
+        assert max(heights) > 0  # something visible
+    assert (tmp_path / "run" / "policy.png").stat().st_size > 10_000

@@ -5,19 +5,26 @@ import os
 import pytest
 import torch
 
-from fastaug.train import Trainer, train
+from fastaug.train import Trainer
 
 METHODS = ["none", "standard", "autoaugment", "randaugment", "trivialaugment", "uncertainty"]
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_method_trains_and_writes_outputs(small, tmp_path, method):
-    s = train(small(method, augment=method, epochs=3, train_size=320))
+    """Three short epochs on 320 digits must make the classifier clearly better on the 1,000 held-out
+    test digits than the same network at its initialisation (accuracy 0.094, loss 2.30 = chance).
+    Measured on CPU: every method reaches test accuracy 0.33-0.40 and loss 1.76-1.98; a method
+    whose batches lost the link between images and labels stays at chance and fails both margins."""
+    t = Trainer(small(method, augment=method, epochs=3, train_size=320))
+    untrained_loss, untrained_acc = t.evaluate()
+    s = t.fit()
     d = tmp_path / method
     with open(d / "metrics.jsonl") as f:
         hist = [json.loads(line) for line in f]
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
-    assert hist[-1]["test_loss"] < 2.30  # below chance level (ln 10) on held-out digits
+    assert hist[-1]["test_acc"] > untrained_acc + 0.2, (untrained_acc, hist[-1]["test_acc"])
+    assert hist[-1]["test_loss"] < 0.9 * untrained_loss, (untrained_loss, hist[-1]["test_loss"])
     assert {"checkpoint.pt", "summary.json", "curves.png", "args.json"} <= set(os.listdir(d))
     assert s["augment"] == method
 

@@ -1,6 +1,6 @@
-"""``--augment adversarial`` / ``fixed`` / ``random``: Adversarial AutoAugment and its ablation (seed Table 4).
+"""``--augment adversarial`` / ``fixed`` / ``random``: Adversarial AutoAugment and its ablation (the paper's Table 4).
 
-One code path for the three (the seed's section 4.4):
+One code path for the three (the paper's section 4.4):
 
 * ``adversarial``: M policies sampled by the :class:`~fastaug.augment.controller.PolicyController`,
   updated by REINFORCE to raise the target network's training loss (eq. 9);
@@ -9,12 +9,12 @@ One code path for the three (the seed's section 4.4):
 
 Each step (eq. 4): the N-image batch is replicated M times (policy-major layout, row m·N + n), then
 standard crop/flip per copy, the policy (copy m draws one random sub-policy of policy m per image, in
-one :func:`fastaug.apply_ops` call), then Cutout (the seed's order, section 4.2). The batch is tagged
+one :func:`fastaug.apply_ops` call), then Cutout (the paper's order, section 4.2). The batch is tagged
 with ``group`` = m, so ``after_step`` turns the engine's per-sample losses into the per-policy losses
 L_m (eq. 5) by a scatter-add over the tags. The target network sees the M·N batch at the run's LR
-(the seed: "without changing the learning rate").
+(the paper: "without changing the learning rate").
 
-Cadence (``--policy-update``): ``epoch`` (the seed's Algorithm 1: new policies at the start of every
+Cadence (``--policy-update``): ``epoch`` (the paper's Algorithm 1: new policies at the start of every
 epoch, L_m averaged over the epoch, one controller update at its end) or ``step`` (new policies and
 one update every ``--policy-update-every k`` steps, L_m an exponential moving average with decay
 ``--policy-ema-decay`` over the window, started at its first step).
@@ -26,84 +26,75 @@ copy of the controller (identical initialisation, identical gradients), so the c
 State (in every checkpoint): controller parameters, its Adam state, the controller's own CPU
 generator, the current policies, the L_m window and the epoch's op/magnitude counts.
 """
+import dataclasses
+
 import torch
 
 from ...augment.controller import PolicyController
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS, OP_NAMES
-from ...augment.policy_batch import (action_frequencies, apply_policy_batch, policy_groups, random_policies,
-                                     replicate)
+from ...augment.policy_batch import ActionCounter, apply_policy_batch, policy_groups, random_policies, replicate
 from ...augment.reinforce import LossWindow, adversarial_controller_loss, normalise_losses
 from .. import distributed as dist
-from ..method import Method, TrainBatch, standard_pipeline, to_float
+from ..method import Method, TrainBatch, standard_pipeline
+from ..options import Options, above, at_least, option, within
 from ..rng import derive_seed
 from .figure import policy_figure
 
-__all__ = ["AdversarialAutoAugment", "MODES"]
+__all__ = ["AdversarialAutoAugment", "AdversarialOptions", "MODES"]
 
 MODES = ("adversarial", "random", "fixed")
 
 
+@dataclasses.dataclass
+class AdversarialOptions(Options):
+    instances: int = option(8, "M: augmented instances of every image per step (the paper's 8)",
+                            flags=("--instances", "-M"), check=at_least(1))
+    policy_update: str = option("epoch", "new policies + one controller update per epoch (the paper) or every "
+                                "--policy-update-every steps", choices=("epoch", "step"))
+    policy_update_every: int = option(1, "steps per controller update with --policy-update step", metavar="K",
+                                      check=at_least(1))
+    policy_ema_decay: float = option(0.9, "EMA decay of L_m within a window with --policy-update step",
+                                     check=within(0, 1, open_hi=True))
+    controller_lr: float = option(3.5e-4, "controller Adam LR", check=above(0))
+    entropy_weight: float = option(1e-5, "controller entropy penalty", check=at_least(0))
+    subpolicies: int = option(5, "Q: sub-policies per policy", check=at_least(1))
+    subpolicy_ops: int = option(2, "L: ops per sub-policy", check=at_least(1))
+
+
 class AdversarialAutoAugment(Method):
-    """Adversarial AutoAugment (``adversarial``) and the seed's ``fixed`` / ``random`` ablations."""
+    """Adversarial AutoAugment (``adversarial``) and the paper's ``fixed`` / ``random`` ablations."""
 
     name = "adversarial"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        parser.add_argument("--instances", "-M", dest="instances", type=int, default=8,
-                            help="M: augmented instances of every image per step (8, the seed)")
-        parser.add_argument("--policy-update", default="epoch", choices=("epoch", "step"),
-                            help="new policies + one controller update per epoch (the seed) or every "
-                                 "--policy-update-every steps (default: epoch)")
-        parser.add_argument("--policy-update-every", type=int, default=1, metavar="K",
-                            help="steps per controller update with --policy-update step (1)")
-        parser.add_argument("--policy-ema-decay", type=float, default=0.9,
-                            help="EMA decay of L_m within a window with --policy-update step (0.9)")
-        parser.add_argument("--controller-lr", type=float, default=3.5e-4, help="controller Adam LR (3.5e-4)")
-        parser.add_argument("--entropy-weight", type=float, default=1e-5, help="controller entropy penalty (1e-5)")
-        parser.add_argument("--subpolicies", type=int, default=5, help="Q: sub-policies per policy (5)")
-        parser.add_argument("--subpolicy-ops", type=int, default=2, help="L: ops per sub-policy (2)")
+    Options = AdversarialOptions
 
     def __init__(self, args, trainer):
         super().__init__(args, trainer)
         self.mode = args.augment if args.augment in MODES else "adversarial"
-        self.M = int(args.instances)
-        checks = [(self.M >= 1, f"--instances must be >= 1, got {args.instances}"),
-                  (args.policy_update_every >= 1, f"--policy-update-every must be >= 1, got {args.policy_update_every}"),
-                  (0 <= args.policy_ema_decay < 1, f"--policy-ema-decay must be in [0, 1), got {args.policy_ema_decay}"),
-                  (args.controller_lr > 0, f"--controller-lr must be > 0, got {args.controller_lr}"),
-                  (args.entropy_weight >= 0, f"--entropy-weight must be >= 0, got {args.entropy_weight}"),
-                  (args.subpolicies >= 1, f"--subpolicies must be >= 1, got {args.subpolicies}"),
-                  (args.subpolicy_ops >= 1, f"--subpolicy-ops must be >= 1, got {args.subpolicy_ops}")]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(msg)
-        self.Q, self.L, self.num_bins = int(args.subpolicies), int(args.subpolicy_ops), AUTOAUGMENT_BINS
+        o = self.options = self.Options.from_args(args)
+        self.M = o.instances
+        self.Q, self.L, self.num_bins = o.subpolicies, o.subpolicy_ops, AUTOAUGMENT_BINS
         self.standard = standard_pipeline(args, trainer)
         self.fill = int(args.fill)
         self.device = trainer.device
         self._rank, self._world = trainer.dist.rank, trainer.dist.world
-        self.per_epoch = args.policy_update == "epoch"
-        self.every = int(args.policy_update_every)
+        self.per_epoch = o.policy_update == "epoch"
+        self.every = o.policy_update_every
         # The controller's initialisation and draws use their own seeded streams (same on every rank).
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(args.seed, "controller-init"))
             self.controller = PolicyController(self.Q, self.L, NUM_OPS, self.num_bins).to(self.device)
-        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=args.controller_lr)
+        self.optimizer = torch.optim.Adam(self.controller.parameters(), lr=o.controller_lr)
         self.generator = torch.Generator().manual_seed(derive_seed(args.seed, "controller"))
-        self.window = LossWindow(self.M, "mean" if self.per_epoch else "ema", args.policy_ema_decay)
+        self.window = LossWindow(self.M, "mean" if self.per_epoch else "ema", o.policy_ema_decay)
         self.ops = self.levels = None  # current policies (M, Q, L); None: sample before the next step
         self.last_losses = None  # the last window's L_m (M,), for the metrics
-        self._reset_counts()
+        self.actions = ActionCounter(NUM_OPS, self.num_bins)  # the epoch's sampled ops/levels (Figure 6)
 
     # ---- policies --------------------------------------------------------------------------------
     @property
     def uses_policies(self):
         return self.mode != "fixed"
-
-    def _reset_counts(self):
-        self.op_counts = torch.zeros(NUM_OPS, dtype=torch.float64)
-        self.level_counts = torch.zeros(self.num_bins, dtype=torch.float64)
 
     def _sample(self):
         """New M policies: drawn on rank 0 (controller or uniform), broadcast to every rank."""
@@ -127,7 +118,7 @@ class AdversarialAutoAugment(Method):
         if self.mode == "adversarial":
             s = self.controller.evaluate(self.ops.to(self.device), self.levels.to(self.device))
             loss = adversarial_controller_loss(normalise_losses(losses).to(self.device), s.log_prob, s.entropy,
-                                               self.args.entropy_weight)
+                                               self.options.entropy_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -137,23 +128,22 @@ class AdversarialAutoAugment(Method):
     # ---- Method hooks ----------------------------------------------------------------------------
     def augment(self, x, y, trainer):
         """x (N, C, H, W) uint8 -> TrainBatch of M·N images, policy-major, ``group`` = policy index."""
-        N, M, g = x.shape[0], self.M, trainer.generator
-        xr = self.standard.crop_flip(replicate(x, M), g)
+        N, M = x.shape[0], self.M
+        policy = None
         if self.uses_policies:
             if self.ops is None:
-                self._sample()
-            xr = apply_policy_batch(xr, self.ops, self.levels, self.num_bins, g, fill=self.fill)
-        xr = self.standard.cutout(xr, g)
-        return TrainBatch(to_float(xr), replicate(y, M), group=policy_groups(M, N, x.device), source_images=N)
+                self._sample()  # from the controller's own generator, not the recipe's
+            policy = lambda xr, g: apply_policy_batch(xr, self.ops, self.levels, self.num_bins, g,  # noqa: E731
+                                                      fill=self.fill)
+        xr = self.standard.recipe(replicate(x, M), trainer.generator, policy)
+        return TrainBatch(xr, replicate(y, M), group=policy_groups(M, N, x.device), source_images=N)
 
     def after_step(self, batch, losses, trainer):
         if not self.uses_policies:
             return
         per_policy = per_group_means(losses, batch.group, self.M)
         self.window.add(per_policy)
-        ops, levels = action_frequencies(self.ops, self.levels, NUM_OPS, self.num_bins)
-        self.op_counts += ops
-        self.level_counts += levels
+        self.actions.add(self.ops, self.levels)
         if not self.per_epoch and self.window.steps >= self.every:
             self._update()
 
@@ -162,10 +152,8 @@ class AdversarialAutoAugment(Method):
             return {}
         if self.per_epoch:
             self._update()
-        ops = (self.op_counts / self.op_counts.sum().clamp(min=1)).tolist()
-        levels = (self.level_counts / self.level_counts.sum().clamp(min=1)).tolist()
-        self._reset_counts()
-        extra = {"op_frequencies": ops, "magnitude_frequencies": levels}
+        extra = self.actions.frequencies()
+        self.actions.reset()
         if self.last_losses is not None:
             extra["policy_losses"] = self.last_losses.tolist()
         return extra
@@ -180,7 +168,7 @@ class AdversarialAutoAugment(Method):
         return {"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(), "window": self.window.state_dict(),
                 "ops": self.ops, "levels": self.levels, "last_losses": self.last_losses,
-                "op_counts": self.op_counts, "level_counts": self.level_counts}
+                **self.actions.state_dict()}
 
     def load_state_dict(self, state):
         self.controller.load_state_dict(state["controller"])
@@ -188,7 +176,7 @@ class AdversarialAutoAugment(Method):
         self.generator.set_state(state["generator"])
         self.window.load_state_dict(state["window"])
         self.ops, self.levels, self.last_losses = state["ops"], state["levels"], state["last_losses"]
-        self.op_counts, self.level_counts = state["op_counts"].clone(), state["level_counts"].clone()
+        self.actions.load_state_dict(state)
 
 
 def per_group_means(losses, group, M):

@@ -1,0 +1,106 @@
+"""Typed options: a method's options as a dataclass, its command-line flags and its checks in one place.
+
+A method declares its options once::
+
+    @dataclasses.dataclass
+    class RandAugmentOptions(Options):
+        ra_num_ops: int = option(2, "RandAugment N: ops per image", check=at_least(1))
+
+and sets ``Options = RandAugmentOptions`` on its :class:`~fastaug.train.method.Method` subclass.
+:func:`~fastaug.train.registry.add_method_arguments` turns the fields into ``fastaug train`` flags
+(``--ra-num-ops``, type and default from the field), and the method builds its validated object
+with ``RandAugmentOptions.from_args(args)``. A failed check is one sentence naming the flag, the
+rule and the value (``--ra-num-ops must be >= 1, got 0``); :func:`require` is the one loop that
+turns ``(ok, message)`` pairs into that error, for checks that involve several options.
+"""
+import argparse
+import dataclasses
+import math
+
+__all__ = ["Options", "option", "require", "at_least", "above", "within", "flag_of"]
+
+
+def option(default, help, *, flags=None, choices=None, check=None, metavar=None):
+    """A dataclass field that is also a command-line option.
+
+    Args:
+        default: its default (also the flag's).
+        help: one line for ``--help`` (the default is appended).
+        flags: the flags, e.g. ``("--instances", "-M")`` (default: ``--<name-with-dashes>``).
+        choices: the allowed values, if a closed set.
+        check: ``(predicate, rule)`` from :func:`at_least`, :func:`above`, :func:`within`.
+    """
+    return dataclasses.field(default=default, metadata=dict(help=help, flags=flags, choices=choices, check=check,
+                                                            metavar=metavar))
+
+
+def _finite(v):
+    return not isinstance(v, float) or math.isfinite(v)
+
+
+def at_least(lo):
+    return (lambda v: _finite(v) and v >= lo, f"must be >= {lo}")
+
+
+def above(lo):
+    return (lambda v: _finite(v) and v > lo, f"must be > {lo}")
+
+
+def within(lo, hi, *, open_hi=False):
+    rule = f"must be in [{lo}, {hi})" if open_hi else f"must be in [{lo}, {hi}]"
+    return (lambda v: _finite(v) and lo <= v and (v < hi if open_hi else v <= hi), rule)
+
+
+def require(checks):
+    """Raise ValueError with the message of the first ``(ok, message)`` pair whose ``ok`` is false."""
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(message)
+
+
+def flag_of(field):
+    flags = field.metadata.get("flags")
+    return flags[0] if flags else "--" + field.name.replace("_", "-")
+
+
+class Options:
+    """Base of the typed option dataclasses (see the module docstring)."""
+
+    @classmethod
+    def add_to_parser(cls, group):
+        """One flag per field on ``group`` (an argparse parser or argument group)."""
+        for f in dataclasses.fields(cls):
+            m = f.metadata
+            kw = dict(dest=f.name, default=f.default, help=f"{m['help']} (default: {f.default})")
+            if f.type is bool or f.type == "bool":
+                kw["action"] = argparse.BooleanOptionalAction
+            else:
+                kw.update(type=f.type if isinstance(f.type, type) else {"int": int, "float": float}.get(f.type, str),
+                          choices=m.get("choices"), metavar=m.get("metavar"))
+            group.add_argument(*(m.get("flags") or (flag_of(f),)), **kw)
+
+    @classmethod
+    def from_args(cls, args):
+        """The options of parsed ``fastaug train`` arguments (a Namespace), validated; a field the
+        namespace lacks (a namespace built for another method) takes its default."""
+        opts = cls(**{f.name: getattr(args, f.name, f.default) for f in dataclasses.fields(cls)})
+        opts.validate()
+        return opts
+
+    def validate(self):
+        """Check every field's rule and :meth:`extra_checks`; one-sentence ValueError on the first failure."""
+        checks = []
+        for f in dataclasses.fields(self):
+            value, m = getattr(self, f.name), f.metadata
+            if m.get("choices") is not None:
+                allowed = ", ".join(map(str, m["choices"]))
+                checks.append((value in m["choices"], f"{flag_of(f)} must be one of {allowed}, got {value!r}"))
+            if m.get("check") is not None:
+                predicate, rule = m["check"]
+                checks.append((predicate(value), f"{flag_of(f)} {rule}, got {value!r}"))
+        require(checks + list(self.extra_checks()))
+        return self
+
+    def extra_checks(self):
+        """``(ok, message)`` pairs of rules that involve several options (none by default)."""
+        return []

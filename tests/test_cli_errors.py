@@ -1,0 +1,119 @@
+"""Bad input, tried as a new user would (``python -m fastaug ...`` in a subprocess): one sentence on
+stderr, exit status 2, no traceback, and nothing already written is lost."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fastaug(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "fastaug", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env=env, cwd=cwd)
+
+
+def assert_one_sentence(out, command, *phrases):
+    """Exit 2, exactly one line on stderr: ``fastaug <command>: error: ...`` holding ``phrases``."""
+    assert out.returncode == 2, (out.returncode, out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert "Traceback" not in out.stderr and len(lines) == 1, out.stderr
+    assert lines[0].startswith(f"fastaug {command}: error: "), lines[0]
+    for p in phrases:
+        assert p in lines[0], (p, lines[0])
+    return lines[0]
+
+
+def write_images(root, classes=("cat", "dog"), per_class=6, size=12):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in classes:
+        os.makedirs(os.path.join(root, c), exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                os.path.join(root, c, f"{i}.png"))
+
+
+FOLDER_RUN = ("--dataset", "folder", "--image-size", "16", "--model", "lenet", "--epochs", "1", "-b", "4",
+              "--workers", "0", "--no-progress", "--device", "cpu")
+
+
+def test_folder_with_train_but_no_val_names_the_missing_folder(tmp_path):
+    pytest.importorskip("PIL")
+    write_images(str(tmp_path / "data" / "train"))
+    out = fastaug("train", "--data-dir", tmp_path / "data", "--output-dir", tmp_path / "run", *FOLDER_RUN)
+    assert_one_sentence(out, "train", "train/", "no val/")
+    assert "num_classes" not in out.stderr
+
+
+def test_an_unreadable_image_is_named_then_skipped_and_counted_on_request(tmp_path):
+    pytest.importorskip("PIL")
+    data = tmp_path / "data"
+    write_images(str(data / "train"))
+    write_images(str(data / "val"), per_class=2)
+    bad = data / "train" / "dog" / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    out = fastaug("train", "--data-dir", data, "--output-dir", tmp_path / "a", *FOLDER_RUN)
+    assert_one_sentence(out, "train", str(bad), "--skip-unreadable")
+    out = fastaug("train", "--data-dir", data, "--output-dir", tmp_path / "b", "--skip-unreadable", *FOLDER_RUN)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count(f"skipping unreadable image {bad}") == 1
+    (record,) = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    # every readable training image was trained on, the broken one was not
+    assert record["train_samples"] == 12
+    if "unreadable_images" in record:  # written by the engine once it reports the loader's count
+        assert record["unreadable_images"] == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.parametrize("command", ["train", "compare", "subsample"])
+def test_device_cuda_without_a_gpu_is_one_sentence(tmp_path, command):
+    out = fastaug(command, "--device", "cuda", "--output-dir", tmp_path / "run")
+    assert_one_sentence(out, command, "--device cuda", "--device cpu")
+    assert not (tmp_path / "run").exists()
+
+
+def test_toy2d_refuses_a_shift_that_is_not_a_number(tmp_path):
+    out = fastaug("toy2d", "--val-shift", "nan", "0", "--output-dir", tmp_path / "toy")
+    assert_one_sentence(out, "toy2d", "--val-shift", "nan")
+    assert not (tmp_path / "toy").exists()
+
+
+def test_a_bad_method_option_names_flag_rule_and_value(tmp_path):
+    out = fastaug("train", "--augment", "uncertainty", "--candidates", "2", "--keep", "3", "--epochs", "1",
+                  "--output-dir", tmp_path / "run", "--device", "cpu")
+    assert_one_sentence(out, "train", "--keep must be at most --candidates (2), got 3")
+
+
+def test_a_run_folder_is_never_overwritten(tmp_path):
+    d = tmp_path / "run"
+    small = ("--train-size", "64", "-b", "32", "--epochs", "1", "--no-progress", "--device", "cpu", "--augment", "none")
+    assert fastaug("train", "--output-dir", d, *small).returncode == 0
+    before = (d / "checkpoint.pt").read_bytes()
+    out = fastaug("train", "--output-dir", d, "--lr", "0.5", *small)
+    assert_one_sentence(out, "train", "already holds a run")
+    assert (d / "checkpoint.pt").read_bytes() == before
+
+
+def test_only_rank_0_prints_results_and_errors(tmp_path, monkeypatch, capsys):
+    """Under torchrun every rank runs the command; ranks other than 0 say nothing (the exit status
+    still tells): checked in-process with torchrun's RANK variable and one process."""
+    from fastaug.cli import main
+
+    flags = ["--train-size", "64", "-b", "32", "--epochs", "1", "--no-progress", "--device", "cpu", "--augment", "none"]
+    assert main(["train", "--output-dir", str(tmp_path / "r0"), *flags]) == 0
+    assert "final test accuracy" in capsys.readouterr().out
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "--output-dir", str(tmp_path / "r1"), *flags]) == 0
+    assert "final test accuracy" not in capsys.readouterr().out
+    assert main(["train", "--epochs", "0", "--output-dir", str(tmp_path / "r2")]) == 2
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--epochs", "0", "--output-dir", str(tmp_path / "r2")]) == 2
+    assert capsys.readouterr().err.strip() == "fastaug train: error: --epochs must be >= 1, got 0"

@@ -1,0 +1,60 @@
+"""Typed method options: flags built from the dataclass, one-sentence checks naming flag, rule and value."""
+import argparse
+import dataclasses
+
+import pytest
+
+from fastaug.train.adversarial.method import AdversarialOptions
+from fastaug.train.options import Options, at_least, option, require, within
+from fastaug.train.policy_methods import RandAugmentOptions
+from fastaug.train.uncertainty import UncertaintyOptions
+
+
+@dataclasses.dataclass
+class Toy(Options):
+    steps: int = option(3, "steps", check=at_least(1))
+    rate: float = option(0.5, "a rate", check=within(0, 1, open_hi=True))
+    mode: str = option("a", "a mode", choices=("a", "b"))
+
+
+def _parse(cls, argv):
+    p = argparse.ArgumentParser()
+    cls.add_to_parser(p)
+    return cls.from_args(p.parse_args(argv))
+
+
+def test_flags_types_and_defaults_come_from_the_fields():
+    assert _parse(Toy, []) == Toy()
+    assert _parse(Toy, ["--steps", "7", "--rate", "0.25", "--mode", "b"]) == Toy(7, 0.25, "b")
+    assert _parse(AdversarialOptions, ["-M", "3"]).instances == 3  # extra flags of a field
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--steps", "0"], "--steps must be >= 1, got 0"),
+    (["--rate", "1"], "--rate must be in [0, 1), got 1.0"),
+    (["--rate", "nan"], "--rate must be in [0, 1), got nan"),
+])
+def test_a_failed_check_is_one_sentence(argv, message):
+    with pytest.raises(ValueError) as err:
+        _parse(Toy, argv)
+    assert str(err.value) == message
+
+
+def test_a_value_outside_the_choices_is_refused_without_argparse():
+    with pytest.raises(ValueError, match="--mode must be one of a, b, got 'c'"):
+        Toy(mode="c").validate()
+
+
+def test_rules_across_options_and_the_methods_defaults_are_valid():
+    with pytest.raises(ValueError, match="--keep must be at most --candidates"):
+        UncertaintyOptions(candidates=2, keep=3).validate()
+    for cls in (AdversarialOptions, RandAugmentOptions, UncertaintyOptions):
+        cls().validate()
+    with pytest.raises(ValueError, match="--ra-magnitude must be in \\[0, 30\\], got 31"):
+        RandAugmentOptions(ra_magnitude=31).validate()
+
+
+def test_require_raises_the_first_failed_message_only():
+    require([(True, "never")])
+    with pytest.raises(ValueError, match="^second$"):
+        require([(True, "first"), (False, "second"), (False, "third")])
