@@ -64,9 +64,9 @@ __global__ void warp_forward_kernel(const scalar_t* __restrict__ x, const scalar
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
     const scalar_t* f = flow + n * 2 * plane + pix;
-    acc_t unused;
-    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &unused);
-    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &unused);
+    acc_t ix, iy, mx, my;
+    flow_source<acc_t>(static_cast<acc_t>(f[0]), static_cast<acc_t>(f[plane]), i, j, H, W, padding_mode,
+                       align_corners, &ix, &iy, &mx, &my);
     const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
     const scalar_t* xn = x + n * C * plane;
     scalar_t* on = out + n * C * plane + pix;
@@ -85,9 +85,9 @@ __global__ void warp_backward_kernel(const scalar_t* __restrict__ gout, const sc
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
     const scalar_t* f = flow + n * 2 * plane + pix;
-    acc_t mx, my;
-    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &mx);
-    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &my);
+    acc_t ix, iy, mx, my;
+    flow_source<acc_t>(static_cast<acc_t>(f[0]), static_cast<acc_t>(f[plane]), i, j, H, W, padding_mode,
+                       align_corners, &ix, &iy, &mx, &my);
     const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
     acc_t g_ix, g_iy;
     backward_pixel<scalar_t, acc_t>(x + n * C * plane, gout + n * C * plane, gx ? gx + n * C * plane : nullptr, C,
