@@ -5,10 +5,10 @@
 // parameters w0..w3 (S_w, row-major 2x2) and b0, b1 (s_b), the source point is s = u + S_w u + s_b.
 #pragma once
 
-#include <c10/macros/Macros.h>
 
 #include <cstdint>
 
+#include "common/host_device.h"
 #include "common/sampling.h"
 
 namespace fastaug {
@@ -22,7 +22,7 @@ constexpr int kSpatialParams = 6;
 // centre (so the identity transformation returns x bit for bit). mx/my receive d(ix)/d(s_x) and
 // d(iy)/d(s_y): the padding derivative times the pixel scale W/2, H/2.
 template <typename T>
-C10_HOST_DEVICE inline void eq20_source(T w0, T w1, T w2, T w3, T b0, T b1, T uy, int64_t i, int64_t j, int64_t H,
+FASTAUG_HD inline void eq20_source(T w0, T w1, T w2, T w3, T b0, T b1, T uy, int64_t i, int64_t j, int64_t H,
                                         int64_t W, int64_t padding_mode, T* ix, T* iy, T* mx, T* my) {
   const T ux = normalised_coordinate<T>(j, W);
   const T half_w = static_cast<T>(W) / 2, half_h = static_cast<T>(H) / 2;
@@ -38,7 +38,7 @@ C10_HOST_DEVICE inline void eq20_source(T w0, T w1, T w2, T w3, T b0, T b1, T uy
 // coordinate gradient times mx, my), the gradient of the six smoothed maps, in the order
 // w0 w1 w2 w3 b0 b1: s_x = u_x + w0 u_x + w1 u_y + b0, s_y = u_y + w2 u_x + w3 u_y + b1.
 template <typename T>
-C10_HOST_DEVICE inline void eq20_adjoint(T gsx, T gsy, T ux, T uy, T g[kSpatialParams]) {
+FASTAUG_HD inline void eq20_adjoint(T gsx, T gsy, T ux, T uy, T g[kSpatialParams]) {
   g[0] = gsx * ux;
   g[1] = gsx * uy;
   g[2] = gsy * ux;

@@ -83,11 +83,11 @@ template <typename T>
 inline void coordinate_grad_taps_scalar(const T* xc, const T* go, const RowTaps<T>& t, int64_t begin, int64_t end,
                                         T* g_ix, T* g_iy) {
   for (int64_t j = begin; j < end; ++j) {
-    T v[4];
+    T v[4], d_ix, d_iy;
     for (int q = 0; q < 4; ++q) v[q] = t.valid[q][j] ? xc[t.offset[q][j]] : T(0);
-    const T tx = t.tx[j], ty = t.ty[j];
-    g_ix[j] += go[j] * ((v[1] - v[0]) * (T(1) - ty) + (v[3] - v[2]) * ty);
-    g_iy[j] += go[j] * ((v[2] - v[0]) * (T(1) - tx) + (v[3] - v[1]) * tx);
+    bilinear_coordinate_grad(t.tx[j], t.ty[j], v, &d_ix, &d_iy);  // sampling.h: the CUDA kernels' maths
+    g_ix[j] += go[j] * d_ix;
+    g_iy[j] += go[j] * d_iy;
   }
 }
 

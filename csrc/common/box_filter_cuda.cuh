@@ -6,6 +6,8 @@
 #pragma once
 
 #include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/util/Exception.h>
 #include <cuda_runtime.h>
@@ -76,6 +78,43 @@ inline void allow_box_smem(Kernel kernel, size_t bytes) {
 inline dim3 box_tile_grid(int64_t N, int64_t H, int64_t W) {
   return dim3((unsigned)((W + kTileW - 1) / kTileW), (unsigned)((H + kTileH - 1) / kTileH),
               (unsigned)std::min<int64_t>(N, 65535));
+}
+
+// This thread's place in a box-tile launch (launch_box_tiles): the block's tile origin (i0, j0) and
+// the thread's pixel (i, j), which may lie past the image (such threads still help smooth the tile).
+struct BoxTile {
+  int64_t i0, j0, i, j;
+};
+
+__device__ inline BoxTile box_tile() {
+  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
+  return {i0, j0, i0 + threadIdx.y, j0 + threadIdx.x};
+}
+
+// The block's dynamic shared memory as acc_t: box_tile_smem_bytes<acc_t>(k) bytes (launch_box_tiles).
+template <typename acc_t>
+__device__ inline acc_t* box_tile_smem() {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  return reinterpret_cast<acc_t*>(smem_raw);
+}
+
+// The one launcher of every box-tile kernel (affine_flow_warp, appearance, transform; forward and
+// backward): kernel(args...) on a box_tile_grid of kTileW x kTileH blocks, with the dynamic shared
+// memory the tiled box filter needs for a `smooth`-wide window of acc_t, on `stream`.
+template <typename acc_t, typename... Params, typename... Args>
+inline void launch_box_tiles(void (*kernel)(Params...), int64_t N, int64_t H, int64_t W, int64_t smooth,
+                             cudaStream_t stream, Args... args) {
+  const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
+  allow_box_smem(kernel, smem);
+  kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(args...);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// The buffer a box-tile backward kernel writes d(loss)/d(smoothed maps) into, before
+// launch_box_adjoint maps it to the raw maps: (N, P, H, W) of the image x, in acc_t, fully written.
+template <typename acc_t>
+inline at::Tensor smoothed_map_grad(const at::Tensor& x, int64_t P) {
+  return at::empty({x.size(0), P, x.size(2), x.size(3)}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
 }
 
 // Box-filter one (H, W) plane over this block's tile: returns the smoothed value at the calling
@@ -180,15 +219,14 @@ __global__ void box_adjoint_maps_kernel(const at::opmath_type<scalar_t>* __restr
                                         scalar_t* __restrict__ dst2, int P, int split, int64_t N, int64_t H,
                                         int64_t W, int64_t k) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW, plane = H * W;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x;
+  acc_t* smem = box_tile_smem<acc_t>();
+  const BoxTile t = box_tile();
+  const int64_t plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     for (int p = 0; p < P; ++p) {
-      const acc_t g = box_adjoint_tile_plane<acc_t>(G + (n * P + p) * plane, H, W, k, i0, j0, smem);
+      const acc_t g = box_adjoint_tile_plane<acc_t>(G + (n * P + p) * plane, H, W, k, t.i0, t.j0, smem);
       scalar_t* d = p < split ? dst + (n * split + p) * plane : dst2 + (n * (P - split) + (p - split)) * plane;
-      if (i < H && j < W) d[i * W + j] = static_cast<scalar_t>(g);
+      if (t.i < H && t.j < W) d[t.i * W + t.j] = static_cast<scalar_t>(g);
     }
   }
 }
@@ -235,11 +273,7 @@ inline void launch_box_adjoint(const at::opmath_type<scalar_t>* G, scalar_t* dst
       default: return launch_box_adjoint_direct<scalar_t, 8>(G, dst, dst2, P, split, N, H, W, stream);
     }
   }
-  const size_t smem = box_tile_smem_bytes<acc_t>(k);
-  allow_box_smem(box_adjoint_maps_kernel<scalar_t>, smem);
-  box_adjoint_maps_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-      G, dst, dst2, P, split, N, H, W, k);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  launch_box_tiles<acc_t>(box_adjoint_maps_kernel<scalar_t>, N, H, W, k, stream, G, dst, dst2, P, split, N, H, W, k);
 }
 
 inline void check_cuda_grid(int64_t H, int64_t W, const char* op) {

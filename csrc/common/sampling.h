@@ -5,10 +5,11 @@
 // reflect-then-clip for "reflection"), and its derivative multiplies the coordinate gradient.
 #pragma once
 
-#include <c10/macros/Macros.h>
 
 #include <cmath>
 #include <cstdint>
+
+#include "common/host_device.h"
 
 namespace fastaug {
 
@@ -17,7 +18,7 @@ enum PaddingMode : int64_t { kZeros = 0, kBorder = 1, kReflection = 2 };
 
 // Clip a pixel coordinate into [0, size - 1]. *grad receives d(out)/d(in).
 template <typename T>
-C10_HOST_DEVICE inline T clip_coordinate(T in, int64_t size, T* grad) {
+FASTAUG_HD inline T clip_coordinate(T in, int64_t size, T* grad) {
   if (in <= T(0)) {
     *grad = T(0);
     return T(0);
@@ -34,7 +35,7 @@ C10_HOST_DEVICE inline T clip_coordinate(T in, int64_t size, T* grad) {
 // Reflect a coordinate into [twice_low / 2, twice_high / 2]. *grad receives d(out)/d(in) (+-1).
 // Uses the parity of floor(in / span) in floating point so huge inputs cannot overflow an int.
 template <typename T>
-C10_HOST_DEVICE inline T reflect_coordinate(T in, int64_t twice_low, int64_t twice_high, T* grad) {
+FASTAUG_HD inline T reflect_coordinate(T in, int64_t twice_low, int64_t twice_high, T* grad) {
   if (twice_low == twice_high) {
     *grad = T(0);
     return T(0);
@@ -60,7 +61,7 @@ C10_HOST_DEVICE inline T reflect_coordinate(T in, int64_t twice_low, int64_t twi
 // Apply the padding mode to a pixel coordinate along an axis of `size` pixels.
 // align_corners only matters for reflection: about pixel edges (false) or pixel centres (true).
 template <typename T>
-C10_HOST_DEVICE inline T pad_coordinate(T coord, int64_t size, int64_t padding_mode, bool align_corners,
+FASTAUG_HD inline T pad_coordinate(T coord, int64_t size, int64_t padding_mode, bool align_corners,
                                         T* grad) {
   if (padding_mode == kBorder) return clip_coordinate(coord, size, grad);
   if (padding_mode == kReflection) {
@@ -75,6 +76,16 @@ C10_HOST_DEVICE inline T pad_coordinate(T coord, int64_t size, int64_t padding_m
   return coord;
 }
 
+// Source location (pixel units, padding applied) of output pixel (i, j) of `warp`, displaced by the
+// flow (fx, fy) in pixels (docs/design.md K1); mx/my receive the padding derivatives d(ix)/d(fx),
+// d(iy)/d(fy).
+template <typename T>
+FASTAUG_HD inline void flow_source(T fx, T fy, int64_t i, int64_t j, int64_t H, int64_t W, int64_t padding_mode,
+                                   bool align_corners, T* ix, T* iy, T* mx, T* my) {
+  *ix = pad_coordinate(static_cast<T>(j) + fx, W, padding_mode, align_corners, mx);
+  *iy = pad_coordinate(static_cast<T>(i) + fy, H, padding_mode, align_corners, my);
+}
+
 // The four neighbours of a sampling point: flat offsets into one H*W plane, bilinear weights and
 // validity (zero padding). Invalid corners get offset 0 and weight 0 so reads stay in bounds.
 // Corner order: 0 = (y0, x0), 1 = (y0, x0 + 1), 2 = (y0 + 1, x0), 3 = (y0 + 1, x0 + 1).
@@ -87,7 +98,7 @@ struct Corners {
 };
 
 template <typename T>
-C10_HOST_DEVICE inline Corners<T> bilinear_corners(T ix, T iy, int64_t H, int64_t W) {
+FASTAUG_HD inline Corners<T> bilinear_corners(T ix, T iy, int64_t H, int64_t W) {
   Corners<T> c;
   // Far outside (or NaN): no corner can be valid. Checking first also keeps floor() -> int64 safe.
   if (!(ix >= T(-1) && ix <= static_cast<T>(W) && iy >= T(-1) && iy <= static_cast<T>(H))) {
@@ -119,7 +130,7 @@ C10_HOST_DEVICE inline Corners<T> bilinear_corners(T ix, T iy, int64_t H, int64_
 // Bilinear sample of one plane xc (read as scalar_t, accumulated in T) at the corners k: invalid
 // corners carry weight 0 and offset 0, so every read stays in bounds.
 template <typename T, typename scalar_t>
-C10_HOST_DEVICE inline T bilinear_sample(const scalar_t* xc, const Corners<T>& k) {
+FASTAUG_HD inline T bilinear_sample(const scalar_t* xc, const Corners<T>& k) {
   T v = T(0);
   for (int q = 0; q < 4; ++q) v += k.weight[q] * static_cast<T>(xc[k.offset[q]]);
   return v;
@@ -127,27 +138,33 @@ C10_HOST_DEVICE inline T bilinear_sample(const scalar_t* xc, const Corners<T>& k
 
 // The four corner values of plane xc, 0 for invalid corners (what bilinear_coordinate_grad takes).
 template <typename T, typename scalar_t>
-C10_HOST_DEVICE inline void corner_values(const scalar_t* xc, const Corners<T>& k, T v[4]) {
+FASTAUG_HD inline void corner_values(const scalar_t* xc, const Corners<T>& k, T v[4]) {
   for (int q = 0; q < 4; ++q) v[q] = k.valid[q] ? static_cast<T>(xc[k.offset[q]]) : T(0);
 }
 
-// d(sample)/d(ix) and d(sample)/d(iy) given the four corner values (0 for invalid corners).
+// d(sample)/d(ix) and d(sample)/d(iy) at fractional cell position (tx, ty), given the four corner
+// values (0 for invalid corners). The CPU row kernels call this form (their taps store tx, ty).
 template <typename T>
-C10_HOST_DEVICE inline void bilinear_coordinate_grad(const Corners<T>& c, const T v[4], T* d_ix, T* d_iy) {
-  *d_ix = (v[1] - v[0]) * (T(1) - c.ty) + (v[3] - v[2]) * c.ty;
-  *d_iy = (v[2] - v[0]) * (T(1) - c.tx) + (v[3] - v[1]) * c.tx;
+FASTAUG_HD inline void bilinear_coordinate_grad(T tx, T ty, const T v[4], T* d_ix, T* d_iy) {
+  *d_ix = (v[1] - v[0]) * (T(1) - ty) + (v[3] - v[2]) * ty;
+  *d_iy = (v[2] - v[0]) * (T(1) - tx) + (v[3] - v[1]) * tx;
+}
+
+template <typename T>
+FASTAUG_HD inline void bilinear_coordinate_grad(const Corners<T>& c, const T v[4], T* d_ix, T* d_iy) {
+  bilinear_coordinate_grad(c.tx, c.ty, v, d_ix, d_iy);
 }
 
 // Normalised coordinate of pixel index `i` along an axis of `size` pixels (align_corners=False), the
 // convention of docs/design.md K2 / grid_sample: pixel centres at (2i + 1) / size - 1.
 template <typename T>
-C10_HOST_DEVICE inline T normalised_coordinate(int64_t i, int64_t size) {
+FASTAUG_HD inline T normalised_coordinate(int64_t i, int64_t size) {
   return (T(2) * static_cast<T>(i) + T(1)) / static_cast<T>(size) - T(1);
 }
 
 // Pixel coordinate of a normalised coordinate u (align_corners=False): the inverse of the above.
 template <typename T>
-C10_HOST_DEVICE inline T pixel_coordinate(T u, int64_t size) {
+FASTAUG_HD inline T pixel_coordinate(T u, int64_t size) {
   return ((u + T(1)) * static_cast<T>(size) - T(1)) / T(2);
 }
 

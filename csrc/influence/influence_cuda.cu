@@ -99,6 +99,18 @@ __device__ inline void softmax_stats(const scalar_t* z, int64_t C, int sub, bool
   *inv_out = acc_t(1) / sum;
 }
 
+// Σ_c exp(z_c − m) q_c of a row (the unnormalised p·q, shared by the group) with its softmax statistics:
+// the common start of the score and its backward.
+template <int G, typename scalar_t, typename acc_t>
+__device__ inline acc_t softmax_weighted_sum(const scalar_t* z, const scalar_t* q, int64_t C, int sub, bool active,
+                                             acc_t* m, acc_t* inv) {
+  softmax_stats<G>(z, C, sub, active, m, inv);
+  acc_t dot = 0;
+  if (active)
+    for (int64_t c = sub; c < C; c += G) dot += exp(static_cast<acc_t>(z[c]) - *m) * static_cast<acc_t>(q[c]);
+  return group_sum<G>(dot);
+}
+
 template <int G, typename scalar_t>
 __global__ void score_kernel(const scalar_t* __restrict__ q, const scalar_t* __restrict__ logits,
                              const int64_t* __restrict__ target, scalar_t* __restrict__ out, int64_t N, int64_t C) {
@@ -112,11 +124,7 @@ __global__ void score_kernel(const scalar_t* __restrict__ q, const scalar_t* __r
     const scalar_t* z = logits + row * C;
     const scalar_t* qi = q + row * C;
     acc_t m, inv;
-    softmax_stats<G>(z, C, sub, active, &m, &inv);
-    acc_t dot = 0;
-    if (active)
-      for (int64_t c = sub; c < C; c += G) dot += exp(static_cast<acc_t>(z[c]) - m) * static_cast<acc_t>(qi[c]);
-    dot = group_sum<G>(dot);
+    const acc_t dot = softmax_weighted_sum<G>(z, qi, C, sub, active, &m, &inv);
     if (active && sub == 0) {
       const int64_t y = target[i];
       out[i] = (y < 0 || y >= C) ? static_cast<scalar_t>(std::numeric_limits<acc_t>::quiet_NaN())
@@ -140,11 +148,7 @@ __global__ void score_backward_kernel(const scalar_t* __restrict__ grad, const s
     const scalar_t* z = logits + row * C;
     const scalar_t* qi = q + row * C;
     acc_t m, inv;
-    softmax_stats<G>(z, C, sub, active, &m, &inv);
-    acc_t dot = 0;
-    if (active)
-      for (int64_t c = sub; c < C; c += G) dot += exp(static_cast<acc_t>(z[c]) - m) * static_cast<acc_t>(qi[c]);
-    dot = group_sum<G>(dot) * inv;  // p·q
+    const acc_t dot = softmax_weighted_sum<G>(z, qi, C, sub, active, &m, &inv) * inv;  // p·q
     if (active) {
       const int64_t y = target[i];
       const bool bad = y < 0 || y >= C;

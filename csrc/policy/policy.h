@@ -9,6 +9,9 @@
 
 #include <torch/all.h>
 
+#include <cstdint>
+#include <type_traits>
+
 #include "common/checks.h"
 
 namespace fastaug {
@@ -63,6 +66,29 @@ inline void check_policy_inputs(const at::Tensor& x, const at::Tensor& pairs, co
   check_arg(center, "center", {N, L, 2}, at::kLong, x.device(), "op");
   if (grad_out) check_grad_out(*grad_out, x);
   TORCH_CHECK(fill >= 0 && fill <= 255, "fastaug: fill must be in [0, 255], got ", fill);
+}
+
+// apply_ops_backward's arguments: those of apply_ops plus grad_out, a floating-point image (uint8 has
+// no gradient) and one step per call (the Python layer splits longer chains).
+inline void check_policy_backward_inputs(const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& pairs,
+                                         const at::Tensor& op, const at::Tensor& magnitude, const at::Tensor& sign,
+                                         const at::Tensor& partner, const at::Tensor& center, int64_t fill) {
+  check_policy_inputs(x, pairs, op, magnitude, sign, partner, center, fill, &grad_out);
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "fastaug: apply_ops_backward: x must be floating point");
+  TORCH_CHECK(op.size(1) == 1, "fastaug: apply_ops_backward handles one step (op of shape (N, 1)), got ",
+              op.sizes(), "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
+}
+
+// The value the geometric ops and Cutout write, in the image's scale: fill itself for uint8, else
+// fill / 255 computed in double and rounded once to scalar_t. Computed on the host and passed to both
+// backends' kernels, so a float64 image gets the same (exact double) fill on CPU and CUDA.
+template <typename scalar_t>
+scalar_t fill_value(int64_t fill) {
+  if constexpr (std::is_same<scalar_t, uint8_t>::value) {
+    return static_cast<uint8_t>(fill);
+  } else {
+    return static_cast<scalar_t>(static_cast<double>(fill) / 255.0);
+  }
 }
 
 // Value checks, run on the CPU (the CUDA kernel instead clamps every index it reads).

@@ -152,15 +152,6 @@ __global__ void pairs_grad_kernel(const scalar_t* __restrict__ g, scalar_t* __re
   }
 }
 
-template <typename scalar_t>
-scalar_t fill_value(int64_t fill) {
-  if constexpr (std::is_same<scalar_t, uint8_t>::value) {
-    return static_cast<uint8_t>(fill);
-  } else {
-    return static_cast<scalar_t>(static_cast<float>(static_cast<double>(fill) / 255.0));
-  }
-}
-
 at::Tensor apply_ops_cuda(const at::Tensor& x_, const at::Tensor& pairs_, const at::Tensor& op_,
                           const at::Tensor& magnitude_, const at::Tensor& sign_, const at::Tensor& partner_,
                           const at::Tensor& center_, int64_t fill) {
@@ -192,10 +183,7 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cuda(const at::Tensor& gra
                                                            const at::Tensor& magnitude_, const at::Tensor& sign_,
                                                            const at::Tensor& partner_, const at::Tensor& center_,
                                                            int64_t fill, bool need_pairs_grad) {
-  check_policy_inputs(x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill, &grad_);
-  TORCH_CHECK(at::isFloatingType(x_.scalar_type()), "fastaug: apply_ops_backward: x must be floating point");
-  TORCH_CHECK(op_.size(1) == 1, "fastaug: apply_ops_backward handles one step (op of shape (N, 1)), got ",
-              op_.sizes(), "; fastaug.apply_ops splits longer chains into steps when gradients are needed");
+  check_policy_backward_inputs(grad_, x_, pairs_, op_, magnitude_, sign_, partner_, center_, fill);
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), grad = grad_.contiguous(), op = op_.contiguous();
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();

@@ -11,16 +11,13 @@
 //   cannot contract it into an FMA: CPU and CUDA give bit-identical uint8 results.
 #pragma once
 
-#include <c10/macros/Macros.h>
-
 #include <cmath>
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define FA_HD __host__ __device__ __forceinline__
-#else
-#define FA_HD inline
-#endif
+#include "common/host_device.h"
+
+// The engine's arithmetic helpers: FASTAUG_HD, and never a call in device code.
+#define FA_HD FASTAUG_HD_FORCEINLINE
 
 namespace fastaug {
 namespace policy {

@@ -24,10 +24,9 @@ __global__ void appearance_forward_kernel(const scalar_t* __restrict__ x, const 
                                           int64_t H, int64_t W, int64_t k) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int P = colour_params(C);
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  acc_t* smem = box_tile_smem<acc_t>();
+  const auto [i0, j0, i, j] = box_tile();
+  const int64_t plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[P];
     smooth_tile_maps<P, scalar_t, acc_t>(c_w, c_b, C * C, n, H, W, k, i0, j0, smem, sm);
@@ -51,10 +50,9 @@ __global__ void appearance_backward_kernel(const scalar_t* __restrict__ gout, co
                                            int64_t W, int64_t k) {
   using acc_t = at::opmath_type<scalar_t>;
   constexpr int P = colour_params(C);
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  acc_t* smem = box_tile_smem<acc_t>();
+  const auto [i0, j0, i, j] = box_tile();
+  const int64_t plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t cw[C * C];
     if (gx) smooth_tile_maps<C * C, scalar_t, acc_t>(c_w, c_w, C * C, n, H, W, k, i0, j0, smem, cw);
@@ -93,13 +91,10 @@ at::Tensor appearance_cuda(const at::Tensor& x_, const at::Tensor& c_w_, const a
   if (out.numel() == 0) return out;
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_cuda", [&] {
-    const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
-    auto kernel = C == 3 ? appearance_forward_kernel<scalar_t, 3> : appearance_forward_kernel<scalar_t, 1>;
-    allow_box_smem(kernel, smem);
-    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-        x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(), c_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, H,
-        W, smooth);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch_box_tiles<at::opmath_type<scalar_t>>(
+        C == 3 ? appearance_forward_kernel<scalar_t, 3> : appearance_forward_kernel<scalar_t, 1>, N, H, W, smooth,
+        stream, x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(), c_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+        N, H, W, smooth);
   });
   return out;
 }
@@ -120,14 +115,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> appearance_backward_cuda(const at
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "appearance_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     const int P = static_cast<int>(C * C + C);
-    at::Tensor G = at::empty({N, P, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
-    auto kernel = C == 3 ? appearance_backward_kernel<scalar_t, 3> : appearance_backward_kernel<scalar_t, 1>;
-    allow_box_smem(kernel, smem);
-    kernel<<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(),
+    at::Tensor G = smoothed_map_grad<acc_t>(x, P);
+    launch_box_tiles<acc_t>(
+        C == 3 ? appearance_backward_kernel<scalar_t, 3> : appearance_backward_kernel<scalar_t, 1>, N, H, W, smooth,
+        stream, grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), c_w.data_ptr<scalar_t>(),
         need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, G.data_ptr<acc_t>(), N, H, W, smooth);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
     launch_box_adjoint<scalar_t>(G.data_ptr<acc_t>(), g_cw.data_ptr<scalar_t>(), g_cb.data_ptr<scalar_t>(), P,
                                  static_cast<int>(C * C), N, H, W, smooth, stream);
   });

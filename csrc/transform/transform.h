@@ -7,9 +7,9 @@
 // c_w (C*C, row-major: output channel i gets sum_j c_w[C*i + j] * x_j), c_b (C): 18 for RGB, 8 for grey.
 #pragma once
 
-#include <c10/macros/Macros.h>
 #include <torch/all.h>
 
+#include "common/host_device.h"
 #include "common/affine_flow.h"
 #include "common/box_filter.h"
 #include "common/checks.h"
@@ -21,8 +21,8 @@ namespace fastaug {
 enum TransformMode : int64_t { kParallel = 0, kSerial = 1 };
 
 // Offsets of the parameter groups inside the raw map of `transform` (kSpatialParams: affine_flow.h).
-C10_HOST_DEVICE constexpr int colour_params(int C) { return C * C + C; }
-C10_HOST_DEVICE constexpr int transform_params(int C) { return kSpatialParams + colour_params(C); }
+FASTAUG_HD constexpr int colour_params(int C) { return C * C + C; }
+FASTAUG_HD constexpr int transform_params(int C) { return kSpatialParams + colour_params(C); }
 
 // The colour filter at one pixel, the one copy used by both ops on CPU and CUDA:
 //   out_c = y_c + (c_b[c] + sum_q c_w[C c + q] src_q)
@@ -30,7 +30,7 @@ C10_HOST_DEVICE constexpr int transform_params(int C) { return kSpatialParams + 
 // except in parallel mode of `transform`: y the warped sample, src x at the pixel). cw[p] / cb[c] are
 // the smoothed parameters at the pixel; out may alias y or src.
 template <typename T, int C>
-C10_HOST_DEVICE inline void colour_filter(const T cw[C * C], const T cb[C], const T src[C], const T y[C], T out[C]) {
+FASTAUG_HD inline void colour_filter(const T cw[C * C], const T cb[C], const T src[C], const T y[C], T out[C]) {
   T o[C];
   for (int c = 0; c < C; ++c) {
     T d = cb[c];
@@ -43,14 +43,14 @@ C10_HOST_DEVICE inline void colour_filter(const T cw[C * C], const T cb[C], cons
 // Its backward at one pixel, given g = d(loss)/d(out) (y receives g itself, c_b's smoothed map too):
 // the gradient of the smoothed colour matrix, g_cw[C c + q] = g_c src_q ...
 template <typename T, int C>
-C10_HOST_DEVICE inline void colour_filter_weight_grad(const T src[C], const T g[C], T g_cw[C * C]) {
+FASTAUG_HD inline void colour_filter_weight_grad(const T src[C], const T g[C], T g_cw[C * C]) {
   for (int c = 0; c < C; ++c)
     for (int q = 0; q < C; ++q) g_cw[C * c + q] = g[c] * src[q];
 }
 
 // ... and the gradient reaching src, g_src[q] = sum_c c_w[C c + q] g_c (C_w^T g).
 template <typename T, int C>
-C10_HOST_DEVICE inline void colour_filter_input_grad(const T cw[C * C], const T g[C], T g_src[C]) {
+FASTAUG_HD inline void colour_filter_input_grad(const T cw[C * C], const T g[C], T g_src[C]) {
   for (int q = 0; q < C; ++q) {
     T t = T(0);
     for (int c = 0; c < C; ++c) t += cw[C * c + q] * g[c];

@@ -46,14 +46,14 @@ void sample_row_backward(const T* x, const T* gout, int64_t C, int64_t H, int64_
                                gx, s.taps);
 }
 
-// Source coordinates (and their padding derivatives) of output row i: (j + flow_x, i + flow_y).
+// Source coordinates (and their padding derivatives) of output row i: (j + flow_x, i + flow_y),
+// by sampling.h's flow_source (the CUDA kernels' maths).
 template <typename T>
-FASTAUG_AVX2_CLONES void warp_row_coords(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding_mode,
-                     bool align_corners, RowScratch<T>& s) {
-  for (int64_t j = 0; j < W; ++j) {
-    s.ix[j] = pad_coordinate(static_cast<T>(j) + fx[j], W, padding_mode, align_corners, &s.mult_x[j]);
-    s.iy[j] = pad_coordinate(static_cast<T>(i) + fy[j], H, padding_mode, align_corners, &s.mult_y[j]);
-  }
+FASTAUG_AVX2_CLONES void warp_row_coords(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W,
+                                         int64_t padding_mode, bool align_corners, RowScratch<T>& s) {
+  for (int64_t j = 0; j < W; ++j)
+    flow_source(fx[j], fy[j], i, j, H, W, padding_mode, align_corners, &s.ix[j], &s.iy[j], &s.mult_x[j],
+                &s.mult_y[j]);
 }
 
 at::Tensor warp_cpu(const at::Tensor& x_, const at::Tensor& flow_, int64_t padding_mode, bool align_corners) {

@@ -64,9 +64,9 @@ __global__ void warp_forward_kernel(const scalar_t* __restrict__ x, const scalar
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
     const scalar_t* f = flow + n * 2 * plane + pix;
-    acc_t unused;
-    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &unused);
-    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &unused);
+    acc_t ix, iy, mx, my;
+    flow_source<acc_t>(static_cast<acc_t>(f[0]), static_cast<acc_t>(f[plane]), i, j, H, W, padding_mode,
+                       align_corners, &ix, &iy, &mx, &my);
     const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
     const scalar_t* xn = x + n * C * plane;
     scalar_t* on = out + n * C * plane + pix;
@@ -85,9 +85,9 @@ __global__ void warp_backward_kernel(const scalar_t* __restrict__ gout, const sc
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t n = idx / plane, pix = idx % plane, i = pix / W, j = pix % W;
     const scalar_t* f = flow + n * 2 * plane + pix;
-    acc_t mx, my;
-    const acc_t ix = pad_coordinate<acc_t>(j + static_cast<acc_t>(f[0]), W, padding_mode, align_corners, &mx);
-    const acc_t iy = pad_coordinate<acc_t>(i + static_cast<acc_t>(f[plane]), H, padding_mode, align_corners, &my);
+    acc_t ix, iy, mx, my;
+    flow_source<acc_t>(static_cast<acc_t>(f[0]), static_cast<acc_t>(f[plane]), i, j, H, W, padding_mode,
+                       align_corners, &ix, &iy, &mx, &my);
     const Corners<acc_t> k = bilinear_corners(ix, iy, H, W);
     acc_t g_ix, g_iy;
     backward_pixel<scalar_t, acc_t>(x + n * C * plane, gout + n * C * plane, gx ? gx + n * C * plane : nullptr, C,
@@ -143,10 +143,9 @@ __global__ void affine_flow_forward_kernel(const scalar_t* __restrict__ x, const
                                            const scalar_t* __restrict__ s_b, scalar_t* __restrict__ out, int64_t N,
                                            int64_t C, int64_t H, int64_t W, int64_t k, int64_t padding_mode) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  acc_t* smem = box_tile_smem<acc_t>();
+  const auto [i0, j0, i, j] = box_tile();
+  const int64_t plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
     smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
@@ -170,10 +169,9 @@ __global__ void affine_flow_backward_kernel(const scalar_t* __restrict__ gout, c
                                             int64_t N, int64_t C, int64_t H, int64_t W, int64_t k,
                                             int64_t padding_mode) {
   using acc_t = at::opmath_type<scalar_t>;
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  acc_t* smem = reinterpret_cast<acc_t*>(smem_raw);
-  const int64_t i0 = (int64_t)blockIdx.y * kTileH, j0 = (int64_t)blockIdx.x * kTileW;
-  const int64_t i = i0 + threadIdx.y, j = j0 + threadIdx.x, plane = H * W;
+  acc_t* smem = box_tile_smem<acc_t>();
+  const auto [i0, j0, i, j] = box_tile();
+  const int64_t plane = H * W;
   for (int64_t n = blockIdx.z; n < N; n += gridDim.z) {
     acc_t sm[kAffineParams];
     smooth_tile_maps<kAffineParams, scalar_t, acc_t>(s_w, s_b, 4, n, H, W, k, i0, j0, smem, sm);
@@ -206,13 +204,11 @@ at::Tensor affine_flow_warp_cuda(const at::Tensor& x_, const at::Tensor& s_w_, c
   if (out.numel() == 0) return out;
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_cuda", [&] {
-    const size_t smem = box_tile_smem_bytes<at::opmath_type<scalar_t>>(smooth);
-    allow_box_smem(affine_flow_forward_kernel<scalar_t>, smem);
-    affine_flow_forward_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-        x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C,
-        H, W, smooth, padding_mode);
+    launch_box_tiles<at::opmath_type<scalar_t>>(affine_flow_forward_kernel<scalar_t>, N, H, W, smooth, stream,
+                                                x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(),
+                                                s_b.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), N, C, H, W, smooth,
+                                                padding_mode);
   });
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
   return out;
 }
 
@@ -231,14 +227,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
   const auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "affine_flow_warp_backward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    at::Tensor g_smooth = at::empty({N, kAffineParams, H, W}, x.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
-    const size_t smem = box_tile_smem_bytes<acc_t>(smooth);
-    allow_box_smem(affine_flow_backward_kernel<scalar_t>, smem);
-    affine_flow_backward_kernel<scalar_t><<<box_tile_grid(N, H, W), dim3(kTileW, kTileH), smem, stream>>>(
-        grad.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(),
-        need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, g_smooth.data_ptr<acc_t>(), N, C, H, W, smooth,
-        padding_mode);
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    at::Tensor g_smooth = smoothed_map_grad<acc_t>(x, kAffineParams);
+    launch_box_tiles<acc_t>(affine_flow_backward_kernel<scalar_t>, N, H, W, smooth, stream, grad.data_ptr<scalar_t>(),
+                            x.data_ptr<scalar_t>(), s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>(),
+                            need_x_grad ? gx.data_ptr<scalar_t>() : nullptr, g_smooth.data_ptr<acc_t>(), N, C, H, W,
+                            smooth, padding_mode);
     launch_box_adjoint<scalar_t>(g_smooth.data_ptr<acc_t>(), g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>(),
                                  kAffineParams, 4, N, H, W, smooth, stream);
   });
