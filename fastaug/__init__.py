@@ -26,7 +26,8 @@ from .ops.influence import influence_aug, influence_score, last_layer_hvp  # noq
 from .ops.policy import apply_ops  # noqa: E402
 from .ops.transform import appearance, transform  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
-from . import nn  # noqa: E402  (after the ops: the layers call them)
+# after the ops, which the layers call; left out of __all__ so that a star import cannot shadow torch.nn
+from . import nn  # noqa: E402, F401
 
 __version__ = "0.1.0"
 
@@ -42,4 +43,4 @@ def build_info():
 
 
 __all__ = ["warp", "affine_flow_warp", "appearance", "transform", "apply_ops", "last_layer_hvp", "influence_score",
-           "influence_aug", "build_info", "nn"]
+           "influence_aug", "build_info"]
