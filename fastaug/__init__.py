@@ -12,6 +12,9 @@ Kernels (CPU and CUDA, differentiable, registered as ``torch.ops.fastaug.*``):
 * :func:`fastaug.last_layer_hvp` – closed-form last-layer softmax Hessian-vector products (K4).
 * :func:`fastaug.influence_score` / :func:`fastaug.influence_aug` – the influence objective with an
   analytic backward (K4); solvers and scores in :mod:`fastaug.influence`.
+
+Layers over the image ops, to put in a model: :mod:`fastaug.nn` (``Warp``, ``AffineFlowWarp``,
+``Appearance``, ``Transform``).
 """
 import torch  # noqa: F401  (the extension needs torch's symbols loaded first)
 
@@ -23,6 +26,8 @@ from .ops.influence import influence_aug, influence_score, last_layer_hvp  # noq
 from .ops.policy import apply_ops  # noqa: E402
 from .ops.transform import appearance, transform  # noqa: E402
 from .ops.warp import affine_flow_warp, warp  # noqa: E402
+# after the ops, which the layers call; left out of __all__ so that a star import cannot shadow torch.nn
+from . import nn  # noqa: E402, F401
 
 __version__ = "0.1.0"
 

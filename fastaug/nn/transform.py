@@ -1,0 +1,89 @@
+"""Layers over the learned transformation family: :class:`Appearance` and :class:`Transform` (docs/design.md K2)."""
+from torch import nn
+
+from ..ops._validate import check_smooth, padding_mode_id
+from ..ops.transform import MODES, appearance, transform
+from ._maps import given_or_predicted
+
+
+class Appearance(nn.Module):
+    """Per-pixel colour filter ``x + C_w x + c_b`` with box-smoothed maps, :func:`fastaug.appearance` as a layer.
+
+    Output channel ``i`` is ``x_i + sum_j c_w[C*i + j] x_j + c_b[i]`` at every pixel, after every map
+    has been smoothed over a ``smooth x smooth`` window; zero maps give back ``x``.
+
+    Args:
+        param_head: optional module predicting the raw maps, (N, K, H, W) -> (N, C*C + C, H, W)
+            (``c_w`` row-major, then ``c_b``: 12 channels for RGB, 2 for grey), from ``x`` or from
+            ``forward``'s ``context``; kept as ``self.head``.
+        smooth: box window in [1, 64]; 1 disables smoothing.
+
+    Shapes:
+        x: (N, C, H, W) float image, C = 1 or 3; c_w: (N, C*C, H, W); c_b: (N, C, H, W), x's dtype
+        and device. Output: (N, C, H, W).
+    """
+
+    def __init__(self, param_head=None, *, smooth=4):
+        super().__init__()
+        check_smooth(smooth)
+        self.head = param_head
+        self.smooth = smooth
+
+    def forward(self, x, c_w=None, c_b=None, *, context=None):
+        """Filter ``x`` with ``c_w``, ``c_b`` (or with the head's maps); shapes in the class docstring."""
+        if (c_w is None) != (c_b is None):
+            raise ValueError("Appearance needs both c_w and c_b, or neither (then its param_head predicts them)")
+        if c_w is None:
+            C = x.shape[1]
+            maps = given_or_predicted(self, None, x, context)
+            if maps.dim() != 4 or maps.shape[1] != C * C + C:
+                raise ValueError(f"Appearance's param_head must return (N, {C * C + C}, H, W) maps for a {C}-channel "
+                                 f"image (c_w {C * C}, then c_b {C}), got {tuple(maps.shape)}")
+            c_w, c_b = maps[:, :C * C], maps[:, C * C:]
+        else:
+            given_or_predicted(self, c_w, x, context)  # refuses maps given to a layer that has a head
+        return appearance(x, c_w, c_b, smooth=self.smooth)
+
+    def extra_repr(self):
+        return f"smooth={self.smooth}"
+
+
+class Transform(nn.Module):
+    """The whole learned transformation of the seed (spatial + appearance), :func:`fastaug.transform` as a layer.
+
+    Warps ``x`` by the box-smoothed per-pixel affine flow of :class:`AffineFlowWarp`, then adds the
+    colour change of :class:`Appearance`: computed from the unwarped ``x`` (``mode="parallel"``) or
+    applied to the warped image (``mode="serial"``). Zero maps give back ``x``. With
+    ``fastaug.augment.learned``'s generator G as ``param_head`` this is the seed's augmenter.
+
+    Args:
+        param_head: optional module predicting the raw map, (N, K, H, W) -> (N, 6 + C*C + C, H, W)
+            (s_w 4, s_b 2, c_w C*C, c_b C: 18 channels for RGB, 8 for grey), from ``x`` or from
+            ``forward``'s ``context``; kept as ``self.head``.
+        smooth: box window in [1, 64]; 1 disables smoothing.
+        mode: ``"parallel"`` | ``"serial"``.
+        padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"`` for samples outside the image.
+
+    Shapes:
+        x: (N, C, H, W) float image, C = 1 or 3; params: (N, 6 + C*C + C, H, W), x's dtype and
+        device. Output: (N, C, H, W).
+    """
+
+    def __init__(self, param_head=None, *, smooth=4, mode="parallel", padding_mode="zeros"):
+        super().__init__()
+        check_smooth(smooth)
+        padding_mode_id(padding_mode)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+        self.head = param_head
+        self.smooth = smooth
+        self.mode = mode
+        self.padding_mode = padding_mode
+
+    def forward(self, x, params=None, *, context=None):
+        """Transform ``x`` by ``params`` (or by the head's map); shapes in the class docstring."""
+        params = given_or_predicted(self, params, x, context)
+        return transform(x, params, smooth=self.smooth, mode=self.mode, padding_mode=self.padding_mode)
+
+    def extra_repr(self):
+        return f"smooth={self.smooth}, mode={self.mode!r}, padding_mode={self.padding_mode!r}"
