@@ -91,7 +91,8 @@ class Trainer:
 
     Attributes a method may use: ``args``, ``model`` (DDP-wrapped under torchrun), ``module`` (the
     classifier itself), ``device``, ``generator`` (this rank's augmentation generator), ``dist``
-    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches``,
+    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches`` (the
+    engine's ``(x, y)`` batches, or the method's own from :meth:`Method.train_batches`),
     ``epoch``, ``step_in_epoch``, ``global_step``, ``steps_per_epoch``, ``history``, ``output_dir``,
     ``loop``, :meth:`log`, :meth:`autocast`, :meth:`evaluate`, :meth:`save_checkpoint`.
     """
@@ -118,8 +119,7 @@ class Trainer:
         torch.manual_seed(derive_seed(args.seed, "torch", self.dist.rank))  # dropout etc. differ per rank
 
         kw = dict(seed=args.seed, rank=self.dist.rank, world=self.dist.world, workers=args.workers)
-        self.train_batches = IndexedBatches(D.make_batches(self.train_data, args.batch_size, self.device, train=True,
-                                                           **kw))
+        self.train_batches = D.make_batches(self.train_data, args.batch_size, self.device, train=True, **kw)
         self.test_batches = D.make_batches(self.test_data, args.eval_batch_size, self.device, train=False, **kw)
         self.steps_per_epoch = len(self.train_batches)
         self.amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
@@ -133,6 +133,8 @@ class Trainer:
         own = self.method.train_batches(self)
         if own is not None:  # e.g. group-balanced sampling: the method's batches replace the engine's
             self.train_batches, self.steps_per_epoch = own, len(own)
+        # what the epochs iterate: (x, y, index) batches
+        self._indexed = own if own is not None else IndexedBatches(self.train_batches)
         self.optimizer = build_optimizer(self.module.parameters(), args)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, args)
 
@@ -204,7 +206,7 @@ class Trainer:
         self.model.train()
         self.method.epoch_start(epoch, self)
         meters = self.loop.meters
-        batches = iter(self.train_batches.epoch(epoch, self.loop.step_in_epoch))
+        batches = iter(self._indexed.epoch(epoch, self.loop.step_in_epoch))
         for _ in self.loop.steps():
             x, y, index = next(batches)
             t0 = time.perf_counter()

@@ -89,7 +89,7 @@ def test_phase_two_transforms_the_scheduled_fraction(tmp_path):
     assert transform_fraction(10, 0.1, 1.05, 0.5) == pytest.approx(0.1 * 1.05 ** 10)
     assert transform_fraction(100, 0.1, 1.05, 0.5) == 0.5
     tr = Trainer(_args(tmp_path, crop_padding=0, cutout=0, tanda_p_init=0.5))
-    x, y, _ = next(iter(tr.train_batches.epoch(0)))
+    x, y = next(iter(tr.train_batches.epoch(0)))
     with torch.no_grad():  # a generator that always picks Invert: changed rows are visible
         tr.method.generator_net.op_head.bias.fill_(-50)
         tr.method.generator_net.op_head.bias[OP_IDS["Invert"]] = 50

@@ -51,7 +51,8 @@ class Loop:
     and a ``metrics.jsonl`` writer.
 
     Args:
-        folder: where ``checkpoint.pt`` (``checkpoint_name``) and ``metrics.jsonl`` go (rank 0 writes).
+        folder: where ``checkpoint.pt`` (``checkpoint_name``) and ``metrics.jsonl`` go (rank 0 writes);
+            None for a loop in memory (no checkpoints, no files: e.g. a benchmark or a short fit).
         name: what the loop is, shown on the bar and in messages, stored in the checkpoint (a checkpoint
             of another loop is refused) and the key of the test kill hook (:data:`KILL_ENV`).
         options: JSON-able dict of the options the result depends on (checked on resume).
@@ -85,7 +86,7 @@ class Loop:
         self.checkpoint_every, self.log_every = int(checkpoint_every or 0), int(log_every or 0)
         self.record_epochs = bool(record_epochs) and not self.log_every
         self.resume_policy, self.progress, self.show = resume, progress, tuple(show)
-        self.metrics_path = os.path.join(folder, metrics_name) if metrics_name else None
+        self.metrics_path = os.path.join(folder, metrics_name) if metrics_name and folder else None
         self.rank, self.world = dist.rank_and_world()
         self.is_main = self.rank == 0
         self._log = log
@@ -93,8 +94,8 @@ class Loop:
         self.history, self.seconds, self.epoch_seconds = [], 0.0, 0.0
         self.resumed, self._started = False, False
         self.meters = Meters()
-        self.checkpointer = Checkpointer(os.path.join(folder, checkpoint_name), name=name, options=options,
-                                         allowed_changes=allowed_changes)
+        self.checkpointer = Checkpointer(os.path.join(folder, checkpoint_name) if folder else None, name=name,
+                                         options=options, allowed_changes=allowed_changes)
         self.checkpointer.register("loop", self, per_rank=True)
         self.checkpointer.register("rng", GlobalRandomState(), per_rank=True)
         self._kill_at = _kill_step(name)
