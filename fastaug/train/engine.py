@@ -14,11 +14,15 @@ Outputs in ``--output-dir`` (written by rank 0 only):
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
 * ``summary.json`` and ``curves.png`` at the end.
 
-Resume: checkpoints are written atomically at every epoch end and every ``--checkpoint-every``
-steps, with every random state (torch CPU/CUDA, Python, NumPy, the augmentation generator of
-every rank) and the method's state; the data order of an epoch is a function of (seed, epoch), so
-``--resume`` after a SIGKILL at any moment continues exactly where the checkpoint left off: on CPU
-the final weights are bit-identical to an uninterrupted run.
+The epochs run on the loop primitive (:mod:`fastaug.train.loop`): checkpoints are written
+atomically at every epoch end and every ``--checkpoint-every`` steps, with every random state
+(torch CPU/CUDA, Python, NumPy, the augmentation generator of every rank) and the method's state;
+the data order of an epoch is a function of (seed, epoch), so ``--resume`` after a SIGKILL at any
+moment continues exactly where the checkpoint left off (or starts over, saying so, when the run died
+before its first one): on CPU the final weights are bit-identical to an uninterrupted run.
+
+:func:`train` runs a method's pipeline (:meth:`Method.pipeline`) when it has one, the engine being its
+last stage (:class:`ClassifierStage`).
 """
 import copy
 import json
