@@ -21,7 +21,8 @@ def fit_logistic_regression(X, y, num_classes, damping, max_iter, progress=False
     model = torch.nn.Linear(X.shape[1], num_classes).double()
     opt = torch.optim.LBFGS(model.parameters(), max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-9)
-    loop = Loop(None, name="logistic regression (L-BFGS)", steps_per_epoch=1, progress=progress, log=lambda m: None)
+    loop = Loop(None, name="logistic regression (L-BFGS)", steps_per_epoch=1, progress=progress, log=lambda m: None,
+                distributed=False)
 
     def closure():
         opt.zero_grad()

@@ -46,7 +46,7 @@ from .pipeline import Stage
 from .registry import method_class
 from .rng import derive_seed
 
-__all__ = ["Trainer", "ClassifierStage", "train", "load_data"]
+__all__ = ["Trainer", "ClassifierStage", "pipeline_inputs", "train", "load_data"]
 
 
 def load_data(args):
@@ -187,7 +187,8 @@ class Trainer:
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
-            atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n", os.path.join(self.output_dir, "args.json"))
+            atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n",
+                              os.path.join(self.output_dir, "args.json"))
         dist.barrier()
 
     def save_checkpoint(self):
@@ -304,6 +305,16 @@ class Trainer:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
         dist.barrier()
         return summary
+
+
+def pipeline_inputs(args, data=None):
+    """What every stage of a pipeline starts from: ``(args, data, device)`` with ``args`` a copy with
+    the per-dataset defaults resolved (as :class:`Trainer` resolves them), ``data`` = (train, val, test)
+    loaded once for every stage, and this process's device (joining torchrun's group if there is one)."""
+    args = copy.deepcopy(args)
+    data = data if data is not None else load_data(args)
+    resolve_defaults(args, image_side=data[0].image_size[0])
+    return args, data, dist.init_distributed(args.device).device
 
 
 class ClassifierStage(Stage):

@@ -185,3 +185,24 @@ def test_learned_retrain_passed_to_a_trainer_is_stage_5(full_run, tmp_path, one_
     (epoch,) = _lines(tmp_path / "retrain" / "metrics.jsonl")
     assert 0 < epoch["learned_fraction"] < 1 and {"val_loss", "val_acc"} <= set(epoch)
     assert _same_state(_model(ref), _model(tmp_path / "retrain"))
+
+
+def test_foreign_and_torn_stage_checkpoints_are_refused_in_one_sentence(full_run, tmp_path):
+    import shutil
+
+    from fastaug.train.checkpoint import CheckpointError
+
+    ref, _ = full_run
+    d = tmp_path / "run"
+    for folder in ("stage1_classifier", "stage2_gan", "stage3_influence"):
+        shutil.copytree(ref / folder, d / folder)
+    (d / "stage4_augmenter").mkdir()
+    (d / "stage4_augmenter" / "checkpoint.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match="unreadable") as err:
+        train(tiny(d, stages=[4]))
+    shutil.rmtree(d / "stage2_gan")
+    (d / "stage2_gan").mkdir()
+    torch.save({"format": "fastaug-influence-stage-1", "iteration": 2}, d / "stage2_gan" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="older fastaug") as err2:
+        train(tiny(d, stages=[2]))
+    assert "\n" not in str(err.value) + str(err2.value)

@@ -161,3 +161,10 @@ def test_optimizer_step_matches_a_hand_written_step():
     ref = torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
     ob.step()
     assert torch.equal(norm, ref) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_a_loop_that_cannot_be_distributed_says_so_under_torchrun(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"^feature CNN runs in one process and cannot be distributed; [^\n]*$"):
+        Loop(None, name="feature CNN", steps_per_epoch=1, distributed=False)
+    Loop(None, name="engine", steps_per_epoch=1)  # a distributable loop is built as usual

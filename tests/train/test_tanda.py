@@ -155,3 +155,17 @@ def test_sigkill_in_either_stage_then_resume_is_bit_identical(tmp_path):
         a = torch.load(tmp_path / "ref" / "tanda_generator" / "generator.pt", weights_only=True)
         b = torch.load(d / "tanda_generator" / "generator.pt", weights_only=True)
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_foreign_or_torn_generator_checkpoint_is_refused_in_one_sentence(tmp_path):
+    from fastaug.train.checkpoint import CheckpointError
+
+    folder = tmp_path / "run" / "tanda_generator"
+    folder.mkdir(parents=True)
+    torch.save({"format": "fastaug-train-1", "search_step": 3}, folder / "checkpoint.pt")  # the old layout
+    with pytest.raises(CheckpointError, match="older fastaug") as err:
+        train(_args(tmp_path))
+    (folder / "checkpoint.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match="unreadable") as err2:
+        train(_args(tmp_path))
+    assert "\n" not in str(err.value) + str(err2.value)

@@ -110,7 +110,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
     best = _Best()
     loop = Loop(folder, name="stage 4 (E, G)", options=options, allowed_changes=(), epochs=1,
                 steps_per_epoch=args.aug_iters, checkpoint_every=args.stage_checkpoint_every, record_epochs=False,
-                resume="auto", progress=progress, show=("mean_influence",), log=log)
+                resume="auto", progress=progress, show=("mean_influence",), log=log, distributed=False)
     loop.register("augmenter", augmenter)
     loop.register("encoder_optimizer", opt_e)
     loop.register("generator_optimizer", opt_g)

@@ -145,7 +145,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
     n_critic = critic_steps(args)
     loop = Loop(folder, name="stage 2 (GAN)", options=options, allowed_changes=(), epochs=1,
                 steps_per_epoch=args.gan_iters, checkpoint_every=args.stage_checkpoint_every, resume="auto",
-                record_epochs=False, progress=progress, show=("d_image", "g_image"), log=log)
+                record_epochs=False, progress=progress, show=("d_image", "g_image"), log=log, distributed=False)
     loop.register("generator_net", G)
     loop.register("critics", critics)
     loop.register("generator_optimizer", opt_g)

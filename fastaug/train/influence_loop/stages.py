@@ -17,15 +17,13 @@ The driver (:class:`fastaug.train.pipeline.Pipeline`) reuses finished stages, co
 interrupted one from its checkpoint (stages 2 and 4 run on the loop primitive, stage 1 and 5 are
 engine runs) and refuses a finished stage with other options, naming them.
 """
-import copy
 import os
 
 import torch
 
 from ...augment.standard import StandardAugment
 from ..checkpoint import atomic_save
-from ..engine import ClassifierStage, Trainer, load_data
-from ..args import resolve_defaults
+from ..engine import ClassifierStage, Trainer, pipeline_inputs
 from ..pipeline import Pipeline, Stage, StageError
 from ..rng import derive_seed
 from .augmenter import Augmenter
@@ -71,7 +69,8 @@ class _Shared:
         self.train, self.val, self.test = data
         t = self.train
         self.info = dict(channels=t.channels, image_size=tuple(t.image_size), num_classes=t.num_classes)
-        self.baseline = StandardAugment(padding=args.crop_padding, flip=t.hflip and not args.no_flip, cutout=args.cutout)
+        self.baseline = StandardAugment(padding=args.crop_padding, flip=t.hflip and not args.no_flip,
+                                        cutout=args.cutout)
         self._model = None
 
     def folder(self, k):
@@ -200,13 +199,8 @@ def influence_pipeline(args, data=None, log=None):
     """The five stages of ``--augment influence`` in ``args.output_dir``: stages 1-4 (one process
     each), then stage 5, the engine's run of :class:`~fastaug.train.influence_loop.method.InfluenceAugment`
     in the run folder. ``--stages`` picks which run; a stage that a wanted one needs must have finished."""
-    from .. import distributed as dist
-
     check_options(args)
-    args = copy.deepcopy(args)
-    data = data if data is not None else load_data(args)
-    resolve_defaults(args, image_side=data[0].image_size[0])
-    device = dist.init_distributed(args.device).device
+    args, data, device = pipeline_inputs(args, data)
     shared = _Shared(args, data, device)
     pipeline = Pipeline(args.output_dir, [], log=log)
     shared.log = pipeline.log

@@ -102,7 +102,8 @@ def train_classifier(init_state, x, y, cfg, folder=None, name="toy classifier"):
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     loop = Loop(folder, name=name, options=_options(cfg, x), allowed_changes=("checkpoint_every",),
                 steps_per_epoch=cfg.train_steps,
-                checkpoint_every=cfg.checkpoint_every, record_epochs=False, progress=False, log=lambda m: None)
+                checkpoint_every=cfg.checkpoint_every, record_epochs=False, progress=False, log=lambda m: None,
+                distributed=False)
     loop.register("model", model)
     loop.register("optimizer", opt)
     for _ in loop:
@@ -140,7 +141,7 @@ def learn_translations(model, influence, x, y, cfg, folder=None):
     opt = torch.optim.SGD(free.parameters(), lr=cfg.aug_lr)
     loop = Loop(folder, name="toy translations", options=_options(cfg, x), allowed_changes=("checkpoint_every",),
                 steps_per_epoch=cfg.aug_steps, checkpoint_every=cfg.checkpoint_every, record_epochs=False,
-                progress=False, log=lambda m: None)
+                progress=False, log=lambda m: None, distributed=False)
     loop.register("translations", free)
     loop.register("optimizer", opt)
     for _ in loop:

@@ -64,7 +64,7 @@ class Checkpointer:
         stateful = GeneratorState(part) if isinstance(part, torch.Generator) else part
         if isinstance(stateful, torch.nn.parallel.DistributedDataParallel):
             stateful = stateful.module  # save the plain module: loadable without DDP
-        if not (callable(getattr(stateful, "state_dict", None)) and callable(getattr(stateful, "load_state_dict", None))):
+        if not all(callable(getattr(stateful, k, None)) for k in ("state_dict", "load_state_dict")):
             raise TypeError(f"checkpoint part {name!r} ({type(part).__name__}) has no state_dict/load_state_dict")
         (self.per_rank if per_rank else self.shared)[name] = stateful
         return part

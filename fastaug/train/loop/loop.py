@@ -69,17 +69,21 @@ class Loop:
             that already holds a checkpoint.
         progress: show the tqdm bar (rank 0 only).
         show: meter names whose means the bar shows.
+        distributed: False for a loop that cannot run on several processes: started under torchrun, it
+            raises ValueError in one sentence.
         log: ``log(message)`` for the one-line messages (default: print on rank 0).
 
     Attributes: ``epoch`` (0-based, the current one), ``step_in_epoch``, ``global_step``, ``history``
     (the records so far), ``seconds`` (time inside the loop's steps, checkpoint writing excluded, counted
-    once across resumes), ``epoch_seconds`` (the same for the current epoch), ``meters`` (:class:`Meters`), ``checkpointer``, ``resumed``.
+    once across resumes), ``epoch_seconds`` (the same for the current epoch), ``meters``
+    (:class:`Meters`), ``checkpointer``, ``resumed``.
     """
 
     def __init__(self, folder, *, name="train", options=None, allowed_changes=RESUMABLE_CHANGES, epochs=1,
                  steps_per_epoch, checkpoint_every=0, log_every=0, record_epochs=True, resume="auto", progress=True,
-                 show=(),
-                 checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+                 show=(), distributed=True, checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+        if not distributed:
+            dist.require_single_process(name)
         self.folder, self.name = folder, name
         self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch if isinstance(steps_per_epoch, int)
                                                              else len(steps_per_epoch))

@@ -58,7 +58,7 @@ def train_feature_model(images, labels, num_classes, config, *, mean=None, std=N
     n = images.shape[0]
     loop = Loop(folder, name="feature CNN", options={**dataclasses.asdict(config), "images": n}, allowed_changes=(),
                 epochs=config.epochs, steps_per_epoch=math.ceil(n / config.batch_size), resume="auto",
-                progress=progress, show=("loss",), log=lambda msg: None)
+                progress=progress, show=("loss",), log=lambda msg: None, distributed=False)
     loop.register("model", model)
     loop.register("optimizer", opt)
     model.train()

@@ -19,8 +19,7 @@ import torch
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
 from ...augment.policy_batch import action_frequencies
 from ...models import MODELS
-from ..engine import ClassifierStage, load_data
-from ..args import resolve_defaults
+from ..engine import ClassifierStage, pipeline_inputs
 from ..method import Method, TrainBatch, standard_pipeline
 from ..pipeline import Pipeline
 from .generator_stage import GENERATOR_FILE, STAGE_NAME, GeneratorStage, build_generator_net, real_logit
@@ -92,15 +91,8 @@ class Tanda(Method):
     @classmethod
     def pipeline(cls, args, data=None):
         """[the generator stage, the classifier stage] in ``args.output_dir``."""
-        import copy
-
         check_options(args)
-        args = copy.deepcopy(args)
-        data = data if data is not None else load_data(args)
-        resolve_defaults(args, image_side=data[0].image_size[0])
-        from .. import distributed as dist
-
-        device = dist.init_distributed(args.device).device
+        args, data, device = pipeline_inputs(args, data)
         return Pipeline(args.output_dir, [GeneratorStage(args, data[0], device), ClassifierStage(args, data=data)])
 
     # ---- Method hooks ------------------------------------------------------------------------------
