@@ -17,11 +17,11 @@ def summarise(root):
         if os.path.isfile(path):
             s = json.load(open(path))
             s["args"] = json.load(open(os.path.join(root, name, "args.json")))
-            metrics = [json.loads(line) for line in open(os.path.join(root, name, "metrics.jsonl"))]
-            s["search_seconds"] = sum(r["seconds"] for r in metrics[0].get("tanda_search", []))
+            # TANDA's generator stage is counted once in summary.json's pretrain_seconds (0 for the others)
+            s["search_seconds"] = s.get("pretrain_seconds", 0.0)
             runs.setdefault(s["augment"], []).append(s)
     lines = ["| method | M | seeds | epochs | test error % (final), mean ± std | best-epoch error % | s / epoch | "
-             "TANDA phase 1 s |", "|---|---|---|---|---|---|---|---|"]
+             "TANDA stage 1 s |", "|---|---|---|---|---|---|---|---|"]
     for m in ORDER:
         if m not in runs:
             continue
