@@ -6,13 +6,16 @@ previous complete checkpoint or the new complete one, never a torn file.
 """
 import json
 import os
+import pickle
 
 import torch
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
-           "RESUMABLE_CHANGES", "FORMAT"]
+           "RESUMABLE_CHANGES", "FORMAT", "check_plain"]
 
-FORMAT = "fastaug-train-1"
+#: The one checkpoint format of every training loop (``fastaug-train-1``, before the loop primitive,
+#: needed pickle and is refused).
+FORMAT = "fastaug-checkpoint-2"
 #: Arguments that may differ between a run and its resumption (they change no result).
 RESUMABLE_CHANGES = ("resume", "output_dir", "workers", "progress", "checkpoint_every", "eval_batch_size")
 
@@ -59,19 +62,48 @@ def atomic_write_text(text, path):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """Load a training checkpoint, or raise :class:`CheckpointError` saying what is wrong with it."""
+    """Load a checkpoint written by :class:`fastaug.train.loop.Checkpointer`, or raise
+    :class:`CheckpointError` with one sentence saying what is wrong with it.
+
+    The file is read with ``torch.load(..., weights_only=True)``: a checkpoint holds tensors, numbers,
+    strings, lists and dicts only, so a file that needs pickle to load (a checkpoint of an older fastaug,
+    or one crafted to run code) is refused before anything in it runs.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises many types for a torn or foreign file
-        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt: {type(err).__name__}: "
-                              f"{err}); start a new run in another --output-dir") from err
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a fastaug training checkpoint (format "
-                              f"{state.get('format') if isinstance(state, dict) else type(state).__name__!r}, "
-                              f"expected {FORMAT!r})")
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only refused a global: old format or foreign pickle
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it needs pickle to load, as checkpoints of "
+                              f"older fastaug versions and foreign files do), so it was not loaded; start a new run "
+                              f"in another folder") from err
+    except Exception as err:  # torch raises many types for a torn file
+        raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt: {type(err).__name__}); "
+                              f"start a new run in another folder") from err
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != FORMAT:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it says format {found!r}: written by an older "
+                              f"fastaug or another program); start a new run in another folder")
     return state
+
+
+def check_plain(obj, where="state"):
+    """Raise TypeError naming the first entry of ``obj`` that ``torch.load(weights_only=True)`` could not
+    read back: a checkpoint holds tensors, numbers, strings, None, lists, tuples and dicts only."""
+    if obj is None or isinstance(obj, (torch.Tensor, bool, int, float, str, torch.dtype, torch.Size)):
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where} has a key of type {type(k).__name__}; use str or int keys")
+            check_plain(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__name__}, which a weights-only checkpoint "
+                    f"cannot hold; convert it to tensors or plain numbers")
 
 
 def _normalise(v):

@@ -11,7 +11,8 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "broadcast_tensor", "broadcast_object",
-           "all_gather_object", "barrier", "cleanup"]
+           "all_gather_object", "barrier", "cleanup", "collective_device", "world_size_from_env",
+           "require_single_process", "rank_and_world"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,3 +99,31 @@ def barrier():
 def cleanup():
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def collective_device():
+    """The device collectives run on: the current CUDA device under NCCL, else the CPU (Gloo)."""
+    if _active() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def world_size_from_env():
+    """The number of processes torchrun started (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def require_single_process(what):
+    """Raise RuntimeError in one sentence when started under torchrun with several processes, for a
+    loop that cannot be distributed (``what`` names it)."""
+    world = world_size_from_env()
+    if world > 1:
+        raise RuntimeError(f"{what} runs in one process and cannot be distributed; start it without torchrun "
+                           f"(it was started with {world} processes)")
+
+
+def rank_and_world():
+    """(rank, world size) of this process: (0, 1) outside a process group."""
+    if _active():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

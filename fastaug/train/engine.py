@@ -23,36 +23,26 @@ the final weights are bit-identical to an uninterrupted run.
 import copy
 import json
 import os
-import sys
 import time
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .. import data as D
 from ..models import build_model
 from . import distributed as dist
 from .args import resolve_defaults
-from .checkpoint import (FORMAT, CheckpointError, atomic_save, atomic_write_text, check_same_args,
-                         load_checkpoint)
+from .batches import IndexedBatches
+from .checkpoint import CheckpointError, atomic_write_text
 from .figures import training_curves
+from .loop import Loop, autocast, make_scaler, optimizer_step
 from .method import Method
 from .optim import build_optimizer, build_scheduler
+from .pipeline import Stage
 from .registry import method_class
-from .rng import capture_rng, derive_seed, restore_rng
+from .rng import derive_seed
 
-__all__ = ["Trainer", "train", "load_data"]
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
+__all__ = ["Trainer", "ClassifierStage", "train", "load_data"]
 
 
 def load_data(args):
@@ -85,6 +75,10 @@ def load_data(args):
 class Trainer:
     """One training run: ``Trainer(args).fit()`` returns the summary dict.
 
+    The epochs run on the loop primitive (:class:`fastaug.train.loop.Loop`): the classifier, its
+    optimiser, schedule and grad scaler are shared checkpoint parts; the augmentation generator and
+    the method's state are per-rank parts.
+
     Args:
         args: the ``fastaug train`` arguments (an argparse Namespace, e.g. from
             :func:`fastaug.train.args.default_args`); defaults are resolved here (a copy is kept).
@@ -92,15 +86,17 @@ class Trainer:
             one ``args.augment`` names; loops that compose the engine (e.g. a retraining stage) pass
             their own.
         data: optional ``(train, val, test)`` to use instead of loading ``args.dataset``.
+        loop_name: the name of the run's :class:`~fastaug.train.loop.Loop` (messages, the checkpoint's
+            ``name``, the test kill hook); a pipeline names each engine stage differently.
 
     Attributes a method may use: ``args``, ``model`` (DDP-wrapped under torchrun), ``module`` (the
     classifier itself), ``device``, ``generator`` (this rank's augmentation generator), ``dist``
-    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``epoch``,
-    ``global_step``, ``steps_per_epoch``, ``output_dir``, :meth:`log`, :meth:`autocast`,
-    :meth:`evaluate`, :meth:`save_checkpoint`.
+    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches``,
+    ``epoch``, ``step_in_epoch``, ``global_step``, ``steps_per_epoch``, ``history``, ``output_dir``,
+    ``loop``, :meth:`log`, :meth:`autocast`, :meth:`evaluate`, :meth:`save_checkpoint`.
     """
 
-    def __init__(self, args, method=None, data=None):
+    def __init__(self, args, method=None, data=None, loop_name="train"):
         self.args = args = copy.deepcopy(args)
         self.dist = dist.init_distributed(args.device)
         self.device = self.dist.device
@@ -122,42 +118,58 @@ class Trainer:
         torch.manual_seed(derive_seed(args.seed, "torch", self.dist.rank))  # dropout etc. differ per rank
 
         kw = dict(seed=args.seed, rank=self.dist.rank, world=self.dist.world, workers=args.workers)
-        self.train_batches = D.make_batches(self.train_data, args.batch_size, self.device, train=True, **kw)
+        self.train_batches = IndexedBatches(D.make_batches(self.train_data, args.batch_size, self.device, train=True,
+                                                           **kw))
         self.test_batches = D.make_batches(self.test_data, args.eval_batch_size, self.device, train=False, **kw)
         self.steps_per_epoch = len(self.train_batches)
-        self.optimizer = build_optimizer(self.module.parameters(), args)
-        self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, args)
         self.amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
-        if args.amp and self.device.type != "cuda" and args.amp_dtype == "float16":
-            raise ValueError("--amp-dtype float16 needs CUDA; use bfloat16 on CPU")
-        self.scaler = torch.amp.GradScaler("cuda") if args.amp and args.amp_dtype == "float16" else None
+        self.scaler = make_scaler(self.device, self.amp_dtype)
         self.generator = torch.Generator().manual_seed(derive_seed(args.seed, "augment", self.dist.rank))
 
-        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
-        self.history, self.accum = [], None
         factory = method if method is not None else method_class(args.augment)
         self.method = factory(args, self)
         if not isinstance(self.method, Method):
             raise TypeError(f"the method factory must return a fastaug.train.Method, got {type(self.method).__name__}")
+        own = self.method.train_batches(self)
+        if own is not None:  # e.g. group-balanced sampling: the method's batches replace the engine's
+            self.train_batches, self.steps_per_epoch = own, len(own)
+        self.optimizer = build_optimizer(self.module.parameters(), args)
+        self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, args)
+
+        self.loop = Loop(self.output_dir, name=loop_name, options=self._args_dict(), epochs=args.epochs,
+                         steps_per_epoch=self.steps_per_epoch, checkpoint_every=args.checkpoint_every,
+                         resume=bool(args.resume), progress=args.progress, show=("loss",))
+        self.loop.register("model", self.module)
+        self.loop.register("optimizer", self.optimizer)
+        self.loop.register("scheduler", self.scheduler)
+        if self.scaler is not None:
+            self.loop.register("scaler", self.scaler)
+        self.loop.register("augment_generator", self.generator, per_rank=True)
+        self.loop.register("method", self.method, per_rank=True)
+        self.earlier_stage_seconds = 0.0  # a pipeline's stages before this one (set by ClassifierStage)
         self.method.setup(self)
         self._prepare_output()
 
-    # ---- helpers for methods -------------------------------------------------------------------
+    # ---- the loop's position, for methods ----------------------------------------------------------
+    epoch = property(lambda self: self.loop.epoch)
+    step_in_epoch = property(lambda self: self.loop.step_in_epoch)
+    global_step = property(lambda self: self.loop.global_step)
+    history = property(lambda self: self.loop.history)
+
     @property
     def checkpoint_path(self):
-        return os.path.join(self.output_dir, "checkpoint.pt")
+        return self.loop.checkpointer.path
 
     def log(self, msg):
         """Print on rank 0 (above any progress bar)."""
-        if self.is_main:
-            tqdm.write(str(msg), file=sys.stdout)
-            sys.stdout.flush()
+        self.loop.log(msg)
 
     def autocast(self):
         """The autocast context of the run (a no-op without ``--amp``)."""
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
+        return autocast(self.device, self.amp_dtype)
 
-    def _sync(self):
+    def sync(self):
+        """Wait for the device (CUDA) so that host timings measure finished work."""
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
@@ -166,120 +178,43 @@ class Trainer:
         return json.loads(json.dumps(vars(self.args), default=str))
 
     def _prepare_output(self):
-        exists = os.path.isfile(self.checkpoint_path)
-        if self.args.resume:
-            self._resume()
-        elif exists:
-            raise CheckpointError(f"{self.output_dir} already holds a run (checkpoint.pt): pass --resume to continue "
-                                  f"it, or choose another --output-dir")
-        elif self.is_main:
+        resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
+        if not resumed and self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
             atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n", os.path.join(self.output_dir, "args.json"))
         dist.barrier()
 
-    def _resume(self):
-        state = load_checkpoint(self.checkpoint_path)
-        check_same_args(state["args"], self._args_dict())
-        if state["world"] != self.dist.world:
-            raise CheckpointError(f"the checkpoint was written by {state['world']} processes, this run has "
-                                  f"{self.dist.world}: resume with the same torchrun --nproc_per_node")
-        self.module.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        if self.scaler is not None:
-            self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
-        self.history, self.accum = state["history"], state["accum"]
-        self.method.load_state_dict(state["method"][self.dist.rank])
-        restore_rng(state["rng"][self.dist.rank], {"augment": self.generator})
-        self.log(f"resumed {self.output_dir} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-                 f"(global step {self.global_step})")
-
     def save_checkpoint(self):
-        """Write checkpoint.pt atomically (every rank must call it: random states are gathered)."""
-        rng = dist.all_gather_object(capture_rng({"augment": self.generator}))
-        method = dist.all_gather_object(_to_cpu(self.method.state_dict()))
-        if not self.is_main:
-            return
-        state = {
-            "format": FORMAT, "args": self._args_dict(), "world": self.dist.world,
-            "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": None if self.scaler is None else self.scaler.state_dict(),
-            "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
-            "history": self.history, "accum": self._accum_values(), "rng": rng, "method": method,
-        }
-        atomic_save(state, self.checkpoint_path)
+        """Write checkpoint.pt atomically now (every rank must call it: per-rank states are gathered)."""
+        self.loop.save()
 
     # ---- one step ------------------------------------------------------------------------------
-    def _new_accum(self):
-        z = lambda: torch.zeros((), dtype=torch.float64, device=self.device)  # noqa: E731
-        return {"loss": z(), "correct": z(), "seen": z(), "images": 0, "train_seconds": 0.0,
-                "augment_seconds": 0.0, "epoch_seconds": 0.0}
-
-    def _accum_values(self):
-        if self.accum is None:
-            return None
-        return {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in self.accum.items()}
-
-    def _step(self, batch):
+    def train_step(self, batch):
+        """Forward, per-sample cross-entropy (weighted by ``batch.weight``), and one optimiser step
+        (:func:`~fastaug.train.loop.optimizer_step`); returns (losses (B,), logits (B, K)), detached."""
         with self.autocast():
             logits = self.model(batch.x)
         losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=self.args.label_smoothing)
         loss = losses.mean() if batch.weight is None else (losses * batch.weight).sum() / batch.weight.sum()
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-        else:
-            loss.backward()
-        if self.args.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.args.clip_grad)
-        if self.scaler is not None:
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            self.optimizer.step()
-        self.scheduler.step()
+        optimizer_step(loss, self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
+                       clip_grad=self.args.clip_grad, parameters=self.module.parameters())
         return losses.detach(), logits.detach()
 
     def _train_epoch(self, epoch):
         self.model.train()
         self.method.epoch_start(epoch, self)
-        acc = self._new_accum()
-        if self.accum is not None:  # resuming mid-epoch: continue the running sums
-            for k, v in self.accum.items():
-                acc[k] = acc[k].fill_(v) if isinstance(acc[k], torch.Tensor) else v
-        self.accum = acc
-        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, desc=f"epoch {epoch + 1}/{self.args.epochs}",
-                   unit="step", leave=False, dynamic_ncols=True,
-                   disable=(not self.is_main or not self.args.progress) or None)
-        tick = time.perf_counter()
-        for x, y in self.train_batches.epoch(epoch, self.step_in_epoch):
+        meters = self.loop.meters
+        batches = iter(self.train_batches.epoch(epoch, self.loop.step_in_epoch))
+        for _ in self.loop.steps():
+            x, y, index = next(batches)
             t0 = time.perf_counter()
-            batch = self.method.augment(x, y, self)
-            self._sync()
+            batch = self.method.make_batch(x, y, index, self)
+            self.sync()
             t1 = time.perf_counter()
-            losses, logits = self._step(batch)
+            losses, logits = self.train_step(batch)
             self.method.after_step(batch, losses, self)
-            acc["loss"] += losses.sum()
-            acc["correct"] += (logits.argmax(1) == batch.y).sum()
-            acc["seen"] += losses.numel()
-            acc["images"] += batch.source_images or x.shape[0]
-            acc["augment_seconds"] += t1 - t0
-            self.step_in_epoch += 1
-            self.global_step += 1
-            now = time.perf_counter()
-            acc["train_seconds"] += now - tick
-            acc["epoch_seconds"] += now - tick
-            tick = now
-            bar.update(1)
-            if bar.n % 10 == 0 or bar.n == self.steps_per_epoch:
-                bar.set_postfix(loss=f"{acc['loss'].item() / max(1.0, acc['seen'].item()):.3f}")
-            if self.args.checkpoint_every and self.global_step % self.args.checkpoint_every == 0 \
-                    and self.step_in_epoch < self.steps_per_epoch:
-                self.save_checkpoint()
-                tick = time.perf_counter()  # checkpoint I/O is not training time
-        bar.close()
+            meters.add(n=losses.numel(), loss=losses.sum(), correct=(logits.argmax(1) == batch.y).sum(),
+                       images=batch.source_images or x.shape[0], augment_seconds=t1 - t0)
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -302,35 +237,30 @@ class Trainer:
 
     # ---- epochs ----------------------------------------------------------------------------------
     def _end_epoch(self, epoch):
-        acc = self.accum
         extra = self.method.epoch_end(epoch, self) or {}
+        train_seconds = self.loop.epoch_seconds
         tick = time.perf_counter()
         test_loss, test_acc = self.evaluate()
-        acc["epoch_seconds"] += time.perf_counter() - tick
-        sums = torch.tensor([acc["loss"].item(), acc["correct"].item(), acc["seen"].item(), float(acc["images"])],
-                            dtype=torch.float64, device=self.device)
-        dist.all_reduce_sum(sums)
-        loss, correct, seen, images = sums.tolist()
+        epoch_seconds = train_seconds + time.perf_counter() - tick
+        sums = self.loop.meters.all_reduce()
+        seen = sums["count"]
         record = {
-            "epoch": epoch + 1, "train_loss": loss / max(seen, 1.0), "train_acc": correct / max(seen, 1.0),
+            "epoch": epoch + 1, "train_loss": sums.get("loss", 0.0) / max(seen, 1.0),
+            "train_acc": sums.get("correct", 0.0) / max(seen, 1.0),
             "test_loss": test_loss, "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
-            "epoch_seconds": acc["epoch_seconds"], "augment_seconds": acc["augment_seconds"],
-            "images_per_second": images / max(acc["train_seconds"], 1e-9), "train_samples": int(seen),
+            "epoch_seconds": epoch_seconds, "augment_seconds": self.loop.meters.sums().get("augment_seconds", 0.0),
+            "images_per_second": sums.get("images", 0.0) / max(train_seconds, 1e-9), "train_samples": int(seen),
         }
         record.update(extra)
-        self.history.append(record)
-        self.epoch, self.step_in_epoch, self.accum = epoch + 1, 0, None
-        self.save_checkpoint()
+        self.loop.end_epoch(record)
         if self.is_main:
-            self._write_metrics()
+            self._write_curves()
         self.log(f"epoch {epoch + 1}/{self.args.epochs}  train loss {record['train_loss']:.4f} acc "
                  f"{record['train_acc']:.4f} | test loss {test_loss:.4f} acc {test_acc:.4f} | lr {record['lr']:.3g} | "
                  f"{record['epoch_seconds']:.1f} s (augment {record['augment_seconds']:.1f} s), "
                  f"{record['images_per_second']:.0f} img/s")
 
-    def _write_metrics(self):
-        text = "".join(json.dumps(r) + "\n" for r in self.history)
-        atomic_write_text(text, os.path.join(self.output_dir, "metrics.jsonl"))
+    def _write_curves(self):
         training_curves(self.history, os.path.join(self.output_dir, "curves.png"),
                         title=f"{self.args.dataset} / {self.args.model} / --augment {self.args.augment}")
 
@@ -344,7 +274,7 @@ class Trainer:
             return {}
         best = max(h, key=lambda r: r["test_acc"])
         train_s = sum(r["epoch_seconds"] for r in h)
-        pre_s = float(self.method.pretrain_seconds())
+        pre_s = float(self.method.pretrain_seconds()) + self.earlier_stage_seconds
         return {
             "dataset": self.args.dataset, "model": self.args.model, "augment": self.args.augment,
             "seed": self.args.seed, "epochs": len(h), "train_images": len(self.train_data),
@@ -357,22 +287,60 @@ class Trainer:
 
     def fit(self):
         """Train the remaining epochs, then write summary.json and the figures; returns the summary."""
-        if not self.method.trains_classifier:  # the method's run ends before training (a subset of its stages)
-            self.method.finish(self)
-            dist.barrier()
-            return {}
-        for epoch in range(self.epoch, self.args.epochs):
+        for epoch in self.loop.epochs_left():
             self._train_epoch(epoch)
             self._end_epoch(epoch)
         self.method.finish(self)
         summary = self.summary()
         if self.is_main:
-            self._write_metrics()
+            self.loop.write_metrics()
+            self._write_curves()
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
         dist.barrier()
         return summary
 
 
+class ClassifierStage(Stage):
+    """The engine as the last stage of a pipeline: trains the classifier in the run folder itself, so
+    its outputs (``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``...) are those of any other
+    ``--augment`` run. The engine's own checkpoint handles resume; ``summary.json``'s
+    ``pretrain_seconds`` adds the earlier stages' seconds (each counted once).
+
+    Args:
+        args: the run's arguments; method, data: as :class:`Trainer`'s.
+    """
+
+    name, distributed, marker = "", True, False
+
+    def __init__(self, args, method=None, data=None, key="classifier", title="the classifier"):
+        self.args, self.method, self.data, self.key, self.title = args, method, data, key, title
+        self.summary = {}
+
+    def check(self, root):
+        # refuse now, before the earlier stages run, what the engine would refuse after them
+        if os.path.isfile(os.path.join(root, "checkpoint.pt")) and not self.args.resume:
+            raise CheckpointError(f"{root} already holds a run (checkpoint.pt): pass --resume to continue it, "
+                                  f"or choose another --output-dir")
+
+    def run(self, folder, records):
+        trainer = Trainer(self.args, method=self.method, data=self.data, loop_name="train")
+        trainer.earlier_stage_seconds = sum(r["seconds"] for r in records.values())
+        self.summary = trainer.fit()
+        last = trainer.history[-1] if trainer.history else {}
+        return {"seconds": self.summary.get("train_seconds", 0.0),
+                **{k: self.summary.get(k) for k in ("final_test_acc", "final_test_loss")},
+                **{k: last[k] for k in ("val_loss", "val_acc") if k in last}}
+
+
 def train(args, method=None, data=None):
-    """Run ``fastaug train`` with parsed ``args``; returns the summary dict."""
+    """Run ``fastaug train`` with parsed ``args``; returns the summary dict.
+
+    A method with a pipeline (:meth:`Method.pipeline`, e.g. TANDA, the influence loop) runs it, its
+    last stage being the engine (:class:`ClassifierStage`); any other method is one engine run."""
+    if method is None:
+        pipeline = method_class(args.augment).pipeline(args, data)
+        if pipeline is not None:
+            pipeline.run()
+            last = pipeline.stages[-1]
+            return getattr(last, "summary", None) or {}
     return Trainer(args, method=method, data=data).fit()

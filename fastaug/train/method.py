@@ -5,9 +5,15 @@ schedule, data order, checkpoints, distributed set-up and metrics; a :class:`Met
 
 * ``augment(x, y, trainer)``: turn a batch of uint8 images into what the model trains on
   (a :class:`TrainBatch`), on the device, batched;
+* ``make_batch(x, y, index, trainer)``: the same with each image's position in ``trainer.train_data``
+  (the default calls ``augment`` and keeps ``index`` in the batch); ``train_batches(trainer)``: the
+  method's own batches (e.g. group-balanced), None for the engine's;
 * optional hooks: ``setup`` (once, before resuming), ``after_step`` (sees the per-sample losses),
   ``epoch_start`` / ``epoch_end`` (may return extra per-epoch metrics), ``finish`` (figures);
-* ``state_dict`` / ``load_state_dict``: its own state, saved in every checkpoint.
+* ``state_dict`` / ``load_state_dict``: its own state, saved in every checkpoint (a per-rank part of
+  the loop's :class:`~fastaug.train.loop.Checkpointer`): tensors, numbers, strings, lists and dicts
+  only, since checkpoints load with ``weights_only=True`` (a ``torch.Generator``'s ``get_state()``
+  is a tensor; convert NumPy arrays).
 
 Randomness: use ``trainer.generator`` (a CPU ``torch.Generator``, one per process, saved in every
 checkpoint) for every augmentation draw, so a resumed run replays the same draws. A method that
@@ -42,6 +48,8 @@ class TrainBatch:
         group: optional (B,) int64 tag of where each sample came from (e.g. the policy index m of
             Adversarial AutoAugment), for methods that need per-group losses in ``after_step``.
         source_images: how many dataset images the batch was made from (for images/s; default B).
+        index: optional (B,) int64 positions in ``trainer.train_data`` of the images the batch was
+            made from (set by :meth:`Method.make_batch`; None when a method's batch mixes them).
     """
 
     x: torch.Tensor
@@ -49,6 +57,7 @@ class TrainBatch:
     weight: Optional[torch.Tensor] = None
     group: Optional[torch.Tensor] = None
     source_images: Optional[int] = None
+    index: Optional[torch.Tensor] = None
 
 
 class Method:
@@ -60,13 +69,17 @@ class Method:
     """
 
     name = "none"
-    #: False when the run ends before training the classifier (e.g. ``--augment influence --stages 1 2``
-    #: runs only stages before its retraining): the engine then calls ``finish`` and trains nothing.
-    trains_classifier = True
 
     @classmethod
     def add_arguments(cls, parser):
         """Add this method's options to the ``fastaug train`` parser (an argparse group)."""
+
+    @classmethod
+    def pipeline(cls, args, data=None):
+        """A :class:`~fastaug.train.pipeline.Pipeline` when the method needs stages before (or instead
+        of) the classifier's training, ending with :class:`~fastaug.train.engine.ClassifierStage`;
+        None (the default) for a method that is one engine run. ``fastaug train`` runs it."""
+        return None
 
     def __init__(self, args, trainer):
         self.args = args
@@ -78,6 +91,25 @@ class Method:
         """x (N, C, H, W) uint8 and y (N,) int64 on the device -> the batch to train on."""
         return TrainBatch(to_float(x), y)
 
+    def make_batch(self, x, y, index, trainer) -> TrainBatch:
+        """What the engine calls for each batch: x (N, C, H, W) uint8, y (N,) int64 and ``index`` (N,)
+        int64, the images' positions in ``trainer.train_data`` (all on the device) -> the batch to train
+        on. The default calls :meth:`augment` and sets ``batch.index = index`` when the method left it
+        unset; override it to look samples up by index (subgroup labels, precomputed per-image tensors)."""
+        batch = self.augment(x, y, trainer)
+        if batch.index is None:
+            batch.index = index
+        return batch
+
+    def train_batches(self, trainer):
+        """The method's own training batches, or None (the default) for the engine's.
+
+        Return an object with ``__len__`` (steps per epoch, the same on every rank) and
+        ``epoch(epoch, start_step)`` yielding ``(x uint8, y int64, index int64)`` on the device from step
+        ``start_step`` on, its order a function of (seed, epoch) so that a resumed run replays it (e.g.
+        group-balanced sampling). Called once, after the constructor; the schedule follows its length."""
+        return None
+
     def after_step(self, batch: TrainBatch, losses: torch.Tensor, trainer):
         """After the optimiser step: ``losses`` (B,) are the batch's detached per-sample losses."""
 
@@ -86,7 +118,8 @@ class Method:
         ``trainer.step_in_epoch > 0`` and the state loaded from the checkpoint must be kept."""
 
     def epoch_end(self, epoch, trainer):
-        """After the last step of ``epoch``, before evaluation; returns extra metrics (a JSON-able dict)."""
+        """After the last step of ``epoch``, before evaluation; returns extra metrics (a JSON-able dict),
+        e.g. per-group test metrics computed with ``trainer.module`` (the classifier, not DDP-wrapped)."""
         return {}
 
     def finish(self, trainer):

@@ -39,5 +39,5 @@ def cli_args(d, **kw):
 
 
 def load_model_state(d):
-    return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=False)["model"]
+    return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=True)["model"]
 

@@ -2,10 +2,10 @@
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -13,6 +13,7 @@ import torch
 from fastaug.train import Trainer, train
 from fastaug.train.checkpoint import CheckpointError
 from fastaug.train.figures import curves_figure
+from fastaug.train.loop import KILL_ENV
 from fastaug.train.optim import lr_factor
 
 from _train_utils import cli, cli_args, load_model_state
@@ -66,39 +67,44 @@ def test_curves_figure_plots_the_metrics():
     assert list(ax_a.lines[0].get_xdata()) == [1, 2, 3, 4]
 
 
-def _kill_after_checkpoint(cmd, d, delay):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy())
-    ckpt = os.path.join(d, "checkpoint.pt")
-    deadline = time.time() + 300
-    while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return proc
+def _kill_at_step(d, flags, step):
+    """Run the CLI in a subprocess that SIGKILLs itself right after global step ``step`` (the loop's
+    test hook, a step count, not a timer)."""
+    env = dict(os.environ, **{KILL_ENV: f"train:{step}"})
+    out = subprocess.run([sys.executable, "-m", "fastaug", "train", *cli_args(d, **flags)], capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert out.returncode == -signal.SIGKILL, out.stderr
 
 
-@pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
+def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
+    # 8 steps per epoch, checkpoints every 3 steps: the kill lands after a checkpoint, between two, or
+    # before the first (then --resume starts over); the step comes from a seeded generator
     flags = dict(augment="randaugment", epochs=2, checkpoint_every=3, seed=5)
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    ref = tmp_path / "ref"
     cli("train", *cli_args(ref, **flags))
-    cmd = [sys.executable, "-m", "fastaug", "train", *cli_args(killed, **flags)]
-    _kill_after_checkpoint(cmd, str(killed), delay=0.3)
-    assert not (killed / "summary.json").exists(), "the run finished before the kill: make it longer"
-    state = torch.load(killed / "checkpoint.pt", weights_only=False)
-    assert state["global_step"] < 16
-    out = cli("train", *cli_args(killed, resume=True, **flags))
-    assert "resumed" in out.stdout
-    a, b = load_model_state(ref), load_model_state(killed)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    ha, hb = _history(ref), _history(killed)
-    for x, y in zip(ha, hb):
-        for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_samples"):
-            assert x[k] == y[k], k
+    for step in sorted(random.Random(11).sample(range(1, 16), 2)) + [2]:
+        killed = tmp_path / f"killed{step}"
+        _kill_at_step(killed, flags, step)
+        assert not (killed / "summary.json").exists()
+        # checkpoints: after steps 3, 6, 9, ... and after step 8 (epoch end, written after the kill hook)
+        saved = [s for s in range(1, step + 1) if s % 3 == 0] + [s for s in range(1, step) if s % 8 == 0]
+        if saved:
+            state = torch.load(killed / "checkpoint.pt", weights_only=True)
+            assert state["ranks"][0]["loop"]["global_step"] == max(saved)
+        else:
+            assert not (killed / "checkpoint.pt").exists()
+        out = cli("train", *cli_args(killed, resume=True, **flags))
+        assert ("resumed" in out.stdout) == bool(saved) and ("from the beginning" in out.stdout) == (not saved)
+        a, b = load_model_state(ref), load_model_state(killed)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        ha, hb = _history(ref), _history(killed)
+        assert len(ha) == len(hb) == 2
+        for x, y in zip(ha, hb):
+            for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_samples"):
+                assert x[k] == y[k], k
 
 
-def test_resume_errors_are_clear(small, tmp_path):
+def test_resume_errors_are_clear(small, tmp_path, capsys):
     args = small(epochs=1)
     train(args)
     d = tmp_path / "run"
@@ -112,8 +118,12 @@ def test_resume_errors_are_clear(small, tmp_path):
         f.truncate(os.path.getsize(d / "checkpoint.pt") // 2)
     with pytest.raises(CheckpointError, match="unreadable"):
         Trainer(args)
-    with pytest.raises(CheckpointError, match="does not exist"):
-        Trainer(small("empty", resume=True))
+    torch.save({"format": "fastaug-train-1", "model": {}}, d / "checkpoint.pt")  # before the loop primitive
+    with pytest.raises(CheckpointError, match="written by an older fastaug"):
+        Trainer(args)
+    capsys.readouterr()
+    Trainer(small("empty", resume=True))  # killed before its first checkpoint: starts over, saying so
+    assert "starting train from the beginning" in capsys.readouterr().out
 
 
 def test_cli_reports_errors_in_one_line(tmp_path):
@@ -147,8 +157,18 @@ def test_lr_schedules():
 
 
 def test_amp_bfloat16_on_cpu_trains(small):
-    s = train(small(epochs=1, amp=True, augment="none"))
-    assert math.isfinite(s["final_test_loss"])
+    """bfloat16 autocast runs the model in bfloat16, and training follows the float32 run closely."""
+    tr = Trainer(small("probe", amp=True, amp_dtype="bfloat16"))
+    x = torch.rand(2, 1, 28, 28)
+    with tr.autocast():
+        assert tr.module(x).dtype == torch.bfloat16
+    assert tr.module(x).dtype == torch.float32
+    amp = train(small("amp", epochs=1, amp=True, augment="none"))
+    ref = train(small("fp32", epochs=1, augment="none"))
+    hist = {k: _history(small(k).output_dir)[0] for k in ("amp", "fp32")}
+    assert hist["amp"]["train_loss"] == pytest.approx(hist["fp32"]["train_loss"], abs=0.05)
+    assert hist["amp"]["train_loss"] != hist["fp32"]["train_loss"]  # it did run in another precision
+    assert amp["final_test_loss"] == pytest.approx(ref["final_test_loss"], abs=0.1)
     with pytest.raises(ValueError, match="float16 needs CUDA"):
         Trainer(small("fp16", amp=True, amp_dtype="float16"))
 

@@ -1,0 +1,226 @@
+"""The resumable step loop every training loop of the package runs on.
+
+::
+
+    loop = Loop(folder, name="stage 2 (GAN)", options=opts, epochs=1, steps_per_epoch=iters,
+                checkpoint_every=100, log_every=50)
+    loop.register("generator_net", G); loop.register("optimizer", opt)
+    loop.register("rng", generator, per_rank=True)       # CPU/CUDA generators, data positions, ...
+    for epoch, step in loop:                               # resumes first (see ``resume``)
+        loss = ...                                         # the caller's forward and loss
+        optimizer_step(loss, opt)
+        loop.meters.add(loss=loss.detach())                # running means, checkpointed with the loop
+
+After step ``s`` the loop counts it, then (every ``checkpoint_every`` global steps, and after every
+epoch) saves the checkpoint, so a process killed at any moment resumes from the last complete one;
+data orders are functions of (seed, epoch) and every random state is a registered part, so the
+resumed run replays exactly what the lost steps did (bit-identical on CPU).
+
+With ``for epoch in loop.epochs_left(): for step in loop.steps(): ...; loop.end_epoch(record)`` the caller
+writes its own per-epoch record (evaluation, extra metrics) before the epoch's checkpoint.
+"""
+import json
+import os
+import signal
+import sys
+import time
+
+from tqdm.auto import tqdm
+
+from .. import distributed as dist
+from ..checkpoint import RESUMABLE_CHANGES, CheckpointError, atomic_write_text
+from ..rng import GlobalRandomState
+from .checkpointer import Checkpointer
+from .meters import Meters
+
+__all__ = ["Loop", "KILL_ENV"]
+
+#: Test hook: ``FASTAUG_TEST_KILL="<loop name>:<global step>"`` makes that loop SIGKILL its own
+#: process right after finishing that step (and any checkpoint due at it), as a crash would.
+KILL_ENV = "FASTAUG_TEST_KILL"
+
+
+def _kill_step(name):
+    spec = os.environ.get(KILL_ENV, "")
+    target, _, step = spec.rpartition(":")
+    return int(step) if spec and target == name else None
+
+
+class Loop:
+    """A resumable loop over ``epochs`` x ``steps_per_epoch`` steps with checkpoints, meters, a tqdm bar
+    and a ``metrics.jsonl`` writer.
+
+    Args:
+        folder: where ``checkpoint.pt`` (``checkpoint_name``) and ``metrics.jsonl`` go (rank 0 writes).
+        name: what the loop is, shown on the bar and in messages, stored in the checkpoint (a checkpoint
+            of another loop is refused) and the key of the test kill hook (:data:`KILL_ENV`).
+        options: JSON-able dict of the options the result depends on (checked on resume).
+        allowed_changes: option names that may differ on resume.
+        epochs, steps_per_epoch: the loop's length (``steps_per_epoch`` may be a ``len()``-able).
+        checkpoint_every: save every this many global steps (0: only after each epoch).
+        log_every: when > 0, append ``{"step": global_step, **meters.means()}`` to the history (and
+            reset the meters) every this many steps; when 0, :meth:`end_epoch` records per epoch.
+        record_epochs: False when the caller appends its own records to ``history`` (then
+            :meth:`end_epoch` without a record appends nothing).
+        resume: ``"auto"`` continues from a checkpoint when there is one (pipeline stages); True
+            continues, or starts from the beginning saying so in one line when the folder has no
+            checkpoint yet (``--resume`` after a kill before the first one); False refuses a folder
+            that already holds a checkpoint.
+        progress: show the tqdm bar (rank 0 only).
+        show: meter names whose means the bar shows.
+        log: ``log(message)`` for the one-line messages (default: print on rank 0).
+
+    Attributes: ``epoch`` (0-based, the current one), ``step_in_epoch``, ``global_step``, ``history``
+    (the records so far), ``seconds`` (time inside the loop's steps, checkpoint writing excluded, counted
+    once across resumes), ``epoch_seconds`` (the same for the current epoch), ``meters`` (:class:`Meters`), ``checkpointer``, ``resumed``.
+    """
+
+    def __init__(self, folder, *, name="train", options=None, allowed_changes=RESUMABLE_CHANGES, epochs=1,
+                 steps_per_epoch, checkpoint_every=0, log_every=0, record_epochs=True, resume="auto", progress=True,
+                 show=(),
+                 checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+        self.folder, self.name = folder, name
+        self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch if isinstance(steps_per_epoch, int)
+                                                             else len(steps_per_epoch))
+        self.checkpoint_every, self.log_every = int(checkpoint_every or 0), int(log_every or 0)
+        self.record_epochs = bool(record_epochs) and not self.log_every
+        self.resume_policy, self.progress, self.show = resume, progress, tuple(show)
+        self.metrics_path = os.path.join(folder, metrics_name) if metrics_name else None
+        self.rank, self.world = dist.rank_and_world()
+        self.is_main = self.rank == 0
+        self._log = log
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.history, self.seconds, self.epoch_seconds = [], 0.0, 0.0
+        self.resumed, self._started = False, False
+        self.meters = Meters()
+        self.checkpointer = Checkpointer(os.path.join(folder, checkpoint_name), name=name, options=options,
+                                         allowed_changes=allowed_changes)
+        self.checkpointer.register("loop", self, per_rank=True)
+        self.checkpointer.register("rng", GlobalRandomState(), per_rank=True)
+        self._kill_at = _kill_step(name)
+
+    # ---- registry --------------------------------------------------------------------------------
+    def register(self, name, part, per_rank=False):
+        """Add a stateful part (module, optimiser, scheduler, scaler, generator, method...) to the checkpoint."""
+        return self.checkpointer.register(name, part, per_rank=per_rank)
+
+    def state_dict(self):
+        return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
+                "history": self.history, "seconds": self.seconds,
+                "epoch_seconds": self.epoch_seconds, "meters": self.meters.state_dict()}
+
+    def load_state_dict(self, state):
+        self.epoch, self.step_in_epoch, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        self.history, self.seconds = list(state["history"]), float(state["seconds"])
+        self.epoch_seconds = float(state["epoch_seconds"])
+        self.meters.load_state_dict(state["meters"])
+
+    # ---- messages and outputs --------------------------------------------------------------------
+    def log(self, msg):
+        """Print one line on rank 0 (above any progress bar)."""
+        if self._log is not None:
+            self._log(msg)
+        elif self.is_main:
+            tqdm.write(str(msg), file=sys.stdout)
+            sys.stdout.flush()
+
+    def write_metrics(self):
+        """Write the history to ``metrics.jsonl`` atomically (rank 0)."""
+        if self.is_main and self.metrics_path:
+            atomic_write_text("".join(json.dumps(r) + "\n" for r in self.history), self.metrics_path)
+
+    @property
+    def done(self):
+        return self.epoch >= self.epochs
+
+    # ---- resume ----------------------------------------------------------------------------------
+    def resume(self):
+        """Load the checkpoint as the ``resume`` policy says; returns True when the loop continues one.
+        Called by the first iteration when not called before (after every part is registered)."""
+        self._started = True
+        exists = self.checkpointer.exists()
+        if self.resume_policy is False:
+            if exists:
+                raise CheckpointError(f"{self.folder} already holds a run (checkpoint.pt): pass --resume to "
+                                      f"continue it, or choose another --output-dir")
+            return False
+        if not exists:
+            if self.resume_policy is True:
+                self.log(f"no checkpoint in {self.folder} yet (the run stopped before its first one): "
+                         f"starting {self.name} from the beginning")
+            return False
+        self.checkpointer.load()
+        self.resumed = True
+        self.log(f"resumed {self.name} in {self.folder} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+                 f"(global step {self.global_step})")
+        return True
+
+    def save(self):
+        """Write the checkpoint now (every rank must call it under DDP)."""
+        self.checkpointer.save()
+
+    # ---- iteration -------------------------------------------------------------------------------
+    def epochs_left(self):
+        """The remaining epoch numbers (0-based), resuming first."""
+        if not self._started:
+            self.resume()
+        while self.epoch < self.epochs:
+            yield self.epoch
+
+    def steps(self):
+        """The remaining steps of the current epoch (0-based step numbers). After each step: count it,
+        time it, record means every ``log_every`` steps, checkpoint every ``checkpoint_every``."""
+        if not self._started:
+            self.resume()
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, unit="step", leave=False,
+                   dynamic_ncols=True, disable=(not self.is_main or not self.progress) or None,
+                   desc=f"{self.name} {self.epoch + 1}/{self.epochs}" if self.epochs > 1 else self.name)
+        tick = time.perf_counter()
+        try:
+            while self.step_in_epoch < self.steps_per_epoch:
+                yield self.step_in_epoch
+                self.step_in_epoch += 1
+                self.global_step += 1
+                now = time.perf_counter()
+                self.seconds, self.epoch_seconds, tick = self.seconds + now - tick, self.epoch_seconds + now - tick, now
+                bar.update(1)
+                if self.show and (bar.n % 10 == 0 or bar.n == self.steps_per_epoch) and not bar.disable:
+                    means = self.meters.means()
+                    bar.set_postfix({k: f"{means[k]:.3f}" for k in self.show if k in means})
+                if self.log_every and self.global_step % self.log_every == 0:
+                    self.record({"step": self.global_step, **self.meters.means()})
+                    self.meters.reset()
+                if self.checkpoint_every and self.global_step % self.checkpoint_every == 0 \
+                        and self.step_in_epoch < self.steps_per_epoch:
+                    self.save()
+                    tick = time.perf_counter()  # checkpoint I/O is not loop time
+                if self._kill_at == self.global_step:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            bar.close()
+
+    def record(self, record):
+        """Append ``record`` (a JSON-able dict) to the history and rewrite ``metrics.jsonl``."""
+        self.history.append(record)
+        self.write_metrics()
+
+    def end_epoch(self, record=None):
+        """Close the current epoch: append ``record`` (default ``{"epoch": e, **meters.means()}`` when
+        ``record_epochs``; then the meters are reset), move to the next epoch, checkpoint, write
+        ``metrics.jsonl``."""
+        if record is None and self.record_epochs:
+            record = {"epoch": self.epoch + 1, **self.meters.means()}
+        if record is not None:
+            self.history.append(record)
+        if self.record_epochs:
+            self.meters.reset()
+        self.epoch, self.step_in_epoch, self.epoch_seconds = self.epoch + 1, 0, 0.0
+        self.save()
+        self.write_metrics()
+
+    def __iter__(self):
+        """``for epoch, step in loop``: every remaining step; epochs end with :meth:`end_epoch`."""
+        for epoch in self.epochs_left():
+            for step in self.steps():
+                yield epoch, step
+            self.end_epoch()

@@ -1,0 +1,163 @@
+"""The loop primitive: kill at a step count then resume is bit-identical, weights-only checkpoints,
+one-sentence refusals of foreign, old-format, corrupt and code-running checkpoints, meters, the step."""
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from fastaug.train.checkpoint import CheckpointError
+from fastaug.train.loop import KILL_ENV, Checkpointer, Loop, Meters, optimizer_step
+from fastaug.train.rng import GlobalRandomState
+
+HERE = os.path.dirname(__file__)
+
+
+def _script(folder, *extra, kill=None):
+    path = [os.getcwd(), HERE] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    env.pop(KILL_ENV, None)
+    if kill is not None:
+        env[KILL_ENV] = kill
+    return subprocess.run([sys.executable, os.path.join(HERE, "_toy_loop.py"), str(folder), *extra],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+def _state(folder):
+    return torch.load(os.path.join(folder, "checkpoint.pt"), weights_only=True)
+
+
+@pytest.mark.parametrize("kill_step", sorted(random.Random(17).sample(range(2, 15), 2)))
+def test_sigkill_at_a_step_then_resume_is_bit_identical(tmp_path, kill_step):
+    from _toy_loop import run
+
+    ref, _ = run(str(tmp_path / "ref"))
+    out = _script(tmp_path / "killed", kill=f"toy:{kill_step}")
+    assert out.returncode == -9, out.stderr  # SIGKILL, as a crash
+    # checkpoints: every 2 steps, and at each epoch's end (5, 10, 15: written after the kill hook)
+    saved = [s for s in range(1, kill_step + 1) if s % 2 == 0 and s % 5] + [s for s in range(1, kill_step) if s % 5 == 0]
+    assert _state(tmp_path / "killed")["ranks"][0]["loop"]["global_step"] == max(saved)
+    out = _script(tmp_path / "killed", "resume")
+    assert out.returncode == 0, out.stderr
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+    net.load_state_dict(_state(tmp_path / "killed")["net"])
+    for a, b in zip(ref.state_dict().values(), net.state_dict().values()):
+        assert torch.equal(a, b)
+    with open(tmp_path / "ref" / "metrics.jsonl") as f, open(tmp_path / "killed" / "metrics.jsonl") as g:
+        assert f.read() == g.read()  # the per-epoch means too, summed across the kill
+
+
+def test_resume_before_the_first_checkpoint_starts_over_in_one_line(tmp_path):
+    out = _script(tmp_path / "k", kill="toy:1")  # killed before the first checkpoint (step 2)
+    assert out.returncode == -9 and not (tmp_path / "k" / "checkpoint.pt").exists()
+    out = _script(tmp_path / "k", "resume")
+    assert out.returncode == 0 and "starting toy from the beginning" in out.stdout
+
+
+def test_a_finished_folder_is_not_overwritten(tmp_path):
+    from _toy_loop import run
+
+    run(str(tmp_path))
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        run(str(tmp_path), resume=False)
+
+
+def _refused(tmp_path, obj_or_bytes, match):
+    from _toy_loop import run
+
+    path = tmp_path / "checkpoint.pt"
+    if isinstance(obj_or_bytes, bytes):
+        path.write_bytes(obj_or_bytes)
+    else:
+        torch.save(obj_or_bytes, path)
+    with pytest.raises(CheckpointError, match=match) as err:
+        run(str(tmp_path))
+    assert "\n" not in str(err.value)
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_foreign_old_corrupt_and_code_running_checkpoints_are_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _refused(tmp_path, {"format": "fastaug-train-1", "model": {}}, "older fastaug")
+    _refused(tmp_path, {"format": "fastaug-train-1", "rng": np.zeros(3)}, "needs pickle")
+    _refused(tmp_path, [1, 2, 3], "format 'list'")
+    _refused(tmp_path, pickle.dumps(_RunsCode(), protocol=2), "needs pickle|unreadable")
+    torch.save({"format": "fastaug-train-1", "x": _RunsCode()}, tmp_path / "checkpoint.pt")
+    _refused(tmp_path, (tmp_path / "checkpoint.pt").read_bytes(), "needs pickle")
+    assert not (tmp_path / "pwned").exists()  # nothing in the file ran
+    from _toy_loop import run
+
+    os.remove(tmp_path / "checkpoint.pt")
+    run(str(tmp_path))
+    blob = (tmp_path / "checkpoint.pt").read_bytes()
+    _refused(tmp_path, blob[: len(blob) // 2], "unreadable")
+    (tmp_path / "checkpoint.pt").write_bytes(blob)
+    with pytest.raises(CheckpointError, match=r"different arguments \(--epochs 3 -> 4\)"):
+        run(str(tmp_path), epochs=4)
+
+
+def test_global_random_state_round_trips_through_a_weights_only_file(tmp_path):
+    part = GlobalRandomState()
+    torch.manual_seed(3), np.random.seed(3), random.seed(3), np.random.randn(), random.gauss(0, 1)
+    torch.save(part.state_dict(), tmp_path / "s.pt")
+    expect = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)], random.gauss(0, 1))
+    part.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
+    got = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)], random.gauss(0, 1))
+    assert torch.equal(expect[0], got[0]) and np.array_equal(expect[1], got[1]) and expect[2:] == got[2:]
+
+
+def test_a_part_that_needs_pickle_is_refused_at_save(tmp_path):
+    class Bad:
+        def state_dict(self):
+            return {"array": np.zeros(2)}
+
+        def load_state_dict(self, s):
+            pass
+
+    c = Checkpointer(str(tmp_path / "c.pt"))
+    c.register("bad", Bad())
+    with pytest.raises(TypeError, match=r"\['bad'\]\['array'\] is a numpy.ndarray"):
+        c.save()
+
+
+def test_meters_sum_on_the_device_and_round_trip():
+    m = Meters()
+    m.add(n=4, loss=torch.tensor(2.0), correct=3)
+    m.add(n=2, loss=torch.tensor(1.0), correct=1)
+    assert m.sums() == {"loss": 3.0, "correct": 4.0} and m.means() == {"loss": 0.5, "correct": 4 / 6}
+    m2 = Meters()
+    m2.load_state_dict(m.state_dict())
+    assert m2.means() == m.means()
+
+
+def test_log_every_records_step_means(tmp_path):
+    from _toy_loop import run
+
+    _, loop = run(str(tmp_path), epochs=1, steps=6, log_every=3)
+    with open(tmp_path / "metrics.jsonl") as f:
+        hist = [json.loads(line) for line in f]
+    assert [h["step"] for h in hist] == [3, 6] and hist == loop.history
+
+
+def test_optimizer_step_matches_a_hand_written_step():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    oa, ob = torch.optim.SGD(a.parameters(), lr=0.1), torch.optim.SGD(b.parameters(), lr=0.1)
+    x = torch.randn(5, 3) * 10
+    norm = optimizer_step(a(x).square().sum(), oa, clip_grad=0.5)
+    ob.zero_grad()
+    b(x).square().sum().backward()
+    ref = torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+    ob.step()
+    assert torch.equal(norm, ref) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
