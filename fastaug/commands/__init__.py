@@ -4,4 +4,4 @@
 which points to augment, the data-subsampling seed), ``toy2d`` (the influence loop's 2-D toy). Loops
 with their own experiments add their module here and to :data:`COMMANDS`.
 """
-COMMANDS = ("train", "compare", "subsample", "toy2d")
+COMMANDS = ("train", "compare", "subsample", "toy2d", "patch")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..group_dro import GroupDRO
 from ..losses import consistency_loss
 
-__all__ = ["PATCH_METHODS", "PatchBatch", "build_patch_method", "PatchMethod", "gather_batch"]
+__all__ = ["PATCH_METHODS", "PatchBatch", "build_patch_method", "PatchMethod", "gather_batch", "patch_method_class"]
 
 
 class PatchBatch:
@@ -164,8 +164,13 @@ _METHODS = {m.name: m for m in (PatchMethod, Balanced, GDRO, Augment, GDROAugmen
 PATCH_METHODS = tuple(_METHODS)
 
 
-def build_patch_method(name, cfg, group_counts, group_class, device):
-    """The stage-2 method ``name`` (one of :data:`PATCH_METHODS`)."""
+def patch_method_class(name):
+    """The class of stage-2 method ``name`` (one of :data:`PATCH_METHODS`)."""
     if name not in _METHODS:
         raise ValueError(f"unknown patching method {name!r}; choose from {', '.join(PATCH_METHODS)}")
-    return _METHODS[name](cfg, group_counts, group_class, device)
+    return _METHODS[name]
+
+
+def build_patch_method(name, cfg, group_counts, group_class, device):
+    """The stage-2 method ``name`` (one of :data:`PATCH_METHODS`)."""
+    return patch_method_class(name)(cfg, group_counts, group_class, device)
