@@ -20,7 +20,7 @@ import os
 import torch
 
 from ...data.loaders import TensorBatches
-from ..checkpoint import atomic_save, load_checkpoint
+from ..checkpoint import FORMAT, atomic_save, load_checkpoint
 from ..engine import Trainer
 from ..figures import save_figure
 from ..loop import Loop, optimizer_step
@@ -82,7 +82,7 @@ class TranslationStage(Stage):
         for _, step in loop:
             loop.meters.add(**translation_step(translator, opts, pools, data, loop.global_step, cfg))
         translations = translate_all(translator, data)
-        atomic_save({"translations": translations, "labels": self.train.labels.cpu(),
+        atomic_save({"format": FORMAT, "translations": translations, "labels": self.train.labels.cpu(),
                      "subgroup": self.train.subgroup.cpu()}, os.path.join(folder, TRANSLATIONS_FILE))
         save_figure(translations_figure(self.train, translations), os.path.join(folder, "translations.png"))
         last = loop.history[-1] if loop.history else {}

@@ -49,7 +49,7 @@ def test_matches_hand_computation(classes):
 
 def test_gradient_is_the_weighted_group_mean_and_state_round_trips():
     dro = GroupDRO([5, 5, 5], None, step_size=1.0)
-    losses = torch.tensor([1.0, 3.0, 2.0, 0.5], requires_grad=True)
+    losses = torch.tensor([1.0, 4.0, 2.0, 0.5], requires_grad=True)  # group means 2.5, 2, 0.5
     loss = dro.loss(losses, torch.tensor([0, 0, 1, 2]))
     loss.backward()
     w = dro.weights().float()
