@@ -55,7 +55,9 @@ def _saliency(root, cfg, train, test, device):
                 for y in range(train.num_classes)]
     per = max(1, cfg.saliency_images // len(minority))
     ids = test.group_ids.cpu()
-    picks = torch.cat([(ids == g).nonzero().squeeze(1)[:per] for g in minority])
+    members = [(ids == g).nonzero().squeeze(1) for g in minority]  # spread over each group (digits vary)
+    picks = torch.cat([m[torch.linspace(0, m.numel() - 1, min(per, m.numel())).round().long()] for m in members
+                       if m.numel()])
     if picks.numel() == 0:
         return None
     x = test.images[picks].to(device).float() / 255.0
