@@ -85,13 +85,16 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
     train, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
                                        image_size=t.image_size, grey=t.grey, seed=t.data_seed)
     os.makedirs(root, exist_ok=True)
-    atomic_write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n", config_path)
+    config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
+    if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg
+        atomic_write_text(config_text, config_path)
     args = engine_args(cfg, dev, checkpoint_every, progress)
     runs = [PatchedTrainingStage(m, s, cfg, args, train, test) for m in cfg.methods for s in cfg.seeds]
     stages = ([TranslationStage(t, train, dev, checkpoint_every, progress)]
               if any(r.needs_translations for r in runs) else []) + runs
     needs = {r.name: ("translation",) for r in runs if r.needs_translations}
     records = Pipeline(root, stages, needs=needs).run()
+    atomic_write_text(config_text, config_path)
 
     finals, histories = final_records(root, cfg.methods, cfg.seeds)
     md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds)

@@ -41,13 +41,12 @@ def gather_batch(data, idx, translations=None, device=None):
     ``data`` (a GroupedImageData), and their versions from ``translations`` ((N, K, C, H, W) uint8,
     index-aligned with ``data``) when given. Everything lands on ``device`` as float in [0, 1]."""
     device = torch.device(device) if device is not None else data.images.device
-    cpu_idx = idx.cpu()
     x = data.images[idx.to(data.images.device)].to(device).float().div_(255.0)
     y = data.labels[idx.to(data.labels.device)].to(device)
     group = data.group_ids[idx.to(data.labels.device)].to(device)
     if translations is None:
         return PatchBatch(x, y, group)
-    t = translations[cpu_idx.to(translations.device)].to(device).transpose(0, 1).float().div_(255.0)
+    t = translations[idx.to(translations.device)].to(device).transpose(0, 1).float().div_(255.0)
     k = t.shape[0]
     first = data.group_offsets.to(device)[y]
     t_group = first[None, :] + torch.arange(k, device=device)[:, None]

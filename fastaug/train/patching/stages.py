@@ -13,6 +13,7 @@
   ``metrics.jsonl``. The engine's checkpoint resumes it; the group DRO weights are part of the
   method's checkpointed state.
 """
+import copy
 import dataclasses
 import json
 import os
@@ -131,18 +132,19 @@ class PatchMethodAdapter(Method):
     def __init__(self, args, trainer, method_name, cfg, translations):
         super().__init__(args, trainer)
         self.name = method_name
-        train = trainer.train_data
-        self.objective = build_patch_method(method_name, cfg, train.group_counts(), train.group_class, trainer.device)
-        self.translations = translations if self.objective.uses_translations else None
+        self.data = trainer.train_data.to(trainer.device)  # batches are gathered on the device, once moved
+        self.objective = build_patch_method(method_name, cfg, self.data.group_counts(), self.data.group_class,
+                                            trainer.device)
+        self.translations = translations.to(trainer.device) if self.objective.uses_translations else None
         self.eval_batch_size = cfg.eval_batch_size
 
     def train_batches(self, trainer):
         if not self.objective.balanced:
             return None
-        return _BalancedBatches(trainer.train_data.to(trainer.device), trainer.args.batch_size, trainer.args.seed)
+        return _BalancedBatches(self.data, trainer.args.batch_size, trainer.args.seed)
 
     def make_batch(self, x, y, index, trainer):
-        patch = gather_batch(trainer.train_data, index, self.translations, trainer.device)
+        patch = gather_batch(self.data, index, self.translations, trainer.device)
         return _PatchTrainBatch(patch, index)
 
     def epoch_end(self, epoch, trainer):
@@ -197,7 +199,7 @@ class PatchedTrainingStage(Stage):
         if self.needs_translations:
             translations = load_translations(os.path.join(os.path.dirname(os.path.dirname(folder)), "translation"),
                                              self.train)
-        args = dataclasses.replace(self.args) if dataclasses.is_dataclass(self.args) else _copy_ns(self.args)
+        args = copy.deepcopy(self.args)
         args.output_dir, args.seed, args.augment = folder, self.seed, self.method
         # a stage killed earlier continues from its checkpoint; a fresh one starts (never "no checkpoint yet")
         args.resume = os.path.isfile(os.path.join(folder, "checkpoint.pt"))
@@ -207,12 +209,6 @@ class PatchedTrainingStage(Stage):
         last = trainer.history[-1] if trainer.history else {}
         return {"seconds": self.summary.get("train_seconds", 0.0),
                 **{k: last.get(k) for k in ("robust_acc", "aggregate_acc")}}
-
-
-def _copy_ns(ns):
-    import copy
-
-    return copy.deepcopy(ns)
 
 
 def final_records(root, methods, seeds):
