@@ -70,7 +70,7 @@ def add_parser(subparsers):
     g.add_argument("--model", default=c.model, choices=MODELS, help=f"classifier ({c.model})")
     g.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs per method and seed ({c.epochs})")
     g.add_argument("-b", "--batch-size", type=int, default=c.batch_size, help="images per step (100 = 25 per group)")
-    g.add_argument("--lr", type=float, default=c.lr, help="SGD learning rate, constant (1e-3)")
+    g.add_argument("--lr", type=float, default=c.lr, help="SGD learning rate, constant (0.01)")
     g.add_argument("--momentum", type=float, default=c.momentum, help="SGD momentum (0.9)")
     g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=c.weight_decay,
                    help="weight decay (5e-4)")

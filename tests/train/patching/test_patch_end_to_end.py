@@ -85,3 +85,30 @@ def test_bad_options_are_one_sentence(tmp_path):
         out = _patch(tmp_path / "x", *flags, check=False)
         assert out.returncode == 2 and msg in out.stderr, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_folder_dataset_per_class_translation(tmp_path):
+    from PIL import Image
+
+    g = torch.Generator().manual_seed(0)
+    for split, n in (("train", 5), ("val", 2)):
+        for c in ("cat", "dog"):
+            for s in ("indoor", "outdoor"):
+                d = tmp_path / "data" / split / c / s
+                d.mkdir(parents=True)
+                for i in range(n):
+                    v = int(torch.randint(256, (), generator=g))
+                    Image.new("RGB", (20, 18), (v, 255 - v, 40 if s == "indoor" else 200)).save(d / f"{i}.png")
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "fastaug", "patch", "--dataset", "folder", "--data-dir", str(tmp_path / "data"),
+                    "--image-size", "16", "--output-dir", str(out), "--gan-steps", "2", "--gan-batch-size", "2",
+                    "--gan-width", "4", "--epochs", "1", "--batch-size", "8", "--methods", "erm,camel",
+                    "--no-progress"], check=True, capture_output=True, timeout=600,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    state = torch.load(out / "translation" / "checkpoint.pt", weights_only=True)
+    gans = {k.split(".")[1] for k in state["translator"]}
+    assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
+    t = torch.load(out / "translation" / "translations.pt", weights_only=True)["translations"]
+    assert t.shape == (20, 2, 3, 16, 16)
+    header = (out / "patching.md").read_text().splitlines()[4]
+    assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header
