@@ -47,17 +47,14 @@ def _cycle(trainer):
     return itertools.chain.from_iterable(trainer.train_batches.epoch(e) for e in itertools.count())
 
 
-def _sync(device):
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def _our_step(trainer):
+    """One training step as the engine runs it: the method's batch, then ``Trainer.train_step`` (forward,
+    loss, and the loop primitive's ``optimizer_step``)."""
     batches = _cycle(trainer)
 
     def step():
         x, y = next(batches)
-        trainer._step(trainer.method.augment(x, y, trainer))
+        trainer.train_step(trainer.method.augment(x, y, trainer))
     return step
 
 
@@ -67,13 +64,13 @@ def _augment_share(trainer, device, steps):
     aug = total = 0.0
     for i in range(steps + 2):
         x, y = next(batches)
-        _sync(device)
+        trainer.sync()
         t0 = time.perf_counter()
         b = trainer.method.augment(x, y, trainer)
-        _sync(device)
+        trainer.sync()
         t1 = time.perf_counter()
-        trainer._step(b)
-        _sync(device)
+        trainer.train_step(b)
+        trainer.sync()
         if i >= 2:  # warm-up
             aug, total = aug + t1 - t0, total + time.perf_counter() - t0
     return aug / total

@@ -37,11 +37,11 @@ def main(argv=None):
         for i, (x, y) in enumerate(tr.train_batches.epoch(0)):
             t0 = time.perf_counter()
             batch = tr.method.augment(x, y, tr)
-            tr._sync()
+            tr.sync()
             t1 = time.perf_counter()
-            losses, _ = tr._step(batch)
+            losses, _ = tr.train_step(batch)
             tr.method.after_step(batch, losses, tr)
-            tr._sync()
+            tr.sync()
             t2 = time.perf_counter()
             if i > 0:
                 times.append(t2 - t0)

@@ -1,7 +1,10 @@
-"""Training: one engine (:class:`Trainer`) and one module per method.
+"""Training: one loop primitive, one engine (:class:`Trainer`), one pipeline driver, one module per method.
 
-* ``engine.py``: epoch loop, evaluation, atomic checkpoints / ``--resume``, torchrun/DDP, metrics,
-  outputs (``args.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``, ``curves.png``);
+* ``loop/``: the primitive every training loop stands on (``Loop``, ``Checkpointer``, ``Meters``,
+  ``optimizer_step``): resumable steps, weights-only atomic checkpoints, meters, bar, metrics;
+* ``engine.py``: the classifier's epochs on the loop, evaluation, torchrun/DDP, metrics, outputs
+  (``args.json``, ``metrics.jsonl``, ``checkpoint.pt``, ``summary.json``, ``curves.png``);
+* ``pipeline.py``: multi-stage methods as lists of resumable ``Stage`` objects (TANDA, the influence loop);
 * ``method.py``: the :class:`Method` contract a training method implements;
 * ``args.py``: ``fastaug train``'s options and per-dataset defaults; ``registry.py``: ``--augment``
   names -> methods; ``optim.py``, ``checkpoint.py``, ``distributed.py``, ``rng.py``, ``figures.py``;

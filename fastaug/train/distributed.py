@@ -114,11 +114,11 @@ def world_size_from_env():
 
 
 def require_single_process(what):
-    """Raise RuntimeError in one sentence when started under torchrun with several processes, for a
+    """Raise ValueError in one sentence when started under torchrun with several processes, for a
     loop that cannot be distributed (``what`` names it)."""
     world = world_size_from_env()
     if world > 1:
-        raise RuntimeError(f"{what} runs in one process and cannot be distributed; start it without torchrun "
+        raise ValueError(f"{what} runs in one process and cannot be distributed; start it without torchrun "
                            f"(it was started with {world} processes)")
 
 

@@ -14,11 +14,15 @@ Outputs in ``--output-dir`` (written by rank 0 only):
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
 * ``summary.json`` and ``curves.png`` at the end.
 
-Resume: checkpoints are written atomically at every epoch end and every ``--checkpoint-every``
-steps, with every random state (torch CPU/CUDA, Python, NumPy, the augmentation generator of
-every rank) and the method's state; the data order of an epoch is a function of (seed, epoch), so
-``--resume`` after a SIGKILL at any moment continues exactly where the checkpoint left off: on CPU
-the final weights are bit-identical to an uninterrupted run.
+The epochs run on the loop primitive (:mod:`fastaug.train.loop`): checkpoints are written
+atomically at every epoch end and every ``--checkpoint-every`` steps, with every random state
+(torch CPU/CUDA, Python, NumPy, the augmentation generator of every rank) and the method's state;
+the data order of an epoch is a function of (seed, epoch), so ``--resume`` after a SIGKILL at any
+moment continues exactly where the checkpoint left off (or starts over, saying so, when the run died
+before its first one): on CPU the final weights are bit-identical to an uninterrupted run.
+
+:func:`train` runs a method's pipeline (:meth:`Method.pipeline`) when it has one, the engine being its
+last stage (:class:`ClassifierStage`).
 """
 import copy
 import json
@@ -42,7 +46,7 @@ from .pipeline import Stage
 from .registry import method_class
 from .rng import derive_seed
 
-__all__ = ["Trainer", "ClassifierStage", "train", "load_data"]
+__all__ = ["Trainer", "ClassifierStage", "pipeline_inputs", "train", "load_data"]
 
 
 def load_data(args):
@@ -91,7 +95,8 @@ class Trainer:
 
     Attributes a method may use: ``args``, ``model`` (DDP-wrapped under torchrun), ``module`` (the
     classifier itself), ``device``, ``generator`` (this rank's augmentation generator), ``dist``
-    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches``,
+    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches`` (the
+    engine's ``(x, y)`` batches, or the method's own from :meth:`Method.train_batches`),
     ``epoch``, ``step_in_epoch``, ``global_step``, ``steps_per_epoch``, ``history``, ``output_dir``,
     ``loop``, :meth:`log`, :meth:`autocast`, :meth:`evaluate`, :meth:`save_checkpoint`.
     """
@@ -118,8 +123,7 @@ class Trainer:
         torch.manual_seed(derive_seed(args.seed, "torch", self.dist.rank))  # dropout etc. differ per rank
 
         kw = dict(seed=args.seed, rank=self.dist.rank, world=self.dist.world, workers=args.workers)
-        self.train_batches = IndexedBatches(D.make_batches(self.train_data, args.batch_size, self.device, train=True,
-                                                           **kw))
+        self.train_batches = D.make_batches(self.train_data, args.batch_size, self.device, train=True, **kw)
         self.test_batches = D.make_batches(self.test_data, args.eval_batch_size, self.device, train=False, **kw)
         self.steps_per_epoch = len(self.train_batches)
         self.amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
@@ -133,6 +137,8 @@ class Trainer:
         own = self.method.train_batches(self)
         if own is not None:  # e.g. group-balanced sampling: the method's batches replace the engine's
             self.train_batches, self.steps_per_epoch = own, len(own)
+        # what the epochs iterate: (x, y, index) batches
+        self._indexed = own if own is not None else IndexedBatches(self.train_batches)
         self.optimizer = build_optimizer(self.module.parameters(), args)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, args)
 
@@ -181,7 +187,8 @@ class Trainer:
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
             os.makedirs(self.output_dir, exist_ok=True)
-            atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n", os.path.join(self.output_dir, "args.json"))
+            atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n",
+                              os.path.join(self.output_dir, "args.json"))
         dist.barrier()
 
     def save_checkpoint(self):
@@ -204,7 +211,7 @@ class Trainer:
         self.model.train()
         self.method.epoch_start(epoch, self)
         meters = self.loop.meters
-        batches = iter(self.train_batches.epoch(epoch, self.loop.step_in_epoch))
+        batches = iter(self._indexed.epoch(epoch, self.loop.step_in_epoch))
         for _ in self.loop.steps():
             x, y, index = next(batches)
             t0 = time.perf_counter()
@@ -298,6 +305,16 @@ class Trainer:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
         dist.barrier()
         return summary
+
+
+def pipeline_inputs(args, data=None):
+    """What every stage of a pipeline starts from: ``(args, data, device)`` with ``args`` a copy with
+    the per-dataset defaults resolved (as :class:`Trainer` resolves them), ``data`` = (train, val, test)
+    loaded once for every stage, and this process's device (joining torchrun's group if there is one)."""
+    args = copy.deepcopy(args)
+    data = data if data is not None else load_data(args)
+    resolve_defaults(args, image_side=data[0].image_size[0])
+    return args, data, dist.init_distributed(args.device).device
 
 
 class ClassifierStage(Stage):

@@ -10,7 +10,6 @@ from fastaug.data import ImageData, mnist5k
 from fastaug.models import build_model
 from fastaug.train.influence_loop.augmenter import Augmenter, displacement, random_codes
 from fastaug.train.influence_loop.gan import Critics, gradient_penalty, identity_penalty, ragan_losses, train_gan
-from fastaug.train.influence_loop.stages import StageDir
 
 SIDE, SHIFT = 16, 2
 
@@ -51,14 +50,13 @@ def test_gan_moves_g_toward_a_fixed_target_augmentation(gan, tmp_path):
             return (out - shift_right(x)).square().mean().item(), displacement(params, SIDE, SIDE)[:, 0].mean().item()
 
     before, dx_before = distance()
-    stage = StageDir(str(tmp_path), "gan", 2, {})
     critics = Critics(clf, 1, SIDE, SIDE, args, "cpu")
-    metrics = train_gan(stage, clf, aug, critics, data, shift_right, args, "cpu", progress=False)
+    metrics = train_gan(str(tmp_path), clf, aug, critics, data, shift_right, args, "cpu", progress=False)
     after, dx_after = distance()
     assert after < 0.4 * before
     # Content moves right by sampling to the left: the displacement heads for -SHIFT pixels.
     assert abs(dx_before) < 0.05 and dx_after < -0.5
-    with open(stage.file("metrics.jsonl")) as f:
+    with open(tmp_path / "metrics.jsonl") as f:
         hist = [json.loads(line) for line in f]
     assert [h["iteration"] for h in hist] == list(range(4, args.gan_iters + 1, 4))
     assert {"d_image", "d_feature", "g_image", "g_feature", "identity", "mse_to_baseline"} <= set(hist[-1])

@@ -1,19 +1,20 @@
-"""``--augment influence`` end to end on a tiny MNIST-5k run (issue 11): every stage completes and writes its
+"""``--augment influence`` end to end on a tiny MNIST-5k run: every stage completes and writes its
 outputs; ``--stages`` reuses finished stages (and a split run equals a single one); a stage killed with
 SIGKILL and resumed gives the same result, bit for bit; clear errors."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 
 from fastaug.train import default_args, train
 from fastaug.train.influence_loop import Augmenter
-from fastaug.train.influence_loop.stages import StageError
+from fastaug.train.loop import KILL_ENV
+from fastaug.train.pipeline import StageError
 
 from _train_utils import cli_args
 
@@ -33,7 +34,7 @@ def _lines(path):
 
 
 def _model(d):
-    return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=False)["model"]
+    return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=True)["model"]
 
 
 def _same_state(a, b):
@@ -65,7 +66,7 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     for k, folder in enumerate(["stage1_classifier", "stage2_gan", "stage3_influence", "stage4_augmenter"], 1):
         with open(d / folder / "stage.json") as f:
             record = json.load(f)
-        assert record["stage"] == k and record["seconds"] > 0
+        assert record["stage"] == folder and record["seconds"] > 0
     # stage 1: an engine run with the baseline augmentation
     assert json.loads((d / "stage1_classifier" / "args.json").read_text())["augment"] == "standard"
     assert len(_lines(d / "stage1_classifier" / "metrics.jsonl")) == 1
@@ -87,7 +88,7 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     rec = json.loads((d / "stage4_augmenter" / "stage.json").read_text())["metrics"]
     best = min(evals, key=lambda r: r["refit_val_loss"])
     assert rec["selected_iteration"] == best["iteration"] and rec["refit_val_loss_selected"] == best["refit_val_loss"]
-    last = torch.load(d / "stage4_augmenter" / "checkpoint.pt", weights_only=False)["modules"]["augmenter"]
+    last = torch.load(d / "stage4_augmenter" / "checkpoint.pt", weights_only=True)["augmenter"]
     start, chosen = Augmenter.load(d / "stage2_gan" / "augmenter.pt"), Augmenter.load(d / "augmenter.pt")
     assert not torch.equal(last["generator.head.weight"], start.generator.head.weight)
     assert not torch.equal(last["encoder.fc.weight"], start.encoder.fc.weight)
@@ -127,31 +128,33 @@ def test_stages_subset_reuses_finished_stages_and_equals_one_run(full_run, tmp_p
         train(tiny(tmp_path / "fresh", stages=[4]))
 
 
-def _kill_during(cmd, wait_for, timeout=300):
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, OMP_NUM_THREADS="1"))
-    deadline = time.time() + timeout
-    while not os.path.exists(wait_for) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+def _run(cmd, kill=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop(KILL_ENV, None)
+    if kill:
+        env[KILL_ENV] = kill
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.mark.slow
-def test_a_stage_killed_and_resumed_gives_the_same_result(full_run, tmp_path):
+@pytest.mark.parametrize("loop", ["stage 2 (GAN)", "stage 4 (E, G)", "train"])
+def test_a_stage_killed_and_resumed_gives_the_same_result(full_run, tmp_path, loop):
+    """SIGKILL at a seeded step of a middle stage (2, 4) and of the last (5, the engine), then
+    ``--resume``: the stage's metrics, the augmenter and the final classifier equal the reference."""
     ref, _ = full_run
     d = tmp_path / "killed"
     flags = cli_args(d, **{k: v for k, v in TINY.items() if k not in ("progress",)})
     cmd = [sys.executable, "-m", "fastaug", "train", *flags]
-    _kill_during(cmd, str(d / "stage2_gan" / "checkpoint.pt"))  # the first stage-2 checkpoint: iteration 2 of 8
-    assert (d / "stage1_classifier" / "stage.json").exists() and not (d / "stage2_gan" / "stage.json").exists()
-    state = torch.load(d / "stage2_gan" / "checkpoint.pt", weights_only=False)
-    assert state["iteration"] < TINY["gan_iters"]
-    out = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"))
+    steps = {"stage 2 (GAN)": TINY["gan_iters"], "stage 4 (E, G)": TINY["aug_iters"], "train": 2}[loop]
+    step = random.Random(loop).randint(1, steps - 1)
+    out = _run(cmd, kill=f"{loop}:{step}")
+    assert out.returncode == -signal.SIGKILL, out.stdout + out.stderr
+    assert (d / "stage1_classifier" / "stage.json").exists() and not (d / "summary.json").exists()
+    out = _run(cmd + ["--resume"])
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "reused" in out.stdout and "continuing from its checkpoint at iteration" in out.stdout
-    assert _lines(d / "stage2_gan" / "metrics.jsonl") == _lines(ref / "stage2_gan" / "metrics.jsonl")
+    assert "reused" in out.stdout
+    for folder in ("stage2_gan", "stage4_augmenter"):
+        assert _lines(d / folder / "metrics.jsonl") == _lines(ref / folder / "metrics.jsonl"), folder
     a, b = torch.load(ref / "augmenter.pt", weights_only=True), torch.load(d / "augmenter.pt", weights_only=True)
     assert _same_state(a["generator"], b["generator"]) and _same_state(a["encoder"], b["encoder"])
     assert _same_state(_model(ref), _model(d))
@@ -182,3 +185,24 @@ def test_learned_retrain_passed_to_a_trainer_is_stage_5(full_run, tmp_path, one_
     (epoch,) = _lines(tmp_path / "retrain" / "metrics.jsonl")
     assert 0 < epoch["learned_fraction"] < 1 and {"val_loss", "val_acc"} <= set(epoch)
     assert _same_state(_model(ref), _model(tmp_path / "retrain"))
+
+
+def test_foreign_and_torn_stage_checkpoints_are_refused_in_one_sentence(full_run, tmp_path):
+    import shutil
+
+    from fastaug.train.checkpoint import CheckpointError
+
+    ref, _ = full_run
+    d = tmp_path / "run"
+    for folder in ("stage1_classifier", "stage2_gan", "stage3_influence"):
+        shutil.copytree(ref / folder, d / folder)
+    (d / "stage4_augmenter").mkdir()
+    (d / "stage4_augmenter" / "checkpoint.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match="unreadable") as err:
+        train(tiny(d, stages=[4]))
+    shutil.rmtree(d / "stage2_gan")
+    (d / "stage2_gan").mkdir()
+    torch.save({"format": "fastaug-influence-stage-1", "iteration": 2}, d / "stage2_gan" / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="older fastaug") as err2:
+        train(tiny(d, stages=[2]))
+    assert "\n" not in str(err.value) + str(err2.value)

@@ -161,3 +161,40 @@ def test_optimizer_step_matches_a_hand_written_step():
     ref = torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
     ob.step()
     assert torch.equal(norm, ref) and all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_a_loop_that_cannot_be_distributed_says_so_under_torchrun(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"^feature CNN runs in one process and cannot be distributed; [^\n]*$"):
+        Loop(None, name="feature CNN", steps_per_epoch=1, distributed=False)
+    Loop(None, name="engine", steps_per_epoch=1)  # a distributable loop is built as usual
+
+
+@pytest.mark.cuda
+def test_optimizer_step_with_a_float16_grad_scaler_matches_torch_amp_recipe():
+    """float16 AMP on CUDA: scale, backward, unscale, clip, step, update, as torch.amp documents it."""
+    from fastaug.train.loop import make_scaler
+
+    torch.manual_seed(0)
+    a = torch.nn.Linear(8, 4).cuda()
+    b = torch.nn.Linear(8, 4).cuda()
+    b.load_state_dict(a.state_dict())
+    oa, ob = torch.optim.SGD(a.parameters(), lr=0.1), torch.optim.SGD(b.parameters(), lr=0.1)
+    sa, sb = make_scaler("cuda", torch.float16), torch.amp.GradScaler("cuda")
+    x = torch.randn(16, 8, device="cuda")
+    for _ in range(3):
+        with torch.autocast("cuda", dtype=torch.float16):
+            la = a(x).float().square().mean()
+        optimizer_step(la, oa, scaler=sa, clip_grad=0.5)
+        with torch.autocast("cuda", dtype=torch.float16):
+            lb = b(x).float().square().mean()
+        ob.zero_grad(set_to_none=True)
+        sb.scale(lb).backward()
+        sb.unscale_(ob)
+        torch.nn.utils.clip_grad_norm_(b.parameters(), 0.5)
+        sb.step(ob)
+        sb.update()
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert sa.get_scale() == sb.get_scale()
+    with pytest.raises(ValueError, match="float16 needs CUDA"):
+        make_scaler("cpu", torch.float16)

@@ -1,13 +1,16 @@
 """Resume after SIGKILL is bit-identical on CPU (weights and the policy-search state), and under
-torchrun (two CPU processes, gloo) every rank holds the same policies and controller."""
+torchrun (two CPU processes, gloo) every rank holds the same policies and controller. TANDA's two
+stages are tested in test_tanda.py."""
 import os
+import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
+
+from fastaug.train.loop import KILL_ENV
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,14 +23,6 @@ def _env():
 def _cmd(out, extra):
     return [sys.executable, "-m", "fastaug", "train", "--device", "cpu", "--no-progress", "--output-dir", str(out),
             "--train-size", "128", "--batch-size", "16", "--eval-batch-size", "1000", *extra]
-
-
-def _progress(path):
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # not written yet
-        return None
-    return state
 
 
 def _equal(a, b, where=""):
@@ -48,50 +43,36 @@ def _equal(a, b, where=""):
         assert a == b, where
 
 
-def _kill_then_resume(tmp_path, extra, ready):
+def _kill_then_resume(tmp_path, extra, step):
+    """Run to the end in ``full``; in ``cut``, SIGKILL right after global step ``step`` (the loop's test
+    hook), then ``--resume``; returns the two final checkpoints."""
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_cmd(full, extra), env=_env(), check=True, capture_output=True, timeout=600)
-    proc = subprocess.Popen(_cmd(cut, extra + ["--checkpoint-every", "1"]), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killed_at = None
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        state = _progress(cut / "checkpoint.pt")
-        if state is not None and ready(state):
-            os.kill(proc.pid, signal.SIGKILL)
-            killed_at = state
-            break
-        time.sleep(0.05)
-    proc.wait()
-    assert killed_at is not None, "the run ended before it could be killed mid-way"
+    proc = subprocess.run(_cmd(cut, extra + ["--checkpoint-every", "1"]), env=dict(_env(), **{KILL_ENV: f"train:{step}"}),
+                          capture_output=True, timeout=600)
     assert proc.returncode == -signal.SIGKILL
+    killed = torch.load(cut / "checkpoint.pt", map_location="cpu", weights_only=True)
     subprocess.run(_cmd(cut, extra + ["--checkpoint-every", "1", "--resume"]), env=_env(), check=True,
                    capture_output=True, timeout=600)
-    a = torch.load(full / "checkpoint.pt", map_location="cpu", weights_only=False)
-    b = torch.load(cut / "checkpoint.pt", map_location="cpu", weights_only=False)
+    a = torch.load(full / "checkpoint.pt", map_location="cpu", weights_only=True)
+    b = torch.load(cut / "checkpoint.pt", map_location="cpu", weights_only=True)
     _equal(a["model"], b["model"], "model")
     _equal(a["optimizer"], b["optimizer"], "optimizer")
-    _equal(a["method"], b["method"], "method")
-    return killed_at, a
+    _equal(a["ranks"][0]["method"], b["ranks"][0]["method"], "method")
+    return killed, a
 
 
 @pytest.mark.slow
 def test_adversarial_resume_after_sigkill_mid_epoch_is_bit_identical(tmp_path):
     extra = ["--augment", "adversarial", "--instances", "4", "--epochs", "2"]
-    # killed inside epoch 2, after the first epoch's controller update, with a partial L_m window
-    killed, final = _kill_then_resume(tmp_path, extra,
-                                      lambda s: s["epoch"] == 1 and 2 <= s["step_in_epoch"] <= 6)
-    assert killed["method"][0]["window"]["steps"] == killed["step_in_epoch"]
-    assert final["method"][0]["optimizer"]["state"]  # the controller was updated (Adam has moments)
-
-
-@pytest.mark.slow
-def test_tanda_resume_after_sigkill_in_phase_1_is_bit_identical(tmp_path):
-    extra = ["--augment", "tanda", "--epochs", "1", "--tanda-epochs", "2", "--tanda-samples", "2",
-             "--tanda-batch-size", "32"]
-    killed, final = _kill_then_resume(tmp_path, extra, lambda s: 1 <= s["method"][0]["search_step"] <= 5
-                                      and not s["method"][0]["search_done"])
-    assert final["method"][0]["search_done"] and final["method"][0]["search_step"] == 8
+    # 8 steps per epoch: killed inside epoch 2 at a seeded step, after the first epoch's controller
+    # update, with a partial L_m window
+    step = random.Random(5).randint(10, 14)
+    killed, final = _kill_then_resume(tmp_path, extra, step)
+    loop, method = killed["ranks"][0]["loop"], killed["ranks"][0]["method"]
+    assert loop["epoch"] == 1 and loop["step_in_epoch"] == step - 8
+    assert method["window"]["steps"] == loop["step_in_epoch"]
+    assert final["ranks"][0]["method"]["optimizer"]["state"]  # the controller was updated (Adam has moments)
 
 
 @pytest.mark.slow
@@ -102,8 +83,8 @@ def test_ddp_two_cpu_processes_share_policies_and_controller(tmp_path):
            "--batch-size", "16", "--augment", "adversarial", "--instances", "4", "--epochs", "1",
            "--policy-update", "step", "--policy-update-every", "3", "--controller-lr", "0.05"]
     subprocess.run(cmd, env=_env(), check=True, capture_output=True, timeout=600)
-    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-    r0, r1 = state["method"]
+    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    r0, r1 = (r["method"] for r in state["ranks"])
     assert r0["ops"] is not None
     _equal(r0["ops"], r1["ops"], "ops")
     _equal(r0["levels"], r1["levels"], "levels")

@@ -1,6 +1,10 @@
 """TANDA: the discriminator separates real from strongly transformed digits, the generator's cost
 penalises near-identity sequences, phase 2 transforms the scheduled fraction, a run completes."""
 import json
+import os
+import random
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -8,9 +12,10 @@ import torch
 from fastaug.augment.op_table import OP_IDS
 from fastaug.data import load_dataset
 from fastaug.models import build_model
-from fastaug.train import Trainer, default_args
+from fastaug.train import Trainer, default_args, train
+from fastaug.train.loop import KILL_ENV
 from fastaug.train.tanda import transform_fraction
-from fastaug.train.tanda.method import real_logit
+from fastaug.train.tanda.generator_stage import real_logit
 from fastaug.train.tanda.search import (apply_sequences, discriminator_loss, feature_distance, generator_costs,
                                         generator_loss, incremental_transforms, real_fake_logits)
 
@@ -94,15 +99,73 @@ def test_phase_two_transforms_the_scheduled_fraction(tmp_path):
     assert changed.sum().item() == int(16 * 0.5)
 
 
-def test_tanda_run_two_phases(tmp_path):
-    summary = Trainer(_args(tmp_path)).fit()
+def test_tanda_run_two_stages(tmp_path):
+    summary = train(_args(tmp_path))
     assert summary["epochs"] == 2
-    recs = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
-    search = recs[0]["tanda_search"]
+    run = tmp_path / "run"
+    recs = [json.loads(line) for line in open(run / "metrics.jsonl")]
+    search = [json.loads(line) for line in open(run / "tanda_generator" / "metrics.jsonl")]
     assert len(search) == 1 and {"d_loss", "g_cost", "d_fooled", "entropy"} <= set(search[0])
     assert recs[1]["transform_fraction"] == pytest.approx(0.105)
     assert len(recs[0]["op_frequencies"]) == 16
-    # phase 1 happens outside the engine's epochs: the summary counts it once, in total_seconds
-    assert summary["pretrain_seconds"] == pytest.approx(search[0]["seconds"]) and search[0]["seconds"] > 0
+    # the classifier samples from the trained generator, not from a fresh one
+    trained = torch.load(run / "tanda_generator" / "generator.pt", weights_only=True)
+    tr = Trainer(_args(tmp_path, output_dir=str(run), resume=True))
+    assert all(torch.equal(v, tr.method.generator_net.state_dict()[k]) for k, v in trained.items())
+    # stage 1 happens outside the engine's epochs: the summary counts it once, in total_seconds
+    stage = json.load(open(run / "tanda_generator" / "stage.json"))
+    assert summary["pretrain_seconds"] == pytest.approx(stage["seconds"]) and stage["seconds"] > 0
     assert summary["total_seconds"] == pytest.approx(summary["train_seconds"] + summary["pretrain_seconds"])
     assert summary["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in recs))
+    # a finished stage is reused with the same options and refused with others
+    with pytest.raises(ValueError, match=r"other options \(--tanda-gamma 0.5 -> 0.7\)"):
+        train(_args(tmp_path, resume=True, tanda_gamma=0.7))
+
+
+_FLAGS = ["--augment", "tanda", "--train-size", "64", "--batch-size", "16", "--eval-batch-size", "500", "--epochs",
+          "2", "--tanda-epochs", "2", "--tanda-samples", "2", "--tanda-seq-len", "2", "--tanda-batch-size", "16",
+          "--checkpoint-every", "3", "--device", "cpu", "--no-progress"]
+
+
+def _cli(out, *extra, kill=None):
+    env = dict(os.environ)
+    env.pop(KILL_ENV, None)
+    if kill:
+        env[KILL_ENV] = kill
+    return subprocess.run([sys.executable, "-m", "fastaug", "train", "--output-dir", str(out), *_FLAGS, *extra],
+                          capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.mark.slow
+def test_sigkill_in_either_stage_then_resume_is_bit_identical(tmp_path):
+    assert _cli(tmp_path / "ref").returncode == 0
+    ref = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)
+    pick = random.Random(23)  # 4 steps per pass / epoch: 8 in each stage
+    for loop, step in (("tanda generator", pick.randint(1, 7)), ("train", pick.randint(1, 7))):
+        d = tmp_path / loop.replace(" ", "_")
+        out = _cli(d, kill=f"{loop}:{step}")
+        assert out.returncode == -9, out.stderr
+        out = _cli(d, "--resume")
+        assert out.returncode == 0, out.stderr
+        got = torch.load(d / "checkpoint.pt", weights_only=True)
+        for part in ("model", "optimizer"):
+            assert repr(got[part].keys()) == repr(ref[part].keys())
+        assert all(torch.equal(got["model"][k], v) for k, v in ref["model"].items()), loop
+        assert torch.equal(got["ranks"][0]["method"]["op_counts"], ref["ranks"][0]["method"]["op_counts"])
+        a = torch.load(tmp_path / "ref" / "tanda_generator" / "generator.pt", weights_only=True)
+        b = torch.load(d / "tanda_generator" / "generator.pt", weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_foreign_or_torn_generator_checkpoint_is_refused_in_one_sentence(tmp_path):
+    from fastaug.train.checkpoint import CheckpointError
+
+    folder = tmp_path / "run" / "tanda_generator"
+    folder.mkdir(parents=True)
+    torch.save({"format": "fastaug-train-1", "search_step": 3}, folder / "checkpoint.pt")  # the old layout
+    with pytest.raises(CheckpointError, match="older fastaug") as err:
+        train(_args(tmp_path))
+    (folder / "checkpoint.pt").write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(CheckpointError, match="unreadable") as err2:
+        train(_args(tmp_path))
+    assert "\n" not in str(err.value) + str(err2.value)

@@ -1,4 +1,4 @@
-"""The 2-D toy (issue 11, seed section 5.1 / Figure 3): translations learned from the influence point down when
+"""The 2-D toy (the paper's section 5.1 / Figure 3): translations learned from the influence point down when
 the validation set is moved down, toward misclassified validation points when it is not, and retraining
 with the augmented points lowers the validation loss (better than the same translations in random
 directions)."""
@@ -73,6 +73,7 @@ def test_two_moons_matches_scikit_learn():
         assert torch.cdist(theirs, ours).min(1).values.max() < 0.1
 
 
-def test_bad_arguments_are_named(capsys):
-    assert main(["toy2d", "--max-shift", "0", "--output-dir", "/tmp/never-written"]) == 2
+def test_bad_arguments_are_named(capsys, tmp_path):
+    assert main(["toy2d", "--max-shift", "0", "--output-dir", str(tmp_path / "never-written")]) == 2
+    assert not (tmp_path / "never-written").exists()
     assert "--max-shift" in capsys.readouterr().err

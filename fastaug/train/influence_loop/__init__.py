@@ -17,7 +17,8 @@ reused (:mod:`.pipeline` lists the folders and files). The 2-D toy of the seed's
 :mod:`.toy2d` (``fastaug toy2d``). Modules: ``options`` (flags), ``augmenter`` (E, G, seeded dropout,
 augmenter.pt), ``objective`` (the influence objective and its checks), ``classifier`` (stages 1, 3),
 ``gan`` (stage 2), ``augment_stage`` (stage 4), ``method`` (stage 5, ``--augment influence``),
-``pipeline`` (stages 1-4), ``stages`` (folders, checkpoints), ``figures``, ``toy2d``.
+``stages`` (stages 1-4 as :class:`fastaug.train.pipeline.Stage` objects and the five-stage pipeline),
+``figures``, ``toy2d``.
 """
 from .augmenter import Augmenter
 from .method import InfluenceAugment, LearnedRetrain

@@ -32,16 +32,16 @@ last layer: ``predicted_val_loss`` vs ``refit_val_loss`` in metrics.jsonl
 (:mod:`~fastaug.train.influence_loop.objective`).
 """
 import copy
-import time
 
 import torch
-from tqdm.auto import tqdm
 
+from ..batches import endless
+from ..loop import Loop, optimizer_step
 from ..method import to_float
 from ..rng import derive_seed
 from .augmenter import displacement
 from .objective import influence_objective, predicted_vs_refit
-from .stages import BatchStream, LoopCheckpoint, order_seed
+from .options import order_seed
 
 __all__ = ["train_augmenter", "evaluate_augmenter"]
 
@@ -62,12 +62,31 @@ def evaluate_augmenter(augmenter, influence, train_batches, val_features, seed):
     return predicted_vs_refit(influence, torch.cat(h_aug), torch.cat(z_aug), *val_features, theta)
 
 
-def train_augmenter(stage_dir, augmenter, critics, influence, train_data, baseline, val_features, args, device,
-                    progress=True, log=print):
-    """Run (or continue) stage 4, training ``augmenter`` (E and G) in place; returns the stage's metrics.
+class _Best:
+    """The evaluated E, G with the lowest refit validation loss so far (a checkpoint part)."""
+
+    def __init__(self):
+        self.iteration, self.refit_val_loss, self.state = None, None, None
+
+    def offer(self, iteration, refit_val_loss, augmenter):
+        if self.state is None or refit_val_loss < self.refit_val_loss:
+            self.iteration, self.refit_val_loss = iteration, refit_val_loss
+            self.state = {k: v.detach().clone() for k, v in augmenter.state_dict().items()}
+
+    def state_dict(self):
+        return {"iteration": self.iteration, "refit_val_loss": self.refit_val_loss, "state": self.state}
+
+    def load_state_dict(self, state):
+        self.iteration, self.refit_val_loss, self.state = state["iteration"], state["refit_val_loss"], state["state"]
+
+
+def train_augmenter(folder, augmenter, critics, influence, train_data, baseline, val_features, args, device,
+                    options=None, progress=True, log=print):
+    """Run (or continue) stage 4 on the loop primitive, training ``augmenter`` (E and G) in place;
+    returns the stage's metrics.
 
     Args:
-        stage_dir: the stage's StageDir.
+        folder: the stage's folder (``checkpoint.pt``, ``metrics.jsonl``).
         augmenter: an Augmenter with G from stage 2 (E freshly initialised); G as given is the anchor of
             the proximal term.
         critics: stage 2's :class:`~fastaug.train.influence_loop.gan.Critics` (used and trained when
@@ -76,6 +95,7 @@ def train_augmenter(stage_dir, augmenter, critics, influence, train_data, baseli
         train_data: ImageData of the training images (the influence's cached training set).
         baseline: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
         val_features: (h, logits, y) of the validation split through F.
+        options: the stage's options (checked when its checkpoint is resumed).
 
     On return ``augmenter`` holds the evaluated E, G with the lowest refit validation loss.
     """
@@ -86,34 +106,36 @@ def train_augmenter(stage_dir, augmenter, critics, influence, train_data, baseli
     opt_e = torch.optim.Adam(augmenter.encoder.parameters(), lr=args.aug_lr_e, betas=(0.9, 0.99))
     opt_g = torch.optim.Adam(augmenter.generator.parameters(), lr=args.aug_lr_g, betas=(0.5, 0.9))
     gen = torch.Generator().manual_seed(derive_seed(args.seed, "augmenter-loop"))
-    stream = BatchStream(make_batches(train_data, args.aug_batch_size, device,
-                                      seed=order_seed(args.seed, "augmenter-order")))
     adversarial = args.aug_gan_weight > 0
-    modules, optimizers = {"augmenter": augmenter}, {"e": opt_e, "g": opt_g}
+    best = _Best()
+    loop = Loop(folder, name="stage 4 (E, G)", options=options, allowed_changes=(), epochs=1,
+                steps_per_epoch=args.aug_iters, checkpoint_every=args.stage_checkpoint_every, record_epochs=False,
+                resume="auto", progress=progress, show=("mean_influence",), log=log, distributed=False)
+    loop.register("augmenter", augmenter)
+    loop.register("encoder_optimizer", opt_e)
+    loop.register("generator_optimizer", opt_g)
     if adversarial:
-        modules["critics"], optimizers["d"] = critics, critics.optimizer
-    ckpt = LoopCheckpoint(stage_dir, modules, optimizers, gen)
-    start, history, seconds, pending, best = ckpt.load(stream)
+        loop.register("critics", critics)
+        loop.register("critics_optimizer", critics.optimizer)
+    loop.register("loop_rng", gen, per_rank=True)
+    loop.register("best", best)
+    resumed = loop.resume()
+    stream = endless(make_batches(train_data, args.aug_batch_size, device,
+                                  seed=order_seed(args.seed, "augmenter-order")), loop.global_step)
     eval_batches = float_batches(train_data, args.eval_batch_size, device)
     eval_seed = derive_seed(args.seed, "augmenter-eval")
-    tick = time.perf_counter()
 
     def evaluate(iteration):
         record = {"iteration": iteration, **evaluate_augmenter(augmenter, influence, eval_batches, val_features,
                                                                eval_seed)}
-        history.append(record)
-        if not best or record["refit_val_loss"] < best["refit_val_loss"]:
-            best.update(iteration=iteration, refit_val_loss=record["refit_val_loss"],
-                        state=copy.deepcopy(augmenter.state_dict()))
+        loop.history.append(record)
+        best.offer(iteration, record["refit_val_loss"], augmenter)
 
-    if start == 0:
+    if not resumed:
         evaluate(0)
-    else:
-        log(f"stage 4: continuing from its checkpoint at iteration {start}/{args.aug_iters}")
     H, W = augmenter.height, augmenter.width
-    bar = tqdm(total=args.aug_iters, initial=start, desc="stage 4 (E, G)", unit="it", leave=False, disable=not progress)
-    for it in range(start, args.aug_iters):
-        x, y = stream.next()
+    for _ in loop.steps():
+        x, y = next(stream)
         x = to_float(baseline.crop_flip(x, gen))
         codes = augmenter.codes(x, gen)
         params = augmenter.params(codes)
@@ -129,33 +151,26 @@ def train_augmenter(stage_dir, augmenter, critics, influence, train_data, baseli
             d_losses = critics.step(x, x_aug, gen)
             g_adv, g_losses = critics.generator_loss(x, x_aug)
             loss, extra = loss + args.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
-        opt_e.zero_grad(set_to_none=True)
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        opt_e.zero_grad(set_to_none=True)  # one backward, two optimisers (E and G learn at their own rates)
+        optimizer_step(loss, opt_g)
         opt_e.step()
-        opt_g.step()
         with torch.no_grad():
-            pending.add({"mean_influence": influence_loss, "mse_to_input": (x_aug - x).square().mean(),
-                         "displacement_px": displacement(params, H, W).square().sum(1).sqrt().mean(), **extra})
-        bar.update(1)
-        done = it + 1
+            loop.meters.add(mean_influence=influence_loss.detach(), mse_to_input=(x_aug - x).square().mean(),
+                            displacement_px=displacement(params, H, W).square().sum(1).sqrt().mean(), **extra)
+        done = loop.global_step + 1
         if done % args.stage_log_every == 0 or done == args.aug_iters:
-            history.append({"iteration": done, **pending.pop_means()})
+            loop.history.append({"iteration": done, **loop.meters.means()})
+            loop.meters.reset()
         if done % args.aug_eval_every == 0 or done == args.aug_iters:
             evaluate(done)
-        if done % args.stage_checkpoint_every == 0 and done < args.aug_iters:
-            now = time.perf_counter()
-            seconds, tick = seconds + now - tick, now
-            ckpt.save(done, stream, history, seconds, pending, best)
-    bar.close()
-    seconds += time.perf_counter() - tick
-    stage_dir.write_metrics(history)
-    ckpt.save(args.aug_iters, stream, history, seconds, pending, best)
-    augmenter.load_state_dict(best["state"])
-    evals = [r for r in history if "refit_val_loss" in r]
+    if not loop.done:
+        loop.end_epoch()
+    loop.write_metrics()
+    augmenter.load_state_dict(best.state)
+    evals = [r for r in loop.history if "refit_val_loss" in r]
     first, last = evals[0], evals[-1]
-    chosen = next(r for r in evals if r["iteration"] == best["iteration"])
-    return {"seconds": seconds, "val_loss": first["val_loss"], "selected_iteration": best["iteration"],
+    chosen = next(r for r in evals if r["iteration"] == best.iteration)
+    return {"seconds": loop.seconds, "val_loss": first["val_loss"], "selected_iteration": best.iteration,
             "mean_influence_before": first["mean_influence"], "mean_influence_after": last["mean_influence"],
             "mean_influence_selected": chosen["mean_influence"],
             "predicted_val_loss_before": first["predicted_val_loss"], "refit_val_loss_before": first["refit_val_loss"],

@@ -1,6 +1,7 @@
-"""Stage 1 (train the classifier F with the baseline augmentation, on the engine) and stage 3 (fit
+"""Stage 1's arguments and F loaded from it (the stage itself is an engine run), and stage 3 (fit
 last-layer influence on F and cache s_val from the held-out validation split)."""
 import copy
+import json
 import os
 import time
 
@@ -9,10 +10,10 @@ import torch.nn.functional as F
 
 from ...influence import LastLayerInfluence
 from ...models import build_model
-from ..checkpoint import load_checkpoint
+from ..checkpoint import atomic_save, atomic_write_text, load_checkpoint
 from .options import NEUTRAL_OPTIONS, OPTION_STAGE
 
-__all__ = ["classifier_args", "train_classifier", "load_classifier", "float_batches", "fit_influence",
+__all__ = ["classifier_args", "load_classifier", "float_batches", "fit_influence",
            "load_influence"]
 
 
@@ -28,20 +29,9 @@ def classifier_args(args, output_dir):
     return a
 
 
-def train_classifier(stage_dir, args, data, log=print):
-    """Stage 1: a ``fastaug train --augment standard`` run in the stage's folder on ``data`` =
-    (train, val, test); continues an interrupted one. Returns its summary."""
-    from ..engine import Trainer
-
-    a = classifier_args(args, stage_dir.path)
-    if a.resume:
-        log(f"stage 1: continuing the interrupted run in {stage_dir.path}")
-    return Trainer(a, data=data).fit()
-
-
-def load_classifier(stage_dir, args, data, device):
+def load_classifier(folder, args, data, device):
     """F from stage 1's checkpoint: eval mode, parameters frozen (``requires_grad=False``)."""
-    state = load_checkpoint(stage_dir.file("checkpoint.pt"), map_location=device)
+    state = load_checkpoint(os.path.join(folder, "checkpoint.pt"), map_location=device)
     model = build_model(args.model, data.num_classes, data.channels, mean=data.mean, std=data.std)
     model.load_state_dict(state["model"])
     model.to(device).eval()
@@ -57,7 +47,7 @@ def float_batches(data, batch_size, device):
     return [(x.float().div_(255.0), y) for x, y in make_batches(data, batch_size, device, train=False).epoch(0)]
 
 
-def fit_influence(stage_dir, model, train_data, val_data, args, device, progress=True):
+def fit_influence(folder, model, train_data, val_data, args, device, progress=True):
     """Stage 3: LastLayerInfluence on F's last layer over the (un-augmented) training images, s_val from
     the validation split, saved to ``influence.pt``. Returns the stage's metrics: F's validation
     loss/accuracy, the solver's report, and the spread of ``I_up,loss`` over the training points."""
@@ -67,8 +57,8 @@ def fit_influence(stage_dir, model, train_data, val_data, args, device, progress
     val_h, val_logits, val_y = inf.features(float_batches(val_data, args.eval_batch_size, device),
                                             desc="validation features")
     inf.s_val(h=val_h, logits=val_logits, y=val_y)
-    inf.save(stage_dir.file("influence.pt"))
-    torch.save({"h": val_h.cpu(), "logits": val_logits.cpu(), "y": val_y.cpu()}, stage_dir.file("validation.pt"))
+    inf.save(os.path.join(folder, "influence.pt"))
+    atomic_save({"h": val_h.cpu(), "logits": val_logits.cpu(), "y": val_y.cpu()}, os.path.join(folder, "validation.pt"))
     up = inf.influence_up_loss()
     info = inf.solve_info
     metrics = {
@@ -80,12 +70,12 @@ def fit_influence(stage_dir, model, train_data, val_data, args, device, progress
         "mean_influence_up": up.mean().item(), "helpful_fraction": (up < 0).double().mean().item(),
         "seconds": time.perf_counter() - tick,
     }
-    stage_dir.write_metrics([metrics])
+    atomic_write_text(json.dumps(metrics) + "\n", os.path.join(folder, "metrics.jsonl"))
     return metrics
 
 
-def load_influence(stage_dir, model, device):
+def load_influence(folder, model, device):
     """The fitted influence of stage 3 (with s_val) and the validation features (h, logits, y)."""
-    inf = LastLayerInfluence.load(stage_dir.file("influence.pt"), model, device=device, progress=False)
-    val = torch.load(stage_dir.file("validation.pt"), map_location=device, weights_only=True)
+    inf = LastLayerInfluence.load(os.path.join(folder, "influence.pt"), model, device=device, progress=False)
+    val = torch.load(os.path.join(folder, "validation.pt"), map_location=device, weights_only=True)
     return inf, (val["h"], val["logits"], val["y"])

@@ -20,18 +20,17 @@ The target of the GAN is the geometric part of the baseline (random crop, and fl
 dataset allows): what a smooth spatial transformation can express. Cutout is applied after G in
 stage 5, as after any policy.
 """
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from ...augment.learned import Discriminator
 from ..method import to_float
 from ..rng import derive_seed
 from .augmenter import displacement, random_codes
-from .stages import BatchStream, LoopCheckpoint, order_seed
+from ..batches import endless
+from ..loop import Loop, optimizer_step
+from .options import order_seed
 
 __all__ = ["ragan_losses", "wgan_losses", "gradient_penalty", "identity_penalty", "Critics", "train_gan"]
 
@@ -121,17 +120,20 @@ class Critics(nn.Module):
         return g_img + self.feature_weight * g_feat, {"g_image": g_img.detach(), "g_feature": g_feat.detach()}
 
 
-def train_gan(stage_dir, classifier, augmenter, critics, train_data, target, args, device, progress=True, log=print):
-    """Run (or continue) stage 2; returns the stage's summary metrics. G and the critics train in place.
+def train_gan(folder, classifier, augmenter, critics, train_data, target, args, device, options=None, progress=True,
+              log=print):
+    """Run (or continue) stage 2 on the loop primitive; returns the stage's summary metrics. G and the
+    critics train in place.
 
     Args:
-        stage_dir: the stage's :class:`~fastaug.train.influence_loop.stages.StageDir`.
+        folder: the stage's folder (``checkpoint.pt``, ``metrics.jsonl``).
         classifier: the frozen F (eval mode, parameters not requiring grad).
         augmenter: the :class:`~fastaug.train.influence_loop.augmenter.Augmenter` whose G is trained.
         critics: :class:`Critics` over F.
         train_data: ImageData of the training images (labels unused).
         target: ``target(x_float, generator) -> x_real``, the augmentation G learns to mimic.
         args: the run's arguments (``--gan*``, ``--identity-*``, ``--seed``, ``--stage-*``).
+        options: the stage's options (checked when its checkpoint is resumed).
     """
     from ...data import make_batches
     from .options import critic_steps
@@ -140,50 +142,46 @@ def train_gan(stage_dir, classifier, augmenter, critics, train_data, target, arg
     H, W = augmenter.height, augmenter.width
     opt_g = torch.optim.Adam(G.parameters(), lr=args.gan_lr, betas=(0.5, 0.9))  # appendix B
     gen = torch.Generator().manual_seed(derive_seed(args.seed, "gan-loop"))
-    stream = BatchStream(make_batches(train_data, args.gan_batch_size, device, seed=order_seed(args.seed, "gan-order")))
-    ckpt = LoopCheckpoint(stage_dir, {"generator": G, "critics": critics}, {"g": opt_g, "d": critics.optimizer}, gen)
-    start, history, seconds, pending, _ = ckpt.load(stream)
-    if start:
-        log(f"stage 2: continuing from its checkpoint at iteration {start}/{args.gan_iters}")
     n_critic = critic_steps(args)
+    loop = Loop(folder, name="stage 2 (GAN)", options=options, allowed_changes=(), epochs=1,
+                steps_per_epoch=args.gan_iters, checkpoint_every=args.stage_checkpoint_every, resume="auto",
+                record_epochs=False, progress=progress, show=("d_image", "g_image"), log=log, distributed=False)
+    loop.register("generator_net", G)
+    loop.register("critics", critics)
+    loop.register("generator_optimizer", opt_g)
+    loop.register("critics_optimizer", critics.optimizer)
+    loop.register("loop_rng", gen, per_rank=True)
+    loop.resume()
+    batches = make_batches(train_data, args.gan_batch_size, device, seed=order_seed(args.seed, "gan-order"))
+    stream = endless(batches, loop.global_step * (n_critic + 1))  # n_critic + 1 batches per iteration
 
     def fake_of(x):
         codes = random_codes(x.shape[0], augmenter.tau_dim, gen, device, x.dtype)
         codes = codes * augmenter.dropout_mask(x.shape[0], gen, device, x.dtype)
         return augmenter(x, codes=codes, return_params=True)
 
-    tick = time.perf_counter()
-    bar = tqdm(total=args.gan_iters, initial=start, desc="stage 2 (GAN)", unit="it", leave=False, disable=not progress)
-    for it in range(start, args.gan_iters):
+    for _ in loop.steps():
         for _ in range(n_critic):
-            x = to_float(stream.next()[0])
+            x = to_float(next(stream)[0])
             with torch.no_grad():
                 fake, _ = fake_of(x)
             d_losses = critics.step(target(x, gen), fake, gen)
-        x = to_float(stream.next()[0])
+        x = to_float(next(stream)[0])
         real = target(x, gen)
         fake, params = fake_of(x)
         adversarial, g_losses = critics.generator_loss(real, fake)
         ident = identity_penalty(x, fake, params, args.identity_eps)
-        opt_g.zero_grad(set_to_none=True)
-        (adversarial + args.identity_weight * ident).backward()
-        opt_g.step()
-
+        optimizer_step(adversarial + args.identity_weight * ident, opt_g)
         with torch.no_grad():
             shift = displacement(params, H, W).square().sum(1).sqrt().mean()
-            pending.add({**d_losses, **g_losses, "identity": ident, "displacement_px": shift,
-                         "mse_to_input": (fake - x).square().mean(), "mse_to_baseline": (fake - real).square().mean()})
-        bar.update(1)
-        done = it + 1
+            loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
+                            mse_to_input=(fake - x).square().mean(), mse_to_baseline=(fake - real).square().mean())
+        done = loop.global_step + 1
         if done % args.stage_log_every == 0 or done == args.gan_iters:
-            history.append({"iteration": done, **pending.pop_means()})
-        if done % args.stage_checkpoint_every == 0 and done < args.gan_iters:
-            now = time.perf_counter()
-            seconds, tick = seconds + now - tick, now
-            ckpt.save(done, stream, history, seconds, pending)
-    bar.close()
-    seconds += time.perf_counter() - tick
-    stage_dir.write_metrics(history)
-    ckpt.save(args.gan_iters, stream, history, seconds, pending)
-    last = history[-1] if history else {}
-    return {"seconds": seconds, **{k: last[k] for k in last if k != "iteration"}}
+            loop.history.append({"iteration": done, **loop.meters.means()})
+            loop.meters.reset()
+    if not loop.done:
+        loop.end_epoch(record=None)
+    loop.write_metrics()
+    last = loop.history[-1] if loop.history else {}
+    return {"seconds": loop.seconds, **{k: last[k] for k in last if k != "iteration"}}

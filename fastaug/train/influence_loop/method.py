@@ -10,19 +10,18 @@
 
       Trainer(args, method=lambda a, t: LearnedRetrain(a, t, Augmenter.load("RUN/augmenter.pt"))).fit()
 
-* :class:`InfluenceAugment` (``--augment influence``): its ``setup`` runs or reuses stages 1-4
-  (:func:`~fastaug.train.influence_loop.pipeline.run_stages`) in sub-folders of the run, then the
-  engine's run *is* stage 5, so ``summary.json`` / ``metrics.jsonl`` of the run folder are the final
+* :class:`InfluenceAugment` (``--augment influence``): its :meth:`~InfluenceAugment.pipeline` is the
+  five stages (:func:`~fastaug.train.influence_loop.stages.influence_pipeline`): stages 1-4 in
+  sub-folders of the run, then the engine's run in the run folder *is* stage 5 (this method, sampling
+  from ``RUN/augmenter.pt``), so ``summary.json`` / ``metrics.jsonl`` of the run folder are the final
   classifier's, directly comparable with any other ``--augment``. ``--stages`` without 5 stops after
-  the requested stages (the engine then trains nothing). ``--resume`` continues whichever stage was
-  interrupted (stages 1-4 always continue from their own checkpoints).
+  the requested stages. ``--resume`` continues whichever stage was interrupted (stages 1-4 always
+  continue from their own checkpoints).
 """
-import json
 import os
 
 import torch
 
-from ..checkpoint import CheckpointError, atomic_write_text
 from ..method import Method, TrainBatch, standard_pipeline, to_float
 
 __all__ = ["LearnedRetrain", "InfluenceAugment", "baseline_of"]
@@ -92,7 +91,7 @@ class LearnedRetrain(Method):
 
 
 class InfluenceAugment(LearnedRetrain):
-    """``--augment influence``: stages 1-4 in ``setup``, stage 5 in ``augment`` (module docstring)."""
+    """``--augment influence``: stages 1-4 in its pipeline, stage 5 in ``augment`` (module docstring)."""
 
     name = "influence"
 
@@ -104,40 +103,19 @@ class InfluenceAugment(LearnedRetrain):
 
     def __init__(self, args, trainer):
         from .options import check_options
+        from .stages import AUGMENTER_FILE
 
         check_options(args)
         super().__init__(args, trainer)
-        self.trains_classifier = 5 in args.stages
-        self.records = {}
-
-    def setup(self, trainer):
-        from .pipeline import AUGMENTER_FILE, run_stages
-
-        exists = os.path.isfile(trainer.checkpoint_path)
-        if exists and not trainer.args.resume:  # refuse now rather than after stages 1-4, as the engine would
-            raise CheckpointError(f"{trainer.output_dir} already holds a run (stage 5's checkpoint.pt): pass --resume "
-                                  f"to continue it, or choose another --output-dir")
-        if trainer.args.resume and not exists:
-            trainer.args.resume = False  # an earlier stage was interrupted: stage 5 has not started yet
-        self.records = run_stages(self.args, trainer, trainer.log)
-        if self.trains_classifier:
+        path = os.path.join(trainer.output_dir, AUGMENTER_FILE)
+        if os.path.isfile(path):  # stage 4's result
             from .augmenter import Augmenter
 
-            self.set_augmenter(Augmenter.load(os.path.join(trainer.output_dir, AUGMENTER_FILE), trainer.device),
-                               trainer.device)
+            self.set_augmenter(Augmenter.load(path, trainer.device), trainer.device)
 
-    def pretrain_seconds(self):
-        """Stages 1-4 (each stage's own record, so stages reused from an earlier call count once)."""
-        return sum(r["seconds"] for k, r in self.records.items() if int(k) != 5)
+    @classmethod
+    def pipeline(cls, args, data=None):
+        """Stages 1-4, then this method on the engine (stage 5)."""
+        from .stages import influence_pipeline
 
-    def finish(self, trainer):
-        if not trainer.is_main:
-            return
-        out = {str(k): {"seconds": r["seconds"], **r["metrics"]} for k, r in sorted(self.records.items())}
-        summary = trainer.summary() if self.trains_classifier else {}
-        if summary:
-            last = trainer.history[-1]
-            out["5"] = {"seconds": summary["train_seconds"], "final_test_acc": summary["final_test_acc"],
-                        "final_test_loss": summary["final_test_loss"], "val_loss": last.get("val_loss"),
-                        "val_acc": last.get("val_acc")}
-        atomic_write_text(json.dumps(out, indent=2) + "\n", os.path.join(trainer.output_dir, "stages.json"))
+        return influence_pipeline(args, data)

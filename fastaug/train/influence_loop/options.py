@@ -8,7 +8,7 @@ for a CPU (the seed's are not given).
 import argparse
 
 __all__ = ["STAGES", "STAGE_DIRS", "DEPENDS", "OPTION_STAGE", "add_arguments", "check_options", "stage_options",
-           "critic_steps", "use_appearance"]
+           "critic_steps", "use_appearance", "order_seed"]
 
 #: Stage number -> what it does.
 STAGES = {1: "classifier", 2: "gan", 3: "influence", 4: "augmenter", 5: "retrain"}
@@ -153,3 +153,11 @@ def stage_options(args, stage):
             continue
         out[key] = value
     return json.loads(json.dumps(out, default=str))
+
+
+def order_seed(seed, *tags):
+    """A data-order seed for :func:`fastaug.data.make_batches` from the run's seed and tags: 32 bits of
+    :func:`~fastaug.train.rng.derive_seed` (the loaders multiply the seed by ~1e6, so it must stay small)."""
+    from ..rng import derive_seed
+
+    return derive_seed(seed, *tags) % 2 ** 32

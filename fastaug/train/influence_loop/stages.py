@@ -1,159 +1,212 @@
-"""Stage bookkeeping: folders, the "finished" marker, reuse checks, resumable batch streams and the
-checkpoints of the loops that do not run on the engine (stages 2 and 4).
+"""Stages 1-4 of the influence loop as pipeline stages, and the pipeline of ``--augment influence``.
 
-A stage's folder holds ``stage.json`` once the stage has finished: its number, the options its result
-depends on (:func:`~fastaug.train.influence_loop.options.stage_options`), its wall time and its key
-metrics. A finished stage is reused when those options match and refused (with the differing options
-named) when they do not. An unfinished stage with a ``checkpoint.pt`` continues from it.
+Folders of a run ``RUN`` (``--output-dir``)::
+
+    RUN/stage1_classifier/   a `fastaug train --augment standard` run (F), plus stage.json
+    RUN/stage2_gan/          augmenter.pt (G pretrained; E untouched), critics.pt (the discriminators),
+                             metrics.jsonl (GAN losses), samples.png, checkpoint.pt, stage.json
+    RUN/stage3_influence/    influence.pt (features, s_val), validation.pt, metrics.jsonl, stage.json
+    RUN/stage4_augmenter/    metrics.jsonl (mean influence, predicted vs refit validation loss),
+                             checkpoint.pt, stage.json
+    RUN/augmenter.pt         E and G after stage 4 (what stage 5 samples from)
+    RUN/figure4_tau_interpolation.png, RUN/learned_augmentations.png
+    RUN/ (args.json, metrics.jsonl, checkpoint.pt, summary.json, curves.png)   stage 5, the engine's run
+    RUN/stages.json          seconds and key metrics of every stage
+
+The driver (:class:`fastaug.train.pipeline.Pipeline`) reuses finished stages, continues an
+interrupted one from its checkpoint (stages 2 and 4 run on the loop primitive, stage 1 and 5 are
+engine runs) and refuses a finished stage with other options, naming them.
 """
-import json
 import os
-import time
 
 import torch
 
-from ..checkpoint import CheckpointError, atomic_save, atomic_write_text
-from ..rng import capture_rng, restore_rng
+from ...augment.standard import StandardAugment
+from ..checkpoint import atomic_save
+from ..engine import ClassifierStage, Trainer, pipeline_inputs
+from ..pipeline import Pipeline, Stage, StageError
+from ..rng import derive_seed
+from .augmenter import Augmenter
+from .options import DEPENDS, STAGE_DIRS, check_options, stage_options, use_appearance
 
-__all__ = ["StageDir", "BatchStream", "LoopCheckpoint", "StageError", "RunningMeans", "order_seed"]
+__all__ = ["influence_pipeline", "build_augmenter", "figure_images", "StageError", "AUGMENTER_FILE"]
 
-
-def order_seed(seed, *tags):
-    """A data-order seed for :func:`fastaug.data.make_batches` from the run's seed and tags: 32 bits of
-    :func:`~fastaug.train.rng.derive_seed` (the loaders multiply the seed by ~1e6, so it must stay small)."""
-    from ..rng import derive_seed
-
-    return derive_seed(seed, *tags) % 2 ** 32
-
-
-class StageError(ValueError):
-    """A stage cannot run or be reused as asked (missing prerequisite, different options)."""
+AUGMENTER_FILE = "augmenter.pt"
+CRITICS_FILE = "critics.pt"
+FIGURE4 = "figure4_tau_interpolation.png"
+FIGURE3 = "learned_augmentations.png"
 
 
-class StageDir:
-    """One stage's folder: ``stage.json`` (finished marker), ``metrics.jsonl``, ``checkpoint.pt``."""
-
-    def __init__(self, root, name, stage, options):
-        self.path = os.path.join(root, name)
-        self.stage, self.options = stage, options
-
-    def file(self, name):
-        return os.path.join(self.path, name)
-
-    @property
-    def marker(self):
-        return self.file("stage.json")
-
-    def finished(self):
-        """The saved record when the stage has finished with the same options; None when it has not
-        finished; raises :class:`StageError` when it finished with other options."""
-        if not os.path.isfile(self.marker):
-            return None
-        with open(self.marker) as f:
-            record = json.load(f)
-        self.check_options(record.get("options", {}), "finished")
-        return record
-
-    def check_options(self, saved, what):
-        if saved == self.options:
-            return
-        keys = sorted(set(saved) | set(self.options))
-        diff = [f"--{k.replace('_', '-')} {saved.get(k, '<unset>')!r} -> {self.options.get(k, '<unset>')!r}"
-                for k in keys if saved.get(k, "<unset>") != self.options.get(k, "<unset>")]
-        raise StageError(f"stage {self.stage} in {self.path} was {what} with other options ({', '.join(diff)}); "
-                         f"run with its options or use a new --output-dir")
-
-    def finish(self, seconds, metrics):
-        record = {"stage": self.stage, "seconds": seconds, "metrics": metrics, "options": self.options,
-                  "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-        atomic_write_text(json.dumps(record, indent=2) + "\n", self.marker)
-        return record
-
-    def write_metrics(self, records):
-        atomic_write_text("".join(json.dumps(r) + "\n" for r in records), self.file("metrics.jsonl"))
+def build_augmenter(args, info, device):
+    """A fresh Augmenter for the run's images, initialised from a seed derived from ``--seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(args.seed, "augmenter-init"))
+        H, W = info["image_size"]
+        aug = Augmenter(info["channels"], H, W, tau_dim=args.tau_dim, dropout=args.tau_dropout,
+                        appearance=use_appearance(args, info["channels"]), smooth=args.transform_smooth,
+                        mode=args.transform_mode)
+    return aug.to(device)
 
 
-class BatchStream:
-    """Endless batches of a :func:`fastaug.data.make_batches` object, epoch after epoch.
-
-    ``position`` counts the batches handed out; batch ``k`` is batch ``k % len`` of epoch ``k // len``
-    (each epoch's order is a function of (seed, epoch)), so a stream restarted at a saved position
-    continues exactly where it was."""
-
-    def __init__(self, batches, position=0):
-        self.batches, self.position, self._it = batches, int(position), None
-
-    def next(self):
-        epoch, step = divmod(self.position, len(self.batches))
-        if self._it is None or step == 0:
-            self._it = iter(self.batches.epoch(epoch, step))
-        self.position += 1
-        return next(self._it)
+def figure_images(data, count=4):
+    """``count`` training images of different classes (the first image of each of the first classes),
+    as float (count, C, H, W)."""
+    picks = []
+    for c in range(data.num_classes):
+        idx = (data.labels == c).nonzero()
+        if idx.numel():
+            picks.append(int(idx[0]))
+        if len(picks) == count:
+            break
+    return data.images[torch.tensor(picks, device=data.images.device)].float() / 255.0
 
 
-class RunningMeans:
-    """Sums of per-iteration metrics until the next log line (saved in checkpoints, so that a resumed
-    loop logs exactly what an uninterrupted one does)."""
+class _Shared:
+    """What the stages share: arguments, data, device, folders, the baseline, the frozen F (loaded once)."""
 
-    def __init__(self, sums=None, count=0):
-        self.sums, self.count = dict(sums or {}), int(count)
+    def __init__(self, args, data, device):
+        self.args, self.device, self.root = args, device, args.output_dir
+        self.train, self.val, self.test = data
+        t = self.train
+        self.info = dict(channels=t.channels, image_size=tuple(t.image_size), num_classes=t.num_classes)
+        self.baseline = StandardAugment(padding=args.crop_padding, flip=t.hflip and not args.no_flip,
+                                        cutout=args.cutout)
+        self._model = None
 
-    def add(self, values):
-        for k, v in values.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach() if isinstance(v, torch.Tensor) else v)
-        self.count += 1
-
-    def pop_means(self):
-        means = {k: v / max(self.count, 1) for k, v in self.sums.items()}
-        self.sums, self.count = {}, 0
-        return means
-
-    def state(self):
-        return {"sums": dict(self.sums), "count": self.count}
-
-
-class LoopCheckpoint:
-    """Atomic checkpoints of a custom training loop: modules, optimisers, the loop's CPU generator,
-    every global random state, the iteration, the batch stream's position, metrics and elapsed time.
-
-    ``FORMAT`` guards against foreign files; ``options`` must match the stage's on resume."""
-
-    FORMAT = "fastaug-influence-stage-1"
-
-    def __init__(self, stage_dir, modules, optimizers, generator):
-        self.stage_dir, self.modules, self.optimizers, self.generator = stage_dir, modules, optimizers, generator
+    def folder(self, k):
+        return os.path.join(self.root, STAGE_DIRS[k])
 
     @property
-    def path(self):
-        return self.stage_dir.file("checkpoint.pt")
+    def model(self):
+        if self._model is None:
+            from .classifier import load_classifier
 
-    def save(self, iteration, stream, history, seconds, pending, extra=None):
-        state = {"format": self.FORMAT, "options": self.stage_dir.options, "iteration": iteration,
-                 "position": stream.position, "history": history, "seconds": seconds, "pending": pending.state(),
-                 "extra": extra or {},
-                 "rng": capture_rng({"loop": self.generator}),
-                 "modules": {k: m.state_dict() for k, m in self.modules.items()},
-                 "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
-        atomic_save(state, self.path)
+            self._model = load_classifier(self.folder(1), self.args, self.train, self.device)
+        return self._model
 
-    def load(self, stream):
-        """Restore everything from ``checkpoint.pt`` if it exists; returns (iteration, history, seconds,
-        pending :class:`RunningMeans`, the loop's ``extra`` dict)."""
-        if not os.path.isfile(self.path):
-            return 0, [], 0.0, RunningMeans(), {}
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a torn or foreign file: say so in one sentence
-            raise CheckpointError(f"{self.path} is unreadable ({type(err).__name__}: {err}); delete it to rerun "
-                                  f"stage {self.stage_dir.stage}") from err
-        if not isinstance(state, dict) or state.get("format") != self.FORMAT:
-            raise CheckpointError(f"{self.path} is not a checkpoint of stage {self.stage_dir.stage}")
-        self.stage_dir.check_options(state["options"], "started")
-        for k, m in self.modules.items():
-            m.load_state_dict(state["modules"][k])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        restore_rng(state["rng"], {"loop": self.generator})
-        stream.position = state["position"]
-        return (state["iteration"], state["history"], state["seconds"], RunningMeans(**state["pending"]),
-                state["extra"])
+    def critics(self):
+        from .gan import Critics
+
+        return Critics(self.model, self.info["channels"], *self.info["image_size"], self.args, self.device)
+
+
+class _InfluenceStage(Stage):
+    number = 0
+    distributed = False
+
+    def __init__(self, shared):
+        self.shared, self.args = shared, shared.args
+        self.name = STAGE_DIRS[self.number]
+        self.key = str(self.number)
+
+    def options(self):
+        return stage_options(self.args, self.number)
+
+
+class ClassifierF(_InfluenceStage):
+    """Stage 1: F, a ``--augment standard`` engine run in ``stage1_classifier``."""
+
+    number, title = 1, "stage 1 (classifier)"
+
+    def run(self, folder, records):
+        from .classifier import classifier_args
+
+        s = self.shared
+        summary = Trainer(classifier_args(self.args, folder), data=(s.train, s.val, s.test),
+                          loop_name=self.title).fit()
+        return {"seconds": summary.get("train_seconds"), "final_test_acc": summary.get("final_test_acc"),
+                "final_test_loss": summary.get("final_test_loss")}
+
+
+class GanStage(_InfluenceStage):
+    """Stage 2: G pretrained as a GAN to mimic the baseline's crop/flip (:mod:`.gan`)."""
+
+    number, title = 2, "stage 2 (GAN)"
+
+    def run(self, folder, records):
+        from .gan import train_gan
+
+        s = self.shared
+        aug, critics = build_augmenter(self.args, s.info, s.device), s.critics()
+        crop_flip = s.baseline.crop_flip
+        metrics = train_gan(folder, s.model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.args,
+                            s.device, options=self.options(), progress=self.args.progress, log=s.log)
+        aug.save(os.path.join(folder, AUGMENTER_FILE))
+        atomic_save({"critics": critics.state_dict(), "optimizer": critics.optimizer.state_dict()},
+                    os.path.join(folder, CRITICS_FILE))
+        self._figure(aug, os.path.join(folder, "samples.png"))
+        return metrics
+
+    def _figure(self, aug, path):
+        from .augmenter import random_codes
+        from .figures import gan_samples_grid
+
+        s = self.shared
+        g = torch.Generator().manual_seed(derive_seed(self.args.seed, "figures"))
+        x = figure_images(s.train, 8).to(s.device)
+        with torch.no_grad():
+            codes = random_codes(x.shape[0], aug.tau_dim, g, s.device) * aug.dropout_mask(x.shape[0], g, s.device)
+            fake = aug(x, codes=codes)
+        gan_samples_grid(path, s.baseline.crop_flip(x, g), fake)
+
+
+class InfluenceFit(_InfluenceStage):
+    """Stage 3: last-layer influence on F and s_val from the validation split (one solve, no loop)."""
+
+    number, title = 3, "stage 3 (influence)"
+
+    def run(self, folder, records):
+        from .classifier import fit_influence
+
+        s = self.shared
+        return fit_influence(folder, s.model, s.train, s.val, self.args, s.device, self.args.progress)
+
+
+class AugmenterStage(_InfluenceStage):
+    """Stage 4: E and G trained on the influence objective (:mod:`.augment_stage`)."""
+
+    number, title = 4, "stage 4 (E, G)"
+
+    def run(self, folder, records):
+        from .augment_stage import train_augmenter
+        from .classifier import load_influence
+
+        s = self.shared
+        aug = Augmenter.load(os.path.join(s.folder(2), AUGMENTER_FILE), s.device)  # G pretrained, E initialised
+        critics = s.critics()
+        state = torch.load(os.path.join(s.folder(2), CRITICS_FILE), map_location=s.device, weights_only=True)
+        critics.load_state_dict(state["critics"])
+        critics.optimizer.load_state_dict(state["optimizer"])
+        influence, val = load_influence(s.folder(3), s.model, s.device)
+        metrics = train_augmenter(folder, aug, critics, influence, s.train, s.baseline, val, self.args, s.device,
+                                  options=self.options(), progress=self.args.progress, log=s.log)
+        aug.save(os.path.join(s.root, AUGMENTER_FILE))
+        self._figures(aug)
+        return metrics
+
+    def _figures(self, aug):
+        from .figures import dropout_samples_grid, tau_interpolation_grid
+
+        s = self.shared
+        g = torch.Generator().manual_seed(derive_seed(self.args.seed, "figures"))
+        x = figure_images(s.train, 3).to(s.device)
+        aug.eval()
+        tau_interpolation_grid(os.path.join(s.root, FIGURE4), aug, x, g)
+        dropout_samples_grid(os.path.join(s.root, FIGURE3), aug, figure_images(s.train, 6).to(s.device), g)
+
+
+def influence_pipeline(args, data=None, log=None):
+    """The five stages of ``--augment influence`` in ``args.output_dir``: stages 1-4 (one process
+    each), then stage 5, the engine's run of :class:`~fastaug.train.influence_loop.method.InfluenceAugment`
+    in the run folder. ``--stages`` picks which run; a stage that a wanted one needs must have finished."""
+    check_options(args)
+    args, data, device = pipeline_inputs(args, data)
+    shared = _Shared(args, data, device)
+    pipeline = Pipeline(args.output_dir, [], log=log)
+    shared.log = pipeline.log
+    stages = [ClassifierF(shared), GanStage(shared), InfluenceFit(shared), AugmenterStage(shared)]
+    retrain = ClassifierStage(args, data=data, key="5", title="stage 5 (retrain)")
+    pipeline.stages = stages + [retrain]
+    pipeline.wanted = {STAGE_DIRS[k] for k in args.stages if k in STAGE_DIRS} | ({""} if 5 in args.stages else set())
+    pipeline.needs = {STAGE_DIRS.get(k, ""): [STAGE_DIRS[j] for j in DEPENDS[k] if j != k] for k in DEPENDS}
+    return pipeline

@@ -24,12 +24,14 @@ Every random draw comes from a ``torch.Generator`` seeded by ``seed``.
 """
 import dataclasses
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ...influence import LastLayerInfluence
+from ..loop import Loop, optimizer_step
 from .objective import influence_objective
 
 __all__ = ["ToyConfig", "two_moons", "MLP", "train_classifier", "learn_translations", "toward_misclassified",
@@ -52,6 +54,7 @@ class ToyConfig:
     max_shift: float = 0.15
     aug_steps: int = 200
     aug_lr: float = 0.05
+    checkpoint_every: int = 100  # steps between checkpoints when run in a folder
 
 
 def two_moons(n, noise, generator):
@@ -85,20 +88,32 @@ class MLP(nn.Module):
         return self.fc(self.body(x))
 
 
-def train_classifier(init_state, x, y, cfg):
+def _subfolder(folder, name):
+    return None if folder is None else os.path.join(folder, name)
+
+
+def train_classifier(init_state, x, y, cfg, folder=None, name="toy classifier"):
     """A fresh MLP from ``init_state`` trained full-batch on (x, y): Adam, ``cfg.train_steps`` steps,
     L2 penalty ``damping/2 * ||Theta||^2`` on every parameter (so the last layer's damped Hessian is
-    the Hessian of the objective actually minimised)."""
+    the Hessian of the objective actually minimised). On the loop primitive: with ``folder`` it
+    checkpoints every ``cfg.checkpoint_every`` steps and continues from its checkpoint."""
     model = MLP(cfg.hidden).double()
     model.load_state_dict(init_state)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    for _ in range(cfg.train_steps):
-        opt.zero_grad()
+    loop = Loop(folder, name=name, options=_options(cfg, x), allowed_changes=("checkpoint_every",),
+                steps_per_epoch=cfg.train_steps,
+                checkpoint_every=cfg.checkpoint_every, record_epochs=False, progress=False, log=lambda m: None,
+                distributed=False)
+    loop.register("model", model)
+    loop.register("optimizer", opt)
+    for _ in loop:
         penalty = sum(p.square().sum() for p in model.parameters())
-        loss = F.cross_entropy(model(x), y) + 0.5 * cfg.damping * penalty
-        loss.backward()
-        opt.step()
+        optimizer_step(F.cross_entropy(model(x), y) + 0.5 * cfg.damping * penalty, opt)
     return model.eval()
+
+
+def _options(cfg, x):
+    return {**dataclasses.asdict(cfg), "points": int(x.shape[0])}
 
 
 def val_loss(model, x, y):
@@ -106,27 +121,37 @@ def val_loss(model, x, y):
         return F.cross_entropy(model(x), y).item()
 
 
-def learn_translations(model, influence, x, y, cfg):
-    """Translations (N, 2) minimising the mean I_aug of ``(x_i + t_i, y_i)`` through the frozen model.
+class _Translations(nn.Module):
+    """The free variables u (N, 2) of the translations ``t = max_shift * tanh(u)``."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.u = nn.Parameter(torch.zeros(n, 2, dtype=torch.float64))
+
+
+def learn_translations(model, influence, x, y, cfg, folder=None):
+    """Translations (N, 2) minimising the mean I_aug of ``(x_i + t_i, y_i)`` through the frozen model,
+    on the loop primitive (``folder``: checkpoints, as :func:`train_classifier`).
 
     Returns ``(t, history)`` with ``history`` the mean I_aug per step (it falls: the augmented points
     are predicted to lower the validation loss more and more)."""
     for p in model.parameters():
         p.requires_grad_(False)
-    u = torch.zeros_like(x, requires_grad=True)
-    opt = torch.optim.SGD([u], lr=cfg.aug_lr)
-    history = []
-    for _ in range(cfg.aug_steps):
-        t = cfg.max_shift * torch.tanh(u)
-        loss = influence_objective(influence, x, x + t, y)
-        opt.zero_grad()
-        (loss * x.shape[0]).backward()
-        opt.step()
-        history.append(loss.item())
+    free = _Translations(x.shape[0])
+    opt = torch.optim.SGD(free.parameters(), lr=cfg.aug_lr)
+    loop = Loop(folder, name="toy translations", options=_options(cfg, x), allowed_changes=("checkpoint_every",),
+                steps_per_epoch=cfg.aug_steps, checkpoint_every=cfg.checkpoint_every, record_epochs=False,
+                progress=False, log=lambda m: None, distributed=False)
+    loop.register("translations", free)
+    loop.register("optimizer", opt)
+    for _ in loop:
+        loss = influence_objective(influence, x, x + cfg.max_shift * torch.tanh(free.u), y)
+        optimizer_step(loss * x.shape[0], opt)
+        loop.history.append({"step": loop.global_step + 1, "mean_influence": loss.item()})
     with torch.no_grad():
-        t = cfg.max_shift * torch.tanh(u)
+        t = cfg.max_shift * torch.tanh(free.u)
         final = influence_objective(influence, x, x + t, y).item()
-    return t.detach(), history + [final]
+    return t.detach(), [r["mean_influence"] for r in loop.history] + [final]
 
 
 def toward_misclassified(x, y, t, xv, yv, wrong):
@@ -148,10 +173,12 @@ def toward_misclassified(x, y, t, xv, yv, wrong):
     return num / den if den > 0 else float("nan")
 
 
-def run_toy2d(cfg=None, **overrides):
+def run_toy2d(cfg=None, folder=None, **overrides):
     """Run the toy; returns ``(summary, arrays)``: the JSON-able summary (``mean_translation``,
     validation losses before/after retraining, the control, the mean influence before/after learning)
-    and the tensors the figure draws (points, translations, the two classifiers)."""
+    and the tensors the figure draws (points, translations, the two classifiers).
+
+    With ``folder`` its four loops checkpoint in sub-folders of it and a rerun continues them."""
     cfg = dataclasses.replace(cfg or ToyConfig(), **overrides)
     g = torch.Generator().manual_seed(cfg.seed)
     x, y = two_moons(cfg.n_train, cfg.noise, g)
@@ -161,17 +188,19 @@ def run_toy2d(cfg=None, **overrides):
         torch.manual_seed(cfg.seed)
         init_state = MLP(cfg.hidden).double().state_dict()
 
-    before = train_classifier(init_state, x, y, cfg)
+    before = train_classifier(init_state, x, y, cfg, _subfolder(folder, "classifier_before"), "toy classifier before")
     influence = LastLayerInfluence(before, damping=cfg.damping, progress=False).fit([(x, y)])
     influence.s_val(h=before.features(xv).detach(), logits=before(xv).detach(), y=yv)
-    t, history = learn_translations(before, influence, x, y, cfg)
+    t, history = learn_translations(before, influence, x, y, cfg, _subfolder(folder, "translations"))
     x_aug = x + t
-    after = train_classifier(init_state, torch.cat([x, x_aug]), torch.cat([y, y]), cfg)
+    after = train_classifier(init_state, torch.cat([x, x_aug]), torch.cat([y, y]), cfg,
+                             _subfolder(folder, "classifier_after"), "toy classifier after")
 
     # Control: the same translation lengths in random directions.
     angle = torch.rand(x.shape[0], generator=g, dtype=torch.float64) * 2 * math.pi
     t_rand = t.norm(dim=1, keepdim=True) * torch.stack([torch.cos(angle), torch.sin(angle)], 1)
-    control = train_classifier(init_state, torch.cat([x, x + t_rand]), torch.cat([y, y]), cfg)
+    control = train_classifier(init_state, torch.cat([x, x + t_rand]), torch.cat([y, y]), cfg,
+                               _subfolder(folder, "classifier_control"), "toy classifier control")
 
     with torch.no_grad():
         wrong = before(xv).argmax(1) != yv

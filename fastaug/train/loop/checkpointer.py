@@ -42,7 +42,8 @@ class Checkpointer:
     """Save and restore the registered parts of one loop in ``path``.
 
     Args:
-        path: the checkpoint file (written atomically: temporary file, fsync, rename).
+        path: the checkpoint file (written atomically: temporary file, fsync, rename); None keeps
+            nothing (``save`` does nothing, ``exists`` is False).
         name: what the loop is (e.g. ``"train"``, ``"stage 2 (GAN)"``), named in errors.
         options: a JSON-able dict of the options the loop's result depends on; a resume with other
             options (except ``allowed_changes``) is refused, naming each difference.
@@ -63,16 +64,18 @@ class Checkpointer:
         stateful = GeneratorState(part) if isinstance(part, torch.Generator) else part
         if isinstance(stateful, torch.nn.parallel.DistributedDataParallel):
             stateful = stateful.module  # save the plain module: loadable without DDP
-        if not (callable(getattr(stateful, "state_dict", None)) and callable(getattr(stateful, "load_state_dict", None))):
+        if not all(callable(getattr(stateful, k, None)) for k in ("state_dict", "load_state_dict")):
             raise TypeError(f"checkpoint part {name!r} ({type(part).__name__}) has no state_dict/load_state_dict")
         (self.per_rank if per_rank else self.shared)[name] = stateful
         return part
 
     def exists(self):
-        return os.path.isfile(self.path)
+        return self.path is not None and os.path.isfile(self.path)
 
     def save(self):
         """Write every part (every rank must call it under DDP: per-rank parts are gathered)."""
+        if self.path is None:
+            return
         mine = _to_cpu({k: p.state_dict() for k, p in self.per_rank.items()})
         ranks = dist.all_gather_object(mine)
         if self.rank != 0:

@@ -51,7 +51,8 @@ class Loop:
     and a ``metrics.jsonl`` writer.
 
     Args:
-        folder: where ``checkpoint.pt`` (``checkpoint_name``) and ``metrics.jsonl`` go (rank 0 writes).
+        folder: where ``checkpoint.pt`` (``checkpoint_name``) and ``metrics.jsonl`` go (rank 0 writes);
+            None for a loop in memory (no checkpoints, no files: e.g. a benchmark or a short fit).
         name: what the loop is, shown on the bar and in messages, stored in the checkpoint (a checkpoint
             of another loop is refused) and the key of the test kill hook (:data:`KILL_ENV`).
         options: JSON-able dict of the options the result depends on (checked on resume).
@@ -68,24 +69,28 @@ class Loop:
             that already holds a checkpoint.
         progress: show the tqdm bar (rank 0 only).
         show: meter names whose means the bar shows.
+        distributed: False for a loop that cannot run on several processes: started under torchrun, it
+            raises ValueError in one sentence.
         log: ``log(message)`` for the one-line messages (default: print on rank 0).
 
     Attributes: ``epoch`` (0-based, the current one), ``step_in_epoch``, ``global_step``, ``history``
     (the records so far), ``seconds`` (time inside the loop's steps, checkpoint writing excluded, counted
-    once across resumes), ``epoch_seconds`` (the same for the current epoch), ``meters`` (:class:`Meters`), ``checkpointer``, ``resumed``.
+    once across resumes), ``epoch_seconds`` (the same for the current epoch), ``meters``
+    (:class:`Meters`), ``checkpointer``, ``resumed``.
     """
 
     def __init__(self, folder, *, name="train", options=None, allowed_changes=RESUMABLE_CHANGES, epochs=1,
                  steps_per_epoch, checkpoint_every=0, log_every=0, record_epochs=True, resume="auto", progress=True,
-                 show=(),
-                 checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+                 show=(), distributed=True, checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+        if not distributed:
+            dist.require_single_process(name)
         self.folder, self.name = folder, name
         self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch if isinstance(steps_per_epoch, int)
                                                              else len(steps_per_epoch))
         self.checkpoint_every, self.log_every = int(checkpoint_every or 0), int(log_every or 0)
         self.record_epochs = bool(record_epochs) and not self.log_every
         self.resume_policy, self.progress, self.show = resume, progress, tuple(show)
-        self.metrics_path = os.path.join(folder, metrics_name) if metrics_name else None
+        self.metrics_path = os.path.join(folder, metrics_name) if metrics_name and folder else None
         self.rank, self.world = dist.rank_and_world()
         self.is_main = self.rank == 0
         self._log = log
@@ -93,8 +98,8 @@ class Loop:
         self.history, self.seconds, self.epoch_seconds = [], 0.0, 0.0
         self.resumed, self._started = False, False
         self.meters = Meters()
-        self.checkpointer = Checkpointer(os.path.join(folder, checkpoint_name), name=name, options=options,
-                                         allowed_changes=allowed_changes)
+        self.checkpointer = Checkpointer(os.path.join(folder, checkpoint_name) if folder else None, name=name,
+                                         options=options, allowed_changes=allowed_changes)
         self.checkpointer.register("loop", self, per_rank=True)
         self.checkpointer.register("rng", GlobalRandomState(), per_rank=True)
         self._kill_at = _kill_step(name)

@@ -9,11 +9,13 @@ refit). fastaug's defaults are the same. The initialisation and the batch order 
 ``seed`` alone, so a run is reproducible and two fits on the same images give the same network.
 """
 import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
 
 from ...models import build_model
+from ..loop import Loop, optimizer_step
 from ..rng import derive_seed
 
 __all__ = ["FeatureConfig", "train_feature_model", "featurize", "CurveData", "FrozenFeatures", "RetrainedFeatures"]
@@ -38,36 +40,37 @@ class FeatureConfig:
             raise ValueError(f"feature learning rate must be > 0, got {self.lr}")
 
 
-def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False):
+def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False, folder=None):
     """Train a fresh ``config.model`` on uint8 images (N, C, H, W) with int64 labels (N,), on the
     images' device, and return it frozen in eval mode.
 
     Adam (``config.lr``), cross-entropy, ``config.epochs`` epochs of shuffled minibatches of
-    ``config.batch_size``. Initialisation and batch order are seeded by ``config.seed``.
+    ``config.batch_size``, on the loop primitive. Initialisation and batch order are seeded by
+    ``config.seed`` (the order of epoch e is a function of (seed, e)). With ``folder``, the fit
+    checkpoints there after every epoch and continues from its checkpoint when restarted.
     """
     config.validate()
     device = images.device
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(derive_seed(config.seed, "subsample", "feature-init"))
         model = build_model(config.model, num_classes, images.shape[1], mean=mean, std=std).to(device)
-    order_gen = torch.Generator().manual_seed(derive_seed(config.seed, "subsample", "feature-order"))
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     n = images.shape[0]
-    epochs = range(config.epochs)
-    if progress:
-        from tqdm.auto import tqdm
-
-        epochs = tqdm(epochs, desc=f"feature CNN ({config.model}, {n} images)", unit="epoch", leave=False)
+    loop = Loop(folder, name="feature CNN", options={**dataclasses.asdict(config), "images": n}, allowed_changes=(),
+                epochs=config.epochs, steps_per_epoch=math.ceil(n / config.batch_size), resume="auto",
+                progress=progress, show=("loss",), log=lambda msg: None, distributed=False)
+    loop.register("model", model)
+    loop.register("optimizer", opt)
     model.train()
-    for _ in epochs:
-        perm = torch.randperm(n, generator=order_gen).to(device)
-        for start in range(0, n, config.batch_size):
-            idx = perm[start:start + config.batch_size]
-            x = images[idx].float().div_(255.0)
-            loss = F.cross_entropy(model(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+    for epoch in loop.epochs_left():
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(
+            derive_seed(config.seed, "subsample", "feature-order", epoch))).to(device)
+        for step in loop.steps():
+            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+            loss = F.cross_entropy(model(images[idx].float().div_(255.0)), labels[idx])
+            optimizer_step(loss, opt)
+            loop.meters.add(loss=loss.detach())
+        loop.end_epoch()
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -1,0 +1,141 @@
+"""TANDA's first stage: train the transformation-sequence generator against a discriminator.
+
+The generator (the shared :class:`~fastaug.augment.controller.PolicyController` with one sub-policy
+of ``--tanda-seq-len`` ops) and the discriminator train for ``--tanda-epochs`` passes over the
+training set in batches of ``--tanda-batch-size`` (see :mod:`.search` for the maths), on the loop
+primitive: checkpoints every ``--checkpoint-every`` steps and after every pass, one record of means
+per pass in ``RUN/tanda_generator/metrics.jsonl``, the trained generator in ``generator.pt``.
+
+Under torchrun every rank runs the stage on the whole training set with the same seeds (only rank 0
+writes); rank 0's generator is then broadcast so that every rank samples from the same one.
+"""
+import math
+import os
+
+import torch
+
+from ...augment.controller import PolicyController
+from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
+from ...models import build_model
+from .. import distributed as dist
+from ..checkpoint import atomic_save
+from ..loop import Loop, optimizer_step
+from ..method import to_float
+from ..pipeline import Stage
+from ..rng import derive_seed
+from .search import (apply_sequences, discriminator_loss, feature_distance, generator_costs, generator_loss,
+                     incremental_transforms, real_fake_logits)
+
+__all__ = ["GeneratorStage", "build_generator_net", "real_logit", "GENERATOR_FILE", "STAGE_NAME"]
+
+STAGE_NAME = "tanda_generator"
+GENERATOR_FILE = "generator.pt"
+#: The options the trained generator depends on (checked on reuse and resume).
+OPTIONS = ("seed", "data_seed", "dataset", "classes", "train_size", "val_size", "tanda_epochs", "tanda_batch_size",
+           "tanda_seq_len", "tanda_samples", "tanda_gen_lr", "tanda_disc_lr", "tanda_mse_term", "tanda_distance",
+           "tanda_gamma", "tanda_discriminator", "fill")
+
+
+def real_logit(out):
+    """(B, 2) discriminator outputs (fake, real) -> (B,) logit of "real"."""
+    return out[:, 1] - out[:, 0]
+
+
+def build_generator_net(args, device):
+    """The sequence generator, initialised from a seed derived from ``--seed`` (the global stream untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(args.seed, "tanda-init"))
+        return PolicyController(1, int(args.tanda_seq_len), NUM_OPS, AUTOAUGMENT_BINS).to(device)
+
+
+class GeneratorStage(Stage):
+    """TANDA's generator training as a pipeline stage (module docstring).
+
+    Args:
+        args: the run's resolved arguments; data: the training ImageData; device: where to train.
+    """
+
+    name, title, distributed = STAGE_NAME, "TANDA stage 1 (generator)", True
+
+    def __init__(self, args, data, device):
+        self.args, self.data, self.device = args, data, device
+        self.T, self.num_bins, self.fill = int(args.tanda_seq_len), AUTOAUGMENT_BINS, int(args.fill)
+
+    def options(self):
+        return {k: getattr(self.args, k) for k in OPTIONS}
+
+    def _build(self):
+        a, data = self.args, self.data
+        self.generator_net = build_generator_net(a, self.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(a.seed, "tanda-discriminator"))
+            # two classes (fake, real); the binary logit is their difference (models need >= 2 classes)
+            self.discriminator = build_model(a.tanda_discriminator, 2, data.channels, mean=data.mean,
+                                             std=data.std).to(self.device)
+        self.g_opt = torch.optim.SGD(self.generator_net.parameters(), lr=a.tanda_gen_lr)
+        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=a.tanda_disc_lr)
+        self.rng = torch.Generator().manual_seed(derive_seed(a.seed, "tanda-search"))
+
+    def batch(self, epoch, step):
+        """The uint8 images of ``step`` of pass ``epoch`` (a seeded permutation per pass)."""
+        b = self.args.tanda_batch_size
+        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(
+            derive_seed(self.args.seed, "tanda-order", epoch)))
+        return self.data.images[order[step * b:(step + 1) * b]].to(self.device)
+
+    def step(self, x):
+        """One step on uint8 images x (B, C, H, W): a discriminator step, then a generator step; returns
+        {d_loss, g_cost, d_fooled, entropy} as 0-d tensors."""
+        g, a = self.rng, self.args
+        B = x.shape[0]
+        # discriminator: real vs one transformed copy of each image (fresh sequences, no gradient to G)
+        self.discriminator.train()
+        with torch.no_grad():
+            s = self.generator_net.sample(B, g)
+        fake = apply_sequences(x, s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
+        d_loss = discriminator_loss(*real_fake_logits(self.discriminator, to_float(x), to_float(fake)))
+        optimizer_step(d_loss, self.d_opt)
+        # generator: n_sample sequences per image, costs of every prefix under the (eval-mode) D
+        xs = x.repeat(a.tanda_samples, 1, 1, 1)
+        s = self.generator_net.sample(xs.shape[0], g)
+        with torch.no_grad():
+            self.discriminator.eval()
+            steps = incremental_transforms(xs, s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
+            flat = to_float(steps.flatten(0, 1))  # ((T+1)·B', C, H, W)
+            logits = real_logit(self.discriminator(flat)).view(self.T + 1, -1).t()
+            if a.tanda_distance == "features":
+                feats = self.discriminator.features(flat).view(self.T + 1, xs.shape[0], -1)
+            else:
+                feats = flat.view(self.T + 1, xs.shape[0], -1)
+            dist_t = feature_distance(feats[:1], feats).t()  # (B', T+1)
+            costs = generator_costs(logits, dist_t, a.tanda_mse_term)
+        g_loss = generator_loss(s.step_log_probs[:, 0].sum(-1), costs, a.tanda_gamma)
+        optimizer_step(g_loss, self.g_opt)
+        return {"d_loss": d_loss.detach(), "g_cost": costs[:, -1].mean(),
+                "d_fooled": (logits[:, -1] > 0).double().mean(), "entropy": s.entropy.mean().detach() / (2 * self.T)}
+
+    def run(self, folder, records):
+        a = self.args
+        self._build()
+        steps = math.ceil(len(self.data) / a.tanda_batch_size)
+        loop = Loop(folder, name="tanda generator", options=self.options(), allowed_changes=(),
+                    epochs=a.tanda_epochs, steps_per_epoch=steps, checkpoint_every=a.checkpoint_every,
+                    resume="auto", progress=a.progress, show=("d_loss", "g_cost"))
+        loop.register("generator_net", self.generator_net)
+        loop.register("discriminator", self.discriminator)
+        loop.register("generator_optimizer", self.g_opt)
+        loop.register("discriminator_optimizer", self.d_opt)
+        loop.register("search_rng", self.rng, per_rank=True)
+        for epoch in loop.epochs_left():
+            for step in loop.steps():
+                loop.meters.add(**self.step(self.batch(epoch, step)))
+            loop.end_epoch()
+            loop.log("TANDA generator pass {epoch}: D loss {d_loss:.4f}, generator cost {g_cost:.4f}, "
+                     "D fooled {d_fooled:.3f}, entropy/action {entropy:.3f}".format(**loop.history[-1]))
+        # every rank uses rank 0's generator (CUDA kernels may differ in their last bits between ranks)
+        state = dist.broadcast_object({k: v.cpu() for k, v in self.generator_net.state_dict().items()})
+        if dist.rank_and_world()[0] == 0:
+            atomic_save(state, os.path.join(folder, GENERATOR_FILE))
+        dist.barrier()
+        last = loop.history[-1] if loop.history else {}
+        return {"seconds": loop.seconds, **{k: v for k, v in last.items() if k != "epoch"}}
