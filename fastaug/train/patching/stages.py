@@ -74,7 +74,7 @@ class TranslationStage(Stage):
         translator, opts, pools = build_translation_parts(cfg, data, self.device)
         loop = Loop(folder, name="translation", options=self.options(), allowed_changes=(), epochs=1,
                     steps_per_epoch=cfg.gan_steps, checkpoint_every=self.checkpoint_every, log_every=50,
-                    resume="auto", progress=self.progress, show=("cycle", "disc"))
+                    resume="auto", progress=self.progress, show=("cycle", "disc"), distributed=False)
         loop.register("translator", translator)
         for key, opt in opts.items():
             loop.register(f"optimizer/{key}", opt)
