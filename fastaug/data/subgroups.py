@@ -16,7 +16,6 @@ is its class. Every class has at least two subgroups (patching needs a gap to cl
   stratified split), decoded into memory.
 """
 import dataclasses
-import math
 import os
 
 import torch

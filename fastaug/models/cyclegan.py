@@ -70,7 +70,9 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x):
         pad = self.padded - self.side
-        h = F.pad(x * 2 - 1, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), mode="replicate") if pad else x * 2 - 1
+        h = x * 2 - 1
+        if pad:
+            h = F.pad(h, (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), mode="replicate")
         skips = []
         for i, layer in enumerate(self.down):
             h = layer(h if i == 0 else F.leaky_relu(h, 0.2))

@@ -39,7 +39,8 @@ def consistency_loss(logits_x, logits_t):
     if isinstance(logits_t, (list, tuple)):
         logits_t = torch.stack(list(logits_t))
     if logits_t.dim() != 3 or logits_t.shape[1:] != logits_x.shape or logits_t.shape[0] < 1:
-        raise ValueError(f"logits_t must be (K, B, C) with (B, C) = {tuple(logits_x.shape)}, got {tuple(logits_t.shape)}")
+        raise ValueError(f"logits_t must be (K, B, C) with (B, C) = {tuple(logits_x.shape)}, "
+                         f"got {tuple(logits_t.shape)}")
     p_x = logits_x.float().softmax(-1)
     p_t = logits_t.float().softmax(-1)
     m = p_t.mean(0)

@@ -55,7 +55,8 @@ class TranslationConfig:
 
     def validate(self):
         if self.dataset not in PATCHING_DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; model patching works on {', '.join(PATCHING_DATASETS)}")
+            raise ValueError(f"unknown dataset {self.dataset!r}; model patching works on "
+                             f"{', '.join(PATCHING_DATASETS)}")
         if not 0.5 < self.correlation <= 1.0:
             raise ValueError(f"--correlation must be in (0.5, 1] (the share of each class in its majority subgroup), "
                              f"got {self.correlation}")

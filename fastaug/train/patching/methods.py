@@ -6,7 +6,7 @@
 | ``balanced`` | group-balanced | mean cross-entropy on x (no DRO weights) |
 | ``gdro`` | group-balanced | group DRO (Sagawa et al.) over all groups, on x |
 | ``augment`` | uniform | mean cross-entropy on x and every translation of x (F(x), G(x)) as plain data |
-| ``gdro-augment`` | group-balanced | class-conditional group DRO on x, F(x), G(x), each in the group it was translated into |
+| ``gdro-augment`` | group-balanced | class-conditional group DRO on x, F(x), G(x) (each in its target group) |
 | ``camel`` | group-balanced | class-conditional group DRO on x + lambda * subgroup consistency (x, F(x), G(x)) |
 
 ``camel`` is the paper's method (the blog's CLAMP); ``balanced`` and ``gdro-augment`` separate what

@@ -20,7 +20,6 @@ import os
 
 import torch
 
-from ...data.loaders import TensorBatches
 from ..checkpoint import FORMAT, atomic_save, load_checkpoint
 from ..engine import Trainer
 from ..figures import save_figure

@@ -100,7 +100,8 @@ def test_folder_dataset_per_class_translation(tmp_path):
                     v = int(torch.randint(256, (), generator=g))
                     Image.new("RGB", (20, 18), (v, 255 - v, 40 if s == "indoor" else 200)).save(d / f"{i}.png")
     out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "fastaug", "patch", "--dataset", "folder", "--data-dir", str(tmp_path / "data"),
+    subprocess.run([sys.executable, "-m", "fastaug", "patch", "--dataset", "folder",
+                    "--data-dir", str(tmp_path / "data"),
                     "--image-size", "16", "--output-dir", str(out), "--gan-steps", "2", "--gan-batch-size", "2",
                     "--gan-width", "4", "--epochs", "1", "--batch-size", "8", "--methods", "erm,camel",
                     "--no-progress"], check=True, capture_output=True, timeout=600,

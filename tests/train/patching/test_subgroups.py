@@ -1,5 +1,4 @@
 """Subgroup datasets: MNIST-Correlation's groups and determinism, the zigzag, the class/subgroup folder."""
-import os
 
 import pytest
 import torch
