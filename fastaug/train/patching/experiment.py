@@ -1,0 +1,106 @@
+"""What ``fastaug patch`` runs: stage 1 once, stage 2 for every (method, seed), then the comparison's outputs.
+
+Folder layout (``root``): ``patch.json`` (the configuration), ``translation/`` (stage 1),
+``<method>/seed<k>/`` (one engine run each), ``stages.json`` (each stage's seconds), and the
+comparison: ``patching.md``, ``patching.csv``, ``patching.png``, ``saliency.png``.
+"""
+import dataclasses
+import json
+import os
+
+import torch
+
+from ...data.subgroups import load_grouped_dataset
+from ...models import build_model
+from ..args import default_args
+from ..checkpoint import atomic_write_text, load_checkpoint
+from ..figures import save_figure
+from ..pipeline import Pipeline
+from .report import curves_figure, saliency_figure, write_table
+from .stages import PatchedTrainingStage, TranslationStage, final_records
+
+__all__ = ["run_patching", "engine_args", "resolve_device"]
+
+
+def resolve_device(name):
+    """``"auto"`` -> cuda when available, else cpu; a CUDA device without a GPU is one sentence."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown --device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asks for a GPU, but torch sees none here; use --device cpu")
+    return dev
+
+
+def engine_args(cfg, device, checkpoint_every, progress):
+    """The engine's arguments for stage 2: SGD with momentum at a constant rate, no augmentation (the
+    paper's MNIST setting); output folder, seed and method are set per stage."""
+    return default_args(dataset=cfg.translation.dataset, model=cfg.model, epochs=cfg.epochs,
+                        batch_size=cfg.batch_size, opt="sgd", lr=cfg.lr, momentum=cfg.momentum,
+                        wd=cfg.weight_decay, sched="const", crop_padding=0, cutout=0, fill=0, no_flip=True,
+                        device=str(device), eval_batch_size=cfg.eval_batch_size, progress=progress,
+                        checkpoint_every=checkpoint_every)
+
+
+def _saliency(root, cfg, train, test, device):
+    """saliency.png: ERM and the patched model (camel, else the last other method) on minority-subgroup test images."""
+    patched = "camel" if "camel" in cfg.methods else next((m for m in reversed(cfg.methods) if m != "erm"), None)
+    if "erm" not in cfg.methods or patched is None or cfg.saliency_images < 1:
+        return None
+    counts, cls = train.group_counts(), train.group_class
+    minority = [int(min(((counts[g], g) for g in range(train.num_groups) if cls[g] == y))[1])
+                for y in range(train.num_classes)]
+    per = max(1, cfg.saliency_images // len(minority))
+    ids = test.group_ids.cpu()
+    members = [(ids == g).nonzero().squeeze(1) for g in minority]  # spread over each group (digits vary)
+    picks = torch.cat([m[torch.linspace(0, m.numel() - 1, min(per, m.numel())).round().long()] for m in members
+                       if m.numel()])
+    if picks.numel() == 0:
+        return None
+    x = test.images[picks].to(device).float() / 255.0
+    y = test.labels[picks].to(device)
+    models = {}
+    for m in ("erm", patched):
+        model = build_model(cfg.model, train.num_classes, train.channels, mean=train.mean, std=train.std).to(device)
+        model.load_state_dict(load_checkpoint(os.path.join(root, m, f"seed{cfg.seeds[0]}", "checkpoint.pt"))["model"])
+        models[m] = model
+    titles = [test.group_names[int(ids[i])] for i in picks]
+    return save_figure(saliency_figure(models, x, y, titles), os.path.join(root, "saliency.png"))
+
+
+def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True):
+    """Run (or continue with ``resume``) the comparison of ``cfg`` (a validated, resolved PatchConfig) in ``root``.
+
+    Returns {"robust": {method: mean robust accuracy}, "records": the pipeline's stage records}.
+    """
+    config_path = os.path.join(root, "patch.json")
+    if os.path.exists(config_path) and not resume:
+        raise ValueError(f"{root} already holds a model patching comparison (patch.json): pass --resume to continue "
+                         f"it, or choose another --output-dir")
+    dev = resolve_device(device)
+    t = cfg.translation
+    train, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
+                                       image_size=t.image_size, grey=t.grey, seed=t.data_seed)
+    os.makedirs(root, exist_ok=True)
+    config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
+    if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg
+        atomic_write_text(config_text, config_path)
+    args = engine_args(cfg, dev, checkpoint_every, progress)
+    runs = [PatchedTrainingStage(m, s, cfg, args, train, test) for m in cfg.methods for s in cfg.seeds]
+    stages = ([TranslationStage(t, train, dev, checkpoint_every, progress)]
+              if any(r.needs_translations for r in runs) else []) + runs
+    needs = {r.name: ("translation",) for r in runs if r.needs_translations}
+    records = Pipeline(root, stages, needs=needs).run()
+    atomic_write_text(config_text, config_path)
+
+    finals, histories = final_records(root, cfg.methods, cfg.seeds)
+    md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds)
+    atomic_write_text(md, os.path.join(root, "patching.md"))
+    atomic_write_text(csv_text, os.path.join(root, "patching.csv"))
+    save_figure(curves_figure(histories, t.dataset), os.path.join(root, "patching.png"))
+    _saliency(root, cfg, train, test, dev)
+    robust = {m: sum(r["robust_acc"] for r in rs) / len(rs) for m, rs in finals.items()}
+    return {"robust": robust, "records": records}

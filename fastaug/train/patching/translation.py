@@ -1,0 +1,165 @@
+"""Stage 1 of model patching: CycleGANs between the subgroups of each class, and every training image translated.
+
+A :class:`Translator` holds one :class:`~fastaug.models.cyclegan.CycleGAN` per class (``per-class``)
+or one for every class (``shared``: domain A = subgroup 0 of every class, B = subgroup 1; the paper's
+MNIST choice). Generator ``g_ab`` translates into subgroup 1, ``g_ba`` into subgroup 0, so the version
+of an image x in subgroup k is "the generator into k" applied to x, whatever x's own subgroup:
+for x in subgroup 0, ``g_ab(x)`` is F(x) (the other subgroup) and ``g_ba(x)`` is G(x) (its own, a
+near-copy through the identity loss), and the other way round for x in subgroup 1.
+
+One step (:func:`translation_step`) trains every CycleGAN of the translator once: generators (GAN +
+cycle + identity losses), then discriminators on fakes from the replay pools. The images of step s are
+drawn from a generator seeded by (seed, s), so a resumed stage needs no sampler state.
+:func:`translate_all` precomputes, index-aligned with the training set, every image's version in each
+subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on.
+"""
+import torch
+from torch import nn
+
+from ...models.cyclegan import CycleGAN, ImagePool
+from ..rng import derive_seed
+
+__all__ = ["Translator", "build_translation_parts", "translation_step", "translate_all", "translations_figure"]
+
+
+class Translator(nn.Module):
+    """The CycleGANs of stage 1 for a GroupedImageData with two subgroups per class.
+
+    Args:
+        cfg: a resolved :class:`~fastaug.train.patching.config.TranslationConfig`.
+        data: the training GroupedImageData (classes, subgroups, channels, image size).
+    """
+
+    def __init__(self, cfg, data):
+        super().__init__()
+        bad = [f"{c} ({len(s)})" for c, s in zip(data.classes, data.subgroups) if len(s) != 2]
+        if bad:
+            raise ValueError(f"stage 1 learns CycleGAN translations between exactly two subgroups per class; "
+                             f"these classes have another number: {', '.join(bad)}")
+        self.shared = cfg.translation == "shared"
+        keys = ["shared"] if self.shared else [str(y) for y in range(data.num_classes)]
+        self.gans = nn.ModuleDict({k: CycleGAN(data.channels, data.image_size[0], cfg.generator, cfg.gan_width,
+                                               cfg.gan_width, cfg.gan_loss, cfg.cycle_weight, cfg.identity_weight)
+                                   for k in keys})
+
+    def domains(self, data, key):
+        """(indices of domain A, indices of domain B) of the CycleGAN ``key``: subgroup 0 and 1 images."""
+        mine = torch.ones(len(data), dtype=torch.bool) if key == "shared" else data.labels.cpu() == int(key)
+        sub = data.subgroup.cpu()
+        return (mine & (sub == 0)).nonzero().squeeze(1), (mine & (sub == 1)).nonzero().squeeze(1)
+
+
+def build_translation_parts(cfg, data, device):
+    """The translator and, per CycleGAN, its two Adam optimisers and two replay pools.
+
+    Returns ``(translator, optimizers, pools)``: ``optimizers`` = {"<key>/g": Adam, "<key>/d": Adam},
+    ``pools`` = {"<key>/a": ImagePool, "<key>/b": ImagePool} (their generators seeded from
+    ``cfg.gan_seed``; save ``pool.generator`` with the pool's state). Adam betas (0.5, 0.999),
+    constant learning rates (CycleGAN's and the authors' choice).
+    """
+    torch.manual_seed(derive_seed(cfg.gan_seed, "translator-init"))
+    translator = Translator(cfg, data).to(device)
+    opts, pools = {}, {}
+    for key, gan in translator.gans.items():
+        opts[f"{key}/g"] = torch.optim.Adam(gan.generator_parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
+        opts[f"{key}/d"] = torch.optim.Adam(gan.discriminator_parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
+        for side in ("a", "b"):
+            g = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "pool", key, side))
+            pools[f"{key}/{side}"] = ImagePool(cfg.pool_size, g)
+    return translator, opts, pools
+
+
+def _step_batch(members, n, generator, images):
+    idx = members[torch.randint(members.numel(), (n,), generator=generator)]
+    return images.index_select(0, idx.to(images.device)).float().div_(255.0)
+
+
+def translation_step(translator, optimizers, pools, data, step, cfg):
+    """One training step of every CycleGAN of ``translator`` on images of ``data`` (on the device).
+
+    Returns a dict of float losses summed over the CycleGANs: ``gan``, ``cycle``, ``identity``
+    (the generators') and ``disc``.
+    """
+    translator.train()
+    g = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "batch", step))
+    out = {"gan": 0.0, "cycle": 0.0, "identity": 0.0, "disc": 0.0}
+    for key, gan in translator.gans.items():
+        dom_a, dom_b = translator.domains(data, key)
+        if dom_a.numel() == 0 or dom_b.numel() == 0:
+            raise ValueError(f"a subgroup of {'the data' if key == 'shared' else data.classes[int(key)]} has no "
+                             f"training image; stage 1 needs images in both subgroups")
+        a = _step_batch(dom_a, cfg.gan_batch_size, g, data.images)
+        b = _step_batch(dom_b, cfg.gan_batch_size, g, data.images)
+        opt_g, opt_d = optimizers[f"{key}/g"], optimizers[f"{key}/d"]
+        opt_g.zero_grad(set_to_none=True)
+        losses = gan.generator_losses(a, b)
+        losses["total"].backward()
+        opt_g.step()
+        fake_a = pools[f"{key}/a"].query(losses["fake_a"])
+        fake_b = pools[f"{key}/b"].query(losses["fake_b"])
+        opt_d.zero_grad(set_to_none=True)  # also drops what the generator pass left in D
+        disc = gan.discriminator_loss(a, b, fake_a, fake_b)
+        disc.backward()
+        opt_d.step()
+        for k in ("gan", "cycle", "identity"):
+            out[k] += losses[k].item()
+        out["disc"] += disc.item()
+    return out
+
+
+@torch.no_grad()
+def translate_all(translator, data, batch_size=256):
+    """Every image's version in each subgroup of its class: (N, 2, C, H, W) uint8, index-aligned with ``data``.
+
+    ``[:, k]`` is the generator into subgroup k applied to the image (eval mode: BatchNorm's running
+    statistics), so ``[i, subgroup[i]]`` is G(x_i) and ``[i, 1 - subgroup[i]]`` is F(x_i).
+    """
+    translator.eval()
+    device = next(translator.parameters()).device
+    out = torch.empty((len(data), 2) + tuple(data.images.shape[1:]), dtype=torch.uint8)
+    labels = data.labels.cpu()
+    for start in range(0, len(data), batch_size):
+        sl = slice(start, start + batch_size)
+        x = data.images[sl].to(device).float().div_(255.0)
+        y = labels[sl]
+        for key, gan in translator.gans.items():
+            rows = torch.ones_like(y, dtype=torch.bool) if key == "shared" else y == int(key)
+            if not bool(rows.any()):
+                continue
+            xi = x[rows.to(device)]
+            for k, gen in ((0, gan.g_ba), (1, gan.g_ab)):
+                out[sl][rows, k] = gen(xi).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    return out
+
+
+def translations_figure(data, translations, per_group=8):
+    """A matplotlib Figure: for each group, a row of its training images and rows of their versions in
+    each subgroup of their class (the image's own subgroup row is G(x), the other F(x))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from torchvision.utils import make_grid
+
+    ids = data.group_ids.cpu()
+    rows = []
+    for g, name in enumerate(data.group_names):
+        members = (ids == g).nonzero().squeeze(1)[:per_group]
+        if members.numel() == 0:
+            continue
+        cls = int(data.group_class[g])
+        rows.append((f"{name}: x", data.images.cpu()[members]))
+        for k, sub in enumerate(data.subgroups[cls]):
+            mark = "G(x)" if sub == name.split("/", 1)[1] else "F(x)"
+            rows.append((f"-> {sub} ({mark})", translations[members, k]))
+    fig, axes = plt.subplots(len(rows), 1, figsize=(1.0 * per_group + 2.2, 1.05 * len(rows)), squeeze=False)
+    for ax, (label, imgs) in zip(axes[:, 0], rows):
+        grid = make_grid(imgs.float() / 255.0, nrow=per_group, padding=1, pad_value=0.5)
+        ax.imshow(grid.permute(1, 2, 0).squeeze(-1).numpy() if grid.shape[0] == 1 else grid.permute(1, 2, 0).numpy(),
+                  cmap="gray", vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    fig.suptitle("stage 1: each training subgroup and its versions in every subgroup of its class", fontsize=9)
+    fig.tight_layout()
+    return fig

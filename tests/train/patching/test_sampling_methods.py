@@ -1,0 +1,81 @@
+"""Group-balanced batches, batch gathering with translations, and each stage-2 method's loss by hand."""
+import types
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastaug.data.subgroups import GroupedImageData
+from fastaug.train.group_dro import GroupDRO
+from fastaug.train.losses import consistency_loss
+from fastaug.train.patching.methods import PATCH_METHODS, build_patch_method, gather_batch
+from fastaug.train.patching.sampling import group_balanced_batches
+
+
+def test_group_balanced_batches():
+    ids = torch.tensor([0] * 50 + [1] * 3 + [2] * 40 + [3] * 7)
+    b = group_balanced_batches(ids, 4, batch_size=10, epoch=2, seed=5)
+    assert b.shape == (10, 10)  # ceil(100 / 10) steps, like a uniform epoch
+    counts = torch.stack([torch.bincount(ids[row], minlength=4) for row in b])
+    assert bool((counts >= 2).all()) and bool((counts <= 3).all()) and bool((counts.sum(1) == 10).all())
+    assert set(b[ids[b] == 1].tolist()) <= {50, 51, 52}  # drawn from their own group, with replacement
+    assert torch.equal(group_balanced_batches(ids, 4, 10, 2, 5), b)  # a function of (seed, epoch)
+    assert not torch.equal(group_balanced_batches(ids, 4, 10, 3, 5), b)
+    with pytest.raises(ValueError, match="batch size 3 < 4 groups"):
+        group_balanced_batches(ids, 4, 3, 0)
+
+
+def _data():
+    g = torch.Generator().manual_seed(0)
+    return GroupedImageData(torch.randint(0, 256, (8, 1, 6, 6), generator=g, dtype=torch.uint8),
+                            torch.tensor([0, 0, 0, 0, 1, 1, 1, 1]), ("a", "b"), "toy", False, (0.5,), (0.5,),
+                            subgroup=torch.tensor([0, 0, 0, 1, 0, 1, 1, 1]), subgroups=(("p", "q"), ("p", "q")))
+
+
+def test_gather_batch_looks_up_groups_and_translations():
+    data = _data()
+    t = torch.randint(0, 256, (8, 2, 1, 6, 6), dtype=torch.uint8)
+    idx = torch.tensor([3, 4, 6])
+    b = gather_batch(data, idx, t)
+    assert b.group.tolist() == [1, 2, 3]
+    assert torch.equal(b.x, data.images[idx].float() / 255)
+    assert b.t.shape == (2, 3, 1, 6, 6) and torch.equal(b.t[1, 2], t[6, 1].float() / 255)
+    assert b.t_group.tolist() == [[0, 2, 2], [1, 3, 3]]  # version k of an image of class y: group 2y + k
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(36, 2)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("name", PATCH_METHODS)
+def test_method_losses_by_hand(name):
+    data = _data()
+    cfg = types.SimpleNamespace(dro_step=0.3, dro_adjustment=1.0, consistency_weight=5.0)
+    t = torch.randint(0, 256, (8, 2, 1, 6, 6), dtype=torch.uint8)
+    b = gather_batch(data, torch.arange(8), t)
+    model = _Linear()
+    method = build_patch_method(name, cfg, data.group_counts(), data.group_class, "cpu")
+    loss, ce, logits = method.loss(model, b)
+    lx, lt = model(b.x), model(b.t.flatten(0, 1)).view(2, 8, 2)
+    ce_x = F.cross_entropy(lx, b.y, reduction="none")
+    ce_all = torch.cat([ce_x, F.cross_entropy(lt.flatten(0, 1), b.y.repeat(2), reduction="none")])
+    conditional = data.group_class if name != "gdro" else None
+    dro = GroupDRO(data.group_counts(), conditional, step_size=0.3, adjustment=1.0)
+    want = {"erm": ce_x.mean(), "balanced": ce_x.mean(), "augment": ce_all.mean()}.get(name)
+    if name in ("gdro", "camel"):
+        want = dro.loss(ce_x, b.group)
+    if name == "gdro-augment":
+        want = dro.loss(ce_all, torch.cat([b.group, b.t_group.flatten()]))
+    if name == "camel":
+        want = want + 5.0 * consistency_loss(lx, lt).mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert torch.allclose(ce, ce_x.detach()) and torch.allclose(logits, lx.detach())
+    if name in ("gdro", "gdro-augment", "camel"):
+        assert torch.allclose(method.dro.q, dro.q)  # the state moved as the hand computation's
+        assert method.balanced
