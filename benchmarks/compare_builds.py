@@ -1,0 +1,101 @@
+"""Time the public ops of two fastaug checkouts against each other, interleaved, in one run.
+
+    python -m benchmarks.compare_builds --a /path/to/old/checkout --b . [--rounds 3] [--threads 2]
+
+Each checkout must hold a built extension (``fastaug/_C*.so``). Every case runs in a fresh
+subprocess per checkout and per round (A, B, A, B, ...), so both builds see the same machine drift;
+each prints the median of ``torch.utils.benchmark``'s blocked autorange and the table keeps the
+median over rounds. Used for the before/after tables of kernel refactors in benchmarks/RESULTS.md.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+# name -> Python that builds inputs and defines fn() (run inside the checkout's fastaug)
+CASES = {
+    "warp fwd+bwd 32x3x64x64 f32": """
+x = torch.rand(32, 3, 64, 64, requires_grad=True); f = (torch.randn(32, 2, 64, 64) * 3).requires_grad_()
+def fn(): fastaug.warp(x, f, padding_mode="border").sum().backward()""",
+    "warp fwd+bwd 8x3x64x64 f64": """
+x = torch.rand(8, 3, 64, 64, dtype=torch.float64, requires_grad=True)
+f = (torch.randn(8, 2, 64, 64, dtype=torch.float64) * 3).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd 128x3x32x32 f32": """
+x = torch.rand(128, 3, 32, 32); f = torch.randn(128, 2, 32, 32) * 3
+def fn(): fastaug.warp(x, f)""",
+    "affine_flow_warp fwd+bwd 32x3x64x64 f32": """
+x = torch.rand(32, 3, 64, 64, requires_grad=True)
+w = (torch.randn(32, 4, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 2, 64, 64) * 0.05).requires_grad_()
+def fn(): fastaug.affine_flow_warp(x, w, b, smooth=4).sum().backward()""",
+    "transform fwd+bwd 32x3x64x64 f32": """
+from fastaug.ops.transform import num_params
+x = torch.rand(32, 3, 64, 64, requires_grad=True)
+p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
+def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
+    "appearance fwd+bwd 32x3x64x64 f32": """
+x = torch.rand(32, 3, 64, 64, requires_grad=True)
+w = (torch.randn(32, 9, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 3, 64, 64) * 0.05).requires_grad_()
+def fn(): fastaug.appearance(x, w, b, smooth=4).sum().backward()""",
+    "apply_ops 128x3x32x32 uint8": """
+g = torch.Generator().manual_seed(0)
+x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, generator=g)
+op = torch.randint(0, 16, (128,), generator=g); m = torch.rand(128, generator=g)
+def fn(): fastaug.apply_ops(x, op, m)""",
+    "warp fwd 1x1x8x8 f32 (call overhead)": """
+x = torch.rand(1, 1, 8, 8); f = torch.randn(1, 2, 8, 8)
+def fn(): fastaug.warp(x, f)""",
+}
+
+CHILD = """
+import json, sys, torch, torch.utils.benchmark as tb
+torch.set_num_threads({threads})
+import fastaug
+assert fastaug.__file__.startswith({root!r}), fastaug.__file__
+{setup}
+fn()
+t = tb.Timer(stmt="fn()", globals={{"fn": fn}}, num_threads=torch.get_num_threads())
+print(json.dumps(t.blocked_autorange(min_run_time={min_run_time}).median * 1e3))
+"""
+
+
+def time_case(root, setup, threads, min_run_time):
+    code = CHILD.format(threads=threads, root=os.path.abspath(root), setup=setup, min_run_time=min_run_time)
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{root}: {out.stderr.strip().splitlines()[-1]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--a", required=True, help="checkout A (before)")
+    p.add_argument("--b", required=True, help="checkout B (after)")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    p.add_argument("--threads", type=int, default=torch_threads(), help="torch threads in each child")
+    p.add_argument("--min-run-time", type=float, default=0.5, help="seconds per measurement (0.5)")
+    p.add_argument("--only", default="", help="substring filter on case names")
+    args = p.parse_args(argv)
+    print(f"| case | A ms | B ms | B/A |  ({args.threads} threads, median of {args.rounds} interleaved rounds)")
+    print("|---|---|---|---|")
+    for name, setup in CASES.items():
+        if args.only and args.only not in name:
+            continue
+        a, b = [], []
+        for _ in range(args.rounds):
+            a.append(time_case(args.a, setup, args.threads, args.min_run_time))
+            b.append(time_case(args.b, setup, args.threads, args.min_run_time))
+        ma, mb = statistics.median(a), statistics.median(b)
+        print(f"| {name} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |", flush=True)
+    return 0
+
+
+def torch_threads():
+    return os.cpu_count() or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
