@@ -17,7 +17,7 @@ import os
 import torch
 
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
-from ...augment.policy_batch import action_frequencies
+from ...augment.policy_batch import ActionCounter
 from ...models import MODELS
 from ..engine import ClassifierStage, pipeline_inputs
 from ..method import Method, TrainBatch, standard_pipeline
@@ -82,11 +82,7 @@ class Tanda(Method):
         path = os.path.join(trainer.output_dir, STAGE_NAME, GENERATOR_FILE)
         if os.path.isfile(path):  # stage 1's result (absent when the method is used on its own)
             self.generator_net.load_state_dict(torch.load(path, map_location=trainer.device, weights_only=True))
-        self._reset_counts()
-
-    def _reset_counts(self):
-        self.op_counts = torch.zeros(NUM_OPS, dtype=torch.float64)
-        self.level_counts = torch.zeros(self.num_bins, dtype=torch.float64)
+        self.actions = ActionCounter(NUM_OPS, self.num_bins)  # the epoch's generated ops/levels
 
     @classmethod
     def pipeline(cls, args, data=None):
@@ -111,22 +107,18 @@ class Tanda(Method):
             s = self.generator_net.sample(n, g)
         x = x.clone()
         x[idx] = apply_sequences(x[idx], s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
-        ops, levels = action_frequencies(s.ops, s.levels, NUM_OPS, self.num_bins)
-        self.op_counts += ops
-        self.level_counts += levels
+        self.actions.add(s.ops, s.levels)
         return x
 
     def epoch_end(self, epoch, trainer):
         extra = {"transform_fraction": transform_fraction(epoch, self.args.tanda_p_init, self.args.tanda_p_rate,
                                                           self.args.tanda_p_max)}
-        if self.op_counts.sum() > 0:
-            extra["op_frequencies"] = (self.op_counts / self.op_counts.sum()).tolist()
-            extra["magnitude_frequencies"] = (self.level_counts / self.level_counts.sum()).tolist()
-        self._reset_counts()
+        extra.update(self.actions.frequencies())
+        self.actions.reset()
         return extra
 
     def state_dict(self):
-        return {"op_counts": self.op_counts, "level_counts": self.level_counts}
+        return self.actions.state_dict()  # {"op_counts", "level_counts"}
 
     def load_state_dict(self, state):
-        self.op_counts, self.level_counts = state["op_counts"].clone(), state["level_counts"].clone()
+        self.actions.load_state_dict(state)
