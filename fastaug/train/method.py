@@ -63,16 +63,14 @@ class TrainBatch:
 class Method:
     """Base class of a training method; the default trains on the un-augmented images.
 
-    Subclasses set ``name`` (the ``--augment`` choice) and may add command-line options with
-    :meth:`add_arguments`. The constructor receives the parsed arguments and the trainer (model,
+    Subclasses set ``name`` (the ``--augment`` choice) and may declare command-line options as a
+    typed ``Options`` dataclass (:mod:`fastaug.train.options`). The constructor receives the parsed arguments and the trainer (model,
     device, data description and generator are ready; the checkpoint is not loaded yet).
     """
 
     name = "none"
-
-    @classmethod
-    def add_arguments(cls, parser):
-        """Add this method's options to the ``fastaug train`` parser (an argparse group)."""
+    #: the method's :class:`~fastaug.train.options.Options` dataclass (None: no options of its own)
+    Options = None
 
     @classmethod
     def pipeline(cls, args, data=None):

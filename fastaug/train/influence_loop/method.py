@@ -23,6 +23,7 @@ import os
 import torch
 
 from ..method import Method, TrainBatch, standard_pipeline, to_float
+from .options import InfluenceOptions
 
 __all__ = ["LearnedRetrain", "InfluenceAugment", "baseline_of"]
 
@@ -95,11 +96,7 @@ class InfluenceAugment(LearnedRetrain):
 
     name = "influence"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        from .options import add_arguments
-
-        add_arguments(parser)
+    Options = InfluenceOptions
 
     def __init__(self, args, trainer):
         from .options import check_options

@@ -28,6 +28,7 @@ import time
 import torch
 
 from ...data import class_subset, labelled_subset, load_dataset
+from ..options import require
 from ..rng import derive_seed
 from .augmentations import build_augmentation
 from .curve import normalize_checkpoints, run_curve
@@ -83,25 +84,20 @@ class SubsampleConfig:
 
     def validate(self):
         """Raise ValueError naming the option and its valid choices."""
-        for s in self.scores:
-            if s not in SCORES:
-                raise ValueError(f"unknown score {s!r}; choose from: {', '.join(SCORES)}")
-        if not self.scores:
-            raise ValueError(f"give at least one score ({', '.join(SCORES)})")
-        if not self.policies:
-            raise ValueError("give at least one policy")
+        unknown = [s for s in self.scores if s not in SCORES]
+        require([
+            (not unknown, f"unknown score {unknown[0]!r}; choose from: {', '.join(SCORES)}" if unknown else ""),
+            (bool(self.scores), f"give at least one score ({', '.join(SCORES)})"),
+            (bool(self.policies), "give at least one policy"),
+            (self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}"),
+            (self.features in FEATURE_MODES,
+             f"unknown features mode {self.features!r}; choose from: {', '.join(FEATURE_MODES)}"),
+            (self.C > 0, f"C must be > 0, got {self.C}"),
+            (self.train_size is None or self.train_size >= 2, f"train_size must be >= 2, got {self.train_size}"),
+            (len(self.classes) >= 2, f"classes needs at least two classes, got {list(self.classes)}"),
+        ])
         for p in self.policies:
-            parse_policy(p)
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if self.features not in FEATURE_MODES:
-            raise ValueError(f"unknown features mode {self.features!r}; choose from: {', '.join(FEATURE_MODES)}")
-        if not self.C > 0:
-            raise ValueError(f"C must be > 0, got {self.C}")
-        if self.train_size is not None and self.train_size < 2:
-            raise ValueError(f"train_size must be >= 2, got {self.train_size}")
-        if len(self.classes) < 2:
-            raise ValueError(f"classes needs at least two classes, got {list(self.classes)}")
+            parse_policy(p)  # names the unknown policy
         self.feature_config().validate()
 
     def feature_config(self):

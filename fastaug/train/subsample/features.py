@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ...models import build_model
 from ..loop import Loop, optimizer_step
+from ..options import require
 from ..rng import derive_seed
 
 __all__ = ["FeatureConfig", "train_feature_model", "featurize", "CurveData", "FrozenFeatures", "RetrainedFeatures"]
@@ -32,12 +33,9 @@ class FeatureConfig:
     seed: int = 0
 
     def validate(self):
-        if self.epochs < 1:
-            raise ValueError(f"feature epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"feature batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"feature learning rate must be > 0, got {self.lr}")
+        require([(self.epochs >= 1, f"feature epochs must be >= 1, got {self.epochs}"),
+                 (self.batch_size >= 1, f"feature batch size must be >= 1, got {self.batch_size}"),
+                 (self.lr > 0, f"feature learning rate must be > 0, got {self.lr}")])
 
 
 def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False, folder=None):
