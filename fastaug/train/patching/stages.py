@@ -20,9 +20,9 @@ import os
 
 import torch
 
+from ...figures import save_figure
 from ..checkpoint import FORMAT, atomic_save, load_checkpoint
 from ..engine import Trainer
-from ..figures import save_figure
 from ..loop import Loop, optimizer_step
 from ..method import Method, TrainBatch
 from ..pipeline import Stage

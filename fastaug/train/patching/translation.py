@@ -16,6 +16,7 @@ subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on.
 import torch
 from torch import nn
 
+from ...figures import pyplot
 from ...models.cyclegan import CycleGAN, ImagePool
 from ..rng import derive_seed
 
@@ -135,10 +136,7 @@ def translate_all(translator, data, batch_size=256):
 def translations_figure(data, translations, per_group=8):
     """A matplotlib Figure: for each group, a row of its training images and rows of their versions in
     each subgroup of their class (the image's own subgroup row is G(x), the other F(x))."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from torchvision.utils import make_grid
 
     ids = data.group_ids.cpu()
