@@ -78,6 +78,23 @@ def test_device_cuda_without_a_gpu_is_one_sentence(tmp_path, command):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_device_cuda_without_a_gpu_is_one_sentence_for_library_callers_too(tmp_path):
+    from fastaug.train import Trainer
+    from fastaug.train.args import default_args
+    from fastaug.train.distributed import init_distributed, resolve_device
+
+    for call in (lambda: init_distributed("cuda:0"),
+                 lambda: Trainer(default_args(device="cuda", output_dir=str(tmp_path / "run")))):
+        with pytest.raises(ValueError, match=r"^--device cuda(:0)? asks for a GPU, but torch sees none on this "
+                                             r"machine: use --device cpu$"):
+            call()
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="^--device must be cpu, cuda, cuda:N or auto, got 'gpu'$"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
+
+
 def test_toy2d_refuses_a_shift_that_is_not_a_number(tmp_path):
     out = fastaug("toy2d", "--val-shift", "nan", "0", "--output-dir", tmp_path / "toy")
     assert_one_sentence(out, "toy2d", "--val-shift", "nan")
