@@ -59,8 +59,8 @@ def test_gan_moves_g_toward_a_fixed_target_augmentation(gan, tmp_path):
     with open(tmp_path / "metrics.jsonl") as f:
         hist = [json.loads(line) for line in f]
     assert [h["iteration"] for h in hist] == list(range(4, args.gan_iters + 1, 4))
-    assert {"d_image", "d_feature", "g_image", "g_feature", "identity", "mse_to_baseline"} <= set(hist[-1])
-    assert hist[-1]["mse_to_baseline"] < hist[0]["mse_to_baseline"]
+    assert {"d_image", "d_feature", "g_image", "g_feature", "identity", "mse_to_standard"} <= set(hist[-1])
+    assert hist[-1]["mse_to_standard"] < hist[0]["mse_to_standard"]
     assert metrics["seconds"] > 0
 
 

@@ -2,15 +2,15 @@
 
 ``fastaug train --augment influence --val-size 100`` runs five stages (ICLR 3.3-4.3, CVPR 4.3):
 
-1. train the classifier F with the baseline augmentation (``--augment standard``, on the engine);
-2. pretrain G as a GAN so its transformations mimic the baseline's crop/flip: an image-space
+1. train the classifier F with the standard augmentation (``--augment standard``, on the engine);
+2. pretrain G as a GAN so its transformations mimic the standard crop/flip: an image-space
    discriminator (appendix A) and a feature-space one (a linear layer on F's last-layer features),
    RaGAN (``--gan wgan-gp`` for the ICLR variant), the ICLR term against the identity;
 3. fit last-layer influence on F over the training set and cache ``s_val = H^-1 grad L_val`` from the
    held-out validation split (``--val-size``);
 4. train E and G, with dropout 0.5 on tau, to lower the predicted validation loss through the frozen
    F: minimise ``mean I_aug`` (the sign convention: :mod:`.objective`);
-5. retrain F from scratch with the baseline augmentation plus samples of E and G (dropout kept).
+5. retrain F from scratch with the standard augmentation plus samples of E and G (dropout kept).
 
 Stages are checkpointed and resumable one by one, ``--stages`` runs a subset and finished stages are
 reused (:mod:`.pipeline` lists the folders and files). The 2-D toy of the seed's Figure 3 is

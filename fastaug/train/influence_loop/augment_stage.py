@@ -1,7 +1,7 @@
 """Stage 4: train E and G so that the learned augmentation x~ = G(x, dropout(E(x))) lowers the
 predicted validation loss, through the frozen classifier F.
 
-Per step: a batch of training images with the baseline's crop/flip (what E and G see in stage 5),
+Per step: a batch of training images with the standard crop/flip (what E and G see in stage 5),
 their learned augmentations (dropout 0.5 on tau, from the loop's generator), and the influence
 objective ``mean_i I_aug(z_i, z~_i)`` (:mod:`~fastaug.train.influence_loop.objective`: its sign, and
 why it is minimised), whose gradient reaches G's parameter maps through ``fastaug.transform``'s
@@ -80,7 +80,7 @@ class _Best:
         self.iteration, self.refit_val_loss, self.state = state["iteration"], state["refit_val_loss"], state["state"]
 
 
-def train_augmenter(folder, augmenter, critics, influence, train_data, baseline, val_features, args, device,
+def train_augmenter(folder, augmenter, critics, influence, train_data, standard, val_features, args, device,
                     options=None, progress=True, log=print):
     """Run (or continue) stage 4 on the loop primitive, training ``augmenter`` (E and G) in place;
     returns the stage's metrics.
@@ -93,7 +93,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
             ``--aug-gan-weight`` > 0).
         influence: stage 3's LastLayerInfluence (model = the frozen F, s_val cached).
         train_data: ImageData of the training images (the influence's cached training set).
-        baseline: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
+        standard: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
         val_features: (h, logits, y) of the validation split through F.
         options: the stage's options (checked when its checkpoint is resumed).
 
@@ -136,7 +136,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
     H, W = augmenter.height, augmenter.width
     for _ in loop.steps():
         x, y = next(stream)
-        x = to_float(baseline.crop_flip(x, gen))
+        x = to_float(standard.crop_flip(x, gen))
         codes = augmenter.codes(x, gen)
         params = augmenter.params(codes)
         x_aug = augmenter.apply(x, params)
@@ -147,7 +147,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
                 params0 = augmenter.params(codes.detach(), anchor)
             drift = (params - params0).square().mean()
             loss, extra = loss + args.aug_anchor * drift, {"anchor_drift": drift.detach()}
-        if adversarial:  # the discriminators keep judging G's outputs against the baseline images
+        if adversarial:  # the discriminators keep judging G's outputs against the standard-augmented images
             d_losses = critics.step(x, x_aug, gen)
             g_adv, g_losses = critics.generator_loss(x, x_aug)
             loss, extra = loss + args.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}

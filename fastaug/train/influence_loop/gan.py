@@ -1,7 +1,7 @@
-"""Stage 2: pretrain G as a GAN so that its transformations mimic the baseline augmentation.
+"""Stage 2: pretrain G as a GAN so that its transformations mimic the standard augmentation.
 
 Two discriminators judge G's output ``x~ = G(x, tau)`` (tau = dropout of a code uniform in (-1, 1),
-the range of E's tanh, so that G sees the codes of stages 4-5) against the baseline augmentation of
+the range of E's tanh, so that G sees the codes of stages 4-5) against the standard augmentation of
 the same images:
 
 * ``D_img``: appendix A's image discriminator (:class:`fastaug.augment.Discriminator`);
@@ -10,13 +10,13 @@ the same images:
 Losses (``--gan``): ``ragan``, the relativistic average standard GAN of the CVPR version,
 ``D: BCE(C(r) - mean C(f), 1) + BCE(C(f) - mean C(r), 0)``, ``G: BCE(C(f) - mean C(r), 1) +
 BCE(C(r) - mean C(f), 0)``; or ``wgan-gp`` (ICLR version): ``D: mean C(f) - mean C(r) + w * GP``,
-``G: -mean C(f)``, 5 critic steps per G step. Matching the *baseline-augmented* images (not the
+``G: -mean C(f)``, 5 critic steps per G step. Matching the *standard-augmented* images (not the
 originals) is the CVPR trick against the identity solution; the ICLR version adds the inverse MSE to
 the identity in image and flow space to G's loss, ``w * (1 / (eps + MSE(x~, x)) + 1 / (eps + mean
 |displacement|^2))`` (displacement in pixels), used in both variants here (``--identity-weight``;
 eps bounds it by ``2 w / eps`` at the identity).
 
-The target of the GAN is the geometric part of the baseline (random crop, and flips where the
+The target of the GAN is the geometric part of the standard augmentation (random crop, and flips where the
 dataset allows): what a smooth spatial transformation can express. Cutout is applied after G in
 stage 5, as after any policy.
 """
@@ -92,7 +92,7 @@ class Critics(nn.Module):
         return self.image(x), self.feature(self._classifier[0].features(x))
 
     def step(self, real, fake, generator):
-        """One discriminator update on baseline images ``real`` and G's ``fake`` (detached);
+        """One discriminator update on standard-augmented images ``real`` and G's ``fake`` (detached);
         returns {"d_image", "d_feature"}."""
         fake = fake.detach()
         (ri, rf), (fi, ff) = self.scores(real), self.scores(fake)
@@ -175,7 +175,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
         with torch.no_grad():
             shift = displacement(params, H, W).square().sum(1).sqrt().mean()
             loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
-                            mse_to_input=(fake - x).square().mean(), mse_to_baseline=(fake - real).square().mean())
+                            mse_to_input=(fake - x).square().mean(), mse_to_standard=(fake - real).square().mean())
         done = loop.global_step + 1
         if done % args.stage_log_every == 0 or done == args.gan_iters:
             loop.history.append({"iteration": done, **loop.meters.means()})

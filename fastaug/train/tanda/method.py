@@ -21,7 +21,7 @@ from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
 from ...augment.policy_batch import ActionCounter
 from ...models import MODELS
 from ..engine import ClassifierStage, pipeline_inputs
-from ..method import Method, TrainBatch, standard_pipeline
+from ..method import Method, TrainBatch, standard_augment
 from ..options import Options, above, at_least, option, within
 from ..pipeline import Pipeline
 from .generator_stage import GENERATOR_FILE, STAGE_NAME, GeneratorStage, build_generator_net, real_logit
@@ -66,7 +66,7 @@ class Tanda(Method):
         super().__init__(args, trainer)
         self.options = self.Options.from_args(args)
         self.num_bins, self.T = AUTOAUGMENT_BINS, int(args.tanda_seq_len)
-        self.standard = standard_pipeline(args, trainer)
+        self.standard = standard_augment(args, trainer.info["hflip"])
         self.fill = int(args.fill)
         self.generator_net = build_generator_net(args, trainer.device)
         path = os.path.join(trainer.output_dir, STAGE_NAME, GENERATOR_FILE)
