@@ -42,8 +42,9 @@ NEUTRAL_OPTIONS = ("stages", "stage_checkpoint_every", "stage_log_every")
 class InfluenceOptions(Options):
     """The options of ``--augment influence``; :data:`OPTION_STAGE` says which stage each one changes."""
 
-    stages: Tuple[int, ...] = option((1, 2, 3, 4, 5), "stages to run (1 classifier, 2 GAN pretraining of G, 3 s_val, 4 E and G "
-                         "by influence, 5 retraining); finished stages are reused", nargs="+", metavar="K")
+    stages: Tuple[int, ...] = option((1, 2, 3, 4, 5), "stages to run (1 classifier, 2 GAN pretraining of G, "
+                                     "3 s_val, 4 E and G by influence, 5 retraining); finished stages are reused",
+                                     nargs="+", metavar="K")
     gan: str = option("ragan", "stage 2 GAN loss: relativistic average GAN (the CVPR version) or WGAN-GP (ICLR)",
                       choices=("ragan", "wgan-gp"))
     gan_iters: int = option(300, "stage 2: generator updates", check=at_least(1))
