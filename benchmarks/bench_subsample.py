@@ -21,7 +21,7 @@ Both sides run the same policy code with the same generator; the note of each ro
 accuracy difference between the two curves and at how many checkpoints they had augmented different
 sets of points (near-ties of the random keys can swap when two solvers' scores differ in the last
 digits).
-Target (issue 12): >= 10x on CPU. Whole curves take seconds, so instead of the harness' autorange
+Target (docs/subsample.md): >= 10x on CPU. Whole curves take seconds, so instead of the harness' autorange
 each side runs once per round, sides interleaved, median over rounds.
 """
 import sys
@@ -125,7 +125,7 @@ def run(device, quick=False):
     ours = results["ours"]
     size = (f"MNIST 3v8 n={n}, {aug.name} x{aug.count} (up to {n * (aug.count + 1)} rows), LeNet 84-d, "
             f"{len(ours.checkpoints)} checkpoints")
-    target = 10.0 if device == "cpu" and not quick else None  # issue 12: >= 10x on CPU, full size
+    target = 10.0 if device == "cpu" and not quick else None  # the target: >= 10x on CPU, full size
     rows = []
     for name in list(sides)[1:]:
         other = results[name]

@@ -1,4 +1,4 @@
-"""Stage 2 (issue 11): with a fixed target augmentation, the GAN moves G's outputs toward it; the losses."""
+"""Stage 2 of the influence loop: with a fixed target augmentation, the GAN moves G's outputs toward it; the losses."""
 import json
 import types
 
@@ -21,7 +21,7 @@ def _digits(n=256):
     return ImageData(x.round().clamp(0, 255).to(torch.uint8), tr.labels, tr.classes, "mnist16", False, tr.mean, tr.std)
 
 
-def shift_right(x, generator=None):
+def shift_right(x, rng=None):
     """The fixed target: every digit moved right by SHIFT pixels (zero fill)."""
     return F.pad(x, (SHIFT, 0, 0, 0))[..., :, :SIDE]
 

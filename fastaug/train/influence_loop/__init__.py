@@ -1,4 +1,4 @@
-"""Influence-driven learned augmentation: the full loop of the learning-to-augment-influential-data seed.
+"""Influence-driven learned augmentation: the full loop of the learning-to-augment-influential-data paper.
 
 ``fastaug train --augment influence --val-size 100`` runs five stages (ICLR 3.3-4.3, CVPR 4.3):
 
@@ -13,7 +13,7 @@
 5. retrain F from scratch with the standard augmentation plus samples of E and G (dropout kept).
 
 Stages are checkpointed and resumable one by one, ``--stages`` runs a subset and finished stages are
-reused (:mod:`.pipeline` lists the folders and files). The 2-D toy of the seed's Figure 3 is
+reused (:mod:`.pipeline` lists the folders and files). The 2-D toy of the paper's Figure 3 is
 :mod:`.toy2d` (``fastaug toy2d``). Modules: ``options`` (flags), ``augmenter`` (E, G, seeded dropout,
 augmenter.pt), ``objective`` (the influence objective and its checks), ``classifier`` (stages 1, 3),
 ``gan`` (stage 2), ``augment_stage`` (stage 4), ``method`` (stage 5, ``--augment influence``),

@@ -26,7 +26,7 @@ def _off(ax):
 
 
 @torch.no_grad()
-def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=None):
+def tau_interpolation_grid(path, augmenter, images, rng, steps=10, title=None):
     """The paper's Figure 4: ``steps`` codes interpolated linearly between two dropout draws of E(x),
     applied to the same training image x; one block of rows per image: (i) the image, (ii) the spatial
     model's output (the flow, hue = direction, brightness = length), (iii) the spatially transformed
@@ -36,7 +36,7 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
     Args:
         augmenter: a :class:`~fastaug.train.influence_loop.augmenter.Augmenter`.
         images: (K, C, H, W) float training images in [0, 1].
-        generator: the CPU generator of the two dropout masks per image.
+        rng: the CPU torch.Generator of the two dropout masks per image.
     """
     plt = pyplot()
     K = images.shape[0]
@@ -45,7 +45,7 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
     for k in range(K):
         x = images[k:k + 1]
         tau = augmenter.encoder(x)
-        ends = tau * augmenter.dropout_mask(2, generator, tau.device, tau.dtype)
+        ends = tau * augmenter.dropout_mask(2, rng, tau.device, tau.dtype)
         codes = (1 - w) * ends[0] + w * ends[1]
         xs = x.expand(steps, *x.shape[1:]).contiguous()
         blocks.append((x[0], augmenter.parts(xs, codes)))
@@ -78,13 +78,13 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
 
 
 @torch.no_grad()
-def dropout_samples_grid(path, augmenter, images, generator, samples=8, title=None):
+def dropout_samples_grid(path, augmenter, images, rng, samples=8, title=None):
     """CVPR Figure 3: every row one training image, then ``samples`` learned augmentations of it, each
     with its own dropout mask on tau (the diversity stage 5 trains on)."""
     plt = pyplot()
     K = images.shape[0]
     xs = images.repeat_interleave(samples, 0)
-    out = augmenter(xs, generator=generator).view(K, samples, *images.shape[1:])
+    out = augmenter(xs, rng=rng).view(K, samples, *images.shape[1:])
     fig, axes = plt.subplots(K, samples + 1, figsize=(1.1 * (samples + 1) + 0.3, 1.15 * K + 0.5), squeeze=False)
     for k in range(K):
         for s in range(samples + 1):

@@ -66,7 +66,7 @@ class LearnedRetrain(Method):
         pick = (torch.rand(x.shape[0], generator=g) < self.learned_prob).nonzero().squeeze(1).to(x.device)
         if pick.numel():
             with torch.no_grad(), trainer.autocast():
-                learned = self.augmenter(x.index_select(0, pick), generator=g)
+                learned = self.augmenter(x.index_select(0, pick), rng=g)
             x = x.index_copy(0, pick, learned.to(x.dtype))
         self.counts["learned"] += int(pick.numel())
         self.counts["images"] += int(x.shape[0])

@@ -1,9 +1,9 @@
 """Budgeted augmentation: which points to augment, by loss and leave-one-out influence (the
-data-subsampling seed, ``seeds/efficient-augmentation-via-data-subsampling.txt``, end to end).
+data-subsampling paper, ``seeds/efficient-augmentation-via-data-subsampling.txt``, end to end).
 
 One job per module:
 
-* :mod:`.augmentations`: the seed's deterministic augmentation sets (translate, rotate, crop),
+* :mod:`.augmentations`: the paper's deterministic augmentation sets (translate, rotate, crop),
   batched through ``fastaug.warp``;
 * :mod:`.features`: the feature CNN (LeNet), featurisation, frozen or retrained feature sources;
 * :mod:`.regression`: L2 logistic regression by Newton's method on the device, sklearn's ``C``

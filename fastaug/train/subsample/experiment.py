@@ -1,7 +1,7 @@
-"""The whole experiment of the data-subsampling seed (section 5, appendix B) for one augmentation.
+"""The whole experiment of the data-subsampling paper (section 5, appendix B) for one augmentation.
 
 1. Data: the training images of ``classes`` (relabelled 0..K-1), optionally a class-balanced subset
-   of ``train_size``; the test images of the same classes. The seed samples 1,000 MNIST 3/8 training
+   of ``train_size``; the test images of the same classes. The paper samples 1,000 MNIST 3/8 training
    images; ``mnist5k`` (fastaug's embedded MNIST) has 800 of them (400 + 400) and 200 test images.
 2. Augmentation: every training point's |f_T| augmentations, and the "poisoned" test set = every
    test image plus all its augmentations.
@@ -18,9 +18,9 @@ curve of policy P in round r draws from a generator seeded by (seed, P, r) -- th
 scores, so loss and influence curves of a round share their random numbers (paired comparisons) and
 the baseline, which ignores scores, is computed once and reported under both.
 
-Default checkpoints: the seed's 0, 1, 10, 50, 100, 250, 500, 750, 1000 out of 1,000 points, scaled to
+Default checkpoints: the paper's 0, 1, 10, 50, 100, 250, 500, 750, 1000 out of 1,000 points, scaled to
 the training size (for mnist5k's 800: 0, 1, 8, 40, 80, 200, 400, 600, 800), so 5, 10 and 25 %
-(the seed's Table 1 columns) are checkpoints; they are added to user-given checkpoints too.
+(the paper's Table 1 columns) are checkpoints; they are added to user-given checkpoints too.
 """
 import dataclasses
 import time
@@ -41,9 +41,9 @@ from .scores import SCORES, compute_scores
 __all__ = ["SubsampleConfig", "ExperimentResult", "run_experiment", "default_checkpoints", "prepare_data",
            "SEED_CHECKPOINT_FRACTIONS", "TABLE1_FRACTIONS", "FEATURE_MODES", "fraction_points"]
 
-#: The seed's checkpoints (authors' ``n_aug_sample_points`` with 0) as fractions of its 1,000 points.
+#: The paper's checkpoints (authors' ``n_aug_sample_points`` with 0) as fractions of its 1,000 points.
 SEED_CHECKPOINT_FRACTIONS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
-#: The seed's Table 1 columns: 5, 10 and 25 % of the training set augmented.
+#: The paper's Table 1 columns: 5, 10 and 25 % of the training set augmented.
 TABLE1_FRACTIONS = (0.05, 0.10, 0.25)
 FEATURE_MODES = ("frozen", "retrain")
 
@@ -54,13 +54,13 @@ def fraction_points(fraction, n):
 
 
 def default_checkpoints(n):
-    """The seed's checkpoints scaled to ``n`` training points (for n = 1000 exactly the seed's)."""
+    """The paper's checkpoints scaled to ``n`` training points (for n = 1000 exactly the paper's)."""
     return normalize_checkpoints([fraction_points(f, n) for f in SEED_CHECKPOINT_FRACTIONS], n)
 
 
 @dataclasses.dataclass
 class SubsampleConfig:
-    """Everything a run needs (defaults: the seed's MNIST setting on mnist5k). See ``fastaug subsample
+    """Everything a run needs (defaults: the paper's MNIST setting on mnist5k). See ``fastaug subsample
     --help`` for each option."""
 
     dataset: str = "mnist5k"

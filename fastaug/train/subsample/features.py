@@ -1,7 +1,7 @@
 """The feature CNN: trained on the un-augmented training set (or, with ``retrain``, on the current
 augmented set), then frozen; its penultimate layer featurises every image for the regression.
 
-The seed (appendix B): "we retrained the models for 40 - 50 epochs with Adam and a minibatch size
+The paper (appendix B): "we retrained the models for 40 - 50 epochs with Adam and a minibatch size
 of 512"; the authors' MNIST code trains its Keras CNN for 40 epochs (``CNN_extractor_max_iter``)
 with Keras' Adam defaults (learning rate 1e-3) and batch 512 on images scaled to [0, 1], from a
 fresh initialisation at every ``fit`` (their pipeline refits the CNN whenever the classifier is

@@ -86,18 +86,18 @@ class Tanda(Method):
         """Crop/flip, then a generated sequence on a random p_e fraction of the batch, then Cutout."""
         o = self.options
         p = transform_fraction(trainer.epoch, o.tanda_p_init, o.tanda_p_rate, o.tanda_p_max)
-        return TrainBatch(self.standard.recipe(x, trainer.generator, lambda x, g: self._sequences(x, g, p)), y)
+        return TrainBatch(self.standard.recipe(x, trainer.generator, lambda x, rng: self._sequences(x, rng, p)), y)
 
-    def _sequences(self, x, g, p):
+    def _sequences(self, x, rng, p):
         N = x.shape[0]
         n = int(N * p)  # as TANDA: int(batch_size * p_transform) images of each batch
         if n == 0:
             return x
-        idx = torch.randperm(N, generator=g)[:n].to(x.device)
+        idx = torch.randperm(N, generator=rng)[:n].to(x.device)
         with torch.no_grad():
-            s = self.generator_net.sample(n, g)
+            s = self.generator_net.sample(n, rng)
         x = x.clone()
-        x[idx] = apply_sequences(x[idx], s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
+        x[idx] = apply_sequences(x[idx], s.ops[:, 0], s.levels[:, 0], self.num_bins, rng, self.fill)
         self.actions.add(s.ops, s.levels)
         return x
 

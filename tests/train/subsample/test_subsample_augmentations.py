@@ -1,4 +1,4 @@
-"""The seed's augmentation sets, batched through fastaug.warp, against torch and Pillow references."""
+"""The paper's augmentation sets, batched through fastaug.warp, against torch and Pillow references."""
 import math
 
 import numpy as np

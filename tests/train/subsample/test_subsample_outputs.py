@@ -1,4 +1,4 @@
-"""AUC by the trapezoid rule, per-policy summaries and the seed's Table 1 row."""
+"""AUC by the trapezoid rule, per-policy summaries and the paper's Table 1 row."""
 import numpy as np
 import pytest
 from sklearn.metrics import auc as sklearn_auc
@@ -14,7 +14,7 @@ def test_trapezoid_auc_by_hand_and_against_sklearn():
     x = np.unique(rng.integers(0, 1000, 12))
     y = rng.random(x.size)
     assert trapezoid_auc(x, y) == pytest.approx(sklearn_auc(x, y))  # the authors' function
-    assert trapezoid_auc([0, 1000], [1.0, 1.0]) == 1000.0  # the seed's scale: at most the number of points
+    assert trapezoid_auc([0, 1000], [1.0, 1.0]) == 1000.0  # the paper's scale: at most the number of points
     with pytest.raises(ValueError, match="increasing"):
         trapezoid_auc([0, 10, 5], [1, 1, 1])
 
