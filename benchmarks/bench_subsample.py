@@ -7,7 +7,7 @@ original point re-scored by leave-one-out influence after each refit. Timed here
 heaviest policy, ``random_prop_update`` on influence; the LeNet features are computed once, outside
 the timing, for both sides.
 
-* ours: :class:`fastaug.train.subsample.LogisticRegressionL2` (Newton on the device, warm-started
+* ours: :class:`fastaug.experiments.subsample.LogisticRegressionL2` (Newton on the device, warm-started
   from the previous checkpoint) and self-influence through fastaug.influence (one Cholesky factor,
   one batched triangular solve);
 * the authors' way (github.com/mkuchnik/Efficient_Augmentation): scikit-learn
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from fastaug.train.subsample import (CurveData, FrozenFeatures, LogisticRegressionL2, SubsampleConfig,
-                                     build_augmentation, compute_scores, default_checkpoints, featurize, run_curve,
-                                     train_feature_model)
-from fastaug.train.subsample.experiment import prepare_data
+from fastaug.experiments.subsample import (CurveData, FrozenFeatures, LogisticRegressionL2, SubsampleConfig,
+                                          build_augmentation, compute_scores, default_checkpoints, featurize, run_curve,
+                                          train_feature_model)
+from fastaug.experiments.subsample.experiment import prepare_data
 
 from .harness import Row, device_name
 

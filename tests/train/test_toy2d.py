@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fastaug.cli import main
-from fastaug.train.influence_loop.toy2d import run_toy2d, two_moons
+from fastaug.experiments.toy2d import run_toy2d, two_moons
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@
 
 Stages are checkpointed and resumable one by one, ``--stages`` runs a subset and finished stages are
 reused (:mod:`.pipeline` lists the folders and files). The 2-D toy of the paper's Figure 3 is
-:mod:`.toy2d` (``fastaug toy2d``). Modules: ``options`` (flags), ``augmenter`` (E, G, seeded dropout,
+:mod:`fastaug.experiments.toy2d` (``fastaug toy2d``). Modules: ``options`` (flags), ``augmenter`` (E, G, seeded dropout,
 augmenter.pt), ``objective`` (the influence objective and its checks), ``classifier`` (stages 1, 3),
 ``gan`` (stage 2), ``augment_stage`` (stage 4), ``method`` (stage 5, ``--augment influence``),
 ``stages`` (stages 1-4 as :class:`fastaug.train.pipeline.Stage` objects and the five-stage pipeline),
-``figures``, ``toy2d``.
+``figures`` (the toy's figure too).
 """
 from .augmenter import Augmenter
 from .method import InfluenceAugment, LearnedRetrain

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import auc as sklearn_auc
 
-from fastaug.train.subsample import CurveResult, SubsampleConfig, auc_table, summarize_curves, table1, trapezoid_auc
-from fastaug.train.subsample.experiment import ExperimentResult, default_checkpoints
+from fastaug.experiments.subsample import (CurveResult, SubsampleConfig, auc_table, summarize_curves, table1,
+                                          trapezoid_auc)
+from fastaug.experiments.subsample.experiment import ExperimentResult, default_checkpoints
 
 
 def test_trapezoid_auc_by_hand_and_against_sklearn():
@@ -19,7 +20,7 @@ def test_trapezoid_auc_by_hand_and_against_sklearn():
         trapezoid_auc([0, 10, 5], [1, 1, 1])
 
 
-def test_default_checkpoints_scale_the_seeds():
+def test_default_checkpoints_scale_the_papers():
     assert default_checkpoints(1000) == [0, 1, 10, 50, 100, 250, 500, 750, 1000]
     assert default_checkpoints(800) == [0, 1, 8, 40, 80, 200, 400, 600, 800]
 

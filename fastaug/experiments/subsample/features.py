@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ...models import build_model
-from ..loop import Loop, optimizer_step
-from ..options import require
-from ..rng import derive_seed
+from ...train.loop import Loop, optimizer_step
+from ...train.options import require
+from ...train.rng import derive_seed
 
 __all__ = ["FeatureConfig", "train_feature_model", "featurize", "CurveData", "FrozenFeatures", "RetrainedFeatures"]
 

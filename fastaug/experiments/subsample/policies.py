@@ -35,14 +35,14 @@ import dataclasses
 
 import torch
 
-__all__ = ["BASES", "POLICY_NAMES", "SEED_TABLE_POLICIES", "Policy", "parse_policy", "selection_weights",
+__all__ = ["BASES", "POLICY_NAMES", "PAPER_TABLE_POLICIES", "Policy", "parse_policy", "selection_weights",
            "policy_order", "sample_weights"]
 
 BASES = ("baseline", "random_prop", "det_prop", "random_inverse", "det_inverse")
 POLICY_NAMES = ("baseline", "baseline_downweight") + tuple(
     f"{base}{u}{d}" for base in BASES[1:] for u in ("", "_update") for d in ("", "_downweight"))
 #: The 11 rows of each of the paper's appendix D tables (Tables 3-20).
-SEED_TABLE_POLICIES = ("baseline", "random_prop", "random_prop_update", "random_prop_downweight",
+PAPER_TABLE_POLICIES = ("baseline", "random_prop", "random_prop_update", "random_prop_downweight",
                        "random_prop_update_downweight", "random_inverse", "det_prop", "det_prop_update",
                        "det_prop_downweight", "det_prop_update_downweight", "det_inverse")
 

@@ -28,13 +28,13 @@ import time
 import torch
 
 from ...data import class_subset, labelled_subset, load_dataset
-from ..options import require
-from ..rng import derive_seed
+from ...train.options import require
+from ...train.rng import derive_seed
 from .augmentations import build_augmentation
 from .curve import normalize_checkpoints, run_curve
 from .features import (CurveData, FeatureConfig, FrozenFeatures, RetrainedFeatures, featurize,
                        train_feature_model)
-from .policies import SEED_TABLE_POLICIES, parse_policy
+from .policies import PAPER_TABLE_POLICIES, parse_policy
 from .regression import LogisticRegressionL2
 from .scores import SCORES, compute_scores
 
@@ -69,7 +69,7 @@ class SubsampleConfig:
     train_size: int = None
     augmentation: str = "translate"
     scores: tuple = SCORES
-    policies: tuple = SEED_TABLE_POLICIES
+    policies: tuple = PAPER_TABLE_POLICIES
     rounds: int = 5
     checkpoints: tuple = None
     C: float = 10.0

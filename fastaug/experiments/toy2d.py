@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...influence import LastLayerInfluence
-from ..loop import Loop, optimizer_step
-from .objective import influence_objective
+from ..influence import LastLayerInfluence
+from ..train.influence_loop.objective import influence_objective
+from ..train.loop import Loop, optimizer_step
 
 __all__ = ["ToyConfig", "two_moons", "MLP", "train_classifier", "learn_translations", "toward_misclassified",
            "run_toy2d"]
