@@ -93,8 +93,8 @@ class Options:
             else:
                 kw.update(type=value_type if isinstance(value_type, type) else str, choices=m.get("choices"),
                           metavar=m.get("metavar"))
-                if m.get("nargs") is not None:
-                    kw["nargs"] = m["nargs"]
+                if m.get("nargs") is not None:  # a list, as parsed values and args.json hold it
+                    kw.update(nargs=m["nargs"], default=list(f.default))
             group.add_argument(*(m.get("flags") or (flag_of(f),)), **kw)
 
     @classmethod

@@ -63,7 +63,7 @@ def test_require_raises_the_first_failed_message_only():
 
 
 def test_optional_and_list_fields_of_the_influence_options():
-    assert _parse(InfluenceOptions, []).stages == (1, 2, 3, 4, 5)
+    assert _parse(InfluenceOptions, []).stages == [1, 2, 3, 4, 5]  # a list, as args.json holds it
     got = _parse(InfluenceOptions, ["--stages", "1", "2", "--appearance", "--gan-critic-steps", "3"])
     assert (got.stages, got.appearance, got.gan_critic_steps) == ([1, 2], True, 3)
     assert _parse(InfluenceOptions, ["--no-appearance"]).appearance is False
