@@ -1,4 +1,4 @@
-"""Adversarial AutoAugment training step family (issue 10): ours vs the reference repositories' design.
+"""Adversarial AutoAugment training step family: ours vs the reference repositories' design.
 
 One step = augment an N-image batch under M policies (M·N images), then a forward/backward/SGD
 step of the same model on the M·N batch, then the per-policy losses. Two sides, timed in
@@ -8,7 +8,7 @@ interleaved rounds in the same run (benchmarks/harness.py):
   call for the M policies (a random sub-policy per image), Cutout, the model step, the per-policy
   losses by scatter-add, and the controller's work at its most frequent cadence
   (``--policy-update step --policy-update-every 1``: one REINFORCE update and one new sample of M
-  policies every step; the seed's per-epoch cadence costs less);
+  policies every step; the paper's per-epoch cadence costs less);
 * reference design (SeongwoongCho/adversarial-autoaugment-pytorch and the other public
   reproductions): a ``DataLoader`` whose workers (2: the VM's cores) build, per image, M augmented
   PIL copies with torchvision ops (RandomCrop, flip, the policy's two ops through PIL, Cutout,

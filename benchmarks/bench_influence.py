@@ -8,7 +8,7 @@ Baselines, in the same run:
   step as separate elementwise ops, R^T H~);
 * the per-sample autograd loop for influence scores (timed on a subset, extrapolated to N).
 
-Targets (issue 5): single HVP >= 1.8x autograd on CPU (2x on CUDA) and never slower than the two-GEMM
+Targets: single HVP >= 1.8x autograd on CPU (2x on CUDA) and never slower than the two-GEMM
 composition (>= 1x); 8 right-hand sides at once >= 2.5x 8 autograd HVPs on CPU (4x on CUDA); the exact
 path (form H once, Cholesky) beats CG in total time whenever C*(D+1) <= 5000 and N >= 10000; scoring
 all N >= 100x the per-sample loop. CPU sizes use N = 10,000 instead of 50,000 (stated in each row).

@@ -1,4 +1,4 @@
-"""Influence loop (issue 11): one step of stage 4 against the stock composition a user would write today.
+"""Influence loop: one step of stage 4 against the stock composition a user would write today.
 
 One step = E forward, dropout on tau, G forward, the learned transformation, the frozen classifier F on
 x (no grad) and on x~, the influence objective mean I_aug, and its backward to E and G.
@@ -13,7 +13,7 @@ x (no grad) and on x~, the influence objective mean I_aug, and its backward to E
 
 E, G and F (allconv for 1x28x28, resnet20 for 3x32x32) are the same modules on both sides, so their
 convolutions, which both sides pay, bound the ratio of the whole step (Amdahl); the rows "influence
-objective" and "transformation" time the parts that differ. Target (issue 11): the step >= 3x the
+objective" and "transformation" time the parts that differ. Target (docs/influence_loop.md): the step >= 3x the
 per-sample autograd composition on CPU.
 """
 import torch

@@ -1,6 +1,6 @@
 """Policy ops family: fastaug.apply_ops (a random op of the 16 per image) vs torchvision / kornia.
 
-Baselines, in the same run (issue 4):
+Baselines, in the same run:
 * torchvision v2 ``AutoAugment`` called once per image: the only way to get per-image ops there;
 * torchvision v2 ``AutoAugment`` called once on the whole batch (one sub-policy for all images);
 * kornia's ``AutoAugment`` on a float batch, if kornia is installed (a benchmark extra);

@@ -7,7 +7,7 @@ original point re-scored by leave-one-out influence after each refit. Timed here
 heaviest policy, ``random_prop_update`` on influence; the LeNet features are computed once, outside
 the timing, for both sides.
 
-* ours: :class:`fastaug.train.subsample.LogisticRegressionL2` (Newton on the device, warm-started
+* ours: :class:`fastaug.experiments.subsample.LogisticRegressionL2` (Newton on the device, warm-started
   from the previous checkpoint) and self-influence through fastaug.influence (one Cholesky factor,
   one batched triangular solve);
 * the authors' way (github.com/mkuchnik/Efficient_Augmentation): scikit-learn
@@ -21,7 +21,7 @@ Both sides run the same policy code with the same generator; the note of each ro
 accuracy difference between the two curves and at how many checkpoints they had augmented different
 sets of points (near-ties of the random keys can swap when two solvers' scores differ in the last
 digits).
-Target (issue 12): >= 10x on CPU. Whole curves take seconds, so instead of the harness' autorange
+Target (docs/subsample.md): >= 10x on CPU. Whole curves take seconds, so instead of the harness' autorange
 each side runs once per round, sides interleaved, median over rounds.
 """
 import sys
@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from fastaug.train.subsample import (CurveData, FrozenFeatures, LogisticRegressionL2, SubsampleConfig,
-                                     build_augmentation, compute_scores, default_checkpoints, featurize, run_curve,
-                                     train_feature_model)
-from fastaug.train.subsample.experiment import prepare_data
+from fastaug.experiments.subsample import (CurveData, FrozenFeatures, LogisticRegressionL2, SubsampleConfig,
+                                          build_augmentation, compute_scores, default_checkpoints, featurize, run_curve,
+                                          train_feature_model)
+from fastaug.experiments.subsample.experiment import prepare_data
 
 from .harness import Row, device_name
 
@@ -125,7 +125,7 @@ def run(device, quick=False):
     ours = results["ours"]
     size = (f"MNIST 3v8 n={n}, {aug.name} x{aug.count} (up to {n * (aug.count + 1)} rows), LeNet 84-d, "
             f"{len(ours.checkpoints)} checkpoints")
-    target = 10.0 if device == "cpu" and not quick else None  # issue 12: >= 10x on CPU, full size
+    target = 10.0 if device == "cpu" and not quick else None  # the target: >= 10x on CPU, full size
     rows = []
     for name in list(sides)[1:]:
         other = results[name]

@@ -8,7 +8,7 @@ augmented with one ``apply_ops`` call); the baseline is the pipeline a user writ
 per image on uint8 tensors, then the same model and optimiser. Both are timed in the same run,
 in interleaved rounds (steps per second, medians).
 
-Rows (issue 9): (allconv, 1x28x28) and (resnet20, 3x32x32) on CPU; resnet20 and wrn28_10 at 3x32x32
+Rows: (allconv, 1x28x28) and (resnet20, 3x32x32) on CPU; resnet20 and wrn28_10 at 3x32x32
 on CUDA. Targets: ours faster end to end than the per-image pipeline in every row (>= 2x on CUDA),
 and augmentation at most 5 % of our step (written in the row's note with PASS/MISS). A third case
 times the uncertainty method (K = 4 candidates, one selection forward pass) against the randaugment

@@ -5,7 +5,7 @@ Baselines (what a user writes today, in the same run):
 * transform: replicate pad + ``avg_pool2d`` of all 18 maps, eq. 20 flow, ``grid_sample``, ``einsum``;
   and, for information, the two separate fastaug ops ``affine_flow_warp`` + ``appearance``.
 
-Targets (issue 3): CPU, transform fwd+bwd >= 4x and appearance >= 4x the composition; CUDA,
+Targets: CPU, transform fwd+bwd >= 4x and appearance >= 4x the composition; CUDA,
 transform fwd+bwd >= 4x with less peak memory, appearance >= 3x.
 """
 import torch

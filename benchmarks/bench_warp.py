@@ -1,6 +1,6 @@
 """Flow warp family: fastaug.warp / affine_flow_warp vs flow arithmetic + avg_pool2d + grid_sample.
 
-Targets (issue 2): CPU, affine_flow_warp fwd+bwd >= 4x the composition and warp >= 1.3x
+Targets: CPU, affine_flow_warp fwd+bwd >= 4x the composition and warp >= 1.3x
 flow-to-grid + grid_sample; CUDA, affine_flow_warp fwd+bwd >= 3x with no more peak memory, and its
 forward within 2x of a device copy of its inputs (speed-up >= 0.5 against that copy).
 """

@@ -1,4 +1,4 @@
-"""The seed's MNIST table at this machine's scale (issue 11): test error of ``none``, ``standard`` and
+"""The paper's MNIST table at this machine's scale: test error of ``none``, ``standard`` and
 ``influence`` on MNIST-5k with few labels, several seeds, plus the time of every stage of the influence runs.
 
     python -m benchmarks.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist

@@ -1,9 +1,9 @@
-"""Markdown tables of ``fastaug subsample`` runs next to the seed's appendix D (MNIST) numbers.
+"""Markdown tables of ``fastaug subsample`` runs next to the paper's appendix D (MNIST) numbers.
 
     python -m benchmarks.subsample_tables benchmarks/out/subsample      # reads s<seed>/<augmentation>/
 
 Expects the layout written by the commands in benchmarks/RESULTS.md (one output folder per seed and
-augmentation). Prints: per augmentation and score, seed 0's AUC table beside the seed's; the AUC
+augmentation). Prints: per augmentation and score, seed 0's AUC table beside the paper's; the AUC
 difference to the uniform baseline averaged over every seed found, with how many seeds each policy
 beat the baseline; the Table 1 rows; the reference accuracies and timings of every run.
 """
@@ -85,8 +85,8 @@ def seed_tables(root, seed=0):
             ref = SEED_AUC[(aug, score)]
             ref_rank = {p: i + 1 for i, p in enumerate(sorted(ref, key=lambda p: -ref[p][0]))}
             out.append(f"\n**MNIST {aug}, {score}** (n = {n}; seed: n = 1000)\n")
-            out.append("| rank | policy | AUC mean | AUC std | per 1000 | − baseline (per 1000) | seed's rank | "
-                       "seed's AUC mean | seed's std | seed's − baseline |")
+            out.append("| rank | policy | AUC mean | AUC std | per 1000 | − baseline (per 1000) | paper's rank | "
+                       "paper's AUC mean | paper's std | paper's − baseline |")
             out.append("|---|---|---|---|---|---|---|---|---|---|")
             base = next(float(r["auc_per_1000"]) for r in ours if r["policy"] == "baseline")
             for i, r in enumerate(ours):

@@ -30,7 +30,7 @@ def normalised_grid(H, W, like):
 
 
 def eq20_flow(s_w, s_b, grid=None):
-    """The seed's eq. 20 on smoothed maps: (s_x, s_y), each (N, H, W), with s = u + S_w u + s_b,
+    """The paper's eq. 20 on smoothed maps: (s_x, s_y), each (N, H, W), with s = u + S_w u + s_b,
     s_w (N, 4, H, W) the row-major 2x2 S_w and s_b (N, 2, H, W), in normalised coordinates.
     ``grid`` may pass a precomputed :func:`normalised_grid` (u_y, u_x)."""
     uy, ux = normalised_grid(s_w.shape[2], s_w.shape[3], s_w) if grid is None else grid

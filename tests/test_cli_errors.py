@@ -67,8 +67,7 @@ def test_an_unreadable_image_is_named_then_skipped_and_counted_on_request(tmp_pa
     (record,) = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     # every readable training image was trained on, the broken one was not
     assert record["train_samples"] == 12
-    if "unreadable_images" in record:  # written by the engine once it reports the loader's count
-        assert record["unreadable_images"] == 1
+    assert record["unreadable_images"] == 1
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
@@ -77,6 +76,23 @@ def test_device_cuda_without_a_gpu_is_one_sentence(tmp_path, command):
     out = fastaug(command, "--device", "cuda", "--output-dir", tmp_path / "run")
     assert_one_sentence(out, command, "--device cuda", "--device cpu")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_device_cuda_without_a_gpu_is_one_sentence_for_library_callers_too(tmp_path):
+    from fastaug.train import Trainer
+    from fastaug.train.args import default_args
+    from fastaug.train.distributed import init_distributed, resolve_device
+
+    for call in (lambda: init_distributed("cuda:0"),
+                 lambda: Trainer(default_args(device="cuda", output_dir=str(tmp_path / "run")))):
+        with pytest.raises(ValueError, match=r"^--device cuda(:0)? asks for a GPU, but torch sees none on this "
+                                             r"machine: use --device cpu$"):
+            call()
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="^--device must be cpu, cuda, cuda:N or auto, got 'gpu'$"):
+        resolve_device("gpu")
+    assert resolve_device("auto") == torch.device("cpu") and resolve_device("cpu") == torch.device("cpu")
 
 
 def test_toy2d_refuses_a_shift_that_is_not_a_number(tmp_path):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The AdvAA seed's Table 4 ablation on MNIST-5k with allconv (issue 10), same epochs for every method:
+# The AdvAA paper's Table 4 ablation on MNIST-5k with allconv, same epochs for every method:
 # standard (M=1), fixed, random, adversarial (M=8), tanda; seeds 0 1 2. Two lanes run side by side
 # (the VM has two cores); each process uses one thread. Outputs: runs/table4/<method>-s<seed>/.
 #   bash benchmarks/experiments/table4_mnist.sh        # then:

@@ -5,7 +5,7 @@ steps of synthetic 32x32 data with the real training method and engine step, the
 
 Per-image cost is taken from steps of N images (M·N trained per step; N below the real 128 so that
 a CPU step finishes), then scaled to CIFAR-10's 50,000 images x M = 8 instances per epoch and the
-seed's 200 epochs (Table 7). The first step is a warm-up and is not counted.
+paper's 200 epochs (Table 7). The first step is a warm-up and is not counted.
 """
 import argparse
 import tempfile

@@ -23,8 +23,8 @@ EXAMPLES = """Examples:
 def add_arguments(p):
     from ..data import DATASETS
     from ..models import MODELS
-    from ..train.subsample import AUGMENTATIONS, POLICY_NAMES, SCORES, SEED_TABLE_POLICIES
-    from ..train.subsample.experiment import FEATURE_MODES
+    from ..experiments.subsample import AUGMENTATIONS, PAPER_TABLE_POLICIES, POLICY_NAMES, SCORES
+    from ..experiments.subsample.experiment import FEATURE_MODES
 
     p.epilog = EXAMPLES
     g = p.add_argument_group("data")
@@ -42,7 +42,7 @@ def add_arguments(p):
                         "diagonal shifts)")
     g.add_argument("--score", "--scores", dest="scores", nargs="+", default=list(SCORES), choices=SCORES,
                    help="scores to rank points by (default: loss influence)")
-    g.add_argument("--policies", nargs="+", default=list(SEED_TABLE_POLICIES), metavar="POLICY",
+    g.add_argument("--policies", nargs="+", default=list(PAPER_TABLE_POLICIES), metavar="POLICY",
                    help="selection policies, or 'all' (default: the 11 of the paper's tables). Valid: "
                         + ", ".join(POLICY_NAMES))
     g.add_argument("--rounds", type=int, default=5, help="repetitions of each random policy (default 5)")
@@ -70,7 +70,7 @@ def add_arguments(p):
 
 def config_from_args(args):
     """The :class:`SubsampleConfig` of parsed ``fastaug subsample`` arguments."""
-    from ..train.subsample import POLICY_NAMES, SubsampleConfig
+    from ..experiments.subsample import POLICY_NAMES, SubsampleConfig
 
     policies = list(POLICY_NAMES) if args.policies == ["all"] else list(args.policies)
     return SubsampleConfig(
@@ -84,8 +84,8 @@ def config_from_args(args):
 
 def run(args):
     from ..train.args import check_device
-    from ..train.subsample import run_experiment, write_outputs
-    from ..train.subsample.outputs import _table1_markdown, auc_table, summarize_curves, table1
+    from ..experiments.subsample import run_experiment, write_outputs
+    from ..experiments.subsample.outputs import _table1_markdown, auc_table, summarize_curves, table1
 
     out = args.output_dir or f"runs/subsample-{args.dataset}-{args.augmentation}-s{args.seed}"
     start = time.perf_counter()

@@ -20,7 +20,7 @@ HELP = "the influence-augmentation paper's 2-D toy: influence-learned translatio
 
 
 def add_arguments(p):
-    from ..train.influence_loop.toy2d import ToyConfig
+    from ..experiments.toy2d import ToyConfig
 
     d = ToyConfig()
     p.add_argument("--val-shift", type=float, nargs=2, default=list(d.val_shift), metavar=("DX", "DY"),
@@ -50,7 +50,7 @@ def _check(args):
 
 def run(args):
     from ..train.influence_loop.figures import toy2d_figure
-    from ..train.influence_loop.toy2d import run_toy2d
+    from ..experiments.toy2d import run_toy2d
 
     _check(args)
     summary, arrays = run_toy2d(val_shift=tuple(args.val_shift), seed=args.seed, n_train=args.n_train,

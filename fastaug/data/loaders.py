@@ -9,7 +9,8 @@ the shards partition the data and every rank runs the same number of steps.
   batched by indexing (no per-image Python, no workers).
 * :class:`FolderBatches`: a :class:`~fastaug.data.folder.FolderData` decoded in DataLoader workers;
   batches are moved to the device as uint8. An undecodable image stops the run with a sentence naming
-  it, or, with the dataset's ``skip_unreadable``, is left out of its batch and added to ``unreadable``.
+  it, or, with the dataset's ``skip_unreadable``, is left out of its batch and added to ``unreadable``
+  (its ``state_dict`` keeps that set across a resume).
 
 Both yield ``(x, y)``: x (B, C, H, W) uint8 and y (B,) int64 on the device.
 """
@@ -131,6 +132,13 @@ class FolderBatches(_Batches):
             print(f"skipping unreadable image {path}", file=sys.stderr, flush=True)
         self.unreadable.update(paths)
         return x[~bad], y[~bad]
+
+    def state_dict(self):
+        """The unreadable files skipped so far: a checkpoint part, so a resumed run goes on counting them."""
+        return {"unreadable": sorted(self.unreadable)}
+
+    def load_state_dict(self, state):
+        self.unreadable = set(state["unreadable"])
 
 
 def make_batches(data, batch_size, device, *, seed=0, rank=0, world=1, train=True, workers=4):

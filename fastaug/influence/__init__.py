@@ -11,7 +11,8 @@ row-major (index ``c * (D+1) + d``). Per-sample loss ``l(z) = cross_entropy``; i
 
     H = (1/N) sum_i (h~_i h~_i^T) kron A_i + damping * I,     A_i = diag(p_i) - p_i p_i^T.
 
-Influence (Koh & Liang; seed 001 eqs. 10-19; seed 002 eq. 1):
+Influence (Koh & Liang; the papers *Learning to Augment Influential Data*, eqs. 10-19, and *Efficient
+Augmentation via Data Subsampling*, eq. 1):
 
 * ``s_val = H^-1 grad_Theta L(z_val)`` with ``L`` the **mean** validation loss.
 * ``I_up,loss(z, z') = -grad l(z')^T H^-1 grad l(z)``: the derivative of the loss at z' when z is
@@ -19,14 +20,14 @@ Influence (Koh & Liang; seed 001 eqs. 10-19; seed 002 eq. 1):
   -delta_i^T S h~_i`` (S = s_val as (C, D+1)); :func:`fastaug.influence_score` computes
   ``s_val^T g_i``.
 * **Removing** z_i (upweighting by epsilon = -1/N) changes the loss at z' by about
-  ``-(1/N) * I_up,loss(z_i, z') = +(1/N) * grad l(z')^T H^-1 g_i`` (seed eq. 10). So a positive
+  ``-(1/N) * I_up,loss(z_i, z') = +(1/N) * grad l(z')^T H^-1 g_i`` (the first paper's eq. 10). So a positive
   ``I_up,loss(z_i, val)`` means removing z_i lowers the validation loss (z_i hurts), a negative one
   that removing it raises the validation loss (z_i helps).
 * **Replacing** z_i by its augmentation z~_i changes the validation loss by about ``+(1/N) * I_aug``
-  with ``I_aug = I_up,loss(z~_i, val) - I_up,loss(z_i, val) = -s_val^T (g(z~_i) - g(z_i))`` (seed eq. 15).
-* **Self-influence** (leave-one-out, seed 002): ``self_influence_i = g_i^T H^-1 g_i >= 0`` =
-  ``-I_up,loss(z_i, z_i)`` (seed 002 drops the sign); removing z_i raises its own loss by about
-  ``self_influence_i / N``.
+  with ``I_aug = I_up,loss(z~_i, val) - I_up,loss(z_i, val) = -s_val^T (g(z~_i) - g(z_i))`` (its eq. 15).
+* **Self-influence** (leave-one-out, the data-subsampling paper): ``self_influence_i = g_i^T H^-1 g_i
+  >= 0`` = ``-I_up,loss(z_i, z_i)`` (that paper drops the sign); removing z_i raises its own loss by
+  about ``self_influence_i / N``.
 
 These rules are checked against actual retraining in ``tests/influence/test_retraining.py``.
 """

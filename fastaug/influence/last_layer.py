@@ -221,7 +221,7 @@ class LastLayerInfluence:
         """I_aug(z_i, z~_i, val) = -s_val^T (grad l(z~_i) - grad l(z_i)), (N,), differentiable with respect
         to ``x_aug`` (through the model, which is run forward in eval mode, restored afterwards, on the
         layer's device; freeze its parameters yourself). Replacing
-        z_i by z~_i changes the validation loss by about ``+I_aug / N`` (seed eq. 15): negative values
+        z_i by z~_i changes the validation loss by about ``+I_aug / N`` (the paper's eq. 15): negative values
         predict a lower validation loss."""
         self._need_s_val()
         if self.model is None:
@@ -255,7 +255,7 @@ class LastLayerInfluence:
 
     def self_influence(self, method=None, batch_size=None, **kwargs):
         """Leave-one-out self-influence g_i^T H^-1 g_i (>= 0) of every training point, (N,). Removing z_i
-        raises its own loss by about ``self_influence_i / N`` (seed 002's |I_LOO|)."""
+        raises its own loss by about ``self_influence_i / N`` (the data-subsampling paper's |I_LOO|)."""
         self._need_fit()
         method = self._method(method)
         if method == "exact":

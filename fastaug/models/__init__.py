@@ -2,8 +2,8 @@
 
 ``build_model(name, num_classes, in_channels, mean=, std=)`` with ``name`` in :data:`MODELS`:
 
-* ``allconv``: the seeds' 4-layer all-convolutional MNIST CNN (features 128);
-* ``lenet``: LeNet-5 with ReLU, the data-subsampling seed's MNIST feature CNN (features 84);
+* ``allconv``: the papers' 4-layer all-convolutional MNIST CNN (features 128);
+* ``lenet``: LeNet-5 with ReLU, the data-subsampling paper's MNIST feature CNN (features 84);
 * ``resnet20``, ``resnet56``: CIFAR ResNets (features 64);
 * ``wrn28_10``: Wide-ResNet-28-10 (features 640).
 """

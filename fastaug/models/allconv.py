@@ -1,4 +1,4 @@
-"""``allconv``: the seed's 4-layer all-convolutional classifier for MNIST-sized images.
+"""``allconv``: the paper's 4-layer all-convolutional classifier for MNIST-sized images.
 
 The seeds (learning-to-augment-influential-data, section 5.1; Ratner et al. 2017's MNIST end model)
 name a "4-layer all-convolutional network" without its widths. fastaug's: four 3x3 convolutions

@@ -176,14 +176,15 @@ class ImagePool:
     ``query(images)``: while the pool holds fewer than ``size`` images, each new image is stored and
     returned; after that, each image is, with probability 1/2, returned as is, or swapped with a
     uniformly chosen stored image (which is returned, the new one stored). Every draw comes from
-    ``generator`` (a CPU torch.Generator). State (``state_dict``): the stored images and the count.
+    ``rng`` (a CPU torch.Generator; not "generator", the name of the networks here). State
+    (``state_dict``): the stored images and the count.
     """
 
-    def __init__(self, size=50, generator=None):
+    def __init__(self, size=50, rng=None):
         if size < 0:
             raise ValueError(f"pool size must be >= 0, got {size}")
         self.size = int(size)
-        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.rng = rng if rng is not None else torch.Generator().manual_seed(0)
         self.images = None  # (size, C, H, W) once the first image arrives
         self.count = 0
 
@@ -200,8 +201,8 @@ class ImagePool:
             if self.count < self.size:
                 self.images[self.count] = images[i]
                 self.count += 1
-            elif torch.rand((), generator=self.generator).item() < 0.5:
-                j = int(torch.randint(self.size, (), generator=self.generator))
+            elif torch.rand((), generator=self.rng).item() < 0.5:
+                j = int(torch.randint(self.size, (), generator=self.rng))
                 out[i] = self.images[j]
                 self.images[j] = images[i]
         return out

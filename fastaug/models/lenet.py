@@ -1,6 +1,6 @@
-"""``lenet``: LeNet-5 with ReLU activations, the feature CNN of the data-subsampling seed on MNIST.
+"""``lenet``: LeNet-5 with ReLU activations, the feature CNN of the data-subsampling paper on MNIST.
 
-The seed (efficient-augmentation-via-data-subsampling, section 5 and appendix B) featurises MNIST
+The paper (efficient-augmentation-via-data-subsampling, section 5 and appendix B) featurises MNIST
 with "a LeNet architecture (LeCun et al., 1998) with ReLU activations". The authors' Keras LeNet
 (``create_MNIST_CNN_model_lenet`` in github.com/mkuchnik/Efficient_Augmentation): 5x5 convolutions
 with 6 then 16 channels (no padding), each followed by ReLU and 2x2 max-pooling, then dense layers

@@ -1,4 +1,4 @@
-"""Wide-ResNet (Zagoruyko & Komodakis 2016): ``wrn28_10`` (depth 28, width 10), the AdvAA seed's CIFAR model.
+"""Wide-ResNet (Zagoruyko & Komodakis 2016): ``wrn28_10`` (depth 28, width 10), the AdvAA paper's CIFAR model.
 
 Pre-activation basic blocks (BN-ReLU-conv), widths 16k, 32k, 64k over three stages of (depth-4)/6
 blocks, 1x1 convolution shortcuts where the shape changes, optional dropout between the two

@@ -5,7 +5,7 @@ constructor and its per-pixel maps in ``forward``: either passed in, or predicte
 head module (any ``nn.Module`` mapping the head input to the maps, e.g. a small CNN or U-Net).
 
 * :class:`Warp` – :func:`fastaug.warp`: bilinear warp by a dense flow in pixels.
-* :class:`AffineFlowWarp` – :func:`fastaug.affine_flow_warp`: the seed's box-smoothed per-pixel affine flow.
+* :class:`AffineFlowWarp` – :func:`fastaug.affine_flow_warp`: the paper's box-smoothed per-pixel affine flow.
 * :class:`Appearance` – :func:`fastaug.appearance`: per-pixel colour filter.
 * :class:`Transform` – :func:`fastaug.transform`: the whole learned transformation (spatial + appearance).
 

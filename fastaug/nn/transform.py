@@ -49,12 +49,13 @@ class Appearance(nn.Module):
 
 
 class Transform(nn.Module):
-    """The whole learned transformation of the seed (spatial + appearance), :func:`fastaug.transform` as a layer.
+    """The whole learned transformation of the influence-augmentation paper (spatial + appearance),
+    :func:`fastaug.transform` as a layer.
 
     Warps ``x`` by the box-smoothed per-pixel affine flow of :class:`AffineFlowWarp`, then adds the
     colour change of :class:`Appearance`: computed from the unwarped ``x`` (``mode="parallel"``) or
     applied to the warped image (``mode="serial"``). Zero maps give back ``x``. With
-    ``fastaug.augment.learned``'s generator G as ``param_head`` this is the seed's augmenter.
+    ``fastaug.augment.learned``'s generator G as ``param_head`` this is the paper's augmenter.
 
     Args:
         param_head: optional module predicting the raw map, (N, K, H, W) -> (N, 6 + C*C + C, H, W)

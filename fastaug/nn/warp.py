@@ -49,7 +49,7 @@ class Warp(nn.Module):
 
 
 class AffineFlowWarp(nn.Module):
-    """The seed's learned spatial transformation, :func:`fastaug.affine_flow_warp` as a layer.
+    """The paper's learned spatial transformation, :func:`fastaug.affine_flow_warp` as a layer.
 
     Samples ``x`` at ``s = u + S_w(u) u + s_b(u)`` (``u`` the output pixel in [-1, 1] coordinates,
     ``S_w`` a per-pixel 2x2 matrix, ``s_b`` a per-pixel shift in normalised units), after every map

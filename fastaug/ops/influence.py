@@ -131,7 +131,7 @@ def influence_score(h, logits, target, s):
 
 
 def influence_aug(h, logits, h_aug, logits_aug, target, s):
-    """Influence of replacing z by its augmentation (seed eq. 18): ``I_aug = -(score(z~) - score(z))``.
+    """Influence of replacing z by its augmentation (the paper's eq. 18): ``I_aug = -(score(z~) - score(z))``.
 
     ``I_aug = -s_val^T (grad l(z~) - grad l(z))`` per sample; differentiable in all feature and logit
     arguments (typically only ``h_aug``/``logits_aug`` require grad). Shapes as in

@@ -47,7 +47,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     At every pixel, output channel ``i`` is ``x_i + sum_j c_w[C*i + j] x_j + c_b[i]``, after every
     parameter map has been smoothed by a ``smooth x smooth`` box window with replicate borders
     (``avg_pool2d(pad(p, (lo, hi, lo, hi), "replicate"), smooth, 1)``, ``lo = (smooth - 1) // 2``,
-    ``hi = smooth // 2``), the seed's appearance model (section 4.2). Zero parameters give back ``x``
+    ``hi = smooth // 2``), the paper's appearance model (section 4.2). Zero parameters give back ``x``
     exactly. One fused kernel forward and backward; the parameter gradients are deterministic.
 
     Args:
@@ -72,15 +72,15 @@ def appearance(x, c_w, c_b, *, smooth=4):
 
 
 def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
-    """The learned transformation of the seed (spatial + appearance), fused into one kernel.
+    """The learned transformation of the influence-augmentation paper (spatial + appearance), fused into one kernel.
 
     ``params`` is the raw (unsmoothed) map of the generator: s_w (4), s_b (2), c_w (C*C), c_b (C).
     Every map is box-smoothed as in :func:`appearance`. The spatial part samples ``x`` bilinearly at
     ``s = u + S_w(u) u + s_b(u)`` with ``u`` the output pixel's coordinate normalised to [-1, 1]
-    (``align_corners=False``; the seed's eq. 20, exactly :func:`fastaug.affine_flow_warp`), giving
+    (``align_corners=False``; the paper's eq. 20, exactly :func:`fastaug.affine_flow_warp`), giving
     the warped image ``y``. Then, with the colour parameters read at the output pixel:
 
-    * ``mode="parallel"`` (the seed's best): ``out = y + (C_w x + c_b)``, the colour change computed
+    * ``mode="parallel"`` (the paper's best): ``out = y + (C_w x + c_b)``, the colour change computed
       from the unwarped ``x`` at the output pixel;
     * ``mode="serial"``: ``out = y + C_w y + c_b``, the colour filter applied to the warped image.
 

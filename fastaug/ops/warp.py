@@ -46,7 +46,7 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
 
     With output coordinates ``u = (u_x, u_y)`` normalised to [-1, 1] (``align_corners=False``), the
     source location is ``s = u + S_w(u) u + s_b(u)`` with ``S_w = [[w0, w1], [w2, w3]]``
-    (the seed's eq. 20), after every parameter map has been smoothed by a ``smooth x smooth`` box
+    (the paper's eq. 20), after every parameter map has been smoothed by a ``smooth x smooth`` box
     window with replicate borders (``avg_pool2d(pad(p, (lo, hi, lo, hi), "replicate"), smooth, 1)``,
     ``lo = (smooth - 1) // 2``, ``hi = smooth // 2``). Zero parameters give back ``x``; constant
     parameters give an affine warp about the image centre. One fused kernel, forward and backward;

@@ -11,9 +11,10 @@
 * methods, one module or package each, never importing each other: ``policy_methods.py`` (none,
   standard, autoaugment, randaugment, trivialaugment), ``uncertainty.py`` (uncertainty-based
   sampling), ``adversarial/`` (Adversarial AutoAugment and its fixed/random ablation), ``tanda/``
-  (TANDA), ``influence_loop/`` (influence-driven learned augmentation);
-* ``subsample/``: the data-subsampling experiment (``fastaug subsample``), which trains no
-  ``--augment`` method but scores which points to augment.
+  (TANDA), ``influence_loop/`` (influence-driven learned augmentation).
+
+The experiments that are not ``--augment`` methods (data subsampling, the 2-D toy, the influence
+histogram) live in :mod:`fastaug.experiments`, on this layer's loop primitive.
 """
 from .args import build_parser, default_args, parse_args, resolve_defaults
 from .engine import Trainer, load_data, train

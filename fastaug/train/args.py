@@ -167,19 +167,11 @@ def _validate(a):
 
 
 def check_device(device):
-    """Refuse, in one sentence, a ``--device`` torch cannot parse or a GPU the machine does not have."""
-    import torch
+    """Refuse, in one sentence, a ``--device`` torch cannot parse or a GPU the machine does not have
+    (:func:`fastaug.train.distributed.resolve_device`), before anything is written."""
+    from .distributed import resolve_device
 
-    if device in (None, "", "auto"):
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device} asks for a GPU, but torch sees none on this machine: use --device cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    resolve_device(device)
 
 
 def load_config(path):

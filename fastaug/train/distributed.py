@@ -12,7 +12,7 @@ import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "all_reduce_sum", "broadcast_tensor", "broadcast_object",
            "all_gather_object", "barrier", "cleanup", "collective_device", "world_size_from_env",
-           "require_single_process", "rank_and_world"]
+           "require_single_process", "rank_and_world", "resolve_device"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,19 +31,28 @@ class DistInfo:
         return self.world > 1
 
 
-def _resolve_device(device):
+def resolve_device(device):
+    """``--device`` -> a torch.device: None/""/"auto" is cuda when torch sees a GPU, else cpu.
+
+    Raises ValueError in one sentence (the path every command and library caller gets) for a name
+    torch cannot parse, a CUDA device on a machine without a GPU, or a GPU index it does not have."""
     if device in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but torch sees no GPU (use --device cpu)")
-    return device
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device} asks for a GPU, but torch sees none on this machine: use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    return dev
 
 
 def init_distributed(device=None):
     """Join torchrun's process group if there is one; returns this process's :class:`DistInfo`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = _resolve_device(device)
+    device = resolve_device(device)
     if world <= 1:
         return DistInfo(device=device)
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))

@@ -10,7 +10,9 @@ Outputs in ``--output-dir`` (written by rank 0 only):
   the batches the model trained on), ``test_loss``, ``test_acc``, ``lr`` (at the epoch's last step),
   ``epoch_seconds`` (training + evaluation), ``augment_seconds`` (inside ``Method.augment``),
   ``images_per_second`` (dataset images consumed per second of training), ``train_samples`` (images
-  the model trained on, all ranks), plus the method's own;
+  the model trained on, all ranks), ``unreadable_images`` (folder datasets only: the distinct
+  undecodable training images skipped so far with ``--skip-unreadable``, all ranks), plus the
+  method's own;
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
 * ``summary.json`` and ``curves.png`` at the end.
 
@@ -152,6 +154,8 @@ class Trainer:
             self.loop.register("scaler", self.scaler)
         self.loop.register("augment_generator", self.generator, per_rank=True)
         self.loop.register("method", self.method, per_rank=True)
+        if hasattr(self.train_batches, "unreadable"):  # a folder dataset: the files it skipped so far
+            self.loop.register("unreadable_images", self.train_batches, per_rank=True)
         self.earlier_stage_seconds = 0.0  # a pipeline's stages before this one (set by ClassifierStage)
         self.method.setup(self)
         self._prepare_output()
@@ -258,6 +262,8 @@ class Trainer:
             "epoch_seconds": epoch_seconds, "augment_seconds": self.loop.meters.sums().get("augment_seconds", 0.0),
             "images_per_second": sums.get("images", 0.0) / max(train_seconds, 1e-9), "train_samples": int(seen),
         }
+        if hasattr(self.train_batches, "unreadable"):
+            record["unreadable_images"] = self._unreadable_images()
         record.update(extra)
         self.loop.end_epoch(record)
         if self.is_main:
@@ -266,6 +272,11 @@ class Trainer:
                  f"{record['train_acc']:.4f} | test loss {test_loss:.4f} acc {test_acc:.4f} | lr {record['lr']:.3g} | "
                  f"{record['epoch_seconds']:.1f} s (augment {record['augment_seconds']:.1f} s), "
                  f"{record['images_per_second']:.0f} img/s")
+
+    def _unreadable_images(self):
+        """The distinct training images skipped as undecodable so far, over every rank (a padded shard
+        may repeat a file on two ranks: the union counts it once)."""
+        return len(set().union(*dist.all_gather_object(set(self.train_batches.unreadable))))
 
     def _write_curves(self):
         training_curves(self.history, os.path.join(self.output_dir, "curves.png"),

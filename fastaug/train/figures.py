@@ -1,8 +1,8 @@
-"""The training run's own figure, ``curves.png`` (loss and accuracy over epochs). Every figure is
-written through :func:`fastaug.figures.save_figure` (re-exported here for the training loops)."""
+"""The training run's own figure, ``curves.png`` (loss and accuracy over epochs), written through
+:func:`fastaug.figures.save_figure` as every figure of the package."""
 from ..figures import epoch_series, pyplot, save_figure
 
-__all__ = ["training_curves", "curves_figure", "save_figure"]
+__all__ = ["training_curves", "curves_figure"]
 
 
 def curves_figure(history, title=None):

@@ -26,14 +26,16 @@ import torch
 
 from ..augment.standard import StandardAugment, to_float
 
-__all__ = ["TrainBatch", "Method", "to_float", "standard_pipeline"]
+__all__ = ["TrainBatch", "Method", "to_float", "standard_augment"]
 
 
-def standard_pipeline(args, trainer):
-    """The run's crop/flip/Cutout stage, from ``--crop-padding``, ``--no-flip`` (through the dataset's
-    ``hflip``) and ``--cutout``. Every method that augments starts from it, so it lives here, below
-    the methods, rather than in any one of them (methods never import each other)."""
-    return StandardAugment(padding=args.crop_padding, flip=trainer.info["hflip"], cutout=args.cutout)
+def standard_augment(args, hflip):
+    """The run's standard augmentation (:class:`~fastaug.augment.standard.StandardAugment`, what
+    ``--augment standard`` trains with): crop/flip/Cutout from ``--crop-padding``, ``hflip`` (the
+    dataset allows flips and no ``--no-flip``: the trainer's ``info["hflip"]``) and ``--cutout``.
+    Every method that augments starts from it, so it lives here, below the methods, rather than in
+    any one of them (methods never import each other)."""
+    return StandardAugment(padding=args.crop_padding, flip=hflip, cutout=args.cutout)
 
 
 @dataclasses.dataclass
@@ -63,16 +65,14 @@ class TrainBatch:
 class Method:
     """Base class of a training method; the default trains on the un-augmented images.
 
-    Subclasses set ``name`` (the ``--augment`` choice) and may add command-line options with
-    :meth:`add_arguments`. The constructor receives the parsed arguments and the trainer (model,
+    Subclasses set ``name`` (the ``--augment`` choice) and may declare command-line options as a
+    typed ``Options`` dataclass (:mod:`fastaug.train.options`). The constructor receives the parsed arguments and the trainer (model,
     device, data description and generator are ready; the checkpoint is not loaded yet).
     """
 
     name = "none"
-
-    @classmethod
-    def add_arguments(cls, parser):
-        """Add this method's options to the ``fastaug train`` parser (an argparse group)."""
+    #: the method's :class:`~fastaug.train.options.Options` dataclass (None: no options of its own)
+    Options = None
 
     @classmethod
     def pipeline(cls, args, data=None):

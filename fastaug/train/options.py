@@ -16,22 +16,26 @@ turns ``(ok, message)`` pairs into that error, for checks that involve several o
 import argparse
 import dataclasses
 import math
+import typing
 
 __all__ = ["Options", "option", "require", "at_least", "above", "within", "flag_of"]
 
 
-def option(default, help, *, flags=None, choices=None, check=None, metavar=None):
+def option(default, help, *, flags=None, choices=None, check=None, metavar=None, nargs=None):
     """A dataclass field that is also a command-line option.
 
     Args:
-        default: its default (also the flag's).
+        default: its default (also the flag's); a field typed ``Optional[X]`` may default to None
+            (its check then applies to given values only).
         help: one line for ``--help`` (the default is appended).
         flags: the flags, e.g. ``("--instances", "-M")`` (default: ``--<name-with-dashes>``).
         choices: the allowed values, if a closed set.
         check: ``(predicate, rule)`` from :func:`at_least`, :func:`above`, :func:`within`.
+        nargs: argparse's ``nargs`` for a list of values (the field is typed by its items and its
+            default is a tuple).
     """
     return dataclasses.field(default=default, metadata=dict(help=help, flags=flags, choices=choices, check=check,
-                                                            metavar=metavar))
+                                                            metavar=metavar, nargs=nargs))
 
 
 def _finite(v):
@@ -58,6 +62,17 @@ def require(checks):
             raise ValueError(message)
 
 
+def _value_type(annotation):
+    """The type of one value of a field: ``Optional[X]`` and ``Tuple[X, ...]`` -> X; string annotations resolved."""
+    if typing.get_origin(annotation) is typing.Union:
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) in (tuple, list):  # Tuple[int, ...]: a field with nargs
+        annotation = typing.get_args(annotation)[0]
+    if isinstance(annotation, str):
+        return {"int": int, "float": float, "bool": bool}.get(annotation, str)
+    return annotation
+
+
 def flag_of(field):
     flags = field.metadata.get("flags")
     return flags[0] if flags else "--" + field.name.replace("_", "-")
@@ -72,11 +87,14 @@ class Options:
         for f in dataclasses.fields(cls):
             m = f.metadata
             kw = dict(dest=f.name, default=f.default, help=f"{m['help']} (default: {f.default})")
-            if f.type is bool or f.type == "bool":
+            value_type = _value_type(f.type)
+            if value_type is bool:
                 kw["action"] = argparse.BooleanOptionalAction
             else:
-                kw.update(type=f.type if isinstance(f.type, type) else {"int": int, "float": float}.get(f.type, str),
-                          choices=m.get("choices"), metavar=m.get("metavar"))
+                kw.update(type=value_type if isinstance(value_type, type) else str, choices=m.get("choices"),
+                          metavar=m.get("metavar"))
+                if m.get("nargs") is not None:  # a list, as parsed values and args.json hold it
+                    kw.update(nargs=m["nargs"], default=list(f.default))
             group.add_argument(*(m.get("flags") or (flag_of(f),)), **kw)
 
     @classmethod
@@ -92,6 +110,8 @@ class Options:
         checks = []
         for f in dataclasses.fields(self):
             value, m = getattr(self, f.name), f.metadata
+            if value is None and f.default is None:  # unset Optional: the method picks (e.g. by dataset)
+                continue
             if m.get("choices") is not None:
                 allowed = ", ".join(map(str, m["choices"]))
                 checks.append((value in m["choices"], f"{flag_of(f)} must be one of {allowed}, got {value!r}"))

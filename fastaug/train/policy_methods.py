@@ -9,7 +9,7 @@ as they are. Every draw comes from ``trainer.generator``.
 import dataclasses
 
 from ..augment import AutoAugment, RandAugment, TrivialAugment
-from .method import Method, TrainBatch, standard_pipeline
+from .method import Method, TrainBatch, standard_augment
 from .options import Options, at_least, option, within
 
 __all__ = ["NoAugment", "StandardAugmentMethod", "AutoAugmentMethod", "RandAugmentMethod", "TrivialAugmentMethod",
@@ -40,7 +40,7 @@ class StandardAugmentMethod(Method):
 
     def __init__(self, args, trainer):
         super().__init__(args, trainer)
-        self.standard = standard_pipeline(args, trainer)
+        self.standard = standard_augment(args, trainer.info["hflip"])
         self.policy = self.make_policy(args)
 
     def make_policy(self, args):

@@ -37,8 +37,8 @@ def method_class(name):
 
 def add_method_arguments(parser, methods=None):
     """Add the options of ``methods`` (``--augment`` names; default: every method), once per class, in
-    a group titled by its names. A method with typed options (an ``Options`` dataclass, see
-    :mod:`fastaug.train.options`) gets one flag per field; one without keeps its ``add_arguments``."""
+    a group titled by its names: one flag per field of its ``Options`` dataclass (see
+    :mod:`fastaug.train.options`)."""
     seen = {}
     for name in METHODS:
         seen.setdefault(method_class(name), []).append(name)
@@ -48,11 +48,8 @@ def add_method_arguments(parser, methods=None):
             continue
         before = len(parser._actions)
         group = parser.add_argument_group(f"--augment {' / '.join(aliases)}")
-        options = getattr(cls, "Options", None)
-        if options is not None:
-            options.add_to_parser(group)
-        else:
-            cls.add_arguments(group)
+        if cls.Options is not None:
+            cls.Options.add_to_parser(group)
         if len(parser._actions) == before:  # no options: drop the empty group from --help
             parser._action_groups.remove(group)
 

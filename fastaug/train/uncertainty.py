@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from ..augment.op_table import SEARCH_SPACE
 from ..augment.params import IDENTITY, PolicyParams, sample_extras
 from ..ops.policy import apply_ops
-from .method import Method, TrainBatch, standard_pipeline
+from .method import Method, TrainBatch, standard_augment
 from .options import Options, at_least, option, within
 
 __all__ = ["UncertaintySampling", "UncertaintyOptions", "sample_candidate_params", "select_candidates",
@@ -109,7 +109,7 @@ class UncertaintySampling(Method):
         super().__init__(args, trainer)
         self.options = self.Options.from_args(args)
         self.fill = args.fill
-        self.standard = standard_pipeline(args, trainer)
+        self.standard = standard_augment(args, trainer.info["hflip"])
         self.sums = {"selected": 0.0, "candidates": 0.0, "images": 0}
 
     def augment(self, x, y, trainer):

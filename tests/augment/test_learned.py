@@ -1,4 +1,4 @@
-"""Networks of the learned transformation (seed appendix A) and LearnedAugment."""
+"""Networks of the learned transformation (the paper's appendix A) and LearnedAugment."""
 import pytest
 import torch
 

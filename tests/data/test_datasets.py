@@ -142,3 +142,7 @@ def test_unreadable_image_is_named_or_skipped_and_counted(tmp_path):
     assert batches.unreadable == {str(bad)}
     list(batches.epoch(1))
     assert len(batches.unreadable) == 1
+    # the count is a checkpoint part: a resumed run's fresh batches go on from the saved set
+    resumed = make_batches(train, 5, "cpu", workers=0)
+    resumed.load_state_dict(batches.state_dict())
+    assert resumed.unreadable == {str(bad)}

@@ -1,5 +1,6 @@
-"""The self-influence / training-loss histogram figure (seed 002 Figure 1) and its ``influence-hist``
-command: the bars are the histograms of the values, and the command histograms every training point."""
+"""The self-influence / training-loss histogram figure (Figure 1 of *Efficient Augmentation via Data
+Subsampling*) and its ``influence-hist`` command: the bars are the histograms of the values, and the
+command histograms every training point."""
 import numpy as np
 import pytest
 import torch
@@ -58,3 +59,11 @@ def test_influence_hist_command(tmp_path, monkeypatch, capsys):
     assert "N=5000" in title and "49 pooled pixels" in title
     acc = float(title.split("train acc ")[1])
     assert 0.7 < acc <= 1.0  # a logistic regression on 7x7 pooled digits, 30 L-BFGS steps
+
+
+def test_influence_hist_bad_options_are_one_sentence(tmp_path, capsys):
+    for argv, message in ((["--damping", "0"], "--damping must be > 0, got 0.0"),
+                          (["--max-iter", "0"], "--max-iter must be >= 1, got 0")):
+        assert main(["influence-hist", "--out", str(tmp_path / "h.png"), *argv]) == 2
+        assert capsys.readouterr().err.strip() == f"fastaug influence-hist: error: {message}"
+    assert not (tmp_path / "h.png").exists()

@@ -1,5 +1,5 @@
 """LastLayerInfluence.influence_aug runs the model in eval mode (BatchNorm statistics neither used from the batch
-nor updated), restores the caller's mode, and moves the images to the layer's device (issue 11)."""
+nor updated), restores the caller's mode, and moves the images to the layer's device."""
 import pytest
 import torch
 from torch import nn

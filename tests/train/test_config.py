@@ -81,6 +81,13 @@ def test_help_of_one_method_lists_its_options_and_no_other_methods(capsys):
     assert "--ra-magnitude" in out and "--lr" in out and "--config" in out
     for other in ("--instances", "--candidates", "--aa-policy", "--tanda-epochs"):
         assert other not in out
+    # the multi-stage methods' typed options too, each without the other's
+    for name, own, others in (("tanda", "--tanda-epochs", ("--gan-iters", "--instances", "--stages")),
+                              ("influence", "--gan-iters", ("--tanda-epochs", "--candidates"))):
+        with pytest.raises(SystemExit):
+            main(["train", "--augment", name, "--help"])
+        out = capsys.readouterr().out
+        assert own in out and "--lr" in out and not any(o in out for o in others)
     # every method's own options appear under its own --help
     for name in registry.names():
         with pytest.raises(SystemExit):

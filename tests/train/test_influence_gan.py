@@ -1,4 +1,4 @@
-"""Stage 2 (issue 11): with a fixed target augmentation, the GAN moves G's outputs toward it; the losses."""
+"""Stage 2 of the influence loop: with a fixed target augmentation, the GAN moves G's outputs toward it; the losses."""
 import json
 import types
 
@@ -21,7 +21,7 @@ def _digits(n=256):
     return ImageData(x.round().clamp(0, 255).to(torch.uint8), tr.labels, tr.classes, "mnist16", False, tr.mean, tr.std)
 
 
-def shift_right(x, generator=None):
+def shift_right(x, rng=None):
     """The fixed target: every digit moved right by SHIFT pixels (zero fill)."""
     return F.pad(x, (SHIFT, 0, 0, 0))[..., :, :SIDE]
 
@@ -59,8 +59,8 @@ def test_gan_moves_g_toward_a_fixed_target_augmentation(gan, tmp_path):
     with open(tmp_path / "metrics.jsonl") as f:
         hist = [json.loads(line) for line in f]
     assert [h["iteration"] for h in hist] == list(range(4, args.gan_iters + 1, 4))
-    assert {"d_image", "d_feature", "g_image", "g_feature", "identity", "mse_to_baseline"} <= set(hist[-1])
-    assert hist[-1]["mse_to_baseline"] < hist[0]["mse_to_baseline"]
+    assert {"d_image", "d_feature", "g_image", "g_feature", "identity", "mse_to_standard"} <= set(hist[-1])
+    assert hist[-1]["mse_to_standard"] < hist[0]["mse_to_standard"]
     assert metrics["seconds"] > 0
 
 

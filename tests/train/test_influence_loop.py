@@ -67,7 +67,7 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
         with open(d / folder / "stage.json") as f:
             record = json.load(f)
         assert record["stage"] == folder and record["seconds"] > 0
-    # stage 1: an engine run with the baseline augmentation
+    # stage 1: an engine run with the standard augmentation
     assert json.loads((d / "stage1_classifier" / "args.json").read_text())["augment"] == "standard"
     assert len(_lines(d / "stage1_classifier" / "metrics.jsonl")) == 1
     # stage 2: GAN losses every 2 iterations, G moved away from its initialisation

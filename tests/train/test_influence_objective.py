@@ -1,4 +1,4 @@
-"""The influence objective of stage 4 (issue 11): its gradient through ``fastaug.transform`` and the frozen
+"""The influence objective of stage 4: its gradient through ``fastaug.transform`` and the frozen
 classifier against finite differences of an independently computed I_aug (float64), and its sign: a step
 along it moves x~ where the validation loss, measured by refitting the last layer, falls."""
 import pytest

@@ -54,7 +54,7 @@ def test_killed_at_a_step_and_rerun_is_bit_identical(tmp_path, what, loops):
 
 
 def test_a_foreign_checkpoint_in_a_loop_folder_is_refused(tmp_path):
-    from fastaug.train.influence_loop.toy2d import MLP, train_classifier, two_moons, ToyConfig
+    from fastaug.experiments.toy2d import MLP, train_classifier, two_moons, ToyConfig
 
     x, y = two_moons(10, 0.1, torch.Generator().manual_seed(0))
     torch.save({"format": "fastaug-influence-stage-1", "iteration": 3}, tmp_path / "checkpoint.pt")

@@ -97,6 +97,10 @@ def test_phase_two_transforms_the_scheduled_fraction(tmp_path):
     changed = (batch.x != x.float() / 255).flatten(1).any(1)
     # an odd number of Inverts changes the image, an even number restores it (T = 3: always odd)
     assert changed.sum().item() == int(16 * 0.5)
+    # the epoch's record counts the generated actions: 8 sequences of 3 ops, every one Invert
+    freq = tr.method.epoch_end(0, tr)
+    assert freq["op_frequencies"][OP_IDS["Invert"]] == 1.0 and sum(freq["magnitude_frequencies"]) == pytest.approx(1)
+    assert tr.method.actions.op_counts.sum() == 0  # reset for the next epoch
 
 
 def test_tanda_run_two_stages(tmp_path):

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from fastaug.cli import main
-from fastaug.train.influence_loop.toy2d import run_toy2d, two_moons
+from fastaug.experiments.toy2d import run_toy2d, two_moons
 
 
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory):
-    """The command line, validation set moved down by 0.5 (the seed's second row)."""
+    """The command line, validation set moved down by 0.5 (the paper's second row)."""
     d = tmp_path_factory.mktemp("toy2d") / "down"
     assert main(["toy2d", "--val-shift", "0", "-0.5", "--output-dir", str(d)]) == 0
     with open(d / "summary.json") as f:

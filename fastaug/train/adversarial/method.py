@@ -35,7 +35,7 @@ from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS, OP_NAMES
 from ...augment.policy_batch import ActionCounter, apply_policy_batch, policy_groups, random_policies, replicate
 from ...augment.reinforce import LossWindow, adversarial_controller_loss, normalise_losses
 from .. import distributed as dist
-from ..method import Method, TrainBatch, standard_pipeline
+from ..method import Method, TrainBatch, standard_augment
 from ..options import Options, above, at_least, option, within
 from ..rng import derive_seed
 from .figure import policy_figure
@@ -74,7 +74,7 @@ class AdversarialAutoAugment(Method):
         o = self.options = self.Options.from_args(args)
         self.M = o.instances
         self.Q, self.L, self.num_bins = o.subpolicies, o.subpolicy_ops, AUTOAUGMENT_BINS
-        self.standard = standard_pipeline(args, trainer)
+        self.standard = standard_augment(args, trainer.info["hflip"])
         self.fill = int(args.fill)
         self.device = trainer.device
         self._rank, self._world = trainer.dist.rank, trainer.dist.world

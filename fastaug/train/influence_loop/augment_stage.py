@@ -1,8 +1,8 @@
 """Stage 4: train E and G so that the learned augmentation x~ = G(x, dropout(E(x))) lowers the
 predicted validation loss, through the frozen classifier F.
 
-Per step: a batch of training images with the baseline's crop/flip (what E and G see in stage 5),
-their learned augmentations (dropout 0.5 on tau, from the loop's generator), and the influence
+Per step: a batch of training images with the standard crop/flip (what E and G see in stage 5),
+their learned augmentations (dropout 0.5 on tau, from the loop's random stream), and the influence
 objective ``mean_i I_aug(z_i, z~_i)`` (:mod:`~fastaug.train.influence_loop.objective`: its sign, and
 why it is minimised), whose gradient reaches G's parameter maps through ``fastaug.transform``'s
 backward and F's features/logits through ``fastaug.influence_aug``'s analytic backward. E is new
@@ -24,7 +24,7 @@ three guards, all optional:
   (``selected_iteration`` in stage.json; iteration 0 = G_2 with the initial E).
 
 ``--aug-gan-weight`` > 0 also adds the stage-2 discriminators' adversarial loss (they keep training),
-the seed's realism constraint; at weight 1 it did not stop the runaway of appendix B's rates.
+the paper's realism constraint; at weight 1 it did not stop the runaway of appendix B's rates.
 
 Every ``--aug-eval-every`` steps (and before the first) the whole training set is augmented once (a
 fixed dropout draw) and the validation loss is predicted (first order) and measured by refitting F's
@@ -55,7 +55,7 @@ def evaluate_augmenter(augmenter, influence, train_batches, val_features, seed):
     model, g = influence.model, torch.Generator().manual_seed(seed)
     h_aug, z_aug = [], []
     for x, _ in train_batches:
-        h = model.features(augmenter(x, generator=g))
+        h = model.features(augmenter(x, rng=g))
         h_aug.append(h)
         z_aug.append(model.fc(h))
     theta = torch.cat([model.fc.weight, model.fc.bias[:, None]], 1)
@@ -80,7 +80,7 @@ class _Best:
         self.iteration, self.refit_val_loss, self.state = state["iteration"], state["refit_val_loss"], state["state"]
 
 
-def train_augmenter(folder, augmenter, critics, influence, train_data, baseline, val_features, args, device,
+def train_augmenter(folder, augmenter, critics, influence, train_data, standard, val_features, args, device,
                     options=None, progress=True, log=print):
     """Run (or continue) stage 4 on the loop primitive, training ``augmenter`` (E and G) in place;
     returns the stage's metrics.
@@ -93,7 +93,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
             ``--aug-gan-weight`` > 0).
         influence: stage 3's LastLayerInfluence (model = the frozen F, s_val cached).
         train_data: ImageData of the training images (the influence's cached training set).
-        baseline: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
+        standard: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
         val_features: (h, logits, y) of the validation split through F.
         options: the stage's options (checked when its checkpoint is resumed).
 
@@ -105,7 +105,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
     anchor = copy.deepcopy(augmenter.generator).requires_grad_(False)  # stage 2's G, before any resume
     opt_e = torch.optim.Adam(augmenter.encoder.parameters(), lr=args.aug_lr_e, betas=(0.9, 0.99))
     opt_g = torch.optim.Adam(augmenter.generator.parameters(), lr=args.aug_lr_g, betas=(0.5, 0.9))
-    gen = torch.Generator().manual_seed(derive_seed(args.seed, "augmenter-loop"))
+    rng = torch.Generator().manual_seed(derive_seed(args.seed, "augmenter-loop"))
     adversarial = args.aug_gan_weight > 0
     best = _Best()
     loop = Loop(folder, name="stage 4 (E, G)", options=options, allowed_changes=(), epochs=1,
@@ -117,7 +117,7 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
     if adversarial:
         loop.register("critics", critics)
         loop.register("critics_optimizer", critics.optimizer)
-    loop.register("loop_rng", gen, per_rank=True)
+    loop.register("loop_rng", rng, per_rank=True)
     loop.register("best", best)
     resumed = loop.resume()
     stream = endless(make_batches(train_data, args.aug_batch_size, device,
@@ -136,8 +136,8 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
     H, W = augmenter.height, augmenter.width
     for _ in loop.steps():
         x, y = next(stream)
-        x = to_float(baseline.crop_flip(x, gen))
-        codes = augmenter.codes(x, gen)
+        x = to_float(standard.crop_flip(x, rng))
+        codes = augmenter.codes(x, rng)
         params = augmenter.params(codes)
         x_aug = augmenter.apply(x, params)
         influence_loss = influence_objective(influence, x, x_aug, y)
@@ -147,8 +147,8 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, baseline,
                 params0 = augmenter.params(codes.detach(), anchor)
             drift = (params - params0).square().mean()
             loss, extra = loss + args.aug_anchor * drift, {"anchor_drift": drift.detach()}
-        if adversarial:  # the discriminators keep judging G's outputs against the baseline images
-            d_losses = critics.step(x, x_aug, gen)
+        if adversarial:  # the discriminators keep judging G's outputs against the standard-augmented images
+            d_losses = critics.step(x, x_aug, rng)
             g_adv, g_losses = critics.generator_loss(x, x_aug)
             loss, extra = loss + args.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
         opt_e.zero_grad(set_to_none=True)  # one backward, two optimisers (E and G learn at their own rates)

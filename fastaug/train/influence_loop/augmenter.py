@@ -37,19 +37,23 @@ def displacement(params, height, width):
     return torch.stack([dx * (width / 2), dy * (height / 2)], 1)
 
 
-def random_codes(n, tau_dim, generator, device=None, dtype=torch.float32):
-    """Codes for G without E (stage 2): uniform in (-1, 1)^tau_dim, the range of E's tanh."""
-    return (torch.rand(n, tau_dim, generator=generator, dtype=dtype) * 2 - 1).to(device)
+def random_codes(n, tau_dim, rng, device=None, dtype=torch.float32):
+    """Codes for G without E (stage 2): uniform in (-1, 1)^tau_dim, the range of E's tanh, drawn from
+    the CPU torch.Generator ``rng``."""
+    return (torch.rand(n, tau_dim, generator=rng, dtype=dtype) * 2 - 1).to(device)
 
 
 class Augmenter(nn.Module):
-    """E and G with seeded dropout on tau; ``forward(x, generator)`` is the learned augmentation.
+    """E and G with seeded dropout on tau; ``forward(x, rng)`` is the learned augmentation.
+
+    ``generator`` is the network G; every random draw comes from an ``rng`` argument (a CPU
+    torch.Generator), never named after G.
 
     Args:
         channels, height, width: the images' shape.
-        tau_dim: size of tau (128 in the seed).
-        dropout: probability of zeroing each entry of tau (0.5 in the seed), applied whenever a
-            ``generator`` is passed.
+        tau_dim: size of tau (128 in the paper).
+        dropout: probability of zeroing each entry of tau (0.5 in the paper), applied whenever a
+            ``rng`` is passed.
         appearance: use G's colour maps (False zeroes them: spatial transformation only).
         smooth, mode, padding_mode: passed to :func:`fastaug.transform`.
     """
@@ -69,9 +73,9 @@ class Augmenter(nn.Module):
                     dropout=self.dropout, appearance=self.appearance, smooth=self.smooth, mode=self.mode,
                     padding_mode=self.padding_mode)
 
-    def dropout_mask(self, n, generator, device=None, dtype=torch.float32):
+    def dropout_mask(self, n, rng, device=None, dtype=torch.float32):
         """(n, tau_dim) inverted-dropout mask: 0 with probability p, else 1/(1 - p); drawn on the CPU."""
-        keep = torch.rand(n, self.tau_dim, generator=generator) >= self.dropout
+        keep = torch.rand(n, self.tau_dim, generator=rng) >= self.dropout
         return (keep.to(dtype) / (1.0 - self.dropout)).to(device)
 
     def params(self, codes, generator_net=None):
@@ -88,22 +92,22 @@ class Augmenter(nn.Module):
         out = transform(x, params.to(x.dtype), smooth=self.smooth, mode=self.mode, padding_mode=self.padding_mode)
         return out.clamp(0.0, 1.0)
 
-    def codes(self, x, generator=None):
-        """tau = E(x), with a dropout mask from ``generator`` when one is given (N, tau_dim)."""
+    def codes(self, x, rng=None):
+        """tau = E(x), with a dropout mask from ``rng`` when one is given (N, tau_dim)."""
         tau = self.encoder(x)
-        if generator is not None and self.dropout > 0:
-            tau = tau * self.dropout_mask(x.shape[0], generator, tau.device, tau.dtype)
+        if rng is not None and self.dropout > 0:
+            tau = tau * self.dropout_mask(x.shape[0], rng, tau.device, tau.dtype)
         return tau
 
-    def forward(self, x, generator=None, codes=None, return_params=False):
+    def forward(self, x, rng=None, codes=None, return_params=False):
         """x (N, C, H, W) float in [0, 1] -> augmented (N, C, H, W) in [0, 1] (and the raw maps).
 
         ``codes`` given: G(codes) (E skipped, no dropout added); otherwise G(dropout(E(x))), the
-        dropout drawn from ``generator`` (None: no dropout)."""
+        dropout drawn from ``rng`` (None: no dropout)."""
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.height, self.width):
             raise ValueError(f"x must have shape (N, {self.channels}, {self.height}, {self.width}), "
                              f"got {tuple(x.shape)}")
-        params = self.params(self.codes(x, generator) if codes is None else codes)
+        params = self.params(self.codes(x, rng) if codes is None else codes)
         out = self.apply(x, params)
         return (out, params) if return_params else out
 

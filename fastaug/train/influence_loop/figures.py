@@ -1,23 +1,14 @@
-"""Figures of the influence loop: the seed's Figure 4 (interpolated tau on real training images), the
+"""Figures of the influence loop: the paper's Figure 4 (interpolated tau on real training images), the
 CVPR Figure 3 (diverse learned augmentations from dropout on tau) and the 2-D toy's Figure 3.
 
-Every function writes one PNG (atomically: a temporary file renamed over the target) and returns its
-path. matplotlib is imported inside the functions (the Agg backend: no display needed).
+Every function writes one PNG through :func:`fastaug.figures.save_figure` (atomically) and returns its
+path; images and flows are drawn with the shared helpers of :mod:`fastaug.figures`.
 """
 import torch
 
-from ..figures import save_figure
+from ...figures import flow_rgb, image_array, pyplot, save_figure
 
 __all__ = ["tau_interpolation_grid", "dropout_samples_grid", "toy2d_figure", "gan_samples_grid"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(fig, path):
@@ -25,19 +16,8 @@ def _save(fig, path):
 
 
 def _image(t):
-    """(C, H, W) float -> what imshow wants (H, W) or (H, W, 3), clipped to [0, 1]."""
-    a = t.detach().float().clamp(0, 1).cpu().permute(1, 2, 0).numpy()
-    return a[..., 0] if a.shape[-1] == 1 else a
-
-
-def _flow_rgb(fx, fy, max_mag):
-    """Displacement (H, W) x/y in pixels -> an RGB image: hue = direction, brightness = length."""
-    import numpy as np
-    from matplotlib.colors import hsv_to_rgb
-
-    mag = torch.sqrt(fx ** 2 + fy ** 2)
-    hue = ((torch.atan2(fy, fx) / (2 * np.pi)) % 1.0).numpy()
-    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), (mag / max_mag).clamp(0, 1).numpy()], -1))
+    """(C, H, W) in [0, 1], any float dtype -> what imshow wants."""
+    return image_array(t.float())
 
 
 def _off(ax):
@@ -46,8 +26,8 @@ def _off(ax):
 
 
 @torch.no_grad()
-def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=None):
-    """The seed's Figure 4: ``steps`` codes interpolated linearly between two dropout draws of E(x),
+def tau_interpolation_grid(path, augmenter, images, rng, steps=10, title=None):
+    """The paper's Figure 4: ``steps`` codes interpolated linearly between two dropout draws of E(x),
     applied to the same training image x; one block of rows per image: (i) the image, (ii) the spatial
     model's output (the flow, hue = direction, brightness = length), (iii) the spatially transformed
     image, (iv) the appearance model's output (the colour change around mid-grey) and (v) the final
@@ -56,16 +36,16 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
     Args:
         augmenter: a :class:`~fastaug.train.influence_loop.augmenter.Augmenter`.
         images: (K, C, H, W) float training images in [0, 1].
-        generator: the CPU generator of the two dropout masks per image.
+        rng: the CPU torch.Generator of the two dropout masks per image.
     """
-    plt = _plt()
+    plt = pyplot()
     K = images.shape[0]
     w = torch.linspace(0, 1, steps, dtype=images.dtype, device=images.device)[:, None]
     blocks = []
     for k in range(K):
         x = images[k:k + 1]
         tau = augmenter.encoder(x)
-        ends = tau * augmenter.dropout_mask(2, generator, tau.device, tau.dtype)
+        ends = tau * augmenter.dropout_mask(2, rng, tau.device, tau.dtype)
         codes = (1 - w) * ends[0] + w * ends[1]
         xs = x.expand(steps, *x.shape[1:]).contiguous()
         blocks.append((x[0], augmenter.parts(xs, codes)))
@@ -79,7 +59,7 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
         max_mag = float(torch.sqrt(fx ** 2 + fy ** 2).max().clamp_min(1e-6))
         gain = 0.5 / max(float(parts["colour_change"].abs().max()), 1e-6)
         for s in range(steps):
-            panels = [_image(x), _flow_rgb(fx[s], fy[s], max_mag), _image(parts["spatial"][s])]
+            panels = [_image(x), flow_rgb(fx[s], fy[s], max_mag)[0], _image(parts["spatial"][s])]
             if augmenter.appearance:
                 panels += [_image(0.5 + gain * parts["colour_change"][s]), _image(parts["final"][s])]
             for r, panel in enumerate(panels):
@@ -98,13 +78,13 @@ def tau_interpolation_grid(path, augmenter, images, generator, steps=10, title=N
 
 
 @torch.no_grad()
-def dropout_samples_grid(path, augmenter, images, generator, samples=8, title=None):
+def dropout_samples_grid(path, augmenter, images, rng, samples=8, title=None):
     """CVPR Figure 3: every row one training image, then ``samples`` learned augmentations of it, each
     with its own dropout mask on tau (the diversity stage 5 trains on)."""
-    plt = _plt()
+    plt = pyplot()
     K = images.shape[0]
     xs = images.repeat_interleave(samples, 0)
-    out = augmenter(xs, generator=generator).view(K, samples, *images.shape[1:])
+    out = augmenter(xs, rng=rng).view(K, samples, *images.shape[1:])
     fig, axes = plt.subplots(K, samples + 1, figsize=(1.1 * (samples + 1) + 0.3, 1.15 * K + 0.5), squeeze=False)
     for k in range(K):
         for s in range(samples + 1):
@@ -121,30 +101,30 @@ def dropout_samples_grid(path, augmenter, images, generator, samples=8, title=No
 
 @torch.no_grad()
 def gan_samples_grid(path, real, fake, title=None):
-    """Stage 2 at a glance: a row of baseline-augmented images (what G learns to mimic) over a row of
+    """Stage 2 at a glance: a row of standard-augmented images (what G learns to mimic) over a row of
     G's outputs for the same inputs. ``real``, ``fake``: (K, C, H, W) in [0, 1]."""
-    plt = _plt()
+    plt = pyplot()
     K = real.shape[0]
     fig, axes = plt.subplots(2, K, figsize=(1.1 * K + 1.2, 2.6), squeeze=False)
-    for r, (row, name) in enumerate(((real, "baseline"), (fake, "G"))):
+    for r, (row, name) in enumerate(((real, "standard"), (fake, "G"))):
         for k in range(K):
             panel = _image(row[k])
             axes[r][k].imshow(panel, cmap="gray" if panel.ndim == 2 else None, vmin=0, vmax=1,
                               interpolation="nearest")
             _off(axes[r][k])
         axes[r][0].set_ylabel(name, fontsize=8)
-    fig.suptitle(title or "stage 2: baseline augmentation (top) and G's transformations (bottom)", fontsize=9)
+    fig.suptitle(title or "stage 2: standard augmentation (top) and G's transformations (bottom)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 
 
 @torch.no_grad()
 def toy2d_figure(path, arrays, summary, resolution=200):
-    """The seed's Figure 3, one row of four panels: (i) training points with the predictive probability
+    """The paper's Figure 3, one row of four panels: (i) training points with the predictive probability
     of F trained on them, (ii) validation points with that F, (iii) the augmented points (arrows from
     the originals) with F retrained on training + augmented points, (iv) validation points with the
     retrained F. Red = class 0, blue = class 1; the contour is P(class 1)."""
-    plt = _plt()
+    plt = pyplot()
     x, y, xv, yv, xa = (arrays[k] for k in ("x", "y", "xv", "yv", "x_aug"))
     pts = torch.cat([x, xv, xa])
     lo, hi = pts.min(0).values - 0.4, pts.max(0).values + 0.4

@@ -1,7 +1,7 @@
-"""Stage 2: pretrain G as a GAN so that its transformations mimic the baseline augmentation.
+"""Stage 2: pretrain G as a GAN so that its transformations mimic the standard augmentation.
 
 Two discriminators judge G's output ``x~ = G(x, tau)`` (tau = dropout of a code uniform in (-1, 1),
-the range of E's tanh, so that G sees the codes of stages 4-5) against the baseline augmentation of
+the range of E's tanh, so that G sees the codes of stages 4-5) against the standard augmentation of
 the same images:
 
 * ``D_img``: appendix A's image discriminator (:class:`fastaug.augment.Discriminator`);
@@ -10,13 +10,13 @@ the same images:
 Losses (``--gan``): ``ragan``, the relativistic average standard GAN of the CVPR version,
 ``D: BCE(C(r) - mean C(f), 1) + BCE(C(f) - mean C(r), 0)``, ``G: BCE(C(f) - mean C(r), 1) +
 BCE(C(r) - mean C(f), 0)``; or ``wgan-gp`` (ICLR version): ``D: mean C(f) - mean C(r) + w * GP``,
-``G: -mean C(f)``, 5 critic steps per G step. Matching the *baseline-augmented* images (not the
+``G: -mean C(f)``, 5 critic steps per G step. Matching the *standard-augmented* images (not the
 originals) is the CVPR trick against the identity solution; the ICLR version adds the inverse MSE to
 the identity in image and flow space to G's loss, ``w * (1 / (eps + MSE(x~, x)) + 1 / (eps + mean
 |displacement|^2))`` (displacement in pixels), used in both variants here (``--identity-weight``;
 eps bounds it by ``2 w / eps`` at the identity).
 
-The target of the GAN is the geometric part of the baseline (random crop, and flips where the
+The target of the GAN is the geometric part of the standard augmentation (random crop, and flips where the
 dataset allows): what a smooth spatial transformation can express. Cutout is applied after G in
 stage 5, as after any policy.
 """
@@ -50,10 +50,10 @@ def wgan_losses(real, fake):
     return fake.mean() - real.mean(), -fake.mean()
 
 
-def gradient_penalty(critic, real, fake, generator):
+def gradient_penalty(critic, real, fake, rng):
     """WGAN-GP: ``mean (||grad critic(e r + (1 - e) f)|| - 1)^2`` with e ~ U(0, 1) per sample (from
-    ``generator``); ``real``/``fake`` (N, ...) detached."""
-    e = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator).to(real.device, real.dtype)
+    ``rng``); ``real``/``fake`` (N, ...) detached."""
+    e = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=rng).to(real.device, real.dtype)
     mix = (e * real + (1 - e) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).square().mean()
@@ -91,8 +91,8 @@ class Critics(nn.Module):
         """(image scores (N, 1), feature scores (N, 1)) of images x."""
         return self.image(x), self.feature(self._classifier[0].features(x))
 
-    def step(self, real, fake, generator):
-        """One discriminator update on baseline images ``real`` and G's ``fake`` (detached);
+    def step(self, real, fake, rng):
+        """One discriminator update on standard-augmented images ``real`` and G's ``fake`` (detached);
         returns {"d_image", "d_feature"}."""
         fake = fake.detach()
         (ri, rf), (fi, ff) = self.scores(real), self.scores(fake)
@@ -102,8 +102,8 @@ class Critics(nn.Module):
         if self.wgan and self.gp_weight > 0:
             with torch.no_grad():
                 hr, hf = self._classifier[0].features(real), self._classifier[0].features(fake)
-            gp = (gradient_penalty(self.image, real, fake, generator)
-                  + self.feature_weight * gradient_penalty(self.feature, hr, hf, generator))
+            gp = (gradient_penalty(self.image, real, fake, rng)
+                  + self.feature_weight * gradient_penalty(self.feature, hr, hf, rng))
             loss = loss + self.gp_weight * gp
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,7 +131,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
         augmenter: the :class:`~fastaug.train.influence_loop.augmenter.Augmenter` whose G is trained.
         critics: :class:`Critics` over F.
         train_data: ImageData of the training images (labels unused).
-        target: ``target(x_float, generator) -> x_real``, the augmentation G learns to mimic.
+        target: ``target(x_float, rng) -> x_real``, the augmentation G learns to mimic.
         args: the run's arguments (``--gan*``, ``--identity-*``, ``--seed``, ``--stage-*``).
         options: the stage's options (checked when its checkpoint is resumed).
     """
@@ -141,7 +141,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
     G = augmenter.generator
     H, W = augmenter.height, augmenter.width
     opt_g = torch.optim.Adam(G.parameters(), lr=args.gan_lr, betas=(0.5, 0.9))  # appendix B
-    gen = torch.Generator().manual_seed(derive_seed(args.seed, "gan-loop"))
+    rng = torch.Generator().manual_seed(derive_seed(args.seed, "gan-loop"))
     n_critic = critic_steps(args)
     loop = Loop(folder, name="stage 2 (GAN)", options=options, allowed_changes=(), epochs=1,
                 steps_per_epoch=args.gan_iters, checkpoint_every=args.stage_checkpoint_every, resume="auto",
@@ -150,14 +150,14 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
     loop.register("critics", critics)
     loop.register("generator_optimizer", opt_g)
     loop.register("critics_optimizer", critics.optimizer)
-    loop.register("loop_rng", gen, per_rank=True)
+    loop.register("loop_rng", rng, per_rank=True)
     loop.resume()
     batches = make_batches(train_data, args.gan_batch_size, device, seed=order_seed(args.seed, "gan-order"))
     stream = endless(batches, loop.global_step * (n_critic + 1))  # n_critic + 1 batches per iteration
 
     def fake_of(x):
-        codes = random_codes(x.shape[0], augmenter.tau_dim, gen, device, x.dtype)
-        codes = codes * augmenter.dropout_mask(x.shape[0], gen, device, x.dtype)
+        codes = random_codes(x.shape[0], augmenter.tau_dim, rng, device, x.dtype)
+        codes = codes * augmenter.dropout_mask(x.shape[0], rng, device, x.dtype)
         return augmenter(x, codes=codes, return_params=True)
 
     for _ in loop.steps():
@@ -165,9 +165,9 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
             x = to_float(next(stream)[0])
             with torch.no_grad():
                 fake, _ = fake_of(x)
-            d_losses = critics.step(target(x, gen), fake, gen)
+            d_losses = critics.step(target(x, rng), fake, rng)
         x = to_float(next(stream)[0])
-        real = target(x, gen)
+        real = target(x, rng)
         fake, params = fake_of(x)
         adversarial, g_losses = critics.generator_loss(real, fake)
         ident = identity_penalty(x, fake, params, args.identity_eps)
@@ -175,7 +175,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
         with torch.no_grad():
             shift = displacement(params, H, W).square().sum(1).sqrt().mean()
             loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
-                            mse_to_input=(fake - x).square().mean(), mse_to_baseline=(fake - real).square().mean())
+                            mse_to_input=(fake - x).square().mean(), mse_to_standard=(fake - real).square().mean())
         done = loop.global_step + 1
         if done % args.stage_log_every == 0 or done == args.gan_iters:
             loop.history.append({"iteration": done, **loop.meters.means()})

@@ -1,10 +1,10 @@
 """Stage 5 as a training method, and ``--augment influence`` (the whole loop) on top of it.
 
-* :class:`LearnedRetrain`: retrain F from scratch on the engine with the baseline augmentation plus
-  samples of a trained augmenter: per batch, the baseline's crop/flip, then each image independently
+* :class:`LearnedRetrain`: retrain F from scratch on the engine with the standard augmentation plus
+  samples of a trained augmenter: per batch, the standard crop/flip, then each image independently
   gets ``G(x, dropout(E(x)))`` with probability ``--learned-prob`` (dropout kept, a new mask per image:
-  the diversity of CVPR Figure 3), then the baseline's Cutout -- the position of a policy in the
-  ``standard`` pipeline, "in addition to the baseline" as the seed says. Every draw comes from the
+  the diversity of CVPR Figure 3), then the standard Cutout -- the position of a policy in the
+  standard augmentation, "in addition to the baseline" as the paper says. Every draw comes from the
   engine's generator, so ``--resume`` replays them. Reports the validation split's loss/accuracy per
   epoch (``val_loss``, ``val_acc``) and the share of learned samples. Library use::
 
@@ -22,18 +22,14 @@ import os
 
 import torch
 
-from ..method import Method, TrainBatch, standard_pipeline, to_float
+from ..method import Method, TrainBatch, standard_augment, to_float
+from .options import InfluenceOptions
 
-__all__ = ["LearnedRetrain", "InfluenceAugment", "baseline_of"]
-
-
-def baseline_of(args, trainer):
-    """The run's baseline augmentation (crop/flip and Cutout of ``--augment standard``)."""
-    return standard_pipeline(args, trainer)
+__all__ = ["LearnedRetrain", "InfluenceAugment"]
 
 
 class LearnedRetrain(Method):
-    """Baseline augmentation plus learned samples (see the module docstring).
+    """Standard augmentation plus learned samples (see the module docstring).
 
     Args:
         args, trainer: as every Method (``args.learned_prob`` is read; default 0.5 when absent).
@@ -45,7 +41,7 @@ class LearnedRetrain(Method):
 
     def __init__(self, args, trainer, augmenter=None):
         super().__init__(args, trainer)
-        self.standard = baseline_of(args, trainer)
+        self.standard = standard_augment(args, trainer.info["hflip"])
         self.learned_prob = float(getattr(args, "learned_prob", 0.5))
         self.augmenter = None
         if augmenter is not None:
@@ -70,7 +66,7 @@ class LearnedRetrain(Method):
         pick = (torch.rand(x.shape[0], generator=g) < self.learned_prob).nonzero().squeeze(1).to(x.device)
         if pick.numel():
             with torch.no_grad(), trainer.autocast():
-                learned = self.augmenter(x.index_select(0, pick), generator=g)
+                learned = self.augmenter(x.index_select(0, pick), rng=g)
             x = x.index_copy(0, pick, learned.to(x.dtype))
         self.counts["learned"] += int(pick.numel())
         self.counts["images"] += int(x.shape[0])
@@ -95,11 +91,7 @@ class InfluenceAugment(LearnedRetrain):
 
     name = "influence"
 
-    @classmethod
-    def add_arguments(cls, parser):
-        from .options import add_arguments
-
-        add_arguments(parser)
+    Options = InfluenceOptions
 
     def __init__(self, args, trainer):
         from .options import check_options

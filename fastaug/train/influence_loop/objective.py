@@ -4,8 +4,8 @@ Sign convention (the one place the loop writes it; the influence conventions the
 :mod:`fastaug.influence`):
 
 * ``I_aug(z_i, z~_i) = -s_val^T (grad l(z~_i) - grad l(z_i))`` with ``s_val = H^-1 grad L_val``;
-  replacing ``z_i`` by ``z~_i`` changes the validation loss by about ``+I_aug / N`` (seed eq. 15).
-* The seed "maximises the influence"; what it wants is a lower validation loss, so the loop
+  replacing ``z_i`` by ``z~_i`` changes the validation loss by about ``+I_aug / N`` (the paper's eq. 15).
+* The paper "maximises the influence"; what it wants is a lower validation loss, so the loop
   **minimises** ``mean_i I_aug(z_i, z~_i)``: a gradient step moves every ``x~_i`` in the direction
   in which the influence predicts the validation loss falls. Negative ``I_aug`` = a helpful
   augmentation; ``mean_influence`` in the metrics is this mean (it should fall during stage 4).

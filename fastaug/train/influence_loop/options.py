@@ -1,13 +1,16 @@
-"""Command-line options of ``--augment influence``, which stage each one affects, and the stage folders.
+"""Typed options of ``--augment influence``, which stage each one affects, and the stage folders.
 
-Defaults follow the seed's appendix B (Adam: G and D lr 1e-4, betas 0.5/0.9; E betas 0.9/0.99;
+Defaults follow the paper's appendix B (Adam: G and D lr 1e-4, betas 0.5/0.9; E betas 0.9/0.99;
 batch 128; tau of 128 dimensions; dropout 0.5 on tau) where it gives them, except stage 4's learning
 rates (10x smaller than appendix B's, measured: see ``augment_stage``); the iteration counts are sized
-for a CPU (the seed's are not given).
+for a CPU (the paper's are not given).
 """
-import argparse
+import dataclasses
+from typing import Optional, Tuple
 
-__all__ = ["STAGES", "STAGE_DIRS", "DEPENDS", "OPTION_STAGE", "add_arguments", "check_options", "stage_options",
+from ..options import Options, above, at_least, option, require, within
+
+__all__ = ["STAGES", "STAGE_DIRS", "DEPENDS", "OPTION_STAGE", "InfluenceOptions", "check_options", "stage_options",
            "critic_steps", "use_appearance", "order_seed"]
 
 #: Stage number -> what it does.
@@ -35,58 +38,56 @@ OPTION_STAGE = {
 NEUTRAL_OPTIONS = ("stages", "stage_checkpoint_every", "stage_log_every")
 
 
-def add_arguments(parser):
-    """Add the options to an argparse group of ``fastaug train``."""
-    p = parser
-    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3, 4, 5], metavar="K",
-                   help="stages to run (1 classifier, 2 GAN pretraining of G, 3 s_val, 4 E and G by influence, "
-                        "5 retraining); finished stages are reused (default: 1 2 3 4 5)")
-    p.add_argument("--gan", default="ragan", choices=("ragan", "wgan-gp"),
-                   help="stage 2 GAN loss: relativistic average GAN (CVPR version, default) or WGAN-GP (ICLR)")
-    p.add_argument("--gan-iters", type=int, default=300, help="stage 2: generator updates (300)")
-    p.add_argument("--gan-batch-size", type=int, default=128, help="stage 2 batch size (128, appendix B)")
-    p.add_argument("--gan-critic-steps", type=int, default=None,
-                   help="discriminator updates per generator update (default: 1 for ragan, 5 for wgan-gp)")
-    p.add_argument("--gan-lr", type=float, default=1e-4, help="Adam lr of G and D in stage 2 (1e-4, appendix B)")
-    p.add_argument("--gan-gp-weight", type=float, default=10.0, help="WGAN-GP gradient-penalty weight (10)")
-    p.add_argument("--gan-feature-weight", type=float, default=1.0,
-                   help="weight of the feature-space discriminator (a linear layer over F's features) (1)")
-    p.add_argument("--identity-weight", type=float, default=1e-3,
-                   help="weight of the seed's term against the identity transformation: 1/(eps + MSE) in "
-                        "image and flow space (1e-3; 0 disables it)")
-    p.add_argument("--identity-eps", type=float, default=1e-2, help="eps of that term (bounds it by 2/eps)")
-    p.add_argument("--tau-dim", type=int, default=128, help="dimension of tau (128)")
-    p.add_argument("--tau-dropout", type=float, default=0.5, help="dropout probability on tau (0.5)")
-    p.add_argument("--appearance", action=argparse.BooleanOptionalAction, default=None,
-                   help="learn the appearance (colour) part too (default: on for RGB, off for grey images, as "
-                        "the CVPR version)")
-    p.add_argument("--transform-smooth", type=int, default=4, help="box smoothing of G's maps (4)")
-    p.add_argument("--transform-mode", default="parallel", choices=("parallel", "serial"),
-                   help="spatial + appearance composition (parallel, the seed's best)")
-    p.add_argument("--influence-damping", type=float, default=0.01,
-                   help="damping lambda of the last-layer Hessian H + lambda I (0.01)")
-    p.add_argument("--aug-iters", type=int, default=100, help="stage 4: updates of E and G (100)")
-    p.add_argument("--aug-batch-size", type=int, default=128, help="stage 4 batch size (128, appendix B)")
-    p.add_argument("--aug-lr-e", type=float, default=1e-3,
-                   help="Adam lr of E in stage 4 (1e-3; appendix B's 0.01 leaves the first-order regime in a few "
-                        "steps, see docs/influence_loop.md)")
-    p.add_argument("--aug-lr-g", type=float, default=1e-5,
-                   help="Adam lr of G in stage 4 (1e-5; appendix B: 1e-4; 0 = G fixed after stage 2, the ICLR variant)")
-    p.add_argument("--aug-anchor", type=float, default=100.0,
-                   help="stage 4: weight of the proximal term mean |G(tau) - G_2(tau)|^2 that keeps G's maps near "
-                        "the GAN-pretrained G_2's for the same codes: the trust region of the influence objective "
-                        "(100; 0 = none)")
-    p.add_argument("--aug-gan-weight", type=float, default=0.0,
-                   help="stage 4: weight of the stage-2 discriminators' adversarial loss next to the influence "
-                        "objective (the discriminators keep training) (0 = off)")
-    p.add_argument("--aug-eval-every", type=int, default=10,
-                   help="stage 4: measure the refit validation loss every N iterations and keep the E, G with "
-                        "the lowest (10)")
-    p.add_argument("--learned-prob", type=float, default=0.5,
-                   help="stage 5: probability that a training image gets the learned augmentation (0.5)")
-    p.add_argument("--stage-checkpoint-every", type=int, default=50,
-                   help="stages 2 and 4: checkpoint every N iterations (50)")
-    p.add_argument("--stage-log-every", type=int, default=10, help="stages 2 and 4: metrics every N iterations (10)")
+@dataclasses.dataclass
+class InfluenceOptions(Options):
+    """The options of ``--augment influence``; :data:`OPTION_STAGE` says which stage each one changes."""
+
+    stages: Tuple[int, ...] = option((1, 2, 3, 4, 5), "stages to run (1 classifier, 2 GAN pretraining of G, "
+                                     "3 s_val, 4 E and G by influence, 5 retraining); finished stages are reused",
+                                     nargs="+", metavar="K")
+    gan: str = option("ragan", "stage 2 GAN loss: relativistic average GAN (the CVPR version) or WGAN-GP (ICLR)",
+                      choices=("ragan", "wgan-gp"))
+    gan_iters: int = option(300, "stage 2: generator updates", check=at_least(1))
+    gan_batch_size: int = option(128, "stage 2 batch size (appendix B)", check=at_least(2))
+    gan_critic_steps: Optional[int] = option(None, "discriminator updates per generator update (None: 1 for ragan, "
+                                             "5 for wgan-gp)", check=at_least(1))
+    gan_lr: float = option(1e-4, "Adam lr of G and D in stage 2 (appendix B)", check=above(0))
+    gan_gp_weight: float = option(10.0, "WGAN-GP gradient-penalty weight", check=at_least(0))
+    gan_feature_weight: float = option(1.0, "weight of the feature-space discriminator (a linear layer over F's "
+                                       "features)", check=at_least(0))
+    identity_weight: float = option(1e-3, "weight of the paper's term against the identity transformation: "
+                                    "1/(eps + MSE) in image and flow space (0 disables it)", check=at_least(0))
+    identity_eps: float = option(1e-2, "eps of that term (bounds it by 2/eps)", check=above(0))
+    tau_dim: int = option(128, "dimension of tau", check=at_least(1))
+    tau_dropout: float = option(0.5, "dropout probability on tau", check=within(0, 1, open_hi=True))
+    appearance: Optional[bool] = option(None, "learn the appearance (colour) part too (None: on for RGB, off for "
+                                        "grey images, as the CVPR version)")
+    transform_smooth: int = option(4, "box smoothing of G's maps", check=within(1, 64))
+    transform_mode: str = option("parallel", "spatial + appearance composition (parallel: the paper's best)",
+                                 choices=("parallel", "serial"))
+    influence_damping: float = option(0.01, "damping lambda of the last-layer Hessian H + lambda I", check=above(0))
+    aug_iters: int = option(100, "stage 4: updates of E and G", check=at_least(1))
+    aug_batch_size: int = option(128, "stage 4 batch size (appendix B)", check=at_least(1))
+    aug_lr_e: float = option(1e-3, "Adam lr of E in stage 4 (appendix B's 0.01 leaves the first-order regime in "
+                             "a few steps, see docs/influence_loop.md)", check=above(0))
+    aug_lr_g: float = option(1e-5, "Adam lr of G in stage 4 (appendix B: 1e-4; 0 = G fixed after stage 2, the "
+                             "ICLR variant)", check=at_least(0))
+    aug_anchor: float = option(100.0, "stage 4: weight of the proximal term mean |G(tau) - G_2(tau)|^2 that keeps "
+                               "G's maps near the GAN-pretrained G_2's for the same codes: the trust region of the "
+                               "influence objective (0 = none)", check=at_least(0))
+    aug_gan_weight: float = option(0.0, "stage 4: weight of the stage-2 discriminators' adversarial loss next to "
+                                   "the influence objective (the discriminators keep training) (0 = off)",
+                                   check=at_least(0))
+    aug_eval_every: int = option(10, "stage 4: measure the refit validation loss every N iterations and keep the "
+                                 "E, G with the lowest", check=at_least(1))
+    learned_prob: float = option(0.5, "stage 5: probability that a training image gets the learned augmentation",
+                                 check=within(0, 1))
+    stage_checkpoint_every: int = option(50, "stages 2 and 4: checkpoint every N iterations", check=at_least(1))
+    stage_log_every: int = option(10, "stages 2 and 4: metrics every N iterations", check=at_least(1))
+
+    def extra_checks(self):
+        bad = sorted(set(self.stages) - set(STAGES))
+        return [(not bad, f"--stages must be among {sorted(STAGES)}, got {list(self.stages)}")]
 
 
 def critic_steps(args):
@@ -102,37 +103,12 @@ def use_appearance(args, channels):
 
 
 def check_options(args):
-    """Raise ValueError naming the first bad option."""
-    bad = sorted(set(args.stages) - set(STAGES))
-    checks = [
-        (not bad, f"--stages must be among {sorted(STAGES)}, got {args.stages}"),
-        (args.val_size > 0, "--augment influence needs a held-out validation split for s_val: pass --val-size "
-                            "(e.g. --val-size 100)"),
-        (args.gan_iters >= 1, f"--gan-iters must be >= 1, got {args.gan_iters}"),
-        (args.gan_batch_size >= 2, f"--gan-batch-size must be >= 2, got {args.gan_batch_size}"),
-        (args.gan_critic_steps is None or args.gan_critic_steps >= 1,
-         f"--gan-critic-steps must be >= 1, got {args.gan_critic_steps}"),
-        (args.gan_lr > 0 and args.aug_lr_e > 0 and args.aug_lr_g >= 0, "--gan-lr and --aug-lr-e must be > 0, "
-                                                                       "--aug-lr-g >= 0"),
-        (args.gan_gp_weight >= 0 and args.gan_feature_weight >= 0, "--gan-gp-weight and --gan-feature-weight must "
-                                                                   "be >= 0"),
-        (args.identity_weight >= 0 and args.identity_eps > 0, "--identity-weight must be >= 0 and --identity-eps > 0"),
-        (args.tau_dim >= 1, f"--tau-dim must be >= 1, got {args.tau_dim}"),
-        (0 <= args.tau_dropout < 1, f"--tau-dropout must be in [0, 1), got {args.tau_dropout}"),
-        (1 <= args.transform_smooth <= 64, f"--transform-smooth must be in [1, 64], got {args.transform_smooth}"),
-        (args.influence_damping > 0, f"--influence-damping must be > 0, got {args.influence_damping}"),
-        (args.aug_iters >= 1, f"--aug-iters must be >= 1, got {args.aug_iters}"),
-        (args.aug_batch_size >= 1, f"--aug-batch-size must be >= 1, got {args.aug_batch_size}"),
-        (args.aug_gan_weight >= 0, f"--aug-gan-weight must be >= 0, got {args.aug_gan_weight}"),
-        (args.aug_anchor >= 0, f"--aug-anchor must be >= 0, got {args.aug_anchor}"),
-        (args.aug_eval_every >= 1, f"--aug-eval-every must be >= 1, got {args.aug_eval_every}"),
-        (0 <= args.learned_prob <= 1, f"--learned-prob must be in [0, 1], got {args.learned_prob}"),
-        (args.stage_checkpoint_every >= 1, f"--stage-checkpoint-every must be >= 1, got {args.stage_checkpoint_every}"),
-        (args.stage_log_every >= 1, f"--stage-log-every must be >= 1, got {args.stage_log_every}"),
-    ]
-    for ok, msg in checks:
-        if not ok:
-            raise ValueError(msg)
+    """The run's validated :class:`InfluenceOptions` (ValueError, one sentence, naming the first bad
+    option); the loop also needs a validation split, a common option."""
+    options = InfluenceOptions.from_args(args)
+    require([(args.val_size > 0, "--augment influence needs a held-out validation split for s_val: pass "
+                                 "--val-size (e.g. --val-size 100)")])
+    return options
 
 
 def stage_options(args, stage):

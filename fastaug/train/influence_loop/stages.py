@@ -21,9 +21,9 @@ import os
 
 import torch
 
-from ...augment.standard import StandardAugment
 from ..checkpoint import atomic_save
 from ..engine import ClassifierStage, Trainer, pipeline_inputs
+from ..method import standard_augment
 from ..pipeline import Pipeline, Stage, StageError
 from ..rng import derive_seed
 from .augmenter import Augmenter
@@ -62,15 +62,15 @@ def figure_images(data, count=4):
 
 
 class _Shared:
-    """What the stages share: arguments, data, device, folders, the baseline, the frozen F (loaded once)."""
+    """What the stages share: arguments, data, device, folders, the standard augmentation, the frozen F
+    (loaded once)."""
 
     def __init__(self, args, data, device):
         self.args, self.device, self.root = args, device, args.output_dir
         self.train, self.val, self.test = data
         t = self.train
         self.info = dict(channels=t.channels, image_size=tuple(t.image_size), num_classes=t.num_classes)
-        self.baseline = StandardAugment(padding=args.crop_padding, flip=t.hflip and not args.no_flip,
-                                        cutout=args.cutout)
+        self.standard = standard_augment(args, t.hflip and not args.no_flip)
         self._model = None
 
     def folder(self, k):
@@ -119,7 +119,7 @@ class ClassifierF(_InfluenceStage):
 
 
 class GanStage(_InfluenceStage):
-    """Stage 2: G pretrained as a GAN to mimic the baseline's crop/flip (:mod:`.gan`)."""
+    """Stage 2: G pretrained as a GAN to mimic the standard crop/flip (:mod:`.gan`)."""
 
     number, title = 2, "stage 2 (GAN)"
 
@@ -128,7 +128,7 @@ class GanStage(_InfluenceStage):
 
         s = self.shared
         aug, critics = build_augmenter(self.args, s.info, s.device), s.critics()
-        crop_flip = s.baseline.crop_flip
+        crop_flip = s.standard.crop_flip
         metrics = train_gan(folder, s.model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.args,
                             s.device, options=self.options(), progress=self.args.progress, log=s.log)
         aug.save(os.path.join(folder, AUGMENTER_FILE))
@@ -147,7 +147,7 @@ class GanStage(_InfluenceStage):
         with torch.no_grad():
             codes = random_codes(x.shape[0], aug.tau_dim, g, s.device) * aug.dropout_mask(x.shape[0], g, s.device)
             fake = aug(x, codes=codes)
-        gan_samples_grid(path, s.baseline.crop_flip(x, g), fake)
+        gan_samples_grid(path, s.standard.crop_flip(x, g), fake)
 
 
 class InfluenceFit(_InfluenceStage):
@@ -178,7 +178,7 @@ class AugmenterStage(_InfluenceStage):
         critics.load_state_dict(state["critics"])
         critics.optimizer.load_state_dict(state["optimizer"])
         influence, val = load_influence(s.folder(3), s.model, s.device)
-        metrics = train_augmenter(folder, aug, critics, influence, s.train, s.baseline, val, self.args, s.device,
+        metrics = train_augmenter(folder, aug, critics, influence, s.train, s.standard, val, self.args, s.device,
                                   options=self.options(), progress=self.args.progress, log=s.log)
         aug.save(os.path.join(s.root, AUGMENTER_FILE))
         self._figures(aug)

@@ -11,28 +11,16 @@ import os
 import torch
 
 from ...data.subgroups import load_grouped_dataset
+from ...figures import save_figure
 from ...models import build_model
 from ..args import default_args
 from ..checkpoint import atomic_write_text, load_checkpoint
-from ..figures import save_figure
+from ..distributed import resolve_device
 from ..pipeline import Pipeline
 from .report import curves_figure, saliency_figure, write_table
 from .stages import PatchedTrainingStage, TranslationStage, final_records
 
-__all__ = ["run_patching", "engine_args", "resolve_device"]
-
-
-def resolve_device(name):
-    """``"auto"`` -> cuda when available, else cpu; a CUDA device without a GPU is one sentence."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown --device {name!r}; use cpu, cuda, cuda:N or auto") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name} asks for a GPU, but torch sees none here; use --device cpu")
-    return dev
+__all__ = ["run_patching", "engine_args"]
 
 
 def engine_args(cfg, device, checkpoint_every, progress):

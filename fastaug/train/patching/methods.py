@@ -130,33 +130,41 @@ class Augment(PatchMethod):
         return torch.cat([ce_x, ce_t]).mean(), ce_x.detach(), lx.detach()
 
 
-class GDROAugment(_Robust):
+class _RobustOnTranslations(_Robust):
+    """Group DRO on group-balanced batches that carry each image's translations into the other
+    subgroups of its class; subclasses say how the translations enter the objective."""
+
+    balanced = True
+    uses_translations = True
+    class_conditional = True
+
+    def loss(self, model, batch):
+        lx, lt = _with_translations(model, batch)
+        ce_x = F.cross_entropy(lx, batch.y, reduction="none")
+        return self.objective(lx, lt, ce_x, batch), ce_x.detach(), lx.detach()
+
+    def objective(self, lx, lt, ce_x, batch):
+        """The loss to minimise from logits of x (B, C), of its translations (K, B, C) and CE of x (B,)."""
+        raise NotImplementedError
+
+
+class GDROAugment(_RobustOnTranslations):
     name = "gdro-augment"
-    balanced = True
-    uses_translations = True
-    class_conditional = True
 
-    def loss(self, model, batch):
-        lx, lt = _with_translations(model, batch)
-        ce_x = F.cross_entropy(lx, batch.y, reduction="none")
+    def objective(self, lx, lt, ce_x, batch):
+        # the translations are extra samples of the subgroups they were translated into
         ce_t = F.cross_entropy(lt.flatten(0, 1), batch.y.repeat(lt.shape[0]), reduction="none")
-        robust = self.dro.loss(torch.cat([ce_x, ce_t]), torch.cat([batch.group, batch.t_group.flatten()]))
-        return robust, ce_x.detach(), lx.detach()
+        return self.dro.loss(torch.cat([ce_x, ce_t]), torch.cat([batch.group, batch.t_group.flatten()]))
 
 
-class Camel(_Robust):
+class Camel(_RobustOnTranslations):
     name = "camel"
-    balanced = True
-    uses_translations = True
-    class_conditional = True
 
-    def loss(self, model, batch):
-        lx, lt = _with_translations(model, batch)
-        ce_x = F.cross_entropy(lx, batch.y, reduction="none")
-        robust = self.dro.loss(ce_x, batch.group)
+    def objective(self, lx, lt, ce_x, batch):
+        # group DRO on the real images, plus the consistency of their predictions with the translations'
         consistency = consistency_loss(lx, lt).mean()
         self.last_consistency = consistency.detach()
-        return robust + self.cfg.consistency_weight * consistency, ce_x.detach(), lx.detach()
+        return self.dro.loss(ce_x, batch.group) + self.cfg.consistency_weight * consistency
 
 
 _METHODS = {m.name: m for m in (PatchMethod, Balanced, GDRO, Augment, GDROAugment, Camel)}

@@ -11,6 +11,8 @@ import math
 
 import torch
 
+from ...figures import pyplot
+
 __all__ = ["table_rows", "write_table", "curves_figure", "saliency_maps", "saliency_figure", "PAPER_ROBUST"]
 
 #: Robust accuracy (%) on MNIST-Correlation in the paper (full MNIST, 3 trials).
@@ -73,10 +75,7 @@ def curves_figure(histories, dataset):
 
     ``histories`` = {method: [metrics history (list of records) of each seed]}.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for method, runs in histories.items():
@@ -112,10 +111,7 @@ def saliency_maps(model, x, y):
 def saliency_figure(models, x, y, titles):
     """Rows: the images, then each model's input-gradient saliency with its prediction. ``models`` =
     {name: classifier}; ``x`` (B, C, H, W) in [0, 1]; ``titles``: a caption per image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     b = x.shape[0]
     fig, axes = plt.subplots(1 + len(models), b, figsize=(1.4 * b + 1, 1.5 * (1 + len(models))), squeeze=False)

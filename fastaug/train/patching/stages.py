@@ -20,9 +20,9 @@ import os
 
 import torch
 
+from ...figures import save_figure
 from ..checkpoint import FORMAT, atomic_save, load_checkpoint
 from ..engine import Trainer
-from ..figures import save_figure
 from ..loop import Loop, optimizer_step
 from ..method import Method, TrainBatch
 from ..pipeline import Stage
@@ -37,17 +37,17 @@ TRANSLATIONS_FILE = "translations.pt"
 
 
 class _PoolState:
-    """An ImagePool and its generator as one checkpoint part (the pool's images live on ``device``)."""
+    """An ImagePool and its random stream as one checkpoint part (the pool's images live on ``device``)."""
 
     def __init__(self, pool, device):
         self.pool, self.device = pool, device
 
     def state_dict(self):
-        return {**self.pool.state_dict(), "generator": self.pool.generator.get_state()}
+        return {**self.pool.state_dict(), "rng": self.pool.rng.get_state()}
 
     def load_state_dict(self, state):
         self.pool.load_state_dict(state, self.device)
-        self.pool.generator.set_state(state["generator"])
+        self.pool.rng.set_state(state["rng"])
 
 
 class TranslationStage(Stage):

@@ -9,13 +9,14 @@ near-copy through the identity loss), and the other way round for x in subgroup 
 
 One step (:func:`translation_step`) trains every CycleGAN of the translator once: generators (GAN +
 cycle + identity losses), then discriminators on fakes from the replay pools. The images of step s are
-drawn from a generator seeded by (seed, s), so a resumed stage needs no sampler state.
+drawn from a torch.Generator seeded by (seed, s), so a resumed stage needs no sampler state.
 :func:`translate_all` precomputes, index-aligned with the training set, every image's version in each
 subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on.
 """
 import torch
 from torch import nn
 
+from ...figures import pyplot
 from ...models.cyclegan import CycleGAN, ImagePool
 from ..rng import derive_seed
 
@@ -53,8 +54,8 @@ def build_translation_parts(cfg, data, device):
     """The translator and, per CycleGAN, its two Adam optimisers and two replay pools.
 
     Returns ``(translator, optimizers, pools)``: ``optimizers`` = {"<key>/g": Adam, "<key>/d": Adam},
-    ``pools`` = {"<key>/a": ImagePool, "<key>/b": ImagePool} (their generators seeded from
-    ``cfg.gan_seed``; save ``pool.generator`` with the pool's state). Adam betas (0.5, 0.999),
+    ``pools`` = {"<key>/a": ImagePool, "<key>/b": ImagePool} (their random streams seeded from
+    ``cfg.gan_seed``; save ``pool.rng`` with the pool's state). Adam betas (0.5, 0.999),
     constant learning rates (CycleGAN's and the authors' choice).
     """
     torch.manual_seed(derive_seed(cfg.gan_seed, "translator-init"))
@@ -64,13 +65,13 @@ def build_translation_parts(cfg, data, device):
         opts[f"{key}/g"] = torch.optim.Adam(gan.generator_parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
         opts[f"{key}/d"] = torch.optim.Adam(gan.discriminator_parameters(), lr=cfg.disc_lr, betas=(0.5, 0.999))
         for side in ("a", "b"):
-            g = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "pool", key, side))
-            pools[f"{key}/{side}"] = ImagePool(cfg.pool_size, g)
+            rng = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "pool", key, side))
+            pools[f"{key}/{side}"] = ImagePool(cfg.pool_size, rng)
     return translator, opts, pools
 
 
-def _step_batch(members, n, generator, images):
-    idx = members[torch.randint(members.numel(), (n,), generator=generator)]
+def _step_batch(members, n, rng, images):
+    idx = members[torch.randint(members.numel(), (n,), generator=rng)]
     return images.index_select(0, idx.to(images.device)).float().div_(255.0)
 
 
@@ -81,15 +82,15 @@ def translation_step(translator, optimizers, pools, data, step, cfg):
     (the generators') and ``disc``.
     """
     translator.train()
-    g = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "batch", step))
+    rng = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "batch", step))
     out = {"gan": 0.0, "cycle": 0.0, "identity": 0.0, "disc": 0.0}
     for key, gan in translator.gans.items():
         dom_a, dom_b = translator.domains(data, key)
         if dom_a.numel() == 0 or dom_b.numel() == 0:
             raise ValueError(f"a subgroup of {'the data' if key == 'shared' else data.classes[int(key)]} has no "
                              f"training image; stage 1 needs images in both subgroups")
-        a = _step_batch(dom_a, cfg.gan_batch_size, g, data.images)
-        b = _step_batch(dom_b, cfg.gan_batch_size, g, data.images)
+        a = _step_batch(dom_a, cfg.gan_batch_size, rng, data.images)
+        b = _step_batch(dom_b, cfg.gan_batch_size, rng, data.images)
         opt_g, opt_d = optimizers[f"{key}/g"], optimizers[f"{key}/d"]
         opt_g.zero_grad(set_to_none=True)
         losses = gan.generator_losses(a, b)
@@ -135,10 +136,7 @@ def translate_all(translator, data, batch_size=256):
 def translations_figure(data, translations, per_group=8):
     """A matplotlib Figure: for each group, a row of its training images and rows of their versions in
     each subgroup of their class (the image's own subgroup row is G(x), the other F(x))."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from torchvision.utils import make_grid
 
     ids = data.group_ids.cpu()

@@ -86,21 +86,21 @@ class GeneratorStage(Stage):
     def step(self, x):
         """One step on uint8 images x (B, C, H, W): a discriminator step, then a generator step; returns
         {d_loss, g_cost, d_fooled, entropy} as 0-d tensors."""
-        g, a = self.rng, self.args
+        rng, a = self.rng, self.args
         B = x.shape[0]
         # discriminator: real vs one transformed copy of each image (fresh sequences, no gradient to G)
         self.discriminator.train()
         with torch.no_grad():
-            s = self.generator_net.sample(B, g)
-        fake = apply_sequences(x, s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
+            s = self.generator_net.sample(B, rng)
+        fake = apply_sequences(x, s.ops[:, 0], s.levels[:, 0], self.num_bins, rng, self.fill)
         d_loss = discriminator_loss(*real_fake_logits(self.discriminator, to_float(x), to_float(fake)))
         optimizer_step(d_loss, self.d_opt)
         # generator: n_sample sequences per image, costs of every prefix under the (eval-mode) D
         xs = x.repeat(a.tanda_samples, 1, 1, 1)
-        s = self.generator_net.sample(xs.shape[0], g)
+        s = self.generator_net.sample(xs.shape[0], rng)
         with torch.no_grad():
             self.discriminator.eval()
-            steps = incremental_transforms(xs, s.ops[:, 0], s.levels[:, 0], self.num_bins, g, self.fill)
+            steps = incremental_transforms(xs, s.ops[:, 0], s.levels[:, 0], self.num_bins, rng, self.fill)
             flat = to_float(steps.flatten(0, 1))  # ((T+1)·B', C, H, W)
             logits = real_logit(self.discriminator(flat)).view(self.T + 1, -1).t()
             if a.tanda_distance == "features":

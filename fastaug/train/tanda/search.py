@@ -28,15 +28,15 @@ __all__ = ["incremental_transforms", "apply_sequences", "generator_costs", "gene
            "real_fake_logits", "discriminator_loss", "feature_distance"]
 
 
-def incremental_transforms(x, ops, levels, num_bins, generator=None, fill=0):
+def incremental_transforms(x, ops, levels, num_bins, rng=None, fill=0):
     """Every prefix of each image's sequence: x (B, C, H, W), ops/levels (B, T) -> (T + 1, B, C, H, W).
 
     Entry 0 is x itself, entry t the image after the first t transformations (one batched
     :func:`apply_ops` call per step). Signs, SamplePairing partners and Cutout-op centres are drawn
-    once, (B, T), from the CPU ``generator``.
+    once, (B, T), from the CPU torch.Generator ``rng``.
     """
     B, T = ops.shape
-    sign, partner, center = sample_extras(B, T, x.shape[2], x.shape[3], generator)
+    sign, partner, center = sample_extras(B, T, x.shape[2], x.shape[3], rng)
     dev = x.device
     mag = (levels.to(torch.float32) / (num_bins - 1)).to(dev)
     ops, sign, partner, center = ops.to(dev), sign.to(dev), partner.to(dev), center.to(dev)
@@ -47,10 +47,10 @@ def incremental_transforms(x, ops, levels, num_bins, generator=None, fill=0):
     return torch.stack(out)
 
 
-def apply_sequences(x, ops, levels, num_bins, generator=None, fill=0):
+def apply_sequences(x, ops, levels, num_bins, rng=None, fill=0):
     """The final image of each sequence in one chained :func:`apply_ops` call: x (B, C, H, W), ops (B, T)."""
     B, T = ops.shape
-    sign, partner, center = sample_extras(B, T, x.shape[2], x.shape[3], generator)
+    sign, partner, center = sample_extras(B, T, x.shape[2], x.shape[3], rng)
     dev = x.device
     mag = (levels.to(torch.float32) / (num_bins - 1)).to(dev)
     return apply_ops(x, ops.to(dev), mag, sign.to(dev), partner.to(dev), center=center.to(dev), fill=fill)

@@ -1,4 +1,4 @@
-"""The seed's augmentation sets, batched through fastaug.warp, against torch and Pillow references."""
+"""The paper's augmentation sets, batched through fastaug.warp, against torch and Pillow references."""
 import math
 
 import numpy as np
@@ -9,8 +9,8 @@ from PIL import Image
 
 from fastaug.data import mnist5k
 from fastaug.ops.warp import warp
-from fastaug.train.subsample import build_augmentation
-from fastaug.train.subsample.augmentations import augment_all, crop_flows, rotate_flows
+from fastaug.experiments.subsample import build_augmentation
+from fastaug.experiments.subsample.augmentations import augment_all, crop_flows, rotate_flows
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def digits():
     return mnist5k("test").images[:24]  # real MNIST digits, (24, 1, 28, 28) uint8
 
 
-def test_sets_follow_the_seed_appendix_b():
+def test_sets_follow_the_paper_appendix_b():
     assert build_augmentation("translate", "mnist5k").params == ((2, 0), (-2, 0), (0, 2), (0, -2))
     assert build_augmentation("translate_diag", "mnist5k").params == ((2, 2), (-2, 2), (2, -2), (-2, -2))
     angles = build_augmentation("rotate", "mnist5k").params

@@ -19,7 +19,7 @@ def test_small_run_writes_every_output(tmp_path, capsys):
     for name in ("curves.json", "auc.csv", "table1.csv", "table1.md", "summary.json", "curves.png", "scores.png"):
         assert (out / name).stat().st_size > 0, name
     curves = json.loads((out / "curves.json").read_text())
-    assert curves["checkpoints"] == [0, 1, 3, 6, 15, 30, 45, 60]  # the seed's grid scaled to 60 points
+    assert curves["checkpoints"] == [0, 1, 3, 6, 15, 30, 45, 60]  # the paper's grid scaled to 60 points
     assert curves["meta"]["n_train"] == 60 and curves["meta"]["train_class_counts"] == [30, 30]
     assert curves["meta"]["n_poisoned_test"] == 200 * 15  # 200 test digits and their 14 rotations
     for score in ("loss", "influence"):
@@ -134,7 +134,7 @@ def _write_tiny_cifar10(root, per_class_train=30, per_class_test=10):
 
 
 def test_cifar_row_runs_on_rgb_images(tmp_path):
-    """--dataset cifar10 with class names: 32x32 RGB, the seed's CIFAR augmentation parameters."""
+    """--dataset cifar10 with class names: 32x32 RGB, the paper's CIFAR augmentation parameters."""
     _write_tiny_cifar10(tmp_path / "data")
     out = tmp_path / "cifar"
     rc = main(["subsample", "--dataset", "cifar10", "--data-dir", str(tmp_path / "data"), "--classes", "airplane",

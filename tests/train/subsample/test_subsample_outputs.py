@@ -1,10 +1,11 @@
-"""AUC by the trapezoid rule, per-policy summaries and the seed's Table 1 row."""
+"""AUC by the trapezoid rule, per-policy summaries and the paper's Table 1 row."""
 import numpy as np
 import pytest
 from sklearn.metrics import auc as sklearn_auc
 
-from fastaug.train.subsample import CurveResult, SubsampleConfig, auc_table, summarize_curves, table1, trapezoid_auc
-from fastaug.train.subsample.experiment import ExperimentResult, default_checkpoints
+from fastaug.experiments.subsample import (CurveResult, SubsampleConfig, auc_table, summarize_curves, table1,
+                                          trapezoid_auc)
+from fastaug.experiments.subsample.experiment import ExperimentResult, default_checkpoints
 
 
 def test_trapezoid_auc_by_hand_and_against_sklearn():
@@ -14,12 +15,12 @@ def test_trapezoid_auc_by_hand_and_against_sklearn():
     x = np.unique(rng.integers(0, 1000, 12))
     y = rng.random(x.size)
     assert trapezoid_auc(x, y) == pytest.approx(sklearn_auc(x, y))  # the authors' function
-    assert trapezoid_auc([0, 1000], [1.0, 1.0]) == 1000.0  # the seed's scale: at most the number of points
+    assert trapezoid_auc([0, 1000], [1.0, 1.0]) == 1000.0  # the paper's scale: at most the number of points
     with pytest.raises(ValueError, match="increasing"):
         trapezoid_auc([0, 10, 5], [1, 1, 1])
 
 
-def test_default_checkpoints_scale_the_seeds():
+def test_default_checkpoints_scale_the_papers():
     assert default_checkpoints(1000) == [0, 1, 10, 50, 100, 250, 500, 750, 1000]
     assert default_checkpoints(800) == [0, 1, 8, 40, 80, 200, 400, 600, 800]
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-from fastaug.train.subsample import (POLICY_NAMES, SEED_TABLE_POLICIES, CurveData, FrozenFeatures, parse_policy,
-                                     policy_order, run_curve, sample_weights)
-from fastaug.train.subsample.policies import selection_weights
+from fastaug.experiments.subsample import (PAPER_TABLE_POLICIES, POLICY_NAMES, CurveData, FrozenFeatures,
+                                          parse_policy, policy_order, run_curve, sample_weights)
+from fastaug.experiments.subsample.policies import selection_weights
 
 
 def reference_order(name, scores, generator):
@@ -54,7 +54,7 @@ def reference_selection(name, scores0, checkpoints, generator, rescore):
 
 
 def test_policy_names_and_errors():
-    assert len(POLICY_NAMES) == 18 and set(SEED_TABLE_POLICIES) <= set(POLICY_NAMES)
+    assert len(POLICY_NAMES) == 18 and set(PAPER_TABLE_POLICIES) <= set(POLICY_NAMES)
     p = parse_policy("random_prop_update_downweight")
     assert (p.base, p.update, p.downweight, p.display_name) == ("random_prop", True, True, "Rand Prop Update Down")
     assert parse_policy("det_inverse").display_name == "Det Inverse Prop" and not parse_policy("det_inverse").is_random

@@ -8,7 +8,7 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 
 from fastaug.influence import LastLayerHessian
-from fastaug.train.subsample.regression import LogisticRegressionL2, RegressionHessian, l2_coefficient
+from fastaug.experiments.subsample.regression import LogisticRegressionL2, RegressionHessian, l2_coefficient
 
 
 def blobs(N, D, K, seed=0, sep=1.5):

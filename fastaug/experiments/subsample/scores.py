@@ -1,10 +1,10 @@
-"""Augmentation scores of the original training points from a fitted regression (seed section 4.1).
+"""Augmentation scores of the original training points from a fitted regression (the paper's section 4.1).
 
 * ``loss``: the training loss l(z_i) (cross-entropy of the regularised fit; the authors' ``log_losses``
   without the penalty term);
 * ``influence``: the leave-one-out self-influence ``g_i^T H^-1 g_i`` (>= 0), H the Hessian of the
   regularised objective actually minimised (fastaug.influence's mean-loss convention: removing z_i
-  raises its own loss by about ``influence_i / N``). The seed's ``I_LOO = -g^T H^-1 g`` with the sign
+  raises its own loss by about ``influence_i / N``). The paper's ``I_LOO = -g^T H^-1 g`` with the sign
   dropped; scale does not matter to any policy. The authors' code inverts the Hessian of the summed
   loss with a negligible 1e-10 ridge (``include_reg=False``); fastaug includes the L2 term, so the
   Hessian is the one whose inverse gives the actual leave-one-out change (checked against exact

@@ -1,13 +1,13 @@
 """What a run writes: curves.json, auc.csv, table1.csv/.md, summary.json (figures: :mod:`.figures`).
 
-* AUC (seed appendix D): the trapezoid rule over raw point counts from 0, accuracy as a fraction
+* AUC (the paper's appendix D): the trapezoid rule over raw point counts from 0, accuracy as a fraction
   (the authors' ``sklearn.metrics.auc(all_samples_points, accuracy)`` with the no-augmentation
   accuracy at 0), so on 1,000 points the maximum is 1,000. Mean and standard deviation (ddof = 1, as
   pandas) over rounds; deterministic policies run once and have no standard deviation ("—" in the
-  seed's tables, empty in the CSV). Rows are sorted as the seed's tables: per score, by AUC mean,
-  best first. ``auc_per_1000`` rescales to the seed's 1,000-point axis (AUC * 1000 / n) for
+  paper's tables, empty in the CSV). Rows are sorted as the paper's tables: per score, by AUC mean,
+  best first. ``auc_per_1000`` rescales to the paper's 1,000-point axis (AUC * 1000 / n) for
   comparison with its tables when the training set is smaller.
-* Table 1 (seed section 3): accuracy with no augmentation (0 %), the uniform baseline's mean
+* Table 1 (the paper's section 3): accuracy with no augmentation (0 %), the uniform baseline's mean
   accuracy and the best policy's mean accuracy (over every policy and score of the run) at 5, 10 and
   25 % of the training points augmented, and with full augmentation (100 %).
 """
@@ -69,7 +69,7 @@ def auc_table(summary, n_points):
 
 
 def table1(result, summary):
-    """The seed's Table 1 row for this run (dict): accuracies at 0, 5, 10, 25 and 100 % augmented."""
+    """The paper's Table 1 row for this run (dict): accuracies at 0, 5, 10, 25 and 100 % augmented."""
     n = result.meta["n_train"]
     row = {"dataset": result.meta["dataset"], "augmentation": result.meta["augmentation"],
            "no_aug": result.no_aug_accuracy, "full_aug": result.full_aug_accuracy}

@@ -1,11 +1,12 @@
-"""The run's figures: ``curves.png`` (seed Figures 3/4/9/10) and ``scores.png`` (seed Figures 1/2/6/7).
+"""The run's figures: ``curves.png`` (the paper's Figures 3/4/9/10) and ``scores.png`` (its Figures
+1/2/6/7), drawn with :func:`fastaug.figures.pyplot` and written with :func:`fastaug.figures.save_figure`.
 
 Kept in the loop's package (not fastaug/viz.py) so the loop owns its figures.
 """
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..figures import save_figure
+from ...figures import pyplot, save_figure
 
 __all__ = ["curves_figure", "scores_figure"]
 
@@ -13,15 +14,6 @@ __all__ = ["curves_figure", "scores_figure"]
 _COLOURS = {"baseline": "tab:red", "random_prop": "tab:blue", "det_prop": "tab:green",
             "random_inverse": "tab:purple", "det_inverse": "tab:brown"}
 _STYLES = {(False, False): "-", (True, False): "--", (False, True): ":", (True, True): "-."}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _save(fig, path):
@@ -32,11 +24,11 @@ def _save(fig, path):
 def curves_figure(path, result, summary):
     """Accuracy on the poisoned test set vs number of augmented points, one panel per score: every
     policy's mean over rounds (shaded: +-1 std for random policies), the no-augmentation line (red
-    dotted) and the full-augmentation line (green dotted), as the seed's Figure 3. The x axis is
+    dotted) and the full-augmentation line (green dotted), as the paper's Figure 3. The x axis is
     symmetric-log so that the first 1 % of points, where the policies differ most, is visible."""
     from .policies import parse_policy
 
-    plt = _plt()
+    plt = pyplot()
     scores = list(summary)
     fig, axes = plt.subplots(1, len(scores), figsize=(6.4 * len(scores), 4.6), squeeze=False)
     n = result.meta["n_train"]
@@ -75,11 +67,11 @@ def _log_floor(values):
 
 
 def scores_figure(path, result, bins=50):
-    """Per score: the histogram of the initial scores of every training point on log-spaced bins (seed
-    Figures 1, 6, 7: most points score near zero, a few are influential / hard), and the initial vs
-    the final score after augmenting every point on log-log axes (seed Figure 2, with Spearman's rank
+    """Per score: the histogram of the initial scores of every training point on log-spaced bins (the
+    paper's Figures 1, 6, 7: most points score near zero, a few are influential / hard), and the initial vs
+    the final score after augmenting every point on log-log axes (the paper's Figure 2, with Spearman's rank
     correlation). Zeros are drawn at a tenth of the smallest positive value."""
-    plt = _plt()
+    plt = pyplot()
     scores = list(result.initial_scores)
     fig, axes = plt.subplots(2, len(scores), figsize=(5.4 * len(scores), 7.6), squeeze=False)
     colours = {"influence": "tab:blue", "loss": "tab:orange"}

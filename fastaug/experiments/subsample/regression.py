@@ -115,7 +115,7 @@ class LogisticRegressionL2:
     """L2-regularised multinomial logistic regression fitted by Newton's method (see module docstring).
 
     Args:
-        C: scikit-learn's inverse regularisation strength (the seed fixes C = 10).
+        C: scikit-learn's inverse regularisation strength (the paper fixes C = 10).
         num_classes: K (the labels are 0..K-1).
         tol: stop when the largest absolute gradient entry of the mean objective is <= tol.
         max_iter: Newton step cap (a RuntimeError if reached without convergence).

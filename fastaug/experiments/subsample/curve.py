@@ -1,6 +1,6 @@
 """One accuracy curve: points augmented in a policy's order, the regression refit at every checkpoint.
 
-Following the seed's appendix B (and the authors' ``aug_experiment``): start from the un-augmented
+Following the paper's appendix B (and the authors' ``aug_experiment``): start from the un-augmented
 training set; take points in the policy's order and add all their augmentations; at every checkpoint
 (number of augmented points) refit the regression on originals + augmentations (warm-started from
 the previous checkpoint's solution), record the accuracy on the poisoned test set, and, for

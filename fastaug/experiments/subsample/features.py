@@ -1,7 +1,7 @@
 """The feature CNN: trained on the un-augmented training set (or, with ``retrain``, on the current
 augmented set), then frozen; its penultimate layer featurises every image for the regression.
 
-The seed (appendix B): "we retrained the models for 40 - 50 epochs with Adam and a minibatch size
+The paper (appendix B): "we retrained the models for 40 - 50 epochs with Adam and a minibatch size
 of 512"; the authors' MNIST code trains its Keras CNN for 40 epochs (``CNN_extractor_max_iter``)
 with Keras' Adam defaults (learning rate 1e-3) and batch 512 on images scaled to [0, 1], from a
 fresh initialisation at every ``fit`` (their pipeline refits the CNN whenever the classifier is
@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ...models import build_model
-from ..loop import Loop, optimizer_step
-from ..rng import derive_seed
+from ...train.loop import Loop, optimizer_step
+from ...train.options import require
+from ...train.rng import derive_seed
 
 __all__ = ["FeatureConfig", "train_feature_model", "featurize", "CurveData", "FrozenFeatures", "RetrainedFeatures"]
 
@@ -32,12 +33,9 @@ class FeatureConfig:
     seed: int = 0
 
     def validate(self):
-        if self.epochs < 1:
-            raise ValueError(f"feature epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"feature batch size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"feature learning rate must be > 0, got {self.lr}")
+        require([(self.epochs >= 1, f"feature epochs must be >= 1, got {self.epochs}"),
+                 (self.batch_size >= 1, f"feature batch size must be >= 1, got {self.batch_size}"),
+                 (self.lr > 0, f"feature learning rate must be > 0, got {self.lr}")])
 
 
 def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False, folder=None):

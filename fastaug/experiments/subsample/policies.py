@@ -1,4 +1,4 @@
-"""Selection policies (seed Table 2 and appendix D): in which order the training points are augmented.
+"""Selection policies (the paper's Table 2 and appendix D): in which order the training points are augmented.
 
 A policy is a base rule plus two switches:
 
@@ -17,10 +17,10 @@ base                order of the points (scores s_i >= 0: training loss or |LOO 
   scores (the authors re-run the policy on the new scores and skip the points already chosen, which
   for the random policies is the same as drawing a fresh order of the remaining points).
 * ``_downweight``: the source point and each of its |f_T(z)| augmentations weigh 1 / (1 + |f_T(z)|)
-  in the regression, so every source point keeps a total weight of 1 (seed section 4.2).
+  in the regression, so every source point keeps a total weight of 1 (the paper's section 4.2).
 
 Names: ``baseline``, ``baseline_downweight`` and ``<base>[_update][_downweight]`` for the four
-score-based bases. The seed's tables label them "Rand Prop Update Down", "Det Inverse Prop", ...
+score-based bases. The paper's tables label them "Rand Prop Update Down", "Det Inverse Prop", ...
 (:attr:`Policy.display_name`).
 
 Random orders use the exponential-race form of successive sampling: draw E_i ~ Exp(1) from the
@@ -35,14 +35,14 @@ import dataclasses
 
 import torch
 
-__all__ = ["BASES", "POLICY_NAMES", "SEED_TABLE_POLICIES", "Policy", "parse_policy", "selection_weights",
+__all__ = ["BASES", "POLICY_NAMES", "PAPER_TABLE_POLICIES", "Policy", "parse_policy", "selection_weights",
            "policy_order", "sample_weights"]
 
 BASES = ("baseline", "random_prop", "det_prop", "random_inverse", "det_inverse")
 POLICY_NAMES = ("baseline", "baseline_downweight") + tuple(
     f"{base}{u}{d}" for base in BASES[1:] for u in ("", "_update") for d in ("", "_downweight"))
-#: The 11 rows of each of the seed's appendix D tables (Tables 3-20).
-SEED_TABLE_POLICIES = ("baseline", "random_prop", "random_prop_update", "random_prop_downweight",
+#: The 11 rows of each of the paper's appendix D tables (Tables 3-20).
+PAPER_TABLE_POLICIES = ("baseline", "random_prop", "random_prop_update", "random_prop_downweight",
                        "random_prop_update_downweight", "random_inverse", "det_prop", "det_prop_update",
                        "det_prop_downweight", "det_prop_update_downweight", "det_inverse")
 
@@ -64,7 +64,7 @@ class Policy:
 
     @property
     def display_name(self):
-        """The seed's label, e.g. "Rand Prop Update Down"."""
+        """The paper's label, e.g. "Rand Prop Update Down"."""
         return _DISPLAY[self.base] + (" Update" if self.update else "") + (" Down" if self.downweight else "")
 
     @property

@@ -1,7 +1,7 @@
-"""The whole experiment of the data-subsampling seed (section 5, appendix B) for one augmentation.
+"""The whole experiment of the data-subsampling paper (section 5, appendix B) for one augmentation.
 
 1. Data: the training images of ``classes`` (relabelled 0..K-1), optionally a class-balanced subset
-   of ``train_size``; the test images of the same classes. The seed samples 1,000 MNIST 3/8 training
+   of ``train_size``; the test images of the same classes. The paper samples 1,000 MNIST 3/8 training
    images; ``mnist5k`` (fastaug's embedded MNIST) has 800 of them (400 + 400) and 200 test images.
 2. Augmentation: every training point's |f_T| augmentations, and the "poisoned" test set = every
    test image plus all its augmentations.
@@ -18,9 +18,9 @@ curve of policy P in round r draws from a generator seeded by (seed, P, r) -- th
 scores, so loss and influence curves of a round share their random numbers (paired comparisons) and
 the baseline, which ignores scores, is computed once and reported under both.
 
-Default checkpoints: the seed's 0, 1, 10, 50, 100, 250, 500, 750, 1000 out of 1,000 points, scaled to
+Default checkpoints: the paper's 0, 1, 10, 50, 100, 250, 500, 750, 1000 out of 1,000 points, scaled to
 the training size (for mnist5k's 800: 0, 1, 8, 40, 80, 200, 400, 600, 800), so 5, 10 and 25 %
-(the seed's Table 1 columns) are checkpoints; they are added to user-given checkpoints too.
+(the paper's Table 1 columns) are checkpoints; they are added to user-given checkpoints too.
 """
 import dataclasses
 import time
@@ -28,21 +28,22 @@ import time
 import torch
 
 from ...data import class_subset, labelled_subset, load_dataset
-from ..rng import derive_seed
+from ...train.options import require
+from ...train.rng import derive_seed
 from .augmentations import build_augmentation
 from .curve import normalize_checkpoints, run_curve
 from .features import (CurveData, FeatureConfig, FrozenFeatures, RetrainedFeatures, featurize,
                        train_feature_model)
-from .policies import SEED_TABLE_POLICIES, parse_policy
+from .policies import PAPER_TABLE_POLICIES, parse_policy
 from .regression import LogisticRegressionL2
 from .scores import SCORES, compute_scores
 
 __all__ = ["SubsampleConfig", "ExperimentResult", "run_experiment", "default_checkpoints", "prepare_data",
            "SEED_CHECKPOINT_FRACTIONS", "TABLE1_FRACTIONS", "FEATURE_MODES", "fraction_points"]
 
-#: The seed's checkpoints (authors' ``n_aug_sample_points`` with 0) as fractions of its 1,000 points.
+#: The paper's checkpoints (authors' ``n_aug_sample_points`` with 0) as fractions of its 1,000 points.
 SEED_CHECKPOINT_FRACTIONS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
-#: The seed's Table 1 columns: 5, 10 and 25 % of the training set augmented.
+#: The paper's Table 1 columns: 5, 10 and 25 % of the training set augmented.
 TABLE1_FRACTIONS = (0.05, 0.10, 0.25)
 FEATURE_MODES = ("frozen", "retrain")
 
@@ -53,13 +54,13 @@ def fraction_points(fraction, n):
 
 
 def default_checkpoints(n):
-    """The seed's checkpoints scaled to ``n`` training points (for n = 1000 exactly the seed's)."""
+    """The paper's checkpoints scaled to ``n`` training points (for n = 1000 exactly the paper's)."""
     return normalize_checkpoints([fraction_points(f, n) for f in SEED_CHECKPOINT_FRACTIONS], n)
 
 
 @dataclasses.dataclass
 class SubsampleConfig:
-    """Everything a run needs (defaults: the seed's MNIST setting on mnist5k). See ``fastaug subsample
+    """Everything a run needs (defaults: the paper's MNIST setting on mnist5k). See ``fastaug subsample
     --help`` for each option."""
 
     dataset: str = "mnist5k"
@@ -68,7 +69,7 @@ class SubsampleConfig:
     train_size: int = None
     augmentation: str = "translate"
     scores: tuple = SCORES
-    policies: tuple = SEED_TABLE_POLICIES
+    policies: tuple = PAPER_TABLE_POLICIES
     rounds: int = 5
     checkpoints: tuple = None
     C: float = 10.0
@@ -83,25 +84,20 @@ class SubsampleConfig:
 
     def validate(self):
         """Raise ValueError naming the option and its valid choices."""
-        for s in self.scores:
-            if s not in SCORES:
-                raise ValueError(f"unknown score {s!r}; choose from: {', '.join(SCORES)}")
-        if not self.scores:
-            raise ValueError(f"give at least one score ({', '.join(SCORES)})")
-        if not self.policies:
-            raise ValueError("give at least one policy")
+        unknown = [s for s in self.scores if s not in SCORES]
+        require([
+            (not unknown, f"unknown score {unknown[0]!r}; choose from: {', '.join(SCORES)}" if unknown else ""),
+            (bool(self.scores), f"give at least one score ({', '.join(SCORES)})"),
+            (bool(self.policies), "give at least one policy"),
+            (self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}"),
+            (self.features in FEATURE_MODES,
+             f"unknown features mode {self.features!r}; choose from: {', '.join(FEATURE_MODES)}"),
+            (self.C > 0, f"C must be > 0, got {self.C}"),
+            (self.train_size is None or self.train_size >= 2, f"train_size must be >= 2, got {self.train_size}"),
+            (len(self.classes) >= 2, f"classes needs at least two classes, got {list(self.classes)}"),
+        ])
         for p in self.policies:
-            parse_policy(p)
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
-        if self.features not in FEATURE_MODES:
-            raise ValueError(f"unknown features mode {self.features!r}; choose from: {', '.join(FEATURE_MODES)}")
-        if not self.C > 0:
-            raise ValueError(f"C must be > 0, got {self.C}")
-        if self.train_size is not None and self.train_size < 2:
-            raise ValueError(f"train_size must be >= 2, got {self.train_size}")
-        if len(self.classes) < 2:
-            raise ValueError(f"classes needs at least two classes, got {list(self.classes)}")
+            parse_policy(p)  # names the unknown policy
         self.feature_config().validate()
 
     def feature_config(self):

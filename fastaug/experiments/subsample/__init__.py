@@ -1,9 +1,9 @@
 """Budgeted augmentation: which points to augment, by loss and leave-one-out influence (the
-data-subsampling seed, ``seeds/efficient-augmentation-via-data-subsampling.txt``, end to end).
+data-subsampling paper, ``seeds/efficient-augmentation-via-data-subsampling.txt``, end to end).
 
 One job per module:
 
-* :mod:`.augmentations`: the seed's deterministic augmentation sets (translate, rotate, crop),
+* :mod:`.augmentations`: the paper's deterministic augmentation sets (translate, rotate, crop),
   batched through ``fastaug.warp``;
 * :mod:`.features`: the feature CNN (LeNet), featurisation, frozen or retrained feature sources;
 * :mod:`.regression`: L2 logistic regression by Newton's method on the device, sklearn's ``C``
@@ -23,7 +23,7 @@ from .curve import CurveResult, run_curve
 from .experiment import ExperimentResult, SubsampleConfig, default_checkpoints, run_experiment
 from .features import CurveData, FeatureConfig, FrozenFeatures, RetrainedFeatures, featurize, train_feature_model
 from .outputs import auc_table, summarize_curves, table1, trapezoid_auc, write_outputs
-from .policies import POLICY_NAMES, SEED_TABLE_POLICIES, Policy, parse_policy, policy_order, sample_weights
+from .policies import PAPER_TABLE_POLICIES, POLICY_NAMES, Policy, parse_policy, policy_order, sample_weights
 from .regression import LogisticRegressionL2, RegressionHessian, l2_coefficient
 from .scores import SCORES, compute_scores
 
@@ -31,7 +31,7 @@ __all__ = [
     "AUGMENTATIONS", "Augmentation", "build_augmentation", "CurveResult", "run_curve", "ExperimentResult",
     "SubsampleConfig", "default_checkpoints", "run_experiment", "CurveData", "FeatureConfig", "FrozenFeatures",
     "RetrainedFeatures", "featurize", "train_feature_model", "auc_table", "summarize_curves", "table1",
-    "trapezoid_auc", "write_outputs", "POLICY_NAMES", "SEED_TABLE_POLICIES", "Policy", "parse_policy",
+    "trapezoid_auc", "write_outputs", "POLICY_NAMES", "PAPER_TABLE_POLICIES", "Policy", "parse_policy",
     "policy_order", "sample_weights", "LogisticRegressionL2", "RegressionHessian", "l2_coefficient", "SCORES",
     "compute_scores",
 ]

@@ -1,4 +1,4 @@
-"""The seed's deterministic augmentation sets f_T(z) (appendix B), batched through ``fastaug.warp``.
+"""The paper's deterministic augmentation sets f_T(z) (appendix B), batched through ``fastaug.warp``.
 
 Every augmentation maps one image to a fixed, ordered set of ``count`` transformed images; all of
 them are applied exhaustively to every selected point (and to every test image: the "poisoned" test
@@ -153,7 +153,7 @@ def _mnist_like(dataset, height):
 
 
 def build_augmentation(name, dataset=None, image_size=28):
-    """The seed's augmentation ``name`` for ``dataset`` (MNIST parameters for mnist5k or images of
+    """The paper's augmentation ``name`` for ``dataset`` (MNIST parameters for mnist5k or images of
     28 px or less, the CIFAR parameters otherwise; see the module docstring)."""
     if name not in AUGMENTATIONS:
         raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")

@@ -1,4 +1,4 @@
-"""The seed's 2-D toy (ICLR section 5.1, Figure 3): learned translations that maximise the influence.
+"""The paper's 2-D toy (ICLR section 5.1, Figure 3): learned translations that maximise the influence.
 
 A two-class 2-D dataset (two interleaving half-moons with Gaussian noise), a 3-layer MLP classifier F,
 and an augmentation model that learns one translation ``t_i = (dx, dy)`` per training point, bounded
@@ -6,7 +6,7 @@ by ``max_shift`` (``t_i = max_shift * tanh(u_i)``, ``u_i`` starting at 0 = the i
 the first-order prediction's trust region: with 0.5 instead of 0.15 the translations saturate and,
 with an unshifted validation set, retraining with them raised the validation loss (docs/influence_loop.md). The
 validation set is drawn from the training distribution and moved by ``val_shift`` (0, 0: the same
-distribution; (0, -0.5): the seed's second row, a validation set moved down).
+distribution; (0, -0.5): the paper's second row, a validation set moved down).
 
 Steps (the image loop's stages 1, 3, 4, 5 in miniature):
 
@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...influence import LastLayerInfluence
-from ..loop import Loop, optimizer_step
-from .objective import influence_objective
+from ..influence import LastLayerInfluence
+from ..train.influence_loop.objective import influence_objective
+from ..train.loop import Loop, optimizer_step
 
 __all__ = ["ToyConfig", "two_moons", "MLP", "train_classifier", "learn_translations", "toward_misclassified",
            "run_toy2d"]
@@ -157,7 +157,7 @@ def learn_translations(model, influence, x, y, cfg, folder=None):
 def toward_misclassified(x, y, t, xv, yv, wrong):
     """Length-weighted mean cosine between each translation ``t_i`` and the direction from ``x_i`` to the
     nearest misclassified validation point of its class: > 0 when the augmented points move toward
-    the misclassified validation points (the seed's first row), 0 for random directions, NaN when no
+    the misclassified validation points (the paper's first row), 0 for random directions, NaN when no
     validation point is misclassified."""
     num = den = 0.0
     length = t.norm(dim=1)
