@@ -90,7 +90,7 @@ def run(args):
     out = args.output_dir or f"runs/subsample-{args.dataset}-{args.augmentation}-s{args.seed}"
     start = time.perf_counter()
     check_device(args.device)
-    result = run_experiment(config_from_args(args))
+    result = run_experiment(config_from_args(args), folder=out)  # a rerun continues the feature CNN
     paths = write_outputs(result, out, figures=not args.no_figures)
     summary = summarize_curves(result)
     m = result.meta

@@ -12,6 +12,7 @@ import json
 import math
 import os
 
+from ..train.checkpoint import atomic_write_text
 from ..train.options import require
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -55,10 +56,9 @@ def run(args):
     _check(args)
     summary, arrays = run_toy2d(val_shift=tuple(args.val_shift), seed=args.seed, n_train=args.n_train,
                                 n_val=args.n_val, noise=args.noise, max_shift=args.max_shift,
-                                aug_steps=args.aug_steps, train_steps=args.train_steps)
-    os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
+                                aug_steps=args.aug_steps, train_steps=args.train_steps,
+                                folder=os.path.join(args.output_dir, "loops"))  # a rerun continues its loops
+    atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(args.output_dir, "summary.json"))
     path = toy2d_figure(os.path.join(args.output_dir, "toy2d.png"), arrays, summary)
     dx, dy = summary["mean_translation"]
     print(f"mean translation ({dx:+.4f}, {dy:+.4f}); validation loss {summary['val_loss_before']:.4f} -> "

@@ -77,3 +77,32 @@ def test_bad_arguments_are_named(capsys, tmp_path):
     assert main(["toy2d", "--max-shift", "0", "--output-dir", str(tmp_path / "never-written")]) == 2
     assert not (tmp_path / "never-written").exists()
     assert "--max-shift" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_command_killed_in_a_loop_and_run_again_writes_the_same_summary(tmp_path):
+    """`fastaug toy2d` keeps its four loops in OUTPUT/loops: SIGKILL in the translations loop (the
+    loop primitive's test hook), the same command again, and summary.json equals an uninterrupted run's."""
+    import os
+    import subprocess
+    import sys
+
+    from fastaug.train.loop import KILL_ENV
+
+    def run(out, kill=None):
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        env.pop(KILL_ENV, None)
+        if kill:
+            env[KILL_ENV] = kill
+        cmd = [sys.executable, "-m", "fastaug", "toy2d", "--n-train", "60", "--n-val", "60", "--train-steps", "120",
+               "--aug-steps", "40", "--val-shift", "0", "-0.5", "--output-dir", str(out)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+
+    assert run(tmp_path / "ref").returncode == 0
+    killed = run(tmp_path / "run", kill="toy translations:23")
+    assert killed.returncode == -9, killed.stderr
+    assert not (tmp_path / "run" / "summary.json").exists()
+    again = run(tmp_path / "run")
+    assert again.returncode == 0, again.stderr
+    ref = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == ref

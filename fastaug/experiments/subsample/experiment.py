@@ -23,6 +23,7 @@ the training size (for mnist5k's 800: 0, 1, 8, 40, 80, 200, 400, 600, 800), so 5
 (the paper's Table 1 columns) are checkpoints; they are added to user-given checkpoints too.
 """
 import dataclasses
+import os
 import time
 
 import torch
@@ -144,8 +145,11 @@ def prepare_data(config, device):
     return train.to(device), test.to(device)
 
 
-def run_experiment(config):
-    """Run the experiment described by ``config``; returns an :class:`ExperimentResult`."""
+def run_experiment(config, folder=None):
+    """Run the experiment described by ``config``; returns an :class:`ExperimentResult`.
+
+    With ``folder`` the feature CNN's fit checkpoints in ``folder/feature_cnn`` and a rerun (after a
+    kill, say) continues it, so ``fastaug subsample`` resumes as every training command does."""
     config.validate()
     device = config.resolved_device()
     t0 = time.perf_counter()
@@ -167,7 +171,8 @@ def run_experiment(config):
     t = time.perf_counter()
     fcfg = config.feature_config()
     model = train_feature_model(train.images, train.labels, K, fcfg, mean=train.mean, std=train.std,
-                                progress=config.progress)
+                                progress=config.progress,
+                                folder=None if folder is None else os.path.join(folder, "feature_cnn"))
     timings["feature_cnn_s"] = time.perf_counter() - t
     t = time.perf_counter()
     data = CurveData(featurize(model, train.images), train.labels, featurize(model, aug_images),
