@@ -1,7 +1,8 @@
 """fastaug's command line: ``python -m fastaug <command> ...`` (or ``fastaug <command>``).
 
 ``train`` trains a classifier with an augmentation method, ``compare`` compares methods,
-``subsample`` and ``toy2d`` run the experiments that are not ``--augment`` methods; the other
+``subsample`` and ``toy2d`` run the experiments that are not ``--augment`` methods, ``patch`` runs
+model patching (subgroup translations, then patched training, CAMEL / CLAMP); the other
 commands write figures (PNG) of what the kernels do. ``--help`` on each lists its options.
 """
 import argparse
