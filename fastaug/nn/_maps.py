@@ -29,3 +29,29 @@ def given_or_predicted(layer, given, x, context):
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"{name}'s head must return one (N, K, H, W) tensor, got {type(out).__name__}")
     return out
+
+
+def map_pair(layer, a, b, names, sizes, x, context, what=""):
+    """The two maps of a layer that takes two (``AffineFlowWarp``'s s_w, s_b; ``Appearance``'s c_w, c_b).
+
+    Args:
+        layer, x, context: as for :func:`given_or_predicted`.
+        a, b: the maps passed to ``forward``: both tensors, or both ``None`` (then the head predicts
+            one (N, sizes[0] + sizes[1], H, W) tensor, split along channels in that order).
+        names: the two maps' names, for errors; sizes: their channel counts.
+        what: words after "(N, K, H, W) maps" in the head's shape error (e.g. "for a 3-channel image").
+
+    Returns: ``(a, b)``.
+    """
+    name = type(layer).__name__
+    if (a is None) != (b is None):
+        raise ValueError(f"{name} needs both {names[0]} and {names[1]}, or neither (then its param_head predicts them)")
+    if a is not None:
+        given_or_predicted(layer, a, x, context)  # refuses maps given to a layer that has a head
+        return a, b
+    maps = given_or_predicted(layer, None, x, context)
+    k = sizes[0] + sizes[1]
+    if maps.dim() != 4 or maps.shape[1] != k:
+        raise ValueError(f"{name}'s param_head must return (N, {k}, H, W) maps {what}({names[0]} {sizes[0]}, then "
+                         f"{names[1]} {sizes[1]}), got {tuple(maps.shape)}")
+    return maps[:, :sizes[0]], maps[:, sizes[0]:]

@@ -3,7 +3,7 @@ from torch import nn
 
 from ..ops._validate import check_smooth, padding_mode_id
 from ..ops.transform import MODES, appearance, transform
-from ._maps import given_or_predicted
+from ._maps import given_or_predicted, map_pair
 
 
 class Appearance(nn.Module):
@@ -31,17 +31,8 @@ class Appearance(nn.Module):
 
     def forward(self, x, c_w=None, c_b=None, *, context=None):
         """Filter ``x`` with ``c_w``, ``c_b`` (or with the head's maps); shapes in the class docstring."""
-        if (c_w is None) != (c_b is None):
-            raise ValueError("Appearance needs both c_w and c_b, or neither (then its param_head predicts them)")
-        if c_w is None:
-            C = x.shape[1]
-            maps = given_or_predicted(self, None, x, context)
-            if maps.dim() != 4 or maps.shape[1] != C * C + C:
-                raise ValueError(f"Appearance's param_head must return (N, {C * C + C}, H, W) maps for a {C}-channel "
-                                 f"image (c_w {C * C}, then c_b {C}), got {tuple(maps.shape)}")
-            c_w, c_b = maps[:, :C * C], maps[:, C * C:]
-        else:
-            given_or_predicted(self, c_w, x, context)  # refuses maps given to a layer that has a head
+        C = x.shape[1]
+        c_w, c_b = map_pair(self, c_w, c_b, ("c_w", "c_b"), (C * C, C), x, context, f"for a {C}-channel image ")
         return appearance(x, c_w, c_b, smooth=self.smooth)
 
     def extra_repr(self):

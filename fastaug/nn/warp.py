@@ -3,7 +3,7 @@ from torch import nn
 
 from ..ops._validate import check_smooth, padding_mode_id
 from ..ops.warp import affine_flow_warp, warp
-from ._maps import given_or_predicted
+from ._maps import given_or_predicted, map_pair
 
 
 class Warp(nn.Module):
@@ -77,16 +77,7 @@ class AffineFlowWarp(nn.Module):
 
     def forward(self, x, s_w=None, s_b=None, *, context=None):
         """Warp ``x`` by the maps ``s_w``, ``s_b`` (or by the head's 6 maps); shapes in the class docstring."""
-        if (s_w is None) != (s_b is None):
-            raise ValueError("AffineFlowWarp needs both s_w and s_b, or neither (then its param_head predicts them)")
-        if s_w is None:
-            maps = given_or_predicted(self, None, x, context)
-            if maps.dim() != 4 or maps.shape[1] != 6:
-                raise ValueError(f"AffineFlowWarp's param_head must return (N, 6, H, W) maps (s_w 4, then s_b 2), "
-                                 f"got {tuple(maps.shape)}")
-            s_w, s_b = maps[:, :4], maps[:, 4:]
-        else:
-            given_or_predicted(self, s_w, x, context)  # refuses maps given to a layer that has a head
+        s_w, s_b = map_pair(self, s_w, s_b, ("s_w", "s_b"), (4, 2), x, context)
         return affine_flow_warp(x, s_w, s_b, smooth=self.smooth, padding_mode=self.padding_mode)
 
     def extra_repr(self):
