@@ -1,4 +1,5 @@
-"""Atomic checkpoints and the checks that make ``--resume`` safe.
+"""Atomic checkpoints and the checks that make ``--resume`` safe (the atomic writers and the
+weights-only check are :mod:`fastaug.artifacts`'s, shared with every file the package writes).
 
 A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one (``os.replace`` is atomic on POSIX), so a process killed at any moment leaves either the
@@ -9,6 +10,8 @@ import os
 import pickle
 
 import torch
+
+from ..artifacts import atomic_save, atomic_write_text, check_plain
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
            "RESUMABLE_CHANGES", "FORMAT", "check_plain"]
@@ -22,43 +25,6 @@ RESUMABLE_CHANGES = ("resume", "output_dir", "workers", "progress", "checkpoint_
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or from a different run."""
-
-
-def _fsync_dir(folder):
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic(path, write):
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    _fsync_dir(folder)
-
-
-def atomic_save(obj, path):
-    """``torch.save(obj, path)`` atomically (temporary file, fsync, rename)."""
-    _atomic(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(text, path):
-    """Write ``text`` to ``path`` atomically."""
-    _atomic(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def load_checkpoint(path, map_location="cpu"):
@@ -85,25 +51,6 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it says format {found!r}: written by an older "
                               f"fastaug or another program); start a new run in another folder")
     return state
-
-
-def check_plain(obj, where="state"):
-    """Raise TypeError naming the first entry of ``obj`` that ``torch.load(weights_only=True)`` could not
-    read back: a checkpoint holds tensors, numbers, strings, None, lists, tuples and dicts only."""
-    if obj is None or isinstance(obj, (torch.Tensor, bool, int, float, str, torch.dtype, torch.Size)):
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if not isinstance(k, (str, int)):
-                raise TypeError(f"{where} has a key of type {type(k).__name__}; use str or int keys")
-            check_plain(v, f"{where}[{k!r}]")
-        return
-    if isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            check_plain(v, f"{where}[{i}]")
-        return
-    raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__name__}, which a weights-only checkpoint "
-                    f"cannot hold; convert it to tensors or plain numbers")
 
 
 def _normalise(v):

@@ -18,6 +18,7 @@ import os
 
 import torch
 
+from ...artifacts import to_cpu
 from .. import distributed as dist
 from ..checkpoint import (FORMAT, RESUMABLE_CHANGES, CheckpointError, atomic_save, check_plain, check_same_args,
                           load_checkpoint)
@@ -26,16 +27,6 @@ from ..rng import GeneratorState
 __all__ = ["Checkpointer"]
 
 _RESERVED = ("format", "name", "options", "world", "ranks")
-
-
-def _to_cpu(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu()
-    if isinstance(obj, dict):
-        return {k: _to_cpu(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_cpu(v) for v in obj)
-    return obj
 
 
 class Checkpointer:
@@ -76,13 +67,13 @@ class Checkpointer:
         """Write every part (every rank must call it under DDP: per-rank parts are gathered)."""
         if self.path is None:
             return
-        mine = _to_cpu({k: p.state_dict() for k, p in self.per_rank.items()})
+        mine = to_cpu({k: p.state_dict() for k, p in self.per_rank.items()})
         ranks = dist.all_gather_object(mine)
         if self.rank != 0:
             return
         state = {"format": FORMAT, "name": self.name, "options": self.options, "world": self.world, "ranks": ranks}
         for k, p in self.shared.items():
-            state[k] = _to_cpu(p.state_dict())
+            state[k] = to_cpu(p.state_dict())
         check_plain(state, f"the checkpoint of {self.name}")
         atomic_save(state, self.path)
 
