@@ -8,12 +8,13 @@ this module adds what the loop needs around them:
 * the appearance part switched off for grey images unless asked for (CVPR 4.2: "for grey images,
   the appearance transformation model is not considered"): G's colour channels are zeroed;
 * the output clamped to [0, 1], the range of every image the classifier sees (real or augmented);
-* ``augmenter.pt``: E's and G's weights with the configuration to rebuild them (:meth:`save`,
-  :meth:`load`).
+* ``augmenter.pt``: E's and G's weights with the configuration to rebuild them, an
+  ``influence-augmenter`` artifact (:mod:`fastaug.artifacts`; :meth:`save`, :meth:`load`).
 """
 import torch
 from torch import nn
 
+from ...artifacts import load_artifact, save_artifact
 from ...augment.learned import Encoder, Generator
 from ...ops.transform import SPATIAL_CHANNELS, transform
 
@@ -130,20 +131,21 @@ class Augmenter(nn.Module):
         return {"flow": flow, "spatial": warped, "colour_change": colour_change, "final": self.apply(x, params)}
 
     # ---- augmenter.pt -----------------------------------------------------------------------------
-    def save(self, path):
-        """Write ``{"config", "encoder", "generator"}`` to ``path`` (atomically)."""
-        from ..checkpoint import atomic_save
+    #: The artifact kind of :meth:`save`.
+    KIND = "influence-augmenter"
 
-        atomic_save({"format": "fastaug-augmenter-1", "config": self.config(),
-                     "encoder": self.encoder.state_dict(), "generator": self.generator.state_dict()}, path)
+    def save(self, path, meta=None):
+        """Write E's and G's weights to ``path`` as an ``influence-augmenter`` artifact (atomically); its
+        meta holds the configuration that rebuilds them (``config``) and ``meta``'s provenance (dataset,
+        options...). Returns ``path``."""
+        return save_artifact(self.KIND, {"encoder": self.encoder.state_dict(), "generator": self.generator.state_dict()},
+                             path, meta={"config": self.config(), **(meta or {})})
 
     @classmethod
     def load(cls, path, device="cpu"):
-        """Rebuild an Augmenter from ``augmenter.pt``."""
-        state = torch.load(path, map_location=device, weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != "fastaug-augmenter-1":
-            raise ValueError(f"{path} is not an augmenter.pt written by the influence loop")
-        aug = cls(**state["config"])
-        aug.encoder.load_state_dict(state["encoder"])
-        aug.generator.load_state_dict(state["generator"])
+        """Rebuild an Augmenter from ``augmenter.pt`` (ArtifactError, one sentence, for any other file)."""
+        art = load_artifact(cls.KIND, path)
+        aug = cls(**art.meta["config"])
+        aug.encoder.load_state_dict(art.state["encoder"])
+        aug.generator.load_state_dict(art.state["generator"])
         return aug.to(device)
