@@ -1,9 +1,9 @@
 """The paper's MNIST table at this machine's scale: test error of ``none``, ``standard`` and
 ``influence`` on MNIST-5k with few labels, several seeds, plus the time of every stage of the influence runs.
 
-    python -m benchmarks.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist
-    python -m benchmarks.influence_mnist_table --labels 500 --seeds 0 1 2 --out runs/influence-mnist
-    python -m benchmarks.influence_mnist_table --report --out runs/influence-mnist   # the tables only
+    python -m fastaug.experiments.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist
+    python -m fastaug.experiments.influence_mnist_table --labels 500 --seeds 0 1 2 --out runs/influence-mnist
+    python -m fastaug.experiments.influence_mnist_table --report --out runs/influence-mnist   # the tables only
 
 Every run is an ordinary ``python -m fastaug train`` in ``<out>/<labels>/<method>-s<seed>``; a finished run
 (summary.json) is skipped and an interrupted one resumed, so the table can be built in batches. All rows
