@@ -23,7 +23,9 @@ One call, for N images:
 images' device), so two views, or an image and its mask, get the same augmentation.
 
 The networks run frozen: under ``torch.no_grad()`` and in eval mode whatever ``.train()`` says
-(BatchNorm uses its running statistics; nothing here trains). Kinds whose learned part is a network
+(BatchNorm uses its running statistics; nothing here trains). A module holds the networks it is given,
+not copies, so a method can apply the networks it is training through it; a loaded module's
+parameters do not require gradients. Kinds whose learned part is a network
 on float images compute in float32 and give uint8 inputs back as uint8 (``round(255 x)``).
 
 Mismatch is one sentence (a ValueError): channels other than the learned ones; an image size other than
@@ -279,7 +281,7 @@ class LearnedAugmentation(nn.Module):
         except (KeyError, TypeError, ValueError, RuntimeError) as err:
             raise ArtifactError(f"{art.path} is a damaged {art.kind!r} artifact ({type(err).__name__}: "
                                 f"{' '.join(str(err).split())[:200]})") from err
-        return module.eval()
+        return module.eval().requires_grad_(False)
 
     #: meta keys the kind derives at save time (not provenance: recomputed, not carried)
     derived_meta = ()

@@ -34,6 +34,7 @@ from .controller import PolicyController
 from .learned_module import LearnedAugmentation
 from .op_table import AUTOAUGMENT_BINS, MAGNITUDE_FREE, NUM_OPS, OP_IDS, OP_NAMES
 from .params import PolicyParams, sample_extras
+from .policies import AutoAugment
 from .policy_batch import action_frequencies, policy_batch_params
 
 __all__ = ["ControllerAugment", "RandomPolicyAugment", "FixedAugment", "FrozenPolicy"]
@@ -134,7 +135,7 @@ class ControllerAugment(_PolicyKind):
         if not isinstance(controller, PolicyController):
             raise TypeError(f"controller must be a fastaug.augment.controller.PolicyController, got "
                             f"{type(controller).__name__}")
-        self.controller = controller.eval().requires_grad_(False)
+        self.controller = controller  # held, not copied: a method may apply the controller it trains
 
     def sample_learned(self, N, H, W, generator):
         if N == 0:
@@ -162,8 +163,6 @@ class ControllerAugment(_PolicyKind):
 
     def frozen(self, k=25, samples=8192, seed=0):
         """:class:`fastaug.augment.AutoAugment` of :meth:`frozen_policy` (weighted sub-policies, this ``fill``)."""
-        from .policies import AutoAugment
-
         fp = self.frozen_policy(k, samples, seed)
         return AutoAugment(fp.subpolicies, fill=self.fill, weights=fp.probabilities)
 
@@ -187,7 +186,7 @@ class ControllerAugment(_PolicyKind):
 
     def describe(self):
         c = self.controller
-        return _summary_lines(self.frozen_policy(), f"Adversarial AutoAugment controller: {c.num_subpolicies} "
+        return _summary_lines(self.frozen_policy(k=10), f"Adversarial AutoAugment controller: {c.num_subpolicies} "
                               f"sub-policies of {c.ops_per_subpolicy} ops per drawn policy, {c.num_ops} ops x "
                               f"{c.num_bins} levels")
 

@@ -70,7 +70,7 @@ class SequenceAugment(LearnedAugmentation):
                             "(TANDA's sequence generator)")
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.generator_net = generator_net.eval().requires_grad_(False)
+        self.generator_net = generator_net  # held, not copied
         self.fill, self.p = int(fill), float(p)
 
     @property

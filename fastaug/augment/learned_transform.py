@@ -78,7 +78,7 @@ class TransformAugment(LearnedAugmentation):
         super().__init__(augmenter.channels, (augmenter.height, augmenter.width), standard, provenance)
         if not 0.0 <= float(p) <= 1.0:
             raise ValueError(f"p must be in [0, 1], got {p}")
-        self.augmenter = augmenter.eval().requires_grad_(False)
+        self.augmenter = augmenter  # held, not copied (it has no layer that differs in eval mode)
         self.p = float(p)
 
     def sample_learned(self, N, H, W, generator):
@@ -121,7 +121,7 @@ class TransformAugment(LearnedAugmentation):
         aug = Augmenter(**art.meta["config"])
         aug.encoder.load_state_dict(art.state["encoder"])
         aug.generator.load_state_dict(art.state["generator"])
-        return cls(aug, provenance={k: v for k, v in art.meta.items() if k != "config"}).eval()
+        return cls(aug, provenance={k: v for k, v in art.meta.items() if k != "config"}).eval().requires_grad_(False)
 
     def describe(self):
         a = self.augmenter

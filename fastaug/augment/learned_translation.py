@@ -81,7 +81,7 @@ class SubgroupTranslation(LearnedAugmentation):
         if any(len(pair) != 2 for pair in self.nets.values()):
             raise ValueError("each entry of generators must be a pair (into subgroup 0, into subgroup 1)")
         self.shared = keys == {"shared"}
-        self.nets.eval().requires_grad_(False)
+        self.nets.eval()  # BatchNorm from its running statistics, as stage 1 translates (the networks given)
 
     def params_into(self, into):
         """Params translating every image into subgroup ``into`` (an int, or (N,) per image)."""

@@ -162,13 +162,27 @@ def test_translation_draws_a_subgroup_per_image():
     assert 0.35 < p.learned.into.float().mean() < 0.65
 
 
-def test_networks_stay_frozen_in_train_mode():
-    m, x = build("translation"), images("translation")
+def test_networks_stay_frozen_in_train_mode_and_carry_no_graph():
+    m, x = build("translation"), images("translation", dtype=torch.float32)
     ref = m(*args_for("translation", x), generator=g())[0]
     m.train()
     assert m.training and not any(n.training for n in m.nets.modules())
-    assert torch.equal(m(*args_for("translation", x), generator=g())[0], ref)
-    assert all(not q.requires_grad for q in m.parameters())
+    out = m(*args_for("translation", x), generator=g())[0]
+    assert torch.equal(out, ref) and not out.requires_grad
+
+
+def test_the_networks_given_are_held_not_copied_or_frozen():
+    """A method can apply the controller it trains through the module: the module neither copies it nor
+    switches its gradients off."""
+    c = PolicyController(2, 2)
+    m = A.ControllerAugment(c, 3, SIDE)
+    assert m.controller is c and all(q.requires_grad for q in c.parameters())
+    x = images("adversarial")
+    before = m(x, generator=g())
+    with torch.no_grad():
+        c.op_head.bias[3] += 20.0  # the controller changes: the module follows
+    after, p = m(x, generator=g(), return_params=True)
+    assert not torch.equal(before, after) and bool((p.learned.op == 3).all())
 
 
 def test_standard_false_applies_the_learned_part_alone():

@@ -108,6 +108,7 @@ def test_save_load_round_trip_in_process(kind, tmp_path):
     path = m.save(tmp_path / "augmentation.pt", meta={"dataset": "toy", "run": {"seed": 3}})
     loaded = A.load(tmp_path)  # a run folder: its augmentation.pt
     assert type(loaded) is type(m) and not loaded.training
+    assert not any(q.requires_grad for q in loaded.parameters())
     for k, v in m.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
     out = image_of(kind, loaded(*args_for(kind, x), generator=torch.Generator().manual_seed(1)))
