@@ -238,6 +238,10 @@ class LearnedAugmentation(nn.Module):
         elif not isinstance(params, AugmentationParams):
             raise TypeError(f"params must be a fastaug.augment.AugmentationParams (as returned with "
                             f"return_params=True), got {type(params).__name__}")
+        elif (params.standard is None) != (self.standard is None):
+            has = "applies one" if self.standard is not None else "has none"
+            raise ValueError(f"{who}(): these params were drawn {'without' if params.standard is None else 'with'} "
+                             f"the standard recipe, but this augmentation {has}")
         params = params.check(N).to(x.device)
         out, used = self.apply(x, params, y)
         out = join_sample(flat, spec, idx, restore(out))

@@ -251,6 +251,19 @@ def test_replayed_params_of_another_batch_size_are_refused():
         m(images("tanda", n=4), params=p)
 
 
+def test_params_with_and_without_the_standard_recipe_do_not_mix(tmp_path):
+    m = build("tanda")
+    m.save(tmp_path / "a.pt")
+    bare = A.load(tmp_path / "a.pt", standard=False)
+    x = images("tanda")
+    _, p = m(x, return_params=True)
+    with pytest.raises(ValueError, match="drawn with the standard recipe, but this augmentation has none"):
+        bare(x, params=p)
+    _, q = bare(x, return_params=True)
+    with pytest.raises(ValueError, match="drawn without the standard recipe, but this augmentation applies one"):
+        m(x, params=q)
+
+
 def test_meta_may_not_overwrite_what_the_module_writes(tmp_path):
     with pytest.raises(ValueError, match="meta may not set channels"):
         build("fixed").save(tmp_path / "a.pt", meta={"channels": 1})
