@@ -2,8 +2,9 @@
 
 ``train`` trains a classifier with an augmentation method, ``compare`` compares methods,
 ``subsample`` and ``toy2d`` run the experiments that are not ``--augment`` methods, ``patch`` runs
-model patching (subgroup translations, then patched training, CAMEL / CLAMP); the other
-commands write figures (PNG) of what the kernels do. ``--help`` on each lists its options.
+model patching (subgroup translations, then patched training, CAMEL / CLAMP), ``show`` looks at
+what a run learned (its ``augmentation.pt``); the other commands write figures (PNG) of what the
+kernels do. ``--help`` on each lists its options.
 """
 import argparse
 import importlib
