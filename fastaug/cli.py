@@ -2,8 +2,9 @@
 
 ``train`` trains a classifier with an augmentation method, ``compare`` compares methods,
 ``subsample`` and ``toy2d`` run the experiments that are not ``--augment`` methods, ``patch`` runs
-model patching (subgroup translations, then patched training, CAMEL / CLAMP); the other
-commands write figures (PNG) of what the kernels do. ``--help`` on each lists its options.
+model patching (subgroup translations, then patched training, CAMEL / CLAMP), ``show`` looks at
+what a run learned (its ``augmentation.pt``); the other commands write figures (PNG) of what the
+kernels do. ``--help`` on each lists its options.
 
 Every command takes ``--config FILE`` (JSON or YAML: option name -> value; the ``args.json`` a command
 writes in its output folder is one): its values become the command's defaults, so flags given on

@@ -22,7 +22,7 @@ Command names are the module names with ``-`` for ``_``.
 __all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process", "write_args"]
 
 #: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
-COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist", "patch")
+COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist", "patch", "show")
 
 
 class UsageError(ValueError):
