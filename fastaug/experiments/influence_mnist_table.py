@@ -28,7 +28,7 @@ def command(labels, method, seed, out, val_size):
     cmd = [sys.executable, "-m", "fastaug", "train", "--dataset", "mnist5k", "--model", "allconv",
            "--train-size", str(labels), "--val-size", str(val_size), "--epochs", str(EPOCHS.get(labels, 30)),
            "--augment", method, "--seed", str(seed), "--output-dir", run_dir(out, labels, method, seed),
-           "--no-progress"]
+           "--no-progress", "--resume"]  # --resume continues an interrupted run and starts a new one
     return cmd + (INFLUENCE if method == "influence" else [])
 
 
@@ -107,9 +107,6 @@ def main(argv=None):
                     if os.path.isfile(os.path.join(d, "summary.json")):
                         continue
                     cmd = command(labels, method, seed, args.out, args.val_size)
-                    started = ("checkpoint.pt", "stage1_classifier")  # an interrupted run or stage
-                    if any(os.path.exists(os.path.join(d, name)) for name in started):
-                        cmd.append("--resume")
                     tick = time.time()
                     print(" ".join(cmd), flush=True)
                     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)

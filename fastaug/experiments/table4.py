@@ -25,10 +25,10 @@ def _run(out, method, seed, train_size, epochs, *extra):
     folder = os.path.join(out, f"{method}-s{seed}")
     if os.path.isfile(os.path.join(folder, "summary.json")):
         return
-    resume = ["--resume"] if os.path.isfile(os.path.join(folder, "checkpoint.pt")) else []
+    # --resume continues an interrupted run, and starts a new one (saying so): no probing for its checkpoint
     cmd = ["nice", "-n", "10", sys.executable, "-m", "fastaug", "train", "--dataset", "mnist5k", "--model", "allconv",
            "--train-size", str(train_size), "--epochs", str(epochs), "--augment", method, "--seed", str(seed),
-           "--output-dir", folder, "--no-progress", *resume, *extra]
+           "--output-dir", folder, "--no-progress", "--resume", *extra]
     with open(f"{folder}.log", "w") as log:
         subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True,
                        env=dict(os.environ, OMP_NUM_THREADS="1"))
