@@ -60,19 +60,21 @@ class StageResult:
             the pipeline has the result).
         metrics: a JSON-able dict of its key metrics (``stage.json``, ``stages.json``).
         seconds: its own time, counted once across resumes (None: the driver times the call).
-        title: the stage's title (for messages; set by the driver).
+        title, folder: the stage's title and folder (for messages; set by the driver).
     """
 
     artifacts: dict = dataclasses.field(default_factory=dict)
     metrics: dict = dataclasses.field(default_factory=dict)
     seconds: Optional[float] = None
     title: str = "a stage"
+    folder: str = ""
 
     def artifact(self, name):
-        """The path of artifact ``name``; :class:`StageError` when the stage recorded none of that name."""
+        """The path of artifact ``name``; :class:`StageError` when the stage recorded none of that name (a
+        stage finished by a fastaug from before stage results were recorded)."""
         if name not in self.artifacts:
-            raise StageError(f"{self.title} recorded no {name!r} artifact (it has {sorted(self.artifacts)}): it "
-                             f"finished under an older fastaug; rerun it in a new --output-dir")
+            raise StageError(f"{self.title} in {self.folder} recorded no {name!r} artifact (it finished under an "
+                             f"older fastaug): rerun the run in a new --output-dir")
         return self.artifacts[name]
 
 
@@ -147,7 +149,7 @@ class Pipeline:
                              f"({_diff(record.get('options', {}), options)}); run with its options or use a new "
                              f"--output-dir")
         artifacts = {k: os.path.join(self.folder(stage), v) for k, v in record.get("artifacts", {}).items()}
-        return StageResult(artifacts, record.get("metrics", {}), record["seconds"], stage.title)
+        return StageResult(artifacts, record.get("metrics", {}), record["seconds"], stage.title, self.folder(stage))
 
     def _plan(self):
         world = dist.world_size_from_env()
@@ -189,7 +191,8 @@ class Pipeline:
                 if not isinstance(result, StageResult):
                     raise TypeError(f"{stage.title}'s run returned a {type(result).__name__}, not a StageResult")
                 result = dataclasses.replace(
-                    result, title=stage.title, artifacts={k: os.path.abspath(v) for k, v in result.artifacts.items()},
+                    result, title=stage.title, folder=self.folder(stage),
+                    artifacts={k: os.path.abspath(v) for k, v in result.artifacts.items()},
                     seconds=float(time.perf_counter() - tick if result.seconds is None else result.seconds))
                 self._record(stage, result)
                 dist.barrier()  # later stages (on every rank) read what rank 0 wrote
