@@ -5,7 +5,7 @@ does not need (docs/design.md, How an op is built, step 5).
 call of the op passes through it, grad or not: without grad it decides in Python that no graph is
 needed and calls back into the dispatcher; with grad it runs a generated ``autograd.Function``
 that also re-fills the schema's defaults and calls back into the dispatcher. At 1x8x8 that is most
-of an op's time (measured in benchmarks/RESULTS.md, "Per-call fixed cost"). :func:`register` keeps
+of an op's time (``benchmarks/compare_builds.py``, the "fixed cost" cases). :func:`register` keeps
 that registration -- direct ``torch.ops.fastaug`` calls, ``torch.compile``, ``opcheck``, export and
 functorch use it -- and returns an :class:`AutogradOp` the public function calls instead, which
 runs the same formula (the same ``setup_context`` and ``backward`` functions) with less Python:
