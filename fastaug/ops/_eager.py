@@ -22,8 +22,10 @@ which only matters for second derivatives.
 
 :func:`plain` says when a public function may take this path: not under ``torch.compile`` (dynamo
 traces the registered op), a functorch transform (``vmap``), autocast (the wrappers' cast and the
-registered Autocast kernels), forward-mode AD (refused, ``_forward_ad.py``) or a ``TorchDispatchMode``
-(``FakeTensorMode`` runs the fake kernels, which check less than the wrappers: no CUDA build there).
+registered Autocast kernels), forward-mode AD (refused, ``_forward_ad.py``), a ``TorchDispatchMode``
+(``FakeTensorMode`` runs the fake kernels, which check less than the wrappers: no CUDA build there),
+a ``__torch_function__`` override (a tensor subclass or a ``TorchFunctionMode``) or a
+``torch.jit.trace``: each of those keeps the path it had.
 
 On that path a public function skips its Python checks: the C++ entry point checks every tensor
 argument (``csrc/common/checks.h``) and so does the fake kernel of a meta tensor. When the call
@@ -40,11 +42,13 @@ __all__ = ["AutogradOp", "plain", "register"]
 _C = torch._C
 
 
-def plain():
-    """True when a public function may call its :class:`AutogradOp` directly (see the module docstring)."""
+def plain(*values):
+    """True when a public function called with ``values`` (its tensor arguments; other values are
+    ignored) may call its :class:`AutogradOp` directly (see the module docstring)."""
     # is_compiling first: dynamo folds it to True and traces none of the rest
     return (not torch.compiler.is_compiling() and fwAD._current_level < 0 and not _C._is_any_autocast_enabled()
-            and not _C._are_functorch_transforms_active() and not _C._len_torch_dispatch_stack())
+            and not _C._are_functorch_transforms_active() and not _C._len_torch_dispatch_stack()
+            and not _C._has_torch_function(values) and _C._get_tracing_state() is None)
 
 
 def _below_autograd_unless_graphed(backward):

@@ -211,7 +211,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     All random choices (ops, magnitudes, signs, partners, centres) are inputs, so the op is
     deterministic; :mod:`fastaug.augment` draws them from a ``torch.Generator``.
     """
-    if _eager.plain() and type(fill) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+    # type(fill) is int: a bool is refused below, not taken as 0 or 1
+    if _eager.plain(x, op, magnitude, sign, partner, center) and type(fill) is int:  # noqa: E721
         args = _canonical_as_is(x, op, magnitude, sign, partner, center)
         if args is not None:
             try:

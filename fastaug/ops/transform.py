@@ -63,7 +63,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``
         to any order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
-    if _eager.plain() and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+    if _eager.plain(x, c_w, c_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _appearance(x, c_w, c_b, smooth)
         except Exception:  # the kernel's checks refused an argument: the path below names it
@@ -109,7 +109,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
-    if _eager.plain() and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+    if _eager.plain(x, params) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _transform(x, params, smooth, MODES[mode], PADDING_MODES[padding_mode])
         except Exception:  # the kernel's checks refused an argument: the path below names it

@@ -36,7 +36,7 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
-    if _eager.plain():
+    if _eager.plain(x, flow):
         try:
             return _warp(x, flow, PADDING_MODES[padding_mode], bool(align_corners))
         except Exception:  # the kernel's checks refused an argument: the path below names it
@@ -70,7 +70,7 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
         (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
-    if _eager.plain() and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+    if _eager.plain(x, s_w, s_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _affine_flow_warp(x, s_w, s_b, smooth, PADDING_MODES[padding_mode])
         except Exception:  # the kernel's checks refused an argument: the path below names it

@@ -4,8 +4,11 @@ The public image ops and apply_ops call their kernels through an ``AutogradOp``:
 key when no graph is needed, through a plain ``autograd.Function`` with the registered formula when
 one is. Here: it is the path taken, its outputs and gradients are bit-identical to a direct call
 of the registered op (``torch.library.register_autograd``'s path), and every context that needs the
-registered path (torch.compile, vmap, autocast, dispatch modes, forward AD) turns it off.
+registered path (torch.compile, vmap, autocast, dispatch modes, forward AD, __torch_function__
+overrides, tracing) turns it off.
 """
+import warnings
+
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -82,7 +85,7 @@ def test_a_refused_argument_raises_one_sentence():
 
 
 def test_plain_only_outside_the_contexts_that_need_the_registered_path():
-    assert _eager.plain()
+    assert _eager.plain(torch.zeros(1))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not _eager.plain()
     with FakeTensorMode():
@@ -92,5 +95,18 @@ def test_plain_only_outside_the_contexts_that_need_the_registered_path():
     seen = []
     torch.vmap(lambda t: seen.append(_eager.plain()) or t)(torch.zeros(2, 3))
     assert seen == [False]
-    assert torch.compile(lambda t: t + _eager.plain(), fullgraph=True, backend="eager")(torch.zeros(1)).item() == 0
-    assert _eager.plain()
+    assert torch.compile(lambda t: t + _eager.plain(t), fullgraph=True, backend="eager")(torch.zeros(1)).item() == 0
+
+    class Logged(torch.Tensor):  # a __torch_function__ override sees the op as before
+        pass
+
+    x = torch.zeros(1)
+    assert not _eager.plain(x.as_subclass(Logged)) and _eager.plain(x, torch.nn.Parameter(x), 1.0, None)
+    with torch.device("cpu"):  # a TorchFunctionMode
+        assert not _eager.plain(x)
+    seen = []
+    with warnings.catch_warnings():  # torch.jit.trace is deprecated, still supported
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.trace(lambda t: seen.append(_eager.plain(t)) or t * 2, (x,), check_trace=False)
+    assert seen == [False]
+    assert _eager.plain(x)
