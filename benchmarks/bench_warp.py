@@ -84,13 +84,15 @@ def run(device, quick=False):
         uy, ux = reference.normalised_grid(H, W, x)
         speed_up, own = targets(device, H)
 
-        for leaves, label in (((x, flow), "grads: x, flow"), ((flow,), "grad: flow")):
+        # flow only: an image that does not require grad (a custom autograd Function learns which
+        # inputs need a gradient from requires_grad, not from the inputs autograd.grad asks for)
+        for img, leaves, label in ((x, (x, flow), "grads: x, flow"), (x.detach(), (flow,), "grad: flow")):
             grads_written = nbytes(*leaves)
             rows += compare_kernel(
                 "warp", f"warp ({label})", size, device,
-                KernelCall(lambda: fastaug.warp(x, flow), leaves, grad),
-                {PRECOMPUTED: KernelCall(lambda: stock_warp(x, flow, base, scale), leaves, grad),
-                 MESHGRID: KernelCall(lambda: stock_warp_meshgrid(x, flow, ij), leaves, grad)},
+                KernelCall(lambda: fastaug.warp(img, flow), leaves, grad),
+                {PRECOMPUTED: KernelCall(lambda: stock_warp(img, flow, base, scale), leaves, grad),
+                 MESHGRID: KernelCall(lambda: stock_warp_meshgrid(img, flow, ij), leaves, grad)},
                 bytes_fwd=nbytes(x, flow, x), bytes_bwd=nbytes(grad, x, flow) + grads_written,
                 targets={PRECOMPUTED: speed_up}, own_targets=own, min_run_time=t, rounds=rounds)
         leaves = (x, s_w, s_b)
