@@ -101,7 +101,7 @@ def test_influence_is_learned_retrain_augment():
     m, x = build("influence"), images("influence", n=8)
     stub = types.SimpleNamespace(augmenter=m.augmenter, standard=m.standard, learned_prob=m.p,
                                  counts={"learned": 0, "images": 0})
-    trainer = types.SimpleNamespace(generator=g(), autocast=contextlib.nullcontext)
+    trainer = types.SimpleNamespace(rng=g(), autocast=contextlib.nullcontext)
     ref = LearnedRetrain.augment(stub, x, labels(8), trainer).x
     assert torch.equal(m(x.float() / 255, generator=g()), ref)
     # uint8 in, uint8 out: the float result rounded
