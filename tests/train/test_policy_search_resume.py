@@ -12,6 +12,8 @@ import torch
 
 from fastaug.train.loop import KILL_ENV
 
+from _train_utils import same_augmentation
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -59,6 +61,7 @@ def _kill_then_resume(tmp_path, extra, step):
     _equal(a["model"], b["model"], "model")
     _equal(a["optimizer"], b["optimizer"], "optimizer")
     _equal(a["ranks"][0]["method"], b["ranks"][0]["method"], "method")
+    assert same_augmentation(full, cut)  # the resumed run leaves the same learned augmentation
     return killed, a
 
 
