@@ -142,8 +142,9 @@ class Augmenter(nn.Module):
     # ---- augmenter.pt -----------------------------------------------------------------------------
     def save(self, path, meta=None):
         """Write E's and G's weights and :meth:`config` to ``path`` as an ``"influence-augmenter"``
-        artifact (atomically); ``meta``: more JSON-able description (provenance) kept beside the config."""
-        save_artifact(AUGMENTER_KIND, {"encoder": self.encoder.state_dict(), "generator": self.generator.state_dict()},
+        artifact (atomically); ``meta``: more JSON-able description (provenance) kept beside the config.
+        Returns ``path``."""
+        return save_artifact(AUGMENTER_KIND, {"encoder": self.encoder.state_dict(), "generator": self.generator.state_dict()},
                       path, meta={**(meta or {}), "config": self.config()})
 
     @classmethod

@@ -1,10 +1,11 @@
 """What ``fastaug train --augment tanda`` learned, as a loadable augmentation: TANDA's sequence generator.
 
 :class:`SequenceAugment` holds the trained generator (a :class:`~fastaug.augment.controller.PolicyController`
-with one sub-policy of T ops) and applies, as TANDA's stage 2 does (``Tanda._sequences`` in
-:mod:`fastaug.train.tanda.method`, the same maths and the same draws): ``n = int(N * p)`` images of the
-batch, chosen by a random permutation, each get a sequence of T (op, level) pairs drawn from the
-generator, applied in one chained :func:`fastaug.apply_ops` call (:mod:`fastaug.augment.sequences`).
+with one sub-policy of T ops) and applies what TANDA's stage 2 applies -- stage 2 augments its batches
+through this module (``Tanda.augment`` in :mod:`fastaug.train.tanda.method`), and a run leaves it in
+``augmentation.pt``: ``n = int(N * p)`` images of the batch, chosen by a random permutation, each get a
+sequence of T (op, level) pairs drawn from the generator, applied in one chained
+:func:`fastaug.apply_ops` call (:mod:`fastaug.augment.sequences`, as stage 1 applies them).
 
 ``p`` is TANDA's ``p_transform``, a share *of the batch*: on single images (a transform inside a
 ``v2.Compose``) ``int(1 * p)`` is 0 for any p < 1, so use ``p=1`` there (the default of a module built

@@ -1,8 +1,9 @@
 """What ``fastaug train --augment influence`` learned, as a loadable augmentation: the loop's augmenter.
 
 :class:`TransformAugment` holds the trained :class:`~fastaug.augment.influence_augmenter.Augmenter` (E and
-G) and applies it as the loop's stage 5 does (``LearnedRetrain.augment`` in
-:mod:`fastaug.train.influence_loop.method`, the same maths and the same draws): each image independently,
+G) and applies what the loop's stage 5 applies -- stage 5 augments its batches through this module
+(``LearnedRetrain.augment`` in :mod:`fastaug.train.influence_loop.method`, under the run's autocast), and
+a run leaves it in ``augmentation.pt``: each image independently,
 with probability ``p`` (the run's ``--learned-prob``), becomes ``clamp(transform(x, G(E(x) * mask)), 0, 1)``
 with its own dropout mask on the code tau (the diversity of the paper's Figure 3), spatial and
 appearance parts through :func:`fastaug.transform`.

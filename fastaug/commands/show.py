@@ -75,7 +75,8 @@ def run(args):
 
 
 def _provenance(meta):
-    parts = [f"{k} {meta[k]}" for k in ("dataset",) if k in meta]
+    """What the run that learned it recorded (``fastaug train`` writes these; a hand-made file may not)."""
+    parts = [f"{k} {meta[k]}" for k in ("dataset", "method", "model", "epochs") if k in meta]
     return f" ({', '.join(parts)})" if parts else ""
 
 

@@ -15,6 +15,10 @@ Outputs in ``--output-dir`` (written by rank 0 only):
   undecodable training images skipped so far with ``--skip-unreadable``, all ranks), plus the
   method's own;
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
+* ``augmentation.pt`` at the end, for a method that learns an augmentation
+  (:meth:`~fastaug.train.method.Method.learned_augmentation`: ``adversarial``, ``random``, ``fixed``,
+  ``tanda``, ``influence``): the learned augmentation as one artifact that
+  :func:`fastaug.augment.load` reads back as an ``nn.Module``, with :meth:`Trainer.provenance` in its meta;
 * ``summary.json`` and ``curves.png`` at the end.
 
 The epochs run on the loop primitive (:mod:`fastaug.train.loop`): checkpoints are written
@@ -37,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as D
+from ..augment.learned_module import AUGMENTATION_FILE
 from ..models import build_model
 from . import distributed as dist
 from .args import data_seed, resolve_defaults
@@ -318,14 +323,36 @@ class Trainer:
             "images_per_second": sum(r["images_per_second"] for r in h) / len(h),
         }
 
+    def provenance(self):
+        """What the run's learned augmentation was learned from, for its artifact's meta (the module adds
+        channels, image size, value range, its recipe and options; the artifact, the fastaug version).
+        No path and no time: a resumed run writes what an uninterrupted one does."""
+        a = self.args
+        record = {"dataset": self.info["dataset"], "method": self.method.name, "model": a.model, "seed": a.seed,
+                  "epochs": len(self.history), "train_images": len(self.train_data)}
+        if a.classes:
+            record["classes"] = list(a.classes)
+        return record
+
+    def write_augmentation(self):
+        """Write the method's :meth:`~fastaug.train.method.Method.learned_augmentation` to
+        ``augmentation.pt`` in the run folder (atomically); returns its path, None for a method that learns
+        none. Main process only."""
+        module = self.method.learned_augmentation(self)
+        if module is None:
+            return None
+        return module.save(os.path.join(self.output_dir, AUGMENTATION_FILE), meta=self.provenance())
+
     def fit(self):
-        """Train the remaining epochs, then write summary.json and the figures; returns the summary."""
+        """Train the remaining epochs, then write augmentation.pt (a method that learns one), summary.json
+        and the figures; returns the summary."""
         for epoch in self.loop.epochs_left():
             self._train_epoch(epoch)
             self._end_epoch(epoch)
         self.method.finish(self)
         summary = self.summary()
         if self.is_main:
+            self.write_augmentation()
             self.loop.write_metrics()
             self._write_curves()
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))

@@ -12,6 +12,9 @@ schedule, data order, checkpoints, distributed set-up and metrics; a :class:`Met
   ``train_batches(trainer)``: the method's own batches (e.g. group-balanced), None for the engine's;
 * optional hooks: ``setup`` (once, before resuming), ``after_step`` (sees the per-sample losses),
   ``epoch_start`` / ``epoch_end`` (may return extra per-epoch metrics), ``finish`` (figures);
+* ``learned_augmentation(trainer)``: what a method that learns an augmentation learned, as a loadable
+  module of :mod:`fastaug.augment` (:class:`~fastaug.augment.LearnedAugmentation`); the engine writes
+  it to ``augmentation.pt`` at the end of the run (None, the default: the method learns none);
 * ``state_dict`` / ``load_state_dict``: its own state, saved in every checkpoint (a per-rank part of
   the loop's :class:`~fastaug.train.loop.Checkpointer`): tensors, numbers, strings, lists and dicts
   only, since checkpoints load with ``weights_only=True`` (a ``torch.Generator``'s ``get_state()``
@@ -168,6 +171,13 @@ class Method:
 
     def finish(self, trainer):
         """After the last epoch, on every rank (write figures on ``trainer.is_main`` only)."""
+
+    def learned_augmentation(self, trainer):
+        """What this method learned, as a :class:`~fastaug.augment.LearnedAugmentation` (an ``nn.Module``
+        a user loads back with :func:`fastaug.augment.load`), or None (the default) for a method that
+        learns no augmentation. Called once after :meth:`finish`, on the main process only; the engine
+        writes it to ``augmentation.pt`` in the run folder with the run's provenance in its meta."""
+        return None
 
     def pretrain_seconds(self):
         """Seconds this method spent on its own work outside the engine's epochs, counted once across

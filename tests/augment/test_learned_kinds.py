@@ -1,9 +1,12 @@
 """Each loadable learned augmentation against the training code that applies the same learned part.
 
-The references are the methods' own code paths, called as the methods call them (TANDA's
-``Tanda._sequences``, the influence loop's ``LearnedRetrain.augment`` and ``Augmenter.forward``, model
-patching's ``translate_all``, Adversarial AutoAugment's ``apply_policy_batch`` inside the standard recipe):
-the same generator state must give the same images, bit for bit.
+The references are the methods' own code paths, called as the methods call them (the influence loop's
+``Augmenter.forward``, model patching's ``translate_all``, Adversarial AutoAugment's ``apply_policy_batch``
+inside the standard recipe), or, where a method now applies its batches through the module itself
+(TANDA's stage 2, the influence loop's stage 5), the code it applied them with before, written out here
+(TANDA's sequences through stage 1's ``apply_sequences``; the retraining's crop/flip, pick coins,
+``Augmenter.forward`` under the run's autocast, Cutout): the same generator state must give the same
+images, bit for bit.
 """
 import contextlib
 import types
@@ -14,7 +17,7 @@ from learned_kinds import KINDS, SIDE, args_for, build, image_of, images, labels
 
 import fastaug.augment as A
 from fastaug.augment.controller import PolicyController
-from fastaug.augment.policy_batch import ActionCounter, apply_policy_batch
+from fastaug.augment.policy_batch import apply_policy_batch
 from fastaug.models.cyclegan import CycleGAN
 
 
@@ -79,33 +82,68 @@ def test_random_policies_are_uniform_over_ops_and_levels():
     assert (ops - 1 / 16).abs().max() < 0.02 and (levels - 0.1).abs().max() < 0.02
 
 
+def _tanda_sequences(net, fill, x, rng, p):
+    """TANDA's stage-2 sequences as the method applied them before it called SequenceAugment: int(N p)
+    images by a permutation, one generated sequence each, through stage 1's apply_sequences."""
+    from fastaug.train.tanda.search import apply_sequences
+
+    N = x.shape[0]
+    n = int(N * p)
+    if n == 0:
+        return x
+    idx = torch.randperm(N, generator=rng)[:n].to(x.device)
+    with torch.no_grad():
+        s = net.sample(n, rng)
+    x = x.clone()
+    x[idx] = apply_sequences(x[idx], s.ops[:, 0], s.levels[:, 0], net.num_bins, rng, fill)
+    return x
+
+
 @pytest.mark.parametrize("p", [0.5, 1.0, 0.1])
 def test_tanda_is_the_methods_sequences(p):
-    """SequenceAugment against Tanda._sequences (the method's stage-2 application) inside the recipe."""
-    from fastaug.train.tanda.method import Tanda
-
+    """SequenceAugment against TANDA's stage-2 sequences (written out above) inside the recipe."""
     m, x = build("tanda"), images("tanda", n=8)
     m.p = p
-    stub = types.SimpleNamespace(generator_net=m.generator_net, num_bins=m.generator_net.num_bins, fill=m.fill,
-                                 actions=ActionCounter())
-    ref = m.standard.recipe(x, g(), lambda xr, r: Tanda._sequences(stub, xr, r, p))
+    ref = m.standard.recipe(x, g(), lambda xr, r: _tanda_sequences(m.generator_net, m.fill, xr, r, p))
     assert torch.equal(m(x, generator=g()).float() / 255, ref)
     n = m(x, generator=g(), return_params=True)[1].learned.index.numel()
     assert n == int(8 * p)
 
 
-def test_influence_is_learned_retrain_augment():
-    """TransformAugment against LearnedRetrain.augment (the loop's stage 5) on float images."""
-    from fastaug.train.influence_loop.method import LearnedRetrain
+def _learned_retrain(aug, standard, p, x, rng, autocast=contextlib.nullcontext):
+    """The influence loop's stage 5 as it augmented a batch before it called TransformAugment: crop/flip on
+    uint8, float, pick coins, Augmenter.forward (its dropout masks) under the run's autocast, Cutout."""
+    x = standard.crop_flip(x, rng).float() / 255
+    pick = (torch.rand(x.shape[0], generator=rng) < p).nonzero().squeeze(1)
+    if pick.numel():
+        with torch.no_grad(), autocast():
+            learned = aug(x.index_select(0, pick), rng=rng)
+        x = x.index_copy(0, pick, learned.to(x.dtype))
+    return standard.cutout(x, rng)
 
+
+def test_influence_is_the_retrainings_augmentation():
+    """TransformAugment against stage 5's augmentation (written out above) on float images."""
     m, x = build("influence"), images("influence", n=8)
-    stub = types.SimpleNamespace(augmenter=m.augmenter, standard=m.standard, learned_prob=m.p,
-                                 counts={"learned": 0, "images": 0})
-    trainer = types.SimpleNamespace(rng=g(), autocast=contextlib.nullcontext)
-    ref = LearnedRetrain.augment(stub, x, labels(8), trainer).x
+    ref = _learned_retrain(m.augmenter, m.standard, m.p, x, g())
     assert torch.equal(m(x.float() / 255, generator=g()), ref)
     # uint8 in, uint8 out: the float result rounded
     assert torch.equal(m(x, generator=g()), ref.mul(255).round().to(torch.uint8))
+
+
+def test_the_retraining_under_autocast_is_the_module_under_autocast():
+    """Stage 5 (LearnedRetrain.augment) calls the module under the run's autocast: bfloat16 E and G as
+    before, bit for bit."""
+    from fastaug.train.influence_loop.method import LearnedRetrain
+
+    m, x = build("influence"), images("influence", n=8)
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    ref = _learned_retrain(m.augmenter, m.standard, m.p, x, g(), bf16)
+    stub = types.SimpleNamespace(transform=m, counts={"learned": 0, "images": 0})
+    got = LearnedRetrain.augment(stub, x, labels(8), types.SimpleNamespace(rng=g(), autocast=bf16)).x
+    assert torch.equal(got, ref)
+    assert not torch.equal(got, m(x.float() / 255, generator=g()))  # autocast did change E and G's arithmetic
+    assert stub.counts["images"] == 8 and 0 < stub.counts["learned"] < 8
 
 
 def test_influence_without_recipe_is_augmenter_forward():

@@ -17,7 +17,7 @@ from fastaug.train.influence_loop import Augmenter
 from fastaug.train.loop import KILL_ENV
 from fastaug.train.pipeline import StageError
 
-from _train_utils import cli_args
+from _train_utils import cli_args, same_augmentation
 
 #: A run of seconds: 100 labelled digits, 50 for validation, one epoch, a few GAN and E/G steps.
 TINY = dict(augment="influence", train_size=100, val_size=50, epochs=1, batch_size=50, gan_iters=8,
@@ -63,7 +63,7 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     d, summary = full_run
     names = set(os.listdir(d))
     assert {"args.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png", "augmenter.pt",
-            "stages.json", "figure4_tau_interpolation.png", "learned_augmentations.png"} <= names
+            "stages.json", "figure4_tau_interpolation.png", "learned_augmentations.png", "augmentation.pt"} <= names
     for k, folder in enumerate(["stage1_classifier", "stage2_gan", "stage3_influence", "stage4_augmenter"], 1):
         with open(d / folder / "stage.json") as f:
             record = json.load(f)
@@ -176,6 +176,7 @@ def test_a_stage_killed_and_resumed_gives_the_same_result(full_run, tmp_path, lo
     assert _same_state(a.generator.state_dict(), b.generator.state_dict())
     assert _same_state(a.encoder.state_dict(), b.encoder.state_dict())
     assert _same_state(_model(ref), _model(d))
+    assert same_augmentation(ref, d)  # the resumed run leaves the same learned augmentation
 
 
 def test_the_retraining_without_its_stage_result_refuses_in_one_sentence(tmp_path):

@@ -21,6 +21,8 @@ from fastaug.train.tanda.generator_stage import build_generator_net, real_logit
 from fastaug.train.tanda.search import (apply_sequences, discriminator_loss, feature_distance, generator_costs,
                                         generator_loss, incremental_transforms, real_fake_logits)
 
+from _train_utils import same_augmentation
+
 
 @pytest.fixture(scope="module")
 def digits():
@@ -174,6 +176,7 @@ def test_sigkill_in_either_stage_then_resume_is_bit_identical(tmp_path):
         a = load_artifact("tanda-generator", tmp_path / "ref" / "tanda_generator" / "generator.pt").state["generator"]
         b = load_artifact("tanda-generator", d / "tanda_generator" / "generator.pt").state["generator"]
         assert all(torch.equal(a[k], b[k]) for k in a)
+        assert same_augmentation(tmp_path / "ref", d), loop  # the resumed run leaves the same augmentation
 
 
 def test_a_foreign_or_torn_generator_checkpoint_is_refused_in_one_sentence(tmp_path):

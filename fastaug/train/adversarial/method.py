@@ -27,12 +27,23 @@ copy of the controller (identical initialisation, identical gradients), so the c
 
 State (in every checkpoint): the policies' own CPU generator, the current policies, the L_m window and
 the epoch's op/magnitude counts, plus (adversarial) the controller's parameters and its Adam state.
+
+What a run leaves (:meth:`~fastaug.train.method.Method.learned_augmentation`, the engine's
+``augmentation.pt``): per image what a step does per copy of the batch, between the run's crop/flip
+and Cutout -- :class:`~fastaug.augment.ControllerAugment` of the final controller (with its frozen top-K
+policy), :class:`~fastaug.augment.RandomPolicyAugment` (uniform ops and levels, the marginal of a
+uniformly random policy's uniformly chosen sub-policy) or :class:`~fastaug.augment.FixedAugment` (the
+standard recipe alone). The steps themselves keep their M policies shared by the N images of a copy
+(eq. 4), which a per-image module does not express, so they do not call these modules; the per-image
+application is checked against :func:`~fastaug.augment.policy_batch.apply_policy_batch` with one image
+per policy (``tests/augment/test_learned_kinds.py``).
 """
 import dataclasses
 
 import torch
 
 from ...augment.controller import PolicyController
+from ...augment.learned_policies import ControllerAugment, FixedAugment, RandomPolicyAugment
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS, OP_NAMES
 from ...augment.policy_batch import ActionCounter, apply_policy_batch, policy_groups, random_policies, replicate
 from ...augment.reinforce import LossWindow, adversarial_controller_loss, normalise_losses
@@ -93,11 +104,19 @@ class _Instances(Method):
     def load_state_dict(self, state):
         pass  # no state (a checkpoint of the one-class version holds its unused controller: ignored)
 
+    def _shape(self, trainer):
+        """(channels, (H, W)) of the run's images, what a learned augmentation records."""
+        return trainer.info["channels"], trainer.info["image_size"]
+
 
 class FixedInstances(_Instances):
     """``--augment fixed``: M instances of the standard augmentation only (the paper's ablation)."""
 
     name = "fixed"
+
+    def learned_augmentation(self, trainer):
+        """Nothing was learned: :class:`~fastaug.augment.FixedAugment`, the run's standard recipe alone."""
+        return FixedAugment(*self._shape(trainer), self.standard)
 
 
 class _PolicyInstances(_Instances):
@@ -186,6 +205,11 @@ class RandomPolicies(_PolicyInstances):
     def draw(self):
         return random_policies(self.M, self.Q, self.L, NUM_OPS, self.num_bins, self.generator)
 
+    def learned_augmentation(self, trainer):
+        """:class:`~fastaug.augment.RandomPolicyAugment`: L uniformly random ops and levels per image."""
+        return RandomPolicyAugment(*self._shape(trainer), self.standard, self.fill, ops_per_subpolicy=self.L,
+                                   num_ops=NUM_OPS, num_bins=self.num_bins)
+
 
 class AdversarialAutoAugment(_PolicyInstances):
     """``--augment adversarial``: M policies from the LSTM controller, which REINFORCE moves to raise
@@ -204,6 +228,10 @@ class AdversarialAutoAugment(_PolicyInstances):
         with torch.no_grad():
             s = self.controller.sample(self.M, self.generator)
         return s.ops.cpu(), s.levels.cpu()
+
+    def learned_augmentation(self, trainer):
+        """:class:`~fastaug.augment.ControllerAugment` of the final controller (held, not copied)."""
+        return ControllerAugment(self.controller, *self._shape(trainer), self.standard, self.fill)
 
     def learn(self, losses):
         s = self.controller.evaluate(self.ops.to(self.device), self.levels.to(self.device))

@@ -5,7 +5,10 @@
   gets ``G(x, dropout(E(x)))`` with probability ``--learned-prob`` (dropout kept, a new mask per image:
   the diversity of CVPR Figure 3), then the standard Cutout -- the position of a policy in the
   standard augmentation, "in addition to the baseline" as the paper says. Every draw comes from the
-  engine's generator, so ``--resume`` replays them. Reports the validation split's loss/accuracy per
+  engine's generator, so ``--resume`` replays them. Each batch goes through
+  :class:`~fastaug.augment.TransformAugment` (sample, then apply), the module the run leaves in
+  ``augmentation.pt`` (:meth:`LearnedRetrain.learned_augmentation`): what a user loads applies what the
+  run applied, by construction. Reports the validation split's loss/accuracy per
   epoch (``val_loss``, ``val_acc``) and the share of learned samples. Library use::
 
       Trainer(args, method=LearnedRetrain, inputs={"augmenter": "RUN/augmenter.pt"}).fit()
@@ -21,8 +24,7 @@
 """
 import dataclasses
 
-import torch
-
+from ...augment.learned_transform import TransformAugment
 from ..method import Method, TrainBatch, required, standard_augment, to_float
 from ..options import Options, option, within
 from .augmenter import Augmenter
@@ -65,6 +67,8 @@ class LearnedRetrain(Method):
         self.augmenter = augmenter.to(trainer.device).eval().requires_grad_(False)
         self.standard = standard_augment(trainer.args, trainer.info["hflip"])
         self.learned_prob = float(options.learned_prob)
+        # crop/flip -> each image with probability p: clamp(transform(x, G(E(x) * mask))) -> Cutout
+        self.transform = TransformAugment(self.augmenter, self.standard, p=self.learned_prob)
         from ...data import make_batches
 
         self.val_batches = None if trainer.val_data is None else make_batches(
@@ -73,16 +77,20 @@ class LearnedRetrain(Method):
         self.counts = {"learned": 0, "images": 0}
 
     def augment(self, x, y, trainer):
-        g = trainer.rng
-        x = to_float(self.standard.crop_flip(x, g))
-        pick = (torch.rand(x.shape[0], generator=g) < self.learned_prob).nonzero().squeeze(1).to(x.device)
-        if pick.numel():
-            with torch.no_grad(), trainer.autocast():
-                learned = self.augmenter(x.index_select(0, pick), rng=g)
-            x = x.index_copy(0, pick, learned.to(x.dtype))
-        self.counts["learned"] += int(pick.numel())
+        """One :class:`~fastaug.augment.TransformAugment` call on the float batch, its draws (crop offsets,
+        flip coins, pick coins, dropout masks, Cutout centres) from ``trainer.rng``; E and G under the
+        run's autocast."""
+        m, x = self.transform, to_float(x)  # crop and flip copy pixels: the same before or after the float
+        with trainer.autocast():
+            x, params = m.apply(x, m.sample(x, trainer.rng))
+        self.counts["learned"] += int(params.learned.index.numel())
         self.counts["images"] += int(x.shape[0])
-        return TrainBatch(self.standard.cutout(x, g), y)
+        return TrainBatch(x, y)
+
+    def learned_augmentation(self, trainer):
+        """The module every batch went through: the trained augmenter on each image with probability
+        ``--learned-prob``, between the run's crop/flip and Cutout."""
+        return self.transform
 
     def epoch_end(self, epoch, trainer):
         out = {"learned_fraction": self.counts["learned"] / max(self.counts["images"], 1)}

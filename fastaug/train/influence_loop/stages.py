@@ -150,9 +150,8 @@ class GanStage(_InfluenceStage):
         metrics, seconds = train_gan(folder, model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.o,
                                      self.args.seed, s.device, stage_options=self.options(),
                                      progress=self.args.progress, log=s.log)
-        paths = {"augmenter": os.path.join(folder, AUGMENTER_FILE), "critics": os.path.join(folder, CRITICS_FILE)}
-        aug.save(paths["augmenter"], meta=s.provenance(2))
-        critics.save(paths["critics"], meta=s.provenance(2))
+        paths = {"augmenter": aug.save(os.path.join(folder, AUGMENTER_FILE), meta=s.provenance(2)),
+                 "critics": critics.save(os.path.join(folder, CRITICS_FILE), meta=s.provenance(2))}
         self._figure(aug, os.path.join(folder, "samples.png"))
         return StageResult(artifacts=paths, metrics=metrics, seconds=seconds)
 
@@ -201,8 +200,7 @@ class AugmenterStage(_InfluenceStage):
         influence, val = load_influence(fit.artifact("influence"), fit.artifact("validation"), model, s.device)
         metrics, seconds = train_augmenter(folder, aug, critics, influence, s.train, s.standard, val, self.o,
                                            self.args, s.device, stage_options=self.options(), log=s.log)
-        path = os.path.join(s.root, AUGMENTER_FILE)
-        aug.save(path, meta=s.provenance(4))
+        path = aug.save(os.path.join(s.root, AUGMENTER_FILE), meta=s.provenance(4))
         self._figures(aug)
         return StageResult(artifacts={"augmenter": path}, metrics=metrics, seconds=seconds)
 

@@ -9,24 +9,25 @@ generator (``Tanda(options, trainer, generator=path)``, handed on by the pipelin
 refuses in one sentence rather than sample from an untrained generator); in each batch a fraction p_e of the images
 (chosen at random) gets a sequence drawn from the trained generator (TANDA's ``p_transform``: starts
 at ``--tanda-p-init``, multiplied by ``--tanda-p-rate`` after every epoch, capped at
-``--tanda-p-max``). The recipe is the project's: crop/flip, then the sequences, then Cutout.
+``--tanda-p-max``). The recipe is the project's: crop/flip, then the sequences, then Cutout. Each batch
+goes through :class:`~fastaug.augment.SequenceAugment` (sample, then apply), the module that the run
+leaves in ``augmentation.pt`` with the generator and the last epoch's p_e
+(:meth:`Tanda.learned_augmentation`): what a user loads applies what the run applied, by construction.
 
 Both stages run on the loop primitive, so a run killed in either continues with ``--resume``
 bit-identically on CPU; ``summary.json``'s ``pretrain_seconds`` counts stage 1 once.
 """
 import dataclasses
 
-import torch
-
+from ...augment.learned_sequences import SequenceAugment
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
 from ...augment.policy_batch import ActionCounter
 from ...models import MODELS
 from ..engine import ClassifierStage, pipeline_inputs
-from ..method import Method, TrainBatch, required, standard_augment
+from ..method import Method, TrainBatch, required, standard_augment, to_float
 from ..options import Options, above, at_least, option, within
 from ..pipeline import Pipeline
 from .generator_stage import STAGE_NAME, GeneratorStage, load_generator, real_logit
-from .search import apply_sequences
 
 __all__ = ["Tanda", "TandaOptions", "transform_fraction", "real_logit"]
 
@@ -83,6 +84,9 @@ class Tanda(Method):
         self.standard = standard_augment(trainer.args, trainer.info["hflip"])
         self.fill = int(trainer.args.fill)
         self.actions = ActionCounter(NUM_OPS, self.num_bins)  # the epoch's generated ops/levels
+        # crop/flip -> sequences on a share p of each batch -> Cutout; p is set per epoch (augment)
+        self.sequences = SequenceAugment(self.generator_net, trainer.info["channels"], trainer.info["image_size"],
+                                         self.standard, self.fill)
 
     @classmethod
     def pipeline(cls, args, data=None, resume=None):
@@ -96,28 +100,28 @@ class Tanda(Method):
                             resume=resume)])
 
     # ---- Method hooks ------------------------------------------------------------------------------
-    def augment(self, x, y, trainer):
-        """Crop/flip, then a generated sequence on a random p_e fraction of the batch, then Cutout."""
+    def _p(self, epoch):
         o = self.options
-        p = transform_fraction(trainer.epoch, o.tanda_p_init, o.tanda_p_rate, o.tanda_p_max)
-        return TrainBatch(self.standard.recipe(x, trainer.rng, lambda x, rng: self._sequences(x, rng, p)), y)
+        return transform_fraction(epoch, o.tanda_p_init, o.tanda_p_rate, o.tanda_p_max)
 
-    def _sequences(self, x, rng, p):
-        N = x.shape[0]
-        n = int(N * p)  # as TANDA: int(batch_size * p_transform) images of each batch
-        if n == 0:
-            return x
-        idx = torch.randperm(N, generator=rng)[:n].to(x.device)
-        with torch.no_grad():
-            s = self.generator_net.sample(n, rng)
-        x = x.clone()
-        x[idx] = apply_sequences(x[idx], s.ops[:, 0], s.levels[:, 0], self.num_bins, rng, self.fill)
-        self.actions.add(s.ops, s.levels)
-        return x
+    def augment(self, x, y, trainer):
+        """Crop/flip, then a generated sequence on a random p_e fraction of the batch, then Cutout: one
+        :class:`~fastaug.augment.SequenceAugment` call (its draws, in the recipe's order, from ``trainer.rng``)."""
+        m = self.sequences
+        m.p = self._p(trainer.epoch)
+        out, params = m.apply(x, m.sample(x, trainer.rng))
+        seq = params.learned.ops  # (n, T): the generated ops and their magnitudes level / (bins - 1)
+        self.actions.add(seq.op, (seq.magnitude * (self.num_bins - 1)).round().long())
+        return TrainBatch(to_float(out), y)
+
+    def learned_augmentation(self, trainer):
+        """The module every batch went through, with the last epoch's p_e: the trained generator's sequences
+        on that share of each batch, between the run's crop/flip and Cutout."""
+        self.sequences.p = self._p(max(int(trainer.args.epochs) - 1, 0))
+        return self.sequences
 
     def epoch_end(self, epoch, trainer):
-        o = self.options
-        extra = {"transform_fraction": transform_fraction(epoch, o.tanda_p_init, o.tanda_p_rate, o.tanda_p_max)}
+        extra = {"transform_fraction": self._p(epoch)}
         extra.update(self.actions.frequencies())
         self.actions.reset()
         return extra
