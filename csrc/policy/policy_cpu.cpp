@@ -1,58 +1,145 @@
-// CPU kernels of the policy ops: one image per work item (at::parallel_for over the batch), each
-// running its whole chain in thread-local buffers, with the engine's single-thread executor.
+// CPU kernels of the policy ops. Forward: every image runs its whole chain in one task, through the
+// fast paths of policy_cpu_fast.h compiled once per instruction-set level and picked at run time
+// (policy_cpu_isa.h), or through the shared engine when FASTAUG_POLICY_CPU_ENGINE=1. Images are handed
+// to the threads in small chunks from a shared counter, so a batch of cheap and dear ops keeps every
+// thread busy; each image's result depends on nothing but its inputs, so the output is the same for
+// any number of threads. Backward: the engine, one image per work item.
 #include <ATen/Parallel.h>
 #include <torch/all.h>
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "common/cpu_parallel.h"
 
 #define FA_ENGINE inline
+#include "policy/policy_cpu_fast.h"
 #include "policy/policy_engine.h"
 #include "policy/policy_engine_backward.h"
 
 namespace fastaug {
 namespace {
 
+using policy::CpuExec;
+using policy::CpuIsa;
 using policy::PolicyShared;
 
-// The engine's executor for one CPU thread: loops run in order, sync and reductions are no-ops.
-struct CpuExec {
-  static constexpr bool kSerial = true;  // the engine may use its plain row-loop fast paths
-  int64_t tid() const { return 0; }
-  int64_t nthreads() const { return 1; }
-  void sync() const {}
-  template <typename T>
-  T sum(T v) const {
-    return v;
-  }
-  template <typename T>
-  T min(T v) const {
-    return v;
-  }
-  template <typename T>
-  T max(T v) const {
-    return v;
-  }
-  void hist_add(int* h, int bin) const { ++h[bin]; }
-  template <typename F>
-  void pixels(int64_t H, int64_t W, F&& f) const {
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) f(y, x, y * W + x);
-  }
-  template <typename F>
-  void channel_pixels(int64_t C, int64_t H, int64_t W, F&& f) const {
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t y = 0; y < H; ++y)
-        for (int64_t x = 0; x < W; ++x) f(c, y, x, (c * H + y) * W + x);
-  }
-  template <typename F>
-  void elements(int64_t C, int64_t plane, F&& f) const {
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t i = c * plane; i < (c + 1) * plane; ++i) f(c, i);
-  }
+// One apply_ops call, as raw pointers.
+template <typename T>
+struct ChainArgs {
+  const T* x;
+  const T* pairs;
+  T* out;
+  const int64_t *op, *partner, *center;
+  const float *mag, *sign;
+  int64_t N, L, C, H, W;
+  T fillv;
 };
+
+// Images [begin, end): step l reads the previous step's output (x for l = 0) and writes alternately
+// the output and the scratch image, so that the last step lands in the output.
+template <typename T, CpuIsa isa>
+FA_CPU void run_images(const ChainArgs<T>& a, int64_t begin, int64_t end, policy::cpu::Scratch<T>& sc) {
+  const int64_t chw = a.C * a.H * a.W;
+  PolicyShared sh;
+  for (int64_t n = begin; n < end; ++n) {
+    const T* src = a.x + n * chw;
+    for (int64_t l = 0; l < a.L; ++l) {
+      const policy::Step st = policy::read_step(a.op, a.mag, a.sign, a.partner, a.center, n * a.L + l, a.N);
+      T* dst = ((a.L - 1 - l) % 2 == 0) ? a.out + n * chw : sc.image.data();
+      policy::cpu::step<T, isa>(src, dst, a.pairs + st.partner * chw, a.C, a.H, a.W, st, a.fillv, sh, sc);
+      src = dst;
+    }
+  }
+}
+
+// The shared engine's chain (the reference the fast paths are tested against).
+template <typename T>
+void run_images_engine(const ChainArgs<T>& a, int64_t begin, int64_t end, policy::cpu::Scratch<T>& sc) {
+  const int64_t chw = a.C * a.H * a.W;
+  PolicyShared sh;
+  for (int64_t n = begin; n < end; ++n) {
+    T* scratch = a.L > 1 ? sc.image.data() - n * chw : nullptr;  // scratch + n * chw is this buffer
+    policy::run_chain<T>(CpuExec{}, a.x, a.pairs, a.out, scratch, a.op, a.mag, a.sign, a.partner, a.center, n, a.N,
+                         a.L, a.C, a.H, a.W, a.fillv, sh);
+  }
+}
+
+template <typename T>
+using RunImages = void (*)(const ChainArgs<T>&, int64_t, int64_t, policy::cpu::Scratch<T>&);
+
+// run_images once per instruction-set level. flatten inlines the whole step (engine loops included)
+// so that it is vectorised for the level (AVX-512 preferring 256-bit vectors: with 64 uint8 lanes a
+// 32- or 224-pixel row would leave up to 63 pixels to the scalar remainder; its byte tables are
+// hand-written 512-bit code); fp-contract=off because GCC fuses a product and a sum into
+// an FMA wherever the target has one (AVX-512, most non-x86 CPUs), and its single rounding would
+// change the blends' results (the engine rounds every product, as the CUDA kernel does).
+#if defined(__GNUC__) && !defined(__clang__)
+#define FA_LEVEL(...) __attribute__((__VA_ARGS__ flatten, optimize("fp-contract=off")))
+#elif defined(__GNUC__) || defined(__clang__)
+#define FA_LEVEL(...) __attribute__((__VA_ARGS__ flatten))
+#else
+#define FA_LEVEL(...)
+#endif
+#define FA_LEVEL_FN(T, name, level, ...)                                                         \
+  FA_LEVEL(__VA_ARGS__)                                                                          \
+  void name(const ChainArgs<T>& a, int64_t b, int64_t e, policy::cpu::Scratch<T>& sc) {          \
+    run_images<T, level>(a, b, e, sc);                                                           \
+  }
+#if defined(FASTAUG_POLICY_X86)
+#define FA_DEFINE_LEVELS(T, name)                                                                                \
+  FA_LEVEL_FN(T, name##_default, CpuIsa::kDefault)                                                               \
+  FA_LEVEL_FN(T, name##_avx2, CpuIsa::kAvx2, target("avx2,bmi,bmi2,popcnt"), )                                   \
+  FA_LEVEL_FN(T, name##_avx512, CpuIsa::kAvx512,                                                                 \
+              target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,bmi,bmi2,popcnt,prefer-vector-width=256"), ) \
+  RunImages<T> pick_##name(CpuIsa isa) {                                                                         \
+    return isa == CpuIsa::kAvx512 ? name##_avx512 : (isa == CpuIsa::kAvx2 ? name##_avx2 : name##_default);      \
+  }
+#else
+#define FA_DEFINE_LEVELS(T, name)                                                                                \
+  FA_LEVEL_FN(T, name##_default, CpuIsa::kDefault)                                                               \
+  RunImages<T> pick_##name(CpuIsa) { return name##_default; }
+#endif
+
+FA_DEFINE_LEVELS(uint8_t, run_u8)
+FA_DEFINE_LEVELS(float, run_f32)
+FA_DEFINE_LEVELS(double, run_f64)
+
+template <typename T>
+RunImages<T> pick_level(CpuIsa isa) {
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    return pick_run_u8(isa);
+  } else if constexpr (std::is_same<T, float>::value) {
+    return pick_run_f32(isa);
+  } else {
+    return pick_run_f64(isa);
+  }
+}
+
+// Every image of the batch through `run`: inline for small batches, else threads taking chunks of
+// images from a shared counter (chunks of about grain_for's size, at least 8 per thread).
+template <typename T>
+void run_batch(const ChainArgs<T>& a, RunImages<T> run) {
+  const int64_t N = a.N, chw = a.C * a.H * a.W;
+  const int64_t grain = grain_for(chw);
+  const int64_t tasks = std::min<int64_t>(at::get_num_threads(), (N + grain - 1) / grain);
+  if (tasks <= 1 || at::in_parallel_region()) {
+    policy::cpu::Scratch<T> sc(chw, a.H, a.W, a.L > 1);
+    run(a, 0, N, sc);
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(grain, N / (8 * tasks)));
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
+    policy::cpu::Scratch<T> sc(chw, a.H, a.W, a.L > 1);
+    for (;;) {
+      const int64_t i = next.fetch_add(chunk);
+      if (i >= N) break;
+      run(a, i, std::min(N, i + chunk), sc);
+    }
+  });
+}
 
 at::Tensor apply_ops_cpu(const at::Tensor& x_, const at::Tensor& pairs_, const at::Tensor& op_,
                          const at::Tensor& magnitude_, const at::Tensor& sign_, const at::Tensor& partner_,
@@ -61,29 +148,20 @@ at::Tensor apply_ops_cpu(const at::Tensor& x_, const at::Tensor& pairs_, const a
   const at::Tensor x = x_.contiguous(), pairs = pairs_.contiguous(), op = op_.contiguous();
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();
   const at::Tensor center = center_.contiguous();
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = op.size(1), chw = C * H * W;
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = op.size(1);
   check_policy_values(op, mag, partner, N);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
   if (L == 0) return out.copy_(x);
+  const bool engine = policy::policy_cpu_engine_forced();
+  const CpuIsa isa = policy::policy_cpu_isa();
   AT_DISPATCH_FLOATING_TYPES_AND(at::kByte, x.scalar_type(), "apply_ops_cpu", [&] {
-    const scalar_t* xp = x.data_ptr<scalar_t>();
-    const scalar_t* pp = pairs.data_ptr<scalar_t>();
-    scalar_t* op_out = out.data_ptr<scalar_t>();
-    const scalar_t fillv = fill_value<scalar_t>(fill);
-    at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
-      CpuExec ex;
-      PolicyShared sh;
-      // The chain ping-pongs between out[n] and a scratch image; offset the scratch so that
-      // scratch + n * chw is this thread's buffer.
-      std::vector<scalar_t> buf(L > 1 ? chw : 0);
-      for (int64_t n = begin; n < end; ++n) {
-        scalar_t* scratch = L > 1 ? buf.data() - n * chw : nullptr;
-        policy::run_chain<scalar_t>(ex, xp, pp, op_out, scratch, op.data_ptr<int64_t>(), mag.data_ptr<float>(),
-                                    sign.data_ptr<float>(), partner.data_ptr<int64_t>(), center.data_ptr<int64_t>(),
-                                    n, N, L, C, H, W, fillv, sh);
-      }
-    });
+    const ChainArgs<scalar_t> a{x.data_ptr<scalar_t>(),    pairs.data_ptr<scalar_t>(),  out.data_ptr<scalar_t>(),
+                                op.data_ptr<int64_t>(),    partner.data_ptr<int64_t>(), center.data_ptr<int64_t>(),
+                                mag.data_ptr<float>(),     sign.data_ptr<float>(),      N,
+                                L,                         C,                           H,
+                                W,                         fill_value<scalar_t>(fill)};
+    run_batch<scalar_t>(a, engine ? &run_images_engine<scalar_t> : pick_level<scalar_t>(isa));
   });
   return out;
 }

@@ -1,0 +1,817 @@
+// CPU fast paths of the policy ops: one image, one step, as row loops that run near memory speed.
+//
+// The shared engine (policy_engine.h) is the reference and the CUDA path; this header computes the
+// same values bit for bit on the CPU, only faster:
+// * geometric ops: Pillow's nearest sampling with the in-bounds span of each row found once, so the
+//   inner loop has no bounds test: whole-row copies for the translations and ShearX (their source
+//   is a shifted row), a table of source offsets per row (Shear Y, Rotate: 16.16 fixed point, as
+//   Pillow's affine_fixed) gathered for every channel;
+// * point ops on uint8 (AutoContrast, Invert, Equalize, Solarize, Posterize, Contrast, Brightness):
+//   one 256-entry table per channel built with the engine's rules, applied in one pass (AVX-512 VBMI
+//   byte permutes where the CPU has them); AutoContrast needs only each channel's min and max,
+//   Equalize a histogram;
+// * Cutout: a copy and a filled rectangle; identity: a copy;
+// * everything else (the per-pixel blends, the float point ops) runs the engine's own row loops,
+//   which policy_cpu.cpp compiles once per instruction-set level (policy_cpu_isa.h).
+// Include after torch/all.h, with FA_ENGINE defined (`inline`).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "policy/policy_cpu_isa.h"
+#include "policy/policy_engine.h"
+
+#include "policy/policy_cpu_simd.h"
+
+// Plain inline: policy_cpu.cpp's per-level entry points are `flatten`, which inlines all of this
+// (always_inline here would stop GCC from flattening the engine calls inside).
+#define FA_CPU inline
+
+namespace fastaug {
+namespace policy {
+
+// The engine's executor for one CPU thread: loops run in order, sync and reductions are no-ops.
+struct CpuExec {
+  static constexpr bool kSerial = true;  // the engine may use its plain row-loop fast paths
+  int64_t tid() const { return 0; }
+  int64_t nthreads() const { return 1; }
+  void sync() const {}
+  template <typename T>
+  T sum(T v) const {
+    return v;
+  }
+  template <typename T>
+  T min(T v) const {
+    return v;
+  }
+  template <typename T>
+  T max(T v) const {
+    return v;
+  }
+  void hist_add(int* h, int bin) const { ++h[bin]; }
+  template <typename F>
+  void pixels(int64_t H, int64_t W, F&& f) const {
+    for (int64_t y = 0; y < H; ++y)
+      for (int64_t x = 0; x < W; ++x) f(y, x, y * W + x);
+  }
+  template <typename F>
+  void channel_pixels(int64_t C, int64_t H, int64_t W, F&& f) const {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < H; ++y)
+        for (int64_t x = 0; x < W; ++x) f(c, y, x, (c * H + y) * W + x);
+  }
+  template <typename F>
+  void elements(int64_t C, int64_t plane, F&& f) const {
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t i = c * plane; i < (c + 1) * plane; ++i) f(c, i);
+  }
+};
+
+namespace cpu {
+
+// One thread's buffers, allocated once per task and reused for every image and step.
+template <typename T>
+struct Scratch {
+  std::vector<T> image;       // the chain's second image (ping-pong with the output)
+  std::vector<int64_t> xtab;  // translations: source column of every output column (-1: outside)
+  std::vector<int64_t> ytab;  // ... and source row of every output row
+  std::vector<int32_t> off32;  // one row's source offsets (fixed-point affine, small images)
+  std::vector<int64_t> off64;  // ... for images whose fixed-point coordinates overflow int32
+  Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
+      : image(chain ? chw : 0), xtab(W), ytab(H), off32(W), off64(W) {}
+};
+
+// Row-sized fills and copies. Short spans (rows of small images) with a few fixed-size, possibly
+// overlapping moves, as libc does after its call overhead, which would dominate 32-pixel rows;
+// long ones with memcpy / memset.
+template <size_t K>
+FA_CPU void move_ends(const uint8_t* s, uint8_t* d, int64_t n) {  // K <= n <= 2K
+  uint8_t a[K], b[K];
+  std::memcpy(a, s, K);
+  std::memcpy(b, s + n - K, K);
+  std::memcpy(d, a, K);
+  std::memcpy(d + n - K, b, K);
+}
+
+FA_CPU void copy_bytes(const uint8_t* s, uint8_t* d, int64_t n) {
+  if (n >= 64) {
+    std::memcpy(d, s, static_cast<size_t>(n));
+  } else if (n >= 32) {
+    move_ends<32>(s, d, n);
+  } else if (n >= 16) {
+    move_ends<16>(s, d, n);
+  } else if (n >= 8) {
+    move_ends<8>(s, d, n);
+  } else if (n >= 4) {
+    move_ends<4>(s, d, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
+template <typename T>
+FA_CPU void fill_span(T* d, int64_t n, T v) {
+  if (n <= 0) return;
+  if constexpr (sizeof(T) == 1) {
+    if (n <= 64) {
+      uint8_t row[64];
+      std::memset(row, static_cast<int>(v), 64);  // a constant-size fill: a few vector stores
+      copy_bytes(row, reinterpret_cast<uint8_t*>(d), n);
+    } else {
+      std::memset(d, static_cast<int>(v), static_cast<size_t>(n));
+    }
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = v;
+  }
+}
+
+template <typename T>
+FA_CPU void copy_span(const T* s, T* d, int64_t n) {
+  if (n <= 0) return;
+  if constexpr (sizeof(T) == 1) {
+    copy_bytes(reinterpret_cast<const uint8_t*>(s), reinterpret_cast<uint8_t*>(d), n);
+  } else {
+    std::memcpy(d, s, static_cast<size_t>(n) * sizeof(T));
+  }
+}
+
+// ---- geometric ops -----------------------------------------------------------------------------------
+
+// Translations (kinds 2, 3): the source column depends on x only and the source row on y only.
+// Both maps are monotone, so the in-bounds columns are one span [xs, xe); inside it the map is
+// almost always a shift (one memcpy per row), else a gather through the table.
+template <typename T>
+FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
+                               Scratch<T>& sc) {
+  int64_t* xt = sc.xtab.data();
+  int64_t* yt = sc.ytab.data();
+  int64_t sx, sy;  // the engine's own coordinates; each axis checked on its own
+  for (int64_t x = 0; x < W; ++x) {
+    affine_source(A, x, 0, H, W, &sx, &sy);
+    xt[x] = sx >= 0 && sx < W ? sx : -1;
+  }
+  for (int64_t y = 0; y < H; ++y) {
+    affine_source(A, 0, y, H, W, &sx, &sy);
+    yt[y] = sy >= 0 && sy < H ? sy : -1;
+  }
+  int64_t xs = 0, xe = W;
+  while (xs < W && xt[xs] < 0) ++xs;
+  while (xe > xs && xt[xe - 1] < 0) --xe;
+  bool shift = true;
+  for (int64_t x = xs; x < xe; ++x) shift = shift && xt[x] == xt[xs] + (x - xs);
+  const int64_t plane = H * W;
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t y = 0; y < H; ++y) {
+      T* d = dst + c * plane + y * W;
+      if (yt[y] < 0 || xs >= xe) {
+        fill_span(d, W, fillv);
+        continue;
+      }
+      const T* s = src + c * plane + yt[y] * W;
+      fill_span(d, xs, fillv);
+      if (shift) {
+        copy_span(s + xt[xs], d + xs, xe - xs);
+      } else {
+        for (int64_t x = xs; x < xe; ++x) d[x] = xt[x] >= 0 ? s[xt[x]] : fillv;
+      }
+      fill_span(d + xe, W - xe, fillv);
+    }
+  }
+}
+
+// Fixed-point affine with a0 = 1 and a3 = 0 (ShearX): source column (a2 + y a1 + x 2^16) >> 16 =
+// x + ((a2 + y a1) >> 16) and source row (a5 + y a4) >> 16: every output row is a shifted source row.
+template <typename T>
+FA_CPU void resample_row_shift(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv) {
+  const int64_t plane = H * W;
+  for (int64_t y = 0; y < H; ++y) {
+    const int64_t yi = (A.a5 + y * A.a4) >> 16;
+    const int64_t sh = (A.a2 + y * A.a1) >> 16;
+    const int64_t xs = std::min<int64_t>(W, std::max<int64_t>(0, -sh));
+    const int64_t xe = std::max<int64_t>(0, std::min<int64_t>(W, W - sh));
+    const bool row_in = yi >= 0 && yi < H && xs < xe;
+    for (int64_t c = 0; c < C; ++c) {
+      T* d = dst + c * plane + y * W;
+      if (!row_in) {
+        fill_span(d, W, fillv);
+        continue;
+      }
+      fill_span(d, xs, fillv);
+      copy_span(src + c * plane + yi * W + xs + sh, d + xs, xe - xs);
+      fill_span(d + xe, W - xe, fillv);
+    }
+  }
+}
+
+// One output row of every channel from the row's source offsets (all valid on [ks, ke)).
+template <typename T, typename I, CpuIsa isa>
+FA_CPU void gather_row(const T* src, T* dst, int64_t C, int64_t plane, const I* __restrict__ off, int64_t ks,
+                       int64_t ke) {
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa != CpuIsa::kDefault && std::is_same<I, int32_t>::value) {
+    if (!std::is_same<T, uint8_t>::value || plane >= 4) {
+      // uint8: a word read must stay inside the image. Every plane but the last has the next plane
+      // after it; the last reads forwards if no offset is within 3 of its end, else backwards if no
+      // offset is within 3 of its start, else (tiny rows) per pixel.
+      I lo = off[ks], hi = off[ks];
+      if (std::is_same<T, uint8_t>::value)
+        for (int64_t k = ks; k < ke; ++k) {
+          lo = off[k] < lo ? off[k] : lo;
+          hi = off[k] > hi ? off[k] : hi;
+        }
+      for (int64_t c = 0; c < C; ++c) {
+        const T* s = src + c * plane;
+        T* d = dst + c * plane;
+        if (!std::is_same<T, uint8_t>::value || c < C - 1 || hi + 3 < plane) {
+          simd::gather(s, false, off, d, ks, ke);
+        } else if (lo >= 3) {
+          simd::gather(s - 3, true, off, d, ks, ke);
+        } else {
+          for (int64_t k = ks; k < ke; ++k) d[k] = s[off[k]];
+        }
+      }
+      return;
+    }
+  }
+#endif
+  if (C == 3) {
+    const T *__restrict__ s0 = src, *__restrict__ s1 = src + plane, *__restrict__ s2 = src + 2 * plane;
+    T *__restrict__ d0 = dst, *__restrict__ d1 = dst + plane, *__restrict__ d2 = dst + 2 * plane;
+    for (int64_t k = ks; k < ke; ++k) {
+      const I o = off[k];
+      d0[k] = s0[o];
+      d1[k] = s1[o];
+      d2[k] = s2[o];
+    }
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* __restrict__ s = src + c * plane;
+    T* __restrict__ d = dst + c * plane;
+    for (int64_t k = ks; k < ke; ++k) d[k] = s[off[k]];
+  }
+}
+
+// General fixed-point affine (ShearY, Rotate), Pillow's affine_fixed: per row, the source offset of
+// every pixel in one vectorisable pass (index type I: int32 when every coordinate fits), the
+// in-bounds span (one interval: both source coordinates are monotone along the row), then a gather
+// per channel with no bounds test (hardware gathers from AVX2 on).
+template <typename T, typename I, CpuIsa isa>
+FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
+                           I* __restrict__ off) {
+  const int64_t plane = H * W;
+  const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3), Wi = static_cast<I>(W), Hi = static_cast<I>(H);
+  for (int64_t y = 0; y < H; ++y) {
+    const I bx = static_cast<I>(A.a2 + y * A.a1), by = static_cast<I>(A.a5 + y * A.a4);
+    for (int64_t k = 0; k < W; ++k) {
+      const I xi = (bx + static_cast<I>(k) * a0) >> 16;  // arithmetic shift: floor, as Pillow
+      const I yi = (by + static_cast<I>(k) * a3) >> 16;
+      off[k] = (xi >= 0 && xi < Wi && yi >= 0 && yi < Hi) ? yi * Wi + xi : I(-1);
+    }
+    int64_t ks = 0, ke = W;
+    while (ks < W && off[ks] < 0) ++ks;
+    while (ke > ks && off[ke - 1] < 0) --ke;
+    if (ks < ke) gather_row<T, I, isa>(src, dst + y * W, C, plane, off, ks, ke);
+    for (int64_t c = 0; c < C; ++c) {
+      T* d = dst + c * plane + y * W;
+      fill_span(d, ks, fillv);
+      fill_span(d + ke, W - ke, fillv);
+    }
+  }
+}
+
+// True when every fixed-point coordinate of an H x W output, and every source offset, fits in int32.
+FA_CPU bool fixed_fits_int32(const Affine& A, int64_t H, int64_t W) {
+  auto mag = [](int64_t v) { return v < 0 ? -v : v; };
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  const int64_t bx = mag(A.a2) + (H - 1) * mag(A.a1) + (W - 1) * mag(A.a0);
+  const int64_t by = mag(A.a5) + (H - 1) * mag(A.a4) + (W - 1) * mag(A.a3);
+  return bx < lim && by < lim && H * W < lim;
+}
+
+template <typename T, CpuIsa isa>
+FA_CPU void geometric(const Step& st, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
+                      Scratch<T>& sc) {
+  const Affine A = make_affine(st.op, st.m, st.s, H, W);
+  if (A.kind == 0) {
+    copy_span(src, dst, C * H * W);
+  } else if (A.kind != 1) {
+    resample_separable(A, src, dst, C, H, W, fillv, sc);
+  } else if (A.a0 == 65536 && A.a3 == 0) {
+    resample_row_shift(A, src, dst, C, H, W, fillv);
+  } else if (fixed_fits_int32(A, H, W)) {
+    resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc.off32.data());
+  } else {
+    resample_fixed<T, int64_t, isa>(A, src, dst, C, H, W, fillv, sc.off64.data());
+  }
+}
+
+// ---- Cutout ---------------------------------------------------------------------------------------------
+
+// The image, then the square rows [cy - k/2, cy - k/2 + k) x columns [cx - k/2, ...), clipped, set to fill.
+template <typename T>
+FA_CPU void cutout(const Step& st, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv) {
+  const int64_t plane = H * W;
+  copy_span(src, dst, C * plane);
+  const int64_t k = cutout_side(st.m, H, W);
+  const int64_t y0 = st.cy - k / 2, x0 = st.cx - k / 2;
+  const int64_t ya = std::max<int64_t>(y0, 0), yb = std::min<int64_t>(y0 + k, H);
+  const int64_t xa = std::max<int64_t>(x0, 0), xb = std::min<int64_t>(x0 + k, W);
+  if (ya >= yb || xa >= xb) return;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = ya; y < yb; ++y) fill_span(dst + c * plane + y * W + xa, xb - xa, fillv);
+}
+
+// ---- uint8 point ops: one table per channel ---------------------------------------------------------------
+
+FA_CPU void lut_apply_portable(const uint8_t* __restrict__ s, uint8_t* __restrict__ d, int64_t n,
+                               const uint8_t* __restrict__ lut) {
+  for (int64_t i = 0; i < n; ++i) d[i] = lut[s[i]];
+}
+
+template <CpuIsa isa>
+FA_CPU void lut_apply(const uint8_t* s, uint8_t* d, int64_t n, const uint8_t* lut) {
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa == CpuIsa::kAvx512) {
+    simd::lut_apply_vbmi(s, d, n, lut);
+    return;
+  }
+#endif
+  lut_apply_portable(s, d, n, lut);
+}
+
+// Channel histogram (ImageOps.equalize's), in four sub-histograms so that runs of equal pixels do
+// not serialise on one counter.
+FA_CPU void histogram_u8(const uint8_t* __restrict__ s, int64_t n, int* __restrict__ h) {
+  int part[4][256] = {};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    ++part[0][s[i]];
+    ++part[1][s[i + 1]];
+    ++part[2][s[i + 2]];
+    ++part[3][s[i + 3]];
+  }
+  for (; i < n; ++i) ++part[0][s[i]];
+  for (int v = 0; v < 256; ++v) h[v] = part[0][v] + part[1][v] + part[2][v] + part[3][v];
+}
+
+// The engine's equalize_lut (ImageOps.equalize: lut[i] = min(n_i / step, 255), n_i = step / 2 +
+// sum_{j < i} h[j], step = (total - last nonzero bin) // 255) without its data-dependent loop, whose
+// mispredicted branches cost more than the rest of a small image: the quotients as one vector loop
+// in double. floor(fl(n / step)) = floor(n / step) exactly: n / step < k is at least 1 / step below
+// the integer k, more than half an ulp of k while n + step < 2^53 (n, step < 2^34 here).
+FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut) {
+  int64_t total = 0, last = 0, nonzero = 0;
+  for (int i = 0; i < 256; ++i) {
+    total += h[i];
+    nonzero += h[i] != 0;
+    last = h[i] != 0 ? h[i] : last;
+  }
+  const int64_t step = nonzero <= 1 ? 0 : (total - last) / 255;
+  if (step == 0) {
+    for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>(i);
+    return;
+  }
+  alignas(64) double n[256];
+  int64_t acc = step / 2;
+  for (int i = 0; i < 256; ++i) {
+    n[i] = static_cast<double>(acc);
+    acc += h[i];
+  }
+  const double sd = static_cast<double>(step);
+  for (int i = 0; i < 256; ++i) {
+    const double q = n[i] / sd;
+    lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0 ? q : 255.0));  // the form vminpd computes
+  }
+}
+
+// The engine's autocontrast_lut: lut[i] = clamp(trunc(i scale + offset), 0, 255) with the same
+// double products, as one vector loop (truncating to int32 is safe: |i scale + offset| <= 65025).
+FA_CPU void autocontrast_lut_u8(int lo, int hi, uint8_t* __restrict__ lut) {
+  if (hi <= lo) {
+    for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>(i);
+    return;
+  }
+  const double scale = 255.0 / static_cast<double>(hi - lo);
+  const double offset = dmul(static_cast<double>(-lo), scale);
+  for (int i = 0; i < 256; ++i) {
+    int v = static_cast<int>(dadd(dmul(static_cast<double>(i), scale), offset));
+    v = v > 0 ? v : 0;
+    v = v < 255 ? v : 255;
+    lut[i] = static_cast<uint8_t>(v);
+  }
+}
+
+// Sum over pixels of Pillow's L value (RGB) or of the pixel (grey): the numerator of the engine's
+// grey_mean, in blocks whose 32-bit lane sums cannot overflow.
+FA_CPU int64_t grey_total_u8(const uint8_t* src, int64_t C, int64_t plane) {
+  constexpr int64_t kBlock = int64_t(1) << 22;  // 255 * 2^22 < 2^32
+  const uint8_t *__restrict__ r = src, *__restrict__ g = src + plane, *__restrict__ b = src + 2 * plane;
+  int64_t total = 0;
+  for (int64_t p0 = 0; p0 < plane; p0 += kBlock) {
+    const int64_t p1 = std::min(plane, p0 + kBlock);
+    uint32_t acc = 0;
+    if (C == 3) {
+      for (int64_t p = p0; p < p1; ++p) acc += static_cast<uint32_t>(grey_u8(r[p], g[p], b[p]));
+    } else {
+      for (int64_t p = p0; p < p1; ++p) acc += r[p];
+    }
+    total += acc;
+  }
+  return total;
+}
+
+// lut[v] = blend_u8(deg, v, f): the blend of every level with a fixed degenerate.
+template <CpuIsa isa>
+FA_CPU void blend_lut_u8(float deg, float f, uint8_t* lut) {
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa != CpuIsa::kDefault) {
+    simd::blend_lut(deg, f, lut);
+    return;
+  }
+#endif
+  for (int v = 0; v < 256; ++v) lut[v] = blend_u8(deg, static_cast<float>(v), f);
+}
+
+// Tables of the uint8 point ops; false for any other op. Each rule is the engine's (apply_step).
+template <CpuIsa isa>
+FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t H, int64_t W, uint8_t* lut,
+                          bool* shared, PolicyShared& sh) {
+  const int64_t plane = H * W;
+  *shared = true;  // one table for every channel
+  switch (st.op) {
+    case kInvert:
+      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(255 - v);
+      return true;
+    case kSolarize: {
+      const double t = solarize_threshold(st.m);
+      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(static_cast<double>(v) >= t ? 255 - v : v);
+      return true;
+    }
+    case kPosterize: {
+      const int mask = posterize_mask(st.m);
+      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(v & mask);
+      return true;
+    }
+    case kBrightness: {
+      const float f = enhance_factor(st.m, st.s);
+      blend_lut_u8<isa>(0.0f, f, lut);
+      return true;
+    }
+    case kContrast: {
+      // grey_mean's rounding: the mean of the L image rounded half up to an integer.
+      const double mean = static_cast<double>(grey_total_u8(src, C, plane)) / static_cast<double>(plane);
+      const float deg = static_cast<float>(static_cast<double>(static_cast<int64_t>(mean + 0.5)));
+      const float f = enhance_factor(st.m, st.s);
+      blend_lut_u8<isa>(deg, f, lut);
+      return true;
+    }
+    case kAutoContrast: {
+      // The lowest and highest non-empty histogram bins are the channel's min and max.
+      *shared = false;
+      for (int64_t c = 0; c < C; ++c) {
+        const uint8_t* __restrict__ s = src + c * plane;
+        uint8_t lo = 255, hi = 0;
+        for (int64_t i = 0; i < plane; ++i) {
+          lo = s[i] < lo ? s[i] : lo;
+          hi = s[i] > hi ? s[i] : hi;
+        }
+        autocontrast_lut_u8(lo, hi, lut + c * 256);
+      }
+      return true;
+    }
+    case kEqualize: {
+      *shared = false;
+      for (int64_t c = 0; c < C; ++c) {
+        histogram_u8(src + c * plane, plane, sh.hist + c * 256);
+        equalize_lut_u8(sh.hist + c * 256, lut + c * 256);
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+// ---- uint8 blends with a per-pixel degenerate ---------------------------------------------------------
+// Each is a loop over restrict-qualified rows, the shape GCC vectorises (three outputs derived from one
+// pointer inside the loop are not); the per-pixel arithmetic is policy_math.h's.
+
+// Color: blend with Pillow's L of the pixel.
+FA_CPU void color_rows_u8(const uint8_t* __restrict__ r, const uint8_t* __restrict__ g,
+                          const uint8_t* __restrict__ b, uint8_t* __restrict__ dr, uint8_t* __restrict__ dg,
+                          uint8_t* __restrict__ db, int64_t begin, int64_t end, float f) {
+  for (int64_t p = begin; p < end; ++p) {
+    const float grey = static_cast<float>(grey_u8(r[p], g[p], b[p]));
+    dr[p] = blend_u8(grey, static_cast<float>(r[p]), f);
+    dg[p] = blend_u8(grey, static_cast<float>(g[p]), f);
+    db[p] = blend_u8(grey, static_cast<float>(b[p]), f);
+  }
+}
+
+template <CpuIsa isa>
+FA_CPU void color_u8(const uint8_t* src, uint8_t* dst, int64_t plane, float f) {
+  const uint8_t *r = src, *g = src + plane, *b = src + 2 * plane;
+  uint8_t *dr = dst, *dg = dst + plane, *db = dst + 2 * plane;
+  int64_t done = 0;
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa != CpuIsa::kDefault) done = simd::color(r, g, b, dr, dg, db, plane, f);
+#endif
+  color_rows_u8(r, g, b, dr, dg, db, done, plane, f);
+}
+
+// SamplePairing: blend of the image with its partner.
+FA_CPU void pairing_rows_u8(const uint8_t* __restrict__ s, const uint8_t* __restrict__ q, uint8_t* __restrict__ d,
+                            int64_t begin, int64_t end, float w) {
+  for (int64_t i = begin; i < end; ++i) d[i] = blend_u8(static_cast<float>(s[i]), static_cast<float>(q[i]), w);
+}
+
+template <CpuIsa isa>
+FA_CPU void pairing_u8(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
+  int64_t done = 0;
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa != CpuIsa::kDefault) done = simd::pairing(s, q, d, n, w);
+#endif
+  pairing_rows_u8(s, q, d, done, n, w);
+}
+
+// Sharpness: SMOOTH = (sum of the 3x3 window + 4 centre) / 13 rounded the way the engine's smooth_at
+// rounds, (2S + 13) / 26, then the blend; border rows and columns unfiltered. One flat loop over the
+// plane's interior rows (short rows would leave most pixels to the vector loop's scalar remainder);
+// the border columns it computes from the neighbouring rows' pixels are then overwritten.
+FA_CPU void sharpness_span_u8(const uint8_t* __restrict__ s, uint8_t* __restrict__ d, int64_t begin, int64_t end,
+                              int64_t W, float f) {
+  for (int64_t i = begin; i < end; ++i) {
+    const int S = s[i - W - 1] + s[i - W] + s[i - W + 1] + s[i - 1] + 5 * s[i] + s[i + 1] + s[i + W - 1] + s[i + W] +
+                  s[i + W + 1];
+    d[i] = blend_u8(static_cast<float>((2 * S + 13) / 26), static_cast<float>(s[i]), f);
+  }
+}
+
+template <CpuIsa isa>
+FA_CPU void sharpness_u8(const uint8_t* src, uint8_t* dst, int64_t C, int64_t H, int64_t W, float f) {
+  const int64_t plane = H * W;
+  if (H < 3 || W < 3) {  // every pixel is a border pixel
+    copy_span(src, dst, C * plane);
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const uint8_t* s = src + c * plane;
+    uint8_t* d = dst + c * plane;
+    int64_t done = W + 1;
+#ifdef FASTAUG_POLICY_SIMD
+    if constexpr (isa != CpuIsa::kDefault) done = simd::sharpness(s, d, W + 1, plane - W - 1, W, f);
+#endif
+    sharpness_span_u8(s, d, done, plane - W - 1, W, f);
+    copy_span(s, d, W);
+    copy_span(s + plane - W, d + plane - W, W);
+    for (int64_t y = 1; y < H - 1; ++y) {
+      d[y * W] = s[y * W];
+      d[y * W + W - 1] = s[y * W + W - 1];
+    }
+  }
+}
+
+// ---- float images ---------------------------------------------------------------------------------------
+// The engine's float rules (T = float or double computes in T) as loops GCC vectorises; each
+// product and sum is the engine's, in the same order.
+
+// Solarize: the engine compares the pixel's 8-bit level q with t in double; for an integer q,
+// double(q) >= t exactly when q >= ceil(t) (t is finite), an integer comparison.
+template <typename T>
+FA_CPU void solarize_f(const T* __restrict__ s, T* __restrict__ d, int64_t n, float m) {
+  const int t = static_cast<int>(::ceil(solarize_threshold(m)));
+  for (int64_t i = 0; i < n; ++i) d[i] = quantise<T>(s[i]) >= t ? static_cast<T>(T(1) - s[i]) : s[i];
+}
+
+template <typename T>
+FA_CPU void posterize_f(const T* __restrict__ s, T* __restrict__ d, int64_t n, float m) {
+  const int mask = posterize_mask(m);
+  for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(static_cast<T>(quantise<T>(s[i]) & mask) / T(255));
+}
+
+// Equalize: histogram of the 8-bit levels, equalize_lut_u8, the level's value / 255; the levels of a
+// block are computed in one vectorised loop for each pass.
+template <typename T>
+FA_CPU void equalize_f(const T* s, T* d, int64_t n, PolicyShared& sh) {
+  constexpr int64_t kBlock = 1024;
+  int32_t q[kBlock];
+  int* h = sh.hist;
+  for (int v = 0; v < 256; ++v) h[v] = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    for (int64_t i = 0; i < m; ++i) q[i] = quantise<T>(s[b + i]);
+    for (int64_t i = 0; i < m; ++i) ++h[q[i]];
+  }
+  uint8_t lut[256];
+  equalize_lut_u8(h, lut);
+  T value[256];
+  for (int v = 0; v < 256; ++v) value[v] = static_cast<T>(static_cast<T>(lut[v]) / T(255));
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t m = std::min(kBlock, n - b);
+    for (int64_t i = 0; i < m; ++i) q[i] = quantise<T>(s[b + i]);
+    for (int64_t i = 0; i < m; ++i) d[b + i] = value[q[i]];
+  }
+}
+
+// AutoContrast: the channel's min and max as the engine's sequential `v < lo ? v : lo` finds them, in
+// 16 interleaved lanes. The lanes agree with the sequence except on which zero (+0 or -0) is the
+// extreme when the extreme is zero: the sequence keeps the first zero it meets, so that is taken.
+template <typename T>
+FA_CPU void minmax_f(const T* __restrict__ s, int64_t n, T* lo_out, T* hi_out) {
+  constexpr int kLanes = 16;
+  T lo[kLanes], hi[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    lo[j] = T(INFINITY);
+    hi[j] = T(-INFINITY);
+  }
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) {
+      lo[j] = s[i + j] < lo[j] ? s[i + j] : lo[j];
+      hi[j] = s[i + j] > hi[j] ? s[i + j] : hi[j];
+    }
+  T l = T(INFINITY), u = T(-INFINITY);
+  for (; i < n; ++i) {
+    l = s[i] < l ? s[i] : l;
+    u = s[i] > u ? s[i] : u;
+  }
+  for (int j = 0; j < kLanes; ++j) {
+    l = lo[j] < l ? lo[j] : l;
+    u = hi[j] > u ? hi[j] : u;
+  }
+  if (l == T(0))
+    for (int64_t k = 0; k < n; ++k)
+      if (s[k] == T(0)) {
+        l = s[k];
+        break;
+      }
+  if (u == T(0))
+    for (int64_t k = 0; k < n; ++k)
+      if (s[k] == T(0)) {
+        u = s[k];
+        break;
+      }
+  *lo_out = l;
+  *hi_out = u;
+}
+
+template <typename T>
+FA_CPU void autocontrast_f(const T* __restrict__ s, T* __restrict__ d, int64_t n) {
+  T lo, hi;
+  minmax_f(s, n, &lo, &hi);
+  if (hi > lo) {
+    for (int64_t i = 0; i < n; ++i) d[i] = static_cast<T>(clamp01<T>((s[i] - lo) / (hi - lo)));
+  } else {
+    for (int64_t i = 0; i < n; ++i) d[i] = s[i];
+  }
+}
+
+// Color: luma ((R r + G g) + B b) and the clamped blend of every channel with it.
+template <typename T>
+FA_CPU void color_f(const T* __restrict__ r, const T* __restrict__ g, const T* __restrict__ b, T* __restrict__ dr,
+                    T* __restrict__ dg, T* __restrict__ db, int64_t n, float f) {
+  for (int64_t p = 0; p < n; ++p) {
+    const T grey = T(kLumaR) * r[p] + T(kLumaG) * g[p] + T(kLumaB) * b[p];
+    dr[p] = blend_px<T, T>(grey, r[p], f);
+    dg[p] = blend_px<T, T>(grey, g[p], f);
+    db[p] = blend_px<T, T>(grey, b[p], f);
+  }
+}
+
+// Sharpness: smooth_at's sum (4 centre, then the window row by row) / 13 and the blend, over flat
+// indices [begin, end); border pixels blend with themselves (the engine's deg = the pixel).
+template <typename T>
+FA_CPU void sharpness_span_f(const T* __restrict__ s, T* __restrict__ d, int64_t begin, int64_t end, int64_t W,
+                             float f) {
+  for (int64_t i = begin; i < end; ++i) {
+    T a = T(4) * s[i];
+    a += s[i - W - 1];
+    a += s[i - W];
+    a += s[i - W + 1];
+    a += s[i - 1];
+    a += s[i];
+    a += s[i + 1];
+    a += s[i + W - 1];
+    a += s[i + W];
+    a += s[i + W + 1];
+    d[i] = blend_px<T, T>(a / T(13), s[i], f);
+  }
+}
+
+template <typename T>
+FA_CPU void sharpness_border_f(const T* __restrict__ s, T* __restrict__ d, int64_t begin, int64_t end, float f) {
+  for (int64_t i = begin; i < end; ++i) d[i] = blend_px<T, T>(s[i], s[i], f);
+}
+
+template <typename T>
+FA_CPU void sharpness_f(const T* src, T* dst, int64_t C, int64_t H, int64_t W, float f) {
+  const int64_t plane = H * W;
+  if (H < 3 || W < 3) {
+    sharpness_border_f(src, dst, 0, C * plane, f);
+    return;
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    const T* s = src + c * plane;
+    T* d = dst + c * plane;
+    sharpness_span_f(s, d, W + 1, plane - W - 1, W, f);
+    sharpness_border_f(s, d, 0, W + 1, f);
+    sharpness_border_f(s, d, plane - W - 1, plane, f);
+    for (int64_t y = 1; y < H - 1; ++y) {
+      sharpness_border_f(s, d, y * W - 1, y * W + 1, f);  // the last pixel of row y - 1, the first of row y
+    }
+  }
+}
+
+// The float ops above; false for the others (they run the engine's loops).
+template <typename T>
+FA_CPU bool step_float(const T* src, T* dst, int64_t C, int64_t H, int64_t W, const Step& st, PolicyShared& sh) {
+  const int64_t plane = H * W;
+  switch (st.op) {
+    case kSolarize:
+      solarize_f(src, dst, C * plane, st.m);
+      return true;
+    case kPosterize:
+      posterize_f(src, dst, C * plane, st.m);
+      return true;
+    case kEqualize:
+      for (int64_t c = 0; c < C; ++c) equalize_f(src + c * plane, dst + c * plane, plane, sh);
+      return true;
+    case kAutoContrast:
+      for (int64_t c = 0; c < C; ++c) autocontrast_f(src + c * plane, dst + c * plane, plane);
+      return true;
+    case kColor:  // C == 3 here
+      color_f(src, src + plane, src + 2 * plane, dst, dst + plane, dst + 2 * plane, plane, enhance_factor(st.m, st.s));
+      return true;
+    case kSharpness:
+      sharpness_f(src, dst, C, H, W, enhance_factor(st.m, st.s));
+      return true;
+    default:
+      return false;
+  }
+}
+
+// ---- one step ------------------------------------------------------------------------------------------
+
+// dst = op(src) for one image, bit-identical to the engine's apply_step with the CPU executor.
+template <typename T, CpuIsa isa>
+FA_CPU void step(const T* src, T* dst, const T* pair, int64_t C, int64_t H, int64_t W, const Step& st, T fillv,
+                 PolicyShared& sh, Scratch<T>& sc) {
+  const int64_t plane = H * W;
+  switch (st.op) {
+    case kShearX:
+    case kShearY:
+    case kTranslateX:
+    case kTranslateY:
+    case kRotate:
+      geometric<T, isa>(st, src, dst, C, H, W, fillv, sc);
+      return;
+    case kCutout:
+      cutout(st, src, dst, C, H, W, fillv);
+      return;
+    case kIdentity:
+      copy_span(src, dst, C * plane);
+      return;
+    case kColor:
+      if (C != 3) {  // the grey of a grey image is itself
+        copy_span(src, dst, C * plane);
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  if constexpr (std::is_same<T, uint8_t>::value) {
+    switch (st.op) {
+      case kColor:  // C == 3 here
+        color_u8<isa>(src, dst, plane, enhance_factor(st.m, st.s));
+        return;
+      case kSamplePairing:
+        pairing_u8<isa>(src, pair, dst, C * plane, pairing_weight(st.m));
+        return;
+      case kSharpness:
+        sharpness_u8<isa>(src, dst, C, H, W, enhance_factor(st.m, st.s));
+        return;
+      default:
+        break;
+    }
+    alignas(64) uint8_t lut[3 * 256];
+    bool shared = true;
+    if (point_luts_u8<isa>(st, src, C, H, W, lut, &shared, sh)) {
+      for (int64_t c = 0; c < C; ++c) lut_apply<isa>(src + c * plane, dst + c * plane, plane, lut + (shared ? 0 : c * 256));
+      return;
+    }
+  }
+  if constexpr (!std::is_same<T, uint8_t>::value) {
+    if (step_float(src, dst, C, H, W, st, sh)) return;
+  }
+  apply_step(CpuExec{}, src, dst, pair, C, H, W, st, fillv, sh);
+}
+
+}  // namespace cpu
+}  // namespace policy
+}  // namespace fastaug
