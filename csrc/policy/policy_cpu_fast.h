@@ -36,7 +36,6 @@ namespace policy {
 
 // The engine's executor for one CPU thread: loops run in order, sync and reductions are no-ops.
 struct CpuExec {
-  static constexpr bool kSerial = true;  // the engine may use its plain row-loop fast paths
   int64_t tid() const { return 0; }
   int64_t nthreads() const { return 1; }
   void sync() const {}
