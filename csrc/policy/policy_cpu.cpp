@@ -4,6 +4,12 @@
 // to the threads in small chunks from a shared counter, so a batch of cheap and dear ops keeps every
 // thread busy; each image's result depends on nothing but its inputs, so the output is the same for
 // any number of threads. Backward: the engine, one image per work item.
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 warns that the undefined pass-through operand of AVX-512 intrinsics (_mm512_cvtepu8_epi32 and
+// others) "may be used uninitialized" once they are inlined into a function with an optimize
+// attribute (GCC bug 105593); the location it blames is in the system header, hence file-wide.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <ATen/Parallel.h>
 #include <torch/all.h>
 

@@ -206,22 +206,17 @@ FA_CPU void resample_row_shift(const Affine& A, const T* src, T* dst, int64_t C,
   }
 }
 
-// One output row of every channel from the row's source offsets (all valid on [ks, ke)).
+// One output row of every channel from the row's source offsets (all valid on [ks, ke), within
+// [lo, hi]).
 template <typename T, typename I, CpuIsa isa>
 FA_CPU void gather_row(const T* src, T* dst, int64_t C, int64_t plane, const I* __restrict__ off, int64_t ks,
-                       int64_t ke) {
+                       int64_t ke, int64_t lo, int64_t hi) {
 #ifdef FASTAUG_POLICY_SIMD
   if constexpr (isa != CpuIsa::kDefault && std::is_same<I, int32_t>::value) {
     if (!std::is_same<T, uint8_t>::value || plane >= 4) {
       // uint8: a word read must stay inside the image. Every plane but the last has the next plane
       // after it; the last reads forwards if no offset is within 3 of its end, else backwards if no
       // offset is within 3 of its start, else (tiny rows) per pixel.
-      I lo = off[ks], hi = off[ks];
-      if (std::is_same<T, uint8_t>::value)
-        for (int64_t k = ks; k < ke; ++k) {
-          lo = off[k] < lo ? off[k] : lo;
-          hi = off[k] > hi ? off[k] : hi;
-        }
       for (int64_t c = 0; c < C; ++c) {
         const T* s = src + c * plane;
         T* d = dst + c * plane;
@@ -274,7 +269,13 @@ FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int
     int64_t ks = 0, ke = W;
     while (ks < W && off[ks] < 0) ++ks;
     while (ke > ks && off[ke - 1] < 0) --ke;
-    if (ks < ke) gather_row<T, I, isa>(src, dst + y * W, C, plane, off, ks, ke);
+    if (ks < ke) {
+      // Both source coordinates are monotone along the row: their extremes are at the span's ends.
+      const int64_t x0 = (bx + static_cast<I>(ks) * a0) >> 16, x1 = (bx + static_cast<I>(ke - 1) * a0) >> 16;
+      const int64_t y0 = (by + static_cast<I>(ks) * a3) >> 16, y1 = (by + static_cast<I>(ke - 1) * a3) >> 16;
+      const int64_t lo = std::min(y0, y1) * W + std::min(x0, x1), hi = std::max(y0, y1) * W + std::max(x0, x1);
+      gather_row<T, I, isa>(src, dst + y * W, C, plane, off, ks, ke, lo, hi);
+    }
     for (int64_t c = 0; c < C; ++c) {
       T* d = dst + c * plane + y * W;
       fill_span(d, ks, fillv);
@@ -518,7 +519,8 @@ FA_CPU void color_u8(const uint8_t* src, uint8_t* dst, int64_t plane, float f) {
   uint8_t *dr = dst, *dg = dst + plane, *db = dst + 2 * plane;
   int64_t done = 0;
 #ifdef FASTAUG_POLICY_SIMD
-  if constexpr (isa != CpuIsa::kDefault) done = simd::color(r, g, b, dr, dg, db, plane, f);
+  if constexpr (isa == CpuIsa::kAvx512) done = simd::color512(r, g, b, dr, dg, db, plane, f);
+  if constexpr (isa == CpuIsa::kAvx2) done = simd::color(r, g, b, dr, dg, db, plane, f);
 #endif
   color_rows_u8(r, g, b, dr, dg, db, done, plane, f);
 }
@@ -533,7 +535,8 @@ template <CpuIsa isa>
 FA_CPU void pairing_u8(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
   int64_t done = 0;
 #ifdef FASTAUG_POLICY_SIMD
-  if constexpr (isa != CpuIsa::kDefault) done = simd::pairing(s, q, d, n, w);
+  if constexpr (isa == CpuIsa::kAvx512) done = simd::pairing512(s, q, d, n, w);
+  if constexpr (isa == CpuIsa::kAvx2) done = simd::pairing(s, q, d, n, w);
 #endif
   pairing_rows_u8(s, q, d, done, n, w);
 }
@@ -563,7 +566,8 @@ FA_CPU void sharpness_u8(const uint8_t* src, uint8_t* dst, int64_t C, int64_t H,
     uint8_t* d = dst + c * plane;
     int64_t done = W + 1;
 #ifdef FASTAUG_POLICY_SIMD
-    if constexpr (isa != CpuIsa::kDefault) done = simd::sharpness(s, d, W + 1, plane - W - 1, W, f);
+    if constexpr (isa == CpuIsa::kAvx512) done = simd::sharpness512(s, d, W + 1, plane - W - 1, W, f);
+    if constexpr (isa == CpuIsa::kAvx2) done = simd::sharpness(s, d, W + 1, plane - W - 1, W, f);
 #endif
     sharpness_span_u8(s, d, done, plane - W - 1, W, f);
     copy_span(s, d, W);
