@@ -3,16 +3,20 @@
 // The shared engine (policy_engine.h) is the reference and the CUDA path; this header computes the
 // same values bit for bit on the CPU, only faster:
 // * geometric ops: Pillow's nearest sampling with the in-bounds span of each row found once, so the
-//   inner loop has no bounds test: whole-row copies for the translations and ShearX (their source
-//   is a shifted row), a table of source offsets per row (Shear Y, Rotate: 16.16 fixed point, as
-//   Pillow's affine_fixed) gathered for every channel;
+//   inner loop has no bounds test: whole-row copies for the translations and ShearX (their source is
+//   a shifted row); ShearY on uint8 with AVX-512 as column shifts (one masked load per run of columns
+//   with the same shift); otherwise a table of source offsets per row (16.16 fixed point, as Pillow's
+//   affine_fixed) gathered for every channel (AVX2 gathers);
 // * point ops on uint8 (AutoContrast, Invert, Equalize, Solarize, Posterize, Contrast, Brightness):
 //   one 256-entry table per channel built with the engine's rules, applied in one pass (AVX-512 VBMI
 //   byte permutes where the CPU has them); AutoContrast needs only each channel's min and max,
 //   Equalize a histogram;
+// * uint8 blends (Color, Sharpness, SamplePairing): the engine's float arithmetic in AVX2 / AVX-512
+//   lanes (policy_cpu_simd.h);
+// * float point ops, Color and Sharpness: the engine's rules as loops the compiler vectorises;
 // * Cutout: a copy and a filled rectangle; identity: a copy;
-// * everything else (the per-pixel blends, the float point ops) runs the engine's own row loops,
-//   which policy_cpu.cpp compiles once per instruction-set level (policy_cpu_isa.h).
+// * everything else (float Contrast, Brightness, Invert, SamplePairing) runs the engine's own loops.
+// policy_cpu.cpp compiles all of it once per instruction-set level (policy_cpu_isa.h).
 // Include after torch/all.h, with FA_ENGINE defined (`inline`).
 #pragma once
 
@@ -80,8 +84,16 @@ struct Scratch {
   std::vector<int64_t> ytab;  // ... and source row of every output row
   std::vector<int32_t> off32;  // one row's source offsets (fixed-point affine, small images)
   std::vector<int64_t> off64;  // ... for images whose fixed-point coordinates overflow int32
+#ifdef FASTAUG_POLICY_SIMD
+  std::vector<simd::ShiftRun> runs;  // ShearY on uint8 with AVX-512: the runs of each 64-column chunk
+  std::vector<int32_t> first;        // ... chunk c's runs are [first[c], first[c + 1])
+#endif
   Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
-      : image(chain ? chw : 0), xtab(W), ytab(H), off32(W), off64(W) {}
+      : image(chain ? chw : 0), xtab(W), ytab(H), off32(W), off64(W)
+#ifdef FASTAUG_POLICY_SIMD
+        , runs(W), first((W + 63) / 64 + 1)
+#endif
+  {}
 };
 
 // Row-sized fills and copies. Short spans (rows of small images) with a few fixed-size, possibly
@@ -284,6 +296,38 @@ FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int
   }
 }
 
+#ifdef FASTAUG_POLICY_SIMD
+// Fixed-point affine with a0 = 1, a1 = 0, a4 = 1 and 0 <= a2 < 1 (ShearY): source column
+// (a2 + x 2^16) >> 16 = x and source row (a5 + y 2^16 + x a3) >> 16 = y + t_x, t_x = (a5 + x a3) >> 16:
+// every output column is a source column shifted by t_x rows. uint8 with AVX-512: per 64-column chunk,
+// one masked load per run of equal t_x instead of a gather per pixel.
+FA_CPU bool is_column_shift(const Affine& A) {
+  return A.a0 == 65536 && A.a1 == 0 && A.a4 == 65536 && A.a2 >= 0 && A.a2 < 65536;
+}
+
+FA_CPU void resample_column_shift(const Affine& A, const uint8_t* src, uint8_t* dst, int64_t C, int64_t H, int64_t W,
+                                  uint8_t fillv, Scratch<uint8_t>& sc) {
+  simd::ShiftRun* runs = sc.runs.data();
+  int32_t* first = sc.first.data();
+  int32_t n = 0;
+  for (int64_t x0 = 0, c = 0; x0 < W; x0 += 64, ++c) {
+    first[c] = n;
+    const int64_t len = std::min<int64_t>(64, W - x0);
+    for (int64_t k = 0; k < len;) {
+      const int64_t t = (A.a5 + (x0 + k) * A.a3) >> 16, start = k;
+      while (k < len && ((A.a5 + (x0 + k) * A.a3) >> 16) == t) ++k;  // t_x is monotone: one run per value
+      const uint64_t bits = (k - start == 64 ? ~0ULL : ((1ULL << (k - start)) - 1)) << start;
+      runs[n++] = {t, bits};
+    }
+    first[c + 1] = n;
+  }
+  const int64_t plane = H * W;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t y = 0; y < H; ++y)
+      simd::column_shift_row(src + c * plane, dst + c * plane + y * W, y, H, W, runs, first, fillv);
+}
+#endif
+
 // True when every fixed-point coordinate of an H x W output, and every source offset, fits in int32.
 FA_CPU bool fixed_fits_int32(const Affine& A, int64_t H, int64_t W) {
   auto mag = [](int64_t v) { return v < 0 ? -v : v; };
@@ -303,6 +347,10 @@ FA_CPU void geometric(const Step& st, const T* src, T* dst, int64_t C, int64_t H
     resample_separable(A, src, dst, C, H, W, fillv, sc);
   } else if (A.a0 == 65536 && A.a3 == 0) {
     resample_row_shift(A, src, dst, C, H, W, fillv);
+#ifdef FASTAUG_POLICY_SIMD
+  } else if (isa == CpuIsa::kAvx512 && std::is_same<T, uint8_t>::value && is_column_shift(A)) {
+    if constexpr (std::is_same<T, uint8_t>::value) resample_column_shift(A, src, dst, C, H, W, fillv, sc);
+#endif
   } else if (fixed_fits_int32(A, H, W)) {
     resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc.off32.data());
   } else {

@@ -245,6 +245,40 @@ FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int6
   return i;
 }
 
+// ---- AVX-512 column shifts (ShearY on uint8) ---------------------------------------------------------------
+
+// Output column x of a column-shift resampling reads source row y + t_x (t monotone in x). Over a
+// chunk of 64 columns the columns with the same t form runs; `mask` marks a run's columns.
+struct ShiftRun {
+  int64_t t;
+  uint64_t mask;
+};
+
+// One output row: for each chunk, one zero-masked load per run from its source row, OR-ed together
+// (independent loads, not a chain of merges), and the fill where no run's row is inside the image.
+// Masked-off bytes are not read.
+FA_AVX512 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t H, int64_t W, const ShiftRun* runs,
+                                const int32_t* first, uint8_t fill) {
+  const __m512i f = _mm512_set1_epi8(static_cast<char>(fill));
+  for (int64_t x0 = 0, c = 0; x0 < W; x0 += 64, ++c) {
+    __m512i got = _mm512_setzero_si512();
+    __mmask64 valid = 0;
+    for (int32_t j = first[c]; j < first[c + 1]; ++j) {
+      const int64_t r = y + runs[j].t;
+      if (r >= 0 && r < H) {
+        got = _mm512_or_si512(got, _mm512_maskz_loadu_epi8(runs[j].mask, s + r * W + x0));
+        valid |= runs[j].mask;
+      }
+    }
+    const __m512i acc = _mm512_mask_blend_epi8(valid, f, got);
+    if (W - x0 >= 64) {
+      _mm512_storeu_si512(d + x0, acc);
+    } else {
+      _mm512_mask_storeu_epi8(d + x0, (~0ULL) >> (64 - (W - x0)), acc);
+    }
+  }
+}
+
 #undef FA_AVX512
 
 // ---- AVX-512 VBMI: 64 table lookups per step ------------------------------------------------------------
