@@ -43,17 +43,27 @@ struct ChainArgs {
   T fillv;
 };
 
-// Images [begin, end): step l reads the previous step's output (x for l = 0) and writes alternately
-// the output and the scratch image, so that the last step lands in the output.
+// Images [begin, end): each step reads the previous step's output (x for the first) and writes
+// alternately the output and the scratch image, so that the last lands in the output. Identity steps
+// (a skipped op of a probability-gated policy) are left out rather than copied: same values, one
+// pass fewer each.
 template <typename T, CpuIsa isa>
 FA_CPU void run_images(const ChainArgs<T>& a, int64_t begin, int64_t end, policy::cpu::Scratch<T>& sc) {
   const int64_t chw = a.C * a.H * a.W;
   PolicyShared sh;
   for (int64_t n = begin; n < end; ++n) {
+    int64_t left = 0;  // steps that change the image
+    for (int64_t l = 0; l < a.L; ++l)
+      left += policy::read_step(a.op, a.mag, a.sign, a.partner, a.center, n * a.L + l, a.N).op != kIdentity;
     const T* src = a.x + n * chw;
+    if (left == 0) {
+      policy::cpu::copy_span(src, a.out + n * chw, chw);
+      continue;
+    }
     for (int64_t l = 0; l < a.L; ++l) {
       const policy::Step st = policy::read_step(a.op, a.mag, a.sign, a.partner, a.center, n * a.L + l, a.N);
-      T* dst = ((a.L - 1 - l) % 2 == 0) ? a.out + n * chw : sc.image.data();
+      if (st.op == kIdentity) continue;
+      T* dst = (--left % 2 == 0) ? a.out + n * chw : sc.image.data();
       policy::cpu::step<T, isa>(src, dst, a.pairs + st.partner * chw, a.C, a.H, a.W, st, a.fillv, sh, sc);
       src = dst;
     }

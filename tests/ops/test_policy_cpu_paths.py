@@ -92,6 +92,22 @@ def test_chains_match_the_engine(level, dtype, monkeypatch):
 
 
 @pytest.mark.parametrize("level", LEVELS)
+def test_chains_with_skipped_steps_match_the_engine(level, monkeypatch):
+    """Identity steps (skipped ops) anywhere in a chain, and chains of identities only: the fast path
+    leaves them out instead of copying, so the ping-pong must still end in the output."""
+    I = -1
+    ops = torch.tensor([[I, I, I], [I, 6, I], [6, I, I], [I, I, 6], [6, I, 0], [I, 13, 4], [8, 9, I], [4, 6, 15]])
+    N, C, H, W = ops.shape[0], 3, 13, 11
+    for dtype in (torch.uint8, torch.float32):
+        x = _images((N, C, H, W), dtype, 3)
+        p = _params(N, 3, H, W, 4, ops=ops)
+        ref = _run(monkeypatch, "engine", x, p)
+        out = _run(monkeypatch, level, x, p)
+        assert torch.equal(_bits(out), _bits(ref)), f"{dtype} on {level}"
+        assert torch.equal(out[0], x[0])
+
+
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 def test_float_edge_values_match_the_engine(level, dtype, monkeypatch):
     """Values outside [0, 1], -0.0 and NaN: the fast float paths keep the engine's every rounding,
