@@ -410,8 +410,9 @@ FA_CPU void histogram_u8(const uint8_t* __restrict__ s, int64_t n, int* __restri
 // The engine's equalize_lut (ImageOps.equalize: lut[i] = min(n_i / step, 255), n_i = step / 2 +
 // sum_{j < i} h[j], step = (total - last nonzero bin) // 255) without its data-dependent loop, whose
 // mispredicted branches cost more than the rest of a small image: the quotients as one vector loop
-// in double. floor(fl(n / step)) = floor(n / step) exactly: n / step < k is at least 1 / step below
-// the integer k, more than half an ulp of k while n + step < 2^53 (n, step < 2^34 here).
+// of rounded divisions, whose floor is exact: a quotient n / step below the integer k is at least
+// 1 / step below it, more than half an ulp of k while n + step < 2^p (p = 24 for float, 53 for
+// double; n <= total + step here).
 FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut) {
   int64_t total = 0, last = 0, nonzero = 0;
   for (int i = 0; i < 256; ++i) {
@@ -424,6 +425,20 @@ FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut
     for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>(i);
     return;
   }
+  if (total + step < (int64_t(1) << 24)) {  // every image up to 8 million pixels a plane
+    alignas(64) float n[256];
+    int32_t acc = static_cast<int32_t>(step / 2);
+    for (int i = 0; i < 256; ++i) {
+      n[i] = static_cast<float>(acc);
+      acc += h[i];
+    }
+    const float sf = static_cast<float>(step);
+    for (int i = 0; i < 256; ++i) {
+      const float q = n[i] / sf;
+      lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0f ? q : 255.0f));  // the form vminps computes
+    }
+    return;
+  }
   alignas(64) double n[256];
   int64_t acc = step / 2;
   for (int i = 0; i < 256; ++i) {
@@ -433,7 +448,7 @@ FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut
   const double sd = static_cast<double>(step);
   for (int i = 0; i < 256; ++i) {
     const double q = n[i] / sd;
-    lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0 ? q : 255.0));  // the form vminpd computes
+    lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0 ? q : 255.0));
   }
 }
 

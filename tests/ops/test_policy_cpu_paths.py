@@ -91,6 +91,18 @@ def test_chains_match_the_engine(level, dtype, monkeypatch):
             assert torch.equal(_bits(out), _bits(ref)), f"L={L} {tuple(x.shape)} {dtype} on {level}"
 
 
+@pytest.mark.slow
+def test_equalize_of_a_large_plane_matches_the_engine(monkeypatch):
+    """Above 2^24 pixels (counts plus step) the Equalize table's quotients are taken in double."""
+    g = torch.Generator().manual_seed(8)
+    x = torch.randint(0, 256, (1, 1, 4100, 4100), generator=g, dtype=torch.uint8)
+    x[0, 0, :1000] //= 2  # an uneven histogram
+    p = _params(1, 1, 4100, 4100, 9, ops=torch.full((1, 1), 7))
+    ref = _run(monkeypatch, "engine", x, p)
+    for level in LEVELS:
+        assert torch.equal(_run(monkeypatch, level, x, p), ref), level
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_chains_with_skipped_steps_match_the_engine(level, monkeypatch):
     """Identity steps (skipped ops) anywhere in a chain, and chains of identities only: the fast path
