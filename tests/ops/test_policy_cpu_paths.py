@@ -91,7 +91,6 @@ def test_chains_match_the_engine(level, dtype, monkeypatch):
             assert torch.equal(_bits(out), _bits(ref)), f"L={L} {tuple(x.shape)} {dtype} on {level}"
 
 
-@pytest.mark.slow
 def test_equalize_of_a_large_plane_matches_the_engine(monkeypatch):
     """Above 2^24 pixels (counts plus step) the Equalize table's quotients are taken in double."""
     g = torch.Generator().manual_seed(8)
