@@ -3,7 +3,8 @@
 // (policy_cpu_isa.h), or through the shared engine when FASTAUG_POLICY_CPU_ENGINE=1. Images are handed
 // to the threads in small chunks from a shared counter, so a batch of cheap and dear ops keeps every
 // thread busy; each image's result depends on nothing but its inputs, so the output is the same for
-// any number of threads. Backward: the engine, one image per work item.
+// any number of threads. Backward: the same split and levels, the engine's step_backward except for
+// the geometric ops (a scatter, policy_cpu_fast.h).
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 warns that the undefined pass-through operand of AVX-512 intrinsics (_mm512_cvtepu8_epi32 and
 // others) "may be used uninitialized" once they are inlined into a function with an optimize
@@ -82,8 +83,41 @@ void run_images_engine(const ChainArgs<T>& a, int64_t begin, int64_t end, policy
   }
 }
 
+// One apply_ops_backward call (one step per image), as raw pointers.
 template <typename T>
-using RunImages = void (*)(const ChainArgs<T>&, int64_t, int64_t, policy::cpu::Scratch<T>&);
+struct BackwardArgs {
+  const T* g;
+  const T* x;
+  T* gx;
+  const int64_t *op, *partner, *center;
+  const float *mag, *sign;
+  int64_t N, C, H, W;
+};
+
+// d(loss)/d(x) of images [begin, end); sc.image is the engine's temporary image.
+template <typename T, CpuIsa isa>
+FA_CPU void backward_images(const BackwardArgs<T>& a, int64_t begin, int64_t end, policy::cpu::Scratch<T>& sc) {
+  const int64_t chw = a.C * a.H * a.W;
+  for (int64_t n = begin; n < end; ++n) {
+    const policy::Step st = policy::read_step(a.op, a.mag, a.sign, a.partner, a.center, n, a.N);
+    policy::cpu::step_backward(a.g + n * chw, a.x + n * chw, a.gx + n * chw, sc.image.data(), a.C, a.H, a.W, st, sc);
+  }
+}
+
+// The engine's backward for every op (the reference of the fast paths).
+template <typename T>
+void backward_images_engine(const BackwardArgs<T>& a, int64_t begin, int64_t end, policy::cpu::Scratch<T>& sc) {
+  const int64_t chw = a.C * a.H * a.W;
+  for (int64_t n = begin; n < end; ++n) {
+    const policy::Step st = policy::read_step(a.op, a.mag, a.sign, a.partner, a.center, n, a.N);
+    policy::step_backward<T>(CpuExec{}, a.g + n * chw, a.x + n * chw, a.gx + n * chw, sc.image.data(), a.C, a.H,
+                             a.W, st);
+  }
+}
+
+// A batch runner: images [begin, end) of a call, with one thread's scratch.
+template <template <typename> class Args, typename T>
+using Images = void (*)(const Args<T>&, int64_t, int64_t, policy::cpu::Scratch<T>&);
 
 // run_images once per instruction-set level. flatten inlines the whole step (engine loops included)
 // so that it is vectorised for the level (AVX-512 preferring 256-bit vectors: with 64 uint8 lanes a
@@ -98,32 +132,34 @@ using RunImages = void (*)(const ChainArgs<T>&, int64_t, int64_t, policy::cpu::S
 #else
 #define FA_LEVEL(...)
 #endif
-#define FA_LEVEL_FN(T, name, level, ...)                                                         \
+#define FA_LEVEL_FN(Args, T, name, body, level, ...)                                             \
   FA_LEVEL(__VA_ARGS__)                                                                          \
-  void name(const ChainArgs<T>& a, int64_t b, int64_t e, policy::cpu::Scratch<T>& sc) {          \
-    run_images<T, level>(a, b, e, sc);                                                           \
+  void name(const Args<T>& a, int64_t b, int64_t e, policy::cpu::Scratch<T>& sc) {               \
+    body<T, level>(a, b, e, sc);                                                                 \
   }
 #if defined(FASTAUG_POLICY_X86)
-#define FA_DEFINE_LEVELS(T, name)                                                                                \
-  FA_LEVEL_FN(T, name##_default, CpuIsa::kDefault)                                                               \
-  FA_LEVEL_FN(T, name##_avx2, CpuIsa::kAvx2, target("avx2,bmi,bmi2,popcnt"), )                                   \
-  FA_LEVEL_FN(T, name##_avx512, CpuIsa::kAvx512,                                                                 \
+#define FA_DEFINE_LEVELS(Args, T, name, body)                                                                    \
+  FA_LEVEL_FN(Args, T, name##_default, body, CpuIsa::kDefault)                                                   \
+  FA_LEVEL_FN(Args, T, name##_avx2, body, CpuIsa::kAvx2, target("avx2,bmi,bmi2,popcnt"), )                       \
+  FA_LEVEL_FN(Args, T, name##_avx512, body, CpuIsa::kAvx512,                                                     \
               target("avx512f,avx512bw,avx512vl,avx512dq,avx512vbmi,avx2,bmi,bmi2,popcnt,prefer-vector-width=256"), ) \
-  RunImages<T> pick_##name(CpuIsa isa) {                                                                         \
+  Images<Args, T> pick_##name(CpuIsa isa) {                                                                      \
     return isa == CpuIsa::kAvx512 ? name##_avx512 : (isa == CpuIsa::kAvx2 ? name##_avx2 : name##_default);      \
   }
 #else
-#define FA_DEFINE_LEVELS(T, name)                                                                                \
-  FA_LEVEL_FN(T, name##_default, CpuIsa::kDefault)                                                               \
-  RunImages<T> pick_##name(CpuIsa) { return name##_default; }
+#define FA_DEFINE_LEVELS(Args, T, name, body)                                                                    \
+  FA_LEVEL_FN(Args, T, name##_default, body, CpuIsa::kDefault)                                                   \
+  Images<Args, T> pick_##name(CpuIsa) { return name##_default; }
 #endif
 
-FA_DEFINE_LEVELS(uint8_t, run_u8)
-FA_DEFINE_LEVELS(float, run_f32)
-FA_DEFINE_LEVELS(double, run_f64)
+FA_DEFINE_LEVELS(ChainArgs, uint8_t, run_u8, run_images)
+FA_DEFINE_LEVELS(ChainArgs, float, run_f32, run_images)
+FA_DEFINE_LEVELS(ChainArgs, double, run_f64, run_images)
+FA_DEFINE_LEVELS(BackwardArgs, float, backward_f32, backward_images)
+FA_DEFINE_LEVELS(BackwardArgs, double, backward_f64, backward_images)
 
 template <typename T>
-RunImages<T> pick_level(CpuIsa isa) {
+Images<ChainArgs, T> pick_level(CpuIsa isa) {
   if constexpr (std::is_same<T, uint8_t>::value) {
     return pick_run_u8(isa);
   } else if constexpr (std::is_same<T, float>::value) {
@@ -133,22 +169,32 @@ RunImages<T> pick_level(CpuIsa isa) {
   }
 }
 
-// Every image of the batch through `run`: inline for small batches, else threads taking chunks of
-// images from a shared counter (chunks of about grain_for's size, at least 8 per thread).
 template <typename T>
-void run_batch(const ChainArgs<T>& a, RunImages<T> run) {
+Images<BackwardArgs, T> pick_backward_level(CpuIsa isa) {
+  if constexpr (std::is_same<T, float>::value) {
+    return pick_backward_f32(isa);
+  } else {
+    return pick_backward_f64(isa);
+  }
+}
+
+// Every image of the batch through `run`: inline for small batches, else threads taking chunks of
+// images from a shared counter (chunks of about grain_for's size, at least 8 per thread). Each
+// thread has its own scratch (with an image-sized buffer when `image`).
+template <template <typename> class Args, typename T>
+void run_batch(const Args<T>& a, Images<Args, T> run, bool image) {
   const int64_t N = a.N, chw = a.C * a.H * a.W;
   const int64_t grain = grain_for(chw);
   const int64_t tasks = std::min<int64_t>(at::get_num_threads(), (N + grain - 1) / grain);
   if (tasks <= 1 || at::in_parallel_region()) {
-    policy::cpu::Scratch<T> sc(chw, a.H, a.W, a.L > 1);
+    policy::cpu::Scratch<T> sc(chw, a.H, a.W, image);
     run(a, 0, N, sc);
     return;
   }
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(grain, N / (8 * tasks)));
   std::atomic<int64_t> next{0};
   at::parallel_for(0, tasks, 1, [&](int64_t, int64_t) {
-    policy::cpu::Scratch<T> sc(chw, a.H, a.W, a.L > 1);
+    policy::cpu::Scratch<T> sc(chw, a.H, a.W, image);
     for (;;) {
       const int64_t i = next.fetch_add(chunk);
       if (i >= N) break;
@@ -177,7 +223,7 @@ at::Tensor apply_ops_cpu(const at::Tensor& x_, const at::Tensor& pairs_, const a
                                 mag.data_ptr<float>(),     sign.data_ptr<float>(),      N,
                                 L,                         C,                           H,
                                 W,                         fill_value<scalar_t>(fill)};
-    run_batch<scalar_t>(a, engine ? &run_images_engine<scalar_t> : pick_level<scalar_t>(isa));
+    run_batch<ChainArgs, scalar_t>(a, engine ? &run_images_engine<scalar_t> : pick_level<scalar_t>(isa), L > 1);
   });
   return out;
 }
@@ -196,23 +242,19 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
   at::Tensor gx = at::empty_like(x);
   at::Tensor gp = need_pairs_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gp};
+  const bool engine = policy::policy_cpu_engine_forced();
+  const CpuIsa isa = policy::policy_cpu_isa();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "apply_ops_backward_cpu", [&] {
-    const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* gp_in = grad.data_ptr<scalar_t>();
-    scalar_t* gxp = gx.data_ptr<scalar_t>();
     const int64_t* opp = op.data_ptr<int64_t>();
     const float* magp = mag.data_ptr<float>();
     const float* signp = sign.data_ptr<float>();
     const int64_t* partp = partner.data_ptr<int64_t>();
     const int64_t* cenp = center.data_ptr<int64_t>();
-    at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
-      CpuExec ex;
-      std::vector<scalar_t> tmp(chw);
-      for (int64_t n = begin; n < end; ++n) {
-        const policy::Step st = policy::read_step(opp, magp, signp, partp, cenp, n, N);
-        policy::step_backward<scalar_t>(ex, gp_in + n * chw, xp + n * chw, gxp + n * chw, tmp.data(), C, H, W, st);
-      }
-    });
+    const BackwardArgs<scalar_t> a{gp_in, x.data_ptr<scalar_t>(), gx.data_ptr<scalar_t>(), opp, partp, cenp,
+                                   magp, signp, N, C, H, W};
+    run_batch<BackwardArgs, scalar_t>(
+        a, engine ? &backward_images_engine<scalar_t> : pick_backward_level<scalar_t>(isa), true);
     if (need_pairs_grad) {
       // Partner m receives w_n g_n from every image n that paired with it, summed in order of n.
       scalar_t* gpp = gp.data_ptr<scalar_t>();

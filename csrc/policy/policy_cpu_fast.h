@@ -28,6 +28,7 @@
 
 #include "policy/policy_cpu_isa.h"
 #include "policy/policy_engine.h"
+#include "policy/policy_engine_backward.h"
 
 #include "policy/policy_cpu_simd.h"
 
@@ -152,15 +153,10 @@ FA_CPU void copy_span(const T* s, T* d, int64_t n) {
 
 // ---- geometric ops -----------------------------------------------------------------------------------
 
-// Translations (kinds 2, 3): the source column depends on x only and the source row on y only.
-// Both maps are monotone, so the in-bounds columns are one span [xs, xe); inside it the map is
-// almost always a shift (one memcpy per row), else a gather through the table.
-template <typename T>
-FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
-                               Scratch<T>& sc) {
-  int64_t* xt = sc.xtab.data();
-  int64_t* yt = sc.ytab.data();
-  int64_t sx, sy;  // the engine's own coordinates; each axis checked on its own
+// Source column of every output column and source row of every output row (-1: outside) of a
+// translation, from the engine's own coordinates, each axis checked on its own.
+FA_CPU void separable_tables(const Affine& A, int64_t H, int64_t W, int64_t* xt, int64_t* yt) {
+  int64_t sx, sy;
   for (int64_t x = 0; x < W; ++x) {
     affine_source(A, x, 0, H, W, &sx, &sy);
     xt[x] = sx >= 0 && sx < W ? sx : -1;
@@ -169,6 +165,30 @@ FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C,
     affine_source(A, 0, y, H, W, &sx, &sy);
     yt[y] = sy >= 0 && sy < H ? sy : -1;
   }
+}
+
+// Source offset (-1: outside) of every pixel of output row y of a fixed-point affine (Pillow's
+// affine_fixed), in one vectorisable loop; I = int32 when every coordinate fits (fixed_fits_int32).
+template <typename I>
+FA_CPU void fixed_row_offsets(const Affine& A, int64_t y, int64_t H, int64_t W, I* __restrict__ off) {
+  const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3), Wi = static_cast<I>(W), Hi = static_cast<I>(H);
+  const I bx = static_cast<I>(A.a2 + y * A.a1), by = static_cast<I>(A.a5 + y * A.a4);
+  for (int64_t k = 0; k < W; ++k) {
+    const I xi = (bx + static_cast<I>(k) * a0) >> 16;  // arithmetic shift: floor, as Pillow
+    const I yi = (by + static_cast<I>(k) * a3) >> 16;
+    off[k] = (xi >= 0 && xi < Wi && yi >= 0 && yi < Hi) ? yi * Wi + xi : I(-1);
+  }
+}
+
+// Translations (kinds 2, 3): the source column depends on x only and the source row on y only.
+// Both maps are monotone, so the in-bounds columns are one span [xs, xe); inside it the map is
+// almost always a shift (one memcpy per row), else a gather through the table.
+template <typename T>
+FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
+                               Scratch<T>& sc) {
+  int64_t* xt = sc.xtab.data();
+  int64_t* yt = sc.ytab.data();
+  separable_tables(A, H, W, xt, yt);
   int64_t xs = 0, xe = W;
   while (xs < W && xt[xs] < 0) ++xs;
   while (xe > xs && xt[xe - 1] < 0) --xe;
@@ -270,14 +290,10 @@ template <typename T, typename I, CpuIsa isa>
 FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
                            I* __restrict__ off) {
   const int64_t plane = H * W;
-  const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3), Wi = static_cast<I>(W), Hi = static_cast<I>(H);
+  const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3);
   for (int64_t y = 0; y < H; ++y) {
     const I bx = static_cast<I>(A.a2 + y * A.a1), by = static_cast<I>(A.a5 + y * A.a4);
-    for (int64_t k = 0; k < W; ++k) {
-      const I xi = (bx + static_cast<I>(k) * a0) >> 16;  // arithmetic shift: floor, as Pillow
-      const I yi = (by + static_cast<I>(k) * a3) >> 16;
-      off[k] = (xi >= 0 && xi < Wi && yi >= 0 && yi < Hi) ? yi * Wi + xi : I(-1);
-    }
+    fixed_row_offsets(A, y, H, W, off);
     int64_t ks = 0, ke = W;
     while (ks < W && off[ks] < 0) ++ks;
     while (ke > ks && off[ke - 1] < 0) --ke;
@@ -818,6 +834,62 @@ FA_CPU bool step_float(const T* src, T* dst, int64_t C, int64_t H, int64_t W, co
       return true;
     default:
       return false;
+  }
+}
+
+// ---- backward ----------------------------------------------------------------------------------------
+
+// Adjoint of a geometric op as a scatter: gx[source(p)] += g[p] over the output pixels p in raster
+// order. The engine gathers instead: for each source pixel q, the output pixels of a 5 x 5 window
+// around q's preimage whose source is q, in raster order, from +0 -- the same terms added in the same
+// order, at the cost of one forward pass instead of 25 source computations per pixel.
+template <typename T>
+FA_CPU void geometric_backward(const Step& st, const T* g, T* gx, int64_t C, int64_t H, int64_t W, Scratch<T>& sc) {
+  const Affine A = make_affine(st.op, st.m, st.s, H, W);
+  const int64_t plane = H * W;
+  for (int64_t i = 0; i < C * plane; ++i) gx[i] = T(0);
+  if (A.kind == 0) {
+    for (int64_t i = 0; i < C * plane; ++i) gx[i] += g[i];
+    return;
+  }
+  if (A.kind != 1) {
+    int64_t* xt = sc.xtab.data();
+    int64_t* yt = sc.ytab.data();
+    separable_tables(A, H, W, xt, yt);
+    for (int64_t y = 0; y < H; ++y) {
+      if (yt[y] < 0) continue;
+      for (int64_t x = 0; x < W; ++x) {
+        if (xt[x] < 0) continue;
+        for (int64_t c = 0; c < C; ++c) gx[c * plane + yt[y] * W + xt[x]] += g[c * plane + y * W + x];
+      }
+    }
+    return;
+  }
+  int64_t* off = sc.off64.data();
+  for (int64_t y = 0; y < H; ++y) {
+    fixed_row_offsets(A, y, H, W, off);
+    for (int64_t k = 0; k < W; ++k) {
+      if (off[k] < 0) continue;
+      for (int64_t c = 0; c < C; ++c) gx[c * plane + off[k]] += g[c * plane + y * W + k];
+    }
+  }
+}
+
+// gx = d(loss)/d(src) of one step, bit-identical to the engine's step_backward (which runs every op
+// but the geometric ones). `tmp`: an image-sized buffer.
+template <typename T>
+FA_CPU void step_backward(const T* g, const T* src, T* gx, T* tmp, int64_t C, int64_t H, int64_t W, const Step& st,
+                          Scratch<T>& sc) {
+  switch (st.op) {
+    case kShearX:
+    case kShearY:
+    case kTranslateX:
+    case kTranslateY:
+    case kRotate:
+      geometric_backward(st, g, gx, C, H, W, sc);
+      return;
+    default:
+      policy::step_backward(CpuExec{}, g, src, gx, tmp, C, H, W, st);
   }
 }
 

@@ -5,8 +5,9 @@ The CPU forward has fast paths (csrc/policy/policy_cpu_fast.h) compiled once per
 the best it has) and the shared engine, the code the CUDA kernel runs (``FASTAUG_POLICY_CPU_ENGINE=1``).
 Every path must give the engine's output bit for bit: every op, uint8 / float32 / float64, RGB and
 grey, shapes whose rows end inside and outside the vector loops, tiny images, chains, magnitudes 0 and
-1, and for floats values outside [0, 1], signed zeros and NaN. The output must not depend on the
-number of threads. Pillow parity on every path: test_policy.py::test_pillow_parity.
+1, and for floats values outside [0, 1], signed zeros and NaN; the backward likewise. Outputs and
+gradients must not depend on the number of threads. Pillow parity on every path:
+test_policy.py::test_pillow_parity.
 """
 import pytest
 import torch
@@ -132,21 +133,54 @@ def test_float_edge_values_match_the_engine(level, dtype, monkeypatch):
             assert torch.equal(_bits(out), _bits(ref)), f"op {op_id} {tuple(x.shape)} {dtype} on {level}"
 
 
+def _backward(monkeypatch, path, g, x, p):
+    if path == "engine":
+        monkeypatch.setenv("FASTAUG_POLICY_CPU_ENGINE", "1")
+        monkeypatch.delenv("FASTAUG_CPU_CAPABILITY", raising=False)
+    else:
+        monkeypatch.delenv("FASTAUG_POLICY_CPU_ENGINE", raising=False)
+        monkeypatch.setenv("FASTAUG_CPU_CAPABILITY", path)
+    return torch.ops.fastaug.apply_ops_backward(g, x, x, p["op"], p["magnitude"], p["sign"], p["partner"],
+                                                p["center"], 128, True)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_backward_matches_the_engine(level, dtype, monkeypatch):
+    """apply_ops_backward, every op: the image's gradient and the partners' (SamplePairing), bit for bit."""
+    for si, (N, C, H, W) in enumerate(SHAPES):
+        x = _images((N, C, H, W), dtype, 30 + si, odd_values=si % 2 == 1)
+        g = torch.randn((N, C, H, W), generator=torch.Generator().manual_seed(si), dtype=dtype)
+        for op_id in range(-1, 16):
+            p = _params(N, 1, H, W, 13 * si + op_id, ops=torch.full((N, 1), op_id))
+            ref = _backward(monkeypatch, "engine", g, x, p)
+            out = _backward(monkeypatch, level, g, x, p)
+            for r, o, name in zip(ref, out, ("x", "partner")):
+                assert torch.equal(_bits(o), _bits(r)), f"grad of {name}, op {op_id} {tuple(x.shape)} {dtype} on {level}"
+
+
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=["u8", "f32"])
 def test_output_does_not_depend_on_threads(dtype, monkeypatch):
     monkeypatch.delenv("FASTAUG_POLICY_CPU_ENGINE", raising=False)
     monkeypatch.delenv("FASTAUG_CPU_CAPABILITY", raising=False)
     x = _images((64, 3, 40, 36), dtype, 5)
     p = _params(64, 2, 40, 36, 6)
+    g = torch.randn(x.shape, generator=torch.Generator().manual_seed(7))
     n = torch.get_num_threads()
     try:
-        outs = []
+        outs, grads = [], []
         for threads in (1, 2, 4):
             torch.set_num_threads(threads)
             outs.append(_raw(x, p, 128))
+            if dtype != torch.uint8:
+                p1 = {k: v[:, :1].contiguous() for k, v in p.items()}
+                grads.append(torch.cat(_backward(monkeypatch, "avx512", g, x, p1)))
     finally:
         torch.set_num_threads(n)
-    assert torch.equal(_bits(outs[0]), _bits(outs[1])) and torch.equal(_bits(outs[0]), _bits(outs[2]))
+    for other in outs[1:]:
+        assert torch.equal(_bits(outs[0]), _bits(other))
+    for other in grads[1:]:
+        assert torch.equal(_bits(grads[0]), _bits(other))
 
 
 def test_bad_capability_is_one_sentence(monkeypatch):
