@@ -80,7 +80,8 @@ namespace cpu {
 // One thread's buffers, allocated once per task and reused for every image and step.
 template <typename T>
 struct Scratch {
-  std::vector<T> image;       // the chain's second image (ping-pong with the output)
+  std::vector<T> image;       // the chain's second image (ping-pong with the output); the backward's
+                              // temporary image and, after it, 2 (H + W) entries (Sharpness)
   std::vector<int64_t> xtab;  // translations: source column of every output column (-1: outside)
   std::vector<int64_t> ytab;  // ... and source row of every output row
   std::vector<int32_t> off32;  // one row's source offsets (fixed-point affine, small images)
@@ -90,7 +91,7 @@ struct Scratch {
   std::vector<int32_t> first;        // ... chunk c's runs are [first[c], first[c + 1])
 #endif
   Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
-      : image(chain ? chw : 0), xtab(W), ytab(H), off32(W), off64(W)
+      : image(chain ? chw + 2 * (H + W) : 0), xtab(W), ytab(H), off32(W), off64(W)
 #ifdef FASTAUG_POLICY_SIMD
         , runs(W), first((W + 63) / 64 + 1)
 #endif
@@ -875,11 +876,226 @@ FA_CPU void geometric_backward(const Step& st, const T* g, T* gx, int64_t C, int
   }
 }
 
-// gx = d(loss)/d(src) of one step, bit-identical to the engine's step_backward (which runs every op
-// but the geometric ones). `tmp`: an image-sized buffer.
+// Solarize: -g where the forward inverted (the 8-bit level at or above the threshold; solarize_f).
+template <typename T>
+FA_CPU void solarize_backward_f(const T* __restrict__ g, const T* __restrict__ s, T* __restrict__ d, int64_t n,
+                                float m) {
+  const int t = static_cast<int>(::ceil(solarize_threshold(m)));
+  for (int64_t i = 0; i < n; ++i) d[i] = quantise<T>(s[i]) >= t ? static_cast<T>(-g[i]) : g[i];
+}
+
+// Color (RGB): per pixel the engine's luma, clamp masks, their sum (in channel order) and the two terms.
+template <typename T>
+FA_CPU void color_backward_f(const T* __restrict__ r, const T* __restrict__ gr, const T* __restrict__ b,
+                             const T* __restrict__ g0, const T* __restrict__ g1, const T* __restrict__ g2,
+                             T* __restrict__ x0, T* __restrict__ x1, T* __restrict__ x2, int64_t n, T f) {
+  const T one_f = T(1) - f;
+  for (int64_t p = 0; p < n; ++p) {
+    const T grey = T(kLumaR) * r[p] + T(kLumaG) * gr[p] + T(kLumaB) * b[p];
+    const T v0 = grey + f * (r[p] - grey), v1 = grey + f * (gr[p] - grey), v2 = grey + f * (b[p] - grey);
+    const T p0 = (v0 >= T(0) && v0 <= T(1)) ? g0[p] : T(0);
+    const T p1 = (v1 >= T(0) && v1 <= T(1)) ? g1[p] : T(0);
+    const T p2 = (v2 >= T(0) && v2 <= T(1)) ? g2[p] : T(0);
+    T sum = 0;
+    sum += p0;
+    sum += p1;
+    sum += p2;
+    x0[p] = f * p0 + one_f * T(kLumaR) * sum;
+    x1[p] = f * p1 + one_f * T(kLumaG) * sum;
+    x2[p] = f * p2 + one_f * T(kLumaB) * sum;
+  }
+}
+
+// Contrast: the engine's sums in double keep their order (one sequential sum per channel; the
+// channels' sums interleaved, which hides the additions' latency), the rest vectorises.
+template <typename T>
+FA_CPU void contrast_backward_f(const T* g, const T* src, T* gx, int64_t C, int64_t H, int64_t W, const Step& st) {
+  const int64_t plane = H * W;
+  const T mean = static_cast<T>(grey_mean(CpuExec{}, src, C, H, W));
+  const T f = static_cast<T>(enhance_factor(st.m, st.s));
+  const T w[3] = {C == 3 ? T(kLumaR) : T(1), T(kLumaG), T(kLumaB)};
+  // Adding +0 where the engine adds nothing is exact (a sum started at +0 is never -0); the term is
+  // selected with an integer mask, since the compiler turns a select of doubles into a branch that
+  // random clamps mispredict.
+  auto term = [&](T v, T gi) {
+    const double d = static_cast<double>(gi);
+    uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    bits &= uint64_t(0) - static_cast<uint64_t>(v >= T(0) && v <= T(1));
+    double out;
+    std::memcpy(&out, &bits, sizeof out);
+    return out;
+  };
+  double local[3] = {0, 0, 0};
+  if (C == 3) {
+    for (int64_t i = 0; i < plane; ++i)
+      for (int64_t c = 0; c < 3; ++c) local[c] += term(mean + f * (src[c * plane + i] - mean), g[c * plane + i]);
+  } else {
+    for (int64_t i = 0; i < plane; ++i) local[0] += term(mean + f * (src[i] - mean), g[i]);
+  }
+  double total = 0;
+  for (int64_t c = 0; c < C; ++c) total += local[c];
+  const T share = static_cast<T>(total / static_cast<double>(plane)) * (T(1) - f);
+  for (int64_t c = 0; c < C; ++c) {
+    const T* __restrict__ s = src + c * plane;
+    const T* __restrict__ gc = g + c * plane;
+    T* __restrict__ d = gx + c * plane;
+    const T wc = w[c];
+    for (int64_t i = 0; i < plane; ++i) {
+      const T v = mean + f * (s[i] - mean);
+      const T gp = (v >= T(0) && v <= T(1)) ? gc[i] : T(0);
+      d[i] = f * gp + wc * share;
+    }
+  }
+}
+
+// fn(i) for the flat index of every border pixel (rows 0 and H - 1, columns 0 and W - 1), once each.
+template <typename F>
+FA_CPU void for_border(int64_t H, int64_t W, F&& fn) {
+  for (int64_t x = 0; x < W; ++x) fn(x);
+  for (int64_t y = 1; y < H - 1; ++y) {
+    fn(y * W);
+    if (W > 1) fn(y * W + W - 1);
+  }
+  if (H > 1)
+    for (int64_t x = 0; x < W; ++x) fn((H - 1) * W + x);
+}
+
+// Sharpness: the engine's two passes. tmp = g where the blend is inside [0, 1] (smooth_at's sum, in its
+// order, on the interior as one flat loop, the border pixels after); then gx = f g' + (1 - f) adj with
+// adj the SMOOTH filter's adjoint. The engine's adj of an interior pixel adds, from +0 and in window
+// order, the terms of its interior neighbours; with the border of tmp zeroed all nine terms can be
+// added (+0 to a sum started at +0 changes nothing), one flat loop. Border pixels: the engine's rule.
+template <typename T>
+FA_CPU T sharpness_adjoint_at(const T* t, int64_t y, int64_t x, int64_t H, int64_t W) {
+  const bool border = y == 0 || x == 0 || y == H - 1 || x == W - 1;
+  T adj = border ? t[y * W + x] : T(0);
+  for (int64_t dy = -1; dy <= 1; ++dy) {
+    const int64_t yy = y + dy;
+    if (yy <= 0 || yy >= H - 1) continue;
+    for (int64_t dx = -1; dx <= 1; ++dx) {
+      const int64_t xx = x + dx;
+      if (xx <= 0 || xx >= W - 1) continue;
+      const T k = (dy == 0 && dx == 0) ? T(5) : T(1);
+      adj += k / T(13) * t[yy * W + xx];
+    }
+  }
+  return adj;
+}
+
+template <typename T>
+FA_CPU void sharpness_mask_span_f(const T* __restrict__ s, const T* __restrict__ g, T* __restrict__ t, int64_t begin,
+                                  int64_t end, int64_t W, T f) {
+  for (int64_t i = begin; i < end; ++i) {
+    T a = T(4) * s[i];
+    a += s[i - W - 1];
+    a += s[i - W];
+    a += s[i - W + 1];
+    a += s[i - 1];
+    a += s[i];
+    a += s[i + 1];
+    a += s[i + W - 1];
+    a += s[i + W];
+    a += s[i + W + 1];
+    const T deg = a / T(13);
+    const T v = deg + f * (s[i] - deg);
+    t[i] = (v >= T(0) && v <= T(1)) ? g[i] : T(0);
+  }
+}
+
+template <typename T>
+FA_CPU void sharpness_adjoint_span_f(const T* __restrict__ t, T* __restrict__ d, int64_t begin, int64_t end, int64_t W,
+                                     T f) {
+  const T c1 = T(1) / T(13), c5 = T(5) / T(13), one_f = T(1) - f;
+  for (int64_t i = begin; i < end; ++i) {
+    T adj = T(0);
+    adj += c1 * t[i - W - 1];
+    adj += c1 * t[i - W];
+    adj += c1 * t[i - W + 1];
+    adj += c1 * t[i - 1];
+    adj += c5 * t[i];
+    adj += c1 * t[i + 1];
+    adj += c1 * t[i + W - 1];
+    adj += c1 * t[i + W];
+    adj += c1 * t[i + W + 1];
+    d[i] = f * t[i] + one_f * adj;
+  }
+}
+
+template <typename T>
+FA_CPU void sharpness_backward_f(const T* g, const T* src, T* gx, T* tmp, int64_t C, int64_t H, int64_t W,
+                                 const Step& st) {
+  const int64_t plane = H * W;
+  const T f = static_cast<T>(enhance_factor(st.m, st.s));
+  for (int64_t c = 0; c < C; ++c) {
+    const T* s = src + c * plane;
+    const T* gc = g + c * plane;
+    T* t = tmp + c * plane;
+    T* d = gx + c * plane;
+    auto mask_border = [&](int64_t i) {  // smooth_at of a border pixel is the pixel
+      const T v = s[i] + f * (s[i] - s[i]);
+      t[i] = (v >= T(0) && v <= T(1)) ? gc[i] : T(0);
+    };
+    if (H >= 3 && W >= 3) sharpness_mask_span_f(s, gc, t, W + 1, plane - W - 1, W, f);
+    for_border(H, W, mask_border);
+    if (H >= 3 && W >= 3) {
+      // The border of tmp, kept aside and zeroed for the interior pass.
+      T* keep = tmp + C * plane;  // 2 (H + W) entries after the image (Scratch::image has room)
+      int64_t nk = 0;
+      for (int64_t x = 0; x < W; ++x) {
+        keep[nk++] = t[x];
+        keep[nk++] = t[plane - W + x];
+        t[x] = t[plane - W + x] = T(0);
+      }
+      for (int64_t y = 1; y < H - 1; ++y) {
+        keep[nk++] = t[y * W];
+        keep[nk++] = t[y * W + W - 1];
+        t[y * W] = t[y * W + W - 1] = T(0);
+      }
+      sharpness_adjoint_span_f(t, d, W + 1, plane - W - 1, W, f);
+      nk = 0;
+      for (int64_t x = 0; x < W; ++x) {
+        t[x] = keep[nk++];
+        t[plane - W + x] = keep[nk++];
+      }
+      for (int64_t y = 1; y < H - 1; ++y) {
+        t[y * W] = keep[nk++];
+        t[y * W + W - 1] = keep[nk++];
+      }
+    }
+    // Border pixels. Two away from the corners, an edge pixel's window holds three interior pixels,
+    // all of weight 1, in window order: the row (or column) next to it.
+    const T c1 = T(1) / T(13), one_f = T(1) - f;
+    auto edge = [&](int64_t i, int64_t a, int64_t b, int64_t c) {
+      T adj = t[i];
+      adj += c1 * t[a];
+      adj += c1 * t[b];
+      adj += c1 * t[c];
+      d[i] = f * t[i] + one_f * adj;
+    };
+    for_border(H, W, [&](int64_t i) {
+      const int64_t y = i / W, x = i % W;
+      {
+        if (H >= 5 && W >= 5 && (y == 0 || y == H - 1) && x >= 2 && x < W - 2) {
+          const int64_t n = y == 0 ? i + W : i - W;  // the pixel in the row next to the edge
+          edge(i, n - 1, n, n + 1);
+        } else if (H >= 5 && W >= 5 && (x == 0 || x == W - 1) && y >= 2 && y < H - 2) {
+          const int64_t n = x == 0 ? i + 1 : i - 1;  // the column next to the edge
+          edge(i, n - W, n, n + W);
+        } else {
+          d[i] = f * t[i] + one_f * sharpness_adjoint_at(t, y, x, H, W);
+        }
+      }
+    });
+  }
+}
+
+// gx = d(loss)/d(src) of one step, bit-identical to the engine's step_backward (which runs the ops
+// without a fast path here). `tmp`: an image-sized buffer.
 template <typename T>
 FA_CPU void step_backward(const T* g, const T* src, T* gx, T* tmp, int64_t C, int64_t H, int64_t W, const Step& st,
                           Scratch<T>& sc) {
+  const int64_t plane = H * W;
   switch (st.op) {
     case kShearX:
     case kShearY:
@@ -888,10 +1104,26 @@ FA_CPU void step_backward(const T* g, const T* src, T* gx, T* tmp, int64_t C, in
     case kRotate:
       geometric_backward(st, g, gx, C, H, W, sc);
       return;
+    case kColor:
+      if (C != 3) break;
+      color_backward_f(src, src + plane, src + 2 * plane, g, g + plane, g + 2 * plane, gx, gx + plane, gx + 2 * plane,
+                       plane, static_cast<T>(enhance_factor(st.m, st.s)));
+      return;
+    case kContrast:
+      contrast_backward_f(g, src, gx, C, H, W, st);
+      return;
+    case kSolarize:
+      solarize_backward_f(g, src, gx, C * plane, st.m);
+      return;
+    case kSharpness:
+      sharpness_backward_f(g, src, gx, tmp, C, H, W, st);
+      return;
     default:
-      policy::step_backward(CpuExec{}, g, src, gx, tmp, C, H, W, st);
+      break;
   }
+  policy::step_backward(CpuExec{}, g, src, gx, tmp, C, H, W, st);
 }
+
 
 // ---- one step ------------------------------------------------------------------------------------------
 
