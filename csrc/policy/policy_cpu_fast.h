@@ -182,8 +182,9 @@ FA_CPU void fixed_row_offsets(const Affine& A, int64_t y, int64_t H, int64_t W, 
 }
 
 // Translations (kinds 2, 3): the source column depends on x only and the source row on y only.
-// Both maps are monotone, so the in-bounds columns are one span [xs, xe); inside it the map is
-// almost always a shift (one memcpy per row), else a gather through the table.
+// Both maps are monotone, so the in-bounds columns are one span [xs, xe) and the rows one span
+// [ys, ye); inside them the maps are almost always shifts (one flat copy per channel), else a copy
+// or gather per row through the tables.
 template <typename T>
 FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
                                Scratch<T>& sc) {
@@ -193,9 +194,28 @@ FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C,
   int64_t xs = 0, xe = W;
   while (xs < W && xt[xs] < 0) ++xs;
   while (xe > xs && xt[xe - 1] < 0) --xe;
-  bool shift = true;
+  int64_t ys = 0, ye = H;
+  while (ys < H && yt[ys] < 0) ++ys;
+  while (ye > ys && yt[ye - 1] < 0) --ye;
+  bool shift = true, rows_shift = true;
   for (int64_t x = xs; x < xe; ++x) shift = shift && xt[x] == xt[xs] + (x - xs);
+  for (int64_t y = ys; y < ye; ++y) rows_shift = rows_shift && yt[y] == yt[ys] + (y - ys);
   const int64_t plane = H * W;
+  if (shift && rows_shift && xs < xe && ys < ye) {
+    // Shifts: output rows [ys, ye) as one flat copy per channel (the columns outside [xs, xe) receive
+    // pixels of the neighbouring rows, all inside the source plane, filled next), then the fills.
+    const int64_t k = (yt[ys] - ys) * W + (xt[xs] - xs);  // source offset - output offset, inside the span
+    const int64_t begin = ys * W + xs, end = (ye - 1) * W + xe;
+    for (int64_t c = 0; c < C; ++c) {
+      T* d = dst + c * plane;
+      copy_span(src + c * plane + begin + k, d + begin, end - begin);
+      fill_span(d, begin, fillv);
+      fill_span(d + end, plane - end, fillv);
+      if (xe - xs < W)
+        for (int64_t y = ys; y + 1 < ye; ++y) fill_span(d + y * W + xe, W - xe + xs, fillv);
+    }
+    return;
+  }
   for (int64_t c = 0; c < C; ++c) {
     for (int64_t y = 0; y < H; ++y) {
       T* d = dst + c * plane + y * W;
@@ -430,14 +450,10 @@ FA_CPU void histogram_u8(const uint8_t* __restrict__ s, int64_t n, int* __restri
 // of rounded divisions, whose floor is exact: a quotient n / step below the integer k is at least
 // 1 / step below it, more than half an ulp of k while n + step < 2^p (p = 24 for float, 53 for
 // double; n <= total + step here).
-FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut) {
-  int64_t total = 0, last = 0, nonzero = 0;
-  for (int i = 0; i < 256; ++i) {
-    total += h[i];
-    nonzero += h[i] != 0;
-    last = h[i] != 0 ? h[i] : last;
-  }
-  const int64_t step = nonzero <= 1 ? 0 : (total - last) / 255;
+// `total`: the pixel count; `last`: the count of the last non-empty bin; `single`: at most one non-empty bin.
+FA_CPU void equalize_lut_u8(const int* __restrict__ h, int64_t total, int64_t last, bool single,
+                            uint8_t* __restrict__ lut) {
+  const int64_t step = single ? 0 : (total - last) / 255;
   if (step == 0) {
     for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>(i);
     return;
@@ -467,6 +483,28 @@ FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut
     const double q = n[i] / sd;
     lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0 ? q : 255.0));
   }
+}
+
+// The same from the histogram alone.
+FA_CPU void equalize_lut_u8(const int* __restrict__ h, uint8_t* __restrict__ lut) {
+  int64_t total = 0, last = 0, nonzero = 0;
+  for (int i = 0; i < 256; ++i) {
+    total += h[i];
+    nonzero += h[i] != 0;
+    last = h[i] != 0 ? h[i] : last;
+  }
+  equalize_lut_u8(h, total, last, nonzero <= 1, lut);
+}
+
+// The lowest and highest value of a channel (vectorised).
+FA_CPU void minmax_u8(const uint8_t* __restrict__ s, int64_t n, int* lo_out, int* hi_out) {
+  uint8_t lo = 255, hi = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = s[i] < lo ? s[i] : lo;
+    hi = s[i] > hi ? s[i] : hi;
+  }
+  *lo_out = lo;
+  *hi_out = hi;
 }
 
 // The engine's autocontrast_lut: lut[i] = clamp(trunc(i scale + offset), 0, 255) with the same
@@ -554,21 +592,22 @@ FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t
       // The lowest and highest non-empty histogram bins are the channel's min and max.
       *shared = false;
       for (int64_t c = 0; c < C; ++c) {
-        const uint8_t* __restrict__ s = src + c * plane;
-        uint8_t lo = 255, hi = 0;
-        for (int64_t i = 0; i < plane; ++i) {
-          lo = s[i] < lo ? s[i] : lo;
-          hi = s[i] > hi ? s[i] : hi;
-        }
+        int lo, hi;
+        minmax_u8(src + c * plane, plane, &lo, &hi);
         autocontrast_lut_u8(lo, hi, lut + c * 256);
       }
       return true;
     }
     case kEqualize: {
       *shared = false;
+      // The counts Equalize's step needs without a pass over the bins: the total is the plane, the
+      // last non-empty bin the channel's maximum, a single bin a channel whose min is its max.
       for (int64_t c = 0; c < C; ++c) {
-        histogram_u8(src + c * plane, plane, sh.hist + c * 256);
-        equalize_lut_u8(sh.hist + c * 256, lut + c * 256);
+        int* h = sh.hist + c * 256;
+        int lo, hi;
+        minmax_u8(src + c * plane, plane, &lo, &hi);
+        histogram_u8(src + c * plane, plane, h);
+        equalize_lut_u8(h, plane, h[hi], lo == hi, lut + c * 256);
       }
       return true;
     }
