@@ -95,15 +95,17 @@ FA_AVX2 void store16(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<
 // Sixteen bytes as 16-bit lanes.
 FA_AVX2 __m256i w16(const uint8_t* p) { return _mm256_cvtepu8_epi16(load16(p)); }
 
-// SamplePairing: d = blend_u8(s, q, w) for [0, n); returns how many it did (a multiple of 16).
+// SamplePairing: d = blend_u8(s, q, w) for [0, n); returns how many it did (all when n >= 16: the
+// kernels below end with a step that overlaps the one before, which writes the same bytes again).
 FA_AVX2 int64_t pairing(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
   const BlendConsts k = blend_consts(w);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
+  if (n < 16) return 0;
+  for (int64_t i = 0;; i += 16) {
+    i = i + 16 <= n ? i : n - 16;  // the last step overlaps the previous one: same bytes again
     const __m128i a = load16(s + i), b = load16(q + i);
     store16(d + i, pack16(blend8(lo8(a), lo8(b), k), blend8(hi8(a), hi8(b), k)));
+    if (i + 16 == n) return n;
   }
-  return i;
 }
 
 // lut[v] = blend_u8(deg, v, alpha) for v = 0..255 (Contrast, Brightness).
@@ -130,8 +132,9 @@ FA_AVX2 __m256 grey8(__m256i r, __m256i g, __m256i b) {
 FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg, uint8_t* db,
                       int64_t n, float f) {
   const BlendConsts k = blend_consts(f);
-  int64_t p = 0;
-  for (; p + 16 <= n; p += 16) {
+  if (n < 16) return 0;
+  for (int64_t p = 0;; p += 16) {
+    p = p + 16 <= n ? p : n - 16;  // the last step overlaps the previous one: same bytes again
     const __m128i r8 = load16(r + p), g8 = load16(g + p), b8 = load16(b + p);
     const __m256i rl = _mm256_cvtepu8_epi32(r8), gl = _mm256_cvtepu8_epi32(g8), bl = _mm256_cvtepu8_epi32(b8);
     const __m256i rh = _mm256_cvtepu8_epi32(_mm_srli_si128(r8, 8)), gh = _mm256_cvtepu8_epi32(_mm_srli_si128(g8, 8)),
@@ -140,8 +143,8 @@ FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint
     store16(dr + p, pack16(blend8(yl, _mm256_cvtepi32_ps(rl), k), blend8(yh, _mm256_cvtepi32_ps(rh), k)));
     store16(dg + p, pack16(blend8(yl, _mm256_cvtepi32_ps(gl), k), blend8(yh, _mm256_cvtepi32_ps(gh), k)));
     store16(db + p, pack16(blend8(yl, _mm256_cvtepi32_ps(bl), k), blend8(yh, _mm256_cvtepi32_ps(bh), k)));
+    if (p + 16 == n) return n;
   }
-  return p;
 }
 
 // Sharpness over flat indices [begin, end) of a plane of width W (all with a full 3x3 window):
@@ -151,8 +154,9 @@ FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint
 FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts k = blend_consts(f);
   const __m256i six = _mm256_set1_epi16(6), magic = _mm256_set1_epi16(5042);
-  int64_t i = begin;
-  for (; i + 16 <= end; i += 16) {
+  if (end - begin < 16) return begin;
+  for (int64_t i = begin;; i += 16) {
+    i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
     const uint8_t* m = s + i - W;
     const uint8_t* c = s + i;
     const uint8_t* p = s + i + W;
@@ -167,8 +171,8 @@ FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t e
     const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(centre)));
     const __m256 ch = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(centre, 1)));
     store16(d + i, pack16(blend8(dl, cl, k), blend8(dh, ch, k)));
+    if (i + 16 == end) return end;
   }
-  return i;
 }
 
 // ---- AVX-512 uint8 blends, 16 pixels per step ------------------------------------------------------------
@@ -200,10 +204,12 @@ FA_AVX512 __m512i u32x16(const uint8_t* p) {
 
 FA_AVX512 int64_t pairing512(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
   const BlendConsts16 k = blend_consts16(w);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
+  if (n < 16) return 0;
+  for (int64_t i = 0;; i += 16) {
+    i = i + 16 <= n ? i : n - 16;  // the last step overlaps the previous one: same bytes again
     store16(d + i, blend16(_mm512_cvtepi32_ps(u32x16(s + i)), _mm512_cvtepi32_ps(u32x16(q + i)), k));
-  return i;
+    if (i + 16 == n) return n;
+  }
 }
 
 FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg,
@@ -211,8 +217,9 @@ FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b,
   const BlendConsts16 k = blend_consts16(f);
   const __m512i wr = _mm512_set1_epi32(19595), wg = _mm512_set1_epi32(38470), wb = _mm512_set1_epi32(7471),
                 round = _mm512_set1_epi32(0x8000);
-  int64_t p = 0;
-  for (; p + 16 <= n; p += 16) {
+  if (n < 16) return 0;
+  for (int64_t p = 0;; p += 16) {
+    p = p + 16 <= n ? p : n - 16;  // the last step overlaps the previous one: same bytes again
     const __m512i ri = u32x16(r + p), gi = u32x16(g + p), bi = u32x16(b + p);
     const __m512i l = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(ri, wr), _mm512_mullo_epi32(gi, wg)),
                                        _mm512_add_epi32(_mm512_mullo_epi32(bi, wb), round));
@@ -220,16 +227,17 @@ FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b,
     store16(dr + p, blend16(y, _mm512_cvtepi32_ps(ri), k));
     store16(dg + p, blend16(y, _mm512_cvtepi32_ps(gi), k));
     store16(db + p, blend16(y, _mm512_cvtepi32_ps(bi), k));
+    if (p + 16 == n) return n;
   }
-  return p;
 }
 
 // Sharpness as simd::sharpness (the window sum in 16-bit lanes, SMOOTH = mulhi(S + 6, 5042)).
 FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts16 k = blend_consts16(f);
   const __m256i six = _mm256_set1_epi16(6), magic = _mm256_set1_epi16(5042);
-  int64_t i = begin;
-  for (; i + 16 <= end; i += 16) {
+  if (end - begin < 16) return begin;
+  for (int64_t i = begin;; i += 16) {
+    i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
     const uint8_t* m = s + i - W;
     const uint8_t* c = s + i;
     const uint8_t* p = s + i + W;
@@ -241,8 +249,8 @@ FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int6
     const __m256i deg = _mm256_mulhi_epu16(_mm256_add_epi16(S, six), magic);
     store16(d + i, blend16(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(deg)),
                            _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(centre)), k));
+    if (i + 16 == end) return end;
   }
-  return i;
 }
 
 // ---- AVX-512 column shifts (ShearY on uint8) ---------------------------------------------------------------
