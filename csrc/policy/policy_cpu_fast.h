@@ -450,6 +450,22 @@ FA_CPU void histogram_u8(const uint8_t* __restrict__ s, int64_t n, int* __restri
 // of rounded divisions, whose floor is exact: a quotient n / step below the integer k is at least
 // 1 / step below it, more than half an ulp of k while n + step < 2^p (p = 24 for float, 53 for
 // double; n <= total + step here).
+// lut[i] = min(floor(n_i / step), 255), the quotients in F (exact: see below), the counts in I.
+template <typename F, typename I>
+FA_CPU void equalize_quotients(const int* __restrict__ h, int64_t step, uint8_t* __restrict__ lut) {
+  alignas(64) F n[256];
+  I acc = static_cast<I>(step / 2);
+  for (int i = 0; i < 256; ++i) {
+    n[i] = static_cast<F>(acc);
+    acc += h[i];
+  }
+  const F sf = static_cast<F>(step);
+  for (int i = 0; i < 256; ++i) {
+    const F q = n[i] / sf;
+    lut[i] = static_cast<uint8_t>(static_cast<int>(q < F(255) ? q : F(255)));  // the form vminps computes
+  }
+}
+
 // `total`: the pixel count; `last`: the count of the last non-empty bin; `single`: at most one non-empty bin.
 FA_CPU void equalize_lut_u8(const int* __restrict__ h, int64_t total, int64_t last, bool single,
                             uint8_t* __restrict__ lut) {
@@ -459,29 +475,9 @@ FA_CPU void equalize_lut_u8(const int* __restrict__ h, int64_t total, int64_t la
     return;
   }
   if (total + step < (int64_t(1) << 24)) {  // every image up to 8 million pixels a plane
-    alignas(64) float n[256];
-    int32_t acc = static_cast<int32_t>(step / 2);
-    for (int i = 0; i < 256; ++i) {
-      n[i] = static_cast<float>(acc);
-      acc += h[i];
-    }
-    const float sf = static_cast<float>(step);
-    for (int i = 0; i < 256; ++i) {
-      const float q = n[i] / sf;
-      lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0f ? q : 255.0f));  // the form vminps computes
-    }
-    return;
-  }
-  alignas(64) double n[256];
-  int64_t acc = step / 2;
-  for (int i = 0; i < 256; ++i) {
-    n[i] = static_cast<double>(acc);
-    acc += h[i];
-  }
-  const double sd = static_cast<double>(step);
-  for (int i = 0; i < 256; ++i) {
-    const double q = n[i] / sd;
-    lut[i] = static_cast<uint8_t>(static_cast<int>(q < 255.0 ? q : 255.0));
+    equalize_quotients<float, int32_t>(h, step, lut);
+  } else {
+    equalize_quotients<double, int64_t>(h, step, lut);
   }
 }
 
@@ -807,22 +803,27 @@ FA_CPU void color_f(const T* __restrict__ r, const T* __restrict__ g, const T* _
 
 // Sharpness: smooth_at's sum (4 centre, then the window row by row) / 13 and the blend, over flat
 // indices [begin, end); border pixels blend with themselves (the engine's deg = the pixel).
+// smooth_at's value at flat index i of a pixel with a full window: 4 centre, then the window row by
+// row, / 13.
+template <typename T>
+FA_CPU T smooth_interior(const T* __restrict__ s, int64_t i, int64_t W) {
+  T a = T(4) * s[i];
+  a += s[i - W - 1];
+  a += s[i - W];
+  a += s[i - W + 1];
+  a += s[i - 1];
+  a += s[i];
+  a += s[i + 1];
+  a += s[i + W - 1];
+  a += s[i + W];
+  a += s[i + W + 1];
+  return a / T(13);
+}
+
 template <typename T>
 FA_CPU void sharpness_span_f(const T* __restrict__ s, T* __restrict__ d, int64_t begin, int64_t end, int64_t W,
                              float f) {
-  for (int64_t i = begin; i < end; ++i) {
-    T a = T(4) * s[i];
-    a += s[i - W - 1];
-    a += s[i - W];
-    a += s[i - W + 1];
-    a += s[i - 1];
-    a += s[i];
-    a += s[i + 1];
-    a += s[i + W - 1];
-    a += s[i + W];
-    a += s[i + W + 1];
-    d[i] = blend_px<T, T>(a / T(13), s[i], f);
-  }
+  for (int64_t i = begin; i < end; ++i) d[i] = blend_px<T, T>(smooth_interior(s, i, W), s[i], f);
 }
 
 template <typename T>
@@ -1006,37 +1007,10 @@ FA_CPU void for_border(int64_t H, int64_t W, F&& fn) {
 // order, the terms of its interior neighbours; with the border of tmp zeroed all nine terms can be
 // added (+0 to a sum started at +0 changes nothing), one flat loop. Border pixels: the engine's rule.
 template <typename T>
-FA_CPU T sharpness_adjoint_at(const T* t, int64_t y, int64_t x, int64_t H, int64_t W) {
-  const bool border = y == 0 || x == 0 || y == H - 1 || x == W - 1;
-  T adj = border ? t[y * W + x] : T(0);
-  for (int64_t dy = -1; dy <= 1; ++dy) {
-    const int64_t yy = y + dy;
-    if (yy <= 0 || yy >= H - 1) continue;
-    for (int64_t dx = -1; dx <= 1; ++dx) {
-      const int64_t xx = x + dx;
-      if (xx <= 0 || xx >= W - 1) continue;
-      const T k = (dy == 0 && dx == 0) ? T(5) : T(1);
-      adj += k / T(13) * t[yy * W + xx];
-    }
-  }
-  return adj;
-}
-
-template <typename T>
 FA_CPU void sharpness_mask_span_f(const T* __restrict__ s, const T* __restrict__ g, T* __restrict__ t, int64_t begin,
                                   int64_t end, int64_t W, T f) {
   for (int64_t i = begin; i < end; ++i) {
-    T a = T(4) * s[i];
-    a += s[i - W - 1];
-    a += s[i - W];
-    a += s[i - W + 1];
-    a += s[i - 1];
-    a += s[i];
-    a += s[i + 1];
-    a += s[i + W - 1];
-    a += s[i + W];
-    a += s[i + W + 1];
-    const T deg = a / T(13);
+    const T deg = smooth_interior(s, i, W);
     const T v = deg + f * (s[i] - deg);
     t[i] = (v >= T(0) && v <= T(1)) ? g[i] : T(0);
   }
@@ -1122,7 +1096,7 @@ FA_CPU void sharpness_backward_f(const T* g, const T* src, T* gx, T* tmp, int64_
           const int64_t n = x == 0 ? i + 1 : i - 1;  // the column next to the edge
           edge(i, n - W, n, n + W);
         } else {
-          d[i] = f * t[i] + one_f * sharpness_adjoint_at(t, y, x, H, W);
+          d[i] = f * t[i] + one_f * smooth_adjoint_at<T, T>(t, y, x, H, W);
         }
       }
     });

@@ -147,25 +147,31 @@ FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint
   }
 }
 
-// Sharpness over flat indices [begin, end) of a plane of width W (all with a full 3x3 window):
-// S = window sum + 4 centre in 16-bit lanes, SMOOTH = (2S + 13) / 26 = (S + 6) / 13 (2S + 13 is odd),
-// computed as mulhi(S + 6, 5042): x 5042 / 2^16 exceeds x / 13 by less than 0.04 for x < 3322, and
-// x / 13 is at least 1/13 below the next integer. Returns the end of the part it did.
+// SMOOTH of the 16 pixels at flat index i (each with a full 3x3 window) in 16-bit lanes, and the
+// pixels: S = window sum + 4 centre, SMOOTH = (2S + 13) / 26 = (S + 6) / 13 (2S + 13 is odd), computed
+// as mulhi(S + 6, 5042): x 5042 / 2^16 exceeds x / 13 by less than 0.04 for x < 3322, and x / 13 is
+// at least 1/13 below the next integer.
+FA_AVX2 __m256i smooth16(const uint8_t* s, int64_t i, int64_t W, __m256i* centre) {
+  const uint8_t* m = s + i - W;
+  const uint8_t* c = s + i;
+  const uint8_t* p = s + i + W;
+  *centre = w16(c);
+  __m256i S = _mm256_add_epi16(_mm256_add_epi16(w16(m - 1), w16(m)), _mm256_add_epi16(w16(m + 1), w16(c - 1)));
+  S = _mm256_add_epi16(S, _mm256_add_epi16(_mm256_add_epi16(w16(c + 1), w16(p - 1)), _mm256_add_epi16(w16(p), w16(p + 1))));
+  S = _mm256_add_epi16(S, _mm256_slli_epi16(*centre, 2));
+  S = _mm256_add_epi16(S, *centre);
+  return _mm256_mulhi_epu16(_mm256_add_epi16(S, _mm256_set1_epi16(6)), _mm256_set1_epi16(5042));
+}
+
+// Sharpness over flat indices [begin, end) of a plane of width W (all with a full 3x3 window);
+// returns the end of the part it did.
 FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts k = blend_consts(f);
-  const __m256i six = _mm256_set1_epi16(6), magic = _mm256_set1_epi16(5042);
   if (end - begin < 16) return begin;
   for (int64_t i = begin;; i += 16) {
     i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
-    const uint8_t* m = s + i - W;
-    const uint8_t* c = s + i;
-    const uint8_t* p = s + i + W;
-    const __m256i centre = w16(c);
-    __m256i S = _mm256_add_epi16(_mm256_add_epi16(w16(m - 1), w16(m)), _mm256_add_epi16(w16(m + 1), w16(c - 1)));
-    S = _mm256_add_epi16(S, _mm256_add_epi16(_mm256_add_epi16(w16(c + 1), w16(p - 1)), _mm256_add_epi16(w16(p), w16(p + 1))));
-    S = _mm256_add_epi16(S, _mm256_slli_epi16(centre, 2));
-    S = _mm256_add_epi16(S, centre);
-    const __m256i deg = _mm256_mulhi_epu16(_mm256_add_epi16(S, six), magic);
+    __m256i centre;
+    const __m256i deg = smooth16(s, i, W, &centre);
     const __m256 dl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(deg)));
     const __m256 dh = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(deg, 1)));
     const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(centre)));
@@ -231,22 +237,14 @@ FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b,
   }
 }
 
-// Sharpness as simd::sharpness (the window sum in 16-bit lanes, SMOOTH = mulhi(S + 6, 5042)).
+// Sharpness as simd::sharpness, the blend in 16 float lanes.
 FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts16 k = blend_consts16(f);
-  const __m256i six = _mm256_set1_epi16(6), magic = _mm256_set1_epi16(5042);
   if (end - begin < 16) return begin;
   for (int64_t i = begin;; i += 16) {
     i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
-    const uint8_t* m = s + i - W;
-    const uint8_t* c = s + i;
-    const uint8_t* p = s + i + W;
-    const __m256i centre = w16(c);
-    __m256i S = _mm256_add_epi16(_mm256_add_epi16(w16(m - 1), w16(m)), _mm256_add_epi16(w16(m + 1), w16(c - 1)));
-    S = _mm256_add_epi16(S, _mm256_add_epi16(_mm256_add_epi16(w16(c + 1), w16(p - 1)), _mm256_add_epi16(w16(p), w16(p + 1))));
-    S = _mm256_add_epi16(S, _mm256_slli_epi16(centre, 2));
-    S = _mm256_add_epi16(S, centre);
-    const __m256i deg = _mm256_mulhi_epu16(_mm256_add_epi16(S, six), magic);
+    __m256i centre;
+    const __m256i deg = smooth16(s, i, W, &centre);
     store16(d + i, blend16(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(deg)),
                            _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(centre)), k));
     if (i + 16 == end) return end;

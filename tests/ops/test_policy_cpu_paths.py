@@ -57,13 +57,18 @@ def _bits(t):
     return t.contiguous().view(-1).view(torch.uint8)
 
 
-def _run(monkeypatch, path, x, p, fill=128):
+def _use(monkeypatch, path):
+    """Route the next calls to the engine or to the fast kernels at one level."""
     if path == "engine":
         monkeypatch.setenv("FASTAUG_POLICY_CPU_ENGINE", "1")
         monkeypatch.delenv("FASTAUG_CPU_CAPABILITY", raising=False)
     else:
         monkeypatch.delenv("FASTAUG_POLICY_CPU_ENGINE", raising=False)
         monkeypatch.setenv("FASTAUG_CPU_CAPABILITY", path)
+
+
+def _run(monkeypatch, path, x, p, fill=128):
+    _use(monkeypatch, path)
     return _raw(x, p, fill)
 
 
@@ -134,12 +139,7 @@ def test_float_edge_values_match_the_engine(level, dtype, monkeypatch):
 
 
 def _backward(monkeypatch, path, g, x, p):
-    if path == "engine":
-        monkeypatch.setenv("FASTAUG_POLICY_CPU_ENGINE", "1")
-        monkeypatch.delenv("FASTAUG_CPU_CAPABILITY", raising=False)
-    else:
-        monkeypatch.delenv("FASTAUG_POLICY_CPU_ENGINE", raising=False)
-        monkeypatch.setenv("FASTAUG_CPU_CAPABILITY", path)
+    _use(monkeypatch, path)
     return torch.ops.fastaug.apply_ops_backward(g, x, x, p["op"], p["magnitude"], p["sign"], p["partner"],
                                                 p["center"], 128, True)
 
