@@ -3,8 +3,8 @@
 // (policy_cpu_isa.h), or through the shared engine when FASTAUG_POLICY_CPU_ENGINE=1. Images are handed
 // to the threads in small chunks from a shared counter, so a batch of cheap and dear ops keeps every
 // thread busy; each image's result depends on nothing but its inputs, so the output is the same for
-// any number of threads. Backward: the same split and levels, the engine's step_backward except for
-// the geometric ops (a scatter, policy_cpu_fast.h).
+// any number of threads. Backward: the same split and levels, the fast paths of policy_cpu_fast.h
+// where an op has one, else the engine's step_backward.
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12 warns that the undefined pass-through operand of AVX-512 intrinsics (_mm512_cvtepu8_epi32 and
 // others) "may be used uninitialized" once they are inlined into a function with an optimize
@@ -119,7 +119,7 @@ void backward_images_engine(const BackwardArgs<T>& a, int64_t begin, int64_t end
 template <template <typename> class Args, typename T>
 using Images = void (*)(const Args<T>&, int64_t, int64_t, policy::cpu::Scratch<T>&);
 
-// run_images once per instruction-set level. flatten inlines the whole step (engine loops included)
+// run_images and backward_images once per instruction-set level. flatten inlines the whole step (engine loops included)
 // so that it is vectorised for the level (AVX-512 preferring 256-bit vectors: with 64 uint8 lanes a
 // 32- or 224-pixel row would leave up to 63 pixels to the scalar remainder; its byte tables are
 // hand-written 512-bit code); fp-contract=off because GCC fuses a product and a sum into
@@ -256,16 +256,27 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
     run_batch<BackwardArgs, scalar_t>(
         a, engine ? &backward_images_engine<scalar_t> : pick_backward_level<scalar_t>(isa), true);
     if (need_pairs_grad) {
-      // Partner m receives w_n g_n from every image n that paired with it, summed in order of n.
+      // Partner m receives w_n g_n from every image n that paired with it, summed in order of n: the
+      // images that paired with m listed in increasing n (a counting sort of their partners).
+      std::vector<int64_t> first(N + 1, 0), order;
+      std::vector<float> weight(N);
+      for (int64_t n = 0; n < N; ++n) {
+        const policy::Step st = policy::read_step(opp, magp, signp, partp, cenp, n, N);
+        weight[n] = st.op == kSamplePairing ? policy::pairing_weight(st.m) : -1.0f;
+        if (st.op == kSamplePairing) ++first[st.partner + 1];
+      }
+      for (int64_t m = 0; m < N; ++m) first[m + 1] += first[m];
+      order.resize(first[N]);
+      std::vector<int64_t> fill_at(first.begin(), first.end() - 1);
+      for (int64_t n = 0; n < N; ++n)
+        if (weight[n] >= 0.0f) order[fill_at[policy::read_step(opp, magp, signp, partp, cenp, n, N).partner]++] = n;
       scalar_t* gpp = gp.data_ptr<scalar_t>();
       at::parallel_for(0, N, grain_for(chw), [&](int64_t begin, int64_t end) {
         for (int64_t m = begin; m < end; ++m) {
           scalar_t* dst = gpp + m * chw;
-          for (int64_t n = 0; n < N; ++n) {
-            const policy::Step st = policy::read_step(opp, magp, signp, partp, cenp, n, N);
-            if (st.op != kSamplePairing || st.partner != m) continue;
-            const scalar_t w = static_cast<scalar_t>(policy::pairing_weight(st.m));
-            const scalar_t* g = gp_in + n * chw;
+          for (int64_t j = first[m]; j < first[m + 1]; ++j) {
+            const scalar_t w = static_cast<scalar_t>(weight[order[j]]);
+            const scalar_t* g = gp_in + order[j] * chw;
             for (int64_t i = 0; i < chw; ++i) dst[i] += w * g[i];
           }
         }

@@ -159,6 +159,27 @@ def test_backward_matches_the_engine(level, dtype, monkeypatch):
                 assert torch.equal(_bits(o), _bits(r)), f"grad of {name}, op {op_id} {tuple(x.shape)} {dtype} on {level}"
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_partner_gradient_is_the_ordered_sum(dtype):
+    """The partners' gradient: partner m gets w_n g_n of every image n that paired with it (SamplePairing,
+    w_n = 0.4 m_n in float32), summed in increasing n, bit for bit."""
+    N, C, H, W = 40, 3, 6, 5
+    g0 = torch.Generator().manual_seed(12)
+    x = torch.rand(N, C, H, W, generator=g0, dtype=dtype)
+    g = torch.randn(N, C, H, W, generator=g0, dtype=dtype)
+    ops = torch.where(torch.rand(N, 1, generator=g0) < 0.7, 15, 6)
+    p = _params(N, 1, H, W, 5, ops=ops)
+    p["partner"] = torch.randint(0, 6, (N, 1), generator=g0)  # many images share a partner
+    _, gp = torch.ops.fastaug.apply_ops_backward(g, x, x, p["op"], p["magnitude"], p["sign"], p["partner"],
+                                                 p["center"], 128, True)
+    ref = torch.zeros_like(x)
+    for n in range(N):
+        if int(ops[n, 0]) == 15:
+            w = (torch.tensor(0.4, dtype=torch.float32) * p["magnitude"][n, 0]).to(dtype)
+            ref[int(p["partner"][n, 0])] += w * g[n]
+    assert torch.equal(_bits(gp), _bits(ref))
+
+
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32], ids=["u8", "f32"])
 def test_output_does_not_depend_on_threads(dtype, monkeypatch):
     monkeypatch.delenv("FASTAUG_POLICY_CPU_ENGINE", raising=False)
