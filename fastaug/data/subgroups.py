@@ -24,7 +24,7 @@ from .base import ImageData
 from .mnist import MNIST_MEAN, MNIST_STD, mnist5k
 
 __all__ = ["GroupedImageData", "zigzag", "mnist_correlation", "subgroup_folder", "PATCHING_DATASETS",
-           "load_grouped_dataset"]
+           "load_grouped_dataset", "stratified_split"]
 
 PATCHING_DATASETS = ("mnist-correlation", "folder")
 _TEST_ZIGZAG_SEED = 1_000_003  # a stream no training seed of a plausible run uses
@@ -290,16 +290,18 @@ def _grouped(layout, classes, subgroups, size, grey, name):
                             mean=mean, std=std, subgroup=torch.tensor(subgroup), subgroups=subgroups)
 
 
-def _stratified_split(data, fraction, seed):
-    """(train, val) with ``round(fraction * n_g)`` (at least 1, at most n_g - 1) of every group held out."""
+def stratified_split(data, fraction, seed, what="a seeded validation split"):
+    """(train, val) GroupedImageData with ``round(fraction * n_g)`` (at least 1, at most n_g - 1) images of
+    every group g held out, drawn with ``seed``; ``what`` names the split in the error a group of one
+    image gets."""
     g = torch.Generator().manual_seed(int(seed))
     ids = data.group_ids
     held = torch.zeros(len(data), dtype=torch.bool)
     for group in range(data.num_groups):
         members = (ids == group).nonzero().squeeze(1)
         if members.numel() < 2:
-            raise ValueError(f"subgroup {data.group_names[group]} has {members.numel()} image(s); a seeded "
-                             f"validation split needs at least two per subgroup (or give a val/ folder)")
+            raise ValueError(f"subgroup {data.group_names[group]} has {members.numel()} image(s); {what} needs "
+                             f"at least two per subgroup")
         k = min(max(1, int(round(fraction * members.numel()))), members.numel() - 1)
         held[members[torch.randperm(members.numel(), generator=g)[:k]]] = True
     return data.subset((~held).nonzero().squeeze(1)), data.subset(held.nonzero().squeeze(1))
@@ -328,7 +330,7 @@ def subgroup_folder(data_dir, image_size=32, grey=False, val_fraction=0.2, seed=
     val_dir = next((os.path.join(root, d) for d in ("val", "test") if os.path.isdir(os.path.join(root, d))), None)
     if val_dir is None:
         data = _grouped(layout, classes, subgroups, int(image_size), grey, "folder")
-        return _stratified_split(data, val_fraction, seed)
+        return stratified_split(data, val_fraction, seed, what="a seeded test split (without a val/ folder)")
     val_layout = _scan(val_dir)
     if tuple(val_layout) != classes:
         raise ValueError(f"the classes of {val_dir} ({', '.join(val_layout)}) differ from those of {train_dir} "

@@ -26,7 +26,9 @@ from ..engine import Trainer
 from ..loop import Loop, optimizer_step
 from ..method import Method, TrainBatch
 from ..pipeline import Stage
-from .evaluation import group_accuracy, summarise_groups
+from ..rng import derive_seed
+from .evaluation import group_accuracy, summarise_groups, validation_summary
+from .grading import grade_translations, quality_flags, train_class_model, train_judge
 from .methods import build_patch_method, gather_batch, patch_method_class
 from .sampling import balanced_steps, group_balanced_batches
 from .translation import build_translation_parts, translate_all, translation_step, translations_figure
@@ -54,15 +56,16 @@ class TranslationStage(Stage):
     """Stage 1: train the translator (resumable), then precompute the translations of every training image.
 
     Args:
-        cfg: the resolved TranslationConfig; train: the training GroupedImageData; device;
+        cfg: the resolved TranslationConfig; train: the training GroupedImageData; held: the held-out
+            GroupedImageData the translations are graded on (:mod:`.grading`; None: not graded); device;
         checkpoint_every: steps between checkpoints (0: only at the end); progress: tqdm bar.
     """
 
     name, title, key = "translation", "stage 1 (subgroup translation)", "translation"
     distributed = False
 
-    def __init__(self, cfg, train, device, checkpoint_every=50, progress=True):
-        self.cfg, self.train, self.device = cfg, train, torch.device(device)
+    def __init__(self, cfg, train, held, device, checkpoint_every=50, progress=True):
+        self.cfg, self.train, self.held, self.device = cfg, train, held, torch.device(device)
         self.checkpoint_every, self.progress = checkpoint_every, progress
 
     def options(self):
@@ -86,7 +89,19 @@ class TranslationStage(Stage):
                      "subgroup": self.train.subgroup.cpu()}, os.path.join(folder, TRANSLATIONS_FILE))
         save_figure(translations_figure(self.train, translations), os.path.join(folder, "translations.png"))
         last = loop.history[-1] if loop.history else {}
-        return {"seconds": loop.seconds, **{k: v for k, v in last.items() if k != "step"}}
+        out = {"seconds": loop.seconds, **{k: v for k, v in last.items() if k != "step"}}
+        if self.held is not None and len(self.held) and cfg.grade_steps:
+            out["quality"] = self.grade(translator)
+        return out
+
+    def grade(self, translator):
+        """Train the graders on the training images and grade the translations of the held-out ones."""
+        seed, dev = derive_seed(self.cfg.gan_seed, "grading"), self.device
+        judge = train_judge(self.train, self.cfg.grade_steps, seed=seed, device=dev)
+        class_model = train_class_model(self.train, self.cfg.grade_steps, seed=seed, device=dev)
+        quality = grade_translations(translate_all(translator, self.held), self.held, judge, class_model)
+        quality["flags"] = quality_flags(quality)
+        return quality
 
 
 def load_translations(folder, train):
@@ -148,7 +163,11 @@ class PatchMethodAdapter(Method):
 
     def epoch_end(self, epoch, trainer):
         correct, total, _ = group_accuracy(trainer.module, trainer.test_data, self.eval_batch_size, trainer.device)
-        return {**summarise_groups(correct, total, trainer.test_data), **self.objective.epoch_metrics()}
+        out = {**summarise_groups(correct, total, trainer.test_data), **self.objective.epoch_metrics()}
+        if trainer.val_data is not None and len(trainer.val_data):
+            out.update(validation_summary(*group_accuracy(trainer.module, trainer.val_data, self.eval_batch_size,
+                                                          trainer.device), trainer.val_data))
+        return out
 
     def state_dict(self):
         return self.objective.state_dict()
@@ -180,13 +199,13 @@ class PatchedTrainingStage(Stage):
     distributed = False
     needs_translations = False
 
-    def __init__(self, method, seed, cfg, args, train, test):
+    def __init__(self, method, seed, cfg, args, train, val, test):
         self.method, self.seed, self.cfg = method, int(seed), cfg
         self.name = os.path.join(method, f"seed{self.seed}")
         self.key = f"{method}/seed{self.seed}"
         self.title = f"stage 2 ({method}, seed {self.seed})"
         self.loop_name = f"patch {method} seed{self.seed}"  # the checkpoint's name and the test kill hook's key
-        self.args, self.train, self.test = args, train, test
+        self.args, self.train, self.val, self.test = args, train, val, test
         self.summary = {}
         self.needs_translations = patch_method_class(method).uses_translations
 
@@ -203,7 +222,7 @@ class PatchedTrainingStage(Stage):
         # a stage killed earlier continues from its checkpoint; a fresh one starts (never "no checkpoint yet")
         args.resume = os.path.isfile(os.path.join(folder, "checkpoint.pt"))
         factory = lambda a, trainer: PatchMethodAdapter(a, trainer, self.method, self.cfg, translations)  # noqa: E731
-        trainer = PatchTrainer(args, method=factory, data=(self.train, None, self.test), loop_name=self.loop_name)
+        trainer = PatchTrainer(args, method=factory, data=(self.train, self.val, self.test), loop_name=self.loop_name)
         self.summary = trainer.fit()
         last = trainer.history[-1] if trainer.history else {}
         return {"seconds": self.summary.get("train_seconds", 0.0),

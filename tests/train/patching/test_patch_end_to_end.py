@@ -13,7 +13,7 @@ from fastaug.train.loop import KILL_ENV
 pytestmark = pytest.mark.slow
 
 TINY = ["--gan-steps", "6", "--gan-batch-size", "4", "--gan-width", "4", "--model", "lenet", "--epochs", "2",
-        "--batch-size", "400", "--no-progress", "--checkpoint-every", "3"]
+        "--batch-size", "400", "--no-progress", "--checkpoint-every", "3", "--grade-steps", "30"]
 
 
 def _patch(d, *extra, kill=None, check=True):
@@ -27,6 +27,10 @@ def _patch(d, *extra, kill=None, check=True):
     return out
 
 
+def translations_shape(d):
+    return tuple(torch.load(d / "translation" / "translations.pt", weights_only=True)["translations"].shape)
+
+
 def _weights(d, run):
     return torch.load(os.path.join(d, run, "checkpoint.pt"), map_location="cpu", weights_only=True)
 
@@ -34,7 +38,7 @@ def _weights(d, run):
 def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     methods = ["--methods", "erm,camel"]
     ref = tmp_path / "ref"
-    _patch(ref, *methods)
+    first = _patch(ref, *methods)
     for name in ("patch.json", "stages.json", "patching.md", "patching.csv", "patching.png", "saliency.png",
                  "translation/translations.png", "translation/translations.pt", "erm/seed0/metrics.jsonl",
                  "camel/seed0/summary.json"):
@@ -51,8 +55,21 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert len(last["dro_weights"]) == 4 and sum(last["dro_weights"]) == pytest.approx(1.0, abs=1e-4)
     table = (ref / "patching.md").read_text()
     assert "| erm |" in table and "| camel |" in table and "robust" in table
+    # the validation split: 20 % of every training group, its metrics in every epoch, the selected epoch
+    assert translations_shape(ref)[0] == 4000 - 800
+    assert set(last["val_group_acc"]) == set(groups) and last["val_robust_acc"] == min(last["val_group_acc"].values())
+    assert "## Selected epoch" in table and "## Last epoch" in table and (ref / "patching_selected.csv").is_file()
+    # stage 1 graded on the 800 held-out images; a flagged stage 1 is one warning line, the same flags
+    quality = json.loads((ref / "translation" / "stage.json").read_text())["metrics"]["quality"]
+    assert quality["held_out"] == 800 and len(quality["directions"]) == 4
+    assert sum(d["images"] for d in quality["directions"]) == 800
+    warnings = [line for line in first.stderr.splitlines() if "warning" in line]
+    assert quality["flags"]  # 6 steps of a width-4 CycleGAN do not translate
+    assert warnings == ["fastaug patch: warning: stage 1's translations look wrong: " + "; ".join(quality["flags"])
+                        + " (patching.md, translation/stage.json; try other --gan-steps / --gan-lr)"]
+    assert "## Stage 1: translation quality (800 held-out images)" in table and quality["flags"][0] in table
     translations = torch.load(ref / "translation" / "translations.pt", weights_only=True)["translations"]
-    assert translations.shape == (4000, 2, 1, 28, 28) and translations.dtype == torch.uint8
+    assert translations.shape == (3200, 2, 1, 28, 28) and translations.dtype == torch.uint8
 
     # SIGKILL inside stage 1, then inside stage 2 (camel, after its first checkpoint), each time --resume
     run = tmp_path / "killed"
@@ -63,6 +80,7 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert (run / "erm" / "seed0" / "stage.json").is_file()  # erm finished before camel was killed
     out = _patch(run, *methods, "--resume")
     assert "finished earlier, reused" in out.stdout
+    assert [line for line in out.stderr.splitlines() if "warning" in line] == warnings  # a reused stage 1 too
     assert torch.equal(torch.load(run / "translation" / "translations.pt", weights_only=True)["translations"],
                        translations)
     for r in ("erm/seed0", "camel/seed0"):
@@ -110,6 +128,6 @@ def test_folder_dataset_per_class_translation(tmp_path):
     gans = {k.split(".")[1] for k in state["translator"]}
     assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
     t = torch.load(out / "translation" / "translations.pt", weights_only=True)["translations"]
-    assert t.shape == (20, 2, 3, 16, 16)
-    header = (out / "patching.md").read_text().splitlines()[4]
+    assert t.shape == (16, 2, 3, 16, 16)  # 5 per subgroup, one of each held out for grading and selection
+    header = next(line for line in (out / "patching.md").read_text().splitlines() if line.startswith("| method |"))
     assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header
