@@ -172,10 +172,10 @@ def quality_flags(quality, thresholds=None):
             continue
         what = []
         if d["target"] < t["near_copy_target"]:
-            what.append(f"near-copy (judge puts {_pct(d['target'])} of F(x) in {d['to']}, "
+            what.append(f"near-copy (the judge puts only {_pct(d['target'])} of F(x) in {d['to']}, "
                         f"mean |F(x) - x| {d['change']:.3f})")
         if d["class_kept"] < t["class_kept"]:
-            what.append(f"changes the class ({_pct(d['class_kept'])} of F(x) keep {d['class']})")
+            what.append(f"changes the class (only {_pct(d['class_kept'])} of F(x) keep {d['class']})")
         if what:
             flags.append(f"{d['class']} {d['from']}->{d['to']}: {' and '.join(what)}")
     return flags

@@ -100,7 +100,7 @@ def test_metrics_by_hand_on_toy_translations():
     d = q["directions"][0]
     assert d["class_kept"] == 0.0
     flags = quality_flags(q, {"min_images": 1})
-    assert any(f.startswith("left plain->bar: ") and "changes the class (0 % of F(x) keep left)" in f for f in flags)
+    assert any(f.startswith("left plain->bar: ") and "changes the class (only 0 % of F(x) keep left)" in f for f in flags)
 
 
 def test_flags_thresholds_and_small_directions():
@@ -108,11 +108,11 @@ def test_flags_thresholds_and_small_directions():
          "change": 0.01}
     q = {"directions": [d, {**d, "from": "zigzag", "to": "clean", "images": THRESHOLDS["min_images"] - 1,
                             "target": 0.0}]}
-    assert quality_flags(q) == ["even clean->zigzag: near-copy (judge puts 49 % of F(x) in zigzag, "
+    assert quality_flags(q) == ["even clean->zigzag: near-copy (the judge puts only 49 % of F(x) in zigzag, "
                                 "mean |F(x) - x| 0.010)"]  # the 9-image direction is not flagged
     assert quality_flags({"directions": [{**d, "target": 0.5}]}) == []
     flag, = quality_flags({"directions": [{**d, "target": 0.9, "class_kept": THRESHOLDS["class_kept"] - 0.01}]})
-    assert flag.startswith("even clean->zigzag: changes the class (74 % of F(x) keep even)")
+    assert flag == "even clean->zigzag: changes the class (only 74 % of F(x) keep even)"
 
 
 def test_judge_and_class_model_learn_real_images():
