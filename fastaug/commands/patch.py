@@ -9,10 +9,10 @@ Examples:
 
 Outputs in --output-dir: translation/ (stage 1: checkpoint.pt, translations.pt, translations.png),
 <method>/seed<k>/ (each run: args.json, metrics.jsonl with per-subgroup test accuracy, checkpoint.pt,
-summary.json, curves.png), patching.md (Table 1 at the epoch selected on the validation split and at the
-last epoch, every seed, stage 1's graded translations), patching.csv (last epoch), patching_selected.csv,
-patching.png, saliency.png, stages.json. A stage 1 whose translations are near-copies or change the
-class prints one warning line.
+summary.json, curves.png, classifier.pt), patching.md (Table 1 at the epoch selected on the validation
+split and at the last epoch, every seed, stage 1's graded translations), patching.csv (last epoch),
+patching_selected.csv, patching.png, saliency.png, stages.json, args.json (``--config args.json`` reruns
+the comparison). A stage 1 whose translations are near-copies or change the class prints one warning line.
 """
 import argparse
 import dataclasses
@@ -117,10 +117,13 @@ def config_from_args(args):
 def run(args):
     from ..train.patching import run_patching
 
+    from . import write_args
+
     cfg = config_from_args(args)  # a bad option is a ValueError: cli.main prints its one sentence
     out = run_patching(cfg, args.output_dir, resume=args.resume, device=args.device,
                        checkpoint_every=args.checkpoint_every, progress=args.progress,
                        warn=lambda msg: print(f"fastaug patch: warning: {msg}", file=sys.stderr, flush=True))
+    write_args(args, args.output_dir)
     epoch = "selected epoch" if cfg.translation.val_fraction > 0 else "last epoch"
     print(f"robust accuracy ({epoch}): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())
           + f"; table in {os.path.join(args.output_dir, 'patching.md')}")

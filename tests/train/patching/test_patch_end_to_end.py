@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from fastaug.artifacts import load_artifact
 from fastaug.train.loop import KILL_ENV
 
 pytestmark = pytest.mark.slow
@@ -25,10 +26,6 @@ def _patch(d, *extra, kill=None, check=True):
     if check:
         assert out.returncode == 0, out.stdout + out.stderr
     return out
-
-
-def translations_shape(d):
-    return tuple(torch.load(d / "translation" / "translations.pt", weights_only=True)["translations"].shape)
 
 
 def _weights(d, run):
@@ -56,7 +53,6 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     table = (ref / "patching.md").read_text()
     assert "| erm |" in table and "| camel |" in table and "robust" in table
     # the validation split: 20 % of every training group, its metrics in every epoch, the selected epoch
-    assert translations_shape(ref)[0] == 4000 - 800
     assert set(last["val_group_acc"]) == set(groups) and last["val_robust_acc"] == min(last["val_group_acc"].values())
     assert "## Selected epoch" in table and "## Last epoch" in table and (ref / "patching_selected.csv").is_file()
     # stage 1 graded on the 800 held-out images; a flagged stage 1 is one warning line, the same flags
@@ -68,8 +64,13 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert warnings == ["fastaug patch: warning: stage 1's translations look wrong: " + "; ".join(quality["flags"])
                         + " (patching.md, translation/stage.json; try other --gan-steps / --gan-lr)"]
     assert "## Stage 1: translation quality (800 held-out images)" in table and quality["flags"][0] in table
-    translations = torch.load(ref / "translation" / "translations.pt", weights_only=True)["translations"]
+    art = load_artifact("patching-translations", ref / "translation" / "translations.pt")
+    translations = art.state["translations"]
     assert translations.shape == (3200, 2, 1, 28, 28) and translations.dtype == torch.uint8
+    assert art.meta["dataset"] == "mnist-correlation" and art.meta["options"]["gan_steps"] == 6
+    # each run hands its classifier on as an artifact: the checkpoint's final weights
+    camel = load_artifact("classifier", ref / "camel" / "seed0" / "classifier.pt").state["model"]
+    assert all(torch.equal(camel[k], v) for k, v in _weights(ref, "camel/seed0")["model"].items())
 
     # SIGKILL inside stage 1, then inside stage 2 (camel, after its first checkpoint), each time --resume
     run = tmp_path / "killed"
@@ -81,8 +82,8 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     out = _patch(run, *methods, "--resume")
     assert "finished earlier, reused" in out.stdout
     assert [line for line in out.stderr.splitlines() if "warning" in line] == warnings  # a reused stage 1 too
-    assert torch.equal(torch.load(run / "translation" / "translations.pt", weights_only=True)["translations"],
-                       translations)
+    assert torch.equal(load_artifact("patching-translations", run / "translation" / "translations.pt")
+                       .state["translations"], translations)
     for r in ("erm/seed0", "camel/seed0"):
         a, b = _weights(ref, r), _weights(run, r)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), r
@@ -127,7 +128,7 @@ def test_folder_dataset_per_class_translation(tmp_path):
     state = torch.load(out / "translation" / "checkpoint.pt", weights_only=True)
     gans = {k.split(".")[1] for k in state["translator"]}
     assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
-    t = torch.load(out / "translation" / "translations.pt", weights_only=True)["translations"]
+    t = load_artifact("patching-translations", out / "translation" / "translations.pt").state["translations"]
     assert t.shape == (16, 2, 3, 16, 16)  # 5 per subgroup, one of each held out for grading and selection
     header = next(line for line in (out / "patching.md").read_text().splitlines() if line.startswith("| method |"))
     assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header
