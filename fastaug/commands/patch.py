@@ -52,8 +52,9 @@ def add_arguments(p):
     g.add_argument("--grey", action="store_true", help="folder: load images as 1-channel")
     g.add_argument("--data-seed", type=int, default=t.data_seed, help="seed of the data's subgroups/zigzags (0)")
     g.add_argument("--val-fraction", type=float, default=t.val_fraction,
-                   help=f"share of every training group held out to grade stage 1 and select stage 2's epoch "
-                        f"({t.val_fraction}; 0: none, the last epoch and grading on the test split)")
+                   help=f"share of the training images held out to grade stage 1 and select stage 2's epoch "
+                        f"(mnist-correlation: of the digits, each then clean and zigzagged; folder: of every "
+                        f"group; {t.val_fraction}; 0: none, the last epoch, grading on the test split)")
     g = p.add_argument_group("stage 1: subgroup translation (CycleGAN)")
     g.add_argument("--translation", default=t.translation, choices=("auto", "per-class", "shared"),
                    help="one CycleGAN per class, or one shared by all classes (auto: shared on mnist-correlation, "

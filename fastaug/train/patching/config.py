@@ -32,7 +32,7 @@ class TranslationConfig:
     grey: bool = False
     data_seed: int = 0
     # held out of the training images, stratified by group: grades stage 1 and selects stage 2's epoch
-    val_fraction: float = 0.2
+    val_fraction: float = 0.1
     translation: str = "auto"  # auto: shared on mnist-correlation (the paper's MNIST), per class otherwise
     generator: str = "unet"
     gan_width: int = 16

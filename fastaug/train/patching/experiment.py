@@ -7,8 +7,9 @@ selected on the validation split), ``patching.png``, ``saliency.png``. Every sta
 folder and result comes from the pipeline (the saliency figure loads the ``classifier`` artifacts of
 the runs' results).
 
-The validation split (``--val-fraction``, seeded by ``--data-seed``) is held out of both stages:
-stage 1 grades its translations on it, stage 2 selects each run's epoch on it.
+The validation split (``--val-fraction`` of the training images, seeded by ``--data-seed``;
+:func:`~fastaug.data.subgroups.load_grouped_dataset`) is held out of both stages: stage 1 grades its
+translations on it, stage 2 selects each run's epoch on it.
 """
 import dataclasses
 import json
@@ -17,7 +18,7 @@ import sys
 
 import torch
 
-from ...data.subgroups import load_grouped_dataset, stratified_split
+from ...data.subgroups import load_grouped_dataset
 from ...figures import save_figure
 from ...models import load_classifier
 from ..args import default_args
@@ -85,11 +86,9 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
         raise run_exists(root, "a model patching comparison (patch.json)")
     dev = resolve_device(device)
     t = cfg.translation
-    train, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
-                                       image_size=t.image_size, grey=t.grey, seed=t.data_seed)
-    val = None
-    if t.val_fraction > 0:
-        train, val = stratified_split(train, t.val_fraction, t.data_seed, what="--val-fraction (0 turns it off)")
+    train, val, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
+                                            image_size=t.image_size, grey=t.grey, seed=t.data_seed,
+                                            val_fraction=t.val_fraction)
     os.makedirs(root, exist_ok=True)
     config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg

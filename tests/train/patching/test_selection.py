@@ -1,4 +1,4 @@
-"""Stage 2's validation metrics and the epoch selected on them; the stratified validation split."""
+"""Stage 2's validation metrics and the epoch selected on them; the stratified split of a folder dataset's groups."""
 import pytest
 import torch
 
@@ -47,7 +47,7 @@ def test_validation_summary_by_hand():
     assert v["val_worst_loss"] == pytest.approx(worst)
 
 
-def test_stratified_validation_split_of_mnist_correlation():
+def test_stratified_split_holds_out_a_share_of_every_group():
     train = mnist_correlation("train", 0.99, seed=0)
     rest, val = stratified_split(train, 0.2, seed=0)
     counts = train.group_counts()
