@@ -37,10 +37,10 @@ class TranslationConfig:
     generator: str = "unet"
     gan_width: int = 16
     gan_loss: str = "bce"
-    gan_steps: int = 400
+    gan_steps: int = 1200
     gan_batch_size: int = 25
     gan_augment: str = "none"  # the authors' CycleGAN trains on rotated, padded-and-cropped digits
-    gan_balance: str = "none"  # "class": each domain's batch holds every class equally (the authors' MNIST domains)
+    gan_balance: str = "class"  # each domain's batch holds every class equally (the authors' MNIST domains)
     # Adam 2e-4 for both (CycleGAN's and the paper's appendix): the authors' MNIST code's 1e-3 / 5e-5 left
     # the translations near-identity in 400 steps here (docs/model_patching.md)
     gan_lr: float = 2e-4

@@ -37,12 +37,13 @@ __all__ = ["THRESHOLDS", "GRADER_MODEL", "train_judge", "train_class_model", "ju
 #: The grader networks (the package's cheapest CNN; works from 16 px up).
 GRADER_MODEL = "lenet"
 
-#: When a direction is flagged (docs/model_patching.md, "Graded translations"):
-#: ``near_copy_target``: the judge puts fewer than this share of F(x) in the target subgroup (the
-#: translation does not change what the subgroup is about); ``class_kept``: the class model gives x's
-#: class to fewer than this share of F(x); ``min_images``: directions graded on fewer held-out images
-#: are reported but not flagged (a share over 3 images says little).
-THRESHOLDS = {"near_copy_target": 0.5, "class_kept": 0.75, "min_images": 10}
+#: When a direction is flagged (docs/model_patching.md, "Graded translations", measured there):
+#: ``near_copy_target``: the judge puts fewer than half of F(x) in the target subgroup (most F(x) still
+#: look like the source subgroup); ``class_kept``: the class model gives x's class to fewer than two
+#: thirds of F(x) (more than a third changed class; on real held-out images of the minority groups the
+#: class model itself is right 80-90 % of the time, so a faithful translation scores about that);
+#: ``min_images``: directions graded on fewer held-out images are reported but not flagged.
+THRESHOLDS = {"near_copy_target": 0.5, "class_kept": 2 / 3, "min_images": 10}
 
 
 def crop_padding(side):

@@ -111,8 +111,9 @@ def test_flags_thresholds_and_small_directions():
     assert quality_flags(q) == ["even clean->zigzag: near-copy (the judge puts only 49 % of F(x) in zigzag, "
                                 "mean |F(x) - x| 0.010)"]  # the 9-image direction is not flagged
     assert quality_flags({"directions": [{**d, "target": 0.5}]}) == []
-    flag, = quality_flags({"directions": [{**d, "target": 0.9, "class_kept": THRESHOLDS["class_kept"] - 0.01}]})
-    assert flag == "even clean->zigzag: changes the class (only 74 % of F(x) keep even)"
+    flag, = quality_flags({"directions": [{**d, "target": 0.9, "class_kept": 0.66}]})
+    assert flag == "even clean->zigzag: changes the class (only 66 % of F(x) keep even)"
+    assert quality_flags({"directions": [{**d, "target": 0.9, "class_kept": 0.67}]}) == []
 
 
 def test_judge_and_class_model_learn_real_images():
