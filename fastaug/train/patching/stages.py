@@ -17,6 +17,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import torch
 
@@ -92,9 +93,13 @@ class TranslationStage(Stage):
         save_figure(translations_figure(self.train, translations), os.path.join(folder, "translations.png"))
         last = loop.history[-1] if loop.history else {}
         metrics = {k: v for k, v in last.items() if k != "step"}
+        seconds = loop.seconds
         if self.held is not None and len(self.held) and cfg.grade_steps:
+            tick = time.perf_counter()
             metrics["quality"] = self.grade(translator)
-        return StageResult(artifacts={"translations": path}, seconds=loop.seconds, metrics=metrics)
+            metrics["grade_seconds"] = time.perf_counter() - tick
+            seconds += metrics["grade_seconds"]
+        return StageResult(artifacts={"translations": path}, seconds=seconds, metrics=metrics)
 
     def grade(self, translator):
         """Train the graders on the training images and grade the translations of the held-out ones."""
