@@ -9,12 +9,15 @@ Examples:
 
 Outputs in --output-dir: translation/ (stage 1: checkpoint.pt, translations.pt, translations.png),
 <method>/seed<k>/ (each run: args.json, metrics.jsonl with per-subgroup test accuracy, checkpoint.pt,
-summary.json, curves.png, classifier.pt), patching.md / patching.csv (Table 1), patching.png,
-saliency.png, stages.json, args.json (``--config args.json`` reruns the comparison).
+summary.json, curves.png, classifier.pt), patching.md (Table 1 at the epoch selected on the validation
+split and at the last epoch, every seed, stage 1's graded translations), patching.csv (last epoch),
+patching_selected.csv, patching.png, saliency.png, stages.json, args.json (``--config args.json`` reruns
+the comparison). A stage 1 whose translations are near-copies or change the class prints one warning line.
 """
 import argparse
 import dataclasses
 import os
+import sys
 
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]
 
@@ -36,6 +39,7 @@ def add_arguments(p):
     from ..models import MODELS
     from ..models.cyclegan import GENERATORS
     from ..train.patching import PATCH_METHODS, PatchConfig, TranslationConfig
+    from ..train.patching.translation import GAN_AUGMENTATIONS, GAN_BALANCES
 
     t, c = TranslationConfig(), PatchConfig()
     g = p.add_argument_group("data")
@@ -47,6 +51,10 @@ def add_arguments(p):
     g.add_argument("--image-size", type=int, default=t.image_size, help="folder: side images are resized to (32)")
     g.add_argument("--grey", action="store_true", help="folder: load images as 1-channel")
     g.add_argument("--data-seed", type=int, default=t.data_seed, help="seed of the data's subgroups/zigzags (0)")
+    g.add_argument("--val-fraction", type=float, default=t.val_fraction,
+                   help=f"share of the training images held out to grade stage 1 and select stage 2's epoch "
+                        f"(mnist-correlation: of the digits, each then clean and zigzagged; folder: of every "
+                        f"group; {t.val_fraction}; 0: none, the last epoch, grading on the test split)")
     g = p.add_argument_group("stage 1: subgroup translation (CycleGAN)")
     g.add_argument("--translation", default=t.translation, choices=("auto", "per-class", "shared"),
                    help="one CycleGAN per class, or one shared by all classes (auto: shared on mnist-correlation, "
@@ -56,12 +64,19 @@ def add_arguments(p):
     g.add_argument("--gan-loss", default=t.gan_loss, choices=("bce", "lsgan"), help="GAN loss (bce, the authors')")
     g.add_argument("--gan-steps", type=int, default=t.gan_steps, help=f"CycleGAN steps ({t.gan_steps})")
     g.add_argument("--gan-batch-size", type=int, default=t.gan_batch_size, help="images per domain per step (25)")
+    g.add_argument("--gan-augment", default=t.gan_augment, choices=GAN_AUGMENTATIONS,
+                   help=f"augmentation of the CycleGAN's training images ({t.gan_augment})")
+    g.add_argument("--gan-balance", default=t.gan_balance, choices=GAN_BALANCES,
+                   help=f"class: every class equally in each domain's batch ({t.gan_balance})")
     g.add_argument("--gan-lr", type=float, default=t.gan_lr, help="generators' Adam LR (2e-4)")
     g.add_argument("--disc-lr", type=float, default=t.disc_lr, help="discriminators' Adam LR (2e-4)")
     g.add_argument("--cycle-weight", type=float, default=t.cycle_weight, help="cycle loss weight (10)")
     g.add_argument("--identity-weight", type=float, default=t.identity_weight, help="identity loss weight (0.5)")
     g.add_argument("--pool-size", type=int, default=t.pool_size, help="replay pool of fakes (50)")
     g.add_argument("--gan-seed", type=int, default=t.gan_seed, help="seed of stage 1 (0)")
+    g.add_argument("--grade-steps", type=int, default=t.grade_steps,
+                   help=f"training steps of each grader of the translations (subgroup judge, class model; "
+                        f"{t.grade_steps}; 0: no grading)")
     g = p.add_argument_group("stage 2: patched training")
     g.add_argument("--methods", type=_csv(str), default=PATCH_METHODS,
                    help=f"comma-separated, of {','.join(PATCH_METHODS)} (default all)")
@@ -69,7 +84,8 @@ def add_arguments(p):
     g.add_argument("--model", default=c.model, choices=MODELS, help=f"classifier ({c.model})")
     g.add_argument("--epochs", type=int, default=c.epochs, help=f"epochs per method and seed ({c.epochs})")
     g.add_argument("-b", "--batch-size", type=int, default=c.batch_size, help="images per step (100 = 25 per group)")
-    g.add_argument("--lr", type=float, default=c.lr, help="SGD learning rate, constant (0.01)")
+    g.add_argument("--lr", type=float, default=c.lr, help=f"SGD learning rate ({c.lr})")
+    g.add_argument("--sched", default=c.sched, choices=("const", "cosine"), help=f"LR schedule ({c.sched})")
     g.add_argument("--momentum", type=float, default=c.momentum, help="SGD momentum (0.9)")
     g.add_argument("--wd", "--weight-decay", dest="weight_decay", type=float, default=c.weight_decay,
                    help="weight decay (5e-4)")
@@ -106,8 +122,10 @@ def run(args):
 
     cfg = config_from_args(args)  # a bad option is a ValueError: cli.main prints its one sentence
     out = run_patching(cfg, args.output_dir, resume=args.resume, device=args.device,
-                       checkpoint_every=args.checkpoint_every, progress=args.progress)
+                       checkpoint_every=args.checkpoint_every, progress=args.progress,
+                       warn=lambda msg: print(f"fastaug patch: warning: {msg}", file=sys.stderr, flush=True))
     write_args(args, args.output_dir)
-    print("robust accuracy: " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())
+    epoch = "selected epoch" if cfg.translation.val_fraction > 0 else "last epoch"
+    print(f"robust accuracy ({epoch}): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())
           + f"; table in {os.path.join(args.output_dir, 'patching.md')}")
     return 0

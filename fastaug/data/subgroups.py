@@ -24,10 +24,11 @@ from .base import ImageData
 from .mnist import MNIST_MEAN, MNIST_STD, mnist5k
 
 __all__ = ["GroupedImageData", "zigzag", "mnist_correlation", "subgroup_folder", "PATCHING_DATASETS",
-           "load_grouped_dataset"]
+           "load_grouped_dataset", "stratified_split"]
 
 PATCHING_DATASETS = ("mnist-correlation", "folder")
 _TEST_ZIGZAG_SEED = 1_000_003  # a stream no training seed of a plausible run uses
+_VAL_SEED = 2_000_003  # + the data seed: which training digits are held out for validation, and their zigzags
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
@@ -197,38 +198,65 @@ def _minority_mask(labels, correlation, generator):
     return mask
 
 
-def mnist_correlation(split="train", correlation=0.99, seed=0):
+def _held_out_digits(n, val_fraction, seed):
+    """(held, generator): the sorted indices of the round(val_fraction * n) training digits held out for
+    validation, and the generator (seeded by ``seed``) that drew them, which then draws their zigzags."""
+    g = torch.Generator().manual_seed(_VAL_SEED + int(seed))
+    k = int(round(float(val_fraction) * n))
+    return torch.randperm(n, generator=g)[:k].sort().values, g
+
+
+def mnist_correlation(split="train", correlation=0.99, seed=0, val_fraction=0.0):
     """MNIST-Correlation from MNIST-5k: class = parity, subgroup = clean (0) or zigzag (1).
 
-    Training split (MNIST-5k's 4,000 training digits): even digits are clean and odd digits
-    zigzagged, except exactly ``round((1 - correlation) * n_class)`` images of each class, drawn at
-    random, which take the other subgroup (P(Z = Y) = ``correlation``, the paper's 0.99 leaves ~20
-    minority images per class here). Test split (the fixed 1,000 test digits): every digit twice,
-    clean and zigzagged, so all four groups hold the same digits.
+    Training split (MNIST-5k's 4,000 training digits, less those held out for validation): even
+    digits are clean and odd digits zigzagged, except exactly ``round((1 - correlation) * n_class)``
+    images of each class, drawn at random, which take the other subgroup (P(Z = Y) = ``correlation``,
+    the paper's 0.99 leaves ~20 minority images per class here). Validation split ("val"):
+    ``round(val_fraction * 4000)`` training digits drawn with ``seed``, held out of "train", each
+    clean and zigzagged (a balanced split like the test split, so its worst group is measured on
+    hundreds of images, not the few minority images a stratified share of "train" would hold). Test
+    split (the fixed 1,000 test digits): every digit twice, clean and zigzagged, so all four groups
+    hold the same digits.
 
     Args:
-        split: "train" or "test".
+        split: "train", "val" or "test".
         correlation: P(subgroup = class) in training, in (0.5, 1].
-        seed: the seed of which training images are minority and of their zigzags. The test split's
-            zigzags are fixed (their own seed) whatever ``seed`` and ``correlation``, as MNIST-5k's
-            test digits are, so every run is scored on the same 2,000 images.
+        seed: the seed of which training images are minority and of their zigzags, and of the held-out
+            digits and theirs. The test split's zigzags are fixed (their own seed) whatever ``seed`` and
+            ``correlation``, as MNIST-5k's test digits are, so every run is scored on the same 2,000 images.
+        val_fraction: the share of the training digits held out for validation, in [0, 1) (0: none,
+            the training split is as it always was).
     """
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     correlation = float(correlation)
     if not 0.5 < correlation <= 1.0:
         raise ValueError(f"--correlation must be in (0.5, 1] (the share of each class in its majority subgroup), "
                          f"got {correlation}")
-    base = mnist5k(split)
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    base = mnist5k("test" if split == "test" else "train")
+    if split != "test":
+        held, g_val = _held_out_digits(len(base), val_fraction, seed)
+        if split == "val":
+            if held.numel() == 0:
+                raise ValueError("the validation split of mnist-correlation needs --val-fraction > 0")
+            base = base.subset(held)
+        elif held.numel():
+            keep = torch.ones(len(base), dtype=torch.bool)
+            keep[held] = False
+            base = base.subset(keep.nonzero().squeeze(1))
     parity = base.labels % 2
-    g = torch.Generator().manual_seed(int(seed) if split == "train" else _TEST_ZIGZAG_SEED)
     if split == "train":
+        g = torch.Generator().manual_seed(int(seed))
         zig = parity.bool() ^ _minority_mask(parity, correlation, g)  # odd -> zigzag unless minority
         images = base.images.clone()
         zidx = zig.nonzero().squeeze(1)
         images[zidx] = zigzag(base.images[zidx], g)
         labels, subgroup = parity, zig.long()
     else:
+        g = g_val if split == "val" else torch.Generator().manual_seed(_TEST_ZIGZAG_SEED)
         images = torch.cat([base.images, zigzag(base.images, g)])
         labels = torch.cat([parity, parity])
         subgroup = torch.cat([torch.zeros_like(parity), torch.ones_like(parity)])
@@ -290,16 +318,18 @@ def _grouped(layout, classes, subgroups, size, grey, name):
                             mean=mean, std=std, subgroup=torch.tensor(subgroup), subgroups=subgroups)
 
 
-def _stratified_split(data, fraction, seed):
-    """(train, val) with ``round(fraction * n_g)`` (at least 1, at most n_g - 1) of every group held out."""
+def stratified_split(data, fraction, seed, what="a seeded validation split"):
+    """(train, val) GroupedImageData with ``round(fraction * n_g)`` (at least 1, at most n_g - 1) images of
+    every group g held out, drawn with ``seed``; ``what`` names the split in the error a group of one
+    image gets."""
     g = torch.Generator().manual_seed(int(seed))
     ids = data.group_ids
     held = torch.zeros(len(data), dtype=torch.bool)
     for group in range(data.num_groups):
         members = (ids == group).nonzero().squeeze(1)
         if members.numel() < 2:
-            raise ValueError(f"subgroup {data.group_names[group]} has {members.numel()} image(s); a seeded "
-                             f"validation split needs at least two per subgroup (or give a val/ folder)")
+            raise ValueError(f"subgroup {data.group_names[group]} has {members.numel()} image(s); {what} needs "
+                             f"at least two per subgroup")
         k = min(max(1, int(round(fraction * members.numel()))), members.numel() - 1)
         held[members[torch.randperm(members.numel(), generator=g)[:k]]] = True
     return data.subset((~held).nonzero().squeeze(1)), data.subset(held.nonzero().squeeze(1))
@@ -328,7 +358,7 @@ def subgroup_folder(data_dir, image_size=32, grey=False, val_fraction=0.2, seed=
     val_dir = next((os.path.join(root, d) for d in ("val", "test") if os.path.isdir(os.path.join(root, d))), None)
     if val_dir is None:
         data = _grouped(layout, classes, subgroups, int(image_size), grey, "folder")
-        return _stratified_split(data, val_fraction, seed)
+        return stratified_split(data, val_fraction, seed, what="a seeded test split (without a val/ folder)")
     val_layout = _scan(val_dir)
     if tuple(val_layout) != classes:
         raise ValueError(f"the classes of {val_dir} ({', '.join(val_layout)}) differ from those of {train_dir} "
@@ -341,10 +371,22 @@ def subgroup_folder(data_dir, image_size=32, grey=False, val_fraction=0.2, seed=
             _grouped(val_layout, classes, subgroups, int(image_size), grey, "folder"))
 
 
-def load_grouped_dataset(name, *, data_dir=None, correlation=0.99, image_size=32, grey=False, seed=0):
-    """``(train, test)`` GroupedImageData of a patching dataset (one of :data:`PATCHING_DATASETS`)."""
+def load_grouped_dataset(name, *, data_dir=None, correlation=0.99, image_size=32, grey=False, seed=0, val_fraction=0.0):
+    """``(train, val, test)`` GroupedImageData of a patching dataset (one of :data:`PATCHING_DATASETS`).
+
+    ``val`` (None when ``val_fraction`` is 0) is held out of the training images: on
+    ``mnist-correlation`` that share of the training digits, each clean and zigzagged (balanced, see
+    :func:`mnist_correlation`); on ``folder`` that share of every (class, subgroup) group of ``train/``
+    (:func:`stratified_split`), both drawn with ``seed``.
+    """
     if name == "mnist-correlation":
-        return mnist_correlation("train", correlation, seed), mnist_correlation("test", correlation, seed)
+        val = mnist_correlation("val", correlation, seed, val_fraction) if val_fraction > 0 else None
+        return (mnist_correlation("train", correlation, seed, val_fraction), val,
+                mnist_correlation("test", correlation, seed))
     if name == "folder":
-        return subgroup_folder(data_dir, image_size, grey, seed=seed)
+        train, test = subgroup_folder(data_dir, image_size, grey, seed=seed)
+        if val_fraction <= 0:
+            return train, None, test
+        train, val = stratified_split(train, val_fraction, seed, what="--val-fraction (0 turns it off)")
+        return train, val, test
     raise ValueError(f"unknown patching dataset {name!r}; choose one of {', '.join(PATCHING_DATASETS)}")

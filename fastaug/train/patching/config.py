@@ -14,6 +14,7 @@ import dataclasses
 from ...data.subgroups import PATCHING_DATASETS
 from ...models.cyclegan import GENERATORS
 from .methods import PATCH_METHODS
+from .translation import GAN_AUGMENTATIONS, GAN_BALANCES
 
 __all__ = ["TranslationConfig", "PatchConfig", "TRANSLATIONS"]
 
@@ -30,12 +31,16 @@ class TranslationConfig:
     image_size: int = 32  # folder datasets only (MNIST stays 28 px)
     grey: bool = False
     data_seed: int = 0
+    # held out of the training images, stratified by group: grades stage 1 and selects stage 2's epoch
+    val_fraction: float = 0.1
     translation: str = "auto"  # auto: shared on mnist-correlation (the paper's MNIST), per class otherwise
     generator: str = "unet"
     gan_width: int = 16
     gan_loss: str = "bce"
-    gan_steps: int = 400
+    gan_steps: int = 1200
     gan_batch_size: int = 25
+    gan_augment: str = "none"  # the authors' CycleGAN trains on rotated, padded-and-cropped digits
+    gan_balance: str = "class"  # each domain's batch holds every class equally (the authors' MNIST domains)
     # Adam 2e-4 for both (CycleGAN's and the paper's appendix): the authors' MNIST code's 1e-3 / 5e-5 left
     # the translations near-identity in 400 steps here (docs/model_patching.md)
     gan_lr: float = 2e-4
@@ -44,6 +49,7 @@ class TranslationConfig:
     identity_weight: float = 0.5
     pool_size: int = 50
     gan_seed: int = 0
+    grade_steps: int = 400  # steps of each grader (subgroup judge, class model); 0: no grading
 
     def resolved(self):
         """A copy with ``auto``/``None`` defaults filled in for the dataset."""
@@ -62,6 +68,15 @@ class TranslationConfig:
                              f"got {self.correlation}")
         if self.translation not in TRANSLATIONS:
             raise ValueError(f"unknown --translation {self.translation!r}; choose from {', '.join(TRANSLATIONS)}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in [0, 1) (the share of each group held out for grading and "
+                             f"model selection), got {self.val_fraction}")
+        if self.gan_augment not in GAN_AUGMENTATIONS:
+            raise ValueError(f"unknown --gan-augment {self.gan_augment!r}; choose from {', '.join(GAN_AUGMENTATIONS)}")
+        if self.gan_balance not in GAN_BALANCES:
+            raise ValueError(f"unknown --gan-balance {self.gan_balance!r}; choose from {', '.join(GAN_BALANCES)}")
+        if self.grade_steps < 0:
+            raise ValueError(f"--grade-steps must be >= 0, got {self.grade_steps}")
         if self.generator not in GENERATORS:
             raise ValueError(f"unknown --generator {self.generator!r}; choose from {', '.join(GENERATORS)}")
         if self.gan_loss not in ("bce", "lsgan"):
@@ -87,7 +102,8 @@ class PatchConfig:
     model: str = "lenet"  # ours: the cheapest MNIST CNN of the package, so the default run takes CPU minutes
     epochs: int = 15  # ours (the paper: 200 on 20x the data)
     batch_size: int = 100  # 25 per group on four groups, as the paper
-    lr: float = 0.01  # SGD momentum 0.9, constant; the authors' 1e-3 learns little in 15 epochs of MNIST-5k
+    lr: float = 0.01  # SGD momentum 0.9; the authors' 1e-3 learns little in 15 epochs of MNIST-5k
+    sched: str = "const"  # the authors' constant rate, or "cosine"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     consistency_weight: float = 5.0  # lambda (the paper's MNIST)
@@ -110,6 +126,8 @@ class PatchConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.sched not in ("const", "cosine"):
+            raise ValueError(f"unknown --sched {self.sched!r}; choose 'const' or 'cosine'")
         if not self.lr > 0:
             raise ValueError(f"--lr must be > 0, got {self.lr}")
         for name in ("momentum", "weight_decay", "consistency_weight", "dro_step", "dro_adjustment"):

@@ -2,13 +2,19 @@
 
 Folder layout (``root``): ``patch.json`` (the configuration), ``translation/`` (stage 1),
 ``<method>/seed<k>/`` (one engine run each), ``stages.json`` (each stage's seconds), and the
-comparison: ``patching.md``, ``patching.csv``, ``patching.png``, ``saliency.png``. Every stage's
+comparison: ``patching.md``, ``patching.csv`` (last epoch), ``patching_selected.csv`` (the epoch
+selected on the validation split), ``patching.png``, ``saliency.png``. Every stage's
 folder and result comes from the pipeline (the saliency figure loads the ``classifier`` artifacts of
 the runs' results).
+
+The validation split (``--val-fraction`` of the training images, seeded by ``--data-seed``;
+:func:`~fastaug.data.subgroups.load_grouped_dataset`) is held out of both stages: stage 1 grades its
+translations on it, stage 2 selects each run's epoch on it.
 """
 import dataclasses
 import json
 import os
+import sys
 
 import torch
 
@@ -19,7 +25,9 @@ from ..args import default_args
 from ..checkpoint import atomic_write_text, run_exists
 from ..distributed import resolve_device
 from ..pipeline import Pipeline
-from .report import curves_figure, saliency_figure, write_table
+from .grading import THRESHOLDS
+from .report import curves_figure, quality_markdown, saliency_figure, table_csv, write_table
+from .selection import SELECTION_RULE, select_epoch
 from .stages import PatchedTrainingStage, TranslationStage, final_records
 
 __all__ = ["run_patching", "engine_args"]
@@ -30,7 +38,7 @@ def engine_args(cfg, device, checkpoint_every, progress):
     paper's MNIST setting); output folder, seed and method are set per stage."""
     return default_args(dataset=cfg.translation.dataset, model=cfg.model, epochs=cfg.epochs,
                         batch_size=cfg.batch_size, opt="sgd", lr=cfg.lr, momentum=cfg.momentum,
-                        wd=cfg.weight_decay, sched="const", crop_padding=0, cutout=0, fill=0, no_flip=True,
+                        wd=cfg.weight_decay, sched=cfg.sched, crop_padding=0, cutout=0, fill=0, no_flip=True,
                         device=str(device), eval_batch_size=cfg.eval_batch_size, progress=progress,
                         checkpoint_every=checkpoint_every)
 
@@ -59,35 +67,58 @@ def _saliency(root, cfg, train, test, device, results):
     return save_figure(saliency_figure(models, x, y, titles), os.path.join(root, "saliency.png"))
 
 
-def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True):
+def _warn(msg):
+    print(f"warning: {msg}", file=sys.stderr, flush=True)
+
+
+def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True, warn=_warn):
     """Run (or continue with ``resume``) the comparison of ``cfg`` (a validated, resolved PatchConfig) in ``root``.
 
-    Returns {"robust": {method: mean robust accuracy}, "results": the pipeline's {stage name: StageResult}}.
+    ``warn(sentence)`` receives the one warning line of a flagged stage 1 (:mod:`.grading`), on every
+    run, a reused stage 1 included.
+
+    Returns {"robust": {method: mean robust accuracy at the selected epoch (the last without a
+    validation split)}, "results": the pipeline's {stage name: StageResult}, "quality": stage 1's graded
+    translations (None when not graded)}.
     """
     config_path = os.path.join(root, "patch.json")
     if os.path.exists(config_path) and not resume:
         raise run_exists(root, "a model patching comparison (patch.json)")
     dev = resolve_device(device)
     t = cfg.translation
-    train, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
-                                       image_size=t.image_size, grey=t.grey, seed=t.data_seed)
+    train, val, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
+                                            image_size=t.image_size, grey=t.grey, seed=t.data_seed,
+                                            val_fraction=t.val_fraction)
     os.makedirs(root, exist_ok=True)
     config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg
         atomic_write_text(config_text, config_path)
     args = engine_args(cfg, dev, checkpoint_every, progress)
-    runs = [PatchedTrainingStage(m, s, cfg, args, train, test) for m in cfg.methods for s in cfg.seeds]
-    stages = ([TranslationStage(t, train, dev, checkpoint_every, progress)]
+    runs = [PatchedTrainingStage(m, s, cfg, args, train, val, test) for m in cfg.methods for s in cfg.seeds]
+    held = val if val is not None else test  # graded on images the CycleGANs never saw
+    stages = ([TranslationStage(t, train, held, dev, checkpoint_every, progress)]
               if any(r.needs for r in runs) else []) + runs
     pipeline = Pipeline(root, stages)
     results = pipeline.run()
     atomic_write_text(config_text, config_path)
 
     finals, histories = final_records({(r.method, r.seed): pipeline.folder(r) for r in runs})
-    md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds)
+    selected = {m: [select_epoch(h) for h in hs] for m, hs in histories.items()} if val is not None else None
+    md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds, selected=selected,
+                               selection_rule=SELECTION_RULE)
+    quality = results[TranslationStage.name].metrics.get("quality") if TranslationStage.name in results else None
+    if quality is not None:
+        md += "\n" + quality_markdown(quality, THRESHOLDS)
+        if quality["flags"]:
+            warn(f"stage 1's translations look wrong: {'; '.join(quality['flags'])} (patching.md, "
+                 f"translation/stage.json; try other --gan-steps / --gan-lr)")
     atomic_write_text(md, os.path.join(root, "patching.md"))
     atomic_write_text(csv_text, os.path.join(root, "patching.csv"))
+    if selected is not None:
+        atomic_write_text(table_csv(selected, test.group_names, test.classes),
+                          os.path.join(root, "patching_selected.csv"))
     save_figure(curves_figure(histories, t.dataset), os.path.join(root, "patching.png"))
     _saliency(root, cfg, train, test, dev, results)
-    robust = {m: sum(r["robust_acc"] for r in rs) / len(rs) for m, rs in finals.items()}
-    return {"robust": robust, "results": results}
+    chosen = selected if selected is not None else finals
+    robust = {m: sum(r["robust_acc"] for r in rs) / len(rs) for m, rs in chosen.items()}
+    return {"robust": robust, "results": results, "quality": quality}

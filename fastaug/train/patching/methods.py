@@ -22,7 +22,8 @@ dataset indices (:meth:`PatchMethod.make_batch`): ``batch.group`` holds each ima
 ``batch.extras`` its translations, ``"t"`` (K, B, C, H, W) float in [0, 1] (version k of x in
 subgroup k of its class: k = x's own subgroup is G(x), the others F(x)) and ``"t_group"`` (K, B) int64
 (the group each version belongs to). Every epoch ends with per-subgroup test accuracy in
-``metrics.jsonl`` (and the DRO weights of the robust methods, saved in every checkpoint).
+``metrics.jsonl`` (and the DRO weights of the robust methods, saved in every checkpoint), and with the
+validation split's metrics when the engine has one (``trainer.val_data``; :mod:`.selection`).
 """
 import torch
 import torch.nn.functional as F
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from ..group_dro import GroupDRO
 from ..losses import consistency_loss
 from ..method import Method, TrainBatch, required
-from .evaluation import group_accuracy, summarise_groups
+from .evaluation import group_accuracy, summarise_groups, validation_summary
 from .sampling import BalancedBatches
 from .translation import load_translations
 
@@ -94,7 +95,11 @@ class PatchMethod(Method):
 
     def epoch_end(self, epoch, trainer):
         correct, total, _ = group_accuracy(trainer.module, trainer.test_data, self.cfg.eval_batch_size, trainer.device)
-        return {**summarise_groups(correct, total, trainer.test_data), **self.epoch_metrics()}
+        out = {**summarise_groups(correct, total, trainer.test_data), **self.epoch_metrics()}
+        if trainer.val_data is not None and len(trainer.val_data):  # what the epoch is selected on (.selection)
+            out.update(validation_summary(*group_accuracy(trainer.module, trainer.val_data, self.cfg.eval_batch_size,
+                                                          trainer.device), trainer.val_data))
+        return out
 
     def epoch_metrics(self):
         """Extra per-epoch metrics (the DRO weights)."""

@@ -17,6 +17,7 @@
 import dataclasses
 import json
 import os
+import time
 
 import torch
 
@@ -26,6 +27,8 @@ from ..args import replace_args
 from ..engine import Trainer
 from ..loop import Loop
 from ..pipeline import Stage, StageResult
+from ..rng import derive_seed
+from .grading import grade_translations, quality_flags, train_class_model, train_judge
 from .methods import patch_method_class
 from .translation import (build_translation_parts, save_translations, translate_all, translation_step,
                           translations_figure)
@@ -52,18 +55,20 @@ class _PoolState:
 
 class TranslationStage(Stage):
     """Stage 1: train the translator (resumable), then precompute the translations of every training
-    image; its result is the ``translations`` artifact.
+    image; its result is the ``translations`` artifact, and its metrics hold the graded translations
+    (``quality``, :mod:`.grading`).
 
     Args:
-        cfg: the resolved TranslationConfig; train: the training GroupedImageData; device;
+        cfg: the resolved TranslationConfig; train: the training GroupedImageData; held: the held-out
+            GroupedImageData the translations are graded on (None: not graded); device;
         checkpoint_every: steps between checkpoints (0: only at the end); progress: tqdm bar.
     """
 
     name, title, key = "translation", "stage 1 (subgroup translation)", "translation"
     distributed = False
 
-    def __init__(self, cfg, train, device, checkpoint_every=50, progress=True):
-        self.cfg, self.train, self.device = cfg, train, torch.device(device)
+    def __init__(self, cfg, train, held, device, checkpoint_every=50, progress=True):
+        self.cfg, self.train, self.held, self.device = cfg, train, held, torch.device(device)
         self.checkpoint_every, self.progress = checkpoint_every, progress
 
     def options(self):
@@ -87,8 +92,23 @@ class TranslationStage(Stage):
                                  meta={"dataset": cfg.dataset, "options": self.options()})
         save_figure(translations_figure(self.train, translations), os.path.join(folder, "translations.png"))
         last = loop.history[-1] if loop.history else {}
-        return StageResult(artifacts={"translations": path}, seconds=loop.seconds,
-                           metrics={k: v for k, v in last.items() if k != "step"})
+        metrics = {k: v for k, v in last.items() if k != "step"}
+        seconds = loop.seconds
+        if self.held is not None and len(self.held) and cfg.grade_steps:
+            tick = time.perf_counter()
+            metrics["quality"] = self.grade(translator)
+            metrics["grade_seconds"] = time.perf_counter() - tick
+            seconds += metrics["grade_seconds"]
+        return StageResult(artifacts={"translations": path}, seconds=seconds, metrics=metrics)
+
+    def grade(self, translator):
+        """Train the graders on the training images and grade the translations of the held-out ones."""
+        seed, dev = derive_seed(self.cfg.gan_seed, "grading"), self.device
+        judge = train_judge(self.train, self.cfg.grade_steps, seed=seed, device=dev)
+        class_model = train_class_model(self.train, self.cfg.grade_steps, seed=seed, device=dev)
+        quality = grade_translations(translate_all(translator, self.held), self.held, judge, class_model)
+        quality["flags"] = quality_flags(quality)
+        return quality
 
 
 class PatchedTrainingStage(Stage):
@@ -97,18 +117,19 @@ class PatchedTrainingStage(Stage):
     Args:
         method: one of :data:`~.methods.PATCH_METHODS`; seed: the classifier's seed.
         cfg: the PatchConfig (the method's options); args: the engine arguments (``fastaug train``'s
-            namespace; its output_dir, seed and augment are set here); train, test: GroupedImageData.
+            namespace; its output_dir, seed and augment are set here); train, val (None: no validation
+            split), test: GroupedImageData.
     """
 
     distributed = False
 
-    def __init__(self, method, seed, cfg, args, train, test):
+    def __init__(self, method, seed, cfg, args, train, val, test):
         self.method, self.seed, self.cfg = method, int(seed), cfg
         self.name = os.path.join(method, f"seed{self.seed}")
         self.key = f"{method}/seed{self.seed}"
         self.title = f"stage 2 ({method}, seed {self.seed})"
         self.loop_name = f"patch {method} seed{self.seed}"  # the checkpoint's name and the test kill hook's key
-        self.args, self.train, self.test = args, train, test
+        self.args, self.train, self.val, self.test = args, train, val, test
         self.method_class = patch_method_class(method)
         self.needs = (TranslationStage.name,) if self.method_class.uses_translations else ()
         self.summary = {}
@@ -120,7 +141,7 @@ class PatchedTrainingStage(Stage):
         inputs = {"translations": inputs[TranslationStage.name].artifact("translations")} if self.needs else {}
         args = replace_args(self.args, output_dir=folder, seed=self.seed, augment=self.method)
         # a stage killed earlier continues from its checkpoint; a fresh one starts
-        trainer = Trainer(args, method=self.method_class, data=(self.train, None, self.test), loop_name=self.loop_name,
+        trainer = Trainer(args, method=self.method_class, data=(self.train, self.val, self.test), loop_name=self.loop_name,
                           options=self.cfg, inputs=inputs, resume="auto")
         self.summary = trainer.fit()
         path = save_classifier(trainer.module, args.model, os.path.join(folder, CLASSIFIER_FILE),

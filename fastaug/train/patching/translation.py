@@ -14,20 +14,28 @@ drawn from a torch.Generator seeded by (seed, s), so a resumed stage needs no sa
 subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on, handed on as a
 ``patching-translations`` artifact (:func:`save_translations`, :func:`load_translations`).
 """
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...artifacts import load_artifact, save_artifact
+from ...augment.standard import random_crop
 from ...figures import pyplot
 from ...models.cyclegan import CycleGAN, ImagePool
 from ..loop import optimizer_step
 from ..rng import derive_seed
+from .grading import crop_padding
+from .sampling import group_balanced_batches
 
 __all__ = ["Translator", "build_translation_parts", "translation_step", "translate_all", "translations_figure",
-           "save_translations", "load_translations", "KIND"]
+           "save_translations", "load_translations", "KIND", "augment_batch", "GAN_AUGMENTATIONS", "GAN_BALANCES"]
 
 #: The artifact kind of stage 1's translations.
 KIND = "patching-translations"
+GAN_AUGMENTATIONS = ("none", "pad-crop", "rotate-pad-crop")
+GAN_BALANCES = ("class", "none")
 
 
 class Translator(nn.Module):
@@ -77,9 +85,37 @@ def build_translation_parts(cfg, data, device):
     return translator, opts, pools
 
 
-def _step_batch(members, n, rng, images):
-    idx = members[torch.randint(members.numel(), (n,), generator=rng)]
+def _step_batch(members, n, rng, images, labels, balance):
+    """``n`` images of a domain (dataset indices ``members``), drawn with replacement; with ``balance``
+    == "class", the same number from each class present (the remainder to random classes)."""
+    if balance == "class":
+        classes = labels[members]
+        seed = int(torch.randint(2 ** 31, (), generator=rng))  # group_balanced_batches scales it by ~2^20
+        idx = members[group_balanced_batches(classes, int(classes.max()) + 1, n, 0, seed, steps=1)[0]]
+    else:
+        idx = members[torch.randint(members.numel(), (n,), generator=rng)]
     return images.index_select(0, idx.to(images.device)).float().div_(255.0)
+
+
+def augment_batch(x, kind, rng):
+    """Stage 1's training augmentation of a float batch (N, C, H, W) in [0, 1], drawn from ``rng``.
+
+    ``"none"``; ``"pad-crop"``: zero-pad by :func:`~.grading.crop_padding` (4 px at 28 px) and crop
+    back at a random offset (the authors' ``pad:crop``); ``"rotate-pad-crop"``: first a rotation by a
+    uniform angle in [-45, 45] degrees about the centre (bilinear, zeros outside; the authors' ``rotr``).
+    """
+    if kind == "none":
+        return x
+    if kind == "rotate-pad-crop":
+        angle = (torch.rand(x.shape[0], generator=rng) * 2 - 1) * (math.pi / 4)
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        zero = torch.zeros_like(angle)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    elif kind != "pad-crop":
+        raise ValueError(f"unknown stage-1 augmentation {kind!r}; choose from {', '.join(GAN_AUGMENTATIONS)}")
+    return random_crop(x, crop_padding(x.shape[-1]), generator=rng)
 
 
 def translation_step(translator, optimizers, pools, data, step, cfg):
@@ -96,8 +132,11 @@ def translation_step(translator, optimizers, pools, data, step, cfg):
         if dom_a.numel() == 0 or dom_b.numel() == 0:
             raise ValueError(f"a subgroup of {'the data' if key == 'shared' else data.classes[int(key)]} has no "
                              f"training image; stage 1 needs images in both subgroups")
-        a = _step_batch(dom_a, cfg.gan_batch_size, rng, data.images)
-        b = _step_batch(dom_b, cfg.gan_batch_size, rng, data.images)
+        labels = data.labels.cpu()
+        a = augment_batch(_step_batch(dom_a, cfg.gan_batch_size, rng, data.images, labels, cfg.gan_balance),
+                          cfg.gan_augment, rng)
+        b = augment_batch(_step_batch(dom_b, cfg.gan_batch_size, rng, data.images, labels, cfg.gan_balance),
+                          cfg.gan_augment, rng)
         losses = gan.generator_losses(a, b)
         optimizer_step(losses["total"], optimizers[f"{key}/g"])
         fake_a = pools[f"{key}/a"].query(losses["fake_a"])

@@ -14,7 +14,7 @@ from fastaug.train.loop import KILL_ENV
 pytestmark = pytest.mark.slow
 
 TINY = ["--gan-steps", "6", "--gan-batch-size", "4", "--gan-width", "4", "--model", "lenet", "--epochs", "2",
-        "--batch-size", "400", "--no-progress", "--checkpoint-every", "3"]
+        "--batch-size", "400", "--no-progress", "--checkpoint-every", "3", "--grade-steps", "30"]
 
 
 def _patch(d, *extra, kill=None, check=True):
@@ -35,7 +35,7 @@ def _weights(d, run):
 def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     methods = ["--methods", "erm,camel"]
     ref = tmp_path / "ref"
-    _patch(ref, *methods)
+    first = _patch(ref, *methods)
     for name in ("patch.json", "stages.json", "patching.md", "patching.csv", "patching.png", "saliency.png",
                  "translation/translations.png", "translation/translations.pt", "erm/seed0/metrics.jsonl",
                  "camel/seed0/summary.json"):
@@ -52,9 +52,22 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert len(last["dro_weights"]) == 4 and sum(last["dro_weights"]) == pytest.approx(1.0, abs=1e-4)
     table = (ref / "patching.md").read_text()
     assert "| erm |" in table and "| camel |" in table and "robust" in table
+    # the validation split (400 of the 4,000 training digits, each clean and zigzagged): its metrics in every
+    # epoch, the selected epoch
+    assert set(last["val_group_acc"]) == set(groups) and last["val_robust_acc"] == min(last["val_group_acc"].values())
+    assert "## Selected epoch" in table and "## Last epoch" in table and (ref / "patching_selected.csv").is_file()
+    # stage 1 graded on the 800 held-out images (~200 per direction); a flagged stage 1 is one warning line
+    quality = json.loads((ref / "translation" / "stage.json").read_text())["metrics"]["quality"]
+    assert quality["held_out"] == 800 and len(quality["directions"]) == 4
+    assert sum(d["images"] for d in quality["directions"]) == 800
+    warnings = [line for line in first.stderr.splitlines() if "warning" in line]
+    assert quality["flags"]  # 6 steps of a width-4 CycleGAN do not translate
+    assert warnings == ["fastaug patch: warning: stage 1's translations look wrong: " + "; ".join(quality["flags"])
+                        + " (patching.md, translation/stage.json; try other --gan-steps / --gan-lr)"]
+    assert "## Stage 1: translation quality (800 held-out images)" in table and quality["flags"][0] in table
     art = load_artifact("patching-translations", ref / "translation" / "translations.pt")
     translations = art.state["translations"]
-    assert translations.shape == (4000, 2, 1, 28, 28) and translations.dtype == torch.uint8
+    assert translations.shape == (3600, 2, 1, 28, 28) and translations.dtype == torch.uint8
     assert art.meta["dataset"] == "mnist-correlation" and art.meta["options"]["gan_steps"] == 6
     # each run hands its classifier on as an artifact: the checkpoint's final weights
     camel = load_artifact("classifier", ref / "camel" / "seed0" / "classifier.pt").state["model"]
@@ -69,6 +82,7 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert (run / "erm" / "seed0" / "stage.json").is_file()  # erm finished before camel was killed
     out = _patch(run, *methods, "--resume")
     assert "finished earlier, reused" in out.stdout
+    assert [line for line in out.stderr.splitlines() if "warning" in line] == warnings  # a reused stage 1 too
     assert torch.equal(load_artifact("patching-translations", run / "translation" / "translations.pt")
                        .state["translations"], translations)
     for r in ("erm/seed0", "camel/seed0"):
@@ -116,6 +130,6 @@ def test_folder_dataset_per_class_translation(tmp_path):
     gans = {k.split(".")[1] for k in state["translator"]}
     assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
     t = load_artifact("patching-translations", out / "translation" / "translations.pt").state["translations"]
-    assert t.shape == (20, 2, 3, 16, 16)
-    header = (out / "patching.md").read_text().splitlines()[4]
+    assert t.shape == (16, 2, 3, 16, 16)  # 5 per subgroup, one of each held out for grading and selection
+    header = next(line for line in (out / "patching.md").read_text().splitlines() if line.startswith("| method |"))
     assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header

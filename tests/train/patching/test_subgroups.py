@@ -50,6 +50,39 @@ def test_mnist_correlation_is_seeded(corr):
     assert half[1] == round(0.1 * int(half[:2].sum()))
 
 
+def test_mnist_correlation_balanced_validation_split(corr):
+    full, test = corr
+    base = mnist5k("train")
+    train, val, test2 = load_grouped_dataset("mnist-correlation", correlation=0.99, seed=3, val_fraction=0.1)
+    assert torch.equal(test2.images, test.images)  # the test split does not move
+    # 400 training digits held out, each clean (MNIST's untouched) then zigzagged: four balanced groups
+    assert len(train) == 3600 and len(val) == 800
+    clean = val.images[:400]
+    held = [int(i) for i in (base.images.flatten(1)[:, None, :] == clean.flatten(1)[None]).all(2).nonzero()[:, 0]]
+    assert len(set(held)) == 400
+    assert torch.equal(val.labels, torch.cat([base.labels[held] % 2] * 2))
+    assert val.subgroup.tolist() == [0] * 400 + [1] * 400
+    assert bool((val.images[400:] >= clean).all()) and not torch.equal(val.images[400:], clean)
+    n_even = int((val.labels[:400] == 0).sum())
+    assert val.group_counts().tolist() == [n_even, n_even, 400 - n_even, 400 - n_even]
+    # the rest is the training split, correlated as always: exactly 1 % of each class in its minority subgroup
+    rest = torch.ones(len(base), dtype=torch.bool)
+    rest[held] = False
+    assert torch.equal(train.labels, base.labels[rest] % 2)
+    counts = train.group_counts()
+    evens, odds = int(counts[:2].sum()), int(counts[2:].sum())
+    assert counts.tolist() == [evens - round(0.01 * evens), round(0.01 * evens), round(0.01 * odds),
+                               odds - round(0.01 * odds)]
+    # seeded: the same digits and zigzags again, others with another seed; none held out at 0
+    _, again, _ = load_grouped_dataset("mnist-correlation", correlation=0.99, seed=3, val_fraction=0.1)
+    assert torch.equal(again.images, val.images)
+    assert not torch.equal(mnist_correlation("val", 0.99, seed=4, val_fraction=0.1).images, val.images)
+    none_train, none_val, _ = load_grouped_dataset("mnist-correlation", correlation=0.99, seed=3)
+    assert none_val is None and torch.equal(none_train.images, full.images)
+    with pytest.raises(ValueError, match=r"--val-fraction must be in \[0, 1\)"):
+        mnist_correlation("val", 0.99, val_fraction=1.0)
+
+
 @pytest.mark.parametrize("bad", [0.5, 0.2, 1.01, float("nan")])
 def test_correlation_range(bad):
     with pytest.raises(ValueError, match=r"--correlation must be in \(0.5, 1\]"):
