@@ -1,179 +1,122 @@
-// CPU building blocks for the k x k replicate-padded box smoothing of parameter maps (see
-// box_filter.h for the definition) and for its adjoint, used by every family that smooths maps.
-#pragma once
+// CPU box smoothing of parameter maps (box_filter.h defines it) and its adjoint, one output row at a
+// time, for every family that smooths maps.
+//
+// Per-instruction-set code (see common/bilinear_row_cpu.h): plain loops the compiler vectorises for
+// each copy; additions in a fixed order, so every copy gives the same bits.
+//
+// Forward, row i of a smoothed map: the k rows clamp(i - lo) .. clamp(i + hi) summed (vertical), then
+// k shifted sums of that row with replicate border (horizontal), times 1/k^2. Each output row is
+// computed from the raw maps alone, so any block of rows can be smoothed on its own and the result does
+// not depend on how the rows are split among threads.
+// Adjoint (a gather, deterministic): the horizontal adjoint of each gradient row as it is produced,
+// then the vertical one from a ring of the last k such rows. A block of output rows [r0, r1) needs the
+// gradient rows [r0 - hi, r1 + lo): the few rows outside the block are recomputed by its caller (see
+// box_adjoint_rows), which keeps every block independent.
 
-#include <algorithm>
-#include <cstdint>
-#include <vector>
-
-#include "common/box_filter.h"
-#include "common/cpu_dispatch.h"
-
-namespace fastaug {
-
-// Horizontal box sums (unnormalised) of one row with replicate border. For the small windows the
-// seed uses, k vectorised passes beat a running sum, whose loop-carried dependency cannot vectorise,
-// and they add no cancellation error.
+// Smoothed row i of P maps (planes[p]: H x W). rows[p] receives the row: the raw row itself when k == 1,
+// else out + p * out_stride (W values). pad: scratch of W + k - 1 values.
 template <typename T>
-void box_sum_row(const T* p, int64_t W, int64_t k, T* r) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  std::fill(r, r + W, T(0));
-  for (int64_t d = -lo; d <= hi; ++d) {
-    // Pixels whose tap j + d falls left of, inside, or right of the row.
-    const int64_t in_begin = std::min(W, std::max<int64_t>(0, -d));
-    const int64_t in_end = std::max(in_begin, std::min(W, W - d));
-    for (int64_t j = 0; j < in_begin; ++j) r[j] += p[0];
-    for (int64_t j = in_begin; j < in_end; ++j) r[j] += p[j + d];
-    for (int64_t j = in_end; j < W; ++j) r[j] += p[W - 1];
-  }
-}
-
-// Horizontal box sums (unnormalised) of `rows` consecutive rows of width W stored contiguously:
-// k shifted adds over the rows as one flat array (long vectorised loops even for 32-pixel rows),
-// then the columns whose window leaves the row (where the flat shift wraps into the neighbouring
-// row) are recomputed with the replicate clamp. Same sums as box_sum_row on every row.
-template <typename T>
-FASTAUG_AVX2_CLONES void box_sum_rows(const T* p, int64_t rows, int64_t W, int64_t k, T* r) {
-  const int64_t lo = box_lo(k), hi = box_hi(k), n = rows * W;
-  // The first tap writes instead of adding: what it skips (f < lo) are left border columns,
-  // recomputed below, so no zero-fill pass is needed.
-  for (int64_t d = -lo; d <= hi; ++d) {
-    const int64_t f0 = std::max<int64_t>(0, -d), f1 = std::min(n, n - d);
-    const T* src = p + d;
-    if (d == -lo)
-      for (int64_t f = f0; f < f1; ++f) r[f] = src[f];
-    else
-      for (int64_t f = f0; f < f1; ++f) r[f] += src[f];
-  }
-  const int64_t left = std::min(W, lo), right = std::max(left, W - hi);  // exact columns [left, right)
-  for (int64_t i = 0; i < rows; ++i) {
-    const T* prow = p + i * W;
-    T* rrow = r + i * W;
-    for (int64_t j = 0; j < W; ++j) {
-      if (j == left) j = right;  // skip the interior
-      if (j >= W) break;
-      T acc = T(0);
-      for (int64_t d = -lo; d <= hi; ++d) acc += prow[clamp_index(j + d, W)];
-      rrow[j] = acc;
-    }
-  }
-}
-
-// Smoothed maps for rows [r0, r1) of P planes of one image: out[p * (r1 - r0) * W + (i - r0) * W + j].
-// planes[p] points at plane p (H x W, contiguous). `hsum` is scratch for horizontal sums of the
-// rows the vertical window touches; both vectors are resized as needed and reused across calls.
-// Both passes work on whole blocks of rows as flat arrays (see box_sum_rows).
-template <typename T>
-FASTAUG_AVX2_CLONES void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1,
-                 std::vector<T>& hsum, std::vector<T>& out) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  const int64_t h0 = std::max<int64_t>(0, r0 - lo), h1 = std::min(H, r1 + hi);  // rows touched
-  const int64_t nh = h1 - h0, nr = r1 - r0;
-  hsum.resize(nh * W);
-  out.resize(P * nr * W);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int p = 0; p < P; ++p) {
-    const T* src = planes[p];
-    T* o = out.data() + p * nr * W;
-    if (k == 1) {  // smoothing disabled: an exact copy
-      std::copy(src + r0 * W, src + r1 * W, o);
-      continue;
-    }
-    box_sum_rows(src + h0 * W, nh, W, k, hsum.data());
-    std::fill(o, o + nr * W, T(0));
-    for (int64_t d = -lo; d <= hi; ++d) {
-      // Output rows i in [r0, r1) read row clamp(i + d): unclamped for i in [a, b), flat.
-      // (Rows clamped to 0 only exist when h0 == 0, rows clamped to H - 1 only when h1 == H.)
-      const int64_t a = std::min(r1, std::max(r0, -d)), b = std::max(a, std::min(r1, H - d));
-      for (int64_t i = r0; i < a; ++i) {
-        const T* top = hsum.data() + (0 - h0) * W;
-        for (int64_t j = 0; j < W; ++j) o[(i - r0) * W + j] += top[j];
-      }
-      if (b > a) {
-        const T* s = hsum.data() + (a + d - h0) * W;
-        T* t = o + (a - r0) * W;
-        for (int64_t f = 0, n = (b - a) * W; f < n; ++f) t[f] += s[f];
-      }
-      for (int64_t i = b; i < r1; ++i) {
-        const T* bottom = hsum.data() + (H - 1 - h0) * W;
-        for (int64_t j = 0; j < W; ++j) o[(i - r0) * W + j] += bottom[j];
-      }
-    }
-    for (int64_t f = 0, n = nr * W; f < n; ++f) o[f] *= scale;
-  }
-}
-
-// Indices m in [0, L) where the adjoint of the replicate-padded box sum is not a plain window sum:
-// the clamped ends (m == 0, m == L - 1) and those whose window [m - hi, m + lo] leaves [0, L).
-inline void box_adjoint_borders(int64_t L, int64_t lo, int64_t hi, std::vector<int64_t>& out) {
-  out.clear();
-  for (int64_t m = 0; m < L; ++m)
-    if (m == 0 || m == L - 1 || m < hi || m > L - 1 - lo) out.push_back(m);
-}
-
-// Adjoint of the box filter for one (H, W) plane: g holds d(loss)/d(smoothed map), out receives
-// d(loss)/d(raw map). Away from the borders the adjoint of a replicate-padded box sum is a plain
-// window sum (offsets -hi .. lo), so each axis is done as k shifted adds over the whole plane as one
-// flat array (long vectorised loops even for 32-pixel rows); the few border rows / columns, where
-// the flat shift would wrap or the clamp piles weight on the edge, are then recomputed exactly from
-// box_adjoint_count. Fixed order of operations: deterministic. tmp: H * W scratch; out must not
-// alias g or tmp.
-template <typename T>
-FASTAUG_AVX2_CLONES void box_filter_adjoint(const T* g, int64_t H, int64_t W, int64_t k, T* tmp, T* out) {
-  const int64_t HW = H * W;
-  if (k == 1) {
-    std::copy(g, g + HW, out);
+void smooth_row(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t i, T* pad, T* out,
+                int64_t out_stride, const T** rows) {
+  if (k == 1) {  // smoothing disabled: the raw rows, exactly
+    for (int p = 0; p < P; ++p) rows[p] = planes[p] + i * W;
     return;
   }
   const int64_t lo = box_lo(k), hi = box_hi(k);
   const T scale = T(1) / static_cast<T>(k * k);
-  std::vector<int64_t> border;
-  // Columns (vertical adjoint): tmp row m = sum_i count(i, m) g row i. The first shift writes
-  // instead of adding; the rows it skips (m < hi) are border rows, recomputed below.
-  for (int64_t e = -hi; e <= lo; ++e) {
-    const int64_t m0 = std::max<int64_t>(0, -e), m1 = std::min(H, H - e);
-    if (m1 <= m0) continue;
-    const T* src = g + (m0 + e) * W;
-    T* dst = tmp + m0 * W;
-    if (e == -hi)
-      std::copy(src, src + (m1 - m0) * W, dst);
-    else
-      for (int64_t f = 0, n = (m1 - m0) * W; f < n; ++f) dst[f] += src[f];
-  }
-  box_adjoint_borders(H, lo, hi, border);
-  for (int64_t m : border) {
-    T* trow = tmp + m * W;
-    std::fill(trow, trow + W, T(0));
-    for (int64_t i = std::max<int64_t>(0, m - hi); i <= std::min(H - 1, m + lo); ++i) {
-      const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
-      const T* grow = g + i * W;
-      for (int64_t j = 0; j < W; ++j) trow[j] += cnt * grow[j];
+  T* v = pad + lo;  // v[-lo .. W - 1 + hi]
+  for (int p = 0; p < P; ++p) {
+    const T* first = planes[p] + clamp_index(i - lo, H) * W;
+    for (int64_t j = 0; j < W; ++j) v[j] = first[j];
+    for (int64_t d = -lo + 1; d <= hi; ++d) {
+      const T* r = planes[p] + clamp_index(i + d, H) * W;
+      for (int64_t j = 0; j < W; ++j) v[j] += r[j];
     }
-  }
-  // Rows (horizontal adjoint) over the plane as one flat array, then the border columns exactly.
-  // The first shift writes, the last one also applies 1/k^2; what they skip (f < hi, f >= HW - lo)
-  // are border columns, recomputed (and scaled) below. k > 1 here, so -hi != lo.
-  for (int64_t e = -hi; e <= lo; ++e) {
-    const int64_t f0 = std::max<int64_t>(0, -e), f1 = std::min(HW, HW - e);
-    const T* src = tmp + e;
-    if (e == -hi)
-      for (int64_t f = f0; f < f1; ++f) out[f] = src[f];
-    else if (e == lo)
-      for (int64_t f = f0; f < f1; ++f) out[f] = (out[f] + src[f]) * scale;
-    else
-      for (int64_t f = f0; f < f1; ++f) out[f] += src[f];
-  }
-  box_adjoint_borders(W, lo, hi, border);
-  for (int64_t r = 0; r < H; ++r) {
-    const T* trow = tmp + r * W;
-    T* orow = out + r * W;
-    for (int64_t m : border) {
-      T acc = T(0);
-      for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
-        acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * trow[j];
-      orow[m] = acc * scale;
-    }
+    for (int64_t e = 1; e <= lo; ++e) v[-e] = v[0];
+    for (int64_t e = 1; e <= hi; ++e) v[W - 1 + e] = v[W - 1];
+    T* o = out + p * out_stride;
+    for (int64_t j = 0; j < W; ++j) o[j] = v[j - lo];
+    for (int64_t e = -lo + 1; e < hi; ++e)
+      for (int64_t j = 0; j < W; ++j) o[j] += v[j + e];
+    for (int64_t j = 0; j < W; ++j) o[j] = (o[j] + v[j + hi]) * scale;
+    rows[p] = o;
   }
 }
 
-}  // namespace fastaug
+// Horizontal adjoint of the (unnormalised) box sum along one row: a[m] = sum_j count(j, m) g[j]. The
+// row is read from gpad[hi .. hi + W), with zeros in gpad[0, hi) and gpad[hi + W, hi + W + lo).
+template <typename T>
+void box_adjoint_row(const T* gpad, int64_t W, int64_t k, T* a) {
+  const int64_t lo = box_lo(k), hi = box_hi(k);
+  // Every column but the two ends: the plain window sum of g[m - hi .. m + lo] (zeros past the row).
+  for (int64_t m = 0; m < W; ++m) a[m] = gpad[m];
+  for (int64_t e = 1; e < k; ++e)
+    for (int64_t m = 0; m < W; ++m) a[m] += gpad[m + e];
+  // The ends also collect what the replicate border clamped onto them.
+  const T* g = gpad + hi;
+  for (const int64_t m : {int64_t(0), W - 1}) {
+    T acc = T(0);
+    for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
+      acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * g[j];
+    a[m] = acc;
+  }
+}
+
+// Scratch of box_adjoint_rows for P maps of width W and window k.
+template <typename T>
+struct BoxAdjointScratch {
+  std::vector<T> ring, gpad;
+  int64_t gstride = 0;
+  void resize(int P, int64_t W, int64_t k) {
+    gstride = W + k - 1;
+    ring.assign(static_cast<size_t>(k * P * W), T(0));
+    gpad.assign(static_cast<size_t>(P * gstride), T(0));  // the pads stay zero
+  }
+};
+
+// Rows [r0, r1) of d(loss)/d(raw map) of P maps (out[p]: H x W planes) from the gradients of the
+// smoothed maps: produce(i, G) writes row i of those gradients (G[p][0 .. W), nothing else) and is
+// called once per row of [max(0, r0 - hi), min(H, r1 + lo)), in order.
+template <typename T, typename Produce>
+void box_adjoint_rows(int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1, T* const* out,
+                      BoxAdjointScratch<T>& s, Produce&& produce) {
+  T* G[64];
+  if (k == 1) {  // no smoothing: the gradient rows are the answer
+    for (int64_t i = r0; i < r1; ++i) {
+      for (int p = 0; p < P; ++p) G[p] = out[p] + i * W;
+      produce(i, static_cast<T* const*>(G));
+    }
+    return;
+  }
+  const int64_t lo = box_lo(k), hi = box_hi(k);
+  const T scale = T(1) / static_cast<T>(k * k);
+  for (int p = 0; p < P; ++p) G[p] = s.gpad.data() + p * s.gstride + hi;
+  auto ring_row = [&](int64_t i, int p) { return s.ring.data() + ((i % k) * P + p) * W; };
+  int64_t next = std::max<int64_t>(0, r0 - hi);
+  for (int64_t m = r0; m < r1; ++m) {
+    for (; next <= std::min(H - 1, m + lo); ++next) {
+      produce(next, static_cast<T* const*>(G));
+      for (int p = 0; p < P; ++p) box_adjoint_row(s.gpad.data() + p * s.gstride, W, k, ring_row(next, p));
+    }
+    const int64_t i0 = std::max<int64_t>(0, m - hi), i1 = std::min(H - 1, m + lo);
+    for (int p = 0; p < P; ++p) {
+      T* o = out[p] + m * W;
+      if (m != 0 && m != H - 1) {  // every count is 1: the window sum
+        const T* a = ring_row(i0, p);
+        for (int64_t j = 0; j < W; ++j) o[j] = a[j];
+        for (int64_t i = i0 + 1; i <= i1; ++i) {
+          const T* b = ring_row(i, p);
+          for (int64_t j = 0; j < W; ++j) o[j] += b[j];
+        }
+      } else {  // the clamped first / last row
+        for (int64_t j = 0; j < W; ++j) o[j] = T(0);
+        for (int64_t i = i0; i <= i1; ++i) {
+          const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
+          const T* b = ring_row(i, p);
+          for (int64_t j = 0; j < W; ++j) o[j] += cnt * b[j];
+        }
+      }
+      for (int64_t j = 0; j < W; ++j) o[j] *= scale;
+    }
+  }
+}

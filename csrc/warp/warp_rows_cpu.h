@@ -1,0 +1,175 @@
+// The items (blocks of rows, common/cpu_kernels.h) of the flow warp family on CPU: `warp` and
+// `affine_flow_warp`, forward and backward.
+//
+// Per-instruction-set code (see common/bilinear_row_cpu.h). Each output row: its source coordinates
+// into a row buffer (warp: from the flow; affine_flow_warp: eq. 20 from the smoothed maps, smoothed
+// row by row), then every channel sampled, or in the backward the coordinate gradient (and the
+// scatter into the gradient for x) and from it the gradient of the flow / of the smoothed maps, which
+// the box filter's adjoint streams into the raw maps' gradient.
+
+// Row buffers of one task: `count` rows of a multiple of 16 values (see bilinear_row_cpu.h).
+template <typename T>
+struct RowBuffers {
+  std::vector<T> data;
+  int64_t stride;
+  RowBuffers(int count, int64_t W) : data(static_cast<size_t>(count * ((W + 15) / 16 * 16 + 16))),
+                                     stride((W + 15) / 16 * 16 + 16) {}
+  T* operator[](int r) { return data.data() + r * stride; }
+};
+
+// The item's rows [r0, r1) of image n.
+struct ItemRows {
+  int64_t n, r0, r1;
+  template <typename T>
+  ItemRows(const cpu::OpArgs<T>& a, int64_t item)
+      : n(item / a.blocks), r0((item % a.blocks) * a.rows), r1(std::min(a.H, r0 + a.rows)) {}
+};
+
+// The item's scatter target (null without a gradient for x), after zeroing its own rows of it.
+template <typename T>
+const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc) {
+  if (!a.gx) return nullptr;
+  const int64_t plane = a.H * a.W;
+  sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.C, a.H, a.W, it.r0, it.r1,
+                     a.blocks > 1 ? &a.side[item] : nullptr};
+  if (sc.side) sc.side->clear();
+  for (int64_t c = 0; c < a.C; ++c) std::fill(sc.gx + c * plane + it.r0 * a.W, sc.gx + c * plane + it.r1 * a.W, T(0));
+  return &sc;
+}
+
+// normalised_coordinate(j, W) for every column (the SIMD copies of eq20_coords_row read it).
+template <typename T>
+void fill_normalised_columns(int64_t W, T* ux) {
+  for (int64_t j = 0; j < W; ++j) ux[j] = normalised_coordinate<T>(j, W);
+}
+
+template <typename T>
+void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
+  RowBuffers<T> b(4, W);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    const T* fx = a.maps.map(it.n, 0, plane);
+    const T* fy = a.maps.map(it.n, 1, plane);
+    for (int64_t i = it.r0; i < it.r1; ++i) {
+      warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, b[0], b[1], b[2], b[3]);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+    }
+  }
+}
+
+template <typename T>
+void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
+  RowBuffers<T> b(6, W);
+  T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5];
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    RowScatter<T> sc_storage;
+    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
+    const T* fx = a.maps.map(it.n, 0, plane);
+    const T* fy = a.maps.map(it.n, 1, plane);
+    T* gfx = a.gmaps.map(it.n, 0, plane);
+    T* gfy = a.gmaps.map(it.n, 1, plane);
+    for (int64_t i = it.r0; i < it.r1; ++i) {
+      warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, ix, iy, mx, my);
+      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane, gix, giy, sc);
+      for (int64_t j = 0; j < W; ++j) gfx[i * W + j] = gix[j] * mx[j];
+      for (int64_t j = 0; j < W; ++j) gfy[i * W + j] = giy[j] * my[j];
+    }
+  }
+}
+
+// ---- affine_flow_warp -----------------------------------------------------------------------------
+
+// The six raw maps (w0..w3, b0, b1) of image n.
+template <typename T>
+void affine_planes(const cpu::OpArgs<T>& a, int64_t n, const T* planes[kSpatialParams]) {
+  for (int p = 0; p < kSpatialParams; ++p) planes[p] = a.maps.map(n, p, a.H * a.W);
+}
+
+template <typename T>
+void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
+  RowBuffers<T> b(5 + 1 + kSpatialParams, W + k);  // ix iy mx my ux, smoothing pad, smoothed rows
+  fill_normalised_columns(W, b[4]);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    const T* planes[kSpatialParams];
+    affine_planes(a, it.n, planes);
+    for (int64_t i = it.r0; i < it.r1; ++i) {
+      const T* sm[kSpatialParams];
+      smooth_row(planes, kSpatialParams, H, W, k, i, b[5], b[6], b.stride, sm);
+      eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+    }
+  }
+}
+
+// Row i of d(loss)/d(smoothed map) of the six spatial maps (G[0..5]) from the coordinate gradient
+// (gix, giy) and the padding derivatives (mx, my), by the adjoint of eq. 20.
+template <typename T>
+void eq20_param_grads_row(const T* gix, const T* giy, const T* mx, const T* my, const T* ux, int64_t i, int64_t H,
+                          int64_t W, T* const* G) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j) {
+    T g[kSpatialParams];
+    eq20_adjoint<T>(gix[j] * mx[j], giy[j] * my[j], ux[j], uy, g);
+    for (int p = 0; p < kSpatialParams; ++p) G[p][j] = g[p];
+  }
+}
+
+template <typename T>
+void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
+  RowBuffers<T> b(7 + 1 + kSpatialParams, W + k);  // ix iy mx my gix giy ux, pad, smoothed rows
+  T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
+  fill_normalised_columns(W, ux);
+  BoxAdjointScratch<T> box;
+  box.resize(kSpatialParams, W, k);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    RowScatter<T> sc_storage;
+    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
+    const T* planes[kSpatialParams];
+    affine_planes(a, it.n, planes);
+    T* out[kSpatialParams];
+    for (int p = 0; p < kSpatialParams; ++p) out[p] = a.gmaps.map(it.n, p, plane);
+    const T* xn = a.x + it.n * C * plane;
+    const T* gn = a.grad + it.n * C * plane;
+    box_adjoint_rows(kSpatialParams, H, W, k, it.r0, it.r1, out, box, [&](int64_t i, T* const* G) {
+      const T* sm[kSpatialParams];
+      smooth_row(planes, kSpatialParams, H, W, k, i, b[7], b[8], b.stride, sm);
+      eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
+      // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
+      grad_row(ix, iy, W, H, W, xn, C, gn + i * W, plane, gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
+      eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
+    });
+  }
+}
+
+// Second pass of a split scatter (common/cpu_kernels.h): for every item in [begin, end), the other
+// items' SideRows that land in its rows, added in item order.
+template <typename T>
+void add_side_rows(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t C = a.C, W = a.W, plane = a.H * a.W;
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows own(a, item);
+    T* gx = a.gx + own.n * C * plane;
+    for (int64_t other = own.n * a.blocks; other < (own.n + 1) * a.blocks; ++other) {
+      if (other == item) continue;
+      const ItemRows o(a, other);
+      const cpu::SideRows<T>& s = a.side[other];
+      auto add = [&](const T* rows, int64_t d, int64_t y) {
+        if (y < own.r0 || y >= own.r1) return;
+        for (int64_t c = 0; c < C; ++c) {
+          const T* src = rows + (d * C + c) * W;
+          T* dst = gx + c * plane + y * W;
+          for (int64_t j = 0; j < W; ++j) dst[j] += src[j];
+        }
+      };
+      for (int64_t d = 0; d < s.n_above; ++d) add(s.above.data(), d, o.r0 - 1 - d);
+      for (int64_t d = 0; d < s.n_below; ++d) add(s.below.data(), d, o.r1 + d);
+    }
+  }
+}
