@@ -14,18 +14,110 @@
 // Row buffers (coordinates and gradients) hold a multiple of 16 values, so vector code may read and
 // write whole vectors there; tensor rows are read and written with masks past their end.
 
-// Where an item's scatter lands: its own rows [r0, r1) of the image's gradient for x directly, other
-// rows in its SideRows (null when the item is the whole image).
+// Where an item's scatter lands: the image's gradient for x itself when the item is the whole image,
+// else the item's band (common/cpu_kernels.h). Corner offsets y * W + x are taken relative to the first
+// row held (shift()): base(c) + offset - shift() addresses row y of channel c.
 template <typename T>
 struct RowScatter {
-  T* gx;  // C planes of H * W
-  int64_t C, H, W, r0, r1;
-  cpu::SideRows<T>* side;
+  T* gx;  // the image's C planes of H * W
+  cpu::ScatterBand<T>* band;
+  int64_t C, H, W;
+  int64_t lo() const { return band ? band->wlo : 0; }
+  int64_t hi() const { return band ? band->whi : H; }
+  int64_t shift() const { return lo() * W; }
+  T* base(int64_t c) const { return band ? band->window(c, W) : gx + c * H * W; }
+  T* row(int64_t c, int64_t y) const { return base(c) + (y - lo()) * W; }  // y in [lo(), hi())
+  // Readies the rows touched by pixels whose corner 0 is on rows [y0_min, y0_max] (each with a valid
+  // corner, so y0 in [-1, H - 1]); true when they are all held, i.e. base(c) + offset works for them.
+  bool prepare(int64_t y0_min, int64_t y0_max) const {
+    if (!band) return true;
+    band->zero_rows(std::max<int64_t>(y0_min, 0), std::min(y0_max + 1, H - 1), C, W);
+    return y0_min >= (lo() == 0 ? -1 : lo()) && y0_max <= (hi() == H ? H - 1 : hi() - 2);
+  }
+  // Any row of the image (after prepare).
   T* at(int64_t c, int64_t y, int64_t xcol) const {
-    if (!side || (y >= r0 && y < r1)) return gx + (c * H + y) * W + xcol;
-    return side->row(y, c, r0, r1, C, W) + xcol;
+    if (band && (y < band->wlo || y >= band->whi)) return band->overflow_row(y, c, C, W) + xcol;
+    return row(c, y) + xcol;
   }
 };
+
+// The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
+// an element in this one order: output rows in order; each row in blocks of kScatterBlock pixels from
+// its start; within a block, for each channel, first the left corners (0, then 2) of every pixel in
+// order, then their right corners (1, then 3). Left-then-right keeps the pixels of a smooth flow, which
+// share corners with their neighbours, from chaining their additions through memory (pixel-major
+// order is up to 4x slower there).
+constexpr int kScatterBlock = 16;
+
+// One block's scatter: per pixel l < m, corner q's weight times gout (wg[q][1 + l]; wg[q][0] is padding
+// for the SIMD copies' shifted loads), corner 0's offset (relative, see RowScatter), column and row,
+// and validity.
+template <typename T>
+struct ScatterBlock {
+  alignas(64) T wg[4][1 + kScatterBlock + 15];
+  alignas(64) int32_t off[kScatterBlock], x0[kScatterBlock], y0[kScatterBlock];
+  uint32_t valid[4];  // bit l: corner valid at pixel l
+  int m;
+  bool all_valid;     // every corner of every pixel valid
+  bool held;          // every corner on a row RowScatter holds (base(c) + offset works)
+};
+
+// Readies the rows the block touches; sets b.held.
+template <typename T>
+void prepare_block(ScatterBlock<T>& b, const RowScatter<T>& sc) {
+  const uint32_t some = b.valid[0] | b.valid[1] | b.valid[2] | b.valid[3];
+  b.held = true;
+  if (!some || !sc.band) return;
+  int64_t y_min = sc.H, y_max = -1;
+  for (int l = 0; l < b.m; ++l)
+    if ((some >> l) & 1u) {
+      y_min = std::min<int64_t>(y_min, b.y0[l]);
+      y_max = std::max<int64_t>(y_max, b.y0[l]);
+    }
+  b.held = sc.prepare(y_min, y_max);
+}
+
+// Plane c's share of a block, in the order above, one addition at a time.
+template <typename T>
+void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc) {
+  const int64_t W = sc.W;
+  const T *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
+  if (!b.held) {  // a flow reaching past the band's window: row by row
+    for (int l = 0; l < b.m; ++l) {
+      if ((b.valid[0] >> l) & 1u) *sc.at(c, b.y0[l], b.x0[l]) += w0[l];
+      if ((b.valid[2] >> l) & 1u) *sc.at(c, b.y0[l] + 1, b.x0[l]) += w2[l];
+    }
+    for (int l = 0; l < b.m; ++l) {
+      if ((b.valid[1] >> l) & 1u) *sc.at(c, b.y0[l], b.x0[l] + 1) += w1[l];
+      if ((b.valid[3] >> l) & 1u) *sc.at(c, b.y0[l] + 1, b.x0[l] + 1) += w3[l];
+    }
+    return;
+  }
+  T* g = sc.base(c);
+  if (b.all_valid) {
+    for (int l = 0; l < b.m; ++l) {
+      T* p = g + b.off[l];
+      p[0] += w0[l];
+      p[W] += w2[l];
+    }
+    for (int l = 0; l < b.m; ++l) {
+      T* p = g + b.off[l];
+      p[1] += w1[l];
+      p[W + 1] += w3[l];
+    }
+    return;
+  }
+  for (int l = 0; l < b.m; ++l) {
+    T* p = g + b.off[l];
+    if ((b.valid[0] >> l) & 1u) p[0] += w0[l];
+    if ((b.valid[2] >> l) & 1u) p[W] += w2[l];
+  }
+  for (int l = 0; l < b.m; ++l) {
+    T* p = g + b.off[l];
+    if ((b.valid[1] >> l) & 1u) p[1] += w1[l];
+    if ((b.valid[3] >> l) & 1u) p[W + 1] += w3[l];
+  }
+}
 
 // ---- the default copy: per-pixel maths of sampling.h / affine_flow.h ------------------------------
 
@@ -67,31 +159,50 @@ void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const
 
 // gix[j], giy[j] = d(loss)/d(ix[j]), d(loss)/d(iy[j]) summed over the C channels, with gout the
 // gradient of the samples (channel stride gout_stride); with a RowScatter, also adds weight * gout into
-// the gradient for x at every valid corner (per plane: pixels in order, corners in order).
+// the gradient for x at every valid corner (in the order of kScatterBlock).
 template <typename T>
 void grad_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, const T* gout,
               int64_t gout_stride, T* gix, T* giy, const RowScatter<T>* sc) {
   const int64_t plane = H * W;
-  for (int64_t j = 0; j < n; ++j) {
-    const Corners<T> k = bilinear_corners(ix[j], iy[j], H, W);
-    // Corner 0's pixel (only used at valid corners, which exclude non-finite coordinates).
-    const bool some = k.valid[0] || k.valid[1] || k.valid[2] || k.valid[3];
-    const int64_t y0 = some ? static_cast<int64_t>(::floor(iy[j])) : 0;
-    const int64_t x0 = some ? static_cast<int64_t>(::floor(ix[j])) : 0;
-    T gxa = T(0), gya = T(0);
-    for (int64_t c = 0; c < C; ++c) {
-      T v[4], d_ix, d_iy;
-      corner_values(x + c * plane, k, v);
-      bilinear_coordinate_grad(k, v, &d_ix, &d_iy);
-      const T go = gout[c * gout_stride + j];
-      gxa += go * d_ix;
-      gya += go * d_iy;
-      if (sc)
-        for (int q = 0; q < 4; ++q)
-          if (k.valid[q]) *sc->at(c, y0 + (q >> 1), x0 + (q & 1)) += k.weight[q] * go;
+  ScatterBlock<T> b;
+  Corners<T> k[kScatterBlock];
+  for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
+    b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
+    b.all_valid = true;
+    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    for (int l = 0; l < b.m; ++l) {
+      k[l] = bilinear_corners(ix[j0 + l], iy[j0 + l], H, W);
+      const bool some = k[l].valid[0] || k[l].valid[1] || k[l].valid[2] || k[l].valid[3];
+      // Corner 0's pixel (only used at valid corners, which exclude non-finite coordinates).
+      b.y0[l] = some ? static_cast<int32_t>(::floor(iy[j0 + l])) : 0;
+      b.x0[l] = some ? static_cast<int32_t>(::floor(ix[j0 + l])) : 0;
+      b.off[l] = b.y0[l] * static_cast<int32_t>(W) + b.x0[l];
+      for (int q = 0; q < 4; ++q) {
+        b.valid[q] |= static_cast<uint32_t>(k[l].valid[q]) << l;
+        b.all_valid = b.all_valid && k[l].valid[q];
+      }
     }
-    gix[j] = gxa;
-    giy[j] = gya;
+    if (sc) {
+      prepare_block(b, *sc);
+      for (int l = 0; l < b.m; ++l) b.off[l] -= static_cast<int32_t>(sc->shift());
+    }
+    T gxa[kScatterBlock] = {}, gya[kScatterBlock] = {};
+    for (int64_t c = 0; c < C; ++c) {
+      for (int l = 0; l < b.m; ++l) {
+        T v[4], d_ix, d_iy;
+        corner_values(x + c * plane, k[l], v);
+        bilinear_coordinate_grad(k[l], v, &d_ix, &d_iy);
+        const T go = gout[c * gout_stride + j0 + l];
+        gxa[l] += go * d_ix;
+        gya[l] += go * d_iy;
+        for (int q = 0; q < 4; ++q) b.wg[q][1 + l] = k[l].weight[q] * go;
+      }
+      if (sc) scatter_block(b, c, *sc);
+    }
+    for (int l = 0; l < b.m; ++l) {
+      gix[j0 + l] = gxa[l];
+      giy[j0 + l] = gya[l];
+    }
   }
 }
 
@@ -215,13 +326,15 @@ inline void eq20_coords_row(const float* const* sm, const float* ux, int64_t i, 
 }
 
 // The four corners of kLanes sampling points (bilinear_corners of sampling.h, lane by lane). Lanes
-// past the row's end sample pixel (0, 0) and are never stored.
+// past the row's end (m <= lane) sample pixel (0, 0), are never stored, and have no valid corner.
 struct SimdTaps {
   vec::Vi offset, x0, y0;  // offset = y0 * W + x0 of corner 0
   vec::Mask valid[4];
   vec::Vf weight[4];
   vec::Vf tx, ty;
-  bool interior;  // every corner of every lane inside the image: pair gathers, no masks
+  int32_t base;     // lane 0's offset
+  bool interior;    // every corner of every lane inside the image: pair gathers, no masks
+  bool contiguous;  // ... and the lanes' corners on one row pair, consecutive columns: plain loads
 };
 
 inline SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
@@ -244,12 +357,15 @@ inline SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
   const Vi wi = set1i(static_cast<int32_t>(W)), hi = set1i(static_cast<int32_t>(H));
   const Mask vx0 = gt(t.x0, set1i(-1)) & gt(wi, t.x0), vx1 = gt(t.x0, set1i(-2)) & gt(wi - set1i(1), t.x0);
   const Mask vy0 = gt(t.y0, set1i(-1)) & gt(hi, t.y0), vy1 = gt(t.y0, set1i(-2)) & gt(hi - set1i(1), t.y0);
-  t.valid[0] = vy0 & vx0;
-  t.valid[1] = vy0 & vx1;
-  t.valid[2] = vy1 & vx0;
-  t.valid[3] = vy1 & vx1;
-  t.interior = all(t.valid[0] & t.valid[3]);
+  t.interior = all(vy0 & vy1 & vx0 & vx1);
+  t.valid[0] = vy0 & vx0 & active;
+  t.valid[1] = vy0 & vx1 & active;
+  t.valid[2] = vy1 & vx0 & active;
+  t.valid[3] = vy1 & vx1 & active;
   t.offset = t.y0 * wi + t.x0;
+  t.base = first(t.offset);
+  t.contiguous = t.interior && all_of(eq(t.offset, broadcast_first(t.offset) + iota_i()) &
+                                      eq(t.y0, broadcast_first(t.y0)), active);
   const Vf ux = set1(1.f) - t.tx, uy = set1(1.f) - t.ty;
   t.weight[0] = ux * uy;
   t.weight[1] = t.tx * uy;
@@ -258,9 +374,17 @@ inline SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
   return t;
 }
 
-// The four corner values of plane xc, 0 at invalid corners.
-inline void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, vec::Vf v[4]) {
+// The four corner values of plane xc for the first m lanes, 0 at invalid corners.
+inline void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf v[4]) {
   using namespace vec;
+  if (t.contiguous) {  // consecutive pixels of two rows: plain (masked) loads
+    const float* p = xc + t.base;
+    v[0] = simd_load_row(p, m);
+    v[1] = simd_load_row(p + 1, m);
+    v[2] = simd_load_row(p + W, m);
+    v[3] = simd_load_row(p + W + 1, m);
+    return;
+  }
   const Vi down = set1i(static_cast<int32_t>(W));
   if (t.interior) {
     gather_pairs(xc, t.offset, &v[0], &v[1]);
@@ -283,74 +407,90 @@ inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, i
     const SimdTaps t = simd_taps(loadu(ix + j), loadu(iy + j), m, H, W);
     for (int64_t c = 0; c < C; ++c) {
       Vf v[4];
-      simd_corner_values(t, x + c * plane, W, v);
+      simd_corner_values(t, x + c * plane, W, m, v);
       const Vf acc = zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
       simd_store_row(out + c * out_stride + j, acc, m);
     }
   }
 }
 
-// The scatter of one block of lanes into plane c: per lane in order, corners in order (as the default
-// copy does per pixel), straight into the plane when every touched row is the item's own.
-inline void simd_scatter(const SimdTaps& t, vec::Vf go, int m, int64_t c, const RowScatter<float>& sc) {
+// scatter_block for a block whose corners lie on one row pair at consecutive columns:
+// the same additions, a vector at a time. Column x0 + l gets the left corner of pixel l, then the right
+// corner of pixel l - 1 (the vector of right corners loaded one lane back), as in the scalar order.
+inline void simd_scatter_contiguous(const ScatterBlock<float>& b, float* g, int64_t W) {
   using namespace vec;
-  alignas(64) float wg[4][kLanes];
-  alignas(64) int32_t off[kLanes];
-  unsigned bits[4];
-  for (int q = 0; q < 4; ++q) {
-    storeu(wg[q], t.weight[q] * go);
-    bits[q] = mask_bits(t.valid[q]);
-  }
-  const int64_t W = sc.W;
-  const Vi r0 = set1i(static_cast<int32_t>(sc.r0)), r1 = set1i(static_cast<int32_t>(sc.r1));
-  const bool own = !sc.side || all_of(gt(t.y0, r0 - set1i(1)) & gt(r1 - set1i(1), t.y0), first_n(m));
-  if (own) {
-    storeu_i(off, t.offset);
-    float* g = sc.gx + c * sc.H * W;
-    const int64_t d[4] = {0, 1, W, W + 1};
-    if (t.interior) {
-      for (int l = 0; l < m; ++l) {
-        float* p = g + off[l];
-        for (int q = 0; q < 4; ++q) p[d[q]] += wg[q][l];
-      }
-    } else {
-      for (int l = 0; l < m; ++l) {
-        float* p = g + off[l];
-        for (int q = 0; q < 4; ++q)
-          if ((bits[q] >> l) & 1u) p[d[q]] += wg[q][l];
-      }
+  for (int r = 0; r < 2; ++r) {
+    float* p = g + b.off[0] + r * W;
+    const float *left = b.wg[2 * r] + 1, *right = b.wg[2 * r + 1] + 1;
+    for (int s = 0; s * kLanes < b.m; ++s) {
+      const int ms = std::min(kLanes, b.m - s * kLanes);
+      const Mask shifted = s == 0 ? andnot(first_n(1), first_n(ms)) : first_n(ms);
+      Vf acc = simd_load_row(p + s * kLanes, ms) + loadu(left + s * kLanes);
+      acc = select(shifted, acc + loadu(right + s * kLanes - 1), acc);
+      simd_store_row(p + s * kLanes, acc, ms);
     }
-    return;
+    p[b.m] += right[b.m - 1];
   }
-  alignas(64) int32_t xs[kLanes], ys[kLanes];
-  storeu_i(xs, t.x0);
-  storeu_i(ys, t.y0);
-  for (int l = 0; l < m; ++l)
-    for (int q = 0; q < 4; ++q)
-      if ((bits[q] >> l) & 1u) *sc.at(c, ys[l] + (q >> 1), xs[l] + (q & 1)) += wg[q][l];
 }
 
 inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
                      const float* gout, int64_t gout_stride, float* gix, float* giy, const RowScatter<float>* sc) {
   using namespace vec;
+  constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
   const int64_t plane = H * W;
-  for (int64_t j = 0; j < n; j += kLanes) {
-    const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
-    const SimdTaps t = simd_taps(loadu(ix + j), loadu(iy + j), m, H, W);
-    const Vf utx = set1(1.f) - t.tx, uty = set1(1.f) - t.ty;
-    Vf gxa = zero(), gya = zero();
-    for (int64_t c = 0; c < C; ++c) {
-      Vf v[4];
-      simd_corner_values(t, x + c * plane, W, v);
-      const Vf d_ix = (v[1] - v[0]) * uty + (v[3] - v[2]) * t.ty;
-      const Vf d_iy = (v[2] - v[0]) * utx + (v[3] - v[1]) * t.tx;
-      const Vf go = simd_load_row(gout + c * gout_stride + j, m);
-      gxa = gxa + go * d_ix;
-      gya = gya + go * d_iy;
-      if (sc) simd_scatter(t, go, m, c, *sc);
+  ScatterBlock<float> b;
+  for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
+    b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
+    SimdTaps t[S];
+    int ms[S];
+    bool contiguous = true;
+    b.all_valid = true;
+    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    for (int s = 0; s < S; ++s) {
+      ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
+      if (!ms[s]) continue;
+      t[s] = simd_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W);
+      if (!sc) continue;
+      for (int q = 0; q < 4; ++q) b.valid[q] |= mask_bits(t[s].valid[q]) << (s * kLanes);
+      b.all_valid = b.all_valid && t[s].interior;
+      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
+      storeu_i(b.x0 + s * kLanes, t[s].x0);
+      storeu_i(b.y0 + s * kLanes, t[s].y0);
     }
-    storeu(gix + j, gxa);
-    storeu(giy + j, gya);
+    if (sc) {
+      prepare_block(b, *sc);
+      const Vi shift = set1i(static_cast<int32_t>(sc->shift()));
+      for (int s = 0; s < S; ++s)
+        if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
+    }
+    Vf gxa[S], gya[S];
+    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = zero();
+    for (int64_t c = 0; c < C; ++c) {
+      for (int s = 0; s < S; ++s) {
+        if (!ms[s]) continue;
+        Vf v[4];
+        simd_corner_values(t[s], x + c * plane, W, ms[s], v);
+        const Vf utx = set1(1.f) - t[s].tx, uty = set1(1.f) - t[s].ty;
+        const Vf d_ix = (v[1] - v[0]) * uty + (v[3] - v[2]) * t[s].ty;
+        const Vf d_iy = (v[2] - v[0]) * utx + (v[3] - v[1]) * t[s].tx;
+        const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+        gxa[s] = gxa[s] + go * d_ix;
+        gya[s] = gya[s] + go * d_iy;
+        if (sc)
+          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
+      }
+      if (!sc) continue;
+      // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
+      if (contiguous && b.held && W > kScatterBlock)
+        simd_scatter_contiguous(b, sc->base(c), W);
+      else
+        scatter_block(b, c, *sc);
+    }
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
+      storeu(gix + j0 + s * kLanes, gxa[s]);
+      storeu(giy + j0 + s * kLanes, gya[s]);
+    }
   }
 }
 #endif  // FASTAUG_ISA_SIMD

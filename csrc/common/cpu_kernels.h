@@ -13,12 +13,15 @@
 // Work split: an op's work is a list of items, each a block of `rows` consecutive rows of one image
 // (`blocks` items per image). The split is a function of the shape alone (cpu_parallel.h), never of the
 // thread count: the gradient for x is a scatter whose sums depend on it. Each item owns its rows of
-// that gradient and adds into them directly; what it scatters into other rows goes to its SideRows,
-// which a second pass adds in item order. Results are therefore bit-identical for every thread count.
+// that gradient; it scatters into a private band of rows around them (ScatterBand), copies its own rows
+// out, and a second pass adds the other rows of every band to their owners in item order. Results are therefore
+// bit-identical for every thread count.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <vector>
 
 #include "common/cpu_dispatch.h"
@@ -37,18 +40,46 @@ struct MapSet {
   }
 };
 
-// What one item scatters into the gradient for x outside its own rows [r0, r1): rows above it
-// (row r0 - 1 - d at above[d * C * W ...]) and below it (row r1 + d at below[d * C * W ...]), C planes
-// of W per row, grown (zero-filled) as far as the flow reaches.
+// What one item scatters into the gradient for x when its image is split into several items. Rows near
+// its own are held in a window [wlo, whi) (its rows plus `margin` on each side; row y of channel c at
+// data[(c * (whi - wlo) + y - wlo) * W]), addressed like the image itself and zeroed as far as the flow
+// reaches ([lo, hi)); rows past the window (a flow reaching further than the margin) in lists grown on
+// demand (above[(d * C + c) * W ...] is row wlo - 1 - d, below[...] row whi + d). The item copies its
+// own rows to the gradient; the others are added by a second pass.
 template <typename T>
-struct SideRows {
+struct ScatterBand {
+  std::unique_ptr<T[]> data;
+  int64_t wlo = 0, whi = 0, lo = 0, hi = 0;
   std::vector<T> above, below;
   int64_t n_above = 0, n_below = 0;
-  void clear() { n_above = n_below = 0; }
-  // Start of row y, channel c, for an item owning [r0, r1) (y outside it), growing as needed.
-  T* row(int64_t y, int64_t c, int64_t r0, int64_t r1, int64_t C, int64_t W) {
-    if (y < r0) return grow(above, n_above, r0 - 1 - y, C, W) + c * W;
-    return grow(below, n_below, y - r1, C, W) + c * W;
+
+  void reset(int64_t r0, int64_t r1, int64_t margin, int64_t C, int64_t H, int64_t W) {
+    wlo = std::max<int64_t>(0, r0 - margin);
+    whi = std::min<int64_t>(H, r1 + margin);
+    data.reset(new T[static_cast<size_t>((whi - wlo) * C * W)]);
+    lo = hi = r0;
+    zero_rows(r0, r1 - 1, C, W);
+    n_above = n_below = 0;
+  }
+  T* window(int64_t c, int64_t W) const { return data.get() + c * (whi - wlo) * W; }
+  // Rows [ylo, yhi] of the window zeroed (a no-op for rows already zeroed).
+  void zero_rows(int64_t ylo, int64_t yhi, int64_t C, int64_t W) {
+    ylo = std::max(ylo, wlo);
+    yhi = std::min(yhi, whi - 1);
+    if (ylo > yhi) return;
+    if (lo == hi) lo = hi = ylo;
+    for (int64_t c = 0; c < C; ++c) {
+      T* w = window(c, W) - wlo * W;  // row y at w + y * W
+      if (ylo < lo) std::memset(w + ylo * W, 0, sizeof(T) * (lo - ylo) * W);  // all-zero bits: +0.0
+      if (yhi >= hi) std::memset(w + hi * W, 0, sizeof(T) * (yhi + 1 - hi) * W);
+    }
+    lo = std::min(lo, ylo);
+    hi = std::max(hi, yhi + 1);
+  }
+  // Start of row y (outside the window), channel c.
+  T* overflow_row(int64_t y, int64_t c, int64_t C, int64_t W) {
+    if (y < wlo) return grow(above, n_above, wlo - 1 - y, C, W) + c * W;
+    return grow(below, n_below, y - whi, C, W) + c * W;
   }
 
  private:
@@ -64,8 +95,8 @@ struct SideRows {
 };
 
 // Everything one call of a kernel needs. Maps: warp's flow, affine_flow_warp's (s_w, s_b), appearance's
-// (c_w, c_b), transform's params; gmaps: their gradients (backward). gx, side: the gradient for x and
-// one SideRows per item (backward with need_x_grad). Tensors are contiguous NCHW.
+// (c_w, c_b), transform's params; gmaps: their gradients (backward). gx, band: the gradient for x and
+// one ScatterBand per item (backward with need_x_grad, images split). Tensors are contiguous NCHW.
 template <typename T>
 struct OpArgs {
   int64_t N = 0, C = 0, H = 0, W = 0;
@@ -78,7 +109,7 @@ struct OpArgs {
   MapSet<const T> maps;
   MapSet<T> gmaps;
   int64_t rows = 1, blocks = 1;  // the split: items of `rows` rows, `blocks` per image
-  SideRows<T>* side = nullptr;   // one per item (blocks > 1 and gx)
+  ScatterBand<T>* band = nullptr;  // one per item (blocks > 1 and gx)
   int64_t items() const { return N * blocks; }
 };
 
@@ -93,9 +124,9 @@ struct KernelTable {
   ItemKernel<T> affine_forward, affine_backward;
   ItemKernel<T> appearance_forward, appearance_backward;
   ItemKernel<T> transform_forward, transform_backward;
-  // Second pass of a split x-gradient scatter: adds every item's SideRows into the rows the items
+  // Second pass of a split x-gradient scatter: adds every item's band into the rows the items
   // [begin, end) own, in item order.
-  ItemKernel<T> add_side_rows;
+  ItemKernel<T> add_bands;
 };
 
 }  // namespace cpu

@@ -23,7 +23,7 @@ template <typename T>
 constexpr cpu::KernelTable<T> make_table() {
   return {warp_forward<T>,      warp_backward<T>,      affine_forward<T>,   affine_backward<T>,
           appearance_forward<T>, appearance_backward<T>, transform_forward<T>, transform_backward<T>,
-          add_side_rows<T>};
+          add_bands<T>};
 }
 
 extern const cpu::KernelTable<float> kernels_f32 = make_table<float>();

@@ -71,19 +71,19 @@ OpArgs<T> image_args(const at::Tensor& x, int64_t smooth) {
 }
 
 // Runs `kernel` over every item of the call in parallel (`maps`: parameter maps read per pixel, for the
-// grain). With a gradient for x split over several items per image, each item first collects what it
-// scatters outside its rows, and a second pass adds it in item order.
+// grain). With a gradient for x split over several items per image, each item scatters into a band of rows of
+// its own, and a second pass adds what the bands hold outside their items' rows, in item order.
 template <typename T>
-void run_items(OpArgs<T>& a, ItemKernel<T> kernel, int64_t maps, ItemKernel<T> add_side_rows = nullptr) {
+void run_items(OpArgs<T>& a, ItemKernel<T> kernel, int64_t maps, ItemKernel<T> add_bands = nullptr) {
   const int64_t grain = grain_for(a.rows * a.W * (a.C + maps));
-  std::vector<SideRows<T>> side;
-  if (a.gx && a.blocks > 1 && add_side_rows) {
-    side.resize(static_cast<size_t>(a.items()));
-    a.side = side.data();
+  std::vector<ScatterBand<T>> bands;
+  if (a.gx && a.blocks > 1 && add_bands) {
+    bands.resize(static_cast<size_t>(a.items()));
+    a.band = bands.data();
   }
   at::parallel_for(0, a.items(), grain, [&](int64_t begin, int64_t end) { kernel(a, begin, end); });
-  if (a.side) at::parallel_for(0, a.items(), grain, [&](int64_t begin, int64_t end) { add_side_rows(a, begin, end); });
-  a.side = nullptr;
+  if (a.band) at::parallel_for(0, a.items(), grain, [&](int64_t begin, int64_t end) { add_bands(a, begin, end); });
+  a.band = nullptr;
 }
 
 }  // namespace cpu

@@ -83,6 +83,8 @@ inline Vi operator&(Vi a, Vi b) { return {_mm256_and_si256(a.v, b.v)}; }
 inline Mask gt(Vi a, Vi b) { return {_mm256_cmpgt_epi32(a.v, b.v)}; }
 inline Mask eq(Vi a, Vi b) { return {_mm256_cmpeq_epi32(a.v, b.v)}; }
 inline Vi trunc_i(Vf a) { return {_mm256_cvttps_epi32(a.v)}; }  // the caller keeps |a| < 2^31
+inline Vi broadcast_first(Vi a) { return {_mm256_permutevar8x32_epi32(a.v, _mm256_setzero_si256())}; }
+inline int32_t first(Vi a) { return _mm_cvtsi128_si32(_mm256_castsi256_si128(a.v)); }
 inline Vf to_f(Vi a) { return {_mm256_cvtepi32_ps(a.v)}; }
 
 // base[idx] in the lanes of m, 0 elsewhere (nothing read there).
@@ -175,6 +177,8 @@ inline Vi operator&(Vi a, Vi b) { return {_mm512_and_si512(a.v, b.v)}; }
 inline Mask gt(Vi a, Vi b) { return {_mm512_cmpgt_epi32_mask(a.v, b.v)}; }
 inline Mask eq(Vi a, Vi b) { return {_mm512_cmpeq_epi32_mask(a.v, b.v)}; }
 inline Vi trunc_i(Vf a) { return {_mm512_maskz_cvttps_epi32(0xffff, a.v)}; }
+inline Vi broadcast_first(Vi a) { return {_mm512_maskz_permutexvar_epi32(0xffff, _mm512_setzero_si512(), a.v)}; }
+inline int32_t first(Vi a) { return _mm512_cvtsi512_si32(a.v); }
 inline Vf to_f(Vi a) { return {_mm512_maskz_cvtepi32_ps(0xffff, a.v)}; }
 
 inline Vf gather(const float* base, Vi idx, Mask m) {

@@ -48,7 +48,7 @@ std::tuple<at::Tensor, at::Tensor> transform_backward_cpu(const at::Tensor& grad
     a.gmaps = {{gparams.data_ptr<scalar_t>()}, {P}};
     a.grad = grad.data_ptr<scalar_t>();
     a.gx = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
-    cpu::run_items(a, k.transform_backward, 2 * P, k.add_side_rows);
+    cpu::run_items(a, k.transform_backward, 2 * P, k.add_bands);
   });
   return {gx, gparams};
 }

@@ -248,7 +248,7 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
         colour_weight_grads_row<T, C>(gr, xr, G + kSpatialParams, W);
         if (sc && own) {
           T* gxr[C];
-          channel_rows<T, C>(sc->gx, plane, i, W, gxr);
+          for (int c = 0; c < C; ++c) gxr[c] = sc->row(c, i);
           colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false, /*accumulate=*/true, W);
         }
         gy = gr[0];
@@ -258,6 +258,7 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
       for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[PG + c]);  // d/d(smoothed c_b) = g
     });
+    end_scatter(sc, it);
   }
 }
 

@@ -47,7 +47,7 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
     a.gmaps = {{gflow.data_ptr<scalar_t>()}, {2}};
     a.grad = grad.data_ptr<scalar_t>();
     a.gx = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
-    cpu::run_items(a, k.warp_backward, 4, k.add_side_rows);
+    cpu::run_items(a, k.warp_backward, 4, k.add_bands);
   });
   return {gx, gflow};
 }
@@ -87,7 +87,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
     a.gmaps = {{g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>()}, {4, 2}};
     a.grad = grad.data_ptr<scalar_t>();
     a.gx = need_x_grad ? gx.data_ptr<scalar_t>() : nullptr;
-    cpu::run_items(a, k.affine_backward, 2 * kSpatialParams, k.add_side_rows);
+    cpu::run_items(a, k.affine_backward, 2 * kSpatialParams, k.add_bands);
   });
   return {gx, g_sw, g_sb};
 }

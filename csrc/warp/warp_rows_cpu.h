@@ -25,16 +25,26 @@ struct ItemRows {
       : n(item / a.blocks), r0((item % a.blocks) * a.rows), r1(std::min(a.H, r0 + a.rows)) {}
 };
 
-// The item's scatter target (null without a gradient for x), after zeroing its own rows of it.
+// The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
+// (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
 template <typename T>
 const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc) {
   if (!a.gx) return nullptr;
   const int64_t plane = a.H * a.W;
-  sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.C, a.H, a.W, it.r0, it.r1,
-                     a.blocks > 1 ? &a.side[item] : nullptr};
-  if (sc.side) sc.side->clear();
-  for (int64_t c = 0; c < a.C; ++c) std::fill(sc.gx + c * plane + it.r0 * a.W, sc.gx + c * plane + it.r1 * a.W, T(0));
+  sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.blocks > 1 ? &a.band[item] : nullptr, a.C, a.H, a.W};
+  if (sc.band)
+    sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W);
+  else
+    std::memset(sc.gx, 0, sizeof(T) * a.C * plane);  // all-zero bits: +0.0
   return &sc;
+}
+
+// After the item: its own rows of its band copied to the gradient (the rest: add_bands).
+template <typename T>
+void end_scatter(const RowScatter<T>* sc, const ItemRows& it) {
+  if (!sc || !sc->band) return;
+  for (int64_t c = 0; c < sc->C; ++c)
+    std::copy(sc->row(c, it.r0), sc->row(c, it.r1), sc->gx + (c * sc->H + it.r0) * sc->W);
 }
 
 // normalised_coordinate(j, W) for every column (the SIMD copies of eq20_coords_row read it).
@@ -77,6 +87,7 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       for (int64_t j = 0; j < W; ++j) gfx[i * W + j] = gix[j] * mx[j];
       for (int64_t j = 0; j < W; ++j) gfy[i * W + j] = giy[j] * my[j];
     }
+    end_scatter(sc, it);
   }
 }
 
@@ -145,31 +156,37 @@ void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       grad_row(ix, iy, W, H, W, xn, C, gn + i * W, plane, gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
       eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
     });
+    end_scatter(sc, it);
   }
 }
 
-// Second pass of a split scatter (common/cpu_kernels.h): for every item in [begin, end), the other
-// items' SideRows that land in its rows, added in item order.
+// dst[j] += src[j] for a row of W.
 template <typename T>
-void add_side_rows(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+void add_row(const T* src, T* dst, int64_t W) {
+  for (int64_t j = 0; j < W; ++j) dst[j] += src[j];
+}
+
+// Second pass of a split scatter (common/cpu_kernels.h): for every item in [begin, end), what the other
+// items' bands hold of its rows, added in item order.
+template <typename T>
+void add_bands(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t C = a.C, W = a.W, plane = a.H * a.W;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows own(a, item);
     T* gx = a.gx + own.n * C * plane;
     for (int64_t other = own.n * a.blocks; other < (own.n + 1) * a.blocks; ++other) {
       if (other == item) continue;
-      const ItemRows o(a, other);
-      const cpu::SideRows<T>& s = a.side[other];
-      auto add = [&](const T* rows, int64_t d, int64_t y) {
-        if (y < own.r0 || y >= own.r1) return;
-        for (int64_t c = 0; c < C; ++c) {
-          const T* src = rows + (d * C + c) * W;
-          T* dst = gx + c * plane + y * W;
-          for (int64_t j = 0; j < W; ++j) dst[j] += src[j];
-        }
-      };
-      for (int64_t d = 0; d < s.n_above; ++d) add(s.above.data(), d, o.r0 - 1 - d);
-      for (int64_t d = 0; d < s.n_below; ++d) add(s.below.data(), d, o.r1 + d);
+      const cpu::ScatterBand<T>& b = a.band[other];
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t y = std::max(b.lo, own.r0); y < std::min(b.hi, own.r1); ++y)
+          add_row(b.window(c, W) + (y - b.wlo) * W, gx + c * plane + y * W, W);
+        for (int64_t d = 0; d < b.n_above; ++d)
+          if (b.wlo - 1 - d >= own.r0 && b.wlo - 1 - d < own.r1)
+            add_row(b.above.data() + (d * C + c) * W, gx + c * plane + (b.wlo - 1 - d) * W, W);
+        for (int64_t d = 0; d < b.n_below; ++d)
+          if (b.whi + d >= own.r0 && b.whi + d < own.r1)
+            add_row(b.below.data() + (d * C + c) * W, gx + c * plane + (b.whi + d) * W, W);
+      }
     }
   }
 }

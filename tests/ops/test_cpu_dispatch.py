@@ -25,8 +25,9 @@ THREADS = (1, 2, 4)
 
 def _extra_samples(dtype):
     """Larger calls than the spec samples: whole vectors of interior pixels, several blocks of rows per
-    image (N = 1, tall), flows reaching far into other blocks, and coordinates the vector code hands to
-    the scalar maths (reflection of huge or non-finite coordinates)."""
+    image (N = 1, tall or wide), flows reaching far into other blocks (past the band of rows an item
+    scatters into), and coordinates the vector code hands to the scalar maths (reflection of huge or
+    non-finite coordinates)."""
     tall = (1, 3, 300, 37)
     flow = seeded((1, 2, 300, 37), dtype=dtype, seed=5, scale=6.0, normal=True)
     wild = flow.clone()
@@ -36,6 +37,10 @@ def _extra_samples(dtype):
            for p, a in [("zeros", False), ("border", True), ("reflection", False), ("reflection", True)]]
     out += [(WARP, dict(x=seeded(tall, dtype=dtype, seed=4), flow=wild, padding_mode=p, align_corners=False))
             for p in ("zeros", "reflection")]
+    # Wide: blocks of 8 rows whose flow reaches up to ~60 rows away, past the scatter's band of rows.
+    out.append((WARP, dict(x=seeded((1, 1, 64, 1024), dtype=dtype, seed=16),
+                           flow=seeded((1, 2, 64, 1024), dtype=dtype, seed=17, scale=15.0, normal=True),
+                           padding_mode="zeros", align_corners=False)))
     out.append((WARP, dict(x=seeded((2, 1, 48, 64), dtype=dtype, seed=6),
                            flow=seeded((2, 2, 48, 64), dtype=dtype, seed=7, scale=0.7, normal=True),
                            padding_mode="border", align_corners=False)))
@@ -148,3 +153,21 @@ def test_build_info_names_the_copy_in_use():
     assert info["cpu_supported"] in CAPABILITIES
     want = os.environ.get("FASTAUG_CPU_CAPABILITY", "").lower() or "avx512"
     assert info["cpu_capability"] == CAPABILITIES[min(RANK[want], RANK[info["cpu_supported"]])]
+
+
+@pytest.mark.parametrize("index", range(len(_extra_samples(torch.float64))))
+def test_large_calls_match_the_reference(index):
+    """The extra calls above (images split into blocks, far-reaching flows; finite ones) against the
+    readable reference: output and every gradient, float64."""
+    opinfo, kwargs = _extra_samples(torch.float64)[index]
+    if any(not torch.isfinite(v).all() for v in kwargs.values() if isinstance(v, torch.Tensor)):
+        pytest.skip("non-finite flow: compared between copies only")
+    sample = requires_grad(SampleInput(kwargs), opinfo.grad_inputs)
+    out = sample.call(opinfo.op)
+    g = seeded(out.shape, seed=99, normal=True)
+    got = [out] + list(torch.autograd.grad(out, [sample.kwargs[n] for n in opinfo.grad_inputs], g))
+    ref_sample = requires_grad(SampleInput(kwargs), opinfo.grad_inputs)
+    ref = opinfo.reference(**ref_sample.kwargs)
+    expected = [ref] + list(torch.autograd.grad(ref, [ref_sample.kwargs[n] for n in opinfo.grad_inputs], g))
+    for name, a, b in zip(("output",) + opinfo.grad_inputs, got, expected):
+        torch.testing.assert_close(a, b, **opinfo.tol[torch.float64], msg=lambda m: f"{name}: {m}")
