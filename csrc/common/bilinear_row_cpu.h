@@ -389,7 +389,22 @@ inline void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, in
   if (t.interior) {
     gather_pairs(xc, t.offset, &v[0], &v[1]);
     gather_pairs(xc, t.offset + down, &v[2], &v[3]);
-  } else {
+  } else if (W >= 2) {
+    // Each row's two corners still read as one pair, from column xb = clamp(x0, 0, W - 2), and picked
+    // out of it: the left corner is the pair's first value when x0 == xb, its second when x0 == W - 1;
+    // the right one its second, or its first when x0 == -1. Invalid corners: 0, and rows without a
+    // valid corner are not read.
+    const Vi xb = min(max(t.x0, set1i(0)), set1i(static_cast<int32_t>(W - 2)));
+    const Mask same = eq(t.x0, xb);
+    const Vi row0 = t.offset - t.x0 + xb;
+    Vf lo, hi;
+    gather_pairs(xc, row0, t.valid[0] | t.valid[1], &lo, &hi);
+    v[0] = select(t.valid[0], select(same, lo, hi), zero());
+    v[1] = select(t.valid[1], select(same, hi, lo), zero());
+    gather_pairs(xc, row0 + down, t.valid[2] | t.valid[3], &lo, &hi);
+    v[2] = select(t.valid[2], select(same, lo, hi), zero());
+    v[3] = select(t.valid[3], select(same, hi, lo), zero());
+  } else {  // one-pixel-wide images: no pairs
     const Vi right = set1i(1);
     v[0] = gather(xc, t.offset, t.valid[0]);
     v[1] = gather(xc, t.offset + right, t.valid[1]);

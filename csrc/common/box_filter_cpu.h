@@ -1,122 +1,287 @@
-// CPU box smoothing of parameter maps (box_filter.h defines it) and its adjoint, one output row at a
+// CPU box smoothing of parameter maps (box_filter.h defines it) and its adjoint, a chunk of rows at a
 // time, for every family that smooths maps.
 //
 // Per-instruction-set code (see common/bilinear_row_cpu.h): plain loops the compiler vectorises for
-// each copy; additions in a fixed order, so every copy gives the same bits.
+// each copy, additions in one fixed order, so every copy gives the same bits. Chunks of rows are
+// processed as flat arrays (long loops even for 28-pixel rows): the horizontal passes work on rows
+// padded by k - 1 columns (replicated border values forward, zeros in the adjoint), so that one flat
+// shifted sum is exact for every column.
 //
-// Forward, row i of a smoothed map: the k rows clamp(i - lo) .. clamp(i + hi) summed (vertical), then
-// k shifted sums of that row with replicate border (horizontal), times 1/k^2. Each output row is
-// computed from the raw maps alone, so any block of rows can be smoothed on its own and the result does
-// not depend on how the rows are split among threads.
-// Adjoint (a gather, deterministic): the horizontal adjoint of each gradient row as it is produced,
-// then the vertical one from a ring of the last k such rows. A block of output rows [r0, r1) needs the
-// gradient rows [r0 - hi, r1 + lo): the few rows outside the block are recomputed by its caller (see
-// box_adjoint_rows), which keeps every block independent.
+// Forward, row i of a smoothed map (c() clamps into the image):
+//   v(i, j) = p(c(i - lo), j) + ... + p(c(i + hi), j), then
+//   out(i, j) = (v(i, c(j - lo)) + ... + v(i, c(j + hi))) / k^2, sums from left to right.
+// Every output row comes from the raw maps alone, so a block of rows smooths on its own, the same
+// whatever the split. Adjoint (a gather, deterministic), from g = d(loss)/d(smoothed map):
+//   h(i, m) = sum over the row's j in [m - hi, m + lo] of count(j, m) g(i, j), then
+//   d(loss)/d(p)(m', m) = (sum over rows i in [m' - hi, m' + lo] of count(i, m') h(i, m)) / k^2,
+// with count() the replicate border's multiplicity (box_adjoint_count; 1 away from the first and last
+// row / column). A block of output rows [r0, r1) needs g on rows [r0 - hi, r1 + lo): its caller
+// recomputes those few extra rows (see BoxAdjoint), which keeps every block independent.
 
-// Smoothed row i of P maps (planes[p]: H x W). rows[p] receives the row: the raw row itself when k == 1,
-// else out + p * out_stride (W values). pad: scratch of W + k - 1 values.
+// Rows per chunk for rows of W: about 2048 values, so flat loops are long and a chunk of every map stays
+// in cache.
+inline int64_t box_chunk_rows(int64_t W) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1)); }
+
+// dst[f] = s[0][f] + s[1][f] + ... + s[k - 1][f] (left to right), times scale when `scaled`, for
+// f < len: one pass for the usual windows (k a template argument, the k loads fused), k passes else.
+template <typename T, int K>
+void window_sum_fixed(const T* const* s, int64_t len, bool scaled, T scale, T* dst) {
+  const T* src[K];
+  for (int t = 0; t < K; ++t) src[t] = s[t];
+  if (scaled) {
+    for (int64_t f = 0; f < len; ++f) {
+      T acc = src[0][f];
+      for (int t = 1; t < K; ++t) acc += src[t][f];
+      dst[f] = acc * scale;
+    }
+  } else {
+    for (int64_t f = 0; f < len; ++f) {
+      T acc = src[0][f];
+      for (int t = 1; t < K; ++t) acc += src[t][f];
+      dst[f] = acc;
+    }
+  }
+}
+
 template <typename T>
-void smooth_row(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t i, T* pad, T* out,
-                int64_t out_stride, const T** rows) {
+void window_sum(const T* const* s, int64_t k, int64_t len, bool scaled, T scale, T* dst) {
+  switch (k) {
+    case 2: return window_sum_fixed<T, 2>(s, len, scaled, scale, dst);
+    case 3: return window_sum_fixed<T, 3>(s, len, scaled, scale, dst);
+    case 4: return window_sum_fixed<T, 4>(s, len, scaled, scale, dst);
+    case 5: return window_sum_fixed<T, 5>(s, len, scaled, scale, dst);
+    case 6: return window_sum_fixed<T, 6>(s, len, scaled, scale, dst);
+    case 7: return window_sum_fixed<T, 7>(s, len, scaled, scale, dst);
+    case 8: return window_sum_fixed<T, 8>(s, len, scaled, scale, dst);
+    default: break;
+  }
+  for (int64_t f = 0; f < len; ++f) dst[f] = s[0][f];
+  for (int64_t t = 1; t < k; ++t) {
+    const T* st = s[t];
+    if (scaled && t == k - 1)
+      for (int64_t f = 0; f < len; ++f) dst[f] = (dst[f] + st[f]) * scale;
+    else
+      for (int64_t f = 0; f < len; ++f) dst[f] += st[f];
+  }
+}
+
+// Scratch values of smooth_rows for P maps.
+inline int64_t smooth_scratch_size(int P, int64_t W, int64_t k) {
+  return (static_cast<int64_t>(P) + 2) * box_chunk_rows(W) * (W + k - 1);
+}
+
+// Smoothed rows [i0, i1) (at most box_chunk_rows(W) of them) of P maps (planes[p]: H x W): rows[p] points
+// at row i0 of map p, the next rows *stride values apart (the raw rows themselves when k == 1).
+template <typename T>
+void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t i0, int64_t i1, T* scratch,
+                 const T** rows, int64_t* stride) {
   if (k == 1) {  // smoothing disabled: the raw rows, exactly
-    for (int p = 0; p < P; ++p) rows[p] = planes[p] + i * W;
+    for (int p = 0; p < P; ++p) rows[p] = planes[p] + i0 * W;
+    *stride = W;
     return;
   }
-  const int64_t lo = box_lo(k), hi = box_hi(k);
+  const int64_t lo = box_lo(k), hi = box_hi(k), n = i1 - i0, Wp = W + k - 1, R = box_chunk_rows(W);
   const T scale = T(1) / static_cast<T>(k * k);
-  T* v = pad + lo;  // v[-lo .. W - 1 + hi]
+  T* v = scratch;            // vertical sums, rows of W
+  T* vp = scratch + R * Wp;  // the same, rows of Wp: lo copies of the first value, the row, hi of the last
+  T* out = vp + R * Wp;
+  *stride = Wp;
   for (int p = 0; p < P; ++p) {
-    const T* first = planes[p] + clamp_index(i - lo, H) * W;
-    for (int64_t j = 0; j < W; ++j) v[j] = first[j];
-    for (int64_t d = -lo + 1; d <= hi; ++d) {
-      const T* r = planes[p] + clamp_index(i + d, H) * W;
-      for (int64_t j = 0; j < W; ++j) v[j] += r[j];
+    // Vertical: row i = sum over d of plane row c(i + d). Rows whose k rows are all inside the image
+    // read contiguous ranges of the plane: one flat sum; the clamped ones (image top / bottom) row by row.
+    const T* src[kMaxSmooth];
+    const int64_t a = std::min(i1, std::max(i0, lo)), b = std::max(a, std::min(i1, H - hi));
+    auto row_by_row = [&](int64_t i) {
+      for (int64_t d = -lo; d <= hi; ++d) src[d + lo] = planes[p] + clamp_index(i + d, H) * W;
+      window_sum(src, k, W, false, scale, v + (i - i0) * W);
+    };
+    for (int64_t i = i0; i < a; ++i) row_by_row(i);
+    if (b > a) {
+      for (int64_t d = -lo; d <= hi; ++d) src[d + lo] = planes[p] + (a + d) * W;
+      window_sum(src, k, (b - a) * W, false, scale, v + (a - i0) * W);
     }
-    for (int64_t e = 1; e <= lo; ++e) v[-e] = v[0];
-    for (int64_t e = 1; e <= hi; ++e) v[W - 1 + e] = v[W - 1];
-    T* o = out + p * out_stride;
-    for (int64_t j = 0; j < W; ++j) o[j] = v[j - lo];
-    for (int64_t e = -lo + 1; e < hi; ++e)
-      for (int64_t j = 0; j < W; ++j) o[j] += v[j + e];
-    for (int64_t j = 0; j < W; ++j) o[j] = (o[j] + v[j + hi]) * scale;
+    for (int64_t i = b; i < i1; ++i) row_by_row(i);
+    for (int64_t r = 0; r < n; ++r) {
+      T* dst = vp + r * Wp;
+      const T* src = v + r * W;
+      for (int64_t t = 0; t < lo; ++t) dst[t] = src[0];
+      std::memcpy(dst + lo, src, sizeof(T) * W);
+      for (int64_t t = 0; t < hi; ++t) dst[lo + W + t] = src[W - 1];
+    }
+    // Horizontal: out(i, j) = (vp(i, j) + ... + vp(i, j + k - 1)) / k^2, flat (k > 1 here).
+    T* o = out + p * R * Wp;
+    for (int64_t t = 0; t < k; ++t) src[t] = vp + t;
+    window_sum(src, k, n * Wp - (k - 1), true, scale, o);
     rows[p] = o;
   }
 }
 
-// Horizontal adjoint of the (unnormalised) box sum along one row: a[m] = sum_j count(j, m) g[j]. The
-// row is read from gpad[hi .. hi + W), with zeros in gpad[0, hi) and gpad[hi + W, hi + W + lo).
-template <typename T>
-void box_adjoint_row(const T* gpad, int64_t W, int64_t k, T* a) {
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  // Every column but the two ends: the plain window sum of g[m - hi .. m + lo] (zeros past the row).
-  for (int64_t m = 0; m < W; ++m) a[m] = gpad[m];
-  for (int64_t e = 1; e < k; ++e)
-    for (int64_t m = 0; m < W; ++m) a[m] += gpad[m + e];
-  // The ends also collect what the replicate border clamped onto them.
-  const T* g = gpad + hi;
-  for (const int64_t m : {int64_t(0), W - 1}) {
-    T acc = T(0);
-    for (int64_t j = std::max<int64_t>(0, m - hi); j <= std::min(W - 1, m + lo); ++j)
-      acc += static_cast<T>(box_adjoint_count(j, m, W, lo, hi)) * g[j];
-    a[m] = acc;
+// Calls row(i, sm) for the rows [r0, r1) of one item, sm[p] row i of the P smoothed maps, smoothing a
+// chunk of rows at a time into scratch (smooth_scratch_size(P, W, k) values).
+template <typename T, typename Row>
+void smoothed_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1, T* scratch,
+                   Row&& row) {
+  const int64_t R = box_chunk_rows(W);
+  for (int64_t c0 = r0; c0 < r1;) {
+    const int64_t c1 = std::min(r1, c0 + R);
+    const T* rows[64];
+    int64_t stride;
+    smooth_rows(planes, P, H, W, k, c0, c1, scratch, rows, &stride);
+    for (int64_t i = c0; i < c1; ++i) {
+      const T* sm[64];
+      for (int p = 0; p < P; ++p) sm[p] = rows[p] + (i - c0) * stride;
+      row(i, static_cast<const T* const*>(sm));
+    }
+    c0 = c1;
   }
 }
 
-// Scratch of box_adjoint_rows for P maps of width W and window k.
+// The count(j, m) terms of the adjoint's first and last columns (the others are plain window sums):
+// the same for every row, so computed once.
 template <typename T>
-struct BoxAdjointScratch {
-  std::vector<T> ring, gpad;
-  int64_t gstride = 0;
-  void resize(int P, int64_t W, int64_t k) {
-    gstride = W + k - 1;
-    ring.assign(static_cast<size_t>(k * P * W), T(0));
-    gpad.assign(static_cast<size_t>(P * gstride), T(0));  // the pads stay zero
+struct BoxAdjointEnds {
+  int64_t n_first = 0, last_from = 0;  // column 0: j in [0, n_first); column W - 1: j in [last_from, W)
+  std::vector<T> first, last;
+  BoxAdjointEnds(int64_t W, int64_t k) {
+    const int64_t lo = box_lo(k), hi = box_hi(k);
+    n_first = std::min(W - 1, lo) + 1;
+    for (int64_t j = 0; j < n_first; ++j) first.push_back(static_cast<T>(box_adjoint_count(j, 0, W, lo, hi)));
+    last_from = std::max<int64_t>(0, W - 1 - hi);
+    for (int64_t j = last_from; j < W; ++j) last.push_back(static_cast<T>(box_adjoint_count(j, W - 1, W, lo, hi)));
   }
 };
 
-// Rows [r0, r1) of d(loss)/d(raw map) of P maps (out[p]: H x W planes) from the gradients of the
-// smoothed maps: produce(i, G) writes row i of those gradients (G[p][0 .. W), nothing else) and is
-// called once per row of [max(0, r0 - hi), min(H, r1 + lo)), in order.
-template <typename T, typename Produce>
-void box_adjoint_rows(int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1, T* const* out,
-                      BoxAdjointScratch<T>& s, Produce&& produce) {
-  T* G[64];
-  if (k == 1) {  // no smoothing: the gradient rows are the answer
-    for (int64_t i = r0; i < r1; ++i) {
-      for (int p = 0; p < P; ++p) G[p] = out[p] + i * W;
-      produce(i, static_cast<T* const*>(G));
+// The box filter's adjoint streamed over the rows of one item (a block of output rows [r0, r1) of P
+// maps): the caller produces the gradient of the smoothed maps, g, for rows [first(), last()) in
+// chunks of at most chunk() rows, in order, writing row i of map p at g_row(p, i) (W values), and calls
+// end_chunk after each; output rows are written as soon as their window is complete.
+template <typename T>
+class BoxAdjoint {
+ public:
+  BoxAdjoint(int P, int64_t H, int64_t W, int64_t k)
+      : P_(P), H_(H), W_(W), k_(k), lo_(box_lo(k)), hi_(box_hi(k)), R_(box_chunk_rows(W)), Wp_(W + k - 1),
+        ends_(W, k) {
+    if (k_ > 1) {
+      g_.assign(static_cast<size_t>(P * R_ * Wp_), T(0));  // the pads stay zero
+      h_.assign(static_cast<size_t>(P * (R_ + k - 1) * Wp_), T(0));
+      v_.assign(static_cast<size_t>((R_ + k) * Wp_), T(0));
     }
-    return;
   }
-  const int64_t lo = box_lo(k), hi = box_hi(k);
-  const T scale = T(1) / static_cast<T>(k * k);
-  for (int p = 0; p < P; ++p) G[p] = s.gpad.data() + p * s.gstride + hi;
-  auto ring_row = [&](int64_t i, int p) { return s.ring.data() + ((i % k) * P + p) * W; };
-  int64_t next = std::max<int64_t>(0, r0 - hi);
-  for (int64_t m = r0; m < r1; ++m) {
-    for (; next <= std::min(H - 1, m + lo); ++next) {
-      produce(next, static_cast<T* const*>(G));
-      for (int p = 0; p < P; ++p) box_adjoint_row(s.gpad.data() + p * s.gstride, W, k, ring_row(next, p));
+  int64_t chunk() const { return R_; }
+  int64_t first() const { return std::max<int64_t>(0, r0_ - hi_); }
+  int64_t last() const { return std::min(H_, r1_ + lo_); }
+
+  void begin(int64_t r0, int64_t r1, T* const* out) {
+    r0_ = r0;
+    r1_ = r1;
+    out_ = out;
+    next_ = r0;
+    h0_ = h1_ = first();
+  }
+  void begin_chunk(int64_t c0) { c0_ = c0; }
+  // Where the caller writes row i (of the current chunk) of map p's gradient.
+  T* g_row(int p, int64_t i) {
+    if (k_ == 1) return out_[p] + i * W_;  // no smoothing: the answer itself
+    return g_.data() + (p * R_ + (i - c0_)) * Wp_ + hi_;
+  }
+
+  // After rows [c0, c1) of every map: their horizontal adjoint, then every output row whose rows
+  // [m - hi, m + lo] are all in.
+  void end_chunk(int64_t c1) {
+    if (k_ == 1) return;
+    const int64_t n = c1 - c0_, W = W_, Wp = Wp_;
+    // h holds rows [h0_, h1_); keep the k - 1 last of them, then append this chunk's.
+    const int64_t keep = std::min(h1_ - h0_, k_ - 1);
+    for (int p = 0; p < P_; ++p) {
+      T* hp = h_.data() + p * (R_ + k_ - 1) * Wp;
+      if (keep && h1_ - h0_ > keep) std::memmove(hp, hp + (h1_ - h0_ - keep) * Wp, sizeof(T) * keep * Wp);
+      horizontal(g_.data() + p * R_ * Wp, n, hp + keep * Wp);
     }
-    const int64_t i0 = std::max<int64_t>(0, m - hi), i1 = std::min(H - 1, m + lo);
-    for (int p = 0; p < P; ++p) {
-      T* o = out[p] + m * W;
-      if (m != 0 && m != H - 1) {  // every count is 1: the window sum
-        const T* a = ring_row(i0, p);
-        for (int64_t j = 0; j < W; ++j) o[j] = a[j];
-        for (int64_t i = i0 + 1; i <= i1; ++i) {
-          const T* b = ring_row(i, p);
-          for (int64_t j = 0; j < W; ++j) o[j] += b[j];
-        }
-      } else {  // the clamped first / last row
+    h0_ = c1 - keep - n;
+    h1_ = c1;
+    const int64_t m_end = c1 == last() ? r1_ : std::min(r1_, c1 - lo_);
+    if (next_ < m_end) vertical(next_, m_end);
+    next_ = std::max(next_, m_end);
+  }
+
+ private:
+  // h(i, m) of n rows from the zero-padded rows of g (stride Wp), into h (stride Wp).
+  void horizontal(const T* gp, int64_t n, T* h) const {
+    const int64_t W = W_, Wp = Wp_;
+    const T* src[kMaxSmooth];
+    for (int64_t t = 0; t < k_; ++t) src[t] = gp + t;
+    window_sum(src, k_, n * Wp - (k_ - 1), false, T(1), h);
+    for (int64_t r = 0; r < n; ++r) {  // the first and last column
+      const T* g = gp + r * Wp + hi_;
+      T acc = T(0);
+      for (int64_t j = 0; j < ends_.n_first; ++j) acc += ends_.first[j] * g[j];
+      T acc_last = T(0);
+      for (int64_t j = ends_.last_from; j < W; ++j) acc_last += ends_.last[j - ends_.last_from] * g[j];
+      h[r * Wp] = acc;
+      h[r * Wp + W - 1] = acc_last;
+    }
+  }
+
+  // Output rows [m0, m1) of every map from the rows of h.
+  void vertical(int64_t m0, int64_t m1) {
+    const int64_t W = W_, H = H_, Wp = Wp_;
+    const T scale = T(1) / static_cast<T>(k_ * k_);
+    // Rows whose window is inside the image, other than the first and last: flat window sums.
+    const int64_t a = std::min(m1, std::max({m0, hi_, int64_t(1)})), b = std::max(a, std::min(m1, H - 1 - lo_));
+    for (int p = 0; p < P_; ++p) {
+      const T* hp = h_.data() + p * (R_ + k_ - 1) * Wp - h0_ * Wp;  // row i at hp + i * Wp
+      T* op = out_[p];
+      auto general = [&](int64_t m) {
+        T* o = op + m * W;
         for (int64_t j = 0; j < W; ++j) o[j] = T(0);
-        for (int64_t i = i0; i <= i1; ++i) {
-          const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo, hi));
-          const T* b = ring_row(i, p);
-          for (int64_t j = 0; j < W; ++j) o[j] += cnt * b[j];
+        for (int64_t i = std::max<int64_t>(0, m - hi_); i <= std::min(H - 1, m + lo_); ++i) {
+          const T cnt = static_cast<T>(box_adjoint_count(i, m, H, lo_, hi_));
+          const T* hr = hp + i * Wp;
+          for (int64_t j = 0; j < W; ++j) o[j] += cnt * hr[j];
         }
+        for (int64_t j = 0; j < W; ++j) o[j] *= scale;
+      };
+      for (int64_t m = m0; m < a; ++m) general(m);
+      if (b > a) {
+        T* v = v_.data();
+        const T* src[kMaxSmooth];
+        for (int64_t d = -hi_; d <= lo_; ++d) src[d + hi_] = hp + (a + d) * Wp;
+        window_sum(src, k_, (b - a) * Wp, true, scale, v);
+        for (int64_t m = a; m < b; ++m) std::memcpy(op + m * W, v + (m - a) * Wp, sizeof(T) * W);
       }
-      for (int64_t j = 0; j < W; ++j) o[j] *= scale;
+      for (int64_t m = b; m < m1; ++m) general(m);
     }
+  }
+
+  int P_;
+  int64_t H_, W_, k_, lo_, hi_, R_, Wp_;
+  BoxAdjointEnds<T> ends_;
+  int64_t r0_ = 0, r1_ = 0, next_ = 0, c0_ = 0, h0_ = 0, h1_ = 0;
+  T* const* out_ = nullptr;
+  std::vector<T> g_, h_, v_;
+};
+
+// Runs the rows of one item through a BoxAdjoint: for every row i the adjoint needs, in order,
+// produce(i, sm, G) with sm[p] row i of the first Ps smoothed maps (smoothing and the adjoint share
+// their chunks) and G[p] where row i of map p's gradient goes. scratch: smooth_scratch_size(Ps, W, k).
+template <typename T, typename Produce>
+void box_adjoint_item(BoxAdjoint<T>& adj, int64_t r0, int64_t r1, T* const* out, int P, const T* const* planes, int Ps,
+                      int64_t H, int64_t W, int64_t k, T* scratch, Produce&& produce) {
+  adj.begin(r0, r1, out);
+  for (int64_t c0 = adj.first(); c0 < adj.last();) {
+    const int64_t c1 = std::min(adj.last(), c0 + adj.chunk());
+    adj.begin_chunk(c0);
+    const T* rows[64];
+    int64_t stride;
+    smooth_rows(planes, Ps, H, W, k, c0, c1, scratch, rows, &stride);
+    for (int64_t i = c0; i < c1; ++i) {
+      const T* sm[64];
+      T* G[64];
+      for (int p = 0; p < Ps; ++p) sm[p] = rows[p] + (i - c0) * stride;
+      for (int p = 0; p < P; ++p) G[p] = adj.g_row(p, i);
+      produce(i, static_cast<const T* const*>(sm), static_cast<T* const*>(G));
+    }
+    adj.end_chunk(c1);
+    c0 = c1;
   }
 }

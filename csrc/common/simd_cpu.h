@@ -80,6 +80,8 @@ inline Vi operator+(Vi a, Vi b) { return {_mm256_add_epi32(a.v, b.v)}; }
 inline Vi operator-(Vi a, Vi b) { return {_mm256_sub_epi32(a.v, b.v)}; }
 inline Vi operator*(Vi a, Vi b) { return {_mm256_mullo_epi32(a.v, b.v)}; }
 inline Vi operator&(Vi a, Vi b) { return {_mm256_and_si256(a.v, b.v)}; }
+inline Vi min(Vi a, Vi b) { return {_mm256_min_epi32(a.v, b.v)}; }
+inline Vi max(Vi a, Vi b) { return {_mm256_max_epi32(a.v, b.v)}; }
 inline Mask gt(Vi a, Vi b) { return {_mm256_cmpgt_epi32(a.v, b.v)}; }
 inline Mask eq(Vi a, Vi b) { return {_mm256_cmpeq_epi32(a.v, b.v)}; }
 inline Vi trunc_i(Vf a) { return {_mm256_cvttps_epi32(a.v)}; }  // the caller keeps |a| < 2^31
@@ -103,6 +105,20 @@ inline void gather_pairs(const float* base, Vi idx, Vf* left, Vf* right) {
       _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_extracti128_si256(idx.v, 1), ones, 4));  // 4-7
   // a = l0 r0 l1 r1 | l2 r2 l3 r3, b likewise for lanes 4-7; shuffle within 128-bit halves, then order.
   const __m256 l = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l1 l4 l5 | l2 l3 l6 l7
+  const __m256 r = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  left->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(l), _MM_SHUFFLE(3, 1, 2, 0)));
+  right->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+// The same for the lanes of m only (0 elsewhere; nothing read there).
+inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right) {
+  const double* b8 = reinterpret_cast<const double*>(base);
+  const __m256d m0 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(m.v)));
+  const __m256d m1 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(m.v, 1)));
+  const __m256 a = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_castsi256_si128(idx.v), m0, 4));
+  const __m256 b = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_extracti128_si256(idx.v, 1), m1, 4));
+  const __m256 l = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
   const __m256 r = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
   left->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(l), _MM_SHUFFLE(3, 1, 2, 0)));
   right->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
@@ -174,6 +190,8 @@ inline Vi operator+(Vi a, Vi b) { return {_mm512_add_epi32(a.v, b.v)}; }
 inline Vi operator-(Vi a, Vi b) { return {_mm512_sub_epi32(a.v, b.v)}; }
 inline Vi operator*(Vi a, Vi b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
 inline Vi operator&(Vi a, Vi b) { return {_mm512_and_si512(a.v, b.v)}; }
+inline Vi min(Vi a, Vi b) { return {_mm512_min_epi32(a.v, b.v)}; }
+inline Vi max(Vi a, Vi b) { return {_mm512_max_epi32(a.v, b.v)}; }
 inline Mask gt(Vi a, Vi b) { return {_mm512_cmpgt_epi32_mask(a.v, b.v)}; }
 inline Mask eq(Vi a, Vi b) { return {_mm512_cmpeq_epi32_mask(a.v, b.v)}; }
 inline Vi trunc_i(Vf a) { return {_mm512_maskz_cvttps_epi32(0xffff, a.v)}; }
@@ -190,6 +208,17 @@ inline void gather_pairs(const float* base, Vi idx, Vf* left, Vf* right) {
       _mm512_mask_i32gather_pd(z, 0xff, _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 0), base, 4));  // lanes 0-7
   const __m512 b = _mm512_castpd_ps(
       _mm512_mask_i32gather_pd(z, 0xff, _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 1), base, 4));  // 8-15
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  left->v = _mm512_permutex2var_ps(a, even, b);
+  right->v = _mm512_permutex2var_ps(a, odd, b);
+}
+inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right) {
+  const __m512d z = _mm512_setzero_pd();
+  const __m512 a = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+      z, static_cast<__mmask8>(m.v), _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 0), base, 4));
+  const __m512 b = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+      z, static_cast<__mmask8>(m.v >> 8), _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 1), base, 4));
   const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   left->v = _mm512_permutex2var_ps(a, even, b);

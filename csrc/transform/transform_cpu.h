@@ -109,20 +109,18 @@ template <typename T, int C>
 void appearance_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = colour_params(C);
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  RowBuffers<T> b(1 + P, W + k);  // smoothing pad, smoothed rows
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];
     map_planes(a, it.n, P, planes);
-    for (int64_t i = it.r0; i < it.r1; ++i) {
-      const T* sm[P];
-      smooth_row(planes, P, H, W, k, i, b[0], b[1], b.stride, sm);
+    smoothed_rows(planes, P, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       const T* xr[C];
       T* orow[C];
       channel_rows<const T, C>(a.x + it.n * C * plane, plane, i, W, xr);
       channel_rows<T, C>(a.out + it.n * C * plane, plane, i, W, orow);
       colour_row<T, C>(xr, xr, sm, sm + C * C, orow, W);
-    }
+    });
   }
 }
 
@@ -130,30 +128,30 @@ template <typename T, int C>
 void appearance_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = colour_params(C);
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  RowBuffers<T> b(1 + C * C, W + k);  // smoothing pad, smoothed c_w rows
-  BoxAdjointScratch<T> box;
-  box.resize(P, W, k);
+  // The smoothed c_w maps are only needed for the gradient of x.
+  const int Ps = a.gx ? C * C : 0;
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, W, k)));
+  BoxAdjoint<T> adj(P, H, W, k);
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];
     map_planes(a, it.n, P, planes);
     T* out[P];
     for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
-    box_adjoint_rows(P, H, W, k, it.r0, it.r1, out, box, [&](int64_t i, T* const* G) {
-      const T* gr[C];
-      const T* xr[C];
-      channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
-      channel_rows<const T, C>(a.x + it.n * C * plane, plane, i, W, xr);
-      colour_weight_grads_row<T, C>(gr, xr, G, W);
-      for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[C * C + c]);
-      if (a.gx && i >= it.r0 && i < it.r1) {  // x's gradient is per pixel: own rows only
-        const T* sm[C * C];
-        smooth_row(planes, C * C, H, W, k, i, b[0], b[1], b.stride, sm);
-        T* gxr[C];
-        channel_rows<T, C>(a.gx + it.n * C * plane, plane, i, W, gxr);
-        colour_input_grads_row<T, C>(gr, sm, gxr, /*add_identity=*/true, /*accumulate=*/false, W);
-      }
-    });
+    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, Ps, H, W, k, scratch.data(),
+                     [&](int64_t i, const T* const* sm, T* const* G) {
+                       const T* gr[C];
+                       const T* xr[C];
+                       channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
+                       channel_rows<const T, C>(a.x + it.n * C * plane, plane, i, W, xr);
+                       colour_weight_grads_row<T, C>(gr, xr, G, W);
+                       for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[C * C + c]);
+                       if (a.gx && i >= it.r0 && i < it.r1) {  // x's gradient is per pixel: own rows only
+                         T* gxr[C];
+                         channel_rows<T, C>(a.gx + it.n * C * plane, plane, i, W, gxr);
+                         colour_input_grads_row<T, C>(gr, sm, gxr, /*add_identity=*/true, /*accumulate=*/false, W);
+                       }
+                     });
   }
 }
 
@@ -172,17 +170,16 @@ template <typename T, int C>
 void transform_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = transform_params(C);
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  RowBuffers<T> b(5 + 1 + P, W + k);  // ix iy mx my ux, smoothing pad, smoothed rows
+  RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];
     map_planes(a, it.n, P, planes);
     const T* xn = a.x + it.n * C * plane;
     T* on = a.out + it.n * C * plane;
-    for (int64_t i = it.r0; i < it.r1; ++i) {
-      const T* sm[P];
-      smooth_row(planes, P, H, W, k, i, b[5], b[6], b.stride, sm);
+    smoothed_rows(planes, P, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       // Every channel sampled straight into the output row, then the colour filter in place (serial:
       // on the warped row; parallel: on the unwarped row of x, added to the warped one).
@@ -193,7 +190,7 @@ void transform_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       channel_rows<T, C>(on, plane, i, W, orow);
       const T* const* yr = const_cast<const T* const*>(orow);
       colour_row<T, C>(yr, a.mode == kSerial ? yr : xr, sm + kSpatialParams, sm + kSpatialParams + C * C, orow, W);
-    }
+    });
   }
 }
 
@@ -203,17 +200,16 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int PG = kSpatialParams + C * C;  // maps whose smoothed values the backward needs
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
   const bool serial = a.mode == kSerial;
-  // ix iy mx my gix giy ux, smoothing pad, PG smoothed rows, C warped rows, C rows of their gradient
-  RowBuffers<T> b(7 + 1 + PG + 2 * C, W + k);
+  RowBuffers<T> b(7 + 2 * C, W);  // ix iy mx my gix giy ux, C warped rows, C rows of their gradient
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
   T *yrow[C], *gyrow[C];
   for (int c = 0; c < C; ++c) {
-    yrow[c] = b[8 + PG + c];
-    gyrow[c] = b[8 + PG + C + c];
+    yrow[c] = b[7 + c];
+    gyrow[c] = b[7 + C + c];
   }
   fill_normalised_columns(W, ux);
-  BoxAdjointScratch<T> box;
-  box.resize(P, W, k);
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(PG, W, k)));
+  BoxAdjoint<T> adj(P, H, W, k);
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
@@ -224,10 +220,9 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
     const T* xn = a.x + it.n * C * plane;
     const T* gn = a.grad + it.n * C * plane;
-    box_adjoint_rows(P, H, W, k, it.r0, it.r1, out, box, [&](int64_t i, T* const* G) {
+    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, PG, H, W, k, scratch.data(),
+                     [&](int64_t i, const T* const* sm, T* const* G) {
       const bool own = i >= it.r0 && i < it.r1;  // rows outside the item only feed the map gradients
-      const T* sm[PG];
-      smooth_row(planes, PG, H, W, k, i, b[7], b[8], b.stride, sm);
       eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
       const T* gr[C];
       const T* xr[C];

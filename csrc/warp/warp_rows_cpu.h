@@ -102,18 +102,17 @@ void affine_planes(const cpu::OpArgs<T>& a, int64_t n, const T* planes[kSpatialP
 template <typename T>
 void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
-  RowBuffers<T> b(5 + 1 + kSpatialParams, W + k);  // ix iy mx my ux, smoothing pad, smoothed rows
+  RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
     affine_planes(a, it.n, planes);
-    for (int64_t i = it.r0; i < it.r1; ++i) {
-      const T* sm[kSpatialParams];
-      smooth_row(planes, kSpatialParams, H, W, k, i, b[5], b[6], b.stride, sm);
+    smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
-    }
+    });
   }
 }
 
@@ -133,11 +132,11 @@ void eq20_param_grads_row(const T* gix, const T* giy, const T* mx, const T* my, 
 template <typename T>
 void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
-  RowBuffers<T> b(7 + 1 + kSpatialParams, W + k);  // ix iy mx my gix giy ux, pad, smoothed rows
+  RowBuffers<T> b(7, W);  // ix iy mx my gix giy ux
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
   fill_normalised_columns(W, ux);
-  BoxAdjointScratch<T> box;
-  box.resize(kSpatialParams, W, k);
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, W, k)));
+  BoxAdjoint<T> adj(kSpatialParams, H, W, k);
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
@@ -148,14 +147,14 @@ void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     for (int p = 0; p < kSpatialParams; ++p) out[p] = a.gmaps.map(it.n, p, plane);
     const T* xn = a.x + it.n * C * plane;
     const T* gn = a.grad + it.n * C * plane;
-    box_adjoint_rows(kSpatialParams, H, W, k, it.r0, it.r1, out, box, [&](int64_t i, T* const* G) {
-      const T* sm[kSpatialParams];
-      smooth_row(planes, kSpatialParams, H, W, k, i, b[7], b[8], b.stride, sm);
-      eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
-      // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
-      grad_row(ix, iy, W, H, W, xn, C, gn + i * W, plane, gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
-      eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
-    });
+    box_adjoint_item(adj, it.r0, it.r1, out, kSpatialParams, planes, kSpatialParams, H, W, k, scratch.data(),
+                     [&](int64_t i, const T* const* sm, T* const* G) {
+                       eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
+                       // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
+                       grad_row(ix, iy, W, H, W, xn, C, gn + i * W, plane, gix, giy,
+                                i >= it.r0 && i < it.r1 ? sc : nullptr);
+                       eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
+                     });
     end_scatter(sc, it);
   }
 }
