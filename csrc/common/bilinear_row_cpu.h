@@ -209,8 +209,11 @@ void grad_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T
 #if FASTAUG_ISA_SIMD
 // ---- the SIMD copies (float32): the same maths, kLanes pixels at a time -----------------------------
 
+// The per-vector helpers below must become part of their callers' loops.
+#define FASTAUG_SIMD_INLINE __attribute__((always_inline)) inline
+
 // clip_coordinate (sampling.h) of every lane.
-inline vec::Vf simd_clip(vec::Vf in, int64_t size, vec::Vf* grad) {
+FASTAUG_SIMD_INLINE vec::Vf simd_clip(vec::Vf in, int64_t size, vec::Vf* grad) {
   using namespace vec;
   const Vf hi = set1(static_cast<float>(size - 1));
   const Mask low = le(in, zero()), high = ge(in, hi);
@@ -222,7 +225,7 @@ inline vec::Vf simd_clip(vec::Vf in, int64_t size, vec::Vf* grad) {
 // the rounded division, corrected once when it is one too large, then an exact fused remainder); the
 // parity of the reflection comes from the rounded quotient, as in the scalar code. False when a lane
 // needs the scalar code: non-finite or more than 2^22 spans away.
-inline bool simd_reflect(vec::Vf in, int64_t twice_low, int64_t twice_high, vec::Vf* out, vec::Vf* grad) {
+FASTAUG_SIMD_INLINE bool simd_reflect(vec::Vf in, int64_t twice_low, int64_t twice_high, vec::Vf* out, vec::Vf* grad) {
   using namespace vec;
   if (twice_low == twice_high) {
     *out = *grad = zero();
@@ -246,7 +249,7 @@ inline bool simd_reflect(vec::Vf in, int64_t twice_low, int64_t twice_high, vec:
 }
 
 // pad_coordinate (sampling.h) of every lane; false when a lane needs the scalar code.
-inline bool simd_pad(vec::Vf c, int64_t size, int64_t padding, bool align, vec::Vf* out, vec::Vf* grad) {
+FASTAUG_SIMD_INLINE bool simd_pad(vec::Vf c, int64_t size, int64_t padding, bool align, vec::Vf* out, vec::Vf* grad) {
   using namespace vec;
   if (padding == kBorder) {
     *out = simd_clip(c, size, grad);
@@ -267,14 +270,14 @@ inline bool simd_pad(vec::Vf c, int64_t size, int64_t padding, bool align, vec::
 }
 
 // Lanes [0, m) of a tensor row (m < kLanes: masked, nothing past the row is read).
-inline vec::Vf simd_load_row(const float* p, int m) { return m == vec::kLanes ? vec::loadu(p) : vec::load_n(p, m); }
-inline void simd_store_row(float* p, vec::Vf a, int m) {
+FASTAUG_SIMD_INLINE vec::Vf simd_load_row(const float* p, int m) { return m == vec::kLanes ? vec::loadu(p) : vec::load_n(p, m); }
+FASTAUG_SIMD_INLINE void simd_store_row(float* p, vec::Vf a, int m) {
   if (m == vec::kLanes)
     vec::storeu(p, a);
   else
     vec::store_n(p, a, m);
 }
-inline vec::Vf simd_column(int64_t j) { return vec::to_f(vec::iota_i() + vec::set1i(static_cast<int32_t>(j))); }
+FASTAUG_SIMD_INLINE vec::Vf simd_column(int64_t j) { return vec::to_f(vec::iota_i() + vec::set1i(static_cast<int32_t>(j))); }
 
 inline void warp_coords_row(const float* fx, const float* fy, int64_t i, int64_t H, int64_t W, int64_t padding,
                             bool align, float* ix, float* iy, float* mx, float* my) {
@@ -337,7 +340,7 @@ struct SimdTaps {
   bool contiguous;  // ... and the lanes' corners on one row pair, consecutive columns: plain loads
 };
 
-inline SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
+FASTAUG_SIMD_INLINE SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
   using namespace vec;
   const Mask active = first_n(m);
   x = select(active, x, zero());
@@ -375,7 +378,7 @@ inline SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
 }
 
 // The four corner values of plane xc for the first m lanes, 0 at invalid corners.
-inline void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf v[4]) {
+FASTAUG_SIMD_INLINE void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf v[4]) {
   using namespace vec;
   if (t.contiguous) {  // consecutive pixels of two rows: plain (masked) loads
     const float* p = xc + t.base;
@@ -506,6 +509,111 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
       storeu(gix + j0 + s * kLanes, gxa[s]);
       storeu(giy + j0 + s * kLanes, gya[s]);
     }
+  }
+}
+// ---- warp, fused: pixels [f0, f1) of an image as one flat range (no per-row tails), the source
+// coordinates computed in registers. Each lane carries its own row and column; per pixel the maths is
+// warp_coords_row's and sample_row's / grad_row's exactly.
+
+// The rows and columns of kLanes consecutive pixels, advanced a vector at a time.
+struct SimdPixels {
+  vec::Vi row, col;
+  int64_t W;
+  SimdPixels(int64_t f, int64_t W_) : W(W_) {
+    using namespace vec;
+    row = set1i(static_cast<int32_t>(f / W));
+    col = set1i(static_cast<int32_t>(f % W)) + iota_i();
+    wrap();
+  }
+  void next() {
+    col = col + vec::set1i(vec::kLanes);
+    wrap();
+  }
+  void wrap() {
+    using namespace vec;
+    const Vi w = set1i(static_cast<int32_t>(W));
+    for (Mask past = gt(col, w - set1i(1)); any(past); past = gt(col, w - set1i(1))) {
+      col = select(past, col - w, col);
+      row = select(past, row + set1i(1), row);
+    }
+  }
+};
+
+// Source coordinates (and padding derivatives) of kLanes pixels, by the scalar maths lane by lane (for
+// a vector simd_pad declines).
+__attribute__((noinline)) inline void simd_warp_coords_scalar(const float* fx, const float* fy, int64_t f, int m,
+                                                              const SimdPixels& px, int64_t H, int64_t W,
+                                                              int64_t padding, bool align, vec::Vf out[4]) {
+  using namespace vec;
+  alignas(64) int32_t rows[kLanes], cols[kLanes];
+  alignas(64) float o[4][kLanes] = {};
+  storeu_i(rows, px.row);
+  storeu_i(cols, px.col);
+  for (int l = 0; l < m; ++l)
+    flow_source(fx[f + l], fy[f + l], rows[l], cols[l], H, W, padding, align, &o[0][l], &o[1][l], &o[2][l], &o[3][l]);
+  for (int q = 0; q < 4; ++q) out[q] = loadu(o[q]);
+}
+
+// Source coordinates (ix, iy) and padding derivatives (mx, my) of kLanes pixels.
+FASTAUG_SIMD_INLINE void simd_warp_coords(const float* fx, const float* fy, int64_t f, int m, const SimdPixels& px,
+                                          int64_t H, int64_t W, int64_t padding, bool align, vec::Vf out[4]) {
+  using namespace vec;
+  const Vf cx = to_f(px.col) + simd_load_row(fx + f, m), cy = to_f(px.row) + simd_load_row(fy + f, m);
+  if (padding == kZeros) {  // no padding: the coordinates themselves, derivatives 1
+    out[0] = cx;
+    out[1] = cy;
+    out[2] = out[3] = set1(1.f);
+    return;
+  }
+  if (!(simd_pad(cx, W, padding, align, &out[0], &out[2]) && simd_pad(cy, H, padding, align, &out[1], &out[3])))
+    simd_warp_coords_scalar(fx, fy, f, m, px, H, W, padding, align, out);
+}
+
+// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, x (C planes), out (C planes).
+inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
+                               int64_t padding, bool align, const float* x, int64_t C, float* out) {
+  using namespace vec;
+  const int64_t plane = H * W;
+  SimdPixels px(f0, W);
+  for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
+    Vf cr[4];  // ix, iy, mx, my
+    simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
+    const SimdTaps t = simd_taps(cr[0], cr[1], m, H, W);
+    for (int64_t c = 0; c < C; ++c) {
+      Vf v[4];
+      simd_corner_values(t, x + c * plane, W, m, v);
+      const Vf acc = zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
+      simd_store_row(out + c * plane + f, acc, m);
+    }
+  }
+}
+
+// warp's backward without a gradient for x over pixels [f0, f1) of one image: gflow's planes gfx, gfy.
+inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
+                                int64_t padding, bool align, const float* x, int64_t C, const float* gout, float* gfx,
+                                float* gfy) {
+  using namespace vec;
+  const int64_t plane = H * W;
+  SimdPixels px(f0, W);
+  for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
+    Vf cr[4];  // ix, iy, mx, my
+    simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
+    const SimdTaps t = simd_taps(cr[0], cr[1], m, H, W);
+    const Vf utx = set1(1.f) - t.tx, uty = set1(1.f) - t.ty;
+    Vf gxa = zero(), gya = zero();
+    for (int64_t c = 0; c < C; ++c) {
+      Vf v[4];
+      simd_corner_values(t, x + c * plane, W, m, v);
+      const Vf d_ix = (v[1] - v[0]) * uty + (v[3] - v[2]) * t.ty;
+      const Vf d_iy = (v[2] - v[0]) * utx + (v[3] - v[1]) * t.tx;
+      const Vf go = simd_load_row(gout + c * plane + f, m);
+      gxa = gxa + go * d_ix;
+      gya = gya + go * d_iy;
+    }
+    simd_store_row(gfx + f, gxa * cr[2], m);
+    simd_store_row(gfy + f, gya * cr[3], m);
   }
 }
 #endif  // FASTAUG_ISA_SIMD

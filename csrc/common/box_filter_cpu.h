@@ -189,7 +189,7 @@ class BoxAdjoint {
   // [m - hi, m + lo] are all in.
   void end_chunk(int64_t c1) {
     if (k_ == 1) return;
-    const int64_t n = c1 - c0_, W = W_, Wp = Wp_;
+    const int64_t n = c1 - c0_, Wp = Wp_;
     // h holds rows [h0_, h1_); keep the k - 1 last of them, then append this chunk's.
     const int64_t keep = std::min(h1_ - h0_, k_ - 1);
     for (int p = 0; p < P_; ++p) {

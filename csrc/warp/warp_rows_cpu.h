@@ -61,6 +61,11 @@ void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const ItemRows it(a, item);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
+#if FASTAUG_ISA_SIMD
+    warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
+                       a.out + it.n * C * plane);
+    continue;
+#endif
     for (int64_t i = it.r0; i < it.r1; ++i) {
       warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, b[0], b[1], b[2], b[3]);
       sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
@@ -81,6 +86,13 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const T* fy = a.maps.map(it.n, 1, plane);
     T* gfx = a.gmaps.map(it.n, 0, plane);
     T* gfy = a.gmaps.map(it.n, 1, plane);
+#if FASTAUG_ISA_SIMD
+    if (!sc) {
+      warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
+                          a.grad + it.n * C * plane, gfx, gfy);
+      continue;
+    }
+#endif
     for (int64_t i = it.r0; i < it.r1; ++i) {
       warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, ix, iy, mx, my);
       grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane, gix, giy, sc);
