@@ -39,24 +39,28 @@ namespace cpu {
 
 // The items of the sampling and learned-transformation kernels (common/cpu_kernels.h): a function of
 // the shape alone, never of the thread count, because the gradient for x sums in an order it fixes.
-// Whole images when the batch gives enough items for any likely thread count; otherwise blocks of
-// rows, each at least kMinPixels (so an item is worth scheduling) and at least `min_rows` rows (a
-// backward that smooths recomputes a few rows around each block).
+// Whole images when the batch gives `items` of them; otherwise blocks of rows, each at least kMinPixels
+// (so an item is worth scheduling) and at least `min_rows` rows (a backward that smooths recomputes a
+// few rows around each block). 32 items keep up to ~16 threads busy; a backward that scatters into x
+// asks for 8, because an image split into blocks scatters through private bands of rows (copied out,
+// then added up), which costs time on any number of threads.
+constexpr int64_t kItemsForThreads = 32, kItemsWithScatter = 8;
 struct ImageSplit {
   int64_t rows, blocks;
 };
-inline ImageSplit image_split(int64_t N, int64_t H, int64_t W, int64_t min_rows) {
-  constexpr int64_t kItems = 32, kMinPixels = 4096;
-  if (N >= kItems || H <= 1) return {std::max<int64_t>(H, 1), 1};
-  const int64_t want_blocks = (kItems + N - 1) / N;
+inline ImageSplit image_split(int64_t N, int64_t H, int64_t W, int64_t min_rows, int64_t items) {
+  constexpr int64_t kMinPixels = 4096;
+  if (N >= items || H <= 1) return {std::max<int64_t>(H, 1), 1};
+  const int64_t want_blocks = (items + N - 1) / N;
   int64_t rows = std::max({(H + want_blocks - 1) / want_blocks, min_rows, (kMinPixels + W - 1) / std::max<int64_t>(W, 1)});
   rows = std::min(rows, H);
   return {rows, (H + rows - 1) / rows};
 }
 
-// The argument block of an op on image x (N, C, H, W), split for a window of `smooth`.
+// The argument block of an op on image x (N, C, H, W), split for a window of `smooth` and, when
+// `scatter`, for a backward that scatters into the gradient for x.
 template <typename T>
-OpArgs<T> image_args(const at::Tensor& x, int64_t smooth) {
+OpArgs<T> image_args(const at::Tensor& x, int64_t smooth, bool scatter = false) {
   OpArgs<T> a;
   a.N = x.size(0);
   a.C = x.size(1);
@@ -64,7 +68,8 @@ OpArgs<T> image_args(const at::Tensor& x, int64_t smooth) {
   a.W = x.size(3);
   a.smooth = smooth;
   a.x = x.data_ptr<T>();
-  const ImageSplit s = image_split(a.N, a.H, a.W, std::max<int64_t>(8, 8 * (smooth - 1)));
+  const ImageSplit s = image_split(a.N, a.H, a.W, std::max<int64_t>(8, 8 * (smooth - 1)),
+                                   scatter ? kItemsWithScatter : kItemsForThreads);
   a.rows = s.rows;
   a.blocks = s.blocks;
   return a;

@@ -41,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor> transform_backward_cpu(const at::Tensor& grad
   if (x.numel() == 0) return {gx.zero_(), gparams.zero_()};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "transform_backward_cpu", [&] {
     const cpu::KernelTable<scalar_t>& k = cpu::cpu_kernels<scalar_t>();
-    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, smooth);
+    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, smooth, need_x_grad);
     a.mode = mode;
     a.padding = padding_mode;
     a.maps = {{params.data_ptr<scalar_t>()}, {P}};

@@ -40,7 +40,7 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_, co
   if (x.numel() == 0) return {gx.zero_(), gflow.zero_()};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "warp_backward_cpu", [&] {
     const cpu::KernelTable<scalar_t>& k = cpu::cpu_kernels<scalar_t>();
-    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, 1);
+    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, 1, need_x_grad);
     a.padding = padding_mode;
     a.align_corners = align_corners;
     a.maps = {{flow.data_ptr<scalar_t>()}, {2}};
@@ -81,7 +81,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cpu(
   if (x.numel() == 0) return {gx.zero_(), g_sw.zero_(), g_sb.zero_()};
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "affine_flow_warp_backward_cpu", [&] {
     const cpu::KernelTable<scalar_t>& k = cpu::cpu_kernels<scalar_t>();
-    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, smooth);
+    cpu::OpArgs<scalar_t> a = cpu::image_args<scalar_t>(x, smooth, need_x_grad);
     a.padding = padding_mode;
     a.maps = {{s_w.data_ptr<scalar_t>(), s_b.data_ptr<scalar_t>()}, {4, 2}};
     a.gmaps = {{g_sw.data_ptr<scalar_t>(), g_sb.data_ptr<scalar_t>()}, {4, 2}};
