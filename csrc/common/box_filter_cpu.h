@@ -65,6 +65,9 @@ void window_sum(const T* const* s, int64_t k, int64_t len, bool scaled, T scale,
   }
 }
 
+// Rows at least this wide are summed row by row (long enough loops); narrower ones as flat chunks.
+constexpr int64_t kWideRow = 64;
+
 // Scratch values of smooth_rows for P maps.
 inline int64_t smooth_scratch_size(int P, int64_t W, int64_t k) {
   return (static_cast<int64_t>(P) + 2) * box_chunk_rows(W) * (W + k - 1);
@@ -87,26 +90,30 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
   T* out = vp + R * Wp;
   *stride = Wp;
   for (int p = 0; p < P; ++p) {
-    // Vertical: row i = sum over d of plane row c(i + d). Rows whose k rows are all inside the image
-    // read contiguous ranges of the plane: one flat sum; the clamped ones (image top / bottom) row by row.
+    // Vertical: row i = sum over d of plane row c(i + d), into the padded rows of vp. Wide rows: row by
+    // row, straight into place. Narrow rows: one flat sum over the rows whose k rows are all inside the
+    // image (contiguous ranges of the plane), then copied into place; same additions either way.
     const T* src[kMaxSmooth];
-    const int64_t a = std::min(i1, std::max(i0, lo)), b = std::max(a, std::min(i1, H - hi));
-    auto row_by_row = [&](int64_t i) {
+    auto one_row = [&](int64_t i, T* dst) {
       for (int64_t d = -lo; d <= hi; ++d) src[d + lo] = planes[p] + clamp_index(i + d, H) * W;
-      window_sum(src, k, W, false, scale, v + (i - i0) * W);
+      window_sum(src, k, W, false, scale, dst);
     };
-    for (int64_t i = i0; i < a; ++i) row_by_row(i);
-    if (b > a) {
-      for (int64_t d = -lo; d <= hi; ++d) src[d + lo] = planes[p] + (a + d) * W;
-      window_sum(src, k, (b - a) * W, false, scale, v + (a - i0) * W);
+    if (W >= kWideRow) {
+      for (int64_t i = i0; i < i1; ++i) one_row(i, vp + (i - i0) * Wp + lo);
+    } else {
+      const int64_t a = std::min(i1, std::max(i0, lo)), b = std::max(a, std::min(i1, H - hi));
+      for (int64_t i = i0; i < a; ++i) one_row(i, v + (i - i0) * W);
+      if (b > a) {
+        for (int64_t d = -lo; d <= hi; ++d) src[d + lo] = planes[p] + (a + d) * W;
+        window_sum(src, k, (b - a) * W, false, scale, v + (a - i0) * W);
+      }
+      for (int64_t i = b; i < i1; ++i) one_row(i, v + (i - i0) * W);
+      for (int64_t r = 0; r < n; ++r) std::memcpy(vp + r * Wp + lo, v + r * W, sizeof(T) * W);
     }
-    for (int64_t i = b; i < i1; ++i) row_by_row(i);
-    for (int64_t r = 0; r < n; ++r) {
-      T* dst = vp + r * Wp;
-      const T* src = v + r * W;
-      for (int64_t t = 0; t < lo; ++t) dst[t] = src[0];
-      std::memcpy(dst + lo, src, sizeof(T) * W);
-      for (int64_t t = 0; t < hi; ++t) dst[lo + W + t] = src[W - 1];
+    for (int64_t r = 0; r < n; ++r) {  // replicate the border columns into the pads
+      T* row = vp + r * Wp;
+      for (int64_t t = 0; t < lo; ++t) row[t] = row[lo];
+      for (int64_t t = 0; t < hi; ++t) row[lo + W + t] = row[lo + W - 1];
     }
     // Horizontal: out(i, j) = (vp(i, j) + ... + vp(i, j + k - 1)) / k^2, flat (k > 1 here).
     T* o = out + p * R * Wp;
@@ -163,7 +170,7 @@ class BoxAdjoint {
         ends_(W, k) {
     if (k_ > 1) {
       g_.assign(static_cast<size_t>(P * R_ * Wp_), T(0));  // the pads stay zero
-      h_.assign(static_cast<size_t>(P * (R_ + k - 1) * Wp_), T(0));
+      h_.assign(static_cast<size_t>(P * hrows() * Wp_), T(0));
       v_.assign(static_cast<size_t>((R_ + k) * Wp_), T(0));
     }
   }
@@ -177,6 +184,7 @@ class BoxAdjoint {
     out_ = out;
     next_ = r0;
     h0_ = h1_ = first();
+    hstart_ = 0;
   }
   void begin_chunk(int64_t c0) { c0_ = c0; }
   // Where the caller writes row i (of the current chunk) of map p's gradient.
@@ -190,14 +198,19 @@ class BoxAdjoint {
   void end_chunk(int64_t c1) {
     if (k_ == 1) return;
     const int64_t n = c1 - c0_, Wp = Wp_;
-    // h holds rows [h0_, h1_); keep the k - 1 last of them, then append this chunk's.
-    const int64_t keep = std::min(h1_ - h0_, k_ - 1);
-    for (int p = 0; p < P_; ++p) {
-      T* hp = h_.data() + p * (R_ + k_ - 1) * Wp;
-      if (keep && h1_ - h0_ > keep) std::memmove(hp, hp + (h1_ - h0_ - keep) * Wp, sizeof(T) * keep * Wp);
-      horizontal(g_.data() + p * R_ * Wp, n, hp + keep * Wp);
+    // h holds rows [h0_, h1_) from its row hstart_ on; when this chunk does not fit after them, the
+    // k - 1 last (all the vertical pass can still need) move to the front first.
+    if (hstart_ + (h1_ - h0_) + n > hrows()) {
+      const int64_t keep = std::min(h1_ - h0_, k_ - 1);
+      for (int p = 0; p < P_; ++p) {
+        T* hp = h_.data() + p * hrows() * Wp;
+        std::memmove(hp, hp + (hstart_ + h1_ - h0_ - keep) * Wp, sizeof(T) * keep * Wp);
+      }
+      hstart_ = 0;
+      h0_ = h1_ - keep;
     }
-    h0_ = c1 - keep - n;
+    for (int p = 0; p < P_; ++p)
+      horizontal(g_.data() + p * R_ * Wp, n, h_.data() + (p * hrows() + hstart_ + h1_ - h0_) * Wp);
     h1_ = c1;
     const int64_t m_end = c1 == last() ? r1_ : std::min(r1_, c1 - lo_);
     if (next_ < m_end) vertical(next_, m_end);
@@ -229,7 +242,7 @@ class BoxAdjoint {
     // Rows whose window is inside the image, other than the first and last: flat window sums.
     const int64_t a = std::min(m1, std::max({m0, hi_, int64_t(1)})), b = std::max(a, std::min(m1, H - 1 - lo_));
     for (int p = 0; p < P_; ++p) {
-      const T* hp = h_.data() + p * (R_ + k_ - 1) * Wp - h0_ * Wp;  // row i at hp + i * Wp
+      const T* hp = h_.data() + (p * hrows() + hstart_ - h0_) * Wp;  // row i at hp + i * Wp
       T* op = out_[p];
       auto general = [&](int64_t m) {
         T* o = op + m * W;
@@ -242,9 +255,14 @@ class BoxAdjoint {
         for (int64_t j = 0; j < W; ++j) o[j] *= scale;
       };
       for (int64_t m = m0; m < a; ++m) general(m);
-      if (b > a) {
+      const T* src[kMaxSmooth];
+      if (b > a && W >= kWideRow) {  // wide rows: row by row, straight into place
+        for (int64_t m = a; m < b; ++m) {
+          for (int64_t d = -hi_; d <= lo_; ++d) src[d + hi_] = hp + (m + d) * Wp;
+          window_sum(src, k_, W, true, scale, op + m * W);
+        }
+      } else if (b > a) {  // narrow rows: one flat sum, then copied into place (same additions)
         T* v = v_.data();
-        const T* src[kMaxSmooth];
         for (int64_t d = -hi_; d <= lo_; ++d) src[d + hi_] = hp + (a + d) * Wp;
         window_sum(src, k_, (b - a) * Wp, true, scale, v);
         for (int64_t m = a; m < b; ++m) std::memcpy(op + m * W, v + (m - a) * Wp, sizeof(T) * W);
@@ -253,10 +271,13 @@ class BoxAdjoint {
     }
   }
 
+  // Rows of h per map: several chunks, so the k - 1 rows carried over move rarely.
+  int64_t hrows() const { return 4 * R_ + k_ - 1; }
+
   int P_;
   int64_t H_, W_, k_, lo_, hi_, R_, Wp_;
   BoxAdjointEnds<T> ends_;
-  int64_t r0_ = 0, r1_ = 0, next_ = 0, c0_ = 0, h0_ = 0, h1_ = 0;
+  int64_t r0_ = 0, r1_ = 0, next_ = 0, c0_ = 0, h0_ = 0, h1_ = 0, hstart_ = 0;
   T* const* out_ = nullptr;
   std::vector<T> g_, h_, v_;
 };
