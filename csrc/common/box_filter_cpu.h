@@ -296,7 +296,7 @@ void box_adjoint_item(BoxAdjoint<T>& adj, int64_t r0, int64_t r1, T* const* out,
     int64_t stride;
     smooth_rows(planes, Ps, H, W, k, c0, c1, scratch, rows, &stride);
     for (int64_t i = c0; i < c1; ++i) {
-      const T* sm[64];
+      const T* sm[64] = {};
       T* G[64];
       for (int p = 0; p < Ps; ++p) sm[p] = rows[p] + (i - c0) * stride;
       for (int p = 0; p < P; ++p) G[p] = adj.g_row(p, i);

@@ -190,8 +190,8 @@ inline Vi operator+(Vi a, Vi b) { return {_mm512_add_epi32(a.v, b.v)}; }
 inline Vi operator-(Vi a, Vi b) { return {_mm512_sub_epi32(a.v, b.v)}; }
 inline Vi operator*(Vi a, Vi b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
 inline Vi operator&(Vi a, Vi b) { return {_mm512_and_si512(a.v, b.v)}; }
-inline Vi min(Vi a, Vi b) { return {_mm512_min_epi32(a.v, b.v)}; }
-inline Vi max(Vi a, Vi b) { return {_mm512_max_epi32(a.v, b.v)}; }
+inline Vi min(Vi a, Vi b) { return {_mm512_maskz_min_epi32(0xffff, a.v, b.v)}; }
+inline Vi max(Vi a, Vi b) { return {_mm512_maskz_max_epi32(0xffff, a.v, b.v)}; }
 inline Mask gt(Vi a, Vi b) { return {_mm512_cmpgt_epi32_mask(a.v, b.v)}; }
 inline Mask eq(Vi a, Vi b) { return {_mm512_cmpeq_epi32_mask(a.v, b.v)}; }
 inline Vi trunc_i(Vf a) { return {_mm512_maskz_cvttps_epi32(0xffff, a.v)}; }
