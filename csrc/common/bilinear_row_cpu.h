@@ -418,6 +418,26 @@ FASTAUG_SIMD_INLINE void simd_corner_values(const SimdTaps& t, const float* xc, 
   }
 }
 
+// The bilinear sample of plane xc (sampling.h's sum: corner by corner from 0, invalid corners adding 0).
+FASTAUG_SIMD_INLINE vec::Vf simd_sample(const SimdTaps& t, const float* xc, int64_t W, int m) {
+  using namespace vec;
+  Vf v[4];
+  simd_corner_values(t, xc, W, m, v);
+  return zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
+}
+
+// go * d(sample of plane xc)/d(ix) and /d(iy) (sampling.h's bilinear_coordinate_grad) added to gxa, gya.
+FASTAUG_SIMD_INLINE void simd_add_coordinate_grad(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf go,
+                                                  vec::Vf* gxa, vec::Vf* gya) {
+  using namespace vec;
+  Vf v[4];
+  simd_corner_values(t, xc, W, m, v);
+  const Vf d_ix = (v[1] - v[0]) * (set1(1.f) - t.ty) + (v[3] - v[2]) * t.ty;
+  const Vf d_iy = (v[2] - v[0]) * (set1(1.f) - t.tx) + (v[3] - v[1]) * t.tx;
+  *gxa = *gxa + go * d_ix;
+  *gya = *gya + go * d_iy;
+}
+
 inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
                        float* out, int64_t out_stride) {
   using namespace vec;
@@ -425,12 +445,7 @@ inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, i
   for (int64_t j = 0; j < n; j += kLanes) {
     const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
     const SimdTaps t = simd_taps(loadu(ix + j), loadu(iy + j), m, H, W);
-    for (int64_t c = 0; c < C; ++c) {
-      Vf v[4];
-      simd_corner_values(t, x + c * plane, W, m, v);
-      const Vf acc = zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
-      simd_store_row(out + c * out_stride + j, acc, m);
-    }
+    for (int64_t c = 0; c < C; ++c) simd_store_row(out + c * out_stride + j, simd_sample(t, x + c * plane, W, m), m);
   }
 }
 
@@ -488,14 +503,8 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
     for (int64_t c = 0; c < C; ++c) {
       for (int s = 0; s < S; ++s) {
         if (!ms[s]) continue;
-        Vf v[4];
-        simd_corner_values(t[s], x + c * plane, W, ms[s], v);
-        const Vf utx = set1(1.f) - t[s].tx, uty = set1(1.f) - t[s].ty;
-        const Vf d_ix = (v[1] - v[0]) * uty + (v[3] - v[2]) * t[s].ty;
-        const Vf d_iy = (v[2] - v[0]) * utx + (v[3] - v[1]) * t[s].tx;
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
-        gxa[s] = gxa[s] + go * d_ix;
-        gya[s] = gya[s] + go * d_iy;
+        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
         if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
@@ -571,51 +580,45 @@ FASTAUG_SIMD_INLINE void simd_warp_coords(const float* fx, const float* fy, int6
     simd_warp_coords_scalar(fx, fy, f, m, px, H, W, padding, align, out);
 }
 
-// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, x (C planes), out (C planes).
-inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
-                               int64_t padding, bool align, const float* x, int64_t C, float* out) {
+// Calls body(f, m, cr, t) for every vector of pixels [f, f + m) of [f0, f1) of one image: cr = ix, iy,
+// mx, my (warp's padded source coordinates and their derivatives), t their taps.
+template <typename Body>
+FASTAUG_SIMD_INLINE void for_each_warp_vector(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H,
+                                              int64_t W, int64_t padding, bool align, Body&& body) {
   using namespace vec;
-  const int64_t plane = H * W;
   SimdPixels px(f0, W);
   for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
     const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
-    Vf cr[4];  // ix, iy, mx, my
+    Vf cr[4];
     simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
-    const SimdTaps t = simd_taps(cr[0], cr[1], m, H, W);
-    for (int64_t c = 0; c < C; ++c) {
-      Vf v[4];
-      simd_corner_values(t, x + c * plane, W, m, v);
-      const Vf acc = zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
-      simd_store_row(out + c * plane + f, acc, m);
-    }
+    body(f, m, static_cast<const Vf*>(cr), simd_taps(cr[0], cr[1], m, H, W));
   }
+}
+
+// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, x (C planes), out (C planes).
+inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
+                               int64_t padding, bool align, const float* x, int64_t C, float* out) {
+  const int64_t plane = H * W;
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
+                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const SimdTaps& t) {
+                         for (int64_t c = 0; c < C; ++c)
+                           simd_store_row(out + c * plane + f, simd_sample(t, x + c * plane, W, m), m);
+                       });
 }
 
 // warp's backward without a gradient for x over pixels [f0, f1) of one image: gflow's planes gfx, gfy.
 inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
                                 int64_t padding, bool align, const float* x, int64_t C, const float* gout, float* gfx,
                                 float* gfy) {
-  using namespace vec;
   const int64_t plane = H * W;
-  SimdPixels px(f0, W);
-  for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
-    const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
-    Vf cr[4];  // ix, iy, mx, my
-    simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
-    const SimdTaps t = simd_taps(cr[0], cr[1], m, H, W);
-    const Vf utx = set1(1.f) - t.tx, uty = set1(1.f) - t.ty;
-    Vf gxa = zero(), gya = zero();
-    for (int64_t c = 0; c < C; ++c) {
-      Vf v[4];
-      simd_corner_values(t, x + c * plane, W, m, v);
-      const Vf d_ix = (v[1] - v[0]) * uty + (v[3] - v[2]) * t.ty;
-      const Vf d_iy = (v[2] - v[0]) * utx + (v[3] - v[1]) * t.tx;
-      const Vf go = simd_load_row(gout + c * plane + f, m);
-      gxa = gxa + go * d_ix;
-      gya = gya + go * d_iy;
-    }
-    simd_store_row(gfx + f, gxa * cr[2], m);
-    simd_store_row(gfy + f, gya * cr[3], m);
-  }
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
+                       [&](int64_t f, int m, const vec::Vf* cr, const SimdTaps& t) {
+                         vec::Vf gxa = vec::zero(), gya = vec::zero();
+                         for (int64_t c = 0; c < C; ++c)
+                           simd_add_coordinate_grad(t, x + c * plane, W, m, simd_load_row(gout + c * plane + f, m),
+                                                    &gxa, &gya);
+                         simd_store_row(gfx + f, gxa * cr[2], m);
+                         simd_store_row(gfy + f, gya * cr[3], m);
+                       });
 }
 #endif  // FASTAUG_ISA_SIMD

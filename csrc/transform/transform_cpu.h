@@ -97,12 +97,6 @@ void channel_rows(T* base, int64_t plane, int64_t i, int64_t W, T* rows[C]) {
   for (int c = 0; c < C; ++c) rows[c] = base + c * plane + i * W;
 }
 
-// The P raw maps of image n (appearance: c_w then c_b; transform: its parameter map).
-template <typename T>
-void map_planes(const cpu::OpArgs<T>& a, int64_t n, int P, const T** planes) {
-  for (int p = 0; p < P; ++p) planes[p] = a.maps.map(n, p, a.H * a.W);
-}
-
 // ---- appearance -----------------------------------------------------------------------------------
 
 template <typename T, int C>
@@ -127,32 +121,22 @@ void appearance_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
 template <typename T, int C>
 void appearance_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = colour_params(C);
-  const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  // The smoothed c_w maps are only needed for the gradient of x.
-  const int Ps = a.gx ? C * C : 0;
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, W, k)));
-  BoxAdjoint<T> adj(P, H, W, k);
-  for (int64_t item = begin; item < end; ++item) {
-    const ItemRows it(a, item);
-    const T* planes[P];
-    map_planes(a, it.n, P, planes);
-    T* out[P];
-    for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
-    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, Ps, H, W, k, scratch.data(),
-                     [&](int64_t i, const T* const* sm, T* const* G) {
-                       const T* gr[C];
-                       const T* xr[C];
-                       channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
-                       channel_rows<const T, C>(a.x + it.n * C * plane, plane, i, W, xr);
-                       colour_weight_grads_row<T, C>(gr, xr, G, W);
-                       for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[C * C + c]);
-                       if (a.gx && i >= it.r0 && i < it.r1) {  // x's gradient is per pixel: own rows only
-                         T* gxr[C];
-                         channel_rows<T, C>(a.gx + it.n * C * plane, plane, i, W, gxr);
-                         colour_input_grads_row<T, C>(gr, sm, gxr, /*add_identity=*/true, /*accumulate=*/false, W);
-                       }
-                     });
-  }
+  const int64_t W = a.W, plane = a.H * a.W;
+  // The smoothed c_w maps are only needed for the gradient of x, which is per pixel (no scatter).
+  smoothed_backward(a, begin, end, P, a.gx ? C * C : 0, false,
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>*) {
+                      const T* gr[C];
+                      const T* xr[C];
+                      channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
+                      channel_rows<const T, C>(a.x + it.n * C * plane, plane, i, W, xr);
+                      colour_weight_grads_row<T, C>(gr, xr, G, W);
+                      for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[C * C + c]);
+                      if (a.gx && i >= it.r0 && i < it.r1) {  // own rows only
+                        T* gxr[C];
+                        channel_rows<T, C>(a.gx + it.n * C * plane, plane, i, W, gxr);
+                        colour_input_grads_row<T, C>(gr, sm, gxr, /*add_identity=*/true, /*accumulate=*/false, W);
+                      }
+                    });
 }
 
 template <typename T>
@@ -198,7 +182,7 @@ template <typename T, int C>
 void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = transform_params(C);
   constexpr int PG = kSpatialParams + C * C;  // maps whose smoothed values the backward needs
-  const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
+  const int64_t H = a.H, W = a.W, plane = H * W;
   const bool serial = a.mode == kSerial;
   RowBuffers<T> b(7 + 2 * C, W);  // ix iy mx my gix giy ux, C warped rows, C rows of their gradient
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
@@ -208,53 +192,40 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     gyrow[c] = b[7 + C + c];
   }
   fill_normalised_columns(W, ux);
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(PG, W, k)));
-  BoxAdjoint<T> adj(P, H, W, k);
-  for (int64_t item = begin; item < end; ++item) {
-    const ItemRows it(a, item);
-    RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
-    const T* planes[P];
-    map_planes(a, it.n, P, planes);
-    T* out[P];
-    for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
+  smoothed_backward(a, begin, end, P, PG, true,
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc) {
+    const bool own = i >= it.r0 && i < it.r1;  // rows outside the item only feed the map gradients
     const T* xn = a.x + it.n * C * plane;
-    const T* gn = a.grad + it.n * C * plane;
-    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, PG, H, W, k, scratch.data(),
-                     [&](int64_t i, const T* const* sm, T* const* G) {
-      const bool own = i >= it.r0 && i < it.r1;  // rows outside the item only feed the map gradients
-      eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
-      const T* gr[C];
-      const T* xr[C];
-      channel_rows<const T, C>(gn, plane, i, W, gr);
-      channel_rows<const T, C>(xn, plane, i, W, xr);
-      // d(loss)/d(warped image) of this row (channel stride gy_stride).
-      const T* gy;
-      int64_t gy_stride;
-      if (serial) {
-        // out = y + C_w y + c_b with y the warped row (recomputed): d/dy = g + C_w^T g.
-        sample_row(ix, iy, W, H, W, xn, C, yrow[0], b.stride);
-        colour_weight_grads_row<T, C>(gr, const_cast<const T* const*>(yrow), G + kSpatialParams, W);
-        colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gyrow, /*add_identity=*/true, /*accumulate=*/false, W);
-        gy = gyrow[0];
-        gy_stride = b.stride;
-      } else {
-        // out = y + C_w x + c_b: the colour term's gradient lands on x at this very pixel.
-        colour_weight_grads_row<T, C>(gr, xr, G + kSpatialParams, W);
-        if (sc && own) {
-          T* gxr[C];
-          for (int c = 0; c < C; ++c) gxr[c] = sc->row(c, i);
-          colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false, /*accumulate=*/true, W);
-        }
-        gy = gr[0];
-        gy_stride = plane;
+    eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
+    const T* gr[C];
+    const T* xr[C];
+    channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
+    channel_rows<const T, C>(xn, plane, i, W, xr);
+    // d(loss)/d(warped image) of this row (channel stride gy_stride).
+    const T* gy;
+    int64_t gy_stride;
+    if (serial) {
+      // out = y + C_w y + c_b with y the warped row (recomputed): d/dy = g + C_w^T g.
+      sample_row(ix, iy, W, H, W, xn, C, yrow[0], b.stride);
+      colour_weight_grads_row<T, C>(gr, const_cast<const T* const*>(yrow), G + kSpatialParams, W);
+      colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gyrow, /*add_identity=*/true, /*accumulate=*/false, W);
+      gy = gyrow[0];
+      gy_stride = b.stride;
+    } else {
+      // out = y + C_w x + c_b: the colour term's gradient lands on x at this very pixel.
+      colour_weight_grads_row<T, C>(gr, xr, G + kSpatialParams, W);
+      if (sc && own) {
+        T* gxr[C];
+        for (int c = 0; c < C; ++c) gxr[c] = sc->row(c, i);
+        colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false, /*accumulate=*/true, W);
       }
-      grad_row(ix, iy, W, H, W, xn, C, gy, gy_stride, gix, giy, own ? sc : nullptr);
-      eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
-      for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[PG + c]);  // d/d(smoothed c_b) = g
-    });
-    end_scatter(sc, it);
-  }
+      gy = gr[0];
+      gy_stride = plane;
+    }
+    grad_row(ix, iy, W, H, W, xn, C, gy, gy_stride, gix, giy, own ? sc : nullptr);
+    eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
+    for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[PG + c]);  // d/d(smoothed c_b) = g
+  });
 }
 
 template <typename T>

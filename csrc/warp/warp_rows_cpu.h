@@ -105,10 +105,35 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
 
 // ---- affine_flow_warp -----------------------------------------------------------------------------
 
-// The six raw maps (w0..w3, b0, b1) of image n.
+// The P raw maps of image n (affine_flow_warp: w0..w3, b0, b1; appearance: c_w then c_b; transform:
+// its parameter map).
 template <typename T>
-void affine_planes(const cpu::OpArgs<T>& a, int64_t n, const T* planes[kSpatialParams]) {
-  for (int p = 0; p < kSpatialParams; ++p) planes[p] = a.maps.map(n, p, a.H * a.W);
+void map_planes(const cpu::OpArgs<T>& a, int64_t n, int P, const T** planes) {
+  for (int p = 0; p < P; ++p) planes[p] = a.maps.map(n, p, a.H * a.W);
+}
+
+// The items [begin, end) of the backward of a family that smooths its P maps: per item, its scatter
+// target (when `scatter`: the gradient for x is a scatter), and the box filter's adjoint streamed
+// over its rows, produce(it, i, sm, G, sc) giving row i of the gradients of the smoothed maps (G[p]),
+// sm[p] row i of the first Ps smoothed maps.
+template <typename T, typename Produce>
+void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int P, int Ps, bool scatter,
+                       Produce&& produce) {
+  const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, W, k)));
+  BoxAdjoint<T> adj(P, H, W, k);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    RowScatter<T> sc_storage;
+    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage) : nullptr;
+    const T* planes[64];
+    T* out[64];
+    map_planes(a, it.n, P, planes);
+    for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
+    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, Ps, H, W, k, scratch.data(),
+                     [&](int64_t i, const T* const* sm, T* const* G) { produce(it, i, sm, G, sc); });
+    end_scatter(sc, it);
+  }
 }
 
 template <typename T>
@@ -120,7 +145,7 @@ void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
-    affine_planes(a, it.n, planes);
+    map_planes(a, it.n, kSpatialParams, planes);
     smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
@@ -143,32 +168,18 @@ void eq20_param_grads_row(const T* gix, const T* giy, const T* mx, const T* my, 
 
 template <typename T>
 void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
-  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
   RowBuffers<T> b(7, W);  // ix iy mx my gix giy ux
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
   fill_normalised_columns(W, ux);
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, W, k)));
-  BoxAdjoint<T> adj(kSpatialParams, H, W, k);
-  for (int64_t item = begin; item < end; ++item) {
-    const ItemRows it(a, item);
-    RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
-    const T* planes[kSpatialParams];
-    affine_planes(a, it.n, planes);
-    T* out[kSpatialParams];
-    for (int p = 0; p < kSpatialParams; ++p) out[p] = a.gmaps.map(it.n, p, plane);
-    const T* xn = a.x + it.n * C * plane;
-    const T* gn = a.grad + it.n * C * plane;
-    box_adjoint_item(adj, it.r0, it.r1, out, kSpatialParams, planes, kSpatialParams, H, W, k, scratch.data(),
-                     [&](int64_t i, const T* const* sm, T* const* G) {
-                       eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
-                       // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
-                       grad_row(ix, iy, W, H, W, xn, C, gn + i * W, plane, gix, giy,
-                                i >= it.r0 && i < it.r1 ? sc : nullptr);
-                       eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
-                     });
-    end_scatter(sc, it);
-  }
+  smoothed_backward(a, begin, end, kSpatialParams, kSpatialParams, true,
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc) {
+                      eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
+                      // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
+                      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane,
+                               gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
+                      eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
+                    });
 }
 
 // dst[j] += src[j] for a row of W.
