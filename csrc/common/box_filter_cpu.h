@@ -18,9 +18,11 @@
 // row / column). A block of output rows [r0, r1) needs g on rows [r0 - hi, r1 + lo): its caller
 // recomputes those few extra rows (see BoxAdjoint), which keeps every block independent.
 
-// Rows per chunk for rows of W: about 2048 values, so flat loops are long and a chunk of every map stays
-// in cache.
-inline int64_t box_chunk_rows(int64_t W) { return std::max<int64_t>(1, 2048 / std::max<int64_t>(W, 1)); }
+// Rows per chunk of an H x W map: about 2048 values, so flat loops are long and a chunk of every map
+// stays in cache (and no more rows than the map has: small images allocate little).
+inline int64_t box_chunk_rows(int64_t H, int64_t W) {
+  return std::max<int64_t>(1, std::min(H, 2048 / std::max<int64_t>(W, 1)));
+}
 
 // dst[f] = s[0][f] + s[1][f] + ... + s[k - 1][f] (left to right), times scale when `scaled`, for
 // f < len: one pass for the usual windows (k a template argument, the k loads fused), k passes else.
@@ -68,12 +70,12 @@ void window_sum(const T* const* s, int64_t k, int64_t len, bool scaled, T scale,
 // Rows at least this wide are summed row by row (long enough loops); narrower ones as flat chunks.
 constexpr int64_t kWideRow = 64;
 
-// Scratch values of smooth_rows for P maps.
-inline int64_t smooth_scratch_size(int P, int64_t W, int64_t k) {
-  return (static_cast<int64_t>(P) + 2) * box_chunk_rows(W) * (W + k - 1);
+// Scratch values of smooth_rows for P maps of H x W.
+inline int64_t smooth_scratch_size(int P, int64_t H, int64_t W, int64_t k) {
+  return (static_cast<int64_t>(P) + 2) * box_chunk_rows(H, W) * (W + k - 1);
 }
 
-// Smoothed rows [i0, i1) (at most box_chunk_rows(W) of them) of P maps (planes[p]: H x W): rows[p] points
+// Smoothed rows [i0, i1) (at most box_chunk_rows(H, W) of them) of P maps (planes[p]: H x W): rows[p] points
 // at row i0 of map p, the next rows *stride values apart (the raw rows themselves when k == 1).
 template <typename T>
 void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t i0, int64_t i1, T* scratch,
@@ -83,7 +85,7 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
     *stride = W;
     return;
   }
-  const int64_t lo = box_lo(k), hi = box_hi(k), n = i1 - i0, Wp = W + k - 1, R = box_chunk_rows(W);
+  const int64_t lo = box_lo(k), hi = box_hi(k), n = i1 - i0, Wp = W + k - 1, R = box_chunk_rows(H, W);
   const T scale = T(1) / static_cast<T>(k * k);
   T* v = scratch;            // vertical sums, rows of W
   T* vp = scratch + R * Wp;  // the same, rows of Wp: lo copies of the first value, the row, hi of the last
@@ -124,11 +126,11 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
 }
 
 // Calls row(i, sm) for the rows [r0, r1) of one item, sm[p] row i of the P smoothed maps, smoothing a
-// chunk of rows at a time into scratch (smooth_scratch_size(P, W, k) values).
+// chunk of rows at a time into scratch (smooth_scratch_size(P, H, W, k) values).
 template <typename T, typename Row>
 void smoothed_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k, int64_t r0, int64_t r1, T* scratch,
                    Row&& row) {
-  const int64_t R = box_chunk_rows(W);
+  const int64_t R = box_chunk_rows(H, W);
   for (int64_t c0 = r0; c0 < r1;) {
     const int64_t c1 = std::min(r1, c0 + R);
     const T* rows[64];
@@ -166,7 +168,7 @@ template <typename T>
 class BoxAdjoint {
  public:
   BoxAdjoint(int P, int64_t H, int64_t W, int64_t k)
-      : P_(P), H_(H), W_(W), k_(k), lo_(box_lo(k)), hi_(box_hi(k)), R_(box_chunk_rows(W)), Wp_(W + k - 1),
+      : P_(P), H_(H), W_(W), k_(k), lo_(box_lo(k)), hi_(box_hi(k)), R_(box_chunk_rows(H, W)), Wp_(W + k - 1),
         ends_(W, k) {
     if (k_ > 1) {
       g_.assign(static_cast<size_t>(P * R_ * Wp_), T(0));  // the pads stay zero
@@ -272,7 +274,7 @@ class BoxAdjoint {
   }
 
   // Rows of h per map: several chunks, so the k - 1 rows carried over move rarely.
-  int64_t hrows() const { return 4 * R_ + k_ - 1; }
+  int64_t hrows() const { return std::min(4 * R_, H_) + k_ - 1; }
 
   int P_;
   int64_t H_, W_, k_, lo_, hi_, R_, Wp_;
@@ -284,7 +286,7 @@ class BoxAdjoint {
 
 // Runs the rows of one item through a BoxAdjoint: for every row i the adjoint needs, in order,
 // produce(i, sm, G) with sm[p] row i of the first Ps smoothed maps (smoothing and the adjoint share
-// their chunks) and G[p] where row i of map p's gradient goes. scratch: smooth_scratch_size(Ps, W, k).
+// their chunks) and G[p] where row i of map p's gradient goes. scratch: smooth_scratch_size(Ps, H, W, k).
 template <typename T, typename Produce>
 void box_adjoint_item(BoxAdjoint<T>& adj, int64_t r0, int64_t r1, T* const* out, int P, const T* const* planes, int Ps,
                       int64_t H, int64_t W, int64_t k, T* scratch, Produce&& produce) {

@@ -103,7 +103,7 @@ template <typename T, int C>
 void appearance_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   constexpr int P = colour_params(C);
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, W, k)));
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, H, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];
@@ -156,7 +156,7 @@ void transform_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
   RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, W, k)));
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, H, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];

@@ -120,7 +120,7 @@ template <typename T, typename Produce>
 void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int P, int Ps, bool scatter,
                        Produce&& produce) {
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, W, k)));
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, H, W, k)));
   BoxAdjoint<T> adj(P, H, W, k);
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
@@ -141,7 +141,7 @@ void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
   RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
-  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, W, k)));
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, H, W, k)));
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
