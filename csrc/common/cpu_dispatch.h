@@ -13,7 +13,6 @@
 
 #include <c10/util/Exception.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <string>
 
@@ -81,8 +80,7 @@ inline CpuCapability requested_capability(bool* ok, std::string* value) {
   *ok = true;
   const char* env = std::getenv("FASTAUG_CPU_CAPABILITY");
   if (!env || !*env) return CpuCapability::kAvx512;
-  std::string v(env);
-  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  const std::string v(env);
   *value = v;
   if (v == "default") return CpuCapability::kDefault;
   if (v == "avx2") return CpuCapability::kAvx2;
