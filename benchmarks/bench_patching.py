@@ -18,7 +18,7 @@ from fastaug.data.subgroups import GroupedImageData
 from fastaug.models import build_model
 from fastaug.train.loop import optimizer_step
 from fastaug.train.patching.config import PatchConfig, TranslationConfig
-from fastaug.train.patching.methods import build_patch_method, gather_batch
+from fastaug.train.patching.methods import gather_batch, patch_method_class
 from fastaug.train.patching.translation import build_translation_parts, translation_step
 
 from .harness import compare
@@ -48,13 +48,16 @@ def _stage2(data, device, method, batch):
     cfg = PatchConfig()
     model = build_model(cfg.model, 2, 1, mean=data.mean, std=data.std).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    objective = build_patch_method(method, cfg, data.group_counts(), data.group_class, device)
     translations = data.images.cpu()[:, None].repeat(1, 2, 1, 1, 1)  # stand-ins for F(x), G(x)
+    # the method as the engine builds it, from what it reads of the trainer
+    engine = types.SimpleNamespace(train_data=data, device=torch.device(device),
+                                   args=types.SimpleNamespace(label_smoothing=0.0))
+    objective = patch_method_class(method)(cfg, engine, translations=translations)
     idx = torch.arange(batch, device=data.images.device)
 
     def step():
-        b = gather_batch(data, idx, translations if objective.uses_translations else None, device)
-        loss, _, _ = objective.loss(model, b)
+        b = gather_batch(data, idx, objective.translations, device)
+        loss, _ = objective.loss(model, b)
         optimizer_step(loss, opt)
     return step
 

@@ -1,20 +1,34 @@
-"""Policy ops family: fastaug.apply_ops (a random op of the 16 per image) vs torchvision / kornia.
+"""Policy ops family: fastaug.apply_ops (a random op of the 16 per image) vs a copy and torchvision / kornia.
 
-Baselines, in the same run:
+``apply_ops`` is timed forward on uint8 and float32 batches, and backward only and forward+backward on
+float32 (x requires grad), with the copy that moves the same bytes (forward: read the batch, write
+the output, i.e. a copy of the batch; backward: grad_out and x read, the gradients of x and of the
+SamplePairing partners written). Baselines, forward only, in the same run:
+
 * torchvision v2 ``AutoAugment`` called once per image: the only way to get per-image ops there;
 * torchvision v2 ``AutoAugment`` called once on the whole batch (one sub-policy for all images);
-* kornia's ``AutoAugment`` on a float batch, if kornia is installed (a benchmark extra);
-* on CUDA, a device copy of the batch (the memory-bound floor).
-Targets: CPU >= 20x the per-image loop at N=256 3x32x32 and >= 5x at N=64 3x224x224 (uint8);
-CUDA >= 50x the per-image loop, faster than kornia, within 5x of a device copy (speed-up >= 0.2).
-A second case times fastaug's AutoAugment module (a 2-op ImageNet sub-policy per image, one call).
+* kornia's ``AutoAugment`` on a float batch, if kornia is installed (a benchmark extra).
+
+Sizes: N=1 1x8x8 (the per-call fixed cost), N=64 1x28x28, N=256 3x32x32, N=64 3x224x224.
+Targets: CPU uint8 >= 20x the per-image loop at 32x32 and >= 5x at 224x224, forward <= 8x the copy
+at 32x32 and <= 4x at 224x224; CUDA >= 50x the per-image loop, faster than kornia, forward <= 5x a
+device copy. A second case times fastaug's AutoAugment module (a 2-op ImageNet sub-policy per image,
+one call) against the per-image loop.
 """
 import torch
 
 import fastaug
 from fastaug.augment import AutoAugment
 
-from .harness import compare
+from .harness import KernelCall, compare, compare_kernel, nbytes
+
+PER_IMAGE = "torchvision v2 AutoAugment per image"
+WHOLE_BATCH = "torchvision v2 AutoAugment whole batch (one op for all)"
+KORNIA = "kornia AutoAugment (float batch)"
+
+CPU_SIZES = [(1, 1, 8, 8), (64, 1, 28, 28), (256, 3, 32, 32), (64, 3, 224, 224)]
+CUDA_SIZES = [(1, 1, 8, 8), (256, 3, 224, 224)]
+QUICK_SIZES = [(1, 1, 8, 8), (16, 3, 32, 32)]
 
 
 def _torchvision():
@@ -33,53 +47,55 @@ def _kornia():
     return kauto
 
 
+def _targets(device, H, dtype):
+    """(speed-up targets per baseline, targets of ours alone: the forward against a copy of the batch)."""
+    if device != "cpu":
+        return {PER_IMAGE: {"fwd speed-up": 50}, KORNIA: {"fwd speed-up": 1.0}}, {"fwd/copy": 5}
+    if dtype != torch.uint8 or H < 32:
+        return {}, {}
+    return {PER_IMAGE: {"fwd speed-up": 20 if H == 32 else 5}}, {"fwd/copy": 8 if H == 32 else 4}
+
+
 def run(device, quick=False):
-    sizes = {"cpu": [(256, 3, 32, 32), (64, 3, 224, 224)], "cuda": [(256, 3, 224, 224)]}[device]
-    if quick:
-        sizes = [(16, 3, 32, 32)]
+    sizes = QUICK_SIZES if quick else {"cpu": CPU_SIZES, "cuda": CUDA_SIZES}[device]
     t = 0.1 if quick else (1.0 if device == "cpu" else 0.5)
+    rounds = 1 if quick else 3
     v2, kauto = _torchvision(), _kornia()
     gen = torch.Generator().manual_seed(0)
     rows = []
     for N, C, H, W in sizes:
-        size = f"N={N} {C}x{H}x{W} uint8"
-        x = torch.randint(0, 256, (N, C, H, W), generator=gen, dtype=torch.uint8).to(device)
+        x8 = torch.randint(0, 256, (N, C, H, W), generator=gen, dtype=torch.uint8).to(device)
         op = torch.randint(0, 16, (N,), generator=gen).to(device)
         mag = torch.rand(N, generator=gen).to(device)
         sign = torch.where(torch.rand(N, generator=gen) < 0.5, -1.0, 1.0).to(device)
         partner = torch.randint(0, N, (N,), generator=gen).to(device)
         center = torch.stack([torch.randint(0, H, (N,), generator=gen), torch.randint(0, W, (N,), generator=gen)],
                              1).to(device)
-        cpu = device == "cpu"
-        per_image_target = (20 if (H, W) == (32, 32) else 5) if cpu else 50
-
-        def ours():
-            return fastaug.apply_ops(x, op, mag, sign, partner, center=center)
-
-        baselines, targets = {}, {}
-        if v2 is not None:
-            tv = v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
-            baselines["torchvision v2 AutoAugment per image"] = lambda: [tv(x[i]) for i in range(N)]
-            targets["torchvision v2 AutoAugment per image"] = per_image_target
-            baselines["torchvision v2 AutoAugment whole batch (one op for all)"] = lambda: tv(x)
-        if kauto is not None:
-            ka = kauto.AutoAugment("imagenet").to(device)
-            xf = x.float() / 255
-            baselines["kornia AutoAugment (float batch)"] = lambda: ka(xf)
-            if not cpu:
-                targets["kornia AutoAugment (float batch)"] = 1.0
-        if not cpu:
-            dst = torch.empty_like(x)
-            baselines["device copy of the batch"] = lambda: dst.copy_(x)
-            targets["device copy of the batch"] = 0.2
-        with torch.no_grad():
-            rows += compare("policy", "apply_ops, random op of 16 per image", size, device, ours, baselines,
-                            targets, t, note="" if kauto is not None else "kornia not installed: skipped")
+        for x in (x8, (x8.float() / 255).requires_grad_()):
+            size = f"N={N} {C}x{H}x{W} {str(x.dtype).replace('torch.', '')}"
+            floating = x.is_floating_point()
+            grad = torch.randn(x.shape, generator=gen).to(device) if floating else None
+            ours = KernelCall(lambda: fastaug.apply_ops(x, op, mag, sign, partner, center=center),
+                              (x,) if floating else (), grad)
+            stocks = {}
             if v2 is not None:
-                aa = AutoAugment("imagenet")
-                g = torch.Generator().manual_seed(1)
-                rows += compare("policy", "AutoAugment module, 2-op ImageNet sub-policy per image", size, device,
-                                lambda: aa(x, generator=g),
-                                {"torchvision v2 AutoAugment per image": baselines[
-                                    "torchvision v2 AutoAugment per image"]}, None, t)
+                tv = v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
+                stocks[PER_IMAGE] = KernelCall(lambda: [tv(x[i]) for i in range(N)])
+                stocks[WHOLE_BATCH] = KernelCall(lambda: tv(x))
+            if kauto is not None and floating:
+                ka = kauto.AutoAugment("imagenet").to(device)
+                stocks[KORNIA] = KernelCall(lambda: ka(x))
+            targets, own = _targets(device, H, x.dtype)
+            rows += compare_kernel("policy", "apply_ops, random op of 16 per image", size, device, ours, stocks,
+                                   bytes_fwd=2 * nbytes(x), bytes_bwd=4 * nbytes(x), targets=targets,
+                                   own_targets=own, min_run_time=t, rounds=rounds,
+                                   note="" if kauto is not None else "kornia not installed: skipped")
+        if v2 is not None and C == 3:
+            aa = AutoAugment("imagenet")
+            g = torch.Generator().manual_seed(1)
+            tv = v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
+            with torch.no_grad():
+                rows += compare("policy", "AutoAugment module, 2-op ImageNet sub-policy per image",
+                                f"N={N} {C}x{H}x{W} uint8", device, lambda: aa(x8, generator=g),
+                                {PER_IMAGE: lambda: [tv(x8[i]) for i in range(N)]}, None, t, rounds=rounds)
     return rows

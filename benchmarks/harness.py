@@ -1,13 +1,22 @@
-"""Shared benchmark harness: time ours vs the stock composition in the same run, print a ratio table.
+"""Shared benchmark harness: time ours vs the stock composition in the same run, print ratio tables.
 
-Each ``benchmarks/bench_<family>.py`` exposes ``run(device: str, quick: bool) -> list[Row]`` and
-builds its rows with :func:`compare`. ``python -m benchmarks.run`` discovers and runs them all.
+Each ``benchmarks/bench_<family>.py`` exposes ``run(device: str, quick: bool) -> list`` of rows.
+``python -m benchmarks.run`` discovers and runs them all, at each thread count asked for. Two kinds
+of row:
+
+* :class:`Row` (built by :func:`compare`): one callable of ours against named baselines, a speed-up;
+  the training-step families use it.
+* :class:`KernelRow` (built by :func:`compare_kernel`): one op timed forward (no grad), backward only
+  and forward+backward, against a stock composition timed the same way, and against a memory copy
+  that moves as many bytes as the op reads and writes (the roofline column: ``ours / copy``).
+
 Timing uses ``torch.utils.benchmark`` (which synchronises CUDA); peak memory is measured on CUDA.
 """
 import dataclasses
 import json
 import os
 import platform
+import typing
 
 import torch
 import torch.utils.benchmark as tbench
@@ -90,6 +99,137 @@ def compare(family, case, size, device, ours, baselines, target=None, min_run_ti
     return rows
 
 
+def copy_fn(traffic_bytes, device):
+    """A callable copying ``traffic_bytes / 2`` bytes into a second buffer: it reads and writes
+    ``traffic_bytes`` in all, the memory traffic of an op that reads and writes that many bytes."""
+    n = max(1, int(traffic_bytes) // 2)
+    src = torch.ones(n, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    return lambda: dst.copy_(src)
+
+
+def nbytes(*tensors):
+    """Bytes held by the tensors (their elements times element size)."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclasses.dataclass
+class KernelCall:
+    """How to time one op: ``fn()`` runs it on tensors built once; ``leaves`` are the inputs that
+    require grad (none: forward only) and ``grad`` is the output gradient."""
+    fn: typing.Callable
+    leaves: tuple = ()
+    grad: torch.Tensor = None
+
+    def forward(self):
+        """The forward without autograd (what inference or augmentation runs)."""
+        def run():
+            with torch.no_grad():
+                return self.fn()
+        return run
+
+    def backward(self):
+        """The backward alone: autograd.grad through one graph built once (kept with retain_graph)."""
+        out = self.fn()
+        return lambda: torch.autograd.grad(out, self.leaves, self.grad, retain_graph=True)
+
+    def forward_backward(self):
+        return lambda: torch.autograd.grad(self.fn(), self.leaves, self.grad)
+
+
+# Metrics of a KernelRow that a target may name, and whether the target is a floor or a ceiling.
+KERNEL_METRICS = {"fwd speed-up": ">=", "bwd speed-up": ">=", "fwd+bwd speed-up": ">=", "bwd/fwd": "<=",
+                  "fwd/copy": "<=", "bwd/copy": "<="}
+_KINDS = ("fwd", "bwd", "fwd+bwd")
+
+
+@dataclasses.dataclass
+class KernelRow:
+    family: str
+    case: str            # e.g. "warp (grads: x, flow)"
+    size: str
+    device: str
+    baseline: str        # the stock composition's name ("" when there is none)
+    ours: dict           # kind ("fwd", "bwd", "fwd+bwd") -> ms, None where not timed
+    stock: dict          # the same for the baseline
+    copy: dict           # "fwd" / "bwd" -> ms of a copy moving the op's bytes
+    bytes: dict          # "fwd" / "bwd" -> bytes read + written by the op
+    targets: dict = dataclasses.field(default_factory=dict)  # metric (KERNEL_METRICS) -> bound
+    note: str = ""
+    peak_mb: dict = dataclasses.field(default_factory=dict)  # CUDA: "ours" / "stock" -> MiB of fwd+bwd
+
+    def metrics(self):
+        """Every metric of KERNEL_METRICS that this row's timings define."""
+        out = {}
+        for kind in _KINDS:
+            if self.ours.get(kind) and self.stock.get(kind):
+                out[f"{kind} speed-up"] = self.stock[kind] / self.ours[kind]
+        if self.ours.get("bwd") and self.ours.get("fwd"):
+            out["bwd/fwd"] = self.ours["bwd"] / self.ours["fwd"]
+        for kind in ("fwd", "bwd"):
+            if self.ours.get(kind) and self.copy.get(kind):
+                out[f"{kind}/copy"] = self.ours[kind] / self.copy[kind]
+        return out
+
+    def verdicts(self):
+        """metric -> "PASS" / "MISS" for every target whose metric is defined."""
+        m = self.metrics()
+        return {k: ("PASS" if (m[k] >= v if KERNEL_METRICS[k] == ">=" else m[k] <= v) else "MISS")
+                for k, v in self.targets.items() if k in m}
+
+    @property
+    def status(self):
+        v = set(self.verdicts().values())
+        return "MISS" if "MISS" in v else ("PASS" if v else "")
+
+
+def compare_kernel(family, case, size, device, ours, stocks, bytes_fwd, bytes_bwd=None, targets=None,
+                   own_targets=None, min_run_time=0.5, rounds=3, note=""):
+    """Time ``ours`` (a :class:`KernelCall`) and each ``stocks[name]`` (a KernelCall) forward, backward
+    only and forward+backward (the last two when the call has leaves), and a copy of ``bytes_fwd``
+    (``bytes_bwd``) bytes of traffic, in interleaved rounds as :func:`compare` does. Returns one
+    :class:`KernelRow` per baseline (one row without a baseline when ``stocks`` is empty).
+
+    ``targets``: baseline name -> {metric: bound} for the speed-ups; ``own_targets``: {metric: bound}
+    of ours alone (``bwd/fwd``, ``fwd/copy``, ``bwd/copy``), marked on the first row."""
+    calls = {"__ours__": ours, **stocks}
+    fns = {}
+    for name, call in calls.items():
+        fns[(name, "fwd")] = call.forward()
+        if call.leaves:
+            fns[(name, "bwd")] = call.backward()
+            fns[(name, "fwd+bwd")] = call.forward_backward()
+    fns[("__copy__", "fwd")] = copy_fn(bytes_fwd, device)
+    if bytes_bwd and ours.leaves:
+        fns[("__copy__", "bwd")] = copy_fn(bytes_bwd, device)
+    per_round = min_run_time / rounds
+    times = {key: [] for key in fns}
+    for _ in range(rounds):
+        for key, fn in fns.items():
+            times[key].append(time_ms(fn, per_round))
+    med = {key: sorted(ts)[len(ts) // 2] for key, ts in times.items()}
+
+    def kinds(name):
+        return {kind: med.get((name, kind)) for kind in _KINDS}
+
+    copy = {kind: med.get(("__copy__", kind)) for kind in ("fwd", "bwd")}
+    nb = {"fwd": bytes_fwd, "bwd": bytes_bwd if ours.leaves else None}
+
+    def peak(name):
+        key = (name, "fwd+bwd") if (name, "fwd+bwd") in fns else (name, "fwd")
+        return peak_mb(fns[key], device)
+
+    rows = []
+    ours_peak = peak("__ours__")
+    for i, name in enumerate(list(stocks) or [""]):
+        t = dict((targets or {}).get(name, {}), **((own_targets or {}) if i == 0 else {}))
+        stock = kinds(name) if name else {}
+        mem = {} if ours_peak is None else {"ours": ours_peak, "stock": peak(name) if name else None}
+        rows.append(KernelRow(family, case, size, device_name(device), name, kinds("__ours__"), stock, copy, nb,
+                              t, note, mem))
+    return rows
+
+
 def fwd_bwd(fn, grad):
     """A callable running ``fn()`` forward and backpropagating ``grad``: the fwd+bwd timing unit."""
     def step():
@@ -111,10 +251,45 @@ def format_table(rows):
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
+def _ms(v):
+    return "" if v is None else f"{v:.3f}"
+
+
+def _x(v):
+    return "" if v is None else f"{v:.2f}×"
+
+
+def format_kernel_table(rows):
+    """Markdown table of KernelRows: ours and stock forward / backward-only / forward+backward, the
+    speed-ups, our backward over our forward, our times over a copy of the same bytes, the targets."""
+    head = ("| family | case | size | device | ours fwd / bwd / f+b ms | baseline | baseline fwd / bwd / f+b ms | "
+            "speed-up fwd / bwd / f+b | bwd/fwd | ×copy fwd / bwd | targets | peak MiB ours / baseline |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        m = r.metrics()
+        verdicts = r.verdicts()
+        mem = " / ".join("" if v is None else f"{v:.0f}" for v in r.peak_mb.values())
+        tgt = ", ".join(f"{k} {KERNEL_METRICS[k].replace('>=', '≥').replace('<=', '≤')}{v:g} {verdicts[k]}"
+                        for k, v in r.targets.items() if k in verdicts)
+        lines.append(
+            f"| {r.family} | {r.case} | {r.size} | {r.device} | "
+            f"{' / '.join(_ms(r.ours.get(k)) for k in _KINDS).rstrip(' /')} | {r.baseline} | "
+            f"{' / '.join(_ms(r.stock.get(k)) for k in _KINDS).rstrip(' /')} | "
+            f"{' / '.join(_x(m.get(f'{k} speed-up')) for k in _KINDS).rstrip(' /')} | {_x(m.get('bwd/fwd'))} | "
+            f"{' / '.join(_x(m.get(f'{k}/copy')) for k in ('fwd', 'bwd')).rstrip(' /')} | {tgt} | {mem} |")
+    notes = list(dict.fromkeys(f"- {r.case} ({r.size}): {r.note}" for r in rows if r.note))
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
 def write_json(rows, path):
+    """Write Rows and KernelRows (with their derived speed-ups, metrics and verdicts) as JSON."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     meta = {"torch": torch.__version__, "threads": torch.get_num_threads(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
-    data = {"meta": meta, "rows": [dict(dataclasses.asdict(r), speedup=r.speedup, status=r.status) for r in rows]}
+    plain = [r for r in rows if isinstance(r, Row)]
+    kernel = [r for r in rows if isinstance(r, KernelRow)]
+    data = {"meta": meta, "rows": [dict(dataclasses.asdict(r), speedup=r.speedup, status=r.status) for r in plain],
+            "kernel_rows": [dict(dataclasses.asdict(r), metrics=r.metrics(), verdicts=r.verdicts(), status=r.status)
+                            for r in kernel]}
     with open(path, "w") as f:
         json.dump(data, f, indent=2)

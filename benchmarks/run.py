@@ -1,13 +1,17 @@
-"""Run fastaug's kernel microbenchmarks and print one ratio table.
+"""Run fastaug's kernel microbenchmarks and print the ratio tables.
 
-    python -m benchmarks.run                      # every family, CPU (and CUDA when present)
-    python -m benchmarks.run --only warp --device cpu --quick
+    python -m benchmarks.run                      # every family, CPU at 1 and all threads (and CUDA when present)
+    python -m benchmarks.run --only warp --device cpu --threads 1 --quick
     python -m benchmarks.run --json benchmarks/out/all.json
 
-Every family module ``benchmarks/bench_<family>.py`` is discovered automatically.
+Every family module ``benchmarks/bench_<family>.py`` is discovered automatically. The kernel families
+(warp, transform, policy) print forward / backward-only / forward+backward times, speed-ups, the
+backward over the forward and the times over a same-traffic memory copy (benchmarks/harness.py);
+the other families print one speed-up per row.
 """
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -23,11 +27,24 @@ def families():
                   if m.name.startswith("bench_"))
 
 
+def thread_counts(text):
+    """'1,2' -> [1, 2] (sorted, without repeats); each a positive int."""
+    try:
+        counts = sorted({int(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive thread counts, got {text!r}")
+    return counts
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="", help="comma-separated families (default: all of %s)" % families())
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                         help="'all' runs CPU, and CUDA when a GPU is present")
+    parser.add_argument("--threads", type=thread_counts, default=thread_counts(f"1,{os.cpu_count() or 1}"),
+                        help="comma-separated torch thread counts the CPU rows run at (default: 1 and every core)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing, for smoke tests")
     parser.add_argument("--json", default="benchmarks/out/results.json", help="where to write the rows as JSON")
     args = parser.parse_args(argv)
@@ -43,12 +60,21 @@ def main(argv=None):
         devices.remove("cuda")
 
     rows = []
-    for family in chosen:
-        module = importlib.import_module(f"benchmarks.bench_{family}")
-        for device in devices:
-            print(f"[bench] {family} on {device} ...", file=sys.stderr, flush=True)
-            rows += module.run(device, args.quick)
-    print(harness.format_table(rows))
+    before = torch.get_num_threads()
+    try:
+        for family in chosen:
+            module = importlib.import_module(f"benchmarks.bench_{family}")
+            for device in devices:
+                for threads in (args.threads if device == "cpu" else [before]):
+                    torch.set_num_threads(threads)
+                    print(f"[bench] {family} on {device} ({threads} threads) ...", file=sys.stderr, flush=True)
+                    rows += module.run(device, args.quick)
+    finally:
+        torch.set_num_threads(before)
+    kernel = [r for r in rows if isinstance(r, harness.KernelRow)]
+    plain = [r for r in rows if isinstance(r, harness.Row)]
+    print("\n\n".join(table for table in (harness.format_kernel_table(kernel) if kernel else "",
+                                          harness.format_table(plain) if plain else "") if table))
     harness.write_json(rows, args.json)
     print(f"\nwrote {args.json}", file=sys.stderr)
     missed = [r for r in rows if r.status == "MISS"]

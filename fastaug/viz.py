@@ -7,6 +7,8 @@
   what it draws.
 * :func:`influence_histograms` – self-influence and training-loss histograms (Figure 1 of *Efficient
   Augmentation via Data Subsampling*, Kuchnik & Smith).
+* :func:`augmentation_grid` – images (rows) and what an augmentation made of them (columns): what
+  ``fastaug show`` draws for a learned augmentation.
 """
 from .figures import flow_rgb, image_array, pyplot, save_figure
 
@@ -265,3 +267,43 @@ def influence_histograms(path, self_influence, losses, title=None, bins=60):
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
+
+
+def augmentation_grid(path, originals, columns, row_labels=None, title=None, cell=1.15):
+    """Write a PNG grid: row i is ``originals[i]`` followed by ``columns[j][1][i]`` for every column j.
+
+    Args:
+        path: output PNG file.
+        originals: (N, C, H, W) images, uint8 or float in [0, 1].
+        columns: list of ``(title, (N, C, H, W) images)`` (e.g. several draws of an augmentation), each
+            title a string or a list of N strings (one per row: written above each cell).
+        row_labels: optional N strings (e.g. the images' classes).
+        title: the figure's title.
+        cell: inches per image.
+
+    Returns:
+        ``path``.
+    """
+    def unit(t):
+        return t.float() / 255.0 if not t.is_floating_point() else t.float()
+
+    N = originals.shape[0]
+    n_cols = 1 + len(columns)
+    fig, axes = pyplot().subplots(N, n_cols, figsize=(cell * n_cols + 0.6, cell * N + 0.7), squeeze=False)
+    grey = originals.shape[1] == 1
+    for i in range(N):
+        cells = [("image", originals)] + list(columns)
+        for j, (head, imgs) in enumerate(cells):
+            ax = axes[i][j]
+            ax.imshow(image_array(unit(imgs[i])), cmap="gray" if grey else None, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            per_row = not isinstance(head, str)
+            if per_row or i == 0:
+                ax.set_title(head[i] if per_row else head, fontsize=7)
+        if row_labels is not None:
+            axes[i][0].set_ylabel(str(row_labels[i]), fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9, wrap=True)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=90)

@@ -1,8 +1,10 @@
 """Every benchmark family still runs (quick sizes) and yields well-formed rows: benchmarks must not rot."""
+import argparse
 import json
 import math
 
 import pytest
+import torch
 
 from benchmarks import harness, run as bench_run
 
@@ -11,12 +13,43 @@ from benchmarks import harness, run as bench_run
 @pytest.mark.parametrize("family", bench_run.families())
 def test_family_runs_quickly_and_reports_ratios(family, tmp_path):
     out = tmp_path / "rows.json"
-    assert bench_run.main(["--only", family, "--device", "cpu", "--quick", "--json", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
-    assert rows and all(r["family"] == family for r in rows)
+    assert bench_run.main(["--only", family, "--device", "cpu", "--threads", "1", "--quick", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    rows, kernel_rows = data["rows"], data["kernel_rows"]
+    assert rows or kernel_rows
+    assert all(r["family"] == family for r in rows + kernel_rows)
     for r in rows:
         assert r["ours_ms"] > 0 and r["baseline_ms"] > 0 and math.isfinite(r["speedup"])
         assert r["status"] in ("", "PASS", "MISS")
+    for r in kernel_rows:
+        assert r["ours"]["fwd"] > 0 and r["copy"]["fwd"] > 0 and r["bytes"]["fwd"] > 0
+        assert math.isfinite(r["metrics"]["fwd/copy"])
+        if r["ours"]["bwd"] is not None:  # a differentiable call: all three timings and the backward's copy
+            assert r["ours"]["fwd+bwd"] > 0 and r["copy"]["bwd"] > 0 and "bwd/fwd" in r["metrics"]
+        if r["baseline"]:
+            assert math.isfinite(r["metrics"]["fwd speed-up"])
+        assert set(r["verdicts"]) <= set(r["targets"]) and r["status"] in ("", "PASS", "MISS")
+
+
+@pytest.mark.slow
+def test_kernel_families_have_the_issue_rows():
+    """The sizes the per-call cost and the registration example need, the precomputed-grid baseline
+    and both thread counts."""
+    from benchmarks import bench_warp
+
+    rows, before = [], torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rows += bench_warp.run("cpu", quick=True)
+    finally:
+        torch.set_num_threads(before)
+    sizes = {r.size for r in rows}
+    assert "N=1 1x8x8 float32" in sizes
+    assert {r.baseline for r in rows} >= {bench_warp.PRECOMPUTED, bench_warp.MESHGRID, bench_warp.COMPOSITION}
+    assert {r.device.split(" threads")[0] for r in rows} == {"cpu (1", "cpu (2"}
+    assert {"N=1 1x8x8", "N=64 1x28x28", "N=256 3x32x32", "N=16 3x224x224"} <= {
+        f"N={n} {c}x{h}x{w}" for n, c, h, w in bench_warp.CPU_SIZES}
 
 
 def test_table_marks_targets():
@@ -24,3 +57,58 @@ def test_table_marks_targets():
             harness.Row("f", "c", "s", "cpu", 2.0, "stock", 3.0, target=2.0)]
     table = harness.format_table(rows)
     assert "3.00× | ≥2× PASS" in table and "1.50× | ≥2× MISS" in table
+
+
+def _kernel_row(**changes):
+    row = dict(family="f", case="c", size="s", device="cpu", baseline="stock",
+               ours={"fwd": 1.0, "bwd": 3.0, "fwd+bwd": 4.0}, stock={"fwd": 2.0, "bwd": 3.0, "fwd+bwd": 10.0},
+               copy={"fwd": 0.5, "bwd": 0.5}, bytes={"fwd": 100, "bwd": 200})
+    return harness.KernelRow(**dict(row, **changes))
+
+
+def test_kernel_row_metrics_and_verdicts():
+    row = _kernel_row(targets={"fwd speed-up": 2, "fwd+bwd speed-up": 3, "bwd/fwd": 2.5, "fwd/copy": 1.5})
+    m = row.metrics()
+    assert m == {"fwd speed-up": 2.0, "bwd speed-up": 1.0, "fwd+bwd speed-up": 2.5, "bwd/fwd": 3.0,
+                 "fwd/copy": 2.0, "bwd/copy": 6.0}
+    assert row.verdicts() == {"fwd speed-up": "PASS", "fwd+bwd speed-up": "MISS", "bwd/fwd": "MISS",
+                              "fwd/copy": "MISS"}
+    assert row.status == "MISS"
+    assert _kernel_row(targets={"fwd speed-up": 2}).status == "PASS" and _kernel_row().status == ""
+    # forward only (uint8 policy ops): no backward metric, a target on one is not judged
+    fwd_only = _kernel_row(ours={"fwd": 1.0, "bwd": None, "fwd+bwd": None}, stock={"fwd": 4.0},
+                           targets={"bwd/fwd": 2.5, "fwd speed-up": 3})
+    assert set(fwd_only.metrics()) == {"fwd speed-up", "fwd/copy"} and fwd_only.verdicts() == {"fwd speed-up": "PASS"}
+
+
+def test_kernel_table_shows_every_column():
+    table = harness.format_kernel_table([_kernel_row(targets={"bwd/fwd": 2.5})])
+    line = table.splitlines()[2]
+    assert "| 1.000 / 3.000 / 4.000 | stock | 2.000 / 3.000 / 10.000 | 2.00× / 1.00× / 2.50× | 3.00× |" in line
+    assert "| 2.00× / 6.00× | bwd/fwd ≤2.5 MISS |" in line
+
+
+def test_compare_kernel_times_every_kind_and_the_copy():
+    x = torch.rand(2, 3, requires_grad=True)
+    g = torch.ones(2, 3)
+    rows = harness.compare_kernel("f", "double", "s", "cpu", harness.KernelCall(lambda: x * 2, (x,), g),
+                                  {"stock": harness.KernelCall(lambda: x + x, (x,), g)},
+                                  bytes_fwd=harness.nbytes(x, x), bytes_bwd=harness.nbytes(g, x),
+                                  targets={"stock": {"fwd speed-up": 0.01}}, own_targets={"bwd/fwd": 1e6},
+                                  min_run_time=0.01, rounds=1)
+    (row,) = rows
+    assert all(row.ours[k] > 0 and row.stock[k] > 0 for k in ("fwd", "bwd", "fwd+bwd"))
+    assert row.copy["fwd"] > 0 and row.copy["bwd"] > 0 and row.bytes == {"fwd": 48, "bwd": 48}
+    assert row.targets == {"fwd speed-up": 0.01, "bwd/fwd": 1e6} and row.status == "PASS"
+
+
+def test_copy_moves_the_bytes_asked_for():
+    run = harness.copy_fn(64, "cpu")
+    assert run().numel() == 32
+
+
+def test_thread_counts():
+    assert bench_run.thread_counts("2,1,2") == [1, 2]
+    for bad in ("", "0", "a,1"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench_run.thread_counts(bad)

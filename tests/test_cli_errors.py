@@ -133,3 +133,27 @@ def test_only_rank_0_prints_results_and_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RANK", "0")
     assert main(["train", "--epochs", "0", "--output-dir", str(tmp_path / "r2")]) == 2
     assert capsys.readouterr().err.strip() == "fastaug train: error: --epochs must be >= 1, got 0"
+
+
+@pytest.mark.parametrize("command", ["train", "compare", "toy2d", "patch", "subsample"])
+def test_an_output_dir_that_is_a_file_is_one_sentence(tmp_path, command):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    out = fastaug(command, "--output-dir", taken, "--device", "cpu") if command != "toy2d" else \
+        fastaug(command, "--output-dir", taken)
+    assert_one_sentence(out, command, f"--output-dir {taken} is a file, not a folder")
+    assert taken.read_text() == "mine"
+
+
+def test_a_folder_dataset_with_one_class_names_the_folder_and_its_class(tmp_path):
+    pytest.importorskip("PIL")
+    write_images(str(tmp_path / "data"), classes=("cat",))
+    out = fastaug("train", "--data-dir", tmp_path / "data", "--output-dir", tmp_path / "run", *FOLDER_RUN)
+    line = assert_one_sentence(out, "train", str(tmp_path / "data"), "one class folder, 'cat'")
+    assert "num_classes" not in line and not (tmp_path / "run").exists()
+
+
+def test_negative_workers_are_refused(tmp_path):
+    out = fastaug("train", "--workers", "-1", "--output-dir", tmp_path / "run", "--device", "cpu")
+    assert_one_sentence(out, "train", "--workers must be >= 0", "got -1")
+    assert not (tmp_path / "run").exists()

@@ -39,8 +39,8 @@ def main(argv=None):
             batch = tr.method.augment(x, y, tr)
             tr.sync()
             t1 = time.perf_counter()
-            losses, _ = tr.train_step(batch)
-            tr.method.after_step(batch, losses, tr)
+            _, logs = tr.train_step(batch)
+            tr.method.after_step(batch, logs["losses"], tr)
             tr.sync()
             t2 = time.perf_counter()
             if i > 0:

@@ -9,6 +9,7 @@
 
 #include <torch/all.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -91,16 +92,27 @@ scalar_t fill_value(int64_t fill) {
   }
 }
 
-// Value checks, run on the CPU (the CUDA kernel instead clamps every index it reads).
+// Value checks, run on the CPU over the raw values (op, magnitude, partner: contiguous CPU tensors of
+// apply_ops' dtypes) in one pass each; the CUDA kernel instead clamps every index it reads.
 inline void check_policy_values(const at::Tensor& op, const at::Tensor& magnitude, const at::Tensor& partner,
                                 int64_t N) {
-  if (op.numel() == 0) return;
-  const int64_t lo = op.min().item<int64_t>(), hi = op.max().item<int64_t>();
+  const int64_t n = op.numel();
+  if (n == 0) return;
+  const int64_t* o = op.data_ptr<int64_t>();
+  const float* m = magnitude.data_ptr<float>();
+  const int64_t* p = partner.data_ptr<int64_t>();
+  int64_t lo = o[0], hi = o[0], plo = p[0], phi = p[0];
+  bool mag_ok = true;
+  for (int64_t i = 0; i < n; ++i) {
+    lo = std::min(lo, o[i]);
+    hi = std::max(hi, o[i]);
+    plo = std::min(plo, p[i]);
+    phi = std::max(phi, p[i]);
+    mag_ok = mag_ok && m[i] >= 0.0f && m[i] <= 1.0f;  // NaN fails too
+  }
   TORCH_CHECK(lo >= kIdentity && hi < kNumPolicyOps, "op ids must be in [-1, 15], got values in [", lo, ", ", hi,
               "]");
-  const bool mag_ok = magnitude.ge(0).logical_and(magnitude.le(1)).all().item<bool>();
   TORCH_CHECK(mag_ok, "magnitude must be in [0, 1]");
-  const int64_t plo = partner.min().item<int64_t>(), phi = partner.max().item<int64_t>();
   TORCH_CHECK(plo >= 0 && phi < N, "partner indices must be in [0, ", N, "), got values in [", plo, ", ", phi, "]");
 }
 

@@ -40,7 +40,6 @@ struct MaxOp {
 
 // The engine's executor for one thread block.
 struct CudaExec {
-  static constexpr bool kSerial = false;
   double* red;  // 32 shared slots, 8 bytes each
 
   __device__ int64_t tid() const { return threadIdx.x; }

@@ -210,76 +210,6 @@ FA_ENGINE double grey_mean(const Exec& ex, const scalar_t* src, int64_t C, int64
   }
 }
 
-// ---- single-thread (CPU) fast paths: plain row loops the compiler can vectorise --------------------
-
-// Nearest resampling through a per-chunk table of source offsets (-1: fill), then a gather per channel.
-template <typename scalar_t>
-FA_ENGINE void affine_serial(const Affine& A, const scalar_t* src, scalar_t* dst, int64_t C, int64_t H, int64_t W,
-                             scalar_t fillv) {
-  constexpr int64_t kChunk = 256;
-  int64_t offs[kChunk];
-  const int64_t plane = H * W;
-  for (int64_t y = 0; y < H; ++y) {
-    for (int64_t x0 = 0; x0 < W; x0 += kChunk) {
-      const int64_t n = W - x0 < kChunk ? W - x0 : kChunk;
-      if (A.kind == 1) {  // Pillow's own incremental fixed-point walk along the row
-        int64_t xx = A.a2 + y * A.a1 + x0 * A.a0, yy = A.a5 + y * A.a4 + x0 * A.a3;
-        for (int64_t k = 0; k < n; ++k, xx += A.a0, yy += A.a3) {
-          const int64_t xi = xx >> 16, yi = yy >> 16;
-          offs[k] = (xi >= 0 && xi < W && yi >= 0 && yi < H) ? yi * W + xi : -1;
-        }
-      } else {
-        for (int64_t k = 0; k < n; ++k) {
-          int64_t sx, sy;
-          offs[k] = affine_source(A, x0 + k, y, H, W, &sx, &sy) ? sy * W + sx : -1;
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        const scalar_t* __restrict__ s = src + c * plane;
-        scalar_t* __restrict__ d = dst + c * plane + y * W + x0;
-        for (int64_t k = 0; k < n; ++k) d[k] = offs[k] >= 0 ? s[offs[k]] : fillv;
-      }
-    }
-  }
-}
-
-// Sharpness on uint8: SMOOTH rounded as Pillow (S / 13 + 0.5 is never within 1/26 of an integer, so
-// the float form is exact), border rows and columns unchanged.
-FA_ENGINE void sharpness_u8_serial(const uint8_t* src, uint8_t* dst, int64_t C, int64_t H, int64_t W, float f) {
-  const int64_t plane = H * W;
-  for (int64_t c = 0; c < C; ++c) {
-    for (int64_t y = 0; y < H; ++y) {
-      const uint8_t* __restrict__ r0 = src + c * plane + y * W;
-      uint8_t* __restrict__ o = dst + c * plane + y * W;
-      if (y == 0 || y == H - 1 || W < 3) {
-        for (int64_t x = 0; x < W; ++x) o[x] = r0[x];
-        continue;
-      }
-      const uint8_t* __restrict__ rm = r0 - W;
-      const uint8_t* __restrict__ rp = r0 + W;
-      o[0] = r0[0];
-      o[W - 1] = r0[W - 1];
-      for (int64_t x = 1; x < W - 1; ++x) {
-        const int S = rm[x - 1] + rm[x] + rm[x + 1] + r0[x - 1] + 5 * r0[x] + r0[x + 1] + rp[x - 1] + rp[x] + rp[x + 1];
-        const float deg = static_cast<float>(static_cast<int>(static_cast<float>(S) * (1.0f / 13.0f) + 0.5f));
-        o[x] = blend_u8(deg, static_cast<float>(r0[x]), f);
-      }
-    }
-  }
-}
-
-// Color on RGB uint8.
-FA_ENGINE void color_u8_serial(const uint8_t* src, uint8_t* dst, int64_t plane, float f) {
-  const uint8_t *__restrict__ r = src, *__restrict__ g = src + plane, *__restrict__ b = src + 2 * plane;
-  uint8_t *__restrict__ dr = dst, *__restrict__ dg = dst + plane, *__restrict__ db = dst + 2 * plane;
-  for (int64_t p = 0; p < plane; ++p) {
-    const float grey = static_cast<float>(grey_u8(r[p], g[p], b[p]));
-    dr[p] = blend_u8(grey, static_cast<float>(r[p]), f);
-    dg[p] = blend_u8(grey, static_cast<float>(g[p]), f);
-    db[p] = blend_u8(grey, static_cast<float>(b[p]), f);
-  }
-}
-
 // dst = op(src) for one image. `pair` is the partner image (SamplePairing); fillv the fill value in
 // the image's scale. All threads of the executor call it; it ends with dst complete (synced).
 template <typename scalar_t, typename Exec>
@@ -295,10 +225,6 @@ FA_ENGINE void apply_step(const Exec& ex, const scalar_t* src, scalar_t* dst, co
     case kTranslateY:
     case kRotate: {
       const Affine A = make_affine(st.op, st.m, st.s, H, W);
-      if constexpr (Exec::kSerial) {
-        affine_serial(A, src, dst, C, H, W, fillv);
-        break;
-      }
       ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
         int64_t sx, sy;
         if (affine_source(A, x, y, H, W, &sx, &sy)) {
@@ -402,10 +328,6 @@ FA_ENGINE void apply_step(const Exec& ex, const scalar_t* src, scalar_t* dst, co
         ex.elements(C, plane, [&](int64_t, int64_t i) { dst[i] = src[i]; });
         break;
       }
-      if constexpr (Exec::kSerial && is_u8<scalar_t>()) {
-        color_u8_serial(src, dst, plane, f);
-        break;
-      }
       ex.pixels(H, W, [&](int64_t, int64_t, int64_t p) {
         acc_t grey;
         if constexpr (is_u8<scalar_t>()) {
@@ -433,10 +355,6 @@ FA_ENGINE void apply_step(const Exec& ex, const scalar_t* src, scalar_t* dst, co
     }
     case kSharpness: {
       const float f = enhance_factor(st.m, st.s);
-      if constexpr (Exec::kSerial && is_u8<scalar_t>()) {
-        sharpness_u8_serial(src, dst, C, H, W, f);
-        break;
-      }
       ex.channel_pixels(C, H, W, [&](int64_t c, int64_t y, int64_t x, int64_t i) {
         const acc_t deg = smooth_at<scalar_t, acc_t>(src + c * plane, y, x, H, W);
         dst[i] = blend_px<scalar_t, acc_t>(deg, ld<scalar_t, acc_t>(src, i), f);

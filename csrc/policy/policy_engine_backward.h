@@ -8,6 +8,26 @@
 namespace fastaug {
 namespace policy {
 
+// The adjoint of the SMOOTH filter (smooth_at) applied to plane t, at pixel (y, x): a border pixel's
+// own value (border pixels are unfiltered), then (k / 13) t of each interior neighbour of the window
+// (k = 5 at the centre, 1 elsewhere) in window order.
+template <typename scalar_t, typename acc_t>
+FA_ENGINE acc_t smooth_adjoint_at(const scalar_t* t, int64_t y, int64_t x, int64_t H, int64_t W) {
+  const bool border = y == 0 || x == 0 || y == H - 1 || x == W - 1;
+  acc_t adj = border ? ld<scalar_t, acc_t>(t, y * W + x) : acc_t(0);
+  for (int64_t dy = -1; dy <= 1; ++dy) {
+    const int64_t yy = y + dy;
+    if (yy <= 0 || yy >= H - 1) continue;
+    for (int64_t dx = -1; dx <= 1; ++dx) {
+      const int64_t xx = x + dx;
+      if (xx <= 0 || xx >= W - 1) continue;
+      const acc_t k = (dy == 0 && dx == 0) ? acc_t(5) : acc_t(1);
+      adj += k / acc_t(13) * ld<scalar_t, acc_t>(t, yy * W + xx);
+    }
+  }
+  return adj;
+}
+
 // gx = d(loss)/d(src) for one image given g = d(loss)/d(dst). `tmp` is an image-sized buffer.
 // SamplePairing's contribution to the partner is computed separately (pairs_grad).
 template <typename scalar_t, typename Exec>
@@ -121,21 +141,10 @@ FA_ENGINE void step_backward(const Exec& ex, const scalar_t* g, const scalar_t* 
       });
       ex.sync();
       ex.pixels(H, W, [&](int64_t y, int64_t x, int64_t p) {
-        const bool border = y == 0 || x == 0 || y == H - 1 || x == W - 1;
         for (int64_t c = 0; c < C; ++c) {
           const scalar_t* t = tmp + c * plane;
           const acc_t gp = ld<scalar_t, acc_t>(t, p);
-          acc_t adj = border ? gp : acc_t(0);
-          for (int64_t dy = -1; dy <= 1; ++dy) {
-            const int64_t yy = y + dy;
-            if (yy <= 0 || yy >= H - 1) continue;
-            for (int64_t dx = -1; dx <= 1; ++dx) {
-              const int64_t xx = x + dx;
-              if (xx <= 0 || xx >= W - 1) continue;
-              const acc_t k = (dy == 0 && dx == 0) ? acc_t(5) : acc_t(1);
-              adj += k / acc_t(13) * ld<scalar_t, acc_t>(t, yy * W + xx);
-            }
-          }
+          const acc_t adj = smooth_adjoint_at<scalar_t, acc_t>(t, y, x, H, W);
           gx[c * plane + p] = static_cast<scalar_t>(f * gp + (acc_t(1) - f) * adj);
         }
       });

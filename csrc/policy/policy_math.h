@@ -201,11 +201,12 @@ FA_HD int grey_u8(int r, int g, int b) { return (r * 19595 + g * 38470 + b * 747
 constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
 
 // Nearest 8-bit level of a float pixel in [0, 1] (the quantisation Equalize, Posterize and the
-// Solarize threshold use on float images).
+// Solarize threshold use on float images). NaN gives level 0, as CUDA's float-to-int conversion does
+// (on the CPU that conversion is undefined, and Equalize indexes its histogram with the level).
 template <typename acc_t>
 FA_HD int quantise(acc_t v) {
   acc_t t = v * acc_t(255) + acc_t(0.5);
-  t = t < acc_t(0) ? acc_t(0) : t;
+  t = t >= acc_t(0) ? t : acc_t(0);
   t = t > acc_t(255) ? acc_t(255) : t;
   return static_cast<int>(t);  // trunc == floor for t >= 0
 }

@@ -8,7 +8,8 @@ import dataclasses
 
 import torch
 
-from .op_table import IDENTITY, NUM_OPS, OP_IDS, WIDE_OP_SPACE, bin_to_magnitude, published_policy
+from .op_table import (IDENTITY, MAGNITUDE_FREE, NUM_OPS, OP_IDS, OP_NAMES, WIDE_OP_SPACE, bin_to_magnitude,
+                       published_policy)
 
 __all__ = ["SubPolicy", "Policy", "PolicyParams", "sample_policy", "sample_rand_augment",
            "sample_trivial_augment", "sample_extras"]
@@ -42,14 +43,22 @@ class SubPolicy:
 
 
 class Policy:
-    """A list of sub-policies of one length L; each image gets one sub-policy uniformly at random.
+    """A list of sub-policies of one length L; each image gets one sub-policy, uniformly at random or,
+    with ``weights``, with those probabilities.
 
     Build it from :class:`SubPolicy` objects, from a published AutoAugment policy
-    (:meth:`published`), or from the (Q, L) op-id and level tensors a controller emits
-    (:meth:`from_tensors`).
+    (:meth:`published`), from a policy written in the published form (:meth:`from_published`, e.g. the
+    frozen policy of a learned augmentation), or from the (Q, L) op-id and level tensors a controller
+    emits (:meth:`from_tensors`).
+
+    Args:
+        subpolicies: :class:`SubPolicy` objects of one length.
+        num_bins: magnitude levels (level l is magnitude l / (num_bins - 1)).
+        weights: optional (Q,) non-negative numbers, the probability of choosing each sub-policy
+            (normalised to sum 1); None (the published policies): uniform.
     """
 
-    def __init__(self, subpolicies, num_bins=10):
+    def __init__(self, subpolicies, num_bins=10, weights=None):
         subpolicies = tuple(subpolicies)
         if not subpolicies:
             raise ValueError("a policy needs at least one sub-policy")
@@ -64,9 +73,10 @@ class Policy:
         self.ops = torch.tensor([s.ops for s in subpolicies], dtype=torch.int64)
         self.levels = torch.tensor([s.levels for s in subpolicies], dtype=torch.int64)
         self.probs = torch.tensor([s.probs for s in subpolicies], dtype=torch.float64)
+        self.weights = None if weights is None else _check_weights(weights, len(subpolicies))
 
     @classmethod
-    def from_tensors(cls, ops, levels, probs=None, num_bins=10):
+    def from_tensors(cls, ops, levels, probs=None, num_bins=10, weights=None):
         """From (Q, L) op ids and magnitude levels (e.g. a controller's actions)."""
         ops, levels = torch.as_tensor(ops).cpu(), torch.as_tensor(levels).cpu()
         if ops.dim() != 2 or ops.shape != levels.shape:
@@ -75,7 +85,7 @@ class Policy:
         probs = None if probs is None else torch.as_tensor(probs).cpu().tolist()
         subs = [SubPolicy(o, l, None if probs is None else probs[q])
                 for q, (o, l) in enumerate(zip(ops.tolist(), levels.tolist()))]
-        return cls(subs, num_bins)
+        return cls(subs, num_bins, weights)
 
     @classmethod
     def published(cls, name):
@@ -84,11 +94,44 @@ class Policy:
                           [p for _, p, _ in sp]) for sp in published_policy(name)]
         return cls(subs, num_bins=10)
 
+    @classmethod
+    def from_published(cls, subpolicies, weights=None, num_bins=10):
+        """From sub-policies in the published AutoAugment form: each a sequence of ``(op name,
+        probability, magnitude level or None)``, e.g. ``[[("Rotate", 1.0, 7), ("Equalize", 1.0, None)], ...]``
+        (op names of docs/design.md K3; None for the ops without a magnitude)."""
+        subs = []
+        for i, sp in enumerate(subpolicies):
+            try:
+                names, probs, levels = zip(*[(str(o), float(p), l) for o, p, l in sp])
+            except (TypeError, ValueError):
+                raise ValueError(f"sub-policy {i} must be a sequence of (op name, probability, level or None), "
+                                 f"got {sp!r}") from None
+            unknown = [n for n in names if n not in OP_IDS]
+            if unknown:
+                raise ValueError(f"sub-policy {i} names unknown ops {unknown}; the ops are {', '.join(OP_IDS)}")
+            subs.append(SubPolicy([OP_IDS[n] for n in names], [0 if l is None else int(l) for l in levels], probs))
+        return cls(subs, num_bins, weights)
+
+    def to_published(self):
+        """The sub-policies in the published AutoAugment form: a list of lists of ``[op name, probability,
+        level or None]`` (None for the ops without a magnitude), JSON-able; see :meth:`from_published`."""
+        return [[[OP_NAMES[o], p, None if OP_NAMES[o] in MAGNITUDE_FREE else l]
+                 for o, p, l in zip(s.ops, s.probs, s.levels)] for s in self.subpolicies]
+
     def __len__(self):
         return len(self.subpolicies)
 
     def __repr__(self):
-        return f"Policy({len(self)} sub-policies of length {self.ops.shape[1]}, num_bins={self.num_bins})"
+        weighted = "" if self.weights is None else ", weighted"
+        return f"Policy({len(self)} sub-policies of length {self.ops.shape[1]}, num_bins={self.num_bins}{weighted})"
+
+
+def _check_weights(weights, Q):
+    w = torch.as_tensor(weights, dtype=torch.float64).detach().cpu().reshape(-1)
+    if w.numel() != Q or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or not float(w.sum()) > 0:
+        raise ValueError(f"weights must be {Q} finite non-negative numbers (one per sub-policy) with a positive sum, "
+                         f"got {weights!r}")
+    return w / w.sum()
 
 
 @dataclasses.dataclass
@@ -137,10 +180,16 @@ def sample_extras(N, L, H, W, generator=None):
 
 
 def sample_policy(policy, N, H, W, generator=None):
-    """One sub-policy per image, each op kept with its probability (else identity, id -1)."""
+    """One sub-policy per image (uniformly, or by the policy's weights), each op kept with its
+    probability (else identity, id -1)."""
     g = _gen(generator)
     Q, L = policy.ops.shape
-    q = torch.randint(0, Q, (N,), generator=g)
+    if policy.weights is None:
+        q = torch.randint(0, Q, (N,), generator=g)
+    else:  # N draws of the categorical (one uniform each, inverse CDF: the same on every platform)
+        cdf = policy.weights.cumsum(0)
+        u = torch.rand(N, generator=g, dtype=torch.float64) * cdf[-1]
+        q = torch.searchsorted(cdf, u, right=True).clamp_(max=Q - 1)  # right: a zero weight is never chosen
     keep = torch.rand(N, L, generator=g, dtype=torch.float64) < policy.probs[q]
     op = torch.where(keep, policy.ops[q], torch.full_like(policy.ops[q], IDENTITY))
     magnitude = (policy.levels[q].to(torch.float32) / (policy.num_bins - 1))

@@ -119,26 +119,28 @@ class PolicyAugment(_PolicyModule):
 
     This is the type a controller (Adversarial AutoAugment) fills: ``Policy.from_tensors(ops, levels)``.
     The policy lives in buffers, so it is part of ``state_dict()``: ``policy_ops`` and
-    ``policy_levels`` (Q, L) int64, ``policy_probs`` (Q, L) float64 and ``policy_num_bins`` (0-d
-    int64). ``load_state_dict`` accepts a policy with another number of sub-policies Q or length L
-    (the buffers take the saved shapes) and refuses an invalid one with a clear error. Assigning
-    ``m.policy = other_policy`` replaces it too.
+    ``policy_levels`` (Q, L) int64, ``policy_probs`` (Q, L) float64, ``policy_num_bins`` (0-d
+    int64) and, for a weighted policy only, ``policy_weights`` (Q,) float64 (a uniform policy has no
+    such entry, so its state_dict is what it always was). ``load_state_dict`` accepts a policy with
+    another number of sub-policies Q or length L (the buffers take the saved shapes), with or without
+    weights, and refuses an invalid one with a clear error. Assigning ``m.policy = other_policy``
+    replaces it too.
     """
 
     def __init__(self, policy, fill=128, interpolation=None):
         super().__init__(fill, interpolation)
         self._cache = None
-        for name in _POLICY_BUFFERS + ("policy_num_bins",):
+        for name in _POLICY_BUFFERS + ("policy_num_bins", "policy_weights"):
             self.register_buffer(name, None)
         self.policy = policy
 
     @property
     def policy(self):
         """The current :class:`Policy` (CPU tensors), rebuilt from the buffers when they change."""
-        bufs = [getattr(self, n) for n in _POLICY_BUFFERS + ("policy_num_bins",)]
+        bufs = [getattr(self, n) for n in _POLICY_BUFFERS + ("policy_num_bins", "policy_weights")]
         # _version counts in-place writes (load_state_dict copies in place): a cheap change detector
         # that avoids a device-to-host copy per call when the buffers live on a GPU.
-        key = tuple((t.data_ptr(), t._version, t.device) for t in bufs)
+        key = tuple(None if t is None else (t.data_ptr(), t._version, t.device) for t in bufs)
         if self._cache is None or self._cache[0] != key:
             self._cache = (key, _policy_from(*bufs))
         return self._cache[1]
@@ -153,6 +155,7 @@ class PolicyAugment(_PolicyModule):
         self.policy_levels = policy.levels.clone().to(device)
         self.policy_probs = policy.probs.clone().to(device)
         self.policy_num_bins = torch.tensor(policy.num_bins, dtype=torch.int64, device=device)
+        self.policy_weights = None if policy.weights is None else policy.weights.clone().to(device)
 
     def sample(self, x, generator=None):
         N, H, W = _shape(x)
@@ -161,9 +164,10 @@ class PolicyAugment(_PolicyModule):
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs):
         saved = [state_dict.get(prefix + n) for n in _POLICY_BUFFERS + ("policy_num_bins",)]
+        weights = state_dict.get(prefix + "policy_weights")
         if all(isinstance(t, torch.Tensor) for t in saved):
             try:  # validate before anything is copied: an invalid policy must not half-load
-                _policy_from(*saved)
+                _policy_from(*saved, weights)
             except (ValueError, TypeError) as e:
                 error_msgs.append(f"{prefix or 'PolicyAugment '}policy in the state_dict is invalid: {e}")
                 return
@@ -172,6 +176,10 @@ class PolicyAugment(_PolicyModule):
                 cur = getattr(self, name)
                 if cur.shape != t.shape:
                     self._buffers[name] = torch.empty(t.shape, dtype=cur.dtype, device=cur.device)
+            # Weighted or uniform as saved: a weights buffer exists (and is copied into) only if one was saved.
+            device = self.policy_ops.device
+            self._buffers["policy_weights"] = (None if not isinstance(weights, torch.Tensor) else
+                                               torch.empty(weights.shape, dtype=torch.float64, device=device))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
 
@@ -179,26 +187,44 @@ class PolicyAugment(_PolicyModule):
         return f"{self.policy!r}, fill={self.fill}"
 
 
-def _policy_from(ops, levels, probs, num_bins):
-    """A validated :class:`Policy` from the four policy tensors (any device)."""
+def _policy_from(ops, levels, probs, num_bins, weights=None):
+    """A validated :class:`Policy` from the policy tensors (any device; ``weights`` None: uniform)."""
     if num_bins.numel() != 1:
         raise ValueError(f"policy_num_bins must hold one number, got shape {tuple(num_bins.shape)}")
     if not (ops.dim() == 2 and ops.shape == levels.shape == probs.shape):
         raise ValueError(f"policy_ops, policy_levels and policy_probs must be (Q, L) tensors of one shape, got "
                          f"{tuple(ops.shape)}, {tuple(levels.shape)} and {tuple(probs.shape)}")
     return P.Policy.from_tensors(ops.detach().cpu(), levels.detach().cpu(), probs.detach().cpu(),
-                                 num_bins=int(num_bins))
+                                 num_bins=int(num_bins), weights=None if weights is None else weights.detach().cpu())
 
 
 class AutoAugment(PolicyAugment):
-    """The published AutoAugment policies ("imagenet" or "cifar10"), a random sub-policy per image.
+    """AutoAugment: a random sub-policy per image of a published policy ("imagenet" or "cifar10") or of
+    one written in the same form (a learned augmentation's frozen policy).
 
-    ``policy`` may also be torchvision's ``AutoAugmentPolicy.IMAGENET`` / ``CIFAR10``.
+    Args:
+        policy: ``"imagenet"``, ``"cifar10"``, torchvision's ``AutoAugmentPolicy.IMAGENET`` / ``CIFAR10``,
+            a :class:`~fastaug.augment.Policy`, or sub-policies in the published form: a sequence of
+            sequences of ``(op name, probability, magnitude level of 10 or None)``, e.g. the
+            ``subpolicies`` of :meth:`fastaug.augment.ControllerAugment.frozen_policy`.
+        interpolation, fill: as torchvision's (see the module docstring).
+        weights: with published-form sub-policies, the probability of choosing each (normalised; None:
+            uniform, as the published policies).
     """
 
-    def __init__(self, policy="imagenet", interpolation=None, fill=128):
+    def __init__(self, policy="imagenet", interpolation=None, fill=128, weights=None):
         name = getattr(policy, "value", policy)
-        super().__init__(P.Policy.published(name), fill, interpolation)
+        if isinstance(name, str):
+            if weights is not None:
+                raise ValueError(f"weights go with a policy given as sub-policies, not with the published {name!r}")
+            built = P.Policy.published(name)
+        elif isinstance(policy, P.Policy):
+            if weights is not None:
+                raise ValueError("weights go with a policy given as sub-policies; a Policy carries its own weights")
+            built, name = policy, "custom"
+        else:
+            built, name = P.Policy.from_published(policy, weights), "custom"
+        super().__init__(built, fill, interpolation)
         self.policy_name = name
 
 

@@ -8,12 +8,21 @@ the authors' code (rows ``[cy - size//2, cy + size//2)``).
 
 Every random draw comes from a CPU ``torch.Generator`` (as the policy modules do), then the work
 runs where the images are, for the whole batch at once: no per-image Python.
+
+Sample, then apply (kornia's split): :meth:`StandardAugment.sample` draws a batch's random values into
+a :class:`StandardParams` (crop offsets, flip coins, Cutout centres: loggable, replayable, like the
+policy modules' :class:`~fastaug.augment.params.PolicyParams`) and :meth:`StandardAugment.apply`
+applies them; ``forward`` and ``recipe`` are the two in one call, and take ``params=`` /
+``return_params=True`` to replay or return what they drew.
 """
+import dataclasses
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["random_crop", "random_hflip", "cutout", "to_float", "StandardAugment"]
+__all__ = ["random_crop", "random_hflip", "cutout", "to_float", "StandardAugment", "StandardParams"]
 
 
 def to_float(x):
@@ -84,6 +93,34 @@ def cutout(x, size, generator=None, centers=None, fill=0):
     return x.masked_fill(mask, fill)
 
 
+@dataclasses.dataclass
+class StandardParams:
+    """The random values of one :class:`StandardAugment` call on N images; a part that is off (or a
+    batch of no image) drew nothing and holds None.
+
+    Attributes:
+        offsets: (N, 2) int64 crop offsets (dy, dx) in [0, 2 * padding] into the padded image.
+        flip: (N,) bool, True where the image is flipped horizontally.
+        centers: (N, 2) int64 Cutout centres (row, col).
+    """
+
+    offsets: Optional[torch.Tensor] = None
+    flip: Optional[torch.Tensor] = None
+    centers: Optional[torch.Tensor] = None
+
+    def to(self, device):
+        return StandardParams(*(None if t is None else t.to(device) for t in (self.offsets, self.flip, self.centers)))
+
+    def check(self, N):
+        """Raise a ValueError unless every draw held has one row per image of an N-image batch."""
+        for name, shape in (("offsets", (N, 2)), ("flip", (N,)), ("centers", (N, 2))):
+            t = getattr(self, name)
+            if t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != shape):
+                got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"params.{name} must have shape {shape} (one row per image), got {got}")
+        return self
+
+
 class StandardAugment(nn.Module):
     """Random crop (zero padding) + horizontal flip (optional) + Cutout (optional), per image, batched.
 
@@ -91,25 +128,82 @@ class StandardAugment(nn.Module):
         padding: crop padding in pixels (4 on CIFAR).
         flip: flip horizontally with probability 1/2 (off for digits).
         cutout: Cutout square side (16 on CIFAR; 0 disables).
-    ``forward(x, generator=None)``: x (N, C, H, W) any dtype -> same shape and dtype.
-    Draw order per call: crop offsets, flip coins, Cutout centres.
+
+    ``forward(x, generator=None, params=None, return_params=False)``: x (N, C, H, W) any dtype -> same
+    shape and dtype (and the :class:`StandardParams` used). Draw order per call: crop offsets, flip
+    coins, Cutout centres (a part that is off draws nothing).
     """
 
     def __init__(self, padding=4, flip=True, cutout=16):
         super().__init__()
         self.padding, self.flip, self.cutout_size = int(padding), bool(flip), int(cutout)
 
+    # ---- sample ------------------------------------------------------------------------------------
+    def sample_crop_flip(self, N, generator=None):
+        """The crop offsets, then the flip coins, of N images (a :class:`StandardParams` without centres)."""
+        offsets = None
+        if self.padding > 0 and N > 0:  # random_crop draws nothing otherwise
+            offsets = torch.randint(0, 2 * self.padding + 1, (N, 2), generator=generator)
+        flip = torch.rand(N, generator=generator) < 0.5 if self.flip else None
+        return StandardParams(offsets, flip)
+
+    def sample_cutout(self, N, H, W, generator=None):
+        """(N, 2) int64 Cutout centres, uniform over an H x W image (None when Cutout is off)."""
+        if self.cutout_size <= 0 or N == 0:
+            return None
+        return torch.stack([torch.randint(0, H, (N,), generator=generator),
+                            torch.randint(0, W, (N,), generator=generator)], 1)
+
+    def sample(self, x, generator=None):
+        """Every random value of one call on x (N, C, H, W), in the call's order: a :class:`StandardParams`."""
+        _check(x)
+        N, _, H, W = x.shape
+        p = self.sample_crop_flip(N, generator)
+        p.centers = self.sample_cutout(N, H, W, generator)
+        return p
+
+    # ---- apply -------------------------------------------------------------------------------------
+    def _need(self, params, name, on):
+        t = getattr(params, name)
+        if on and t is None:
+            raise ValueError(f"params.{name} is None, but this StandardAugment ({self.extra_repr()}) needs it")
+        return t
+
+    def apply_crop_flip(self, x, params):
+        """Crop, then flip, x (N, C, H, W) with the given draws."""
+        _check(x)
+        N = x.shape[0]
+        params.check(N)
+        x = random_crop(x, self.padding, offsets=self._need(params, "offsets", self.padding > 0 and N > 0))
+        return random_hflip(x, mask=self._need(params, "flip", True)) if self.flip else x
+
+    def apply_cutout(self, x, params):
+        """Cutout of x (N, C, H, W) at the given centres."""
+        _check(x)
+        N = x.shape[0]
+        params.check(N)
+        return cutout(x, self.cutout_size, centers=self._need(params, "centers", self.cutout_size > 0 and N > 0))
+
+    def apply(self, x, params):
+        """Crop, flip, then Cutout x (N, C, H, W) with the draws of ``params`` (same shape and dtype)."""
+        return self.apply_cutout(self.apply_crop_flip(x, params), params)
+
+    # ---- sample and apply in one call --------------------------------------------------------------
     def crop_flip(self, x, generator=None):
-        x = random_crop(x, self.padding, generator)
-        return random_hflip(x, generator) if self.flip else x
+        _check(x)
+        return self.apply_crop_flip(x, self.sample_crop_flip(x.shape[0], generator))
 
     def cutout(self, x, generator=None):
-        return cutout(x, self.cutout_size, generator)
+        _check(x)
+        N, _, H, W = x.shape
+        return self.apply_cutout(x, StandardParams(centers=self.sample_cutout(N, H, W, generator)))
 
-    def forward(self, x, generator=None):
-        return self.cutout(self.crop_flip(x, generator), generator)
+    def forward(self, x, generator=None, params=None, return_params=False):
+        params = self.sample(x, generator) if params is None else params
+        out = self.apply(x, params)
+        return (out, params) if return_params else out
 
-    def recipe(self, x, generator=None, policy=None):
+    def recipe(self, x, generator=None, policy=None, params=None, return_params=False):
         """The training recipe every method uses: crop/flip -> ``policy`` -> Cutout -> float in [0, 1].
 
         Args:
@@ -118,12 +212,25 @@ class StandardAugment(nn.Module):
                 the policy's draws, Cutout centres).
             policy: optional callable ``(x, generator) -> images`` (uint8 or float, same shape): the
                 method's policy or learned transformation, applied between crop/flip and Cutout.
-        Returns: (N, C, H, W) float32 in [0, 1] (float inputs keep their dtype).
+            params: a :class:`StandardParams` to replay instead of drawing crop, flip and Cutout (the
+                policy, if any, still draws its own values from ``generator``).
+            return_params: also return the :class:`StandardParams` used.
+        Returns: (N, C, H, W) float32 in [0, 1] (float inputs keep their dtype), and the params if asked.
         """
-        x = self.crop_flip(x, generator)
-        if policy is not None:
-            x = policy(x, generator)
-        return to_float(self.cutout(x, generator))
+        _check(x)
+        N, _, H, W = x.shape
+        if params is None:
+            params = self.sample_crop_flip(N, generator)
+            x = self.apply_crop_flip(x, params)
+            if policy is not None:
+                x = policy(x, generator)
+            params.centers = self.sample_cutout(N, H, W, generator)
+        else:
+            x = self.apply_crop_flip(x, params)
+            if policy is not None:
+                x = policy(x, generator)
+        out = to_float(self.apply_cutout(x, params))
+        return (out, params) if return_params else out
 
     def extra_repr(self):
         return f"padding={self.padding}, flip={self.flip}, cutout={self.cutout_size}"

@@ -4,19 +4,25 @@ A command module exposes
 
 * ``HELP``: one line for ``fastaug --help``; its docstring is the command's ``--help`` description;
 * ``add_arguments(parser)``: its options on the argparse parser :mod:`fastaug.cli` made for it;
-* ``run(args) -> int``: does the work and returns the exit status (0);
-* optionally ``add_arguments_for(parser, argv)`` (options shaped by the command line, e.g.
-  ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine an option it borrows).
+* ``run(args) -> int``: does the work and returns the exit status (0); a command that writes a run
+  folder (``--output-dir``) writes its arguments there as ``args.json`` (:func:`write_args`), so
+  ``--config args.json`` reruns it;
+* optionally ``add_arguments_for(parser, argv, config)`` (options shaped by the command line or its
+  ``--config`` values, e.g. ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine
+  an option it borrows).
+
+:mod:`fastaug.cli` gives every command ``--config FILE`` (its values become the defaults, flags win,
+unknown keys are refused by name) and refuses an ``--output-dir`` that names a file.
 
 Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
 :func:`user_errors` with a one-sentence message; :func:`fastaug.cli.main` prints it as
 ``fastaug <command>: error: <sentence>`` (rank 0 only under torchrun) and exits with status 2.
 Command names are the module names with ``-`` for ``_``.
 """
-__all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process"]
+__all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process", "write_args"]
 
 #: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
-COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist", "patch")
+COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist", "patch", "show")
 
 
 class UsageError(ValueError):
@@ -40,3 +46,15 @@ def is_main_process():
     import os
 
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def write_args(args, folder):
+    """Write the command's arguments to ``folder/args.json`` (atomically, rank 0 only): what
+    ``--config`` reads back to rerun the command."""
+    import json
+    import os
+
+    from ..artifacts import atomic_write_text
+
+    if is_main_process():
+        atomic_write_text(json.dumps(vars(args), indent=2, default=str) + "\n", os.path.join(folder, "args.json"))

@@ -3,14 +3,13 @@
 The README's first command runs it on the embedded MNIST-5k. Each method's run lives in
 ``<output-dir>/<method>/`` as a normal ``fastaug train`` run; a finished run with the same arguments
 is reused and an unfinished one is resumed, so an interrupted comparison continues where it stopped.
-Writes ``comparison.json``, ``comparison.md`` (the table) and ``comparison.png`` (test accuracy per
-epoch) in ``--output-dir``.
+Writes ``comparison.json``, ``comparison.md`` (the table), ``comparison.png`` (test accuracy per
+epoch) and ``args.json`` (``--config args.json`` reruns the comparison) in ``--output-dir``.
 """
-import copy
 import json
 import os
 
-from . import UsageError, is_main_process
+from . import UsageError, is_main_process, write_args
 
 __all__ = ["HELP", "add_arguments", "run", "DEMO_METHODS"]
 
@@ -36,24 +35,17 @@ def add_arguments(p):
 def _run_one(args, method, root):
     """One ordinary ``fastaug train`` run of ``method`` in ``root/method``: its namespace holds the
     common options and ``method``'s own only, as ``fastaug train --augment method`` would."""
-    from ..train.args import method_option_names
-    from ..train.checkpoint import CheckpointError, load_checkpoint
+    from ..train.args import method_option_names, replace_args
+    from ..train.checkpoint import CheckpointError
     from ..train.engine import train
     from .train import load_run_data
 
-    a = copy.deepcopy(args)
-    del a.methods
-    for key in method_option_names() - method_option_names([method]):
-        delattr(a, key)
-    a.augment, a.output_dir, a.resume = method, os.path.join(root, method), False
-    ckpt = os.path.join(a.output_dir, "checkpoint.pt")
-    if os.path.isfile(ckpt):
-        a.resume = True  # finished runs resume with no epochs left; unfinished ones continue
-        try:
-            load_checkpoint(ckpt)
-        except CheckpointError as err:
-            raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
-    return train(a, data=load_run_data(a))
+    others = (method_option_names() - method_option_names([method])) | {"methods"}
+    a = replace_args(args, drop=others, augment=method, output_dir=os.path.join(root, method), resume=False)
+    try:  # "auto": a finished run resumes with no epochs left (reused), an unfinished one continues
+        return train(a, data=load_run_data(a), resume="auto")
+    except CheckpointError as err:
+        raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
 
 
 def _table(rows):
@@ -110,12 +102,13 @@ def run(args):
     if not is_main_process():
         return 0
     methods = [r["augment"] for r in rows]
+    from ..artifacts import atomic_write_text
+
     table = _table(rows)
     print("\n" + table)
-    with open(os.path.join(root, "comparison.json"), "w") as f:
-        json.dump(rows, f, indent=2)
-    with open(os.path.join(root, "comparison.md"), "w") as f:
-        f.write(table + "\n")
+    atomic_write_text(json.dumps(rows, indent=2) + "\n", os.path.join(root, "comparison.json"))
+    atomic_write_text(table + "\n", os.path.join(root, "comparison.md"))
+    write_args(args, root)
     r = rows[0]
     _figure(root, methods, os.path.join(root, "comparison.png"),
             title=f"fastaug compare: {r['dataset']}, {r['model']}, {r['train_images']} training images")

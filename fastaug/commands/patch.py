@@ -9,7 +9,8 @@ Examples:
 
 Outputs in --output-dir: translation/ (stage 1: checkpoint.pt, translations.pt, translations.png),
 <method>/seed<k>/ (each run: args.json, metrics.jsonl with per-subgroup test accuracy, checkpoint.pt,
-summary.json, curves.png), patching.md / patching.csv (Table 1), patching.png, saliency.png, stages.json.
+summary.json, curves.png, classifier.pt), patching.md / patching.csv (Table 1), patching.png,
+saliency.png, stages.json, args.json (``--config args.json`` reruns the comparison).
 """
 import argparse
 import dataclasses
@@ -101,9 +102,12 @@ def config_from_args(args):
 def run(args):
     from ..train.patching import run_patching
 
+    from . import write_args
+
     cfg = config_from_args(args)  # a bad option is a ValueError: cli.main prints its one sentence
     out = run_patching(cfg, args.output_dir, resume=args.resume, device=args.device,
                        checkpoint_every=args.checkpoint_every, progress=args.progress)
+    write_args(args, args.output_dir)
     print("robust accuracy: " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())
           + f"; table in {os.path.join(args.output_dir, 'patching.md')}")
     return 0

@@ -1,7 +1,8 @@
 """Which points to augment, by loss and leave-one-out influence (the paper *Efficient Augmentation via
 Data Subsampling*, Kuchnik & Smith, end to end; ``docs/subsample.md``).
 
-Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, curves.png, scores.png.
+Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, curves.png, scores.png,
+args.json (``--config args.json`` reruns the experiment).
 """
 import argparse
 import time
@@ -83,6 +84,7 @@ def config_from_args(args):
 
 
 def run(args):
+    from . import write_args
     from ..train.args import check_device
     from ..experiments.subsample import run_experiment, write_outputs
     from ..experiments.subsample.outputs import _table1_markdown, auc_table, summarize_curves, table1
@@ -92,6 +94,7 @@ def run(args):
     check_device(args.device)
     result = run_experiment(config_from_args(args), folder=out)  # a rerun continues the feature CNN
     paths = write_outputs(result, out, figures=not args.no_figures)
+    write_args(args, out)
     summary = summarize_curves(result)
     m = result.meta
     print(f"{m['dataset']} classes {' vs '.join(m['classes'])}: n={m['n_train']} {m['train_class_counts']}, "

@@ -3,7 +3,8 @@
 Learns one translation per training point of a two-moons dataset from the influence on a validation
 set moved by ``--val-shift DX DY``, retrains the classifier with the augmented points, and writes
 ``summary.json`` (``mean_translation``, validation loss before/after retraining, a random-direction
-control) and ``toy2d.png`` (the paper's four columns) in ``--output-dir``. Examples::
+control), ``toy2d.png`` (the paper's four columns) and ``args.json`` (``--config args.json`` reruns it)
+in ``--output-dir``. Examples::
 
     python -m fastaug toy2d --val-shift 0 0 --output-dir runs/toy2d-same        # Figure 3, first row
     python -m fastaug toy2d --val-shift 0 -0.5 --output-dir runs/toy2d-down     # second row
@@ -14,6 +15,7 @@ import os
 
 from ..train.checkpoint import atomic_write_text
 from ..train.options import require
+from . import write_args
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -60,6 +62,7 @@ def run(args):
                                 folder=os.path.join(args.output_dir, "loops"))  # a rerun continues its loops
     atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(args.output_dir, "summary.json"))
     path = toy2d_figure(os.path.join(args.output_dir, "toy2d.png"), arrays, summary)
+    write_args(args, args.output_dir)
     dx, dy = summary["mean_translation"]
     print(f"mean translation ({dx:+.4f}, {dy:+.4f}); validation loss {summary['val_loss_before']:.4f} -> "
           f"{summary['val_loss_after']:.4f} after retraining (random directions: "

@@ -8,7 +8,6 @@ torchrun). ``--augment X --help`` lists the common options and X's own. Examples
   python -m fastaug train --config runs/x/args.json --output-dir runs/y # run x again (flags override)
 """
 import argparse
-import copy
 
 from . import is_main_process
 
@@ -22,41 +21,27 @@ def add_arguments(parser):
     from ..train.args import build_parser
 
     build_parser(parser)
-    _config_argument(parser)
 
 
-def _config_argument(parser):
-    parser.add_argument("--config", default=None, metavar="FILE",
-                        help="JSON or YAML file of option values (e.g. a run's args.json); flags override it")
-
-
-def add_arguments_for(parser, argv):
-    """The options of the ``--augment`` method that ``argv`` (or its ``--config``) asks for, the
-    common ones, and the config's values as defaults."""
+def add_arguments_for(parser, argv, config):
+    """The common options and those of the ``--augment`` method that ``argv`` (or else its ``--config``
+    values, ``config``) asks for; the config's values become defaults in :func:`fastaug.cli.build_parser`."""
     from ..train import registry
-    from ..train.args import apply_config, build_parser, load_config
+    from ..train.args import build_parser
 
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--config")
     pre.add_argument("--augment")
     known, _ = pre.parse_known_args(argv[1:])
-    config = load_config(known.config) if known.config else {}
     augment = known.augment or config.get("augment") or "standard"
     if augment not in registry.names():
         augment = None  # let argparse name the valid choices
     build_parser(parser, methods=None if augment is None else [augment])
-    _config_argument(parser)
-    if config:
-        config.pop("config", None)
-        apply_config(parser, config, known.config, command=f"fastaug train --augment {augment}")
 
 
 def prepare(args):
-    """Checks that need no data: the device, then the ``--config`` key (not a training option)."""
+    """Checks that need no data: the device."""
     from ..train.args import check_device
 
-    if hasattr(args, "config"):
-        delattr(args, "config")
     check_device(args.device)
     return args
 
@@ -82,7 +67,7 @@ def run(args):
     try:
         data = load_run_data(args)
         # the folder the engine will resolve (and check every common option before any work)
-        output_dir = resolve_defaults(copy.deepcopy(args), image_side=data[0].image_size[0]).output_dir
+        output_dir = resolve_defaults(args, image_side=data[0].image_size[0]).output_dir
         summary = train(args, data=data)
     finally:
         distributed.cleanup()

@@ -107,6 +107,14 @@ def unreadable_path(data, label):
     return data.unreadable_path(label)
 
 
+def _two_classes(ds, folder):
+    """Refuse, in one sentence naming the folder and its class, a folder with a single class sub-folder."""
+    if len(ds.classes) < 2:
+        raise ValueError(f"{folder} holds one class folder, {ds.classes[0]!r}: a classifier needs at least two "
+                         f"classes, one sub-folder of images each")
+    return ds
+
+
 def image_folder(data_dir, split="train", image_size=224, grey=False, test_fraction=0.2, seed=0):
     """The ``split`` ("train" or "test") of an image folder as :class:`FolderData` (see module docstring)."""
     if split not in ("train", "test"):
@@ -126,9 +134,10 @@ def image_folder(data_dir, split="train", image_size=224, grey=False, test_fract
                                 f"or point --data-dir at {root}/train to split it into train and test")
     try:
         if os.path.isdir(os.path.join(root, "train")) and held_out:
-            ds = _image_folder(os.path.join(root, "train") if split == "train" else held_out, image_size, grey)
+            folder = os.path.join(root, "train") if split == "train" else held_out
+            ds = _two_classes(_image_folder(folder, image_size, grey), folder)
             return FolderData(ds, None, ds.classes, image_size, grey)
-        ds = _image_folder(root, image_size, grey)
+        ds = _two_classes(_image_folder(root, image_size, grey), root)
     except (FileNotFoundError, RuntimeError) as err:  # torchvision: no class folders / no images
         raise FileNotFoundError(f"no images found under {root}: expected {root}/<class>/<image> (or "
                                 f"{root}/train/<class>/... and {root}/val/<class>/...): {err}") from err

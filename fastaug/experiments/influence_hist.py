@@ -16,7 +16,7 @@ def fit_logistic_regression(X, y, num_classes, damping, max_iter, progress=False
     """A float64 ``nn.Linear`` fitted to minimise ``CE(XW^T + b, y) + damping/2 * ||[W b]||^2`` by L-BFGS.
 
     Args: X (N, D) float64, y (N,) int64. Returns the fitted layer."""
-    from ..train.loop import Loop
+    from ..train.loop import Loop, optimizer_step
 
     model = torch.nn.Linear(X.shape[1], num_classes).double()
     opt = torch.optim.LBFGS(model.parameters(), max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
@@ -24,15 +24,12 @@ def fit_logistic_regression(X, y, num_classes, damping, max_iter, progress=False
     loop = Loop(None, name="logistic regression (L-BFGS)", steps_per_epoch=1, progress=progress, log=lambda m: None,
                 distributed=False)
 
-    def closure():
-        opt.zero_grad()
+    def objective():
         params = torch.cat([model.weight, model.bias[:, None]], 1)
-        loss = F.cross_entropy(model(X), y) + 0.5 * damping * params.square().sum()
-        loss.backward()
-        return loss
+        return F.cross_entropy(model(X), y) + 0.5 * damping * params.square().sum()
 
     for _ in loop:
-        loop.meters.add(loss=opt.step(closure).detach())
+        loop.meters.add(loss=optimizer_step(None, opt, closure=objective).detach())
     return model
 
 

@@ -3,6 +3,7 @@ solves, s_val, influence scores, influence of augmentation and self-influence (d
 import torch
 import torch.nn as nn
 
+from ..artifacts import load_artifact, save_artifact
 from ..ops._validate import check_finite, check_labels
 from ..ops.influence import influence_aug as _influence_aug
 from . import scores as _scores
@@ -274,18 +275,28 @@ class LastLayerInfluence:
                 "dtype": str(self.dtype).replace("torch.", ""), "method": self.method,
                 "max_exact_params": self.max_exact_params, "version": 1}
 
-    def save(self, path):
-        """Write the cached training features, logits, labels, damping and s_val to ``path`` (torch.save)."""
+    #: The artifact kind of :meth:`save` (:mod:`fastaug.artifacts`).
+    KIND = "last-layer-influence"
+
+    def save(self, path, meta=None):
+        """Write the cached training features, logits, labels and s_val to ``path`` as a
+        ``last-layer-influence`` artifact (atomic, weights-only; damping, dtype and solver in its meta,
+        with ``meta``'s entries: provenance such as the dataset). Returns ``path``."""
         self._need_fit()
-        torch.save(self.state_dict(), path)
+        state = self.state_dict()
+        return save_artifact(self.KIND, {k: state[k] for k in ("h", "logits", "y", "s_val")}, path,
+                             meta={**{k: state[k] for k in ("damping", "dtype", "method", "max_exact_params")},
+                                   "points": int(self.h.shape[0]), **(meta or {})})
 
     @classmethod
     def load(cls, path, model=None, last_layer=None, *, device=None, progress=True):
-        """Inverse of :meth:`save`; pass the model again to use :meth:`influence_aug` / new loaders."""
-        state = torch.load(path, map_location=device or "cpu", weights_only=True)
-        inf = cls(model, last_layer, damping=state["damping"], dtype=getattr(torch, state["dtype"]),
-                  device=device or state["h"].device, method=state["method"],
-                  max_exact_params=state["max_exact_params"], progress=progress)
+        """Inverse of :meth:`save` (:class:`~fastaug.artifacts.ArtifactError`, one sentence, for a file
+        that is not such an artifact); pass the model again to use :meth:`influence_aug` / new loaders."""
+        art = load_artifact(cls.KIND, path, map_location=device or "cpu")
+        state, meta = art.state, art.meta
+        inf = cls(model, last_layer, damping=meta["damping"], dtype=getattr(torch, meta["dtype"]),
+                  device=device or state["h"].device, method=meta["method"],
+                  max_exact_params=meta["max_exact_params"], progress=progress)
         inf._set_train(state["h"], state["logits"], state["y"])
         inf.s_val_ = state["s_val"]
         return inf

@@ -6,14 +6,19 @@
 * ``lenet``: LeNet-5 with ReLU, the data-subsampling paper's MNIST feature CNN (features 84);
 * ``resnet20``, ``resnet56``: CIFAR ResNets (features 64);
 * ``wrn28_10``: Wide-ResNet-28-10 (features 640).
+
+A trained classifier handed from one stage to another is a ``classifier`` artifact
+(:func:`save_classifier` / :func:`load_classifier`).
 """
 from .allconv import AllConv
+from .artifact import load_classifier, save_classifier
 from .base import Classifier
 from .lenet import LeNet
 from .resnet_cifar import CifarResNet, resnet20, resnet56
 from .wide_resnet import WideResNet, wrn28_10
 
-__all__ = ["MODELS", "build_model", "Classifier", "AllConv", "LeNet", "CifarResNet", "WideResNet"]
+__all__ = ["MODELS", "build_model", "Classifier", "AllConv", "LeNet", "CifarResNet", "WideResNet", "save_classifier",
+           "load_classifier"]
 
 _BUILDERS = {
     "allconv": AllConv,

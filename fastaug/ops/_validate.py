@@ -141,6 +141,10 @@ def fake_image(x, name="x", colour=False, dtypes=None):
         torch._check(x.dtype.is_floating_point, lambda: f"{name} must be floating point, got {x.dtype}")
     else:
         torch._check(x.dtype in dtypes, lambda: f"{name} must be one of {dtypes}, got {x.dtype}")
+    # As check_floating in csrc/common/checks.h (the CPU kernels have no half-precision path); a meta
+    # tensor's fake kernel is what the public functions' fast path checks (fastaug/ops/_eager.py).
+    torch._check(x.dtype not in _HALF or x.device.type == "cuda",
+                 lambda: f"{name}: {x.dtype} is supported on CUDA only, got a {x.device.type} tensor")
     if colour:
         torch._check(x.shape[1] in (1, 3), lambda: f"{name} must have 1 or 3 channels, got {tuple(x.shape)}")
 

@@ -12,10 +12,12 @@ units), ``c_w`` (C*C, row-major: output channel i gets ``sum_j c_w[C*i + j] * x_
 import torch
 
 from .. import reference
+from . import _eager
 from ._autocast import autocast_inputs, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import register_higher_order
-from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
+from ._validate import (PADDING_MODES, PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps,
+                        padding_mode_id)
 
 _ops = torch.ops.fastaug
 
@@ -61,6 +63,11 @@ def appearance(x, c_w, c_b, *, smooth=4):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x``, ``c_w`` and ``c_b``
         to any order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    if _eager.plain(x, c_w, c_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+        try:
+            return _appearance(x, c_w, c_b, smooth)
+        except Exception:  # the kernel's checks refused an argument: the path below names it
+            pass
     refuse_forward_ad("appearance", x, c_w, c_b)
     x, c_w, c_b = autocast_inputs(x, c_w, c_b)
     _check_colour_image(x, "appearance")
@@ -68,7 +75,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     check_map(c_w, "c_w", C * C, x, f"{'3x3' if C == 3 else '1x1'} colour matrix per pixel, row-major")
     check_map(c_b, "c_b", C, x, "colour bias per pixel")
     check_smooth(smooth)
-    return _ops.appearance(x, c_w, c_b, smooth)
+    return _appearance.op(x, c_w, c_b, smooth)
 
 
 def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
@@ -102,6 +109,11 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``params`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    if _eager.plain(x, params) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+        try:
+            return _transform(x, params, smooth, MODES[mode], PADDING_MODES[padding_mode])
+        except Exception:  # the kernel's checks refused an argument: the path below names it
+            pass
     refuse_forward_ad("transform", x, params)
     x, params = autocast_inputs(x, params)
     _check_colour_image(x, "transform")
@@ -110,7 +122,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
             else "s_w 4, s_b 2, c_w 1, c_b 1 channels for a grey image")
     check_map(params, "params", num_params(C), x, what)
     check_smooth(smooth)
-    return _ops.transform(x, params, smooth, _mode_id(mode), padding_mode_id(padding_mode))
+    return _transform.op(x, params, smooth, _mode_id(mode), padding_mode_id(padding_mode))
 
 
 # ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
@@ -171,12 +183,9 @@ def _transform_backward(ctx, grad):
     return (gx if needs[0] else None), (gp if needs[1] else None), None, None, None
 
 
-torch.library.register_autograd(
-    "fastaug::appearance", _appearance_backward, setup_context=_appearance_setup_context
-)
-torch.library.register_autograd(
-    "fastaug::transform", _transform_backward, setup_context=_transform_setup_context
-)
+# Registered with torch.library; the public functions call the same formula through fastaug/ops/_eager.py.
+_appearance = _eager.register("fastaug::appearance", _appearance_backward, _appearance_setup_context)
+_transform = _eager.register("fastaug::transform", _transform_backward, _transform_setup_context)
 
 
 # Second and higher orders: autograd of the backward ops through the reference composition

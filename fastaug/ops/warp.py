@@ -7,10 +7,12 @@ order by the fused backward kernels, higher orders through the reference (``_hig
 import torch
 
 from .. import reference
+from . import _eager
 from ._autocast import autocast_inputs, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import register_higher_order
-from ._validate import PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps, padding_mode_id
+from ._validate import (PADDING_MODES, PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps,
+                        padding_mode_id)
 
 _ops = torch.ops.fastaug
 
@@ -34,11 +36,16 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    if _eager.plain(x, flow):
+        try:
+            return _warp(x, flow, PADDING_MODES[padding_mode], bool(align_corners))
+        except Exception:  # the kernel's checks refused an argument: the path below names it
+            pass
     refuse_forward_ad("warp", x, flow)
     x, flow = autocast_inputs(x, flow)
     check_float_image(x)
     check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
-    return _ops.warp(x, flow, padding_mode_id(padding_mode), bool(align_corners))
+    return _warp.op(x, flow, padding_mode_id(padding_mode), bool(align_corners))
 
 
 def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
@@ -63,13 +70,18 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
         (N, C, H, W) warped image. Differentiable with respect to ``x``, ``s_w`` and ``s_b`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
+    if _eager.plain(x, s_w, s_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
+        try:
+            return _affine_flow_warp(x, s_w, s_b, smooth, PADDING_MODES[padding_mode])
+        except Exception:  # the kernel's checks refused an argument: the path below names it
+            pass
     refuse_forward_ad("affine_flow_warp", x, s_w, s_b)
     x, s_w, s_b = autocast_inputs(x, s_w, s_b)
     check_float_image(x)
     check_map(s_w, "s_w", 4, x, "spatial weights")
     check_map(s_b, "s_b", 2, x, "spatial biases")
     check_smooth(smooth)
-    return _ops.affine_flow_warp(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
+    return _affine_flow_warp.op(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
 
 
 # ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
@@ -129,10 +141,9 @@ def _affine_backward(ctx, grad):
     return (gx if need_x else None), (g_sw if needs[1] else None), (g_sb if needs[2] else None), None, None
 
 
-torch.library.register_autograd("fastaug::warp", _warp_backward, setup_context=_warp_setup_context)
-torch.library.register_autograd(
-    "fastaug::affine_flow_warp", _affine_backward, setup_context=_affine_setup_context
-)
+# Registered with torch.library; the public functions call the same formula through fastaug/ops/_eager.py.
+_warp = _eager.register("fastaug::warp", _warp_backward, _warp_setup_context)
+_affine_flow_warp = _eager.register("fastaug::affine_flow_warp", _affine_backward, _affine_setup_context)
 
 
 # Second and higher orders: autograd of the backward ops through the grid_sample reference

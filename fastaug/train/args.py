@@ -21,6 +21,9 @@ Batch size 128 everywhere (AdvAA's N). SGD uses momentum 0.9 (Nesterov for WRN).
 ``--config FILE`` (JSON or YAML; the ``args.json`` of any run is one) sets the defaults of the
 options it names, so flags on the command line override it, as timm's ``--config`` does; a key no
 option of the command (or of the chosen ``--augment`` method) has is refused (:func:`apply_config`).
+
+The parsed arguments are never changed in place: :func:`resolve_defaults` and :func:`replace_args`
+return new namespaces, so a caller's arguments mean after a run what they meant before it.
 """
 import argparse
 import json
@@ -32,7 +35,8 @@ from . import registry
 from .options import require
 
 __all__ = ["build_parser", "parse_args", "resolve_defaults", "default_args", "data_defaults", "check_device",
-           "load_config", "apply_config", "method_option_names"]
+           "load_config", "apply_config", "method_option_names", "replace_args", "data_options", "common_options",
+           "check_output_dir", "data_seed"]
 
 
 def build_parser(parser=None, methods=None):
@@ -114,9 +118,43 @@ def data_defaults(dataset, image_side):
                 fill=0 if digits else 128)
 
 
+def replace_args(args, drop=(), **changes):
+    """A new namespace: ``args`` without the options in ``drop``, with ``changes`` (``args`` is untouched;
+    the values are shared, and nothing in fastaug changes a value in place)."""
+    values = {k: v for k, v in vars(args).items() if k not in drop}
+    values.update(changes)
+    return argparse.Namespace(**values)
+
+
+def data_seed(args):
+    """The seed of the subsets and splits: ``--data-seed``, or ``--seed`` when unset."""
+    return args.seed if args.data_seed is None else args.data_seed
+
+
+def data_options(args):
+    """The common options that decide which training images a run sees (with ``--data-seed`` resolved):
+    what a stage that trains on the data without the classifier's schedule (TANDA's generator)
+    depends on."""
+    return {"dataset": args.dataset, "classes": args.classes, "train_size": args.train_size,
+            "val_size": args.val_size, "data_seed": data_seed(args)}
+
+
+def common_options(args):
+    """The arguments of ``args`` that are no ``--augment`` method's own option (a dict)."""
+    mine = method_option_names()
+    return {k: v for k, v in vars(args).items() if k not in mine}
+
+
+def check_output_dir(path):
+    """Refuse, in one sentence, an ``--output-dir`` that names an existing file (a folder is wanted)."""
+    if path is not None and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--output-dir {path} is a file, not a folder: choose a folder (it will be created)")
+
+
 def resolve_defaults(args, image_side=None):
-    """Fill every option left at None with the dataset/model default (in place; returns args)."""
-    a = args
+    """A new namespace: ``args`` with every option left at None set to the dataset/model default
+    (``args`` itself is untouched); checks every common option (one-sentence ValueError)."""
+    a = replace_args(args)
     if a.model is None:
         a.model = "allconv" if a.dataset == "mnist5k" else "resnet20"
     side = image_side or {"mnist5k": 28, "cifar10": 32, "cifar100": 32}.get(a.dataset, a.image_size or 224)
@@ -163,7 +201,9 @@ def _validate(a):
         (a.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {a.warmup_epochs}"),
         (a.val_size >= 0, f"--val-size must be >= 0, got {a.val_size}"),
         (a.train_size is None or a.train_size >= 1, f"--train-size must be >= 1, got {a.train_size}"),
+        (a.workers >= 0, f"--workers must be >= 0 (0 decodes in the main process), got {a.workers}"),
     ])
+    check_output_dir(a.output_dir)
 
 
 def check_device(device):
@@ -224,7 +264,8 @@ def apply_config(parser, config, path, command="fastaug train"):
             raise ValueError(f"config {path}: {key!r} is {where}")
         choices = actions[key].choices
         values = value if isinstance(value, list) else [value]
-        if choices is not None and not all(v in choices for v in values):
+        unset = value is None and actions[key].default is None  # "unset": the command picks (e.g. --model)
+        if choices is not None and not unset and not all(v in choices for v in values):
             raise ValueError(f"config {path}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
     parser.set_defaults(**config)
 

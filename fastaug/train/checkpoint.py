@@ -14,7 +14,7 @@ import torch
 from ..artifacts import atomic_save, atomic_write_text, check_plain
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
-           "RESUMABLE_CHANGES", "FORMAT", "check_plain"]
+           "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists"]
 
 #: The one checkpoint format of every training loop (``fastaug-train-1``, before the loop primitive,
 #: needed pickle and is refused).
@@ -25,6 +25,13 @@ RESUMABLE_CHANGES = ("resume", "output_dir", "workers", "progress", "checkpoint_
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or from a different run."""
+
+
+def run_exists(folder, what="a run (checkpoint.pt)"):
+    """The one refusal of a folder that already holds ``what`` when the caller did not ask to resume
+    (the loop's, the pipeline's and ``fastaug patch``'s): a :class:`CheckpointError` to raise."""
+    return CheckpointError(f"{folder} already holds {what}: pass --resume to continue it, or choose another "
+                           f"--output-dir")
 
 
 def load_checkpoint(path, map_location="cpu"):

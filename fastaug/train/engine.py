@@ -1,7 +1,8 @@
 """The training engine: epoch loop, evaluation, checkpoints and resume, torchrun/DDP, metrics and outputs.
 
 The engine knows no augmentation method: a :class:`~fastaug.train.method.Method` turns each batch into
-what the model trains on and keeps its own state (see :mod:`fastaug.train.method`).
+what the model trains on, says what the step's loss is (:meth:`~fastaug.train.method.Method.loss`,
+cross-entropy by default) and keeps its own state (see :mod:`fastaug.train.method`).
 
 Outputs in ``--output-dir`` (written by rank 0 only):
 
@@ -14,6 +15,10 @@ Outputs in ``--output-dir`` (written by rank 0 only):
   undecodable training images skipped so far with ``--skip-unreadable``, all ranks), plus the
   method's own;
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
+* ``augmentation.pt`` at the end, for a method that learns an augmentation
+  (:meth:`~fastaug.train.method.Method.learned_augmentation`: ``adversarial``, ``random``, ``fixed``,
+  ``tanda``, ``influence``): the learned augmentation as one artifact that
+  :func:`fastaug.augment.load` reads back as an ``nn.Module``, with :meth:`Trainer.provenance` in its meta;
 * ``summary.json`` and ``curves.png`` at the end.
 
 The epochs run on the loop primitive (:mod:`fastaug.train.loop`): checkpoints are written
@@ -21,12 +26,13 @@ atomically at every epoch end and every ``--checkpoint-every`` steps, with every
 (torch CPU/CUDA, Python, NumPy, the augmentation generator of every rank) and the method's state;
 the data order of an epoch is a function of (seed, epoch), so ``--resume`` after a SIGKILL at any
 moment continues exactly where the checkpoint left off (or starts over, saying so, when the run died
-before its first one): on CPU the final weights are bit-identical to an uninterrupted run.
+before its first one): on CPU the final weights are bit-identical to an uninterrupted run. The
+resume policy is the loop's (``resume="auto" | True | False``; ``--resume`` is True, a pipeline's
+stages and ``compare`` pass ``"auto"``).
 
 :func:`train` runs a method's pipeline (:meth:`Method.pipeline`) when it has one, the engine being its
 last stage (:class:`ClassifierStage`).
 """
-import copy
 import json
 import os
 import time
@@ -35,16 +41,17 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as D
+from ..augment.learned_module import AUGMENTATION_FILE
 from ..models import build_model
 from . import distributed as dist
-from .args import resolve_defaults
+from .args import data_seed, resolve_defaults
 from .batches import IndexedBatches
-from .checkpoint import CheckpointError, atomic_write_text
+from .checkpoint import atomic_write_text, run_exists
 from .figures import training_curves
 from .loop import Loop, autocast, make_scaler, optimizer_step
-from .method import Method
+from .method import build_method
 from .optim import build_optimizer, build_scheduler
-from .pipeline import Stage
+from .pipeline import Stage, StageResult
 from .registry import method_class
 from .rng import derive_seed
 
@@ -55,10 +62,10 @@ def load_data(args):
     """(train, val, test) for the arguments: dataset, class subset, validation split, labelled subset.
 
     ``val`` is None unless ``--val-size`` > 0. The validation split is held out of the training set
-    first, then ``--train-size`` draws the class-balanced labelled subset from what is left.
+    first, then ``--train-size`` draws the class-balanced labelled subset from what is left, both with
+    ``--data-seed`` (``--seed`` when unset). ``args`` is only read.
     """
-    if args.data_seed is None:
-        args.data_seed = args.seed
+    seed = data_seed(args)
     train, test = D.load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
     if args.classes:
         if not isinstance(train, D.ImageData):
@@ -68,13 +75,13 @@ def load_data(args):
     if args.val_size:
         if not isinstance(train, D.ImageData):
             raise ValueError("--val-size works with the in-memory datasets (mnist5k, cifar10, cifar100)")
-        train, val = D.train_val_split(train, val_size=args.val_size, seed=args.data_seed)
+        train, val = D.train_val_split(train, val_size=args.val_size, seed=seed)
     if args.train_size:
         if not isinstance(train, D.ImageData):
             raise ValueError("--train-size works with the in-memory datasets (mnist5k, cifar10, cifar100)")
         if args.train_size > len(train):
             raise ValueError(f"--train-size {args.train_size} is more than the {len(train)} training images")
-        train, _ = D.labelled_subset(train, size=args.train_size, seed=args.data_seed)
+        train, _ = D.labelled_subset(train, size=args.train_size, seed=seed)
     return train, val, test
 
 
@@ -87,29 +94,34 @@ class Trainer:
 
     Args:
         args: the ``fastaug train`` arguments (an argparse Namespace, e.g. from
-            :func:`fastaug.train.args.default_args`); defaults are resolved here (a copy is kept).
-        method: a Method subclass (or factory ``(args, trainer) -> Method``) to use instead of the
-            one ``args.augment`` names; loops that compose the engine (e.g. a retraining stage) pass
-            their own.
+            :func:`fastaug.train.args.default_args`), only read: the trainer keeps a resolved copy
+            (:func:`~fastaug.train.args.resolve_defaults`) as ``trainer.args``.
+        method: a :class:`~fastaug.train.method.Method` subclass to use instead of the one
+            ``args.augment`` names (a user's own method, a pipeline's stage method).
         data: optional ``(train, val, test)`` to use instead of loading ``args.dataset``.
         loop_name: the name of the run's :class:`~fastaug.train.loop.Loop` (messages, the checkpoint's
             ``name``, the test kill hook); a pipeline names each engine stage differently.
+        options: the method's typed options (default: ``method.Options.from_args(args)``, None for a
+            method without options).
+        inputs: keyword arguments of the method's constructor: what earlier stages made (e.g.
+            ``{"generator": path}`` for TANDA), handed on by a pipeline.
+        resume: the resume policy, ``"auto"`` | True | False (default ``bool(args.resume)``).
 
-    Attributes a method may use: ``args``, ``model`` (DDP-wrapped under torchrun), ``module`` (the
-    classifier itself), ``device``, ``generator`` (this rank's augmentation generator), ``dist``
-    (rank, world), ``is_main``, ``train_data``, ``val_data``, ``test_data``, ``train_batches`` (the
-    engine's ``(x, y)`` batches, or the method's own from :meth:`Method.train_batches`),
-    ``epoch``, ``step_in_epoch``, ``global_step``, ``steps_per_epoch``, ``history``, ``output_dir``,
-    ``loop``, :meth:`log`, :meth:`autocast`, :meth:`evaluate`, :meth:`save_checkpoint`.
+    Attributes a method may use: ``args`` (resolved), ``model`` (DDP-wrapped under torchrun),
+    ``module`` (the classifier itself), ``device``, ``rng`` (this rank's augmentation generator),
+    ``dist`` (rank, world), ``is_main``, ``info`` (channels, image_size, num_classes, hflip, dataset),
+    ``train_data``, ``val_data``, ``test_data``, ``train_batches`` (the engine's ``(x, y)`` batches, or
+    the method's own from :meth:`Method.train_batches`), ``epoch``, ``step_in_epoch``, ``global_step``,
+    ``steps_per_epoch``, ``history``, ``output_dir``, ``loop``, :meth:`log`, :meth:`autocast`,
+    :meth:`evaluate`, :meth:`save_checkpoint`.
     """
 
-    def __init__(self, args, method=None, data=None, loop_name="train"):
-        self.args = args = copy.deepcopy(args)
+    def __init__(self, args, method=None, data=None, loop_name="train", *, options=None, inputs=None, resume=None):
         self.dist = dist.init_distributed(args.device)
         self.device = self.dist.device
         self.is_main = self.dist.is_main
         self.train_data, self.val_data, self.test_data = data if data is not None else load_data(args)
-        resolve_defaults(args, image_side=self.train_data.image_size[0])
+        self.args = args = resolve_defaults(args, image_side=self.train_data.image_size[0])
         self.output_dir = args.output_dir
         self.info = dict(channels=self.train_data.channels, image_size=tuple(self.train_data.image_size),
                          num_classes=self.train_data.num_classes, hflip=self.train_data.hflip and not args.no_flip,
@@ -130,12 +142,10 @@ class Trainer:
         self.steps_per_epoch = len(self.train_batches)
         self.amp_dtype = getattr(torch, args.amp_dtype) if args.amp else None
         self.scaler = make_scaler(self.device, self.amp_dtype)
-        self.generator = torch.Generator().manual_seed(derive_seed(args.seed, "augment", self.dist.rank))
+        self.rng = torch.Generator().manual_seed(derive_seed(args.seed, "augment", self.dist.rank))
 
-        factory = method if method is not None else method_class(args.augment)
-        self.method = factory(args, self)
-        if not isinstance(self.method, Method):
-            raise TypeError(f"the method factory must return a fastaug.train.Method, got {type(self.method).__name__}")
+        self.method = build_method(method if method is not None else method_class(args.augment), args, self,
+                                   options=options, inputs=inputs)
         own = self.method.train_batches(self)
         if own is not None:  # e.g. group-balanced sampling: the method's batches replace the engine's
             self.train_batches, self.steps_per_epoch = own, len(own)
@@ -146,13 +156,15 @@ class Trainer:
 
         self.loop = Loop(self.output_dir, name=loop_name, options=self._args_dict(), epochs=args.epochs,
                          steps_per_epoch=self.steps_per_epoch, checkpoint_every=args.checkpoint_every,
-                         resume=bool(args.resume), progress=args.progress, show=("loss",))
+                         resume=bool(args.resume) if resume is None else resume, progress=args.progress,
+                         show=("loss",))
         self.loop.register("model", self.module)
         self.loop.register("optimizer", self.optimizer)
         self.loop.register("scheduler", self.scheduler)
         if self.scaler is not None:
             self.loop.register("scaler", self.scaler)
-        self.loop.register("augment_generator", self.generator, per_rank=True)
+        # "augment_generator": the checkpoint's name of ``rng`` (kept, so this release's checkpoints resume)
+        self.loop.register("augment_generator", self.rng, per_rank=True)
         self.loop.register("method", self.method, per_rank=True)
         if hasattr(self.train_batches, "unreadable"):  # a folder dataset: the files it skipped so far
             self.loop.register("unreadable_images", self.train_batches, per_rank=True)
@@ -201,15 +213,14 @@ class Trainer:
 
     # ---- one step ------------------------------------------------------------------------------
     def train_step(self, batch):
-        """Forward, per-sample cross-entropy (weighted by ``batch.weight``), and one optimiser step
-        (:func:`~fastaug.train.loop.optimizer_step`); returns (losses (B,), logits (B, K)), detached."""
+        """The method's loss (:meth:`Method.loss <fastaug.train.method.Method.loss>`, under the run's
+        autocast; cross-entropy by default) and one optimiser step
+        (:func:`~fastaug.train.loop.optimizer_step`); returns ``(loss, logs)`` as the method gave them."""
         with self.autocast():
-            logits = self.model(batch.x)
-        losses = F.cross_entropy(logits.float(), batch.y, reduction="none", label_smoothing=self.args.label_smoothing)
-        loss = losses.mean() if batch.weight is None else (losses * batch.weight).sum() / batch.weight.sum()
+            loss, logs = self.method.loss(self.model, batch)
         optimizer_step(loss, self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
                        clip_grad=self.args.clip_grad, parameters=self.module.parameters())
-        return losses.detach(), logits.detach()
+        return loss, logs
 
     def _train_epoch(self, epoch):
         self.model.train()
@@ -222,10 +233,16 @@ class Trainer:
             batch = self.method.make_batch(x, y, index, self)
             self.sync()
             t1 = time.perf_counter()
-            losses, logits = self.train_step(batch)
+            loss, logs = self.train_step(batch)
+            losses, logits = logs.get("losses"), logs.get("logits")
+            if losses is None:  # a method's loss without per-sample values: every sample gets the mean
+                losses = loss.detach().expand(batch.y.shape[0])
             self.method.after_step(batch, losses, self)
-            meters.add(n=losses.numel(), loss=losses.sum(), correct=(logits.argmax(1) == batch.y).sum(),
-                       images=batch.source_images or x.shape[0], augment_seconds=t1 - t0)
+            extra = {k: v * losses.numel() for k, v in logs.items() if k not in ("losses", "logits")}
+            if logits is not None:
+                extra["correct"] = (logits.argmax(1) == batch.y).sum()
+            meters.add(n=losses.numel(), loss=losses.sum(), images=batch.source_images or x.shape[0],
+                       augment_seconds=t1 - t0, **extra)
 
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -255,6 +272,8 @@ class Trainer:
         epoch_seconds = train_seconds + time.perf_counter() - tick
         sums = self.loop.meters.all_reduce()
         seen = sums["count"]
+        own = {k: v / max(seen, 1.0) for k, v in sums.items()
+               if k not in ("count", "loss", "correct", "images", "augment_seconds")}  # a loss's extra logs
         record = {
             "epoch": epoch + 1, "train_loss": sums.get("loss", 0.0) / max(seen, 1.0),
             "train_acc": sums.get("correct", 0.0) / max(seen, 1.0),
@@ -264,6 +283,7 @@ class Trainer:
         }
         if hasattr(self.train_batches, "unreadable"):
             record["unreadable_images"] = self._unreadable_images()
+        record.update(own)
         record.update(extra)
         self.loop.end_epoch(record)
         if self.is_main:
@@ -303,14 +323,36 @@ class Trainer:
             "images_per_second": sum(r["images_per_second"] for r in h) / len(h),
         }
 
+    def provenance(self):
+        """What the run's learned augmentation was learned from, for its artifact's meta (the module adds
+        channels, image size, value range, its recipe and options; the artifact, the fastaug version).
+        No path and no time: a resumed run writes what an uninterrupted one does."""
+        a = self.args
+        record = {"dataset": self.info["dataset"], "method": self.method.name, "model": a.model, "seed": a.seed,
+                  "epochs": len(self.history), "train_images": len(self.train_data)}
+        if a.classes:
+            record["classes"] = list(a.classes)
+        return record
+
+    def write_augmentation(self):
+        """Write the method's :meth:`~fastaug.train.method.Method.learned_augmentation` to
+        ``augmentation.pt`` in the run folder (atomically); returns its path, None for a method that learns
+        none. Main process only."""
+        module = self.method.learned_augmentation(self)
+        if module is None:
+            return None
+        return module.save(os.path.join(self.output_dir, AUGMENTATION_FILE), meta=self.provenance())
+
     def fit(self):
-        """Train the remaining epochs, then write summary.json and the figures; returns the summary."""
+        """Train the remaining epochs, then write augmentation.pt (a method that learns one), summary.json
+        and the figures; returns the summary."""
         for epoch in self.loop.epochs_left():
             self._train_epoch(epoch)
             self._end_epoch(epoch)
         self.method.finish(self)
         summary = self.summary()
         if self.is_main:
+            self.write_augmentation()
             self.loop.write_metrics()
             self._write_curves()
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
@@ -319,12 +361,11 @@ class Trainer:
 
 
 def pipeline_inputs(args, data=None):
-    """What every stage of a pipeline starts from: ``(args, data, device)`` with ``args`` a copy with
-    the per-dataset defaults resolved (as :class:`Trainer` resolves them), ``data`` = (train, val, test)
+    """What every stage of a pipeline starts from: ``(args, data, device)`` with ``args`` the resolved
+    arguments (a new namespace, as :class:`Trainer` resolves them), ``data`` = (train, val, test)
     loaded once for every stage, and this process's device (joining torchrun's group if there is one)."""
-    args = copy.deepcopy(args)
     data = data if data is not None else load_data(args)
-    resolve_defaults(args, image_side=data[0].image_size[0])
+    args = resolve_defaults(args, image_side=data[0].image_size[0])
     return args, data, dist.init_distributed(args.device).device
 
 
@@ -335,40 +376,52 @@ class ClassifierStage(Stage):
     ``pretrain_seconds`` adds the earlier stages' seconds (each counted once).
 
     Args:
-        args: the run's arguments; method, data: as :class:`Trainer`'s.
+        args: the run's arguments; data: as :class:`Trainer`'s.
+        method: the Method subclass (default: the one ``args.augment`` names).
+        inputs: {constructor keyword: (stage name, artifact name)}: the earlier stages' artifacts the
+            method is built with (e.g. ``{"generator": ("tanda_generator", "generator")}``).
+        needs: the earlier stages (names) whose results it receives: every one it takes an input from,
+            and those whose seconds count in ``pretrain_seconds``.
+        resume: the resume policy of the engine's run (default ``bool(args.resume)``).
     """
 
     name, distributed, marker = "", True, False
 
-    def __init__(self, args, method=None, data=None, key="classifier", title="the classifier"):
+    def __init__(self, args, method=None, data=None, key="classifier", title="the classifier", inputs=None,
+                 needs=(), resume=None):
         self.args, self.method, self.data, self.key, self.title = args, method, data, key, title
+        self.inputs = dict(inputs or {})
+        self.needs = tuple(dict.fromkeys(list(needs) + [stage for stage, _ in self.inputs.values()]))
+        self.resume = bool(args.resume) if resume is None else resume
         self.summary = {}
 
     def check(self, root):
         # refuse now, before the earlier stages run, what the engine would refuse after them
-        if os.path.isfile(os.path.join(root, "checkpoint.pt")) and not self.args.resume:
-            raise CheckpointError(f"{root} already holds a run (checkpoint.pt): pass --resume to continue it, "
-                                  f"or choose another --output-dir")
+        if self.resume is False and os.path.isfile(os.path.join(root, "checkpoint.pt")):
+            raise run_exists(root)
 
-    def run(self, folder, records):
-        trainer = Trainer(self.args, method=self.method, data=self.data, loop_name="train")
-        trainer.earlier_stage_seconds = sum(r["seconds"] for r in records.values())
+    def run(self, folder, inputs):
+        kwargs = {k: inputs[stage].artifact(name) for k, (stage, name) in self.inputs.items()}
+        trainer = Trainer(self.args, method=self.method, data=self.data, loop_name="train", inputs=kwargs,
+                          resume=self.resume)
+        trainer.earlier_stage_seconds = sum(r.seconds for r in inputs.values())
         self.summary = trainer.fit()
         last = trainer.history[-1] if trainer.history else {}
-        return {"seconds": self.summary.get("train_seconds", 0.0),
-                **{k: self.summary.get(k) for k in ("final_test_acc", "final_test_loss")},
-                **{k: last[k] for k in ("val_loss", "val_acc") if k in last}}
+        return StageResult(metrics={**{k: self.summary.get(k) for k in ("final_test_acc", "final_test_loss")},
+                                    **{k: last[k] for k in ("val_loss", "val_acc") if k in last}},
+                           seconds=self.summary.get("train_seconds", 0.0))
 
 
-def train(args, method=None, data=None):
-    """Run ``fastaug train`` with parsed ``args``; returns the summary dict.
+def train(args, method=None, data=None, resume=None):
+    """Run ``fastaug train`` with parsed ``args`` (only read); returns the summary dict.
 
     A method with a pipeline (:meth:`Method.pipeline`, e.g. TANDA, the influence loop) runs it, its
-    last stage being the engine (:class:`ClassifierStage`); any other method is one engine run."""
+    last stage being the engine (:class:`ClassifierStage`); any other method is one engine run.
+    ``resume``: the policy (``"auto"`` | True | False; default ``bool(args.resume)``)."""
     if method is None:
-        pipeline = method_class(args.augment).pipeline(args, data)
+        pipeline = method_class(args.augment).pipeline(args, data, resume=resume)
         if pipeline is not None:
             pipeline.run()
             last = pipeline.stages[-1]
             return getattr(last, "summary", None) or {}
-    return Trainer(args, method=method, data=data).fit()
+    return Trainer(args, method=method, data=data, resume=resume).fit()

@@ -12,6 +12,10 @@ and sets ``Options = RandAugmentOptions`` on its :class:`~fastaug.train.method.M
 with ``RandAugmentOptions.from_args(args)``. A failed check is one sentence naming the flag, the
 rule and the value (``--ra-num-ops must be >= 1, got 0``); :func:`require` is the one loop that
 turns ``(ok, message)`` pairs into that error, for checks that involve several options.
+
+A multi-stage method tags each field with the stage whose result it decides (``option(..., stage=2)``;
+0: no result, e.g. a logging cadence), so each stage's options come from the dataclass itself
+(:meth:`Options.of_stage`) instead of a list of names kept beside it.
 """
 import argparse
 import dataclasses
@@ -21,7 +25,7 @@ import typing
 __all__ = ["Options", "option", "require", "at_least", "above", "within", "flag_of"]
 
 
-def option(default, help, *, flags=None, choices=None, check=None, metavar=None, nargs=None):
+def option(default, help, *, flags=None, choices=None, check=None, metavar=None, nargs=None, stage=None):
     """A dataclass field that is also a command-line option.
 
     Args:
@@ -33,9 +37,10 @@ def option(default, help, *, flags=None, choices=None, check=None, metavar=None,
         check: ``(predicate, rule)`` from :func:`at_least`, :func:`above`, :func:`within`.
         nargs: argparse's ``nargs`` for a list of values (the field is typed by its items and its
             default is a tuple).
+        stage: in a multi-stage method, the stage whose result the option decides (0: none).
     """
     return dataclasses.field(default=default, metadata=dict(help=help, flags=flags, choices=choices, check=check,
-                                                            metavar=metavar, nargs=nargs))
+                                                            metavar=metavar, nargs=nargs, stage=stage))
 
 
 def _finite(v):
@@ -124,3 +129,14 @@ class Options:
     def extra_checks(self):
         """``(ok, message)`` pairs of rules that involve several options (none by default)."""
         return []
+
+    @classmethod
+    def stage_of(cls):
+        """{field name: the stage it decides (``option(stage=)``; 0 for none)}."""
+        return {f.name: f.metadata.get("stage") or 0 for f in dataclasses.fields(cls)}
+
+    def of_stage(self, *stages):
+        """{name: value} of the fields that decide one of ``stages`` (JSON-able: tuples as lists)."""
+        wanted = set(stages)
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in dataclasses.fields(self) if (f.metadata.get("stage") or 0) in wanted}

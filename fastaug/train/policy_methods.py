@@ -4,7 +4,7 @@
 Pipeline per batch: :meth:`~fastaug.augment.standard.StandardAugment.recipe` (the Adversarial
 AutoAugment paper's order, section 4.2): random crop with padding and horizontal flip (where the
 dataset allows it), then the policy (if any), then Cutout, then float. ``none`` trains on the images
-as they are. Every draw comes from ``trainer.generator``.
+as they are. Every draw comes from ``trainer.rng``.
 """
 import dataclasses
 
@@ -38,17 +38,19 @@ class StandardAugmentMethod(Method):
 
     name = "standard"
 
-    def __init__(self, args, trainer):
-        super().__init__(args, trainer)
-        self.standard = standard_augment(args, trainer.info["hflip"])
-        self.policy = self.make_policy(args)
+    def __init__(self, options, trainer):
+        super().__init__(options, trainer)
+        self.standard = standard_augment(trainer.args, trainer.info["hflip"])
+        self.policy = self.make_policy(options, trainer.args.fill)
 
-    def make_policy(self, args):
+    def make_policy(self, options, fill):
+        """The policy module between crop/flip and Cutout (None: none), from the method's options and
+        the run's ``--fill``."""
         return None
 
     def augment(self, x, y, trainer):
         policy = None if self.policy is None else (lambda x, g: self.policy(x, generator=g))
-        return TrainBatch(self.standard.recipe(x, trainer.generator, policy), y)
+        return TrainBatch(self.standard.recipe(x, trainer.rng, policy), y)
 
 
 class AutoAugmentMethod(StandardAugmentMethod):
@@ -58,8 +60,8 @@ class AutoAugmentMethod(StandardAugmentMethod):
 
     Options = AutoAugmentOptions
 
-    def make_policy(self, args):
-        return AutoAugment(self.Options.from_args(args).aa_policy, fill=args.fill)
+    def make_policy(self, options, fill):
+        return AutoAugment(options.aa_policy, fill=fill)
 
 
 class RandAugmentMethod(StandardAugmentMethod):
@@ -69,9 +71,8 @@ class RandAugmentMethod(StandardAugmentMethod):
 
     Options = RandAugmentOptions
 
-    def make_policy(self, args):
-        o = self.Options.from_args(args)
-        return RandAugment(num_ops=o.ra_num_ops, magnitude=o.ra_magnitude, fill=args.fill)
+    def make_policy(self, options, fill):
+        return RandAugment(num_ops=options.ra_num_ops, magnitude=options.ra_magnitude, fill=fill)
 
 
 class TrivialAugmentMethod(StandardAugmentMethod):
@@ -79,5 +80,5 @@ class TrivialAugmentMethod(StandardAugmentMethod):
 
     name = "trivialaugment"
 
-    def make_policy(self, args):
-        return TrivialAugment(fill=args.fill)
+    def make_policy(self, options, fill):
+        return TrivialAugment(fill=fill)

@@ -16,8 +16,8 @@ METHODS = {
     "trivialaugment": "fastaug.train.policy_methods:TrivialAugmentMethod",
     "uncertainty": "fastaug.train.uncertainty:UncertaintySampling",
     "adversarial": "fastaug.train.adversarial:AdversarialAutoAugment",
-    "fixed": "fastaug.train.adversarial:AdversarialAutoAugment",
-    "random": "fastaug.train.adversarial:AdversarialAutoAugment",
+    "fixed": "fastaug.train.adversarial:FixedInstances",
+    "random": "fastaug.train.adversarial:RandomPolicies",
     "tanda": "fastaug.train.tanda:Tanda",
     "influence": "fastaug.train.influence_loop:InfluenceAugment",
 }
@@ -36,20 +36,21 @@ def method_class(name):
 
 
 def add_method_arguments(parser, methods=None):
-    """Add the options of ``methods`` (``--augment`` names; default: every method), once per class, in
-    a group titled by its names: one flag per field of its ``Options`` dataclass (see
-    :mod:`fastaug.train.options`)."""
+    """Add the options of ``methods`` (``--augment`` names; default: every method), once per ``Options``
+    class (methods that share one, as the three of Adversarial AutoAugment, share its flags), in a
+    group titled by their names: one flag per field (see :mod:`fastaug.train.options`)."""
     seen = {}
     for name in METHODS:
-        seen.setdefault(method_class(name), []).append(name)
+        cls = method_class(name)
+        seen.setdefault(cls.Options or cls, []).append(name)
     wanted = set(METHODS if methods is None else methods)
-    for cls, aliases in seen.items():
+    for key, aliases in seen.items():
         if not wanted.intersection(aliases):
             continue
         before = len(parser._actions)
         group = parser.add_argument_group(f"--augment {' / '.join(aliases)}")
-        if cls.Options is not None:
-            cls.Options.add_to_parser(group)
+        if method_class(aliases[0]).Options is not None:
+            key.add_to_parser(group)
         if len(parser._actions) == before:  # no options: drop the empty group from --help
             parser._action_groups.remove(group)
 

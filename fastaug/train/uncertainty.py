@@ -105,15 +105,14 @@ class UncertaintySampling(Method):
 
     Options = UncertaintyOptions
 
-    def __init__(self, args, trainer):
-        super().__init__(args, trainer)
-        self.options = self.Options.from_args(args)
-        self.fill = args.fill
-        self.standard = standard_augment(args, trainer.info["hflip"])
+    def __init__(self, options, trainer):
+        super().__init__(options, trainer)
+        self.fill = trainer.args.fill
+        self.standard = standard_augment(trainer.args, trainer.info["hflip"])
         self.sums = {"selected": 0.0, "candidates": 0.0, "images": 0}
 
     def augment(self, x, y, trainer):
-        a, g = self.options, trainer.generator
+        a, g = self.options, trainer.rng
         N, _, H, W = x.shape
         K = a.candidates
 

@@ -250,3 +250,69 @@ def test_state_dict_on_cuda():
     cpu = PolicyAugment(_policy(8, 9))
     cpu.load_state_dict(sd)
     assert torch.equal(cpu.policy_ops, m.policy_ops.cpu())
+
+
+# ---- weighted sub-policies and policies in the published form --------------------------------------
+
+def test_weights_choose_subpolicies_with_their_probabilities_and_uniform_is_unchanged():
+    from fastaug.augment.params import sample_policy
+
+    pol = _policy(9, 4)
+    N = 20000
+    # uniform (no weights): exactly the draws it always made, one randint per image first
+    p = sample_policy(pol, N, 8, 8, torch.Generator().manual_seed(0))
+    q = torch.randint(0, 4, (N,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(p.magnitude, pol.levels[q].float() / 9)
+    w = torch.tensor([0.5, 0.0, 0.3, 0.2])
+    weighted = Policy.from_tensors(pol.ops, pol.levels, pol.probs, weights=w * 7)  # normalised
+    assert torch.allclose(weighted.weights, w.double())
+    p = sample_policy(weighted, N, 8, 8, torch.Generator().manual_seed(0))
+    # which sub-policy each image got: its levels identify it (distinct rows of the test policy)
+    rows = {tuple(r): i for i, r in enumerate(pol.levels.tolist())}
+    assert len(rows) == 4
+    chosen = torch.tensor([rows[tuple(r)] for r in (p.magnitude * 9).round().long().tolist()])
+    freq = torch.bincount(chosen, minlength=4).double() / N
+    assert freq[1] == 0 and (freq - w.double()).abs().max() < 0.015
+
+
+@pytest.mark.parametrize("bad", [[1, 2], [-1, 1, 1, 1], [0, 0, 0, 0], [float("nan"), 1, 1, 1]])
+def test_bad_weights_are_refused(bad):
+    with pytest.raises(ValueError, match="weights must be 4 finite non-negative numbers"):
+        Policy.from_tensors(torch.zeros(4, 2, dtype=torch.int64), torch.zeros(4, 2, dtype=torch.int64), weights=bad)
+
+
+def test_autoaugment_takes_a_policy_in_the_published_form():
+    subs = [[("Rotate", 1.0, 7), ("Equalize", 0.5, None)], [("Invert", 1.0, None), ("Color", 0.2, 3)]]
+    aa = AutoAugment(subs, weights=[3, 1], fill=0)
+    assert aa.policy_name == "custom" and torch.allclose(aa.policy.weights, torch.tensor([0.75, 0.25]).double())
+    assert aa.policy.to_published() == [[["Rotate", 1.0, 7], ["Equalize", 0.5, None]],
+                                        [["Invert", 1.0, None], ["Color", 0.2, 3]]]
+    # the published policies in their own form give the same module as their name
+    named = AutoAugment("cifar10")
+    as_form = AutoAugment([list(sp) for sp in CIFAR10_POLICY])
+    x = _images(16)
+    assert torch.equal(named(x, generator=torch.Generator().manual_seed(1)),
+                       as_form(x, generator=torch.Generator().manual_seed(1)))
+    assert AutoAugment(Policy.published("imagenet")).policy_name == "custom"
+    with pytest.raises(ValueError, match="unknown ops"):
+        AutoAugment([[("Blur", 1.0, 3)]])
+    with pytest.raises(ValueError, match=r"sequence of \(op name, probability, level or None\)"):
+        AutoAugment([["Rotate"]])
+    with pytest.raises(ValueError, match="weights go with a policy given as sub-policies"):
+        AutoAugment("imagenet", weights=[1])
+
+
+def test_weights_live_in_the_state_dict_only_when_there_are_some():
+    weighted = AutoAugment([[("Rotate", 1.0, 7)], [("Invert", 1.0, None)], [("Color", 1.0, 2)]], weights=[1, 2, 3])
+    sd = weighted.state_dict()
+    assert torch.allclose(sd["policy_weights"], torch.tensor([1, 2, 3]).double() / 6)
+    uniform = PolicyAugment(_policy(0, 5))
+    assert "policy_weights" not in uniform.state_dict()
+    x = _images(64, seed=3)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    ref = weighted(x, generator=g())
+    uniform.load_state_dict(sd)  # a uniform module takes a weighted policy ...
+    assert torch.equal(uniform(x, generator=g()), ref) and uniform.policy.weights is not None
+    # ... and a weighted module a uniform one
+    weighted.load_state_dict(PolicyAugment(_policy(0, 5)).state_dict())
+    assert weighted.policy.weights is None and "policy_weights" not in weighted.state_dict()

@@ -87,3 +87,60 @@ def test_recipe_is_crop_flip_then_policy_then_cutout_then_float(with_policy):
     centers = torch.stack([torch.randint(0, 12, (6,), generator=g), torch.randint(0, 12, (6,), generator=g)], 1)
     ref = cutout(ref, 4, centers=centers).float() / 255
     assert got.dtype == torch.float32 and torch.equal(got, ref)
+
+
+# ---- sample -> params -> apply (kornia's split) ----------------------------------------------------
+
+@pytest.mark.parametrize("padding,flip,size", [(2, True, 4), (0, True, 4), (3, False, 0), (0, False, 0)])
+def test_sample_then_apply_is_the_one_call_and_parts_that_are_off_draw_nothing(padding, flip, size):
+    x = _images()
+    m = StandardAugment(padding=padding, flip=flip, cutout=size)
+    g = torch.Generator().manual_seed(3)
+    p = m.sample(x, g)
+    assert (p.offsets is None) == (padding == 0) and (p.flip is None) == (not flip) and (p.centers is None) == (size == 0)
+    one, q = m(x, torch.Generator().manual_seed(3), return_params=True)
+    assert torch.equal(m.apply(x, p), one)
+    for a, b in ((p.offsets, q.offsets), (p.flip, q.flip), (p.centers, q.centers)):
+        assert (a is None and b is None) or torch.equal(a, b)
+    # the draws are exactly the documented ones, in order
+    ref = torch.Generator().manual_seed(3)
+    if padding:
+        assert torch.equal(p.offsets, torch.randint(0, 2 * padding + 1, (9, 2), generator=ref))
+    if flip:
+        assert torch.equal(p.flip, torch.rand(9, generator=ref) < 0.5)
+    if size:
+        assert torch.equal(p.centers[:, 0], torch.randint(0, 11, (9,), generator=ref))
+        assert torch.equal(p.centers[:, 1], torch.randint(0, 8, (9,), generator=ref))
+    assert torch.equal(ref.get_state(), g.get_state())  # nothing else was drawn
+
+
+@pytest.mark.parametrize("with_policy", [False, True])
+def test_recipe_returns_and_replays_its_params(with_policy):
+    x = _images(n=6, h=12, w=12)
+    aug = StandardAugment(padding=2, flip=True, cutout=4)
+
+    def policy(images, generator):
+        return images.flip(2)
+
+    pol = policy if with_policy else None
+    out, p = aug.recipe(x, torch.Generator().manual_seed(3), pol, return_params=True)
+    assert torch.equal(out, aug.recipe(x, torch.Generator().manual_seed(3), pol))  # same draws as before
+    g = torch.Generator().manual_seed(99)
+    state = g.get_state()
+    assert torch.equal(aug.recipe(x, g, pol, params=p), out) and torch.equal(g.get_state(), state)  # no new draw
+    # the params are the recipe's draws: crop offsets, flips, then (after the policy's) the Cutout centres
+    ref = random_hflip(random_crop(x, 2, offsets=p.offsets), mask=p.flip)
+    ref = cutout(ref if pol is None else pol(ref, None), 4, centers=p.centers).float() / 255
+    assert torch.equal(out, ref)
+
+
+def test_params_of_another_batch_or_a_missing_part_are_refused():
+    from fastaug.augment.standard import StandardParams
+
+    x, m = _images(), StandardAugment(padding=2, flip=True, cutout=4)
+    p = m.sample(x, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"params.offsets must have shape \(4, 2\)"):
+        m.apply(x[:4], p)
+    with pytest.raises(ValueError, match="params.centers is None"):
+        m.apply(x, StandardParams(p.offsets, p.flip, None))
+    assert torch.equal(m.apply(x, p.to("cpu")), m.apply(x, p))

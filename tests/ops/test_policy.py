@@ -1,5 +1,5 @@
 """What only fastaug.apply_ops has: Pillow parity of each op on real photos (exact where Pillow is
-exact), many rotation angles, magnitude 0 as the identity, float images against uint8 ones, a batch of
+exact) on every CPU dispatch path, many rotation angles, magnitude 0 as the identity, float images against uint8 ones, a batch of
 mixed ops against per-op calls, a chain against its steps, zero gradients of the non-differentiable ops,
 CUDA half precision.
 
@@ -43,9 +43,20 @@ def _batch(grey):
     return torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous(), imgs
 
 
+# The CPU dispatch paths (tests/ops/test_policy_cpu_paths.py): the shared engine and the fast kernels
+# at each instruction-set level.
+CPU_PATHS = {"engine": {"FASTAUG_POLICY_CPU_ENGINE": "1"}, "default": {"FASTAUG_CPU_CAPABILITY": "default"},
+             "avx2": {"FASTAUG_CPU_CAPABILITY": "avx2"}, "avx512": {"FASTAUG_CPU_CAPABILITY": "avx512"}}
+
+
+@pytest.mark.parametrize("path", CPU_PATHS)
 @pytest.mark.parametrize("grey", [False, True], ids=["rgb", "grey"])
 @pytest.mark.parametrize("name", OP_NAMES)
-def test_pillow_parity(name, grey):
+def test_pillow_parity(name, grey, path, monkeypatch):
+    for var in ("FASTAUG_POLICY_CPU_ENGINE", "FASTAUG_CPU_CAPABILITY"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in CPU_PATHS[path].items():
+        monkeypatch.setenv(var, value)
     x, imgs = _batch(grey)
     N = x.shape[0]
     p = policy_params(N, 1, OP_IDS[name], "cpu", H=48, W=40, ops=torch.full((N, 1), OP_IDS[name]))

@@ -11,8 +11,8 @@ from fastaug.train.method import Method
 class RecordIndices(Method):
     name = "record"
 
-    def __init__(self, args, trainer):
-        super().__init__(args, trainer)
+    def __init__(self, options, trainer):
+        super().__init__(options, trainer)
         self.seen = []
 
     def after_step(self, batch, losses, trainer):

@@ -41,3 +41,10 @@ def cli_args(d, **kw):
 def load_model_state(d):
     return torch.load(os.path.join(d, "checkpoint.pt"), map_location="cpu", weights_only=True)["model"]
 
+
+
+def same_augmentation(a, b):
+    """True when run folders ``a`` and ``b`` wrote the same ``augmentation.pt``, byte for byte (kind, meta
+    with the run's provenance and the frozen policy, weights)."""
+    with open(os.path.join(a, "augmentation.pt"), "rb") as f, open(os.path.join(b, "augmentation.pt"), "rb") as g:
+        return f.read() == g.read()

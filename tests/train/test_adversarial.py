@@ -84,11 +84,19 @@ def test_epoch_cadence_one_update_per_epoch(tmp_path):
 
 
 def test_random_and_fixed_modes(tmp_path):
+    from fastaug.augment.policy_batch import random_policies
+    from fastaug.train.rng import derive_seed
+
     tr = Trainer(_args(tmp_path, "random", augment="random", policy_update="step", policy_update_every=2))
-    before = {k: v.clone() for k, v in tr.method.controller.state_dict().items()}
+    assert not hasattr(tr.method, "controller")  # no controller, nothing learned: uniform policies
+    seen = []
+    aug = tr.method.augment
+    tr.method.augment = lambda x, y, t: (lambda b: (seen.append(tr.method.ops), b)[1])(aug(x, y, t))
     tr.fit()
-    after = tr.method.controller.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)  # no controller learning
+    # uniform policies from the method's own seeded stream, new ones every --policy-update-every 2 steps
+    g = torch.Generator().manual_seed(derive_seed(0, "controller"))
+    first, second = random_policies(4, 5, 2, 16, 10, g)[0], random_policies(4, 5, 2, 16, 10, g)[0]
+    assert torch.equal(seen[0], first) and torch.equal(seen[1], first) and torch.equal(seen[2], second)
     rec = json.loads(open(tmp_path / "random" / "metrics.jsonl").readline())
     assert len(rec["op_frequencies"]) == 16
     fixed = Trainer(_args(tmp_path, "fixed", augment="fixed", crop_padding=0, cutout=0))

@@ -57,6 +57,23 @@ def test_outputs_and_what_they_hold(small, tmp_path):
     assert acc == pytest.approx(hist[-1]["test_acc"], abs=1e-9)
 
 
+def test_the_callers_arguments_are_only_read(small):
+    """The engine resolves defaults in a copy of its own: the caller's namespace means after a run what it
+    meant before (no default filled in, no --data-seed set)."""
+    import copy
+
+    from fastaug.train import load_data, replace_args
+
+    args = small(epochs=1, train_size=64)
+    before = copy.deepcopy(vars(args))
+    load_data(args)
+    t = Trainer(args)
+    assert vars(args) == before and args.model is None and args.data_seed is None
+    assert t.args is not args and t.args.model == "allconv" and t.args.data_seed == args.seed
+    changed = replace_args(args, drop=("cutout",), seed=4)
+    assert changed.seed == 4 and not hasattr(changed, "cutout") and vars(args) == before
+
+
 def test_curves_figure_plots_the_metrics():
     hist = [{"epoch": e, "train_loss": 2.0 / e, "test_loss": 2.5 / e, "train_acc": 0.1 * e, "test_acc": 0.09 * e}
             for e in range(1, 5)]

@@ -11,12 +11,13 @@ import sys
 import pytest
 import torch
 
+from fastaug.artifacts import load_artifact
 from fastaug.train import default_args, train
 from fastaug.train.influence_loop import Augmenter
 from fastaug.train.loop import KILL_ENV
 from fastaug.train.pipeline import StageError
 
-from _train_utils import cli_args
+from _train_utils import cli_args, same_augmentation
 
 #: A run of seconds: 100 labelled digits, 50 for validation, one epoch, a few GAN and E/G steps.
 TINY = dict(augment="influence", train_size=100, val_size=50, epochs=1, batch_size=50, gan_iters=8,
@@ -62,13 +63,28 @@ def test_every_stage_completes_and_writes_its_outputs(full_run):
     d, summary = full_run
     names = set(os.listdir(d))
     assert {"args.json", "metrics.jsonl", "checkpoint.pt", "summary.json", "curves.png", "augmenter.pt",
-            "stages.json", "figure4_tau_interpolation.png", "learned_augmentations.png"} <= names
+            "stages.json", "figure4_tau_interpolation.png", "learned_augmentations.png", "augmentation.pt"} <= names
     for k, folder in enumerate(["stage1_classifier", "stage2_gan", "stage3_influence", "stage4_augmenter"], 1):
         with open(d / folder / "stage.json") as f:
             record = json.load(f)
         assert record["stage"] == folder and record["seconds"] > 0
-    # stage 1: an engine run with the standard augmentation
+    # every stage names the artifacts it hands on (relative to its folder), all in the one artifact format
+    artifacts = {k: json.loads((d / k / "stage.json").read_text())["artifacts"]
+                 for k in ("stage1_classifier", "stage2_gan", "stage3_influence", "stage4_augmenter")}
+    assert artifacts == {"stage1_classifier": {"classifier": "classifier.pt"},
+                         "stage2_gan": {"augmenter": "augmenter.pt", "critics": "critics.pt"},
+                         "stage3_influence": {"influence": "influence.pt", "validation": "validation.pt"},
+                         "stage4_augmenter": {"augmenter": "../augmenter.pt"}}
+    kinds = {"classifier": "classifier", "critics": "influence-critics", "influence": "last-layer-influence",
+             "validation": "influence-validation", "augmenter": "influence-augmenter"}
+    for folder, named in artifacts.items():
+        for name, rel in named.items():
+            art = load_artifact(kinds[name], d / folder / rel)
+            assert art.meta["dataset"] == "mnist5k", (folder, name)
+    # stage 1: an engine run with the standard augmentation; F handed on as the checkpoint's final weights
     assert json.loads((d / "stage1_classifier" / "args.json").read_text())["augment"] == "standard"
+    f = load_artifact("classifier", d / "stage1_classifier" / "classifier.pt").state["model"]
+    assert _same_state(f, _model(d / "stage1_classifier"))
     assert len(_lines(d / "stage1_classifier" / "metrics.jsonl")) == 1
     # stage 2: GAN losses every 2 iterations, G moved away from its initialisation
     gan = _lines(d / "stage2_gan" / "metrics.jsonl")
@@ -119,8 +135,9 @@ def test_stages_subset_reuses_finished_stages_and_equals_one_run(full_run, tmp_p
     train(tiny(d, stages=[3, 4, 5]))
     assert marks == {k: (d / k / "stage.json").stat().st_mtime_ns for k in marks}  # reused, not rewritten
     assert _same_state(_model(ref), _model(d))
-    a, b = torch.load(ref / "augmenter.pt", weights_only=True), torch.load(d / "augmenter.pt", weights_only=True)
-    assert _same_state(a["generator"], b["generator"]) and _same_state(a["encoder"], b["encoder"])
+    a, b = Augmenter.load(ref / "augmenter.pt"), Augmenter.load(d / "augmenter.pt")
+    assert _same_state(a.generator.state_dict(), b.generator.state_dict())
+    assert _same_state(a.encoder.state_dict(), b.encoder.state_dict())
     # A finished stage with other options is refused, naming the option; a missing prerequisite too.
     with pytest.raises(StageError, match="--gan-iters 8 -> 9"):
         train(tiny(d, stages=[3, 4], gan_iters=9, resume=True))
@@ -155,9 +172,24 @@ def test_a_stage_killed_and_resumed_gives_the_same_result(full_run, tmp_path, lo
     assert "reused" in out.stdout
     for folder in ("stage2_gan", "stage4_augmenter"):
         assert _lines(d / folder / "metrics.jsonl") == _lines(ref / folder / "metrics.jsonl"), folder
-    a, b = torch.load(ref / "augmenter.pt", weights_only=True), torch.load(d / "augmenter.pt", weights_only=True)
-    assert _same_state(a["generator"], b["generator"]) and _same_state(a["encoder"], b["encoder"])
+    a, b = Augmenter.load(ref / "augmenter.pt"), Augmenter.load(d / "augmenter.pt")
+    assert _same_state(a.generator.state_dict(), b.generator.state_dict())
+    assert _same_state(a.encoder.state_dict(), b.encoder.state_dict())
     assert _same_state(_model(ref), _model(d))
+    assert same_augmentation(ref, d)  # the resumed run leaves the same learned augmentation
+
+
+def test_the_retraining_without_its_stage_result_refuses_in_one_sentence(tmp_path):
+    """``--augment influence`` on the engine alone (no pipeline) has no augmenter to sample from: it says so."""
+    from fastaug.train import Trainer
+    from fastaug.train.influence_loop import InfluenceAugment, LearnedRetrain
+    from fastaug.train.method import MissingInput
+
+    for method in (None, InfluenceAugment, LearnedRetrain):
+        with pytest.raises(MissingInput) as err:
+            Trainer(tiny(tmp_path / "alone"), method=method)
+        assert str(err.value).startswith("the influence loop's retraining (stage 5) samples from the augmenter (E, G) "
+                                         "that its stage 4 trains, and none was given") and "\n" not in str(err.value)
 
 
 def test_bad_options_are_named(tmp_path):
@@ -181,7 +213,7 @@ def test_learned_retrain_passed_to_a_trainer_is_stage_5(full_run, tmp_path, one_
     args = default_args(**{k: v for k, v in TINY.items() if k in ("train_size", "val_size", "epochs", "batch_size",
                                                                    "eval_batch_size", "progress")},
                         augment="standard", output_dir=str(tmp_path / "retrain"))
-    Trainer(args, method=lambda a, t: LearnedRetrain(a, t, aug)).fit()
+    Trainer(args, method=LearnedRetrain, inputs={"augmenter": aug}).fit()
     (epoch,) = _lines(tmp_path / "retrain" / "metrics.jsonl")
     assert 0 < epoch["learned_fraction"] < 1 and {"val_loss", "val_acc"} <= set(epoch)
     assert _same_state(_model(ref), _model(tmp_path / "retrain"))

@@ -148,6 +148,56 @@ def test_log_every_records_step_means(tmp_path):
     assert [h["step"] for h in hist] == [3, 6] and hist == loop.history
 
 
+def test_log_every_and_every_keep_their_cadence_to_the_last_step_and_across_a_resume(tmp_path):
+    """Records every 3 steps and after the last (7); work every 2 steps and after the last, after the
+    step's record and before its checkpoint; a loop resumed at step 4 keeps the cadence."""
+    from fastaug.train.loop import Loop
+
+    def run(stop=None, resume="auto"):
+        calls = []
+        loop = Loop(str(tmp_path), name="cadence", epochs=1, steps_per_epoch=7, checkpoint_every=2, log_every=3,
+                    step_key="iteration", resume=resume, progress=False)
+        loop.every(2, lambda step: calls.append((step, len(loop.history))))
+        for _, step in loop:
+            loop.meters.add(value=float(loop.global_step + 1))
+            if stop is not None and loop.global_step + 1 == stop:
+                break
+        return loop, calls
+
+    _, first = run(stop=4)  # stopped inside step 4: its last checkpoint is the one after step 2
+    assert first == [(2, 0)]
+    loop, calls = run(resume=True)
+    assert [r["iteration"] for r in loop.history] == [3, 6, 7]
+    assert [r["value"] for r in loop.history] == [2.0, 5.0, 7.0]  # means of steps 1-3, 4-6, 7
+    assert calls == [(4, 1), (6, 2), (7, 3)]  # step 2 was done before the resume; each call sees its record
+    with pytest.raises(ValueError, match="n >= 1"):
+        loop.every(0, print)
+
+
+def test_optimizer_step_with_several_optimisers_and_with_a_closure():
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    a2, b2 = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+    a2.load_state_dict(a.state_dict())
+    b2.load_state_dict(b.state_dict())
+    x = torch.randn(5, 3)
+    oa, ob = torch.optim.SGD(a.parameters(), lr=0.1), torch.optim.Adam(b.parameters(), lr=0.01)
+    optimizer_step(b(a(x)).square().mean(), (oa, ob))  # one backward, two optimisers at their own rates
+    ref_a, ref_b = torch.optim.SGD(a2.parameters(), lr=0.1), torch.optim.Adam(b2.parameters(), lr=0.01)
+    b2(a2(x)).square().mean().backward()
+    ref_a.step()
+    ref_b.step()
+    assert all(torch.equal(p, q) for p, q in zip([*a.parameters(), *b.parameters()], [*a2.parameters(),
+                                                                                        *b2.parameters()]))
+    # L-BFGS re-evaluates the loss: the closure is a forward, zeroing and backward happen inside
+    w = torch.zeros(3, requires_grad=True)
+    target = torch.tensor([1.0, -2.0, 0.5])
+    opt = torch.optim.LBFGS([w], max_iter=50, line_search_fn="strong_wolfe")
+    first = optimizer_step(None, opt, closure=lambda: (w - target).square().sum())
+    assert first.item() == pytest.approx(target.square().sum().item())
+    torch.testing.assert_close(w.detach(), target)
+
+
 def test_optimizer_step_matches_a_hand_written_step():
     torch.manual_seed(0)
     a = torch.nn.Linear(3, 2)

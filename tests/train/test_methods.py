@@ -33,10 +33,10 @@ def test_method_trains_and_writes_outputs(small, tmp_path, method):
 def test_augmentation_changes_images_deterministically(small, method):
     t = Trainer(small(method, augment=method, epochs=1, instances=2))
     x, y = next(iter(t.train_batches.epoch(0)))
-    state = t.generator.get_state()
+    state = t.rng.get_state()
     a = t.method.augment(x, y, t)
-    t.generator.set_state(state)
+    t.rng.set_state(state)
     b = t.method.augment(x, y, t)
-    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)  # everything from trainer.generator
+    assert torch.equal(a.x, b.x) and torch.equal(a.y, b.y)  # everything from trainer.rng
     assert a.x.dtype == torch.float32 and 0 <= a.x.min() and a.x.max() <= 1
     assert not torch.equal(a.x[: x.shape[0]], x.float() / 255)

@@ -74,8 +74,10 @@ def test_optional_and_list_fields_of_the_influence_options():
         _parse(InfluenceOptions, ["--stages", "1", "6"])
     with pytest.raises(ValueError, match="needs a held-out validation split"):
         check_options(argparse.Namespace(val_size=0, **dataclasses.asdict(InfluenceOptions())))
-    # every option says which stage it changes (or that it changes none): resume checks rely on it
+    # every option says which stage it changes (or that it changes none, stage 0): resume checks rely on it
+    assert all(f.metadata["stage"] is not None for f in dataclasses.fields(InfluenceOptions))
     assert {f.name for f in dataclasses.fields(InfluenceOptions)} == set(OPTION_STAGE) | set(NEUTRAL_OPTIONS)
+    assert OPTION_STAGE["gan_iters"] == 2 and OPTION_STAGE["learned_prob"] == 5 and "stages" in NEUTRAL_OPTIONS
 
 
 def test_tanda_options_are_checked_in_one_sentence():

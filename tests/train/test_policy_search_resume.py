@@ -10,7 +10,10 @@ import sys
 import pytest
 import torch
 
+from fastaug.artifacts import load_artifact
 from fastaug.train.loop import KILL_ENV
+
+from _train_utils import same_augmentation
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -59,6 +62,7 @@ def _kill_then_resume(tmp_path, extra, step):
     _equal(a["model"], b["model"], "model")
     _equal(a["optimizer"], b["optimizer"], "optimizer")
     _equal(a["ranks"][0]["method"], b["ranks"][0]["method"], "method")
+    assert same_augmentation(full, cut)  # the resumed run leaves the same learned augmentation
     return killed, a
 
 
@@ -95,3 +99,6 @@ def test_ddp_two_cpu_processes_share_policies_and_controller(tmp_path):
     # only rank 0 drew policies: rank 1's controller generator is untouched, so equal policies come
     # from the broadcast, not from equal draws
     assert not torch.equal(r0["generator"], r1["generator"])
+    # rank 0 writes the run's augmentation.pt: the controller every rank holds
+    art = load_artifact("augmentation/adversarial", out / "augmentation.pt")
+    _equal({k[len("controller."):]: v for k, v in art.state.items()}, r0["controller"], "augmentation.pt")

@@ -9,15 +9,19 @@ import sys
 import pytest
 import torch
 
+from fastaug.artifacts import load_artifact, save_artifact
 from fastaug.augment.op_table import OP_IDS
 from fastaug.data import load_dataset
 from fastaug.models import build_model
 from fastaug.train import Trainer, default_args, train
 from fastaug.train.loop import KILL_ENV
 from fastaug.train.tanda import transform_fraction
-from fastaug.train.tanda.generator_stage import real_logit
+from fastaug.train.method import MissingInput
+from fastaug.train.tanda.generator_stage import build_generator_net, real_logit
 from fastaug.train.tanda.search import (apply_sequences, discriminator_loss, feature_distance, generator_costs,
                                         generator_loss, incremental_transforms, real_fake_logits)
+
+from _train_utils import same_augmentation
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +88,18 @@ def _args(tmp_path, **kw):
     return default_args(**base)
 
 
+def _generator_artifact(path, seq_len=3):
+    """A (fresh) generator as stage 1 hands it on: a tanda-generator artifact."""
+    state = build_generator_net(seq_len, 0, "cpu").state_dict()
+    return save_artifact("tanda-generator", {"generator": state}, str(path), meta={"seq_len": seq_len})
+
+
 def test_phase_two_transforms_the_scheduled_fraction(tmp_path):
     assert transform_fraction(0, 0.1, 1.05, 0.5) == pytest.approx(0.1)
     assert transform_fraction(10, 0.1, 1.05, 0.5) == pytest.approx(0.1 * 1.05 ** 10)
     assert transform_fraction(100, 0.1, 1.05, 0.5) == 0.5
-    tr = Trainer(_args(tmp_path, crop_padding=0, cutout=0, tanda_p_init=0.5))
+    tr = Trainer(_args(tmp_path, crop_padding=0, cutout=0, tanda_p_init=0.5),
+                 inputs={"generator": _generator_artifact(tmp_path / "g.pt")})
     x, y = next(iter(tr.train_batches.epoch(0)))
     with torch.no_grad():  # a generator that always picks Invert: changed rows are visible
         tr.method.generator_net.op_head.bias.fill_(-50)
@@ -112,9 +123,15 @@ def test_tanda_run_two_stages(tmp_path):
     assert len(search) == 1 and {"d_loss", "g_cost", "d_fooled", "entropy"} <= set(search[0])
     assert recs[1]["transform_fraction"] == pytest.approx(0.105)
     assert len(recs[0]["op_frequencies"]) == 16
-    # the classifier samples from the trained generator, not from a fresh one
-    trained = torch.load(run / "tanda_generator" / "generator.pt", weights_only=True)
-    tr = Trainer(_args(tmp_path, output_dir=str(run), resume=True))
+    # the classifier samples from the trained generator (stage 1's result, handed on), not from a fresh one
+    art = load_artifact("tanda-generator", run / "tanda_generator" / "generator.pt")
+    trained = art.state["generator"]
+    assert art.meta["seq_len"] == 3 and art.meta["options"]["tanda_samples"] == 2 and art.meta["dataset"] == "mnist5k"
+    assert json.load(open(run / "tanda_generator" / "stage.json"))["artifacts"] == {"generator": "generator.pt"}
+    fresh = build_generator_net(3, 0, "cpu").state_dict()
+    assert any(not torch.equal(v, fresh[k]) for k, v in trained.items())  # stage 1 trained it
+    tr = Trainer(_args(tmp_path, output_dir=str(run), resume=True),
+                 inputs={"generator": str(run / "tanda_generator" / "generator.pt")})
     assert all(torch.equal(v, tr.method.generator_net.state_dict()[k]) for k, v in trained.items())
     # stage 1 happens outside the engine's epochs: the summary counts it once, in total_seconds
     stage = json.load(open(run / "tanda_generator" / "stage.json"))
@@ -156,9 +173,10 @@ def test_sigkill_in_either_stage_then_resume_is_bit_identical(tmp_path):
             assert repr(got[part].keys()) == repr(ref[part].keys())
         assert all(torch.equal(got["model"][k], v) for k, v in ref["model"].items()), loop
         assert torch.equal(got["ranks"][0]["method"]["op_counts"], ref["ranks"][0]["method"]["op_counts"])
-        a = torch.load(tmp_path / "ref" / "tanda_generator" / "generator.pt", weights_only=True)
-        b = torch.load(d / "tanda_generator" / "generator.pt", weights_only=True)
+        a = load_artifact("tanda-generator", tmp_path / "ref" / "tanda_generator" / "generator.pt").state["generator"]
+        b = load_artifact("tanda-generator", d / "tanda_generator" / "generator.pt").state["generator"]
         assert all(torch.equal(a[k], b[k]) for k in a)
+        assert same_augmentation(tmp_path / "ref", d), loop  # the resumed run leaves the same augmentation
 
 
 def test_a_foreign_or_torn_generator_checkpoint_is_refused_in_one_sentence(tmp_path):
@@ -173,3 +191,17 @@ def test_a_foreign_or_torn_generator_checkpoint_is_refused_in_one_sentence(tmp_p
     with pytest.raises(CheckpointError, match="unreadable") as err2:
         train(_args(tmp_path))
     assert "\n" not in str(err.value) + str(err2.value)
+
+
+def test_tanda_without_its_stage_result_refuses_in_one_sentence(tmp_path):
+    """The method on its own (no pipeline) would sample from an untrained generator: it refuses instead,
+    and a generator of another sequence length is refused too."""
+    with pytest.raises(MissingInput) as err:
+        Trainer(_args(tmp_path))
+    assert str(err.value).startswith("--augment tanda samples from the generator its stage 1 trains, and none was "
+                                     "given") and "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=r"makes sequences of 4 ops, but --tanda-seq-len is 3"):
+        Trainer(_args(tmp_path), inputs={"generator": _generator_artifact(tmp_path / "g4.pt", seq_len=4)})
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="is not a 'tanda-generator' artifact"):
+        Trainer(_args(tmp_path), inputs={"generator": str(tmp_path / "foreign.pt")})

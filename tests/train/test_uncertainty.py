@@ -58,7 +58,7 @@ def test_method_equals_a_per_image_reference_and_leaves_batchnorm_alone(small, m
     N, K, a = x.shape[0], 4, t.args
     buffers = {k: v.clone() for k, v in t.module.state_dict().items() if "running" in k or "num_batches" in k}
     t.module.train()
-    state = t.generator.get_state()
+    state = t.rng.get_state()
     batch = t.method.augment(x, y, t)
     assert t.module.training  # mode restored
     for k, v in t.module.state_dict().items():

@@ -80,10 +80,10 @@ class _Best:
         self.iteration, self.refit_val_loss, self.state = state["iteration"], state["refit_val_loss"], state["state"]
 
 
-def train_augmenter(folder, augmenter, critics, influence, train_data, standard, val_features, args, device,
-                    options=None, progress=True, log=print):
+def train_augmenter(folder, augmenter, critics, influence, train_data, standard, val_features, options, args, device,
+                    stage_options=None, log=print):
     """Run (or continue) stage 4 on the loop primitive, training ``augmenter`` (E and G) in place;
-    returns the stage's metrics.
+    returns ``(metrics, seconds)``.
 
     Args:
         folder: the stage's folder (``checkpoint.pt``, ``metrics.jsonl``).
@@ -95,22 +95,27 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
         train_data: ImageData of the training images (the influence's cached training set).
         standard: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
         val_features: (h, logits, y) of the validation split through F.
-        options: the stage's options (checked when its checkpoint is resumed).
+        options: the run's :class:`~fastaug.train.influence_loop.options.InfluenceOptions` (``--aug-*``,
+            ``--stage-*``); args: the resolved common arguments (``--seed``, ``--eval-batch-size``,
+            ``--progress``).
+        stage_options: the stage's options (checked when its checkpoint is resumed).
 
     On return ``augmenter`` holds the evaluated E, G with the lowest refit validation loss.
     """
     from ...data import make_batches
     from .classifier import float_batches
 
+    o, seed = options, args.seed
     anchor = copy.deepcopy(augmenter.generator).requires_grad_(False)  # stage 2's G, before any resume
-    opt_e = torch.optim.Adam(augmenter.encoder.parameters(), lr=args.aug_lr_e, betas=(0.9, 0.99))
-    opt_g = torch.optim.Adam(augmenter.generator.parameters(), lr=args.aug_lr_g, betas=(0.5, 0.9))
-    rng = torch.Generator().manual_seed(derive_seed(args.seed, "augmenter-loop"))
-    adversarial = args.aug_gan_weight > 0
+    opt_e = torch.optim.Adam(augmenter.encoder.parameters(), lr=o.aug_lr_e, betas=(0.9, 0.99))
+    opt_g = torch.optim.Adam(augmenter.generator.parameters(), lr=o.aug_lr_g, betas=(0.5, 0.9))
+    rng = torch.Generator().manual_seed(derive_seed(seed, "augmenter-loop"))
+    adversarial = o.aug_gan_weight > 0
     best = _Best()
-    loop = Loop(folder, name="stage 4 (E, G)", options=options, allowed_changes=(), epochs=1,
-                steps_per_epoch=args.aug_iters, checkpoint_every=args.stage_checkpoint_every, record_epochs=False,
-                resume="auto", progress=progress, show=("mean_influence",), log=log, distributed=False)
+    loop = Loop(folder, name="stage 4 (E, G)", options=stage_options, allowed_changes=(), epochs=1,
+                steps_per_epoch=o.aug_iters, checkpoint_every=o.stage_checkpoint_every, log_every=o.stage_log_every,
+                step_key="iteration", resume="auto", progress=args.progress, show=("mean_influence",), log=log,
+                distributed=False)
     loop.register("augmenter", augmenter)
     loop.register("encoder_optimizer", opt_e)
     loop.register("generator_optimizer", opt_g)
@@ -120,19 +125,20 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
     loop.register("loop_rng", rng, per_rank=True)
     loop.register("best", best)
     resumed = loop.resume()
-    stream = endless(make_batches(train_data, args.aug_batch_size, device,
-                                  seed=order_seed(args.seed, "augmenter-order")), loop.global_step)
+    stream = endless(make_batches(train_data, o.aug_batch_size, device,
+                                  seed=order_seed(seed, "augmenter-order")), loop.global_step)
     eval_batches = float_batches(train_data, args.eval_batch_size, device)
-    eval_seed = derive_seed(args.seed, "augmenter-eval")
+    eval_seed = derive_seed(seed, "augmenter-eval")
 
     def evaluate(iteration):
         record = {"iteration": iteration, **evaluate_augmenter(augmenter, influence, eval_batches, val_features,
                                                                eval_seed)}
-        loop.history.append(record)
+        loop.record(record)
         best.offer(iteration, record["refit_val_loss"], augmenter)
 
     if not resumed:
         evaluate(0)
+    loop.every(o.aug_eval_every, evaluate)  # after the step's log record, before its checkpoint
     H, W = augmenter.height, augmenter.width
     for _ in loop.steps():
         x, y = next(stream)
@@ -142,27 +148,19 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
         x_aug = augmenter.apply(x, params)
         influence_loss = influence_objective(influence, x, x_aug, y)
         loss, extra = influence_loss, {}
-        if args.aug_anchor > 0:  # the trust region: G's maps stay near stage 2's for the same codes
+        if o.aug_anchor > 0:  # the trust region: G's maps stay near stage 2's for the same codes
             with torch.no_grad():
                 params0 = augmenter.params(codes.detach(), anchor)
             drift = (params - params0).square().mean()
-            loss, extra = loss + args.aug_anchor * drift, {"anchor_drift": drift.detach()}
+            loss, extra = loss + o.aug_anchor * drift, {"anchor_drift": drift.detach()}
         if adversarial:  # the discriminators keep judging G's outputs against the standard-augmented images
             d_losses = critics.step(x, x_aug, rng)
             g_adv, g_losses = critics.generator_loss(x, x_aug)
-            loss, extra = loss + args.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
-        opt_e.zero_grad(set_to_none=True)  # one backward, two optimisers (E and G learn at their own rates)
-        optimizer_step(loss, opt_g)
-        opt_e.step()
+            loss, extra = loss + o.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
+        optimizer_step(loss, (opt_g, opt_e))  # one backward, two optimisers (E and G learn at their own rates)
         with torch.no_grad():
             loop.meters.add(mean_influence=influence_loss.detach(), mse_to_input=(x_aug - x).square().mean(),
                             displacement_px=displacement(params, H, W).square().sum(1).sqrt().mean(), **extra)
-        done = loop.global_step + 1
-        if done % args.stage_log_every == 0 or done == args.aug_iters:
-            loop.history.append({"iteration": done, **loop.meters.means()})
-            loop.meters.reset()
-        if done % args.aug_eval_every == 0 or done == args.aug_iters:
-            evaluate(done)
     if not loop.done:
         loop.end_epoch()
     loop.write_metrics()
@@ -170,10 +168,10 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
     evals = [r for r in loop.history if "refit_val_loss" in r]
     first, last = evals[0], evals[-1]
     chosen = next(r for r in evals if r["iteration"] == best.iteration)
-    return {"seconds": loop.seconds, "val_loss": first["val_loss"], "selected_iteration": best.iteration,
+    return {"val_loss": first["val_loss"], "selected_iteration": best.iteration,
             "mean_influence_before": first["mean_influence"], "mean_influence_after": last["mean_influence"],
             "mean_influence_selected": chosen["mean_influence"],
             "predicted_val_loss_before": first["predicted_val_loss"], "refit_val_loss_before": first["refit_val_loss"],
             "predicted_val_loss_after": last["predicted_val_loss"], "refit_val_loss_after": last["refit_val_loss"],
             "predicted_val_loss_selected": chosen["predicted_val_loss"],
-            "refit_val_loss_selected": chosen["refit_val_loss"]}
+            "refit_val_loss_selected": chosen["refit_val_loss"]}, loop.seconds

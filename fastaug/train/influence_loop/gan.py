@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...artifacts import load_artifact, save_artifact
 from ...augment.learned import Discriminator
 from ..method import to_float
 from ..rng import derive_seed
@@ -68,24 +69,39 @@ def identity_penalty(x, x_aug, params, eps):
 
 class Critics(nn.Module):
     """The two discriminators and their optimiser: ``image`` (appendix A's D) on images, ``feature`` (one
-    linear layer) on the frozen classifier's last-layer features; the GAN loss of ``args.gan``.
+    linear layer) on the frozen classifier's last-layer features; the GAN loss of ``options.gan``.
 
     Stage 2 trains them against G; stage 4 keeps training them (with ``--aug-gan-weight`` > 0) so that
     their verdict on G's outputs stays current while E and G follow the influence.
     """
 
-    def __init__(self, classifier, channels, height, width, args, device):
+    #: The artifact kind of the trained critics (:meth:`save`, :meth:`load`).
+    KIND = "influence-critics"
+
+    def __init__(self, classifier, channels, height, width, options, seed, device):
         super().__init__()
         with torch.random.fork_rng(devices=[]):  # seeded initialisation that leaves the global stream alone
-            torch.manual_seed(derive_seed(args.seed, "gan-discriminators"))
+            torch.manual_seed(derive_seed(seed, "gan-discriminators"))
             self.image = Discriminator(channels, height, width)
             self.feature = nn.Linear(classifier.fc.in_features, 1)
         self.to(device)
         self._classifier = [classifier]  # a list: F is not a submodule (not saved, not trained)
-        self.wgan = args.gan == "wgan-gp"
+        self.wgan = options.gan == "wgan-gp"
         self.losses = wgan_losses if self.wgan else ragan_losses
-        self.feature_weight, self.gp_weight = args.gan_feature_weight, args.gan_gp_weight
-        self.optimizer = torch.optim.Adam(self.parameters(), lr=args.gan_lr, betas=(0.5, 0.9))  # appendix B
+        self.feature_weight, self.gp_weight = options.gan_feature_weight, options.gan_gp_weight
+        self.optimizer = torch.optim.Adam(self.parameters(), lr=options.gan_lr, betas=(0.5, 0.9))  # appendix B
+
+    def save(self, path, meta=None):
+        """Both discriminators and their optimiser's state as an ``influence-critics`` artifact."""
+        return save_artifact(self.KIND, {"critics": self.state_dict(), "optimizer": self.optimizer.state_dict()},
+                             path, meta={"wgan": self.wgan, "feature_weight": self.feature_weight, **(meta or {})})
+
+    def load(self, path):
+        """Load what :meth:`save` wrote (ArtifactError, one sentence, for any other file); returns self."""
+        state = load_artifact(self.KIND, path).state
+        self.load_state_dict(state["critics"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        return self
 
     def scores(self, x):
         """(image scores (N, 1), feature scores (N, 1)) of images x."""
@@ -105,9 +121,7 @@ class Critics(nn.Module):
             gp = (gradient_penalty(self.image, real, fake, rng)
                   + self.feature_weight * gradient_penalty(self.feature, hr, hf, rng))
             loss = loss + self.gp_weight * gp
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        optimizer_step(loss, self.optimizer)
         return {"d_image": d_img.detach(), "d_feature": d_feat.detach()}
 
     def generator_loss(self, real, fake):
@@ -120,10 +134,10 @@ class Critics(nn.Module):
         return g_img + self.feature_weight * g_feat, {"g_image": g_img.detach(), "g_feature": g_feat.detach()}
 
 
-def train_gan(folder, classifier, augmenter, critics, train_data, target, args, device, options=None, progress=True,
-              log=print):
-    """Run (or continue) stage 2 on the loop primitive; returns the stage's summary metrics. G and the
-    critics train in place.
+def train_gan(folder, classifier, augmenter, critics, train_data, target, options, seed, device, stage_options=None,
+              progress=True, log=print):
+    """Run (or continue) stage 2 on the loop primitive; returns ``(metrics, seconds)``. G and the critics
+    train in place.
 
     Args:
         folder: the stage's folder (``checkpoint.pt``, ``metrics.jsonl``).
@@ -132,27 +146,30 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
         critics: :class:`Critics` over F.
         train_data: ImageData of the training images (labels unused).
         target: ``target(x_float, rng) -> x_real``, the augmentation G learns to mimic.
-        args: the run's arguments (``--gan*``, ``--identity-*``, ``--seed``, ``--stage-*``).
-        options: the stage's options (checked when its checkpoint is resumed).
+        options: the run's :class:`~fastaug.train.influence_loop.options.InfluenceOptions` (``--gan*``,
+            ``--identity-*``, ``--stage-*``); seed: the run's ``--seed``.
+        stage_options: the stage's options (checked when its checkpoint is resumed).
     """
     from ...data import make_batches
     from .options import critic_steps
 
+    o = options
     G = augmenter.generator
     H, W = augmenter.height, augmenter.width
-    opt_g = torch.optim.Adam(G.parameters(), lr=args.gan_lr, betas=(0.5, 0.9))  # appendix B
-    rng = torch.Generator().manual_seed(derive_seed(args.seed, "gan-loop"))
-    n_critic = critic_steps(args)
-    loop = Loop(folder, name="stage 2 (GAN)", options=options, allowed_changes=(), epochs=1,
-                steps_per_epoch=args.gan_iters, checkpoint_every=args.stage_checkpoint_every, resume="auto",
-                record_epochs=False, progress=progress, show=("d_image", "g_image"), log=log, distributed=False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.gan_lr, betas=(0.5, 0.9))  # appendix B
+    rng = torch.Generator().manual_seed(derive_seed(seed, "gan-loop"))
+    n_critic = critic_steps(o)
+    loop = Loop(folder, name="stage 2 (GAN)", options=stage_options, allowed_changes=(), epochs=1,
+                steps_per_epoch=o.gan_iters, checkpoint_every=o.stage_checkpoint_every, log_every=o.stage_log_every,
+                step_key="iteration", resume="auto", progress=progress, show=("d_image", "g_image"), log=log,
+                distributed=False)
     loop.register("generator_net", G)
     loop.register("critics", critics)
     loop.register("generator_optimizer", opt_g)
     loop.register("critics_optimizer", critics.optimizer)
     loop.register("loop_rng", rng, per_rank=True)
     loop.resume()
-    batches = make_batches(train_data, args.gan_batch_size, device, seed=order_seed(args.seed, "gan-order"))
+    batches = make_batches(train_data, o.gan_batch_size, device, seed=order_seed(seed, "gan-order"))
     stream = endless(batches, loop.global_step * (n_critic + 1))  # n_critic + 1 batches per iteration
 
     def fake_of(x):
@@ -170,18 +187,14 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, args, 
         real = target(x, rng)
         fake, params = fake_of(x)
         adversarial, g_losses = critics.generator_loss(real, fake)
-        ident = identity_penalty(x, fake, params, args.identity_eps)
-        optimizer_step(adversarial + args.identity_weight * ident, opt_g)
+        ident = identity_penalty(x, fake, params, o.identity_eps)
+        optimizer_step(adversarial + o.identity_weight * ident, opt_g)
         with torch.no_grad():
             shift = displacement(params, H, W).square().sum(1).sqrt().mean()
             loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
                             mse_to_input=(fake - x).square().mean(), mse_to_standard=(fake - real).square().mean())
-        done = loop.global_step + 1
-        if done % args.stage_log_every == 0 or done == args.gan_iters:
-            loop.history.append({"iteration": done, **loop.meters.means()})
-            loop.meters.reset()
     if not loop.done:
-        loop.end_epoch(record=None)
+        loop.end_epoch()
     loop.write_metrics()
     last = loop.history[-1] if loop.history else {}
-    return {"seconds": loop.seconds, **{k: last[k] for k in last if k != "iteration"}}
+    return {k: last[k] for k in last if k != "iteration"}, loop.seconds

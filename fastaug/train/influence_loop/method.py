@@ -5,72 +5,92 @@
   gets ``G(x, dropout(E(x)))`` with probability ``--learned-prob`` (dropout kept, a new mask per image:
   the diversity of CVPR Figure 3), then the standard Cutout -- the position of a policy in the
   standard augmentation, "in addition to the baseline" as the paper says. Every draw comes from the
-  engine's generator, so ``--resume`` replays them. Reports the validation split's loss/accuracy per
+  engine's generator, so ``--resume`` replays them. Each batch goes through
+  :class:`~fastaug.augment.TransformAugment` (sample, then apply), the module the run leaves in
+  ``augmentation.pt`` (:meth:`LearnedRetrain.learned_augmentation`): what a user loads applies what the
+  run applied, by construction. Reports the validation split's loss/accuracy per
   epoch (``val_loss``, ``val_acc``) and the share of learned samples. Library use::
 
-      Trainer(args, method=lambda a, t: LearnedRetrain(a, t, Augmenter.load("RUN/augmenter.pt"))).fit()
+      Trainer(args, method=LearnedRetrain, inputs={"augmenter": "RUN/augmenter.pt"}).fit()
 
 * :class:`InfluenceAugment` (``--augment influence``): its :meth:`~InfluenceAugment.pipeline` is the
   five stages (:func:`~fastaug.train.influence_loop.stages.influence_pipeline`): stages 1-4 in
-  sub-folders of the run, then the engine's run in the run folder *is* stage 5 (this method, sampling
-  from ``RUN/augmenter.pt``), so ``summary.json`` / ``metrics.jsonl`` of the run folder are the final
+  sub-folders of the run, then the engine's run in the run folder *is* stage 5 (this method, built
+  with stage 4's ``augmenter`` artifact, ``RUN/augmenter.pt``, handed on by the pipeline), so
+  ``summary.json`` / ``metrics.jsonl`` of the run folder are the final
   classifier's, directly comparable with any other ``--augment``. ``--stages`` without 5 stops after
   the requested stages. ``--resume`` continues whichever stage was interrupted (stages 1-4 always
   continue from their own checkpoints).
 """
-import os
+import dataclasses
 
-import torch
-
-from ..method import Method, TrainBatch, standard_augment, to_float
+from ...augment.learned_transform import TransformAugment
+from ..method import Method, TrainBatch, required, standard_augment, to_float
+from ..options import Options, option, within
+from .augmenter import Augmenter
 from .options import InfluenceOptions
 
-__all__ = ["LearnedRetrain", "InfluenceAugment"]
+__all__ = ["LearnedRetrain", "LearnedRetrainOptions", "InfluenceAugment"]
+
+#: What the retraining without stage 4's augmenter says (rather than train without learned samples).
+NO_AUGMENTER = ("the influence loop's retraining (stage 5) samples from the augmenter (E, G) that its stage 4 trains, "
+                "and none was given: run the whole method (fastaug train --augment influence), or pass "
+                "inputs={'augmenter': <its augmenter.pt>}")
+
+
+@dataclasses.dataclass
+class LearnedRetrainOptions(Options):
+    """The options of :class:`LearnedRetrain` used on its own (``--augment influence`` has them too)."""
+
+    learned_prob: float = option(0.5, "probability that a training image gets the learned augmentation",
+                                 check=within(0, 1))
 
 
 class LearnedRetrain(Method):
     """Standard augmentation plus learned samples (see the module docstring).
 
     Args:
-        args, trainer: as every Method (``args.learned_prob`` is read; default 0.5 when absent).
-        augmenter: a trained :class:`~fastaug.train.influence_loop.augmenter.Augmenter` (or set later
-            with :meth:`set_augmenter`, before training starts).
+        options: :class:`LearnedRetrainOptions` (``learned_prob``); trainer: the engine.
+        augmenter: a trained :class:`~fastaug.train.influence_loop.augmenter.Augmenter`, or the path of
+            an ``influence-augmenter`` artifact (``augmenter.pt``); required: without it the method
+            refuses in one sentence.
     """
 
     name = "learned"
+    Options = LearnedRetrainOptions
 
-    def __init__(self, args, trainer, augmenter=None):
-        super().__init__(args, trainer)
-        self.standard = standard_augment(args, trainer.info["hflip"])
-        self.learned_prob = float(getattr(args, "learned_prob", 0.5))
-        self.augmenter = None
-        if augmenter is not None:
-            self.set_augmenter(augmenter, trainer.device)
+    def __init__(self, options, trainer, augmenter=None):
+        super().__init__(options, trainer)
+        augmenter = required(augmenter, NO_AUGMENTER)
+        if not isinstance(augmenter, Augmenter):  # the path of an influence-augmenter artifact
+            augmenter = Augmenter.load(augmenter, trainer.device)
+        self.augmenter = augmenter.to(trainer.device).eval().requires_grad_(False)
+        self.standard = standard_augment(trainer.args, trainer.info["hflip"])
+        self.learned_prob = float(options.learned_prob)
+        # crop/flip -> each image with probability p: clamp(transform(x, G(E(x) * mask))) -> Cutout
+        self.transform = TransformAugment(self.augmenter, self.standard, p=self.learned_prob)
         from ...data import make_batches
 
         self.val_batches = None if trainer.val_data is None else make_batches(
-            trainer.val_data, args.eval_batch_size, trainer.device, train=False,
+            trainer.val_data, trainer.args.eval_batch_size, trainer.device, train=False,
             rank=trainer.dist.rank, world=trainer.dist.world)
         self.counts = {"learned": 0, "images": 0}
 
-    def set_augmenter(self, augmenter, device):
-        self.augmenter = augmenter.to(device).eval()
-        for p in self.augmenter.parameters():
-            p.requires_grad_(False)
-
     def augment(self, x, y, trainer):
-        if self.augmenter is None:
-            raise RuntimeError("LearnedRetrain has no augmenter: pass one or call set_augmenter()")
-        g = trainer.generator
-        x = to_float(self.standard.crop_flip(x, g))
-        pick = (torch.rand(x.shape[0], generator=g) < self.learned_prob).nonzero().squeeze(1).to(x.device)
-        if pick.numel():
-            with torch.no_grad(), trainer.autocast():
-                learned = self.augmenter(x.index_select(0, pick), rng=g)
-            x = x.index_copy(0, pick, learned.to(x.dtype))
-        self.counts["learned"] += int(pick.numel())
+        """One :class:`~fastaug.augment.TransformAugment` call on the float batch, its draws (crop offsets,
+        flip coins, pick coins, dropout masks, Cutout centres) from ``trainer.rng``; E and G under the
+        run's autocast."""
+        m, x = self.transform, to_float(x)  # crop and flip copy pixels: the same before or after the float
+        with trainer.autocast():
+            x, params = m.apply(x, m.sample(x, trainer.rng))
+        self.counts["learned"] += int(params.learned.index.numel())
         self.counts["images"] += int(x.shape[0])
-        return TrainBatch(self.standard.cutout(x, g), y)
+        return TrainBatch(x, y)
+
+    def learned_augmentation(self, trainer):
+        """The module every batch went through: the trained augmenter on each image with probability
+        ``--learned-prob``, between the run's crop/flip and Cutout."""
+        return self.transform
 
     def epoch_end(self, epoch, trainer):
         out = {"learned_fraction": self.counts["learned"] / max(self.counts["images"], 1)}
@@ -87,27 +107,16 @@ class LearnedRetrain(Method):
 
 
 class InfluenceAugment(LearnedRetrain):
-    """``--augment influence``: stages 1-4 in its pipeline, stage 5 in ``augment`` (module docstring)."""
+    """``--augment influence``: stages 1-4 in its pipeline, stage 5 in ``augment`` (module docstring),
+    built with stage 4's ``augmenter`` by the pipeline."""
 
     name = "influence"
 
     Options = InfluenceOptions
 
-    def __init__(self, args, trainer):
-        from .options import check_options
-        from .stages import AUGMENTER_FILE
-
-        check_options(args)
-        super().__init__(args, trainer)
-        path = os.path.join(trainer.output_dir, AUGMENTER_FILE)
-        if os.path.isfile(path):  # stage 4's result
-            from .augmenter import Augmenter
-
-            self.set_augmenter(Augmenter.load(path, trainer.device), trainer.device)
-
     @classmethod
-    def pipeline(cls, args, data=None):
+    def pipeline(cls, args, data=None, resume=None):
         """Stages 1-4, then this method on the engine (stage 5)."""
         from .stages import influence_pipeline
 
-        return influence_pipeline(args, data)
+        return influence_pipeline(cls, args, data, resume=resume)

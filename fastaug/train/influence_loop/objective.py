@@ -21,6 +21,8 @@ originals alone. The full check, retraining F end to end, is stage 5.
 import torch
 import torch.nn.functional as F
 
+from ..loop import optimizer_step
+
 __all__ = ["influence_objective", "refit_last_layer", "predicted_vs_refit"]
 
 
@@ -52,14 +54,7 @@ def refit_last_layer(theta0, h, y, damping, max_iter=200):
     h, y = h.detach().to(torch.float64), y.detach()
     opt = torch.optim.LBFGS([theta], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
                             tolerance_grad=1e-10, tolerance_change=1e-14)
-
-    def closure():
-        opt.zero_grad()
-        loss = _loss(theta, h, y) + 0.5 * damping * theta.square().sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    optimizer_step(None, opt, closure=lambda: _loss(theta, h, y) + 0.5 * damping * theta.square().sum())
     return theta.detach()
 
 

@@ -2,7 +2,8 @@
 
 Folders of a run ``RUN`` (``--output-dir``)::
 
-    RUN/stage1_classifier/   a `fastaug train --augment standard` run (F), plus stage.json
+    RUN/stage1_classifier/   a `fastaug train --augment standard` run (F), classifier.pt (F as an artifact),
+                             stage.json
     RUN/stage2_gan/          augmenter.pt (G pretrained; E untouched), critics.pt (the discriminators),
                              metrics.jsonl (GAN losses), samples.png, checkpoint.pt, stage.json
     RUN/stage3_influence/    influence.pt (features, s_val), validation.pt, metrics.jsonl, stage.json
@@ -13,6 +14,12 @@ Folders of a run ``RUN`` (``--output-dir``)::
     RUN/ (args.json, metrics.jsonl, checkpoint.pt, summary.json, curves.png)   stage 5, the engine's run
     RUN/stages.json          seconds and key metrics of every stage
 
+Every ``.pt`` above that is not a ``checkpoint.pt`` is an artifact (:mod:`fastaug.artifacts`), and
+each stage's result (:class:`~fastaug.train.pipeline.StageResult`) names its artifacts; a stage
+receives the results of the stages it ``needs`` from the pipeline: F (``classifier``) for stages 2-4,
+G and the critics (``augmenter``, ``critics``) and the influence (``influence``, ``validation``) for
+stage 4, E and G after stage 4 (``augmenter``) for stage 5's method.
+
 The driver (:class:`fastaug.train.pipeline.Pipeline`) reuses finished stages, continues an
 interrupted one from its checkpoint (stages 2 and 4 run on the loop primitive, stage 1 and 5 are
 engine runs) and refuses a finished stage with other options, naming them.
@@ -21,10 +28,10 @@ import os
 
 import torch
 
-from ..checkpoint import atomic_save
+from ...models import save_classifier
 from ..engine import ClassifierStage, Trainer, pipeline_inputs
 from ..method import standard_augment
-from ..pipeline import Pipeline, Stage, StageError
+from ..pipeline import Pipeline, Stage, StageError, StageResult
 from ..rng import derive_seed
 from .augmenter import Augmenter
 from .options import DEPENDS, STAGE_DIRS, check_options, stage_options, use_appearance
@@ -33,18 +40,19 @@ __all__ = ["influence_pipeline", "build_augmenter", "figure_images", "StageError
 
 AUGMENTER_FILE = "augmenter.pt"
 CRITICS_FILE = "critics.pt"
+CLASSIFIER_FILE = "classifier.pt"
 FIGURE4 = "figure4_tau_interpolation.png"
 FIGURE3 = "learned_augmentations.png"
 
 
-def build_augmenter(args, info, device):
+def build_augmenter(options, seed, info, device):
     """A fresh Augmenter for the run's images, initialised from a seed derived from ``--seed``."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(args.seed, "augmenter-init"))
+        torch.manual_seed(derive_seed(seed, "augmenter-init"))
         H, W = info["image_size"]
-        aug = Augmenter(info["channels"], H, W, tau_dim=args.tau_dim, dropout=args.tau_dropout,
-                        appearance=use_appearance(args, info["channels"]), smooth=args.transform_smooth,
-                        mode=args.transform_mode)
+        aug = Augmenter(info["channels"], H, W, tau_dim=options.tau_dim, dropout=options.tau_dropout,
+                        appearance=use_appearance(options, info["channels"]), smooth=options.transform_smooth,
+                        mode=options.transform_mode)
     return aug.to(device)
 
 
@@ -62,32 +70,36 @@ def figure_images(data, count=4):
 
 
 class _Shared:
-    """What the stages share: arguments, data, device, folders, the standard augmentation, the frozen F
-    (loaded once)."""
+    """What the stages share: the method's options, the resolved common arguments, data, device, the
+    run folder, the standard augmentation, and F (the frozen classifier of stage 1's artifact, loaded
+    once)."""
 
-    def __init__(self, args, data, device):
-        self.args, self.device, self.root = args, device, args.output_dir
+    def __init__(self, options, args, data, device, log):
+        self.o, self.args, self.device, self.root, self.log = options, args, device, args.output_dir, log
         self.train, self.val, self.test = data
         t = self.train
         self.info = dict(channels=t.channels, image_size=tuple(t.image_size), num_classes=t.num_classes)
         self.standard = standard_augment(args, t.hflip and not args.no_flip)
-        self._model = None
+        self._models = {}
 
-    def folder(self, k):
-        return os.path.join(self.root, STAGE_DIRS[k])
+    def provenance(self, stage):
+        """What an artifact of ``stage`` was made from (its meta): data, image shape, the stage's options."""
+        return {"dataset": self.args.dataset, "channels": self.info["channels"],
+                "image_size": list(self.info["image_size"]), "options": stage_options(self.o, self.args, stage)}
 
-    @property
-    def model(self):
-        if self._model is None:
-            from .classifier import load_classifier
+    def model(self, inputs):
+        """F, from the ``classifier`` artifact in stage 1's result."""
+        from .classifier import frozen_classifier
 
-            self._model = load_classifier(self.folder(1), self.args, self.train, self.device)
-        return self._model
+        path = inputs[STAGE_DIRS[1]].artifact("classifier")
+        if path not in self._models:
+            self._models[path] = frozen_classifier(path, self.device)
+        return self._models[path]
 
-    def critics(self):
+    def critics(self, model):
         from .gan import Critics
 
-        return Critics(self.model, self.info["channels"], *self.info["image_size"], self.args, self.device)
+        return Critics(model, self.info["channels"], *self.info["image_size"], self.o, self.args.seed, self.device)
 
 
 class _InfluenceStage(Stage):
@@ -95,47 +107,53 @@ class _InfluenceStage(Stage):
     distributed = False
 
     def __init__(self, shared):
-        self.shared, self.args = shared, shared.args
+        self.shared, self.o, self.args = shared, shared.o, shared.args
         self.name = STAGE_DIRS[self.number]
         self.key = str(self.number)
+        self.needs = tuple(STAGE_DIRS[k] for k in self.reads)
 
     def options(self):
-        return stage_options(self.args, self.number)
+        return stage_options(self.o, self.args, self.number)
 
 
 class ClassifierF(_InfluenceStage):
-    """Stage 1: F, a ``--augment standard`` engine run in ``stage1_classifier``."""
+    """Stage 1: F, a ``--augment standard`` engine run in ``stage1_classifier``; its result is F as the
+    ``classifier`` artifact."""
 
-    number, title = 1, "stage 1 (classifier)"
+    number, title, reads = 1, "stage 1 (classifier)", ()
 
-    def run(self, folder, records):
+    def run(self, folder, inputs):
         from .classifier import classifier_args
 
         s = self.shared
-        summary = Trainer(classifier_args(self.args, folder), data=(s.train, s.val, s.test),
-                          loop_name=self.title).fit()
-        return {"seconds": summary.get("train_seconds"), "final_test_acc": summary.get("final_test_acc"),
-                "final_test_loss": summary.get("final_test_loss")}
+        trainer = Trainer(classifier_args(self.args, folder), data=(s.train, s.val, s.test), loop_name=self.title,
+                          resume="auto")  # an interrupted stage 1 continues from its checkpoint
+        summary = trainer.fit()
+        path = save_classifier(trainer.module, trainer.args.model, os.path.join(folder, CLASSIFIER_FILE),
+                               meta=s.provenance(1))
+        return StageResult(artifacts={"classifier": path}, seconds=summary.get("train_seconds"),
+                           metrics={k: summary.get(k) for k in ("final_test_acc", "final_test_loss")})
 
 
 class GanStage(_InfluenceStage):
     """Stage 2: G pretrained as a GAN to mimic the standard crop/flip (:mod:`.gan`)."""
 
-    number, title = 2, "stage 2 (GAN)"
+    number, title, reads = 2, "stage 2 (GAN)", (1,)
 
-    def run(self, folder, records):
+    def run(self, folder, inputs):
         from .gan import train_gan
 
         s = self.shared
-        aug, critics = build_augmenter(self.args, s.info, s.device), s.critics()
+        model = s.model(inputs)
+        aug, critics = build_augmenter(self.o, self.args.seed, s.info, s.device), s.critics(model)
         crop_flip = s.standard.crop_flip
-        metrics = train_gan(folder, s.model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.args,
-                            s.device, options=self.options(), progress=self.args.progress, log=s.log)
-        aug.save(os.path.join(folder, AUGMENTER_FILE))
-        atomic_save({"critics": critics.state_dict(), "optimizer": critics.optimizer.state_dict()},
-                    os.path.join(folder, CRITICS_FILE))
+        metrics, seconds = train_gan(folder, model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.o,
+                                     self.args.seed, s.device, stage_options=self.options(),
+                                     progress=self.args.progress, log=s.log)
+        paths = {"augmenter": aug.save(os.path.join(folder, AUGMENTER_FILE), meta=s.provenance(2)),
+                 "critics": critics.save(os.path.join(folder, CRITICS_FILE), meta=s.provenance(2))}
         self._figure(aug, os.path.join(folder, "samples.png"))
-        return metrics
+        return StageResult(artifacts=paths, metrics=metrics, seconds=seconds)
 
     def _figure(self, aug, path):
         from .augmenter import random_codes
@@ -153,36 +171,38 @@ class GanStage(_InfluenceStage):
 class InfluenceFit(_InfluenceStage):
     """Stage 3: last-layer influence on F and s_val from the validation split (one solve, no loop)."""
 
-    number, title = 3, "stage 3 (influence)"
+    number, title, reads = 3, "stage 3 (influence)", (1,)
 
-    def run(self, folder, records):
+    def run(self, folder, inputs):
         from .classifier import fit_influence
 
         s = self.shared
-        return fit_influence(folder, s.model, s.train, s.val, self.args, s.device, self.args.progress)
+        metrics, paths = fit_influence(folder, s.model(inputs), s.train, s.val, self.o, self.args, s.device)
+        seconds = metrics.pop("seconds")
+        return StageResult(artifacts=paths, metrics=metrics, seconds=seconds)
 
 
 class AugmenterStage(_InfluenceStage):
-    """Stage 4: E and G trained on the influence objective (:mod:`.augment_stage`)."""
+    """Stage 4: E and G trained on the influence objective (:mod:`.augment_stage`); its result is
+    ``RUN/augmenter.pt``, what stage 5 samples from."""
 
-    number, title = 4, "stage 4 (E, G)"
+    number, title, reads = 4, "stage 4 (E, G)", (1, 2, 3)
 
-    def run(self, folder, records):
+    def run(self, folder, inputs):
         from .augment_stage import train_augmenter
         from .classifier import load_influence
 
         s = self.shared
-        aug = Augmenter.load(os.path.join(s.folder(2), AUGMENTER_FILE), s.device)  # G pretrained, E initialised
-        critics = s.critics()
-        state = torch.load(os.path.join(s.folder(2), CRITICS_FILE), map_location=s.device, weights_only=True)
-        critics.load_state_dict(state["critics"])
-        critics.optimizer.load_state_dict(state["optimizer"])
-        influence, val = load_influence(s.folder(3), s.model, s.device)
-        metrics = train_augmenter(folder, aug, critics, influence, s.train, s.standard, val, self.args, s.device,
-                                  options=self.options(), progress=self.args.progress, log=s.log)
-        aug.save(os.path.join(s.root, AUGMENTER_FILE))
+        gan, fit = inputs[STAGE_DIRS[2]], inputs[STAGE_DIRS[3]]
+        model = s.model(inputs)
+        aug = Augmenter.load(gan.artifact("augmenter"), s.device)  # G pretrained, E initialised
+        critics = s.critics(model).load(gan.artifact("critics"))
+        influence, val = load_influence(fit.artifact("influence"), fit.artifact("validation"), model, s.device)
+        metrics, seconds = train_augmenter(folder, aug, critics, influence, s.train, s.standard, val, self.o,
+                                           self.args, s.device, stage_options=self.options(), log=s.log)
+        path = aug.save(os.path.join(s.root, AUGMENTER_FILE), meta=s.provenance(4))
         self._figures(aug)
-        return metrics
+        return StageResult(artifacts={"augmenter": path}, metrics=metrics, seconds=seconds)
 
     def _figures(self, aug):
         from .figures import dropout_samples_grid, tau_interpolation_grid
@@ -195,18 +215,20 @@ class AugmenterStage(_InfluenceStage):
         dropout_samples_grid(os.path.join(s.root, FIGURE3), aug, figure_images(s.train, 6).to(s.device), g)
 
 
-def influence_pipeline(args, data=None, log=None):
+def influence_pipeline(method, args, data=None, log=None, resume=None):
     """The five stages of ``--augment influence`` in ``args.output_dir``: stages 1-4 (one process
-    each), then stage 5, the engine's run of :class:`~fastaug.train.influence_loop.method.InfluenceAugment`
-    in the run folder. ``--stages`` picks which run; a stage that a wanted one needs must have finished."""
-    check_options(args)
+    each), then stage 5, the engine's run of ``method`` (:class:`~.method.InfluenceAugment`) in the
+    run folder, built with stage 4's ``augmenter``. ``--stages`` picks which run; a stage that a
+    wanted one needs must have finished."""
+    options = check_options(args)
     args, data, device = pipeline_inputs(args, data)
-    shared = _Shared(args, data, device)
-    pipeline = Pipeline(args.output_dir, [], log=log)
-    shared.log = pipeline.log
+    shared = _Shared(options, args, data, device, log=None)
     stages = [ClassifierF(shared), GanStage(shared), InfluenceFit(shared), AugmenterStage(shared)]
-    retrain = ClassifierStage(args, data=data, key="5", title="stage 5 (retrain)")
-    pipeline.stages = stages + [retrain]
-    pipeline.wanted = {STAGE_DIRS[k] for k in args.stages if k in STAGE_DIRS} | ({""} if 5 in args.stages else set())
-    pipeline.needs = {STAGE_DIRS.get(k, ""): [STAGE_DIRS[j] for j in DEPENDS[k] if j != k] for k in DEPENDS}
+    retrain = ClassifierStage(args, method=method, data=data, key="5", title="stage 5 (retrain)",
+                              inputs={"augmenter": (STAGE_DIRS[4], "augmenter")},
+                              needs=[STAGE_DIRS[k] for k in DEPENDS[5] if k != 5], resume=resume)
+    pipeline = Pipeline(args.output_dir, stages + [retrain], log=log,
+                        wanted={STAGE_DIRS[k] for k in options.stages if k in STAGE_DIRS}
+                        | ({""} if 5 in options.stages else set()))
+    shared.log = pipeline.log
     return pipeline

@@ -11,8 +11,9 @@
         optimizer_step(loss, opt)
         loop.meters.add(loss=loss.detach())                # running means, checkpointed with the loop
 
-After step ``s`` the loop counts it, then (every ``checkpoint_every`` global steps, and after every
-epoch) saves the checkpoint, so a process killed at any moment resumes from the last complete one;
+After step ``s`` the loop counts it, records the meters' means (every ``log_every`` steps and after
+its last step), calls what :meth:`Loop.every` registered (an evaluation every K steps, say), then
+(every ``checkpoint_every`` global steps, and after every epoch) saves the checkpoint, so a process killed at any moment resumes from the last complete one;
 data orders are functions of (seed, epoch) and every random state is a registered part, so the
 resumed run replays exactly what the lost steps did (bit-identical on CPU).
 
@@ -28,7 +29,7 @@ import time
 from tqdm.auto import tqdm
 
 from .. import distributed as dist
-from ..checkpoint import RESUMABLE_CHANGES, CheckpointError, atomic_write_text
+from ..checkpoint import RESUMABLE_CHANGES, atomic_write_text, run_exists
 from ..rng import GlobalRandomState
 from .checkpointer import Checkpointer
 from .meters import Meters
@@ -59,14 +60,17 @@ class Loop:
         allowed_changes: option names that may differ on resume.
         epochs, steps_per_epoch: the loop's length (``steps_per_epoch`` may be a ``len()``-able).
         checkpoint_every: save every this many global steps (0: only after each epoch).
-        log_every: when > 0, append ``{"step": global_step, **meters.means()}`` to the history (and
-            reset the meters) every this many steps; when 0, :meth:`end_epoch` records per epoch.
+        log_every: when > 0, append ``{step_key: global_step, **meters.means()}`` to the history (and
+            reset the meters) every this many steps and after the loop's last step; when 0,
+            :meth:`end_epoch` records per epoch.
+        step_key: the name of the step count in those records (``"step"``; a stage may say ``"iteration"``).
         record_epochs: False when the caller appends its own records to ``history`` (then
             :meth:`end_epoch` without a record appends nothing).
-        resume: ``"auto"`` continues from a checkpoint when there is one (pipeline stages); True
-            continues, or starts from the beginning saying so in one line when the folder has no
-            checkpoint yet (``--resume`` after a kill before the first one); False refuses a folder
-            that already holds a checkpoint.
+        resume: the one resume policy of the package (the engine's ``resume=`` is passed here):
+            ``"auto"`` continues from a checkpoint when there is one (pipeline stages, ``compare``);
+            True continues, or starts from the beginning saying so in one line when the folder has
+            no checkpoint yet (``--resume`` after a kill before the first one); False refuses a folder
+            that already holds a checkpoint (:func:`~fastaug.train.checkpoint.run_exists`).
         progress: show the tqdm bar (rank 0 only).
         show: meter names whose means the bar shows.
         distributed: False for a loop that cannot run on several processes: started under torchrun, it
@@ -80,14 +84,18 @@ class Loop:
     """
 
     def __init__(self, folder, *, name="train", options=None, allowed_changes=RESUMABLE_CHANGES, epochs=1,
-                 steps_per_epoch, checkpoint_every=0, log_every=0, record_epochs=True, resume="auto", progress=True,
-                 show=(), distributed=True, checkpoint_name="checkpoint.pt", metrics_name="metrics.jsonl", log=None):
+                 steps_per_epoch, checkpoint_every=0, log_every=0, step_key="step", record_epochs=True, resume="auto",
+                 progress=True, show=(), distributed=True, checkpoint_name="checkpoint.pt",
+                 metrics_name="metrics.jsonl", log=None):
+        if resume not in ("auto", True, False):
+            raise ValueError(f"resume must be 'auto', True or False, got {resume!r}")
         if not distributed:
             dist.require_single_process(name)
         self.folder, self.name = folder, name
         self.epochs, self.steps_per_epoch = int(epochs), int(steps_per_epoch if isinstance(steps_per_epoch, int)
                                                              else len(steps_per_epoch))
         self.checkpoint_every, self.log_every = int(checkpoint_every or 0), int(log_every or 0)
+        self.step_key, self._every = step_key, []
         self.record_epochs = bool(record_epochs) and not self.log_every
         self.resume_policy, self.progress, self.show = resume, progress, tuple(show)
         self.metrics_path = os.path.join(folder, metrics_name) if metrics_name and folder else None
@@ -109,6 +117,13 @@ class Loop:
         """Add a stateful part (module, optimiser, scheduler, scaler, generator, method...) to the checkpoint."""
         return self.checkpointer.register(name, part, per_rank=per_rank)
 
+    def every(self, n, fn):
+        """Call ``fn(global_step)`` after every ``n``-th global step and after the loop's last step, after
+        the ``log_every`` record and before the checkpoint due at that step (e.g. an evaluation whose
+        result is part of the checkpointed state). The cadence is the loop's: a resumed loop keeps it."""
+        if int(n) < 1:
+            raise ValueError(f"every() needs n >= 1, got {n}")
+        self._every.append((int(n), fn))
     def state_dict(self):
         return {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "global_step": self.global_step,
                 "history": self.history, "seconds": self.seconds,
@@ -146,8 +161,7 @@ class Loop:
         exists = self.checkpointer.exists()
         if self.resume_policy is False:
             if exists:
-                raise CheckpointError(f"{self.folder} already holds a run (checkpoint.pt): pass --resume to "
-                                      f"continue it, or choose another --output-dir")
+                raise run_exists(self.folder)
             return False
         if not exists:
             if self.resume_policy is True:
@@ -186,15 +200,19 @@ class Loop:
                 yield self.step_in_epoch
                 self.step_in_epoch += 1
                 self.global_step += 1
+                last = self.global_step == self.epochs * self.steps_per_epoch
+                if self.log_every and (self.global_step % self.log_every == 0 or last):
+                    self.record({self.step_key: self.global_step, **self.meters.means()})
+                    self.meters.reset()
+                for n, fn in self._every:
+                    if self.global_step % n == 0 or last:
+                        fn(self.global_step)
                 now = time.perf_counter()
                 self.seconds, self.epoch_seconds, tick = self.seconds + now - tick, self.epoch_seconds + now - tick, now
                 bar.update(1)
                 if self.show and (bar.n % 10 == 0 or bar.n == self.steps_per_epoch) and not bar.disable:
                     means = self.meters.means()
                     bar.set_postfix({k: f"{means[k]:.3f}" for k in self.show if k in means})
-                if self.log_every and self.global_step % self.log_every == 0:
-                    self.record({"step": self.global_step, **self.meters.means()})
-                    self.meters.reset()
                 if self.checkpoint_every and self.global_step % self.checkpoint_every == 0 \
                         and self.step_in_epoch < self.steps_per_epoch:
                     self.save()

@@ -2,7 +2,9 @@
 
 Folder layout (``root``): ``patch.json`` (the configuration), ``translation/`` (stage 1),
 ``<method>/seed<k>/`` (one engine run each), ``stages.json`` (each stage's seconds), and the
-comparison: ``patching.md``, ``patching.csv``, ``patching.png``, ``saliency.png``.
+comparison: ``patching.md``, ``patching.csv``, ``patching.png``, ``saliency.png``. Every stage's
+folder and result comes from the pipeline (the saliency figure loads the ``classifier`` artifacts of
+the runs' results).
 """
 import dataclasses
 import json
@@ -12,9 +14,9 @@ import torch
 
 from ...data.subgroups import load_grouped_dataset
 from ...figures import save_figure
-from ...models import build_model
+from ...models import load_classifier
 from ..args import default_args
-from ..checkpoint import atomic_write_text, load_checkpoint
+from ..checkpoint import atomic_write_text, run_exists
 from ..distributed import resolve_device
 from ..pipeline import Pipeline
 from .report import curves_figure, saliency_figure, write_table
@@ -33,8 +35,9 @@ def engine_args(cfg, device, checkpoint_every, progress):
                         checkpoint_every=checkpoint_every)
 
 
-def _saliency(root, cfg, train, test, device):
-    """saliency.png: ERM and the patched model (camel, else the last other method) on minority-subgroup test images."""
+def _saliency(root, cfg, train, test, device, results):
+    """saliency.png: ERM and the patched model (camel, else the last other method) on minority-subgroup
+    test images; ``results``: the pipeline's {stage name: StageResult} (each run's ``classifier``)."""
     patched = "camel" if "camel" in cfg.methods else next((m for m in reversed(cfg.methods) if m != "erm"), None)
     if "erm" not in cfg.methods or patched is None or cfg.saliency_images < 1:
         return None
@@ -50,11 +53,8 @@ def _saliency(root, cfg, train, test, device):
         return None
     x = test.images[picks].to(device).float() / 255.0
     y = test.labels[picks].to(device)
-    models = {}
-    for m in ("erm", patched):
-        model = build_model(cfg.model, train.num_classes, train.channels, mean=train.mean, std=train.std).to(device)
-        model.load_state_dict(load_checkpoint(os.path.join(root, m, f"seed{cfg.seeds[0]}", "checkpoint.pt"))["model"])
-        models[m] = model
+    models = {m: load_classifier(results[os.path.join(m, f"seed{cfg.seeds[0]}")].artifact("classifier"), device)
+              for m in ("erm", patched)}
     titles = [test.group_names[int(ids[i])] for i in picks]
     return save_figure(saliency_figure(models, x, y, titles), os.path.join(root, "saliency.png"))
 
@@ -62,12 +62,11 @@ def _saliency(root, cfg, train, test, device):
 def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True):
     """Run (or continue with ``resume``) the comparison of ``cfg`` (a validated, resolved PatchConfig) in ``root``.
 
-    Returns {"robust": {method: mean robust accuracy}, "records": the pipeline's stage records}.
+    Returns {"robust": {method: mean robust accuracy}, "results": the pipeline's {stage name: StageResult}}.
     """
     config_path = os.path.join(root, "patch.json")
     if os.path.exists(config_path) and not resume:
-        raise ValueError(f"{root} already holds a model patching comparison (patch.json): pass --resume to continue "
-                         f"it, or choose another --output-dir")
+        raise run_exists(root, "a model patching comparison (patch.json)")
     dev = resolve_device(device)
     t = cfg.translation
     train, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
@@ -79,16 +78,16 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
     args = engine_args(cfg, dev, checkpoint_every, progress)
     runs = [PatchedTrainingStage(m, s, cfg, args, train, test) for m in cfg.methods for s in cfg.seeds]
     stages = ([TranslationStage(t, train, dev, checkpoint_every, progress)]
-              if any(r.needs_translations for r in runs) else []) + runs
-    needs = {r.name: ("translation",) for r in runs if r.needs_translations}
-    records = Pipeline(root, stages, needs=needs).run()
+              if any(r.needs for r in runs) else []) + runs
+    pipeline = Pipeline(root, stages)
+    results = pipeline.run()
     atomic_write_text(config_text, config_path)
 
-    finals, histories = final_records(root, cfg.methods, cfg.seeds)
+    finals, histories = final_records({(r.method, r.seed): pipeline.folder(r) for r in runs})
     md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds)
     atomic_write_text(md, os.path.join(root, "patching.md"))
     atomic_write_text(csv_text, os.path.join(root, "patching.csv"))
     save_figure(curves_figure(histories, t.dataset), os.path.join(root, "patching.png"))
-    _saliency(root, cfg, train, test, dev)
+    _saliency(root, cfg, train, test, dev, results)
     robust = {m: sum(r["robust_acc"] for r in rs) / len(rs) for m, rs in finals.items()}
-    return {"robust": robust, "records": records}
+    return {"robust": robust, "results": results}

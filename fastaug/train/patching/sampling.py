@@ -11,7 +11,7 @@ import math
 
 import torch
 
-__all__ = ["group_balanced_batches", "balanced_steps"]
+__all__ = ["group_balanced_batches", "balanced_steps", "BalancedBatches"]
 
 _EPOCH_STRIDE = 1_000_003
 
@@ -51,3 +51,26 @@ def group_balanced_batches(group_ids, num_groups, batch_size, epoch, seed=0, ste
         picks = [m[torch.randint(m.numel(), (int(n),), generator=g)] for m, n in zip(members, share[s])]
         out[s] = torch.cat(picks)
     return out
+
+
+class BalancedBatches:
+    """A method's own training batches (:meth:`fastaug.train.method.Method.train_batches`): the
+    group-balanced batches of :func:`group_balanced_batches` as ``(x uint8, y, index)`` on the data's device.
+
+    Args:
+        data: the training GroupedImageData (on the training device); batch_size; seed: the run's seed.
+    """
+
+    def __init__(self, data, batch_size, seed):
+        self.data, self.batch_size, self.seed = data, int(batch_size), seed
+        self.ids = data.group_ids.cpu()
+
+    def __len__(self):
+        return balanced_steps(len(self.data), self.batch_size)
+
+    def epoch(self, epoch, start=0):
+        order = group_balanced_batches(self.ids, self.data.num_groups, self.batch_size, epoch, self.seed)
+        dev = self.data.images.device
+        for idx in order[start:]:
+            idx = idx.to(dev)
+            yield self.data.images.index_select(0, idx), self.data.labels.index_select(0, idx), idx

@@ -11,16 +11,23 @@ One step (:func:`translation_step`) trains every CycleGAN of the translator once
 cycle + identity losses), then discriminators on fakes from the replay pools. The images of step s are
 drawn from a torch.Generator seeded by (seed, s), so a resumed stage needs no sampler state.
 :func:`translate_all` precomputes, index-aligned with the training set, every image's version in each
-subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on.
+subgroup of its class (``(N, 2, C, H, W)`` uint8), what stage 2 trains on, handed on as a
+``patching-translations`` artifact (:func:`save_translations`, :func:`load_translations`).
 """
 import torch
 from torch import nn
 
+from ...artifacts import load_artifact, save_artifact
 from ...figures import pyplot
 from ...models.cyclegan import CycleGAN, ImagePool
+from ..loop import optimizer_step
 from ..rng import derive_seed
 
-__all__ = ["Translator", "build_translation_parts", "translation_step", "translate_all", "translations_figure"]
+__all__ = ["Translator", "build_translation_parts", "translation_step", "translate_all", "translations_figure",
+           "save_translations", "load_translations", "KIND"]
+
+#: The artifact kind of stage 1's translations.
+KIND = "patching-translations"
 
 
 class Translator(nn.Module):
@@ -91,17 +98,12 @@ def translation_step(translator, optimizers, pools, data, step, cfg):
                              f"training image; stage 1 needs images in both subgroups")
         a = _step_batch(dom_a, cfg.gan_batch_size, rng, data.images)
         b = _step_batch(dom_b, cfg.gan_batch_size, rng, data.images)
-        opt_g, opt_d = optimizers[f"{key}/g"], optimizers[f"{key}/d"]
-        opt_g.zero_grad(set_to_none=True)
         losses = gan.generator_losses(a, b)
-        losses["total"].backward()
-        opt_g.step()
+        optimizer_step(losses["total"], optimizers[f"{key}/g"])
         fake_a = pools[f"{key}/a"].query(losses["fake_a"])
         fake_b = pools[f"{key}/b"].query(losses["fake_b"])
-        opt_d.zero_grad(set_to_none=True)  # also drops what the generator pass left in D
         disc = gan.discriminator_loss(a, b, fake_a, fake_b)
-        disc.backward()
-        opt_d.step()
+        optimizer_step(disc, optimizers[f"{key}/d"])  # zeroing D also drops what the generator pass left there
         for k in ("gan", "cycle", "identity"):
             out[k] += losses[k].item()
         out["disc"] += disc.item()
@@ -131,6 +133,26 @@ def translate_all(translator, data, batch_size=256):
             for k, gen in ((0, gan.g_ba), (1, gan.g_ab)):
                 out[sl][rows, k] = gen(xi).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).cpu()
     return out
+
+
+def save_translations(translations, data, path, meta=None):
+    """Write the (N, K, C, H, W) uint8 ``translations`` of ``data`` (the training GroupedImageData they
+    are index-aligned with) as a ``patching-translations`` artifact, with the labels and subgroups that
+    :func:`load_translations` checks them against. Returns ``path``."""
+    return save_artifact(KIND, {"translations": translations, "labels": data.labels.cpu(),
+                                "subgroup": data.subgroup.cpu()}, path,
+                         meta={"images": len(data), "channels": data.channels, "image_size": list(data.image_size),
+                               **(meta or {})})
+
+
+def load_translations(path, data):
+    """The (N, K, C, H, W) uint8 translations of a ``patching-translations`` artifact, checked against
+    ``data`` (the training GroupedImageData): one-sentence ValueError when they belong to another one."""
+    state = load_artifact(KIND, path).state
+    if not (torch.equal(state["labels"], data.labels.cpu()) and torch.equal(state["subgroup"], data.subgroup.cpu())):
+        raise ValueError(f"the translations in {path} belong to another training set; rerun stage 1 in a new "
+                         f"--output-dir")
+    return state["translations"]
 
 
 def translations_figure(data, translations, per_group=8):

@@ -4,7 +4,9 @@ The generator (the shared :class:`~fastaug.augment.controller.PolicyController` 
 of ``--tanda-seq-len`` ops) and the discriminator train for ``--tanda-epochs`` passes over the
 training set in batches of ``--tanda-batch-size`` (see :mod:`.search` for the maths), on the loop
 primitive: checkpoints every ``--checkpoint-every`` steps and after every pass, one record of means
-per pass in ``RUN/tanda_generator/metrics.jsonl``, the trained generator in ``generator.pt``.
+per pass in ``RUN/tanda_generator/metrics.jsonl``, the trained generator in ``generator.pt`` (a
+``tanda-generator`` artifact, :mod:`fastaug.artifacts`: the network's weights, its sequence length
+and the options it was trained with), the stage's result handed to the classifier stage.
 
 Under torchrun every rank runs the stage on the whole training set with the same seeds (only rank 0
 writes); rank 0's generator is then broadcast so that every rank samples from the same one.
@@ -14,26 +16,26 @@ import os
 
 import torch
 
+from ...artifacts import load_artifact, save_artifact
 from ...augment.controller import PolicyController
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
 from ...models import build_model
 from .. import distributed as dist
-from ..checkpoint import atomic_save
+from ..args import data_options
 from ..loop import Loop, optimizer_step
 from ..method import to_float
-from ..pipeline import Stage
+from ..pipeline import Stage, StageResult
 from ..rng import derive_seed
 from .search import (apply_sequences, discriminator_loss, feature_distance, generator_costs, generator_loss,
                      incremental_transforms, real_fake_logits)
 
-__all__ = ["GeneratorStage", "build_generator_net", "real_logit", "GENERATOR_FILE", "STAGE_NAME"]
+__all__ = ["GeneratorStage", "build_generator_net", "load_generator", "real_logit", "GENERATOR_FILE",
+           "STAGE_NAME", "KIND"]
 
 STAGE_NAME = "tanda_generator"
 GENERATOR_FILE = "generator.pt"
-#: The options the trained generator depends on (checked on reuse and resume).
-OPTIONS = ("seed", "data_seed", "dataset", "classes", "train_size", "val_size", "tanda_epochs", "tanda_batch_size",
-           "tanda_seq_len", "tanda_samples", "tanda_gen_lr", "tanda_disc_lr", "tanda_mse_term", "tanda_distance",
-           "tanda_gamma", "tanda_discriminator", "fill")
+#: The artifact kind of the trained generator.
+KIND = "tanda-generator"
 
 
 def real_logit(out):
@@ -41,44 +43,62 @@ def real_logit(out):
     return out[:, 1] - out[:, 0]
 
 
-def build_generator_net(args, device):
-    """The sequence generator, initialised from a seed derived from ``--seed`` (the global stream untouched)."""
+def build_generator_net(seq_len, seed, device):
+    """The sequence generator of ``seq_len`` ops, initialised from a seed derived from the run's ``seed``
+    (the global stream untouched)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(args.seed, "tanda-init"))
-        return PolicyController(1, int(args.tanda_seq_len), NUM_OPS, AUTOAUGMENT_BINS).to(device)
+        torch.manual_seed(derive_seed(seed, "tanda-init"))
+        return PolicyController(1, int(seq_len), NUM_OPS, AUTOAUGMENT_BINS).to(device)
+
+
+def load_generator(path, seq_len, seed, device):
+    """The trained generator of a ``tanda-generator`` artifact; ValueError (one sentence) when its
+    sequence length is not ``seq_len`` (``--tanda-seq-len``)."""
+    art = load_artifact(KIND, path)
+    if art.meta["seq_len"] != int(seq_len):
+        raise ValueError(f"the TANDA generator in {path} makes sequences of {art.meta['seq_len']} ops, but "
+                         f"--tanda-seq-len is {seq_len}: train the generator with these options")
+    net = build_generator_net(seq_len, seed, device)
+    net.load_state_dict(art.state["generator"])
+    return net
 
 
 class GeneratorStage(Stage):
-    """TANDA's generator training as a pipeline stage (module docstring).
+    """TANDA's generator training as a pipeline stage (module docstring); its result is the
+    ``generator`` artifact.
 
     Args:
-        args: the run's resolved arguments; data: the training ImageData; device: where to train.
+        options: the run's :class:`~fastaug.train.tanda.method.TandaOptions`; args: the run's resolved
+            common arguments (seed, fill, checkpoint cadence, progress); data: the training ImageData;
+        device: where to train.
     """
 
     name, title, distributed = STAGE_NAME, "TANDA stage 1 (generator)", True
 
-    def __init__(self, args, data, device):
-        self.args, self.data, self.device = args, data, device
-        self.T, self.num_bins, self.fill = int(args.tanda_seq_len), AUTOAUGMENT_BINS, int(args.fill)
+    def __init__(self, options, args, data, device):
+        self.o, self.args, self.data, self.device = options, args, data, device
+        self.T, self.num_bins, self.fill = int(options.tanda_seq_len), AUTOAUGMENT_BINS, int(args.fill)
 
     def options(self):
-        return {k: getattr(self.args, k) for k in OPTIONS}
+        """What the trained generator depends on: the training data, the seed, the fill and TANDA's
+        stage-1 options."""
+        return {"seed": self.args.seed, **data_options(self.args), "fill": self.args.fill, **self.o.of_stage(1)}
 
     def _build(self):
-        a, data = self.args, self.data
-        self.generator_net = build_generator_net(a, self.device)
+        o, data, seed = self.o, self.data, self.args.seed
+        self.generator_net = build_generator_net(o.tanda_seq_len, seed, self.device)
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(a.seed, "tanda-discriminator"))
+            torch.manual_seed(derive_seed(seed, "tanda-discriminator"))
             # two classes (fake, real); the binary logit is their difference (models need >= 2 classes)
-            self.discriminator = build_model(a.tanda_discriminator, 2, data.channels, mean=data.mean,
+            self.discriminator = build_model(o.tanda_discriminator, 2, data.channels, mean=data.mean,
                                              std=data.std).to(self.device)
-        self.g_opt = torch.optim.SGD(self.generator_net.parameters(), lr=a.tanda_gen_lr)
-        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=a.tanda_disc_lr)
-        self.rng = torch.Generator().manual_seed(derive_seed(a.seed, "tanda-search"))
+        self.g_opt = torch.optim.SGD(self.generator_net.parameters(), lr=o.tanda_gen_lr)
+        self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=o.tanda_disc_lr)
+        self.rng = torch.Generator().manual_seed(derive_seed(seed, "tanda-search"))
 
     def batch(self, epoch, step):
         """The uint8 images of ``step`` of pass ``epoch`` (a seeded permutation per pass)."""
-        b = self.args.tanda_batch_size
+        b = self.o.tanda_batch_size
         order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(
             derive_seed(self.args.seed, "tanda-order", epoch)))
         return self.data.images[order[step * b:(step + 1) * b]].to(self.device)
@@ -86,7 +106,7 @@ class GeneratorStage(Stage):
     def step(self, x):
         """One step on uint8 images x (B, C, H, W): a discriminator step, then a generator step; returns
         {d_loss, g_cost, d_fooled, entropy} as 0-d tensors."""
-        rng, a = self.rng, self.args
+        rng, a = self.rng, self.o
         B = x.shape[0]
         # discriminator: real vs one transformed copy of each image (fresh sequences, no gradient to G)
         self.discriminator.train()
@@ -114,13 +134,13 @@ class GeneratorStage(Stage):
         return {"d_loss": d_loss.detach(), "g_cost": costs[:, -1].mean(),
                 "d_fooled": (logits[:, -1] > 0).double().mean(), "entropy": s.entropy.mean().detach() / (2 * self.T)}
 
-    def run(self, folder, records):
-        a = self.args
+    def run(self, folder, inputs):
+        o = self.o
         self._build()
-        steps = math.ceil(len(self.data) / a.tanda_batch_size)
+        steps = math.ceil(len(self.data) / o.tanda_batch_size)
         loop = Loop(folder, name="tanda generator", options=self.options(), allowed_changes=(),
-                    epochs=a.tanda_epochs, steps_per_epoch=steps, checkpoint_every=a.checkpoint_every,
-                    resume="auto", progress=a.progress, show=("d_loss", "g_cost"))
+                    epochs=o.tanda_epochs, steps_per_epoch=steps, checkpoint_every=self.args.checkpoint_every,
+                    resume="auto", progress=self.args.progress, show=("d_loss", "g_cost"))
         loop.register("generator_net", self.generator_net)
         loop.register("discriminator", self.discriminator)
         loop.register("generator_optimizer", self.g_opt)
@@ -134,8 +154,13 @@ class GeneratorStage(Stage):
                      "D fooled {d_fooled:.3f}, entropy/action {entropy:.3f}".format(**loop.history[-1]))
         # every rank uses rank 0's generator (CUDA kernels may differ in their last bits between ranks)
         state = dist.broadcast_object({k: v.cpu() for k, v in self.generator_net.state_dict().items()})
+        path = os.path.join(folder, GENERATOR_FILE)
         if dist.rank_and_world()[0] == 0:
-            atomic_save(state, os.path.join(folder, GENERATOR_FILE))
+            save_artifact(KIND, {"generator": state}, path,
+                          meta={"seq_len": self.T, "num_ops": NUM_OPS, "num_bins": self.num_bins,
+                                "dataset": self.args.dataset, "channels": self.data.channels,
+                                "image_size": list(self.data.image_size), "options": self.options()})
         dist.barrier()
         last = loop.history[-1] if loop.history else {}
-        return {"seconds": loop.seconds, **{k: v for k, v in last.items() if k != "epoch"}}
+        return StageResult(artifacts={"generator": path}, metrics={k: v for k, v in last.items() if k != "epoch"},
+                           seconds=loop.seconds)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ... import apply_ops
 from ...augment.params import sample_extras
 from ...augment.reinforce import batch_baseline_advantages, discounted_returns
+from ...augment.sequences import apply_sequences  # the application lives below, shared with SequenceAugment
 
 __all__ = ["incremental_transforms", "apply_sequences", "generator_costs", "generator_loss",
            "real_fake_logits", "discriminator_loss", "feature_distance"]
@@ -45,15 +46,6 @@ def incremental_transforms(x, ops, levels, num_bins, rng=None, fill=0):
         out.append(apply_ops(out[-1], ops[:, t:t + 1], mag[:, t:t + 1], sign[:, t:t + 1], partner[:, t:t + 1],
                              center=center[:, t:t + 1], fill=fill))
     return torch.stack(out)
-
-
-def apply_sequences(x, ops, levels, num_bins, rng=None, fill=0):
-    """The final image of each sequence in one chained :func:`apply_ops` call: x (B, C, H, W), ops (B, T)."""
-    B, T = ops.shape
-    sign, partner, center = sample_extras(B, T, x.shape[2], x.shape[3], rng)
-    dev = x.device
-    mag = (levels.to(torch.float32) / (num_bins - 1)).to(dev)
-    return apply_ops(x, ops.to(dev), mag, sign.to(dev), partner.to(dev), center=center.to(dev), fill=fill)
 
 
 def feature_distance(feats0, feats_t):

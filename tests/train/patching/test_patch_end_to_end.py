@@ -8,6 +8,7 @@ import sys
 import pytest
 import torch
 
+from fastaug.artifacts import load_artifact
 from fastaug.train.loop import KILL_ENV
 
 pytestmark = pytest.mark.slow
@@ -51,8 +52,13 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert len(last["dro_weights"]) == 4 and sum(last["dro_weights"]) == pytest.approx(1.0, abs=1e-4)
     table = (ref / "patching.md").read_text()
     assert "| erm |" in table and "| camel |" in table and "robust" in table
-    translations = torch.load(ref / "translation" / "translations.pt", weights_only=True)["translations"]
+    art = load_artifact("patching-translations", ref / "translation" / "translations.pt")
+    translations = art.state["translations"]
     assert translations.shape == (4000, 2, 1, 28, 28) and translations.dtype == torch.uint8
+    assert art.meta["dataset"] == "mnist-correlation" and art.meta["options"]["gan_steps"] == 6
+    # each run hands its classifier on as an artifact: the checkpoint's final weights
+    camel = load_artifact("classifier", ref / "camel" / "seed0" / "classifier.pt").state["model"]
+    assert all(torch.equal(camel[k], v) for k, v in _weights(ref, "camel/seed0")["model"].items())
 
     # SIGKILL inside stage 1, then inside stage 2 (camel, after its first checkpoint), each time --resume
     run = tmp_path / "killed"
@@ -63,8 +69,8 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert (run / "erm" / "seed0" / "stage.json").is_file()  # erm finished before camel was killed
     out = _patch(run, *methods, "--resume")
     assert "finished earlier, reused" in out.stdout
-    assert torch.equal(torch.load(run / "translation" / "translations.pt", weights_only=True)["translations"],
-                       translations)
+    assert torch.equal(load_artifact("patching-translations", run / "translation" / "translations.pt")
+                       .state["translations"], translations)
     for r in ("erm/seed0", "camel/seed0"):
         a, b = _weights(ref, r), _weights(run, r)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), r
@@ -109,7 +115,7 @@ def test_folder_dataset_per_class_translation(tmp_path):
     state = torch.load(out / "translation" / "checkpoint.pt", weights_only=True)
     gans = {k.split(".")[1] for k in state["translator"]}
     assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
-    t = torch.load(out / "translation" / "translations.pt", weights_only=True)["translations"]
+    t = load_artifact("patching-translations", out / "translation" / "translations.pt").state["translations"]
     assert t.shape == (20, 2, 3, 16, 16)
     header = (out / "patching.md").read_text().splitlines()[4]
     assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header

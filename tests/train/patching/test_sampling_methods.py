@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from fastaug.data.subgroups import GroupedImageData
 from fastaug.train.group_dro import GroupDRO
 from fastaug.train.losses import consistency_loss
-from fastaug.train.patching.methods import PATCH_METHODS, build_patch_method, gather_batch
+from fastaug.train.method import Method
+from fastaug.train.patching.methods import PATCH_METHODS, gather_batch, patch_method_class
 from fastaug.train.patching.sampling import group_balanced_batches
 
 
@@ -37,10 +38,12 @@ def test_gather_batch_looks_up_groups_and_translations():
     t = torch.randint(0, 256, (8, 2, 1, 6, 6), dtype=torch.uint8)
     idx = torch.tensor([3, 4, 6])
     b = gather_batch(data, idx, t)
-    assert b.group.tolist() == [1, 2, 3]
+    assert b.group.tolist() == [1, 2, 3] and torch.equal(b.index, idx)
     assert torch.equal(b.x, data.images[idx].float() / 255)
-    assert b.t.shape == (2, 3, 1, 6, 6) and torch.equal(b.t[1, 2], t[6, 1].float() / 255)
-    assert b.t_group.tolist() == [[0, 2, 2], [1, 3, 3]]  # version k of an image of class y: group 2y + k
+    bt = b.extras["t"]
+    assert bt.shape == (2, 3, 1, 6, 6) and torch.equal(bt[1, 2], t[6, 1].float() / 255)
+    assert b.extras["t_group"].tolist() == [[0, 2, 2], [1, 3, 3]]  # version k of an image of class y: group 2y + k
+    assert gather_batch(data, idx).extras == {}  # no translations: nothing extra
 
 
 class _Linear(torch.nn.Module):
@@ -60,9 +63,14 @@ def test_method_losses_by_hand(name):
     t = torch.randint(0, 256, (8, 2, 1, 6, 6), dtype=torch.uint8)
     b = gather_batch(data, torch.arange(8), t)
     model = _Linear()
-    method = build_patch_method(name, cfg, data.group_counts(), data.group_class, "cpu")
-    loss, ce, logits = method.loss(model, b)
-    lx, lt = model(b.x), model(b.t.flatten(0, 1)).view(2, 8, 2)
+    # a plain engine Method, built as the engine builds it (from what it reads of the trainer)
+    trainer = types.SimpleNamespace(train_data=data, device=torch.device("cpu"),
+                                    args=types.SimpleNamespace(label_smoothing=0.0))
+    method = patch_method_class(name)(cfg, trainer, translations=t)
+    assert isinstance(method, Method) and method.name == name
+    loss, logs = method.loss(model, b)
+    ce, logits = logs["losses"], logs["logits"]
+    lx, lt = model(b.x), model(b.extras["t"].flatten(0, 1)).view(2, 8, 2)
     ce_x = F.cross_entropy(lx, b.y, reduction="none")
     ce_all = torch.cat([ce_x, F.cross_entropy(lt.flatten(0, 1), b.y.repeat(2), reduction="none")])
     conditional = data.group_class if name != "gdro" else None
@@ -71,11 +79,23 @@ def test_method_losses_by_hand(name):
     if name in ("gdro", "camel"):
         want = dro.loss(ce_x, b.group)
     if name == "gdro-augment":
-        want = dro.loss(ce_all, torch.cat([b.group, b.t_group.flatten()]))
+        want = dro.loss(ce_all, torch.cat([b.group, b.extras["t_group"].flatten()]))
     if name == "camel":
         want = want + 5.0 * consistency_loss(lx, lt).mean()
+        assert logs["consistency"].item() == pytest.approx(consistency_loss(lx, lt).mean().item(), rel=1e-6)
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
     assert torch.allclose(ce, ce_x.detach()) and torch.allclose(logits, lx.detach())
     if name in ("gdro", "gdro-augment", "camel"):
         assert torch.allclose(method.dro.q, dro.q)  # the state moved as the hand computation's
         assert method.balanced
+
+
+def test_a_method_that_uses_translations_refuses_to_train_without_them():
+    from fastaug.train.method import MissingInput
+
+    trainer = types.SimpleNamespace(train_data=_data(), device=torch.device("cpu"),
+                                    args=types.SimpleNamespace(label_smoothing=0.0))
+    with pytest.raises(MissingInput, match="^model patching's camel trains on the translations of stage 1, and none "
+                                           "were given"):
+        patch_method_class("camel")(types.SimpleNamespace(), trainer)
+    assert patch_method_class("erm")(types.SimpleNamespace(), trainer).translations is None  # erm needs none

@@ -1,6 +1,6 @@
 """Markdown tables of ``fastaug subsample`` runs next to the paper's appendix D (MNIST) numbers.
 
-    python -m benchmarks.subsample_tables benchmarks/out/subsample      # reads s<seed>/<augmentation>/
+    python -m fastaug.experiments.subsample_tables benchmarks/out/subsample      # reads s<seed>/<augmentation>/
 
 Expects the layout written by the commands in benchmarks/RESULTS.md (one output folder per seed and
 augmentation). Prints: per augmentation and score, seed 0's AUC table beside the paper's; the AUC

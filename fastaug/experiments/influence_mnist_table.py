@@ -1,9 +1,9 @@
 """The paper's MNIST table at this machine's scale: test error of ``none``, ``standard`` and
 ``influence`` on MNIST-5k with few labels, several seeds, plus the time of every stage of the influence runs.
 
-    python -m benchmarks.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist
-    python -m benchmarks.influence_mnist_table --labels 500 --seeds 0 1 2 --out runs/influence-mnist
-    python -m benchmarks.influence_mnist_table --report --out runs/influence-mnist   # the tables only
+    python -m fastaug.experiments.influence_mnist_table --labels 100 --seeds 0 1 2 --out runs/influence-mnist
+    python -m fastaug.experiments.influence_mnist_table --labels 500 --seeds 0 1 2 --out runs/influence-mnist
+    python -m fastaug.experiments.influence_mnist_table --report --out runs/influence-mnist   # the tables only
 
 Every run is an ordinary ``python -m fastaug train`` in ``<out>/<labels>/<method>-s<seed>``; a finished run
 (summary.json) is skipped and an interrupted one resumed, so the table can be built in batches. All rows
@@ -28,7 +28,7 @@ def command(labels, method, seed, out, val_size):
     cmd = [sys.executable, "-m", "fastaug", "train", "--dataset", "mnist5k", "--model", "allconv",
            "--train-size", str(labels), "--val-size", str(val_size), "--epochs", str(EPOCHS.get(labels, 30)),
            "--augment", method, "--seed", str(seed), "--output-dir", run_dir(out, labels, method, seed),
-           "--no-progress"]
+           "--no-progress", "--resume"]  # --resume continues an interrupted run and starts a new one
     return cmd + (INFLUENCE if method == "influence" else [])
 
 
@@ -107,9 +107,6 @@ def main(argv=None):
                     if os.path.isfile(os.path.join(d, "summary.json")):
                         continue
                     cmd = command(labels, method, seed, args.out, args.val_size)
-                    started = ("checkpoint.pt", "stage1_classifier")  # an interrupted run or stage
-                    if any(os.path.exists(os.path.join(d, name)) for name in started):
-                        cmd.append("--resume")
                     tick = time.time()
                     print(" ".join(cmd), flush=True)
                     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)

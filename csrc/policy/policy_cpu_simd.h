@@ -1,0 +1,317 @@
+// Hand-written x86 kernels of the CPU policy ops (policy_cpu_fast.h picks them by level): AVX2
+// gathers for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, AVX-512 VBMI
+// 256-entry table lookups.
+//
+// Exactness: every blend computes policy_math.h's blend_u8 lane by lane with the same IEEE
+// operations in the same order ((deg + alpha (img - deg)) + 0.5, clamped, truncated) and no FMA, so
+// each byte equals the scalar function's; the clamp as max/min gives the same bytes as blend_u8's
+// comparisons (they differ only in the sign of a zero, and no NaN can occur).
+#pragma once
+
+#include <cstdint>
+
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include "policy/policy_math.h"
+
+#define FA_AVX2 __attribute__((target("avx2"))) inline
+
+namespace fastaug {
+namespace policy {
+namespace simd {
+
+// ---- gathers: d[k] = s[off[k]] for k in [ks, ke) ------------------------------------------------------
+
+// uint8 through gathers of 32-bit words: each reads the byte it needs and the three after it, or, with
+// `before`, the caller passes s - 3 and the byte is the word's last (the three before it are read).
+FA_AVX2 void gather(const uint8_t* s, bool before, const int32_t* off, uint8_t* d, int64_t ks, int64_t ke) {
+  const __m256i pick = before ? _mm256_setr_epi8(3, 7, 11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 3, 7,
+                                                 11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
+                              : _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4,
+                                                 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i lanes = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0), all = _mm256_set1_epi32(-1);
+  int64_t k = ks;
+  for (; k + 8 <= ke; k += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + k));
+    const __m256i v =
+        _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(s), idx, all, 1);
+    const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick), lanes);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + k), _mm256_castsi256_si128(b));
+  }
+  const int64_t at = before ? 3 : 0;
+  for (; k < ke; ++k) d[k] = s[off[k] + at];
+}
+
+FA_AVX2 void gather(const float* s, bool, const int32_t* off, float* d, int64_t ks, int64_t ke) {
+  int64_t k = ks;
+  for (; k + 8 <= ke; k += 8) {
+    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + k));
+    _mm256_storeu_ps(d + k, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), s, idx,
+                                                      _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 4));
+  }
+  for (; k < ke; ++k) d[k] = s[off[k]];
+}
+
+FA_AVX2 void gather(const double* s, bool, const int32_t* off, double* d, int64_t ks, int64_t ke) {
+  int64_t k = ks;
+  for (; k + 4 <= ke; k += 4) {
+    const __m128i idx = _mm_loadu_si128(reinterpret_cast<const __m128i*>(off + k));
+    _mm256_storeu_pd(d + k, _mm256_mask_i32gather_pd(_mm256_setzero_pd(), s, idx,
+                                                      _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 8));
+  }
+  for (; k < ke; ++k) d[k] = s[off[k]];
+}
+
+// ---- uint8 blends, 16 pixels per step -------------------------------------------------------------------
+
+struct BlendConsts {
+  __m256 alpha, half, zero, top;
+};
+
+FA_AVX2 BlendConsts blend_consts(float alpha) {
+  return {_mm256_set1_ps(alpha), _mm256_set1_ps(0.5f), _mm256_setzero_ps(), _mm256_set1_ps(255.0f)};
+}
+
+// blend_u8 of eight lanes, as int32 in [0, 255].
+FA_AVX2 __m256i blend8(__m256 deg, __m256 img, const BlendConsts& k) {
+  __m256 r = _mm256_add_ps(_mm256_add_ps(deg, _mm256_mul_ps(k.alpha, _mm256_sub_ps(img, deg))), k.half);
+  r = _mm256_min_ps(_mm256_max_ps(r, k.zero), k.top);
+  return _mm256_cvttps_epi32(r);
+}
+
+// Bytes 0-7 / 8-15 of v as floats.
+FA_AVX2 __m256 lo8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+FA_AVX2 __m256 hi8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(v, 8))); }
+
+// Sixteen int32 in [0, 255] (two registers, in order) as sixteen bytes.
+FA_AVX2 __m128i pack16(__m256i a, __m256i b) {
+  const __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+  return _mm_packus_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+}
+
+FA_AVX2 __m128i load16(const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+FA_AVX2 void store16(uint8_t* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+// Sixteen bytes as 16-bit lanes.
+FA_AVX2 __m256i w16(const uint8_t* p) { return _mm256_cvtepu8_epi16(load16(p)); }
+
+// SamplePairing: d = blend_u8(s, q, w) for [0, n); returns how many it did (all when n >= 16: the
+// kernels below end with a step that overlaps the one before, which writes the same bytes again).
+FA_AVX2 int64_t pairing(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
+  const BlendConsts k = blend_consts(w);
+  if (n < 16) return 0;
+  for (int64_t i = 0;; i += 16) {
+    i = i + 16 <= n ? i : n - 16;  // the last step overlaps the previous one: same bytes again
+    const __m128i a = load16(s + i), b = load16(q + i);
+    store16(d + i, pack16(blend8(lo8(a), lo8(b), k), blend8(hi8(a), hi8(b), k)));
+    if (i + 16 == n) return n;
+  }
+}
+
+// lut[v] = blend_u8(deg, v, alpha) for v = 0..255 (Contrast, Brightness).
+FA_AVX2 void blend_lut(float deg, float alpha, uint8_t* lut) {
+  const BlendConsts k = blend_consts(alpha);
+  const __m256 d = _mm256_set1_ps(deg), eight = _mm256_set1_ps(8.0f);
+  __m256 v = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int i = 0; i < 256; i += 16) {
+    const __m256 w = _mm256_add_ps(v, eight);
+    store16(lut + i, pack16(blend8(d, v, k), blend8(d, w, k)));
+    v = _mm256_add_ps(w, eight);
+  }
+}
+
+// Pillow's L of eight pixels (grey_u8), as floats.
+FA_AVX2 __m256 grey8(__m256i r, __m256i g, __m256i b) {
+  const __m256i s = _mm256_add_epi32(
+      _mm256_add_epi32(_mm256_mullo_epi32(r, _mm256_set1_epi32(19595)), _mm256_mullo_epi32(g, _mm256_set1_epi32(38470))),
+      _mm256_add_epi32(_mm256_mullo_epi32(b, _mm256_set1_epi32(7471)), _mm256_set1_epi32(0x8000)));
+  return _mm256_cvtepi32_ps(_mm256_srli_epi32(s, 16));
+}
+
+// Color: every channel blended with the pixel's L; returns how many pixels it did.
+FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg, uint8_t* db,
+                      int64_t n, float f) {
+  const BlendConsts k = blend_consts(f);
+  if (n < 16) return 0;
+  for (int64_t p = 0;; p += 16) {
+    p = p + 16 <= n ? p : n - 16;  // the last step overlaps the previous one: same bytes again
+    const __m128i r8 = load16(r + p), g8 = load16(g + p), b8 = load16(b + p);
+    const __m256i rl = _mm256_cvtepu8_epi32(r8), gl = _mm256_cvtepu8_epi32(g8), bl = _mm256_cvtepu8_epi32(b8);
+    const __m256i rh = _mm256_cvtepu8_epi32(_mm_srli_si128(r8, 8)), gh = _mm256_cvtepu8_epi32(_mm_srli_si128(g8, 8)),
+                  bh = _mm256_cvtepu8_epi32(_mm_srli_si128(b8, 8));
+    const __m256 yl = grey8(rl, gl, bl), yh = grey8(rh, gh, bh);
+    store16(dr + p, pack16(blend8(yl, _mm256_cvtepi32_ps(rl), k), blend8(yh, _mm256_cvtepi32_ps(rh), k)));
+    store16(dg + p, pack16(blend8(yl, _mm256_cvtepi32_ps(gl), k), blend8(yh, _mm256_cvtepi32_ps(gh), k)));
+    store16(db + p, pack16(blend8(yl, _mm256_cvtepi32_ps(bl), k), blend8(yh, _mm256_cvtepi32_ps(bh), k)));
+    if (p + 16 == n) return n;
+  }
+}
+
+// SMOOTH of the 16 pixels at flat index i (each with a full 3x3 window) in 16-bit lanes, and the
+// pixels: S = window sum + 4 centre, SMOOTH = (2S + 13) / 26 = (S + 6) / 13 (2S + 13 is odd), computed
+// as mulhi(S + 6, 5042): x 5042 / 2^16 exceeds x / 13 by less than 0.04 for x < 3322, and x / 13 is
+// at least 1/13 below the next integer.
+FA_AVX2 __m256i smooth16(const uint8_t* s, int64_t i, int64_t W, __m256i* centre) {
+  const uint8_t* m = s + i - W;
+  const uint8_t* c = s + i;
+  const uint8_t* p = s + i + W;
+  *centre = w16(c);
+  __m256i S = _mm256_add_epi16(_mm256_add_epi16(w16(m - 1), w16(m)), _mm256_add_epi16(w16(m + 1), w16(c - 1)));
+  S = _mm256_add_epi16(S, _mm256_add_epi16(_mm256_add_epi16(w16(c + 1), w16(p - 1)), _mm256_add_epi16(w16(p), w16(p + 1))));
+  S = _mm256_add_epi16(S, _mm256_slli_epi16(*centre, 2));
+  S = _mm256_add_epi16(S, *centre);
+  return _mm256_mulhi_epu16(_mm256_add_epi16(S, _mm256_set1_epi16(6)), _mm256_set1_epi16(5042));
+}
+
+// Sharpness over flat indices [begin, end) of a plane of width W (all with a full 3x3 window);
+// returns the end of the part it did.
+FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
+  const BlendConsts k = blend_consts(f);
+  if (end - begin < 16) return begin;
+  for (int64_t i = begin;; i += 16) {
+    i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
+    __m256i centre;
+    const __m256i deg = smooth16(s, i, W, &centre);
+    const __m256 dl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(deg)));
+    const __m256 dh = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(deg, 1)));
+    const __m256 cl = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(centre)));
+    const __m256 ch = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(centre, 1)));
+    store16(d + i, pack16(blend8(dl, cl, k), blend8(dh, ch, k)));
+    if (i + 16 == end) return end;
+  }
+}
+
+// ---- AVX-512 uint8 blends, 16 pixels per step ------------------------------------------------------------
+// The same lane arithmetic in 16 float lanes; 16 int32 narrow to 16 bytes in one instruction.
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define FA_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"), optimize("fp-contract=off"))) inline
+#else
+#define FA_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) inline
+#endif
+
+struct BlendConsts16 {
+  __m512 alpha, half, zero, top;
+};
+
+FA_AVX512 BlendConsts16 blend_consts16(float alpha) {
+  return {_mm512_set1_ps(alpha), _mm512_set1_ps(0.5f), _mm512_setzero_ps(), _mm512_set1_ps(255.0f)};
+}
+
+FA_AVX512 __m128i blend16(__m512 deg, __m512 img, const BlendConsts16& k) {
+  __m512 r = _mm512_add_ps(_mm512_add_ps(deg, _mm512_mul_ps(k.alpha, _mm512_sub_ps(img, deg))), k.half);
+  r = _mm512_min_ps(_mm512_max_ps(r, k.zero), k.top);
+  return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r));
+}
+
+FA_AVX512 __m512i u32x16(const uint8_t* p) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+FA_AVX512 int64_t pairing512(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
+  const BlendConsts16 k = blend_consts16(w);
+  if (n < 16) return 0;
+  for (int64_t i = 0;; i += 16) {
+    i = i + 16 <= n ? i : n - 16;  // the last step overlaps the previous one: same bytes again
+    store16(d + i, blend16(_mm512_cvtepi32_ps(u32x16(s + i)), _mm512_cvtepi32_ps(u32x16(q + i)), k));
+    if (i + 16 == n) return n;
+  }
+}
+
+FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg,
+                           uint8_t* db, int64_t n, float f) {
+  const BlendConsts16 k = blend_consts16(f);
+  const __m512i wr = _mm512_set1_epi32(19595), wg = _mm512_set1_epi32(38470), wb = _mm512_set1_epi32(7471),
+                round = _mm512_set1_epi32(0x8000);
+  if (n < 16) return 0;
+  for (int64_t p = 0;; p += 16) {
+    p = p + 16 <= n ? p : n - 16;  // the last step overlaps the previous one: same bytes again
+    const __m512i ri = u32x16(r + p), gi = u32x16(g + p), bi = u32x16(b + p);
+    const __m512i l = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(ri, wr), _mm512_mullo_epi32(gi, wg)),
+                                       _mm512_add_epi32(_mm512_mullo_epi32(bi, wb), round));
+    const __m512 y = _mm512_cvtepi32_ps(_mm512_srli_epi32(l, 16));
+    store16(dr + p, blend16(y, _mm512_cvtepi32_ps(ri), k));
+    store16(dg + p, blend16(y, _mm512_cvtepi32_ps(gi), k));
+    store16(db + p, blend16(y, _mm512_cvtepi32_ps(bi), k));
+    if (p + 16 == n) return n;
+  }
+}
+
+// Sharpness as simd::sharpness, the blend in 16 float lanes.
+FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
+  const BlendConsts16 k = blend_consts16(f);
+  if (end - begin < 16) return begin;
+  for (int64_t i = begin;; i += 16) {
+    i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
+    __m256i centre;
+    const __m256i deg = smooth16(s, i, W, &centre);
+    store16(d + i, blend16(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(deg)),
+                           _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(centre)), k));
+    if (i + 16 == end) return end;
+  }
+}
+
+// ---- AVX-512 column shifts (ShearY on uint8) ---------------------------------------------------------------
+
+// Output column x of a column-shift resampling reads source row y + t_x (t monotone in x). Over a
+// chunk of 64 columns the columns with the same t form runs; `mask` marks a run's columns.
+struct ShiftRun {
+  int64_t t;
+  uint64_t mask;
+};
+
+// One output row: for each chunk, one zero-masked load per run from its source row, OR-ed together
+// (independent loads, not a chain of merges), and the fill where no run's row is inside the image.
+// Masked-off bytes are not read.
+FA_AVX512 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t H, int64_t W, const ShiftRun* runs,
+                                const int32_t* first, uint8_t fill) {
+  const __m512i f = _mm512_set1_epi8(static_cast<char>(fill));
+  for (int64_t x0 = 0, c = 0; x0 < W; x0 += 64, ++c) {
+    __m512i got = _mm512_setzero_si512();
+    __mmask64 valid = 0;
+    for (int32_t j = first[c]; j < first[c + 1]; ++j) {
+      const int64_t r = y + runs[j].t;
+      if (r >= 0 && r < H) {
+        got = _mm512_or_si512(got, _mm512_maskz_loadu_epi8(runs[j].mask, s + r * W + x0));
+        valid |= runs[j].mask;
+      }
+    }
+    const __m512i acc = _mm512_mask_blend_epi8(valid, f, got);
+    if (W - x0 >= 64) {
+      _mm512_storeu_si512(d + x0, acc);
+    } else {
+      _mm512_mask_storeu_epi8(d + x0, (~0ULL) >> (64 - (W - x0)), acc);
+    }
+  }
+}
+
+#undef FA_AVX512
+
+// ---- AVX-512 VBMI: 64 table lookups per step ------------------------------------------------------------
+
+// Two 128-entry VPERMI2B lookups (index bits 0-6) and a blend on bit 7.
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) inline void lut_apply_vbmi(const uint8_t* s, uint8_t* d,
+                                                                                  int64_t n, const uint8_t* lut) {
+  const __m512i t0 = _mm512_loadu_si512(lut), t1 = _mm512_loadu_si512(lut + 64);
+  const __m512i t2 = _mm512_loadu_si512(lut + 128), t3 = _mm512_loadu_si512(lut + 192);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m512i v = _mm512_loadu_si512(s + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+    _mm512_storeu_si512(d + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+  }
+  if (i < n) {
+    const __mmask64 m = (~0ULL) >> (64 - (n - i));
+    const __m512i v = _mm512_maskz_loadu_epi8(m, s + i);
+    const __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+    _mm512_mask_storeu_epi8(d + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+  }
+}
+
+}  // namespace simd
+}  // namespace policy
+}  // namespace fastaug
+
+#undef FA_AVX2
+#define FASTAUG_POLICY_SIMD 1
+#endif

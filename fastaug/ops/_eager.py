@@ -1,0 +1,95 @@
+"""The eager call path of the differentiable ops: the registered op without per-call Python work it
+does not need (docs/design.md, How an op is built, step 5).
+
+``torch.library.register_autograd`` puts a Python kernel at the op's Autograd dispatch key. Every
+call of the op passes through it, grad or not: without grad it decides in Python that no graph is
+needed and calls back into the dispatcher; with grad it runs a generated ``autograd.Function``
+that also re-fills the schema's defaults and calls back into the dispatcher. At 1x8x8 that is most
+of an op's time (``benchmarks/compare_builds.py``, the "fixed cost" cases). :func:`register` keeps
+that registration -- direct ``torch.ops.fastaug`` calls, ``torch.compile``, ``opcheck``, export and
+functorch use it -- and returns an :class:`AutogradOp` the public function calls instead, which
+runs the same formula (the same ``setup_context`` and ``backward`` functions) with less Python:
+
+* no graph needed (grad mode off, or no input requires grad): the op called below the Autograd key,
+  which is what the registered kernel ends up doing;
+* a graph needed: a plain ``autograd.Function`` whose forward calls the op below the Autograd key
+  and then the registered ``setup_context``, and whose backward is the registered ``backward``.
+
+Both registrations share one more saving: the backward formula calls the ``<op>_backward`` op below
+the Autograd key when no graph of the gradient is being built (grad mode off in the backward, i.e.
+``create_graph=False``), skipping that op's own Python autograd kernel (``_higher_order.py``),
+which only matters for second derivatives.
+
+:func:`plain` says when a public function may take this path: not under ``torch.compile`` (dynamo
+traces the registered op), a functorch transform (``vmap``), autocast (the wrappers' cast and the
+registered Autocast kernels), forward-mode AD (refused, ``_forward_ad.py``), a ``TorchDispatchMode``
+(``FakeTensorMode`` runs the fake kernels, which check less than the wrappers: no CUDA build there),
+a ``__torch_function__`` override (a tensor subclass or a ``TorchFunctionMode``) or a
+``torch.jit.trace``: each of those keeps the path it had.
+
+On that path a public function skips its Python checks: the C++ entry point checks every tensor
+argument (``csrc/common/checks.h``) and so does the fake kernel of a meta tensor. When the call
+raises, the function takes its full path -- its checks first, which raise the one-sentence
+``ValueError`` / ``TypeError`` -- and only a failure they do not explain reaches the caller as the
+kernel's own error. Scalar arguments (modes, ``smooth``) are still checked in Python where the
+schema would take a wrong type (a bool as an int).
+"""
+import torch
+import torch.autograd.forward_ad as fwAD
+
+__all__ = ["AutogradOp", "plain", "register"]
+
+_C = torch._C
+
+
+def plain(*values):
+    """True when a public function called with ``values`` (its tensor arguments; other values are
+    ignored) may call its :class:`AutogradOp` directly (see the module docstring)."""
+    # is_compiling first: dynamo folds it to True and traces none of the rest
+    return (not torch.compiler.is_compiling() and fwAD._current_level < 0 and not _C._is_any_autocast_enabled()
+            and not _C._are_functorch_transforms_active() and not _C._len_torch_dispatch_stack()
+            and not _C._has_torch_function(values) and _C._get_tracing_state() is None)
+
+
+def _below_autograd_unless_graphed(backward):
+    """``backward`` run below the Autograd key when no graph of the gradient is being built."""
+    def run(ctx, *grads):
+        if _C.is_grad_enabled():  # create_graph: the backward op must record its own autograd
+            return backward(ctx, *grads)
+        with _C._AutoDispatchBelowAutograd():
+            return backward(ctx, *grads)
+    return run
+
+
+class AutogradOp:
+    """A registered op (``torch.ops.fastaug.<name>.default``) called with its autograd formula.
+
+    ``op(*args)`` takes the op's schema arguments, positionally; ``op.op`` is the registered op.
+    """
+
+    def __init__(self, qualname, backward, setup_context):
+        namespace, name = qualname.split("::")
+        self.op = getattr(getattr(torch.ops, namespace), name).default
+
+        def forward(ctx, *args):
+            with _C._AutoDispatchBelowAutograd():
+                out = self.op(*args)
+            setup_context(ctx, args, out)
+            return out
+
+        self.function = type(f"{name}_eager", (torch.autograd.Function,),
+                             {"forward": staticmethod(forward), "backward": staticmethod(backward)})
+
+    def __call__(self, *args):
+        if _C.is_grad_enabled() and _C._any_requires_grad(*args):
+            return self.function.apply(*args)
+        with _C._AutoDispatchBelowAutograd():
+            return self.op(*args)
+
+
+def register(qualname, backward, setup_context):
+    """``torch.library.register_autograd(qualname, backward, setup_context=...)`` with the backward run
+    below the Autograd key when it builds no graph, and the :class:`AutogradOp` of the same formula."""
+    backward = _below_autograd_unless_graphed(backward)
+    torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+    return AutogradOp(qualname, backward, setup_context)

@@ -1,0 +1,112 @@
+"""The public functions' eager path (fastaug/ops/_eager.py) against the registered ops it stands in for.
+
+The public image ops and apply_ops call their kernels through an ``AutogradOp``: below the Autograd
+key when no graph is needed, through a plain ``autograd.Function`` with the registered formula when
+one is. Here: it is the path taken, its outputs and gradients are bit-identical to a direct call
+of the registered op (``torch.library.register_autograd``'s path), and every context that needs the
+registered path (torch.compile, vmap, autocast, dispatch modes, forward AD, __torch_function__
+overrides, tracing) turns it off.
+"""
+import warnings
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import fastaug
+from fastaug.ops import _eager
+from opinfo import BY_NAME, requires_grad
+
+EAGER = ["warp", "affine_flow_warp", "appearance", "transform", "apply_ops"]
+
+
+def _raw_op(opinfo):
+    return getattr(torch.ops.fastaug, opinfo.raw_name).default
+
+
+def _grad_samples(opinfo):
+    return [s for s in opinfo.grad_samples("cpu") if opinfo.raw_differentiable(s)]
+
+
+@pytest.mark.parametrize("name", EAGER)
+def test_gradients_equal_the_registered_ops(name):
+    """Forward and first-order gradients through the eager autograd.Function are bit-identical to
+    those through the op's registered autograd (both run the same kernels and formula)."""
+    opinfo = BY_NAME[name]
+    for sample in _grad_samples(opinfo):
+        s = requires_grad(sample, opinfo.grad_inputs)
+        leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
+        out = s.call(opinfo.op)
+        assert type(out.grad_fn).__name__ == f"{opinfo.raw_name}_eagerBackward"
+        raw = _raw_op(opinfo)(*opinfo.raw(s))
+        assert "GeneratedBackwardFor" in type(raw.grad_fn).__name__
+        assert torch.equal(out, raw)
+        g = torch.randn(out.shape, generator=torch.Generator().manual_seed(0), dtype=out.dtype)
+        for a, b in zip(torch.autograd.grad(out, leaves, g), torch.autograd.grad(raw, leaves, g)):
+            assert torch.equal(a, b), sample
+
+
+@pytest.mark.parametrize("name", EAGER)
+def test_no_graph_without_grad(name):
+    """Without grad mode, or without an input that requires grad, the kernel is called below the
+    Autograd key: no graph node, the output of the registered op."""
+    opinfo = BY_NAME[name]
+    sample = _grad_samples(opinfo)[0]
+    expected = _raw_op(opinfo)(*opinfo.raw(sample))
+    out = sample.call(opinfo.op)
+    assert out.grad_fn is None and torch.equal(out, expected)
+    with torch.no_grad():
+        out = requires_grad(sample, opinfo.grad_inputs).call(opinfo.op)
+    assert out.grad_fn is None and not out.requires_grad and torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("name", ["warp", "transform"])
+def test_create_graph_keeps_the_backward_differentiable(name):
+    """The backward runs its op below the Autograd key only when no graph of the gradient is built:
+    with create_graph the gradient has a graph (second order, tests/ops/test_higher_order.py), without
+    it the gradient has none."""
+    opinfo = BY_NAME[name]
+    s = requires_grad(_grad_samples(opinfo)[0], opinfo.grad_inputs)
+    leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
+    (g_graph,) = torch.autograd.grad(s.call(opinfo.op).sum(), leaves[-1:], create_graph=True)
+    (g_plain,) = torch.autograd.grad(s.call(opinfo.op).sum(), leaves[-1:])
+    assert g_graph.grad_fn is not None and g_plain.grad_fn is None
+    assert torch.equal(g_graph.detach(), g_plain)
+
+
+def test_a_refused_argument_raises_one_sentence():
+    """The kernel's refusal sends the call to the checked path: the caller sees the public sentence,
+    not chained to the kernel's RuntimeError."""
+    x, flow = torch.rand(2, 3, 5, 7), torch.randn(2, 1, 5, 7)
+    with pytest.raises(ValueError, match=r"flow .* must have shape \(2, 2, 5, 7\)") as info:
+        fastaug.warp(x, flow)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+
+
+def test_plain_only_outside_the_contexts_that_need_the_registered_path():
+    assert _eager.plain(torch.zeros(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not _eager.plain()
+    with FakeTensorMode():
+        assert not _eager.plain()
+    with fwAD.dual_level():
+        assert not _eager.plain()
+    seen = []
+    torch.vmap(lambda t: seen.append(_eager.plain()) or t)(torch.zeros(2, 3))
+    assert seen == [False]
+    assert torch.compile(lambda t: t + _eager.plain(t), fullgraph=True, backend="eager")(torch.zeros(1)).item() == 0
+
+    class Logged(torch.Tensor):  # a __torch_function__ override sees the op as before
+        pass
+
+    x = torch.zeros(1)
+    assert not _eager.plain(x.as_subclass(Logged)) and _eager.plain(x, torch.nn.Parameter(x), 1.0, None)
+    with torch.device("cpu"):  # a TorchFunctionMode
+        assert not _eager.plain(x)
+    seen = []
+    with warnings.catch_warnings():  # torch.jit.trace is deprecated, still supported
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.trace(lambda t: seen.append(_eager.plain(t)) or t * 2, (x,), check_trace=False)
+    assert seen == [False]
+    assert _eager.plain(x)

