@@ -64,7 +64,10 @@ def extension(torch, cpp_extension, cuda_home):
     opt = ["-O0", "-g"] if debug else ["-O3"]
     sources = sorted(glob.glob("csrc/**/*.cpp", recursive=True))
     # at::parallel_for is header code built on OpenMP pragmas: without -fopenmp it runs serially.
-    cxx = opt + ["-fopenmp"]  # the C++ standard is left to torch (C++17 before 2.10, C++20 after)
+    # -ffp-contract=off: the CPU kernels exist once per instruction set (csrc/common/cpu_kernels.h) and
+    # every copy must round exactly as the baseline one, so no copy may fuse a multiply and an add on
+    # its own (GCC's default fuses wherever the target has FMA).
+    cxx = opt + ["-fopenmp", "-ffp-contract=off"]  # the C++ standard is left to torch (C++17 before 2.10, C++20 after)
     define = [("FASTAUG_TORCH_VERSION", f'"{torch.__version__}"')]
     kwargs = dict(include_dirs=[os.path.join(ROOT, "csrc")], extra_link_args=["-fopenmp"])
     if cuda_home:

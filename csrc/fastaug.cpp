@@ -5,6 +5,7 @@
 #include <torch/extension.h>
 
 #include "common/box_filter.h"
+#include "common/cpu_dispatch.h"
 
 #ifndef FASTAUG_TORCH_VERSION
 #define FASTAUG_TORCH_VERSION "unknown"
@@ -65,6 +66,10 @@ pybind11::dict build_info() {
   info["cuda"] = false;
   info["cuda_archs"] = "";
 #endif
+  // The copy of the CPU kernels this process runs (common/cpu_dispatch.h) and the best this CPU has.
+  const fastaug::detail::CapabilityChoice& cpu = fastaug::detail::capability_choice();
+  info["cpu_capability"] = cpu.valid ? fastaug::capability_name(cpu.capability) : "invalid";
+  info["cpu_supported"] = fastaug::capability_name(fastaug::cpu_supported_capability());
   return info;
 }
 

@@ -37,7 +37,10 @@ def build_info():
 
     Returns:
         dict with ``torch_version`` (the torch it was compiled against), ``cuda`` (bool: CUDA
-        kernels compiled in) and ``cuda_archs`` (the target architecture list, "" without CUDA).
+        kernels compiled in), ``cuda_archs`` (the target architecture list, "" without CUDA),
+        ``cpu_capability`` (the copy of the CPU kernels this process runs: "default", "avx2" or
+        "avx512", the best the CPU has capped by the environment variable FASTAUG_CPU_CAPABILITY)
+        and ``cpu_supported`` (the best this CPU has).
     """
     return dict(_C.build_info())
 

@@ -1,327 +1,624 @@
-// CPU bilinear sampling of whole output rows, for every family that warps.
+// CPU bilinear sampling of whole output rows, for every family that warps: source coordinates (warp's
+// flow, eq. 20), samples of every channel, and the backward (coordinate gradient summed over channels,
+// and the scatter into the gradient for x).
 //
-// A row is processed in two steps: `compute_taps` turns the row's source coordinates (already
-// padded, see sampling.h) into four int32 offsets, weights and validity masks per pixel (structure
-// of arrays; the portable path takes them from sampling.h's bilinear_corners, the maths the CUDA
-// kernels use), then `gather_taps` / `coordinate_grad_taps` / `scatter_taps` run per channel. On
-// CPUs with AVX2 the float32 versions use 8-wide intrinsics (hardware gathers), chosen at run time,
-// so the package still runs on any x86-64 (and non-x86) machine. Semantics match grid_sample:
-// invalid corners contribute nothing, far-away or NaN coordinates sample zero.
-#pragma once
+// Per-instruction-set code: compiled once per copy of the kernels (common/cpu_kernels.h), included by
+// common/cpu_kernels_isa.h only, inside namespace fastaug::<copy> (so no #pragma once, no includes).
+// FASTAUG_ISA_SIMD is 0 for the default copy, whose functions call sampling.h / affine_flow.h per pixel
+// (the CUDA kernels' maths), and 1 for the AVX2 / AVX-512 copies, whose float32 overloads below mirror
+// those functions lane by lane, operation for operation (no fused multiply-add, the same order of
+// additions, the same treatment of far-away and non-finite coordinates), so every copy returns the
+// same bits. Invalid corners are never read (masked gathers), so non-finite pixels outside the image
+// never leak in, as in grid_sample.
+//
+// Row buffers (coordinates and gradients) hold a multiple of 16 values, so vector code may read and
+// write whole vectors there; tensor rows are read and written with masks past their end.
 
-#include <algorithm>
-#include <cmath>
-#include <cstdint>
-#include <type_traits>
-#include <vector>
-
-#include "common/sampling.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define FASTAUG_X86_DISPATCH 1
-#include <immintrin.h>
-#endif
-
-namespace fastaug {
-
-// Per-pixel taps of one output row. Offsets index one H x W plane and are always in bounds
-// (clamped); `valid` (0 or -1) says whether a corner really lies inside the image.
+// Where an item's scatter lands: the image's gradient for x itself when the item is the whole image,
+// else the item's band (common/cpu_kernels.h). Corner offsets y * W + x are taken relative to the first
+// row held (shift()): base(c) + offset - shift() addresses row y of channel c.
 template <typename T>
-struct RowTaps {
-  std::vector<int32_t> offset[4], valid[4];
-  std::vector<T> weight[4];
-  std::vector<T> tx, ty;
-  void resize(int64_t n) {
-    for (int q = 0; q < 4; ++q) {
-      offset[q].resize(n);
-      valid[q].resize(n);
-      weight[q].resize(n);
-    }
-    tx.resize(n);
-    ty.resize(n);
+struct RowScatter {
+  T* gx;  // the image's C planes of H * W
+  cpu::ScatterBand<T>* band;
+  int64_t C, H, W;
+  int64_t lo() const { return band ? band->wlo : 0; }
+  int64_t hi() const { return band ? band->whi : H; }
+  int64_t shift() const { return lo() * W; }
+  T* base(int64_t c) const { return band ? band->window(c, W) : gx + c * H * W; }
+  T* row(int64_t c, int64_t y) const { return base(c) + (y - lo()) * W; }  // y in [lo(), hi())
+  // Readies the rows touched by pixels whose corner 0 is on rows [y0_min, y0_max] (each with a valid
+  // corner, so y0 in [-1, H - 1]); true when they are all held, i.e. base(c) + offset works for them.
+  bool prepare(int64_t y0_min, int64_t y0_max) const {
+    if (!band) return true;
+    band->zero_rows(std::max<int64_t>(y0_min, 0), std::min(y0_max + 1, H - 1), C, W);
+    return y0_min >= (lo() == 0 ? -1 : lo()) && y0_max <= (hi() == H ? H - 1 : hi() - 2);
+  }
+  // Any row of the image (after prepare).
+  T* at(int64_t c, int64_t y, int64_t xcol) const {
+    if (band && (y < band->wlo || y >= band->whi)) return band->overflow_row(y, c, C, W) + xcol;
+    return row(c, y) + xcol;
   }
 };
 
-inline bool cpu_has_avx2() {
-#ifdef FASTAUG_X86_DISPATCH
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-#else
-  return false;
-#endif
-}
+// The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
+// an element in this one order: output rows in order; each row in blocks of kScatterBlock pixels from
+// its start; within a block, for each channel, first the left corners (0, then 2) of every pixel in
+// order, then their right corners (1, then 3). Left-then-right keeps the pixels of a smooth flow, which
+// share corners with their neighbours, from chaining their additions through memory (pixel-major
+// order is up to 4x slower there).
+constexpr int kScatterBlock = 16;
 
-// ---- portable versions --------------------------------------------------------------------------
-
+// One block's scatter: per pixel l < m, corner q's weight times gout (wg[q][1 + l]; wg[q][0] is padding
+// for the SIMD copies' shifted loads), corner 0's offset (relative, see RowScatter), column and row,
+// and validity.
 template <typename T>
-inline void compute_taps_scalar(const T* ix, const T* iy, int64_t begin, int64_t end, int32_t H, int32_t W,
-                                RowTaps<T>& t) {
-  for (int64_t j = begin; j < end; ++j) {
-    // The corners and weights of sampling.h (the maths the CUDA kernels use), stored as taps.
-    const Corners<T> c = bilinear_corners(ix[j], iy[j], H, W);
-    for (int q = 0; q < 4; ++q) {
-      t.offset[q][j] = static_cast<int32_t>(c.offset[q]);
-      t.valid[q][j] = c.valid[q] ? -1 : 0;
-      t.weight[q][j] = c.weight[q];
-    }
-    t.tx[j] = c.tx;
-    t.ty[j] = c.ty;
-  }
-}
-
-template <typename T>
-inline void gather_taps_scalar(const T* xc, const RowTaps<T>& t, int64_t begin, int64_t end, T* out) {
-  for (int64_t j = begin; j < end; ++j) {
-    T acc = T(0);
-    for (int q = 0; q < 4; ++q)
-      if (t.valid[q][j]) acc += t.weight[q][j] * xc[t.offset[q][j]];
-    out[j] = acc;
-  }
-}
-
-template <typename T>
-inline void coordinate_grad_taps_scalar(const T* xc, const T* go, const RowTaps<T>& t, int64_t begin, int64_t end,
-                                        T* g_ix, T* g_iy) {
-  for (int64_t j = begin; j < end; ++j) {
-    T v[4], d_ix, d_iy;
-    for (int q = 0; q < 4; ++q) v[q] = t.valid[q][j] ? xc[t.offset[q][j]] : T(0);
-    bilinear_coordinate_grad(t.tx[j], t.ty[j], v, &d_ix, &d_iy);  // sampling.h: the CUDA kernels' maths
-    g_ix[j] += go[j] * d_ix;
-    g_iy[j] += go[j] * d_iy;
-  }
-}
-
-// ---- AVX2 float32 versions ----------------------------------------------------------------------
-
-#ifdef FASTAUG_X86_DISPATCH
-// Taps of 8 pixels, in registers.
-struct Taps8 {
-  __m256i offset[4];
-  __m256 valid[4];  // all-ones bits where the corner is inside the image
-  __m256 weight[4];
-  __m256 tx, ty;
+struct ScatterBlock {
+  alignas(64) T wg[4][1 + kScatterBlock + 15];
+  alignas(64) int32_t off[kScatterBlock], x0[kScatterBlock], y0[kScatterBlock];
+  uint32_t valid[4];  // bit l: corner valid at pixel l
+  int m;
+  bool all_valid;     // every corner of every pixel valid
+  bool held;          // every corner on a row RowScatter holds (base(c) + offset works)
 };
 
-__attribute__((target("avx2,fma"))) inline Taps8 taps8(__m256 x, __m256 y, int32_t H, int32_t W) {
-  const __m256i m1 = _mm256_set1_epi32(-1), zero = _mm256_setzero_si256(), one_i = _mm256_set1_epi32(1);
-  const __m256i vW = _mm256_set1_epi32(W), vH = _mm256_set1_epi32(H);
-  const __m256 one = _mm256_set1_ps(1.f);
-  // max_ps returns its second operand when the first is NaN: NaN -> -2, like the scalar path.
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-2.f)), _mm256_set1_ps(float(W + 1)));
-  y = _mm256_min_ps(_mm256_max_ps(y, _mm256_set1_ps(-2.f)), _mm256_set1_ps(float(H + 1)));
-  const __m256 fx = _mm256_floor_ps(x), fy = _mm256_floor_ps(y);
-  Taps8 t;
-  t.tx = _mm256_sub_ps(x, fx);
-  t.ty = _mm256_sub_ps(y, fy);
-  const __m256i x0 = _mm256_cvttps_epi32(fx), y0 = _mm256_cvttps_epi32(fy);
-  const __m256i x1 = _mm256_add_epi32(x0, one_i), y1 = _mm256_add_epi32(y0, one_i);
-  const __m256i vx0 = _mm256_and_si256(_mm256_cmpgt_epi32(x0, m1), _mm256_cmpgt_epi32(vW, x0));
-  const __m256i vx1 = _mm256_and_si256(_mm256_cmpgt_epi32(x1, m1), _mm256_cmpgt_epi32(vW, x1));
-  const __m256i vy0 = _mm256_and_si256(_mm256_cmpgt_epi32(y0, m1), _mm256_cmpgt_epi32(vH, y0));
-  const __m256i vy1 = _mm256_and_si256(_mm256_cmpgt_epi32(y1, m1), _mm256_cmpgt_epi32(vH, y1));
-  const __m256i wm1 = _mm256_set1_epi32(W - 1), hm1 = _mm256_set1_epi32(H - 1);
-  const __m256i cx0 = _mm256_min_epi32(_mm256_max_epi32(x0, zero), wm1);
-  const __m256i cx1 = _mm256_min_epi32(_mm256_max_epi32(x1, zero), wm1);
-  const __m256i ry0 = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_max_epi32(y0, zero), hm1), vW);
-  const __m256i ry1 = _mm256_mullo_epi32(_mm256_min_epi32(_mm256_max_epi32(y1, zero), hm1), vW);
-  t.offset[0] = _mm256_add_epi32(ry0, cx0);
-  t.offset[1] = _mm256_add_epi32(ry0, cx1);
-  t.offset[2] = _mm256_add_epi32(ry1, cx0);
-  t.offset[3] = _mm256_add_epi32(ry1, cx1);
-  t.valid[0] = _mm256_castsi256_ps(_mm256_and_si256(vy0, vx0));
-  t.valid[1] = _mm256_castsi256_ps(_mm256_and_si256(vy0, vx1));
-  t.valid[2] = _mm256_castsi256_ps(_mm256_and_si256(vy1, vx0));
-  t.valid[3] = _mm256_castsi256_ps(_mm256_and_si256(vy1, vx1));
-  const __m256 ux = _mm256_sub_ps(one, t.tx), uy = _mm256_sub_ps(one, t.ty);
-  t.weight[0] = _mm256_mul_ps(ux, uy);
-  t.weight[1] = _mm256_mul_ps(t.tx, uy);
-  t.weight[2] = _mm256_mul_ps(ux, t.ty);
-  t.weight[3] = _mm256_mul_ps(t.tx, t.ty);
+// Readies the rows the block touches; sets b.held.
+template <typename T>
+void prepare_block(ScatterBlock<T>& b, const RowScatter<T>& sc) {
+  const uint32_t some = b.valid[0] | b.valid[1] | b.valid[2] | b.valid[3];
+  b.held = true;
+  if (!some || !sc.band) return;
+  int64_t y_min = sc.H, y_max = -1;
+  for (int l = 0; l < b.m; ++l)
+    if ((some >> l) & 1u) {
+      y_min = std::min<int64_t>(y_min, b.y0[l]);
+      y_max = std::max<int64_t>(y_max, b.y0[l]);
+    }
+  b.held = sc.prepare(y_min, y_max);
+}
+
+// Plane c's share of a block, in the order above, one addition at a time.
+template <typename T>
+void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc) {
+  const int64_t W = sc.W;
+  const T *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
+  if (!b.held) {  // a flow reaching past the band's window: row by row
+    for (int l = 0; l < b.m; ++l) {
+      if ((b.valid[0] >> l) & 1u) *sc.at(c, b.y0[l], b.x0[l]) += w0[l];
+      if ((b.valid[2] >> l) & 1u) *sc.at(c, b.y0[l] + 1, b.x0[l]) += w2[l];
+    }
+    for (int l = 0; l < b.m; ++l) {
+      if ((b.valid[1] >> l) & 1u) *sc.at(c, b.y0[l], b.x0[l] + 1) += w1[l];
+      if ((b.valid[3] >> l) & 1u) *sc.at(c, b.y0[l] + 1, b.x0[l] + 1) += w3[l];
+    }
+    return;
+  }
+  T* g = sc.base(c);
+  if (b.all_valid) {
+    for (int l = 0; l < b.m; ++l) {
+      T* p = g + b.off[l];
+      p[0] += w0[l];
+      p[W] += w2[l];
+    }
+    for (int l = 0; l < b.m; ++l) {
+      T* p = g + b.off[l];
+      p[1] += w1[l];
+      p[W + 1] += w3[l];
+    }
+    return;
+  }
+  // Some corners outside the image: theirs go to a scratch slot per pixel instead (no branches to
+  // mispredict; the image's elements get exactly the additions above).
+  T spare[kScatterBlock];
+  auto at = [&](int q, int l, int64_t d) { return ((b.valid[q] >> l) & 1u) ? g + b.off[l] + d : spare + l; };
+  for (int l = 0; l < b.m; ++l) {
+    *at(0, l, 0) += w0[l];
+    *at(2, l, W) += w2[l];
+  }
+  for (int l = 0; l < b.m; ++l) {
+    *at(1, l, 1) += w1[l];
+    *at(3, l, W + 1) += w3[l];
+  }
+}
+
+// ---- the default copy: per-pixel maths of sampling.h / affine_flow.h ------------------------------
+
+// Source coordinates (padding applied) of output row i of `warp` and their padding derivatives.
+template <typename T>
+void warp_coords_row(const T* fx, const T* fy, int64_t i, int64_t H, int64_t W, int64_t padding, bool align,
+                     T* ix, T* iy, T* mx, T* my) {
+  for (int64_t j = 0; j < W; ++j)
+    flow_source(fx[j], fy[j], i, j, H, W, padding, align, &ix[j], &iy[j], &mx[j], &my[j]);
+}
+
+// Source coordinates of output row i by eq. 20 from the smoothed maps' rows sm[0..5] (w0..w3, b0, b1);
+// ux[j] = normalised_coordinate(j, W) (the SIMD copies read it, this one recomputes it).
+template <typename T>
+void eq20_coords_row(const T* const* sm, const T* /*ux*/, int64_t i, int64_t H, int64_t W, int64_t padding, T* ix,
+                     T* iy, T* mx, T* my) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j)
+    eq20_source<T>(sm[0][j], sm[1][j], sm[2][j], sm[3][j], sm[4][j], sm[5][j], uy, i, j, H, W, padding, &ix[j],
+                   &iy[j], &mx[j], &my[j]);
+}
+
+// out[c * out_stride + j] = bilinear sample of plane c of x (C planes of H * W) at (ix[j], iy[j]).
+template <typename T>
+void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, T* out,
+                int64_t out_stride) {
+  const int64_t plane = H * W;
+  for (int64_t j = 0; j < n; ++j) {
+    const Corners<T> k = bilinear_corners(ix[j], iy[j], H, W);
+    for (int64_t c = 0; c < C; ++c) {
+      const T* xc = x + c * plane;
+      T acc = T(0);
+      for (int q = 0; q < 4; ++q)
+        if (k.valid[q]) acc += k.weight[q] * xc[k.offset[q]];
+      out[c * out_stride + j] = acc;
+    }
+  }
+}
+
+// gix[j], giy[j] = d(loss)/d(ix[j]), d(loss)/d(iy[j]) summed over the C channels, with gout the
+// gradient of the samples (channel stride gout_stride); with a RowScatter, also adds weight * gout into
+// the gradient for x at every valid corner (in the order of kScatterBlock).
+template <typename T>
+void grad_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, const T* gout,
+              int64_t gout_stride, T* gix, T* giy, const RowScatter<T>* sc) {
+  const int64_t plane = H * W;
+  ScatterBlock<T> b;
+  Corners<T> k[kScatterBlock];
+  for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
+    b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
+    b.all_valid = true;
+    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    for (int l = 0; l < b.m; ++l) {
+      k[l] = bilinear_corners(ix[j0 + l], iy[j0 + l], H, W);
+      const bool some = k[l].valid[0] || k[l].valid[1] || k[l].valid[2] || k[l].valid[3];
+      // Corner 0's pixel (only used at valid corners, which exclude non-finite coordinates).
+      b.y0[l] = some ? static_cast<int32_t>(::floor(iy[j0 + l])) : 0;
+      b.x0[l] = some ? static_cast<int32_t>(::floor(ix[j0 + l])) : 0;
+      b.off[l] = b.y0[l] * static_cast<int32_t>(W) + b.x0[l];
+      for (int q = 0; q < 4; ++q) {
+        b.valid[q] |= static_cast<uint32_t>(k[l].valid[q]) << l;
+        b.all_valid = b.all_valid && k[l].valid[q];
+      }
+    }
+    if (sc) {
+      prepare_block(b, *sc);
+      for (int l = 0; l < b.m; ++l) b.off[l] -= static_cast<int32_t>(sc->shift());
+    }
+    T gxa[kScatterBlock] = {}, gya[kScatterBlock] = {};
+    for (int64_t c = 0; c < C; ++c) {
+      for (int l = 0; l < b.m; ++l) {
+        T v[4], d_ix, d_iy;
+        corner_values(x + c * plane, k[l], v);
+        bilinear_coordinate_grad(k[l], v, &d_ix, &d_iy);
+        const T go = gout[c * gout_stride + j0 + l];
+        gxa[l] += go * d_ix;
+        gya[l] += go * d_iy;
+        for (int q = 0; q < 4; ++q) b.wg[q][1 + l] = k[l].weight[q] * go;
+      }
+      if (sc) scatter_block(b, c, *sc);
+    }
+    for (int l = 0; l < b.m; ++l) {
+      gix[j0 + l] = gxa[l];
+      giy[j0 + l] = gya[l];
+    }
+  }
+}
+
+#if FASTAUG_ISA_SIMD
+// ---- the SIMD copies (float32): the same maths, kLanes pixels at a time -----------------------------
+
+// The per-vector helpers below must become part of their callers' loops.
+#define FASTAUG_SIMD_INLINE __attribute__((always_inline)) inline
+
+// clip_coordinate (sampling.h) of every lane.
+FASTAUG_SIMD_INLINE vec::Vf simd_clip(vec::Vf in, int64_t size, vec::Vf* grad) {
+  using namespace vec;
+  const Vf hi = set1(static_cast<float>(size - 1));
+  const Mask low = le(in, zero()), high = ge(in, hi);
+  *grad = select(low | high, zero(), set1(1.f));
+  return select(low, zero(), select(high, hi, in));
+}
+
+// reflect_coordinate (sampling.h) of every lane. Its remainder is fmod's exact one (the quotient from
+// the rounded division, corrected once when it is one too large, then an exact fused remainder); the
+// parity of the reflection comes from the rounded quotient, as in the scalar code. False when a lane
+// needs the scalar code: non-finite or more than 2^22 spans away.
+FASTAUG_SIMD_INLINE bool simd_reflect(vec::Vf in, int64_t twice_low, int64_t twice_high, vec::Vf* out, vec::Vf* grad) {
+  using namespace vec;
+  if (twice_low == twice_high) {
+    *out = *grad = zero();
+    return true;
+  }
+  const float low = static_cast<float>(twice_low) / 2;
+  const float span = static_cast<float>(twice_high - twice_low) / 2;
+  in = in - set1(low);
+  const Mask neg = lt(in, zero());
+  const Vf sign = select(neg, set1(-1.f), set1(1.f));
+  in = select(neg, -in, in);
+  const Vf vspan = set1(span);
+  const Vf flips = floor(in / vspan);
+  if (!all(lt(flips, set1(4194304.f)))) return false;
+  Vf extra = fma(-flips, vspan, in);
+  extra = select(lt(extra, zero()), fma(-(flips - set1(1.f)), vspan, in), extra);
+  const Mask even = eq(trunc_i(flips) & set1i(1), set1i(0));
+  *grad = select(even, sign, -sign);
+  *out = select(even, extra + set1(low), (vspan - extra) + set1(low));
+  return true;
+}
+
+// pad_coordinate (sampling.h) of every lane; false when a lane needs the scalar code.
+FASTAUG_SIMD_INLINE bool simd_pad(vec::Vf c, int64_t size, int64_t padding, bool align, vec::Vf* out, vec::Vf* grad) {
+  using namespace vec;
+  if (padding == kBorder) {
+    *out = simd_clip(c, size, grad);
+    return true;
+  }
+  if (padding == kReflection) {
+    Vf r, g_reflect, g_clip;
+    const bool ok = align ? simd_reflect(c, 0, 2 * (size - 1), &r, &g_reflect)
+                          : simd_reflect(c, -1, 2 * size - 1, &r, &g_reflect);
+    if (!ok) return false;
+    *out = simd_clip(r, size, &g_clip);
+    *grad = g_reflect * g_clip;
+    return true;
+  }
+  *out = c;
+  *grad = set1(1.f);
+  return true;
+}
+
+// Lanes [0, m) of a tensor row (m < kLanes: masked, nothing past the row is read).
+FASTAUG_SIMD_INLINE vec::Vf simd_load_row(const float* p, int m) { return m == vec::kLanes ? vec::loadu(p) : vec::load_n(p, m); }
+FASTAUG_SIMD_INLINE void simd_store_row(float* p, vec::Vf a, int m) {
+  if (m == vec::kLanes)
+    vec::storeu(p, a);
+  else
+    vec::store_n(p, a, m);
+}
+FASTAUG_SIMD_INLINE vec::Vf simd_column(int64_t j) { return vec::to_f(vec::iota_i() + vec::set1i(static_cast<int32_t>(j))); }
+
+inline void warp_coords_row(const float* fx, const float* fy, int64_t i, int64_t H, int64_t W, int64_t padding,
+                            bool align, float* ix, float* iy, float* mx, float* my) {
+  using namespace vec;
+  const Vf row = set1(static_cast<float>(i));
+  for (int64_t j = 0; j < W; j += kLanes) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, W - j));
+    const Vf cx = simd_column(j) + simd_load_row(fx + j, m), cy = row + simd_load_row(fy + j, m);
+    Vf ox, oy, gx, gy;
+    if (simd_pad(cx, W, padding, align, &ox, &gx) && simd_pad(cy, H, padding, align, &oy, &gy)) {
+      storeu(ix + j, ox);
+      storeu(iy + j, oy);
+      storeu(mx + j, gx);
+      storeu(my + j, gy);
+    } else {
+      for (int l = 0; l < m; ++l)
+        flow_source(fx[j + l], fy[j + l], i, j + l, H, W, padding, align, &ix[j + l], &iy[j + l], &mx[j + l],
+                    &my[j + l]);
+    }
+  }
+}
+
+inline void eq20_coords_row(const float* const* sm, const float* ux, int64_t i, int64_t H, int64_t W,
+                            int64_t padding, float* ix, float* iy, float* mx, float* my) {
+  using namespace vec;
+  const float uy_s = normalised_coordinate<float>(i, H);
+  const float half_w_s = static_cast<float>(W) / 2, half_h_s = static_cast<float>(H) / 2;
+  const Vf uy = set1(uy_s), half_w = set1(half_w_s), half_h = set1(half_h_s), row = set1(static_cast<float>(i));
+  for (int64_t j = 0; j < W; j += kLanes) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, W - j));
+    const Vf w0 = simd_load_row(sm[0] + j, m), w1 = simd_load_row(sm[1] + j, m);
+    const Vf w2 = simd_load_row(sm[2] + j, m), w3 = simd_load_row(sm[3] + j, m);
+    const Vf b0 = simd_load_row(sm[4] + j, m), b1 = simd_load_row(sm[5] + j, m);
+    const Vf u = loadu(ux + j);
+    const Vf dx = w0 * u + w1 * uy + b0, dy = w2 * u + w3 * uy + b1;
+    Vf ox, oy, gx, gy;
+    if (simd_pad(simd_column(j) + half_w * dx, W, padding, false, &ox, &gx) &&
+        simd_pad(row + half_h * dy, H, padding, false, &oy, &gy)) {
+      storeu(ix + j, ox);
+      storeu(iy + j, oy);
+      storeu(mx + j, gx * half_w);
+      storeu(my + j, gy * half_h);
+    } else {
+      for (int l = 0; l < m; ++l)
+        eq20_source<float>(sm[0][j + l], sm[1][j + l], sm[2][j + l], sm[3][j + l], sm[4][j + l], sm[5][j + l], uy_s,
+                           i, j + l, H, W, padding, &ix[j + l], &iy[j + l], &mx[j + l], &my[j + l]);
+    }
+  }
+}
+
+// The four corners of kLanes sampling points (bilinear_corners of sampling.h, lane by lane). Lanes
+// past the row's end (m <= lane) sample pixel (0, 0), are never stored, and have no valid corner.
+struct SimdTaps {
+  vec::Vi offset, x0, y0;  // offset = y0 * W + x0 of corner 0
+  vec::Mask valid[4];
+  vec::Vf weight[4];
+  vec::Vf tx, ty;
+  int32_t base;     // lane 0's offset
+  bool interior;    // every corner of every lane inside the image: pair gathers, no masks
+  bool contiguous;  // ... and the lanes' corners on one row pair, consecutive columns: plain loads
+};
+
+FASTAUG_SIMD_INLINE SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
+  using namespace vec;
+  const Mask active = first_n(m);
+  x = select(active, x, zero());
+  y = select(active, y, zero());
+  // Far away or NaN: clamp into [-2, size + 1] (NaN -> -2), where no corner is valid, so floor -> int
+  // is safe; the weights of valid corners (coordinates in [-1, size]) are unchanged.
+  x = select(ge(x, set1(-2.f)), x, set1(-2.f));
+  x = select(le(x, set1(static_cast<float>(W + 1))), x, set1(static_cast<float>(W + 1)));
+  y = select(ge(y, set1(-2.f)), y, set1(-2.f));
+  y = select(le(y, set1(static_cast<float>(H + 1))), y, set1(static_cast<float>(H + 1)));
+  const Vf fx = floor(x), fy = floor(y);
+  SimdTaps t;
+  t.tx = x - fx;
+  t.ty = y - fy;
+  t.x0 = trunc_i(fx);
+  t.y0 = trunc_i(fy);
+  const Vi wi = set1i(static_cast<int32_t>(W)), hi = set1i(static_cast<int32_t>(H));
+  const Mask vx0 = gt(t.x0, set1i(-1)) & gt(wi, t.x0), vx1 = gt(t.x0, set1i(-2)) & gt(wi - set1i(1), t.x0);
+  const Mask vy0 = gt(t.y0, set1i(-1)) & gt(hi, t.y0), vy1 = gt(t.y0, set1i(-2)) & gt(hi - set1i(1), t.y0);
+  t.interior = all(vy0 & vy1 & vx0 & vx1);
+  t.valid[0] = vy0 & vx0 & active;
+  t.valid[1] = vy0 & vx1 & active;
+  t.valid[2] = vy1 & vx0 & active;
+  t.valid[3] = vy1 & vx1 & active;
+  t.offset = t.y0 * wi + t.x0;
+  t.base = first(t.offset);
+  t.contiguous = t.interior && all_of(eq(t.offset, broadcast_first(t.offset) + iota_i()) &
+                                      eq(t.y0, broadcast_first(t.y0)), active);
+  const Vf ux = set1(1.f) - t.tx, uy = set1(1.f) - t.ty;
+  t.weight[0] = ux * uy;
+  t.weight[1] = t.tx * uy;
+  t.weight[2] = ux * t.ty;
+  t.weight[3] = t.tx * t.ty;
   return t;
 }
 
-__attribute__((target("avx2,fma"))) inline int64_t compute_taps_avx2(const float* ix, const float* iy, int64_t n,
-                                                                     int32_t H, int32_t W, RowTaps<float>& t) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const Taps8 k = taps8(_mm256_loadu_ps(ix + j), _mm256_loadu_ps(iy + j), H, W);
-    for (int q = 0; q < 4; ++q) {
-      _mm256_storeu_si256((__m256i*)(t.offset[q].data() + j), k.offset[q]);
-      _mm256_storeu_si256((__m256i*)(t.valid[q].data() + j), _mm256_castps_si256(k.valid[q]));
-      _mm256_storeu_ps(t.weight[q].data() + j, k.weight[q]);
-    }
-    _mm256_storeu_ps(t.tx.data() + j, k.tx);
-    _mm256_storeu_ps(t.ty.data() + j, k.ty);
+// The four corner values of plane xc for the first m lanes, 0 at invalid corners.
+FASTAUG_SIMD_INLINE void simd_corner_values(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf v[4]) {
+  using namespace vec;
+  if (t.contiguous) {  // consecutive pixels of two rows: plain (masked) loads
+    const float* p = xc + t.base;
+    v[0] = simd_load_row(p, m);
+    v[1] = simd_load_row(p + 1, m);
+    v[2] = simd_load_row(p + W, m);
+    v[3] = simd_load_row(p + W + 1, m);
+    return;
   }
-  return j;
+  const Vi down = set1i(static_cast<int32_t>(W));
+  if (t.interior) {
+    gather_pairs(xc, t.offset, &v[0], &v[1]);
+    gather_pairs(xc, t.offset + down, &v[2], &v[3]);
+  } else if (W >= 2) {
+    // Each row's two corners still read as one pair, from column xb = clamp(x0, 0, W - 2), and picked
+    // out of it: the left corner is the pair's first value when x0 == xb, its second when x0 == W - 1;
+    // the right one its second, or its first when x0 == -1. Invalid corners: 0, and rows without a
+    // valid corner are not read.
+    const Vi xb = min(max(t.x0, set1i(0)), set1i(static_cast<int32_t>(W - 2)));
+    const Mask same = eq(t.x0, xb);
+    const Vi row0 = t.offset - t.x0 + xb;
+    Vf lo, hi;
+    gather_pairs(xc, row0, t.valid[0] | t.valid[1], &lo, &hi);
+    v[0] = select(t.valid[0], select(same, lo, hi), zero());
+    v[1] = select(t.valid[1], select(same, hi, lo), zero());
+    gather_pairs(xc, row0 + down, t.valid[2] | t.valid[3], &lo, &hi);
+    v[2] = select(t.valid[2], select(same, lo, hi), zero());
+    v[3] = select(t.valid[3], select(same, hi, lo), zero());
+  } else {  // one-pixel-wide images: no pairs
+    const Vi right = set1i(1);
+    v[0] = gather(xc, t.offset, t.valid[0]);
+    v[1] = gather(xc, t.offset + right, t.valid[1]);
+    v[2] = gather(xc, t.offset + down, t.valid[2]);
+    v[3] = gather(xc, t.offset + down + right, t.valid[3]);
+  }
 }
 
-// Sample C planes at 8 pixels straight from registers (no taps stored): the forward fast path.
-__attribute__((target("avx2,fma"))) inline int64_t sample_row_avx2(const float* ix, const float* iy, int64_t n,
-                                                                   int32_t H, int32_t W, const float* x, int64_t C,
-                                                                   float* out, int64_t out_stride) {
-  const int64_t plane = int64_t(H) * W;
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const Taps8 k = taps8(_mm256_loadu_ps(ix + j), _mm256_loadu_ps(iy + j), H, W);
+// The bilinear sample of plane xc (sampling.h's sum: corner by corner from 0, invalid corners adding 0).
+FASTAUG_SIMD_INLINE vec::Vf simd_sample(const SimdTaps& t, const float* xc, int64_t W, int m) {
+  using namespace vec;
+  Vf v[4];
+  simd_corner_values(t, xc, W, m, v);
+  return zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
+}
+
+// go * d(sample of plane xc)/d(ix) and /d(iy) (sampling.h's bilinear_coordinate_grad) added to gxa, gya.
+FASTAUG_SIMD_INLINE void simd_add_coordinate_grad(const SimdTaps& t, const float* xc, int64_t W, int m, vec::Vf go,
+                                                  vec::Vf* gxa, vec::Vf* gya) {
+  using namespace vec;
+  Vf v[4];
+  simd_corner_values(t, xc, W, m, v);
+  const Vf d_ix = (v[1] - v[0]) * (set1(1.f) - t.ty) + (v[3] - v[2]) * t.ty;
+  const Vf d_iy = (v[2] - v[0]) * (set1(1.f) - t.tx) + (v[3] - v[1]) * t.tx;
+  *gxa = *gxa + go * d_ix;
+  *gya = *gya + go * d_iy;
+}
+
+inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
+                       float* out, int64_t out_stride) {
+  using namespace vec;
+  const int64_t plane = H * W;
+  for (int64_t j = 0; j < n; j += kLanes) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
+    const SimdTaps t = simd_taps(loadu(ix + j), loadu(iy + j), m, H, W);
+    for (int64_t c = 0; c < C; ++c) simd_store_row(out + c * out_stride + j, simd_sample(t, x + c * plane, W, m), m);
+  }
+}
+
+// scatter_block for a block whose corners lie on one row pair at consecutive columns:
+// the same additions, a vector at a time. Column x0 + l gets the left corner of pixel l, then the right
+// corner of pixel l - 1 (the vector of right corners loaded one lane back), as in the scalar order.
+inline void simd_scatter_contiguous(const ScatterBlock<float>& b, float* g, int64_t W) {
+  using namespace vec;
+  for (int r = 0; r < 2; ++r) {
+    float* p = g + b.off[0] + r * W;
+    const float *left = b.wg[2 * r] + 1, *right = b.wg[2 * r + 1] + 1;
+    for (int s = 0; s * kLanes < b.m; ++s) {
+      const int ms = std::min(kLanes, b.m - s * kLanes);
+      const Mask shifted = s == 0 ? andnot(first_n(1), first_n(ms)) : first_n(ms);
+      Vf acc = simd_load_row(p + s * kLanes, ms) + loadu(left + s * kLanes);
+      acc = select(shifted, acc + loadu(right + s * kLanes - 1), acc);
+      simd_store_row(p + s * kLanes, acc, ms);
+    }
+    p[b.m] += right[b.m - 1];
+  }
+}
+
+inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
+                     const float* gout, int64_t gout_stride, float* gix, float* giy, const RowScatter<float>* sc) {
+  using namespace vec;
+  constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
+  const int64_t plane = H * W;
+  ScatterBlock<float> b;
+  for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
+    b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
+    SimdTaps t[S] = {};
+    int ms[S];
+    bool contiguous = true;
+    b.all_valid = true;
+    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    for (int s = 0; s < S; ++s) {
+      ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
+      if (!ms[s]) continue;
+      t[s] = simd_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W);
+      if (!sc) continue;
+      for (int q = 0; q < 4; ++q) b.valid[q] |= mask_bits(t[s].valid[q]) << (s * kLanes);
+      b.all_valid = b.all_valid && t[s].interior;
+      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
+      storeu_i(b.x0 + s * kLanes, t[s].x0);
+      storeu_i(b.y0 + s * kLanes, t[s].y0);
+    }
+    if (sc) {
+      prepare_block(b, *sc);
+      const Vi shift = set1i(static_cast<int32_t>(sc->shift()));
+      for (int s = 0; s < S; ++s)
+        if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
+    }
+    Vf gxa[S], gya[S];
+    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = zero();
     for (int64_t c = 0; c < C; ++c) {
-      const float* xc = x + c * plane;
-      __m256 acc = _mm256_mul_ps(k.weight[0], _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[0], k.valid[0], 4));
-      for (int q = 1; q < 4; ++q)
-        acc = _mm256_fmadd_ps(k.weight[q], _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[q], k.valid[q], 4), acc);
-      _mm256_storeu_ps(out + c * out_stride + j, acc);
+      for (int s = 0; s < S; ++s) {
+        if (!ms[s]) continue;
+        const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
+        if (sc)
+          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
+      }
+      if (!sc) continue;
+      // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
+      if (contiguous && b.held && W > kScatterBlock)
+        simd_scatter_contiguous(b, sc->base(c), W);
+      else
+        scatter_block(b, c, *sc);
+    }
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
+      storeu(gix + j0 + s * kLanes, gxa[s]);
+      storeu(giy + j0 + s * kLanes, gya[s]);
     }
   }
-  return j;
 }
+// ---- warp, fused: pixels [f0, f1) of an image as one flat range (no per-row tails), the source
+// coordinates computed in registers. Each lane carries its own row and column; per pixel the maths is
+// warp_coords_row's and sample_row's / grad_row's exactly.
 
-// d(loss)/d(ix), d(loss)/d(iy) of 8 pixels over C planes, from registers: the backward fast path
-// when no gradient for x is needed. Writes (not accumulates) g_ix, g_iy.
-__attribute__((target("avx2,fma"))) inline int64_t coordinate_grad_row_avx2(const float* ix, const float* iy,
-                                                                            int64_t n, int32_t H, int32_t W,
-                                                                            const float* x, const float* gout,
-                                                                            int64_t gout_stride, int64_t C,
-                                                                            float* g_ix, float* g_iy) {
-  const int64_t plane = int64_t(H) * W;
-  const __m256 one = _mm256_set1_ps(1.f);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const Taps8 k = taps8(_mm256_loadu_ps(ix + j), _mm256_loadu_ps(iy + j), H, W);
-    const __m256 utx = _mm256_sub_ps(one, k.tx), uty = _mm256_sub_ps(one, k.ty);
-    __m256 gx = _mm256_setzero_ps(), gy = _mm256_setzero_ps();
-    for (int64_t c = 0; c < C; ++c) {
-      const float* xc = x + c * plane;
-      __m256 v[4];
-      for (int q = 0; q < 4; ++q) v[q] = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, k.offset[q], k.valid[q], 4);
-      const __m256 g = _mm256_loadu_ps(gout + c * gout_stride + j);
-      const __m256 d_ix = _mm256_fmadd_ps(_mm256_sub_ps(v[3], v[2]), k.ty, _mm256_mul_ps(_mm256_sub_ps(v[1], v[0]), uty));
-      const __m256 d_iy = _mm256_fmadd_ps(_mm256_sub_ps(v[3], v[1]), k.tx, _mm256_mul_ps(_mm256_sub_ps(v[2], v[0]), utx));
-      gx = _mm256_fmadd_ps(g, d_ix, gx);
-      gy = _mm256_fmadd_ps(g, d_iy, gy);
+// The rows and columns of kLanes consecutive pixels, advanced a vector at a time.
+struct SimdPixels {
+  vec::Vi row, col;
+  int64_t W;
+  SimdPixels(int64_t f, int64_t W_) : W(W_) {
+    using namespace vec;
+    row = set1i(static_cast<int32_t>(f / W));
+    col = set1i(static_cast<int32_t>(f % W)) + iota_i();
+    wrap();
+  }
+  void next() {
+    col = col + vec::set1i(vec::kLanes);
+    wrap();
+  }
+  void wrap() {
+    using namespace vec;
+    const Vi w = set1i(static_cast<int32_t>(W));
+    for (Mask past = gt(col, w - set1i(1)); any(past); past = gt(col, w - set1i(1))) {
+      col = select(past, col - w, col);
+      row = select(past, row + set1i(1), row);
     }
-    _mm256_storeu_ps(g_ix + j, gx);
-    _mm256_storeu_ps(g_iy + j, gy);
   }
-  return j;
+};
+
+// Source coordinates (and padding derivatives) of kLanes pixels, by the scalar maths lane by lane (for
+// a vector simd_pad declines).
+__attribute__((noinline)) inline void simd_warp_coords_scalar(const float* fx, const float* fy, int64_t f, int m,
+                                                              const SimdPixels& px, int64_t H, int64_t W,
+                                                              int64_t padding, bool align, vec::Vf out[4]) {
+  using namespace vec;
+  alignas(64) int32_t rows[kLanes], cols[kLanes];
+  alignas(64) float o[4][kLanes] = {};
+  storeu_i(rows, px.row);
+  storeu_i(cols, px.col);
+  for (int l = 0; l < m; ++l)
+    flow_source(fx[f + l], fy[f + l], rows[l], cols[l], H, W, padding, align, &o[0][l], &o[1][l], &o[2][l], &o[3][l]);
+  for (int q = 0; q < 4; ++q) out[q] = loadu(o[q]);
 }
 
-__attribute__((target("avx2,fma"))) inline __m256 gather_corner(const float* xc, const RowTaps<float>& t, int q,
-                                                                int64_t j) {
-  const __m256i idx = _mm256_loadu_si256((const __m256i*)(t.offset[q].data() + j));
-  const __m256 mask = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(t.valid[q].data() + j)));
-  return _mm256_mask_i32gather_ps(_mm256_setzero_ps(), xc, idx, mask, 4);
-}
-
-__attribute__((target("avx2,fma"))) inline int64_t gather_taps_avx2(const float* xc, const RowTaps<float>& t,
-                                                                    int64_t n, float* out) {
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(t.weight[0].data() + j), gather_corner(xc, t, 0, j));
-    for (int q = 1; q < 4; ++q)
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(t.weight[q].data() + j), gather_corner(xc, t, q, j), acc);
-    _mm256_storeu_ps(out + j, acc);
+// Source coordinates (ix, iy) and padding derivatives (mx, my) of kLanes pixels.
+FASTAUG_SIMD_INLINE void simd_warp_coords(const float* fx, const float* fy, int64_t f, int m, const SimdPixels& px,
+                                          int64_t H, int64_t W, int64_t padding, bool align, vec::Vf out[4]) {
+  using namespace vec;
+  const Vf cx = to_f(px.col) + simd_load_row(fx + f, m), cy = to_f(px.row) + simd_load_row(fy + f, m);
+  if (padding == kZeros) {  // no padding: the coordinates themselves, derivatives 1
+    out[0] = cx;
+    out[1] = cy;
+    out[2] = out[3] = set1(1.f);
+    return;
   }
-  return j;
+  if (!(simd_pad(cx, W, padding, align, &out[0], &out[2]) && simd_pad(cy, H, padding, align, &out[1], &out[3])))
+    simd_warp_coords_scalar(fx, fy, f, m, px, H, W, padding, align, out);
 }
 
-__attribute__((target("avx2,fma"))) inline int64_t coordinate_grad_taps_avx2(const float* xc, const float* go,
-                                                                             const RowTaps<float>& t, int64_t n,
-                                                                             float* g_ix, float* g_iy) {
-  const __m256 one = _mm256_set1_ps(1.f);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) {
-    const __m256 v0 = gather_corner(xc, t, 0, j), v1 = gather_corner(xc, t, 1, j);
-    const __m256 v2 = gather_corner(xc, t, 2, j), v3 = gather_corner(xc, t, 3, j);
-    const __m256 tx = _mm256_loadu_ps(t.tx.data() + j), ty = _mm256_loadu_ps(t.ty.data() + j);
-    const __m256 g = _mm256_loadu_ps(go + j);
-    const __m256 d_ix = _mm256_fmadd_ps(_mm256_sub_ps(v3, v2), ty, _mm256_mul_ps(_mm256_sub_ps(v1, v0), _mm256_sub_ps(one, ty)));
-    const __m256 d_iy = _mm256_fmadd_ps(_mm256_sub_ps(v3, v1), tx, _mm256_mul_ps(_mm256_sub_ps(v2, v0), _mm256_sub_ps(one, tx)));
-    _mm256_storeu_ps(g_ix + j, _mm256_fmadd_ps(g, d_ix, _mm256_loadu_ps(g_ix + j)));
-    _mm256_storeu_ps(g_iy + j, _mm256_fmadd_ps(g, d_iy, _mm256_loadu_ps(g_iy + j)));
-  }
-  return j;
-}
-#endif
-
-// ---- dispatching entry points -------------------------------------------------------------------
-
-// Taps of n pixels with source pixel coordinates ix, iy in an H x W plane (H * W < 2^31).
-template <typename T>
-inline void compute_taps(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, RowTaps<T>& t) {
-  int64_t done = 0;
-#ifdef FASTAUG_X86_DISPATCH
-  if constexpr (std::is_same_v<T, float>)
-    if (cpu_has_avx2()) done = compute_taps_avx2(ix, iy, n, (int32_t)H, (int32_t)W, t);
-#endif
-  compute_taps_scalar(ix, iy, done, n, (int32_t)H, (int32_t)W, t);
-}
-
-// out[j] = bilinear sample of plane xc at the taps.
-template <typename T>
-inline void gather_taps(const T* xc, const RowTaps<T>& t, int64_t n, T* out) {
-  int64_t done = 0;
-#ifdef FASTAUG_X86_DISPATCH
-  if constexpr (std::is_same_v<T, float>)
-    if (cpu_has_avx2()) done = gather_taps_avx2(xc, t, n, out);
-#endif
-  gather_taps_scalar(xc, t, done, n, out);
-}
-
-// g_ix[j] += go[j] * d(sample)/d(ix), g_iy likewise, for plane xc.
-template <typename T>
-inline void coordinate_grad_taps(const T* xc, const T* go, const RowTaps<T>& t, int64_t n, T* g_ix, T* g_iy) {
-  int64_t done = 0;
-#ifdef FASTAUG_X86_DISPATCH
-  if constexpr (std::is_same_v<T, float>)
-    if (cpu_has_avx2()) done = coordinate_grad_taps_avx2(xc, go, t, n, g_ix, g_iy);
-#endif
-  coordinate_grad_taps_scalar(xc, go, t, done, n, g_ix, g_iy);
-}
-
-// Sample all C planes of x (stride H * W) at n pixels into out (channel stride out_stride). Uses the
-// fused AVX2 path when it can; `t` is scratch for the rest.
-template <typename T>
-inline void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, T* out,
-                       int64_t out_stride, RowTaps<T>& t) {
-  int64_t done = 0;
-#ifdef FASTAUG_X86_DISPATCH
-  if constexpr (std::is_same_v<T, float>)
-    if (cpu_has_avx2()) done = sample_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, C, out, out_stride);
-#endif
-  if (done == n) return;
-  compute_taps_scalar(ix, iy, done, n, (int32_t)H, (int32_t)W, t);
-  for (int64_t c = 0; c < C; ++c) gather_taps_scalar(x + c * H * W, t, done, n, out + c * out_stride);
-}
-
-// g_ix, g_iy (overwritten) = d(loss)/d(source coordinate) of n pixels summed over the C planes of x,
-// with gout the gradient of the samples (channel stride gout_stride). When gx is non-null, also
-// scatters the gradient for x (planes of H * W).
-template <typename T>
-inline void sample_row_backward(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x,
-                                const T* gout, int64_t gout_stride, int64_t C, T* g_ix, T* g_iy, T* gx,
-                                RowTaps<T>& t) {
-  int64_t done = 0;
-#ifdef FASTAUG_X86_DISPATCH
-  if constexpr (std::is_same_v<T, float>)
-    if (!gx && cpu_has_avx2())
-      done = coordinate_grad_row_avx2(ix, iy, n, (int32_t)H, (int32_t)W, x, gout, gout_stride, C, g_ix, g_iy);
-#endif
-  if (done == n) return;
-  compute_taps(ix + done, iy + done, n - done, H, W, t);
-  std::fill(g_ix + done, g_ix + n, T(0));
-  std::fill(g_iy + done, g_iy + n, T(0));
-  for (int64_t c = 0; c < C; ++c) {
-    coordinate_grad_taps(x + c * H * W, gout + c * gout_stride + done, t, n - done, g_ix + done, g_iy + done);
-    if (gx) scatter_taps(gx + c * H * W, gout + c * gout_stride + done, t, n - done);
+// Calls body(f, m, cr, t) for every vector of pixels [f, f + m) of [f0, f1) of one image: cr = ix, iy,
+// mx, my (warp's padded source coordinates and their derivatives), t their taps.
+template <typename Body>
+FASTAUG_SIMD_INLINE void for_each_warp_vector(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H,
+                                              int64_t W, int64_t padding, bool align, Body&& body) {
+  using namespace vec;
+  SimdPixels px(f0, W);
+  for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
+    const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
+    Vf cr[4];
+    simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
+    body(f, m, static_cast<const Vf*>(cr), simd_taps(cr[0], cr[1], m, H, W));
   }
 }
 
-// gxc[corner] += weight * go[j] for every valid corner (a scatter: the caller owns the plane).
-template <typename T>
-inline void scatter_taps(T* gxc, const T* go, const RowTaps<T>& t, int64_t n) {
-  for (int64_t j = 0; j < n; ++j)
-    for (int q = 0; q < 4; ++q)
-      if (t.valid[q][j]) gxc[t.offset[q][j]] += t.weight[q][j] * go[j];
+// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, x (C planes), out (C planes).
+inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
+                               int64_t padding, bool align, const float* x, int64_t C, float* out) {
+  const int64_t plane = H * W;
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
+                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const SimdTaps& t) {
+                         for (int64_t c = 0; c < C; ++c)
+                           simd_store_row(out + c * plane + f, simd_sample(t, x + c * plane, W, m), m);
+                       });
 }
 
-}  // namespace fastaug
+// warp's backward without a gradient for x over pixels [f0, f1) of one image: gflow's planes gfx, gfy.
+inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
+                                int64_t padding, bool align, const float* x, int64_t C, const float* gout, float* gfx,
+                                float* gfy) {
+  const int64_t plane = H * W;
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
+                       [&](int64_t f, int m, const vec::Vf* cr, const SimdTaps& t) {
+                         vec::Vf gxa = vec::zero(), gya = vec::zero();
+                         for (int64_t c = 0; c < C; ++c)
+                           simd_add_coordinate_grad(t, x + c * plane, W, m, simd_load_row(gout + c * plane + f, m),
+                                                    &gxa, &gya);
+                         simd_store_row(gfx + f, gxa * cr[2], m);
+                         simd_store_row(gfy + f, gya * cr[3], m);
+                       });
+}
+#endif  // FASTAUG_ISA_SIMD

@@ -4,15 +4,19 @@
 //
 // Environment, read at every call so that one test process can run every path:
 // * FASTAUG_CPU_CAPABILITY = default | avx2 | avx512 caps the level (like ATen's ATEN_CPU_CAPABILITY;
-//   a level the CPU lacks falls back to the best one it has). A policy-local reading until the
-//   kernel families share one switch.
+//   a level the CPU lacks falls back to the best one it has): the switch of every CPU kernel family,
+//   parsed by common/cpu_dispatch.h. The image kernels read it once per process, apply_ops at every
+//   call (one test process runs each of its paths).
 // * FASTAUG_POLICY_CPU_ENGINE = 1 runs every step through policy_engine.h's CPU executor instead.
 #pragma once
 
 #include <c10/util/Exception.h>
 
+#include "common/cpu_dispatch.h"
+
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #define FASTAUG_POLICY_X86 1
@@ -40,22 +44,16 @@ inline CpuIsa detected_cpu_isa() {
 #endif
 }
 
-// The level the kernels use now: the detected one, capped by FASTAUG_CPU_CAPABILITY.
+// The level the kernels use now: the detected one, capped by FASTAUG_CPU_CAPABILITY through the one
+// parser every CPU kernel family shares (common/cpu_dispatch.h); apply_ops reads it at every call.
 inline CpuIsa policy_cpu_isa() {
   const CpuIsa best = detected_cpu_isa();
-  const char* env = std::getenv("FASTAUG_CPU_CAPABILITY");
-  if (env == nullptr || *env == '\0') return best;
-  CpuIsa want;
-  if (std::strcmp(env, "default") == 0) {
-    want = CpuIsa::kDefault;
-  } else if (std::strcmp(env, "avx2") == 0) {
-    want = CpuIsa::kAvx2;
-  } else if (std::strcmp(env, "avx512") == 0) {
-    want = CpuIsa::kAvx512;
-  } else {
-    TORCH_CHECK(false, "FASTAUG_CPU_CAPABILITY must be default, avx2 or avx512, got '", env, "'");
-  }
-  return static_cast<int>(want) < static_cast<int>(best) ? want : best;
+  bool ok = true;
+  std::string value;
+  const CpuCapability want = ::fastaug::detail::requested_capability(&ok, &value);
+  TORCH_CHECK(ok, "fastaug: FASTAUG_CPU_CAPABILITY must be default, avx2 or avx512, got '", value, "'");
+  const int cap = static_cast<int>(want);  // CpuCapability and CpuIsa share their order and values
+  return cap < static_cast<int>(best) ? static_cast<CpuIsa>(cap) : best;
 }
 
 // True when FASTAUG_POLICY_CPU_ENGINE=1 asks for the shared engine on the CPU.

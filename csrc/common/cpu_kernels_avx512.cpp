@@ -1,0 +1,11 @@
+// The AVX-512 copy of the CPU kernels (common/cpu_kernels.h): float32, 16 lanes.
+#include "common/cpu_kernels_deps.h"
+
+#ifdef FASTAUG_X86_DISPATCH
+FASTAUG_ISA_AVX512_BEGIN
+#define FASTAUG_ISA_NS isa_avx512
+#define FASTAUG_ISA_SIMD 1
+#define FASTAUG_ISA_VEC avx512
+#include "common/cpu_kernels_isa.h"
+FASTAUG_ISA_END
+#endif

@@ -1,0 +1,233 @@
+// The small vector vocabulary the SIMD copies of the CPU kernels are written in (common/cpu_kernels.h):
+// float32 lanes (Vf), int32 lanes (Vi) and lane masks (Mask), once for AVX2 (8 lanes) and once for
+// AVX-512 (16 lanes), each inside its own target region (common/cpu_dispatch.h). Only what the kernels
+// use, with IEEE semantics made explicit where it matters: comparisons are ordered (false on NaN),
+// there is no min/max (their NaN rules differ between instruction sets; the kernels select instead),
+// and no fused multiply-add (the SIMD copies must round exactly as the scalar maths does).
+#pragma once
+
+#include <cstdint>
+
+#include "common/cpu_dispatch.h"
+
+#ifdef FASTAUG_X86_DISPATCH
+#include <immintrin.h>
+
+// ---- AVX2 + FMA: 8 lanes ----------------------------------------------------------------------------
+FASTAUG_ISA_AVX2_BEGIN
+namespace fastaug {
+namespace simd {
+namespace avx2 {
+
+constexpr int kLanes = 8;
+struct Vf {
+  __m256 v;
+};
+struct Vi {
+  __m256i v;
+};
+struct Mask {
+  __m256i v;  // all ones in a lane that is set
+};
+
+inline Vf set1(float a) { return {_mm256_set1_ps(a)}; }
+inline Vi set1i(int32_t a) { return {_mm256_set1_epi32(a)}; }
+inline Vf zero() { return {_mm256_setzero_ps()}; }
+inline Vi iota_i() { return {_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)}; }
+
+// The first n lanes (0 <= n <= kLanes).
+inline Mask first_n(int n) { return {_mm256_cmpgt_epi32(set1i(n).v, iota_i().v)}; }
+
+inline Vf loadu(const float* p) { return {_mm256_loadu_ps(p)}; }
+// Lanes [0, n) from p, the others 0; nothing past p + n is read.
+inline Vf load_n(const float* p, int n) { return {_mm256_maskload_ps(p, first_n(n).v)}; }
+inline void storeu(float* p, Vf a) { _mm256_storeu_ps(p, a.v); }
+// Lanes [0, n) to p; nothing past p + n is written.
+inline void store_n(float* p, Vf a, int n) { _mm256_maskstore_ps(p, first_n(n).v, a.v); }
+inline Vi loadu_i(const int32_t* p) { return {_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))}; }
+inline void storeu_i(int32_t* p, Vi a) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), a.v); }
+
+inline Vf operator+(Vf a, Vf b) { return {_mm256_add_ps(a.v, b.v)}; }
+inline Vf operator-(Vf a, Vf b) { return {_mm256_sub_ps(a.v, b.v)}; }
+inline Vf operator*(Vf a, Vf b) { return {_mm256_mul_ps(a.v, b.v)}; }
+inline Vf operator/(Vf a, Vf b) { return {_mm256_div_ps(a.v, b.v)}; }
+inline Vf operator-(Vf a) { return {_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))}; }
+inline Vf floor(Vf a) { return {_mm256_floor_ps(a.v)}; }
+inline Vf fma(Vf a, Vf b, Vf c) { return {_mm256_fmadd_ps(a.v, b.v, c.v)}; }  // exact-remainder maths only
+
+inline Mask lt(Vf a, Vf b) { return {_mm256_castps_si256(_mm256_cmp_ps(a.v, b.v, _CMP_LT_OQ))}; }
+inline Mask le(Vf a, Vf b) { return {_mm256_castps_si256(_mm256_cmp_ps(a.v, b.v, _CMP_LE_OQ))}; }
+inline Mask gt(Vf a, Vf b) { return {_mm256_castps_si256(_mm256_cmp_ps(a.v, b.v, _CMP_GT_OQ))}; }
+inline Mask ge(Vf a, Vf b) { return {_mm256_castps_si256(_mm256_cmp_ps(a.v, b.v, _CMP_GE_OQ))}; }
+inline Mask eq(Vf a, Vf b) { return {_mm256_castps_si256(_mm256_cmp_ps(a.v, b.v, _CMP_EQ_OQ))}; }
+inline Mask operator&(Mask a, Mask b) { return {_mm256_and_si256(a.v, b.v)}; }
+inline Mask operator|(Mask a, Mask b) { return {_mm256_or_si256(a.v, b.v)}; }
+inline Mask andnot(Mask a, Mask b) { return {_mm256_andnot_si256(a.v, b.v)}; }  // ~a & b
+inline bool all(Mask a) { return _mm256_movemask_ps(_mm256_castsi256_ps(a.v)) == 0xff; }
+inline bool any(Mask a) { return _mm256_movemask_ps(_mm256_castsi256_ps(a.v)) != 0; }
+// Every lane of `active` is set in m.
+inline bool all_of(Mask m, Mask active) { return _mm256_testc_si256(m.v, active.v) != 0; }
+// Bit l set when lane l is.
+inline unsigned mask_bits(Mask a) { return static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(a.v))); }
+// m ? a : b, lane by lane.
+inline Vf select(Mask m, Vf a, Vf b) { return {_mm256_blendv_ps(b.v, a.v, _mm256_castsi256_ps(m.v))}; }
+inline Vi select(Mask m, Vi a, Vi b) {
+  return {_mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(b.v), _mm256_castsi256_ps(a.v),
+                                               _mm256_castsi256_ps(m.v)))};
+}
+
+inline Vi operator+(Vi a, Vi b) { return {_mm256_add_epi32(a.v, b.v)}; }
+inline Vi operator-(Vi a, Vi b) { return {_mm256_sub_epi32(a.v, b.v)}; }
+inline Vi operator*(Vi a, Vi b) { return {_mm256_mullo_epi32(a.v, b.v)}; }
+inline Vi operator&(Vi a, Vi b) { return {_mm256_and_si256(a.v, b.v)}; }
+inline Vi min(Vi a, Vi b) { return {_mm256_min_epi32(a.v, b.v)}; }
+inline Vi max(Vi a, Vi b) { return {_mm256_max_epi32(a.v, b.v)}; }
+inline Mask gt(Vi a, Vi b) { return {_mm256_cmpgt_epi32(a.v, b.v)}; }
+inline Mask eq(Vi a, Vi b) { return {_mm256_cmpeq_epi32(a.v, b.v)}; }
+inline Vi trunc_i(Vf a) { return {_mm256_cvttps_epi32(a.v)}; }  // the caller keeps |a| < 2^31
+inline Vi broadcast_first(Vi a) { return {_mm256_permutevar8x32_epi32(a.v, _mm256_setzero_si256())}; }
+inline int32_t first(Vi a) { return _mm_cvtsi128_si32(_mm256_castsi256_si128(a.v)); }
+inline Vf to_f(Vi a) { return {_mm256_cvtepi32_ps(a.v)}; }
+
+// base[idx] in the lanes of m, 0 elsewhere (nothing read there).
+inline Vf gather(const float* base, Vi idx, Mask m) {
+  return {_mm256_mask_i32gather_ps(_mm256_setzero_ps(), base, idx.v, _mm256_castsi256_ps(m.v), 4)};
+}
+// (base[idx], base[idx + 1]) of every lane, read as one 8-byte element each: half the loads of two
+// gathers. Every lane must be in bounds.
+inline void gather_pairs(const float* base, Vi idx, Vf* left, Vf* right) {
+  // (The masked forms, with an all-ones mask: the plain ones trip GCC 12's -Wmaybe-uninitialized.)
+  const double* b8 = reinterpret_cast<const double*>(base);
+  const __m256d ones = _mm256_castsi256_pd(_mm256_set1_epi64x(-1));
+  const __m256 a = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_castsi256_si128(idx.v), ones, 4));  // lanes 0-3
+  const __m256 b = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_extracti128_si256(idx.v, 1), ones, 4));  // 4-7
+  // a = l0 r0 l1 r1 | l2 r2 l3 r3, b likewise for lanes 4-7; shuffle within 128-bit halves, then order.
+  const __m256 l = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));  // l0 l1 l4 l5 | l2 l3 l6 l7
+  const __m256 r = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  left->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(l), _MM_SHUFFLE(3, 1, 2, 0)));
+  right->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+// The same for the lanes of m only (0 elsewhere; nothing read there).
+inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right) {
+  const double* b8 = reinterpret_cast<const double*>(base);
+  const __m256d m0 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(m.v)));
+  const __m256d m1 = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(m.v, 1)));
+  const __m256 a = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_castsi256_si128(idx.v), m0, 4));
+  const __m256 b = _mm256_castpd_ps(
+      _mm256_mask_i32gather_pd(_mm256_setzero_pd(), b8, _mm256_extracti128_si256(idx.v, 1), m1, 4));
+  const __m256 l = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+  const __m256 r = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+  left->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(l), _MM_SHUFFLE(3, 1, 2, 0)));
+  right->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+}  // namespace avx2
+}  // namespace simd
+}  // namespace fastaug
+FASTAUG_ISA_END
+
+// ---- AVX-512 F/BW/VL/DQ: 16 lanes -------------------------------------------------------------------
+FASTAUG_ISA_AVX512_BEGIN
+namespace fastaug {
+namespace simd {
+namespace avx512 {
+
+constexpr int kLanes = 16;
+struct Vf {
+  __m512 v;
+};
+struct Vi {
+  __m512i v;
+};
+struct Mask {
+  __mmask16 v;
+};
+
+inline Vf set1(float a) { return {_mm512_set1_ps(a)}; }
+inline Vi set1i(int32_t a) { return {_mm512_set1_epi32(a)}; }
+inline Vf zero() { return {_mm512_setzero_ps()}; }
+inline Vi iota_i() { return {_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)}; }
+
+inline Mask first_n(int n) { return {static_cast<__mmask16>(n >= 16 ? 0xffff : (1u << n) - 1u)}; }
+
+inline Vf loadu(const float* p) { return {_mm512_loadu_ps(p)}; }
+inline Vf load_n(const float* p, int n) { return {_mm512_maskz_loadu_ps(first_n(n).v, p)}; }
+inline void storeu(float* p, Vf a) { _mm512_storeu_ps(p, a.v); }
+inline void store_n(float* p, Vf a, int n) { _mm512_mask_storeu_ps(p, first_n(n).v, a.v); }
+inline Vi loadu_i(const int32_t* p) { return {_mm512_loadu_si512(p)}; }
+inline void storeu_i(int32_t* p, Vi a) { _mm512_storeu_si512(p, a.v); }
+
+inline Vf operator+(Vf a, Vf b) { return {_mm512_add_ps(a.v, b.v)}; }
+inline Vf operator-(Vf a, Vf b) { return {_mm512_sub_ps(a.v, b.v)}; }
+inline Vf operator*(Vf a, Vf b) { return {_mm512_mul_ps(a.v, b.v)}; }
+inline Vf operator/(Vf a, Vf b) { return {_mm512_div_ps(a.v, b.v)}; }
+inline Vf operator-(Vf a) {
+  return {_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
+}
+// (Zero-masked forms with a full mask here and below: the plain ones trip GCC 12's -Wmaybe-uninitialized.)
+inline Vf floor(Vf a) { return {_mm512_maskz_roundscale_ps(0xffff, a.v, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC)}; }
+inline Vf fma(Vf a, Vf b, Vf c) { return {_mm512_fmadd_ps(a.v, b.v, c.v)}; }
+
+inline Mask lt(Vf a, Vf b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LT_OQ)}; }
+inline Mask le(Vf a, Vf b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_LE_OQ)}; }
+inline Mask gt(Vf a, Vf b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GT_OQ)}; }
+inline Mask ge(Vf a, Vf b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_GE_OQ)}; }
+inline Mask eq(Vf a, Vf b) { return {_mm512_cmp_ps_mask(a.v, b.v, _CMP_EQ_OQ)}; }
+inline Mask operator&(Mask a, Mask b) { return {static_cast<__mmask16>(a.v & b.v)}; }
+inline Mask operator|(Mask a, Mask b) { return {static_cast<__mmask16>(a.v | b.v)}; }
+inline Mask andnot(Mask a, Mask b) { return {static_cast<__mmask16>(~a.v & b.v)}; }
+inline bool all(Mask a) { return a.v == 0xffff; }
+inline bool any(Mask a) { return a.v != 0; }
+inline bool all_of(Mask m, Mask active) { return (m.v & active.v) == active.v; }
+inline unsigned mask_bits(Mask a) { return a.v; }
+inline Vf select(Mask m, Vf a, Vf b) { return {_mm512_mask_blend_ps(m.v, b.v, a.v)}; }
+inline Vi select(Mask m, Vi a, Vi b) { return {_mm512_mask_blend_epi32(m.v, b.v, a.v)}; }
+
+inline Vi operator+(Vi a, Vi b) { return {_mm512_add_epi32(a.v, b.v)}; }
+inline Vi operator-(Vi a, Vi b) { return {_mm512_sub_epi32(a.v, b.v)}; }
+inline Vi operator*(Vi a, Vi b) { return {_mm512_mullo_epi32(a.v, b.v)}; }
+inline Vi operator&(Vi a, Vi b) { return {_mm512_and_si512(a.v, b.v)}; }
+inline Vi min(Vi a, Vi b) { return {_mm512_maskz_min_epi32(0xffff, a.v, b.v)}; }
+inline Vi max(Vi a, Vi b) { return {_mm512_maskz_max_epi32(0xffff, a.v, b.v)}; }
+inline Mask gt(Vi a, Vi b) { return {_mm512_cmpgt_epi32_mask(a.v, b.v)}; }
+inline Mask eq(Vi a, Vi b) { return {_mm512_cmpeq_epi32_mask(a.v, b.v)}; }
+inline Vi trunc_i(Vf a) { return {_mm512_maskz_cvttps_epi32(0xffff, a.v)}; }
+inline Vi broadcast_first(Vi a) { return {_mm512_maskz_permutexvar_epi32(0xffff, _mm512_setzero_si512(), a.v)}; }
+inline int32_t first(Vi a) { return _mm512_cvtsi512_si32(a.v); }
+inline Vf to_f(Vi a) { return {_mm512_maskz_cvtepi32_ps(0xffff, a.v)}; }
+
+inline Vf gather(const float* base, Vi idx, Mask m) {
+  return {_mm512_mask_i32gather_ps(_mm512_setzero_ps(), m.v, idx.v, base, 4)};
+}
+inline void gather_pairs(const float* base, Vi idx, Vf* left, Vf* right) {
+  const __m512d z = _mm512_setzero_pd();
+  const __m512 a = _mm512_castpd_ps(
+      _mm512_mask_i32gather_pd(z, 0xff, _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 0), base, 4));  // lanes 0-7
+  const __m512 b = _mm512_castpd_ps(
+      _mm512_mask_i32gather_pd(z, 0xff, _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 1), base, 4));  // 8-15
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  left->v = _mm512_permutex2var_ps(a, even, b);
+  right->v = _mm512_permutex2var_ps(a, odd, b);
+}
+inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right) {
+  const __m512d z = _mm512_setzero_pd();
+  const __m512 a = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+      z, static_cast<__mmask8>(m.v), _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 0), base, 4));
+  const __m512 b = _mm512_castpd_ps(_mm512_mask_i32gather_pd(
+      z, static_cast<__mmask8>(m.v >> 8), _mm512_maskz_extracti64x4_epi64(0xf, idx.v, 1), base, 4));
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  left->v = _mm512_permutex2var_ps(a, even, b);
+  right->v = _mm512_permutex2var_ps(a, odd, b);
+}
+
+}  // namespace avx512
+}  // namespace simd
+}  // namespace fastaug
+FASTAUG_ISA_END
+
+#endif  // FASTAUG_X86_DISPATCH

@@ -1,0 +1,214 @@
+// The items (blocks of rows, common/cpu_kernels.h) of the flow warp family on CPU: `warp` and
+// `affine_flow_warp`, forward and backward.
+//
+// Per-instruction-set code (see common/bilinear_row_cpu.h). Each output row: its source coordinates
+// into a row buffer (warp: from the flow; affine_flow_warp: eq. 20 from the smoothed maps, smoothed
+// row by row), then every channel sampled, or in the backward the coordinate gradient (and the
+// scatter into the gradient for x) and from it the gradient of the flow / of the smoothed maps, which
+// the box filter's adjoint streams into the raw maps' gradient.
+
+// Row buffers of one task: `count` rows of a multiple of 16 values (see bilinear_row_cpu.h).
+template <typename T>
+struct RowBuffers {
+  std::vector<T> data;
+  int64_t stride;
+  RowBuffers(int count, int64_t W) : data(static_cast<size_t>(count * ((W + 15) / 16 * 16 + 16))),
+                                     stride((W + 15) / 16 * 16 + 16) {}
+  T* operator[](int r) { return data.data() + r * stride; }
+};
+
+// The item's rows [r0, r1) of image n.
+struct ItemRows {
+  int64_t n, r0, r1;
+  template <typename T>
+  ItemRows(const cpu::OpArgs<T>& a, int64_t item)
+      : n(item / a.blocks), r0((item % a.blocks) * a.rows), r1(std::min(a.H, r0 + a.rows)) {}
+};
+
+// The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
+// (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
+template <typename T>
+const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc) {
+  if (!a.gx) return nullptr;
+  const int64_t plane = a.H * a.W;
+  sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.blocks > 1 ? &a.band[item] : nullptr, a.C, a.H, a.W};
+  if (sc.band)
+    sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W);
+  else
+    std::memset(sc.gx, 0, sizeof(T) * a.C * plane);  // all-zero bits: +0.0
+  return &sc;
+}
+
+// After the item: its own rows of its band copied to the gradient (the rest: add_bands).
+template <typename T>
+void end_scatter(const RowScatter<T>* sc, const ItemRows& it) {
+  if (!sc || !sc->band) return;
+  for (int64_t c = 0; c < sc->C; ++c)
+    std::copy(sc->row(c, it.r0), sc->row(c, it.r1), sc->gx + (c * sc->H + it.r0) * sc->W);
+}
+
+// normalised_coordinate(j, W) for every column (the SIMD copies of eq20_coords_row read it).
+template <typename T>
+void fill_normalised_columns(int64_t W, T* ux) {
+  for (int64_t j = 0; j < W; ++j) ux[j] = normalised_coordinate<T>(j, W);
+}
+
+template <typename T>
+void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
+  RowBuffers<T> b(4, W);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    const T* fx = a.maps.map(it.n, 0, plane);
+    const T* fy = a.maps.map(it.n, 1, plane);
+#if FASTAUG_ISA_SIMD
+    warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
+                       a.out + it.n * C * plane);
+    continue;
+#endif
+    for (int64_t i = it.r0; i < it.r1; ++i) {
+      warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, b[0], b[1], b[2], b[3]);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+    }
+  }
+}
+
+template <typename T>
+void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
+  RowBuffers<T> b(6, W);
+  T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5];
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    RowScatter<T> sc_storage;
+    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
+    const T* fx = a.maps.map(it.n, 0, plane);
+    const T* fy = a.maps.map(it.n, 1, plane);
+    T* gfx = a.gmaps.map(it.n, 0, plane);
+    T* gfy = a.gmaps.map(it.n, 1, plane);
+#if FASTAUG_ISA_SIMD
+    if (!sc) {
+      warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
+                          a.grad + it.n * C * plane, gfx, gfy);
+      continue;
+    }
+#endif
+    for (int64_t i = it.r0; i < it.r1; ++i) {
+      warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, ix, iy, mx, my);
+      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane, gix, giy, sc);
+      for (int64_t j = 0; j < W; ++j) gfx[i * W + j] = gix[j] * mx[j];
+      for (int64_t j = 0; j < W; ++j) gfy[i * W + j] = giy[j] * my[j];
+    }
+    end_scatter(sc, it);
+  }
+}
+
+// ---- affine_flow_warp -----------------------------------------------------------------------------
+
+// The P raw maps of image n (affine_flow_warp: w0..w3, b0, b1; appearance: c_w then c_b; transform:
+// its parameter map).
+template <typename T>
+void map_planes(const cpu::OpArgs<T>& a, int64_t n, int P, const T** planes) {
+  for (int p = 0; p < P; ++p) planes[p] = a.maps.map(n, p, a.H * a.W);
+}
+
+// The items [begin, end) of the backward of a family that smooths its P maps: per item, its scatter
+// target (when `scatter`: the gradient for x is a scatter), and the box filter's adjoint streamed
+// over its rows, produce(it, i, sm, G, sc) giving row i of the gradients of the smoothed maps (G[p]),
+// sm[p] row i of the first Ps smoothed maps.
+template <typename T, typename Produce>
+void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int P, int Ps, bool scatter,
+                       Produce&& produce) {
+  const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, H, W, k)));
+  BoxAdjoint<T> adj(P, H, W, k);
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    RowScatter<T> sc_storage;
+    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage) : nullptr;
+    const T* planes[64];
+    T* out[64];
+    map_planes(a, it.n, P, planes);
+    for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
+    box_adjoint_item(adj, it.r0, it.r1, out, P, planes, Ps, H, W, k, scratch.data(),
+                     [&](int64_t i, const T* const* sm, T* const* G) { produce(it, i, sm, G, sc); });
+    end_scatter(sc, it);
+  }
+}
+
+template <typename T>
+void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W, k = a.smooth;
+  RowBuffers<T> b(5, W);  // ix iy mx my ux
+  fill_normalised_columns(W, b[4]);
+  std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, H, W, k)));
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows it(a, item);
+    const T* planes[kSpatialParams];
+    map_planes(a, it.n, kSpatialParams, planes);
+    smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
+      eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+    });
+  }
+}
+
+// Row i of d(loss)/d(smoothed map) of the six spatial maps (G[0..5]) from the coordinate gradient
+// (gix, giy) and the padding derivatives (mx, my), by the adjoint of eq. 20.
+template <typename T>
+void eq20_param_grads_row(const T* gix, const T* giy, const T* mx, const T* my, const T* ux, int64_t i, int64_t H,
+                          int64_t W, T* const* G) {
+  const T uy = normalised_coordinate<T>(i, H);
+  for (int64_t j = 0; j < W; ++j) {
+    T g[kSpatialParams];
+    eq20_adjoint<T>(gix[j] * mx[j], giy[j] * my[j], ux[j], uy, g);
+    for (int p = 0; p < kSpatialParams; ++p) G[p][j] = g[p];
+  }
+}
+
+template <typename T>
+void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
+  RowBuffers<T> b(7, W);  // ix iy mx my gix giy ux
+  T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
+  fill_normalised_columns(W, ux);
+  smoothed_backward(a, begin, end, kSpatialParams, kSpatialParams, true,
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc) {
+                      eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
+                      // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
+                      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane,
+                               gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
+                      eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
+                    });
+}
+
+// dst[j] += src[j] for a row of W.
+template <typename T>
+void add_row(const T* src, T* dst, int64_t W) {
+  for (int64_t j = 0; j < W; ++j) dst[j] += src[j];
+}
+
+// Second pass of a split scatter (common/cpu_kernels.h): for every item in [begin, end), what the other
+// items' bands hold of its rows, added in item order.
+template <typename T>
+void add_bands(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
+  const int64_t C = a.C, W = a.W, plane = a.H * a.W;
+  for (int64_t item = begin; item < end; ++item) {
+    const ItemRows own(a, item);
+    T* gx = a.gx + own.n * C * plane;
+    for (int64_t other = own.n * a.blocks; other < (own.n + 1) * a.blocks; ++other) {
+      if (other == item) continue;
+      const cpu::ScatterBand<T>& b = a.band[other];
+      for (int64_t c = 0; c < C; ++c) {
+        for (int64_t y = std::max(b.lo, own.r0); y < std::min(b.hi, own.r1); ++y)
+          add_row(b.window(c, W) + (y - b.wlo) * W, gx + c * plane + y * W, W);
+        for (int64_t d = 0; d < b.n_above; ++d)
+          if (b.wlo - 1 - d >= own.r0 && b.wlo - 1 - d < own.r1)
+            add_row(b.above.data() + (d * C + c) * W, gx + c * plane + (b.wlo - 1 - d) * W, W);
+        for (int64_t d = 0; d < b.n_below; ++d)
+          if (b.whi + d >= own.r0 && b.whi + d < own.r1)
+            add_row(b.below.data() + (d * C + c) * W, gx + c * plane + (b.whi + d) * W, W);
+      }
+    }
+  }
+}
