@@ -22,6 +22,7 @@ The atomic writers (:func:`atomic_save`, :func:`atomic_write_text`) and the weig
 """
 import os
 import pickle
+import shutil
 from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
@@ -86,6 +87,12 @@ def atomic_save(obj, path):
 def atomic_write_text(text, path):
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     _atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_copy(src, path):
+    """Copy the file ``src`` to ``path`` atomically (a reader sees the old file or the whole new one)."""
+    with open(src, "rb") as source:
+        _atomic(path, lambda f: shutil.copyfileobj(source, f))
 
 
 # ---- weights-only contents ------------------------------------------------------------------------

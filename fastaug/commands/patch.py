@@ -7,7 +7,9 @@ Examples:
   python -m fastaug patch --output-dir runs/patch --resume           # continue after a kill; reuses stage 1
   python -m fastaug patch --dataset folder --data-dir ~/lesions --image-size 64 --translation per-class
 
-Outputs in --output-dir: translation/ (stage 1: checkpoint.pt, translations.pt, translations.png),
+Outputs in --output-dir: augmentation.pt (stage 1's translations for new images of the classes:
+``fastaug.augment.load(output_dir)``, ``fastaug show output_dir``), translation/ (stage 1: checkpoint.pt,
+translations.pt, translations.png, augmentation.pt),
 <method>/seed<k>/ (each run: args.json, metrics.jsonl with per-subgroup test accuracy, checkpoint.pt,
 summary.json, curves.png, classifier.pt), patching.md (Table 1 at the epoch selected on the validation
 split and at the last epoch, every seed, stage 1's graded translations), patching.csv (last epoch),
@@ -128,4 +130,6 @@ def run(args):
     epoch = "selected epoch" if cfg.translation.val_fraction > 0 else "last epoch"
     print(f"robust accuracy ({epoch}): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())
           + f"; table in {os.path.join(args.output_dir, 'patching.md')}")
+    if os.path.exists(os.path.join(args.output_dir, "augmentation.pt")):
+        print(f"subgroup translations for new images: fastaug.augment.load({args.output_dir!r})")
     return 0

@@ -31,7 +31,8 @@ class TranslationConfig:
     image_size: int = 32  # folder datasets only (MNIST stays 28 px)
     grey: bool = False
     data_seed: int = 0
-    # held out of the training images, stratified by group: grades stage 1 and selects stage 2's epoch
+    # held out of the training images (mnist-correlation: each digit clean and zigzagged; folder: stratified by
+    # group): grades stage 1 and selects stage 2's epoch
     val_fraction: float = 0.1
     translation: str = "auto"  # auto: shared on mnist-correlation (the paper's MNIST), per class otherwise
     generator: str = "unet"

@@ -1,6 +1,7 @@
 """What ``fastaug patch`` runs: stage 1 once, stage 2 for every (method, seed), then the comparison's outputs.
 
 Folder layout (``root``): ``patch.json`` (the configuration), ``translation/`` (stage 1),
+``augmentation.pt`` (stage 1's translations as a loadable augmentation, ``fastaug.augment.load(root)``),
 ``<method>/seed<k>/`` (one engine run each), ``stages.json`` (each stage's seconds), and the
 comparison: ``patching.md``, ``patching.csv`` (last epoch), ``patching_selected.csv`` (the epoch
 selected on the validation split), ``patching.png``, ``saliency.png``. Every stage's
@@ -18,10 +19,12 @@ import sys
 
 import torch
 
+from ...augment.learned_module import AUGMENTATION_FILE
 from ...data.subgroups import load_grouped_dataset
 from ...figures import save_figure
 from ...models import load_classifier
 from ..args import default_args
+from ...artifacts import atomic_copy
 from ..checkpoint import atomic_write_text, run_exists
 from ..distributed import resolve_device
 from ..pipeline import Pipeline
@@ -106,7 +109,10 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
     selected = {m: [select_epoch(h) for h in hs] for m, hs in histories.items()} if val is not None else None
     md, csv_text = write_table(finals, test.group_names, test.classes, t.dataset, cfg.seeds, selected=selected,
                                selection_rule=SELECTION_RULE)
-    quality = results[TranslationStage.name].metrics.get("quality") if TranslationStage.name in results else None
+    stage1 = results.get(TranslationStage.name)
+    quality = stage1.metrics.get("quality") if stage1 is not None else None
+    if stage1 is not None and "augmentation" in stage1.artifacts:  # a stage 1 of an older fastaug wrote none
+        atomic_copy(stage1.artifacts["augmentation"], os.path.join(root, AUGMENTATION_FILE))
     if quality is not None:
         md += "\n" + quality_markdown(quality, THRESHOLDS)
         if quality["flags"]:

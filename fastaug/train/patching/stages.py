@@ -4,7 +4,10 @@
 * :class:`TranslationStage` (folder ``translation/``): the CycleGANs on the loop primitive
   (:class:`fastaug.train.loop.Loop`: resumable at any step, options checked on resume), then every
   training image translated into each subgroup of its class (``translations.pt``, a
-  ``patching-translations`` artifact, index-aligned: the stage's result) and ``translations.png``.
+  ``patching-translations`` artifact, index-aligned: the stage's result), ``translations.png``, and the
+  translations as a loadable augmentation for new images (``augmentation.pt``, an
+  ``augmentation/translation`` artifact: :class:`fastaug.augment.SubgroupTranslation`, with the graded
+  quality in its meta).
 * :class:`PatchedTrainingStage` (folder ``<method>/seed<k>/``): the plain engine
   (:class:`fastaug.train.engine.Trainer`) with the stage-2 method (:mod:`.methods`, a plain
   :class:`~fastaug.train.method.Method`: its own group-balanced batches, each batch's subgroups and
@@ -21,6 +24,8 @@ import time
 
 import torch
 
+from ...augment.learned_module import AUGMENTATION_FILE
+from ...augment.learned_translation import SubgroupTranslation
 from ...figures import save_figure
 from ...models import save_classifier
 from ..args import replace_args
@@ -99,7 +104,22 @@ class TranslationStage(Stage):
             metrics["quality"] = self.grade(translator)
             metrics["grade_seconds"] = time.perf_counter() - tick
             seconds += metrics["grade_seconds"]
-        return StageResult(artifacts={"translations": path}, seconds=seconds, metrics=metrics)
+        augmentation = self.save_augmentation(translator, os.path.join(folder, AUGMENTATION_FILE),
+                                              metrics.get("quality"))
+        return StageResult(artifacts={"translations": path, "augmentation": augmentation}, seconds=seconds,
+                           metrics=metrics)
+
+    def save_augmentation(self, translator, path, quality):
+        """Write the trained generators as a SubgroupTranslation (eval mode, as translate_all applies them)
+        with what they were learned from and, when graded, their quality. Returns ``path``."""
+        data, cfg = self.train, self.cfg
+        module = SubgroupTranslation({k: (gan.g_ba, gan.g_ab) for k, gan in translator.gans.items()}, data.classes,
+                                     data.subgroups, data.channels, data.image_size[0], cfg.generator, cfg.gan_width)
+        meta = {"dataset": cfg.dataset, "method": "patching", "train_images": len(data), "gan_steps": cfg.gan_steps,
+                "gan_seed": cfg.gan_seed}
+        if quality is not None:
+            meta["quality"] = quality
+        return module.save(path, meta=meta)
 
     def grade(self, translator):
         """Train the graders on the training images and grade the translations of the held-out ones."""

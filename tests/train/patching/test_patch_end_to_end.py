@@ -13,6 +13,8 @@ from fastaug.train.loop import KILL_ENV
 
 pytestmark = pytest.mark.slow
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
 TINY = ["--gan-steps", "6", "--gan-batch-size", "4", "--gan-width", "4", "--model", "lenet", "--epochs", "2",
         "--batch-size", "400", "--no-progress", "--checkpoint-every", "3", "--grade-steps", "30"]
 
@@ -26,6 +28,18 @@ def _patch(d, *extra, kill=None, check=True):
     if check:
         assert out.returncode == 0, out.stdout + out.stderr
     return out
+
+
+# A user's script in a fresh process outside the source tree: the run folder's augmentation on new images
+# (here the first training digits, whose stage-1 translations the test compares against).
+USER = r'''
+import sys, torch, fastaug.augment
+aug = fastaug.augment.load(sys.argv[1])
+x, y = torch.load(sys.argv[2], weights_only=True)
+torch.save({"type": type(aug).__name__, "into0": aug.translate(x, y, 0), "into1": aug.translate(x, y, 1),
+            "quality": aug.provenance.get("quality"), "drawn": aug((x, y), generator=torch.Generator().manual_seed(0))},
+           "got.pt")
+'''
 
 
 def _weights(d, run):
@@ -68,6 +82,24 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     art = load_artifact("patching-translations", ref / "translation" / "translations.pt")
     translations = art.state["translations"]
     assert translations.shape == (3600, 2, 1, 28, 28) and translations.dtype == torch.uint8
+    # stage 1's translations leave the run: augmentation.pt in the folder, loaded by a user's script, gives
+    # the precomputed translations of the training images, and carries the graded quality
+    assert f"fastaug.augment.load({str(ref)!r})" in first.stdout
+    assert (ref / "augmentation.pt").read_bytes() == (ref / "translation" / "augmentation.pt").read_bytes()
+    from fastaug.data.subgroups import load_grouped_dataset
+    train = load_grouped_dataset("mnist-correlation", val_fraction=0.1)[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    torch.save((train.images[:16], train.labels[:16]), elsewhere / "x.pt")
+    subprocess.run([sys.executable, "-c", USER, str(ref), str(elsewhere / "x.pt")], cwd=elsewhere, check=True,
+                   env=dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1"), timeout=300)
+    got = torch.load(elsewhere / "got.pt", weights_only=True)
+    assert got["type"] == "SubgroupTranslation" and got["quality"] == quality
+    assert torch.equal(got["into0"], translations[:16, 0]) and torch.equal(got["into1"], translations[:16, 1])
+    drawn, labels = got["drawn"]
+    assert torch.equal(labels, train.labels[:16]) and drawn.dtype == torch.uint8
+    assert all(torch.equal(drawn[i], translations[i, 0]) or torch.equal(drawn[i], translations[i, 1])
+               for i in range(16))
     assert art.meta["dataset"] == "mnist-correlation" and art.meta["options"]["gan_steps"] == 6
     # each run hands its classifier on as an artifact: the checkpoint's final weights
     camel = load_artifact("classifier", ref / "camel" / "seed0" / "classifier.pt").state["model"]
@@ -85,6 +117,7 @@ def test_tiny_patch_run_and_kill_resume_is_bit_identical(tmp_path):
     assert [line for line in out.stderr.splitlines() if "warning" in line] == warnings  # a reused stage 1 too
     assert torch.equal(load_artifact("patching-translations", run / "translation" / "translations.pt")
                        .state["translations"], translations)
+    assert (run / "augmentation.pt").read_bytes() == (ref / "augmentation.pt").read_bytes()
     for r in ("erm/seed0", "camel/seed0"):
         a, b = _weights(ref, r), _weights(run, r)
         assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), r
@@ -131,5 +164,10 @@ def test_folder_dataset_per_class_translation(tmp_path):
     assert gans == {"0", "1"}  # auto = one CycleGAN per class on a folder dataset
     t = load_artifact("patching-translations", out / "translation" / "translations.pt").state["translations"]
     assert t.shape == (16, 2, 3, 16, 16)  # 5 per subgroup, one of each held out for grading and selection
+    import fastaug.augment
+
+    aug = fastaug.augment.load(out)  # per-class translations of the user's 16x16 RGB images
+    assert type(aug).__name__ == "SubgroupTranslation" and not aug.shared and aug.image_size == (16, 16)
+    assert aug.classes == ("cat", "dog") and aug.subgroups == (("indoor", "outdoor"), ("indoor", "outdoor"))
     header = next(line for line in (out / "patching.md").read_text().splitlines() if line.startswith("| method |"))
     assert "cat/indoor" in header and "dog/outdoor" in header and "gap dog" in header
