@@ -259,12 +259,13 @@ class LearnedAugmentation(nn.Module):
         """Write this augmentation to ``path`` as one artifact (atomically, weights only); ``meta``: more
         JSON-able description (dataset, run, quality...), kept with the module's provenance. Returns ``path``."""
         meta = dict(meta or {})
-        clash = sorted(set(meta) & set(OWNED_META + tuple(self.extra_meta())))
+        extra = self.extra_meta()  # once: the adversarial kind's frozen policy is a Monte Carlo estimate
+        clash = sorted(set(meta) & set(OWNED_META + tuple(extra)))
         if clash:
             raise ValueError(f"meta may not set {', '.join(clash)}: the augmentation writes them itself")
         record = {**self.provenance, **meta, "channels": self.channels, "image_size": list(self.image_size),
                   "value_range": VALUE_RANGE, "standard": _standard_meta(self.standard), "options": self.options(),
-                  **self.extra_meta()}
+                  **extra}
         return save_artifact(self.kind(), dict(self.state_dict()), path, meta=record, version=self.version)
 
     def extra_meta(self):
