@@ -138,9 +138,30 @@ class SubgroupTranslation(LearnedAugmentation):
         if quality is None:
             lines.append("  translation quality: not recorded in this file")
         else:
-            lines.append("  translation quality:")
-            lines += [f"    {k}: {v}" for k, v in (quality.items() if isinstance(quality, dict) else [("", quality)])]
+            lines += _quality_lines(quality)
         return lines
 
     def extra_repr(self):
         return f"{super().extra_repr()}, classes={len(self.classes)}, shared={self.shared}"
+
+
+def _quality_lines(quality):
+    """``fastaug show``'s summary of stage 1's graded translations (fastaug.train.patching.grading): one line
+    per direction, then its flags; a record of another layout is printed as it is."""
+    directions = quality.get("directions") if isinstance(quality, dict) else None
+    if not isinstance(directions, list):
+        return ["  translation quality:"] + [f"    {k}: {v}" for k, v in
+                                             (quality.items() if isinstance(quality, dict) else [("", quality)])]
+    lines = [f"  translation quality on {quality.get('held_out', '?')} held-out images (target: share of F(x) "
+             f"the subgroup judge puts in the target subgroup; class kept: share the class model keeps; "
+             f"change: mean |F(x) - x|):"]
+    for d in directions:
+        try:
+            lines.append(f"    {d['class']}: {d['from']} -> {d['to']} ({d['images']} images): target "
+                         f"{100 * d['target']:.1f} %, class kept {100 * d['class_kept']:.1f} %, "
+                         f"change {d['change']:.3f}")
+        except (KeyError, TypeError, ValueError):
+            lines.append(f"    {d}")
+    flags = quality.get("flags") or []
+    lines += [f"  flagged: {f}" for f in flags] if flags else ["  flagged: none"]
+    return lines

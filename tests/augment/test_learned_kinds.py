@@ -253,3 +253,25 @@ def test_controller_must_be_a_policy_controller():
         A.SequenceAugment(PolicyController(2, 3), 3, SIDE)
     with pytest.raises(ValueError, match="p must be in"):
         A.SequenceAugment(PolicyController(1, 3), 3, SIDE, p=2)
+
+
+def test_translation_describe_summarises_stage_ones_grading():
+    """``fastaug show`` prints one line per graded direction and each flag, not the raw record."""
+    from fastaug.train.patching.grading import THRESHOLDS, quality_flags
+
+    directions = [{"class": "even", "from": "clean", "to": "zigzag", "images": 201, "target": 0.557,
+                   "class_kept": 0.786, "change": 0.097},
+                  {"class": "odd", "from": "zigzag", "to": "clean", "images": 199, "target": 0.1,
+                   "class_kept": 0.2, "change": 0.01}]
+    quality = {"held_out": 400, "directions": directions}
+    quality["flags"] = quality_flags(quality, THRESHOLDS)
+    m = build("translation")
+    m.provenance["quality"] = quality
+    text = "\n".join(m.describe())
+    assert "translation quality on 400 held-out images" in text
+    assert "even: clean -> zigzag (201 images): target 55.7 %, class kept 78.6 %, change 0.097" in text
+    assert "odd: zigzag -> clean (199 images): target 10.0 %, class kept 20.0 %, change 0.010" in text
+    assert quality["flags"] and all(f"flagged: {f}" in text for f in quality["flags"])
+    assert not any(f.startswith("even") for f in quality["flags"])  # the good direction is not flagged
+    m.provenance.pop("quality")
+    assert "translation quality: not recorded in this file" in "\n".join(m.describe())
