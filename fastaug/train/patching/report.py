@@ -93,7 +93,8 @@ def quality_markdown(quality, thresholds):
     acc = ", ".join(f"{g} {100 * a:.1f} %" for g, a in quality["judge_acc"].items() if a is not None)
     cls = ", ".join(f"{g} {100 * a:.1f} %" for g, a in quality["class_acc"].items() if a is not None)
     lines += ["", f"The graders on the real held-out images: judge {acc}; class model {cls}.", ""]
-    lines.append(f"Flagged (near-copy: target below {100 * thresholds['near_copy_target']:.0f} %; class changed: "
+    lines.append(f"Flagged (near-copy: target below {100 * thresholds['near_copy_target']:.0f} % with mean "
+                 f"|F(x) - x| below {thresholds['replaced_change']:.2f}, 'replaces the image' above; class changed: "
                  f"class kept below {100 * thresholds['class_kept']:.0f} %; directions with fewer than "
                  f"{thresholds['min_images']} images are not flagged): "
                  + ("; ".join(quality["flags"]) if quality["flags"] else "none") + ".")

@@ -111,6 +111,10 @@ def test_flags_thresholds_and_small_directions():
     assert quality_flags(q) == ["even clean->zigzag: near-copy (the judge puts only 49 % of F(x) in zigzag, "
                                 "mean |F(x) - x| 0.010)"]  # the 9-image direction is not flagged
     assert quality_flags({"directions": [{**d, "target": 0.5}]}) == []
+    # missing the target while changing the image by a quarter of the range or more is not a near-copy
+    flag, = quality_flags({"directions": [{**d, "change": THRESHOLDS["replaced_change"]}]})
+    assert flag == "even clean->zigzag: replaces the image (the judge puts only 49 % of F(x) in zigzag, " \
+                   "mean |F(x) - x| 0.250)"
     flag, = quality_flags({"directions": [{**d, "target": 0.9, "class_kept": 0.66}]})
     assert flag == "even clean->zigzag: changes the class (only 66 % of F(x) keep even)"
     assert quality_flags({"directions": [{**d, "target": 0.9, "class_kept": 0.67}]}) == []
