@@ -19,13 +19,13 @@ import sys
 
 import torch
 
+from ...artifacts import atomic_copy, atomic_write_text
 from ...augment.learned_module import AUGMENTATION_FILE
 from ...data.subgroups import load_grouped_dataset
 from ...figures import save_figure
 from ...models import load_classifier
 from ..args import default_args
-from ...artifacts import atomic_copy
-from ..checkpoint import atomic_write_text, run_exists
+from ..checkpoint import run_exists
 from ..distributed import resolve_device
 from ..pipeline import Pipeline
 from .grading import THRESHOLDS
