@@ -47,6 +47,10 @@ def _worker(rank, init_file):
         gathered = [torch.zeros_like(grads[0]) for _ in range(WORLD)]
         dist.all_gather(gathered, grads[0])
         assert torch.equal(gathered[0], gathered[1])
+        # No rank tears gloo down while the other may still be inside a collective: without this
+        # barrier a rank's destroy_process_group can race the peer's last all_gather (one CI run
+        # aborted with 'terminate called without an active exception'), as PyTorch's own tests do.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
