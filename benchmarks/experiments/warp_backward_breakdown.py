@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import fastaug  # noqa: F401  (registers torch.ops.fastaug)
+from benchmarks.bench_warp import pixel_grid
 from benchmarks.harness import time_ms
 
 FLOWS = ("zero", "smooth", "iid")
@@ -34,22 +35,14 @@ def make_flow(kind, N, H, W, gen):
     return torch.randn(N, 2, H, W, generator=gen) * 3
 
 
-def grid_of(flow):
-    """grid_sample's normalised grid (align_corners=False) for a pixel flow."""
-    N, _, H, W = flow.shape
-    ys, xs = torch.meshgrid(torch.arange(H, dtype=flow.dtype), torch.arange(W, dtype=flow.dtype), indexing="ij")
-    gx = (2 * (xs + flow[:, 0]) + 1) / W - 1
-    gy = (2 * (ys + flow[:, 1]) + 1) / H - 1
-    return torch.stack((gx, gy), -1).contiguous()
-
-
 def row(size, kind, min_run_time):
     N, C, H, W = size
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(N, C, H, W, generator=gen)
     flow = make_flow(kind, N, H, W, gen)
     grad = torch.randn(N, C, H, W, generator=gen)
-    grid = grid_of(flow)
+    base, scale = pixel_grid(H, W, flow)  # grid_sample's grid for the same flow, as bench_warp builds it
+    grid = (base + flow.permute(0, 2, 3, 1) * scale).contiguous()
     ops, aten = torch.ops.fastaug, torch.ops.aten
     with torch._C._AutoDispatchBelowAutograd(), torch.no_grad():
         t = {

@@ -43,12 +43,11 @@ GRADER_MODEL = "lenet"
 #: look like the source subgroup); ``class_kept``: the class model gives x's class to fewer than two
 #: thirds of F(x) (more than a third changed class; on real held-out images of the minority groups the
 #: class model itself is right 80-90 % of the time, so a faithful translation scores about that);
-#: ``min_images``: directions graded on fewer held-out images are reported but not flagged.
-#: A direction is flagged when under half of F(x) reach the target subgroup, or under two thirds keep
-#: their class (directions of fewer than 10 held-out images are not judged). One that misses the target
-#: is a near-copy when F(x) stays close to x, and replaces the image when its mean |F(x) - x| is at least
-#: ``replaced_change``: measured on MNIST-Correlation, every stage 1 trained for 400-3000 steps changed
-#: 0.04-0.10 per pixel (near-copies and real translations alike), a 6-step CycleGAN's noise 0.44-0.58.
+#: ``min_images``: directions graded on fewer held-out images are reported but not flagged;
+#: ``replaced_change``: a direction that misses its target is a near-copy when F(x) stays close to x,
+#: and replaces the image when its mean |F(x) - x| is at least this (measured on MNIST-Correlation, every
+#: stage 1 trained for 400-3000 steps changed 0.04-0.10 per pixel, near-copies and real translations
+#: alike; a 6-step CycleGAN's noise 0.44-0.58).
 THRESHOLDS = {"near_copy_target": 0.5, "class_kept": 2 / 3, "min_images": 10, "replaced_change": 0.25}
 
 

@@ -127,12 +127,12 @@ def translation_step(translator, optimizers, pools, data, step, cfg):
     translator.train()
     rng = torch.Generator().manual_seed(derive_seed(cfg.gan_seed, "batch", step))
     out = {"gan": 0.0, "cycle": 0.0, "identity": 0.0, "disc": 0.0}
+    labels = data.labels.cpu()  # the class-balanced draw indexes it with CPU indices
     for key, gan in translator.gans.items():
         dom_a, dom_b = translator.domains(data, key)
         if dom_a.numel() == 0 or dom_b.numel() == 0:
             raise ValueError(f"a subgroup of {'the data' if key == 'shared' else data.classes[int(key)]} has no "
                              f"training image; stage 1 needs images in both subgroups")
-        labels = data.labels.cpu()
         a = augment_batch(_step_batch(dom_a, cfg.gan_batch_size, rng, data.images, labels, cfg.gan_balance),
                           cfg.gan_augment, rng)
         b = augment_batch(_step_batch(dom_b, cfg.gan_batch_size, rng, data.images, labels, cfg.gan_balance),
