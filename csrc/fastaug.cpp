@@ -1,11 +1,12 @@
 // The fastaug operator library: every op's schema, in one place, plus the pybind11 module that
-// carries build information. Kernels register themselves per backend next to their code
+// carries build information and the eager path's entry points (csrc/eager.cpp). Kernels register themselves per backend next to their code
 // (csrc/<family>/<family>_cpu.cpp, csrc/<family>/<family>_cuda.cu); fake kernels and autograd are
 // registered from Python (fastaug/ops/<family>.py).
 #include <torch/extension.h>
 
 #include "common/box_filter.h"
 #include "common/cpu_dispatch.h"
+#include "eager.h"
 
 #ifndef FASTAUG_TORCH_VERSION
 #define FASTAUG_TORCH_VERSION "unknown"
@@ -88,4 +89,5 @@ PYBIND11_MODULE(_C, module) {
              "Dict with the torch version fastaug was built against, whether CUDA kernels are compiled, "
              "and the CUDA architectures they target.");
   module.def("limits", &limits, "Dict of the limits the kernels enforce (max_smooth: the widest box window).");
+  fastaug::bind_eager_ops(module);
 }

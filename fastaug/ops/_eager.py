@@ -15,10 +15,17 @@ runs the same formula (the same ``setup_context`` and ``backward`` functions) wi
 * a graph needed: a plain ``autograd.Function`` whose forward calls the op below the Autograd key
   and then the registered ``setup_context``, and whose backward is the registered ``backward``.
 
+"Called below the Autograd key" goes through ``fastaug._C._eager_<op>`` (csrc/eager.cpp): the same
+dispatcher call made from C++, with the exclusion of the Autograd keys set there, as torch's own
+bindings call their ops. Python's boxed call of an ``OpOverload`` (each argument parsed against the
+schema into an IValue) costs about 2 us more, most of a 1x8x8 call
+(``benchmarks/experiments/call_overhead.py``).
+
 Both registrations share one more saving: the backward formula calls the ``<op>_backward`` op below
 the Autograd key when no graph of the gradient is being built (grad mode off in the backward, i.e.
 ``create_graph=False``), skipping that op's own Python autograd kernel (``_higher_order.py``),
-which only matters for second derivatives.
+which only matters for second derivatives; it calls it through a :class:`BackwardOp`, which takes
+the C++ entry when :func:`plain` allows.
 
 :func:`plain` says when a public function may take this path: not under ``torch.compile`` (dynamo
 traces the registered op), a functorch transform (``vmap``), autocast (the wrappers' cast and the
@@ -37,7 +44,9 @@ schema would take a wrong type (a bool as an int).
 import torch
 import torch.autograd.forward_ad as fwAD
 
-__all__ = ["AutogradOp", "plain", "register"]
+from .. import _C as _extension
+
+__all__ = ["AutogradOp", "BackwardOp", "plain", "register"]
 
 _C = torch._C
 
@@ -70,10 +79,10 @@ class AutogradOp:
     def __init__(self, qualname, backward, setup_context):
         namespace, name = qualname.split("::")
         self.op = getattr(getattr(torch.ops, namespace), name).default
+        self.below_autograd = getattr(_extension, f"_eager_{name}")  # the op below the Autograd key
 
         def forward(ctx, *args):
-            with _C._AutoDispatchBelowAutograd():
-                out = self.op(*args)
+            out = self.below_autograd(*args)
             setup_context(ctx, args, out)
             return out
 
@@ -83,8 +92,24 @@ class AutogradOp:
     def __call__(self, *args):
         if _C.is_grad_enabled() and _C._any_requires_grad(*args):
             return self.function.apply(*args)
-        with _C._AutoDispatchBelowAutograd():
-            return self.op(*args)
+        return self.below_autograd(*args)
+
+
+class BackwardOp:
+    """A backward op (``torch.ops.fastaug.<name>.default``) as the backward formulas call it: from C++
+    below the Autograd key (``fastaug._C._eager_<name>``) when no graph of the gradient is being
+    built and :func:`plain` allows, else through the registered op (create_graph, torch.compile,
+    functorch, dispatch modes: the path they trace)."""
+
+    def __init__(self, qualname):
+        namespace, name = qualname.split("::")
+        self.op = getattr(getattr(torch.ops, namespace), name).default
+        self.below_autograd = getattr(_extension, f"_eager_{name}")
+
+    def __call__(self, *args):
+        if not _C.is_grad_enabled() and plain(*args):
+            return self.below_autograd(*args)
+        return self.op(*args)
 
 
 def register(qualname, backward, setup_context):

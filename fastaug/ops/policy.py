@@ -12,7 +12,7 @@ from ._forward_ad import refuse_forward_ad
 from ._higher_order import refuse_second_order
 from ._validate import check_device, check_tensor, fake_arg, fake_image
 
-_ops = torch.ops.fastaug
+_APPLY_OPS_BACKWARD = _eager.BackwardOp("fastaug::apply_ops_backward")
 
 #: Op names by id (docs/design.md K3). Id -1 is fastaug's "identity / skip" marker.
 OP_NAMES = (
@@ -290,7 +290,7 @@ def _backward(ctx, grad):
     if op.shape[1] != 1:
         raise RuntimeError("fastaug::apply_ops: gradients of a chain computed in one call are not available; "
                            "call fastaug.apply_ops, which runs the chain step by step when x requires grad")
-    gx, gp = _ops.apply_ops_backward(grad, x, pairs, op, magnitude, sign, partner, center, ctx.fill, need_pairs)
+    gx, gp = _APPLY_OPS_BACKWARD(grad, x, pairs, op, magnitude, sign, partner, center, ctx.fill, need_pairs)
     return (gx if need_x else None), (gp if need_pairs else None), None, None, None, None, None, None
 
 

@@ -20,6 +20,8 @@ from ._validate import (PADDING_MODES, PADDING_NAMES, check_float_image, check_m
                         padding_mode_id)
 
 _ops = torch.ops.fastaug
+_APPEARANCE_BACKWARD = _eager.BackwardOp("fastaug::appearance_backward")
+_TRANSFORM_BACKWARD = _eager.BackwardOp("fastaug::transform_backward")
 
 MODES = {"parallel": 0, "serial": 1}
 MODE_NAMES = {i: name for name, i in MODES.items()}
@@ -166,7 +168,7 @@ def _appearance_setup_context(ctx, inputs, output):
 def _appearance_backward(ctx, grad):
     x, c_w, c_b = ctx.saved_tensors
     needs = ctx.needs_input_grad
-    gx, g_cw, g_cb = _ops.appearance_backward(grad, x, c_w, c_b, ctx.smooth, needs[0])
+    gx, g_cw, g_cb = _APPEARANCE_BACKWARD(grad, x, c_w, c_b, ctx.smooth, needs[0])
     return (gx if needs[0] else None), (g_cw if needs[1] else None), (g_cb if needs[2] else None), None
 
 
@@ -179,7 +181,7 @@ def _transform_setup_context(ctx, inputs, output):
 def _transform_backward(ctx, grad):
     x, params = ctx.saved_tensors
     needs = ctx.needs_input_grad
-    gx, gp = _ops.transform_backward(grad, x, params, ctx.smooth, ctx.mode, ctx.padding_mode, needs[0])
+    gx, gp = _TRANSFORM_BACKWARD(grad, x, params, ctx.smooth, ctx.mode, ctx.padding_mode, needs[0])
     return (gx if needs[0] else None), (gp if needs[1] else None), None, None, None
 
 

@@ -15,6 +15,8 @@ from ._validate import (PADDING_MODES, PADDING_NAMES, check_float_image, check_m
                         padding_mode_id)
 
 _ops = torch.ops.fastaug
+_WARP_BACKWARD = _eager.BackwardOp("fastaug::warp_backward")
+_AFFINE_BACKWARD = _eager.BackwardOp("fastaug::affine_flow_warp_backward")
 
 
 def warp(x, flow, *, padding_mode="zeros", align_corners=False):
@@ -123,7 +125,7 @@ def _warp_setup_context(ctx, inputs, output):
 def _warp_backward(ctx, grad):
     x, flow = ctx.saved_tensors
     need_x = ctx.needs_input_grad[0]
-    gx, gflow = _ops.warp_backward(grad, x, flow, ctx.padding_mode, ctx.align_corners, need_x)
+    gx, gflow = _WARP_BACKWARD(grad, x, flow, ctx.padding_mode, ctx.align_corners, need_x)
     return (gx if need_x else None), (gflow if ctx.needs_input_grad[1] else None), None, None
 
 
@@ -136,7 +138,7 @@ def _affine_setup_context(ctx, inputs, output):
 def _affine_backward(ctx, grad):
     x, s_w, s_b = ctx.saved_tensors
     need_x = ctx.needs_input_grad[0]
-    gx, g_sw, g_sb = _ops.affine_flow_warp_backward(grad, x, s_w, s_b, ctx.smooth, ctx.padding_mode, need_x)
+    gx, g_sw, g_sb = _AFFINE_BACKWARD(grad, x, s_w, s_b, ctx.smooth, ctx.padding_mode, need_x)
     needs = ctx.needs_input_grad
     return (gx if need_x else None), (g_sw if needs[1] else None), (g_sb if needs[2] else None), None, None
 

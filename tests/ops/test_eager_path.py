@@ -1,11 +1,12 @@
 """The public functions' eager path (fastaug/ops/_eager.py) against the registered ops it stands in for.
 
 The public image ops and apply_ops call their kernels through an ``AutogradOp``: below the Autograd
-key when no graph is needed, through a plain ``autograd.Function`` with the registered formula when
-one is. Here: it is the path taken, its outputs and gradients are bit-identical to a direct call
-of the registered op (``torch.library.register_autograd``'s path), and every context that needs the
-registered path (torch.compile, vmap, autocast, dispatch modes, forward AD, __torch_function__
-overrides, tracing) turns it off.
+key when no graph is needed (from C++: csrc/eager.cpp), through a plain ``autograd.Function`` with the
+registered formula when one is. Here: it is the path taken, it goes through the dispatcher, its
+outputs and gradients are bit-identical to a direct call of the registered op
+(``torch.library.register_autograd``'s path), and every context that needs the registered path
+(torch.compile, vmap, autocast, dispatch modes, forward AD, __torch_function__ overrides, tracing)
+turns it off.
 """
 import warnings
 
@@ -59,6 +60,32 @@ def test_no_graph_without_grad(name):
     with torch.no_grad():
         out = requires_grad(sample, opinfo.grad_inputs).call(opinfo.op)
     assert out.grad_fn is None and not out.requires_grad and torch.equal(out, expected)
+
+
+@pytest.mark.parametrize("name", EAGER)
+def test_the_eager_call_goes_through_the_dispatcher(name):
+    """Below the Autograd key the eager path calls fastaug._C._eager_<op> (csrc/eager.cpp): the
+    registered op through the dispatcher, from C++; so does the backward formula for the backward op
+    (BackwardOp). The profiler records both, as for direct calls."""
+    opinfo = BY_NAME[name]
+    s = requires_grad(_grad_samples(opinfo)[0], opinfo.grad_inputs)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        with torch.no_grad():
+            s.call(opinfo.op)
+    assert f"fastaug::{opinfo.raw_name}" in [e.name for e in prof.events()]
+    out = s.call(opinfo.op)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        torch.autograd.grad(out, [s.kwargs[n] for n in opinfo.grad_inputs], torch.ones_like(out))
+    assert f"fastaug::{opinfo.raw_name}_backward" in [e.name for e in prof.events()]
+
+
+def test_the_eager_call_reaches_python_kernels_below_autograd():
+    """The C++ entry releases the GIL around the dispatcher call, as torch's bindings do; a kernel
+    registered from Python (the fake kernel, for meta tensors) takes it back and runs."""
+    x, flow = torch.empty(2, 3, 5, 7, device="meta"), torch.empty(2, 2, 5, 7, device="meta")
+    assert _eager.plain(x, flow)
+    out = fastaug.warp(x, flow)
+    assert out.device.type == "meta" and out.shape == (2, 3, 5, 7)
 
 
 @pytest.mark.parametrize("name", ["warp", "transform"])
