@@ -100,6 +100,11 @@ def time_case(root, setup, threads, min_run_time):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _ms(t):
+    """Milliseconds with four significant digits (the fixed-cost cases are a few microseconds)."""
+    return f"{t:.4g}"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--a", required=True, help="checkout A (before)")
@@ -119,7 +124,7 @@ def main(argv=None):
             a.append(time_case(args.a, setup, args.threads, args.min_run_time))
             b.append(time_case(args.b, setup, args.threads, args.min_run_time))
         ma, mb = statistics.median(a), statistics.median(b)
-        print(f"| {name} | {ma:.3f} | {mb:.3f} | {mb / ma:.3f} |", flush=True)
+        print(f"| {name} | {_ms(ma)} | {_ms(mb)} | {mb / ma:.3f} |", flush=True)
     return 0
 
 

@@ -6,12 +6,21 @@
 //   + weights        the kernel's structure, block by block and channel by channel, each block's
 //                    weights (bilinear weight times the output gradient) computed before its additions;
 //   + reads of x     and the four corners of x read for the coordinate gradient, as the kernel does.
+// and one other order of the same additions (each element gets the same ones; only their order changes):
+//   pairs, even/odd  a pixel's left and right corners added as one 8-byte pair (half the loads and
+//                    stores), the even pixels of a block before the odd ones (neighbours' pairs overlap
+//                    by one float; pixel-major order would stall store forwarding on every pixel).
+// An argument "sD" instead of "D" draws a smooth flow: D px of noise on a 16x coarser grid, bilinearly
+// upsampled (a registration field), instead of D px of noise per pixel.
 //
-//   g++ -O2 -ffp-contract=off -o /tmp/scatter_floor benchmarks/experiments/scatter_floor.cpp && /tmp/scatter_floor 0 1 3
+//   g++ -O2 -ffp-contract=off -o /tmp/scatter_floor benchmarks/experiments/scatter_floor.cpp && /tmp/scatter_floor 0 1 3 s3
 //
 // Prints the best of 10 runs per program and scale and its cost per addition (N*C*H*W*4 additions),
 // to hold against benchmarks/experiments/warp_backward_breakdown.py's "x grad ns/add" (RESULTS.md).
+#include <emmintrin.h>  // SSE2, every x86-64 CPU: the 8-byte pair loads and stores
+
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -37,6 +46,25 @@ __attribute__((noinline)) void scatter_plane(float* g, const int32_t* off, const
       p[kW + 1] += w3[l];
     }
   }
+}
+
+// [p[0], p[1]] += [w[0], w[1]] as one 8-byte load, add and store.
+inline void pair_add(float* p, const float* w) {
+  const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+  const __m128 a = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(w)));
+  _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(_mm_add_ps(v, a)));
+}
+
+// The same additions as scatter_plane, paired: per block, the even pixels' pairs (top, then bottom), then
+// the odd pixels'. wp holds each pixel's weights interleaved (w0 w1 w2 w3).
+__attribute__((noinline)) void scatter_plane_pairs(float* g, const int32_t* off, const float* wp, int pixels) {
+  for (int j0 = 0; j0 < pixels; j0 += kBlock)
+    for (int parity = 0; parity < 2; ++parity)
+      for (int l = j0 + parity; l < j0 + kBlock; l += 2) {
+        float* p = g + off[l];
+        pair_add(p, wp + 4 * l);
+        pair_add(p + kW, wp + 4 * l + 2);
+      }
 }
 
 // The kernel's structure: per block of pixels, per channel, the weights into a small array (and with
@@ -75,29 +103,48 @@ __attribute__((noinline)) float scatter_blocks(float* g, const float* x, const f
 int main(int argc, char** argv) {
   const int plane = kH * kW;
   const size_t image = static_cast<size_t>(kC) * plane;
-  std::vector<float> grad(kN * image + kW + 1), x(kN * image + kW + 1), gout(kN * image), weights(4 * plane);
+  std::vector<float> grad(kN * image + kW + 1), x(kN * image + kW + 1), gout(kN * image), weights(4 * plane),
+      interleaved(4 * plane);
   std::vector<int32_t> off(static_cast<size_t>(kN) * plane);
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> uniform(0.f, 1.f);
   for (float& v : weights) v = uniform(rng);
   for (float& v : x) v = uniform(rng);
   for (float& v : gout) v = uniform(rng);
+  for (int l = 0; l < plane; ++l)
+    for (int q = 0; q < 4; ++q) interleaved[4 * l + q] = weights[q * plane + l];
   float sink = 0.f;
   for (int a = 1; a < argc; ++a) {
-    const float scale = static_cast<float>(std::atof(argv[a]));
+    const bool smooth = argv[a][0] == 's';
+    const float scale = static_cast<float>(std::atof(argv[a] + (smooth ? 1 : 0)));
     std::normal_distribution<float> noise(0.f, scale > 0 ? scale : 1.f);
-    for (int n = 0; n < kN; ++n)
+    constexpr int kCoarse = kH / 16 + 2;  // the smooth flow's grid (kH == kW)
+    std::vector<float> cx(kCoarse * kCoarse), cy(kCoarse * kCoarse);
+    // Bilinear upsampling of a coarse map at pixel (i, j).
+    auto upsampled = [&](const std::vector<float>& m, int i, int j) {
+      const int a0 = i / 16, b0 = j / 16;
+      const float ti = (i % 16) / 16.f, tj = (j % 16) / 16.f;
+      const float* r0 = m.data() + a0 * kCoarse + b0;
+      const float* r1 = r0 + kCoarse;
+      return (1 - ti) * ((1 - tj) * r0[0] + tj * r0[1]) + ti * ((1 - tj) * r1[0] + tj * r1[1]);
+    };
+    for (int n = 0; n < kN; ++n) {
+      for (float& v : cx) v = scale > 0 ? noise(rng) : 0.f;
+      for (float& v : cy) v = scale > 0 ? noise(rng) : 0.f;
       for (int i = 0; i < kH; ++i)
         for (int j = 0; j < kW; ++j) {
+          const float dx = smooth ? upsampled(cx, i, j) : (scale > 0 ? noise(rng) : 0.f);
+          const float dy = smooth ? upsampled(cy, i, j) : (scale > 0 ? noise(rng) : 0.f);
           // corner 0 of the source, kept where all four corners are inside (the all-valid blocks)
-          int x0 = static_cast<int>(j + (scale > 0 ? noise(rng) : 0.f));
-          int y0 = static_cast<int>(i + (scale > 0 ? noise(rng) : 0.f));
+          int x0 = static_cast<int>(std::floor(j + dx));
+          int y0 = static_cast<int>(std::floor(i + dy));
           x0 = std::min(std::max(x0, 0), kW - 2);
           y0 = std::min(std::max(y0, 0), kH - 2);
           off[static_cast<size_t>(n) * plane + i * kW + j] = y0 * kW + x0;
         }
-    const char* names[3] = {"additions only", "+ weights", "+ reads of x"};
-    for (int program = 0; program < 3; ++program) {
+    }
+    const char* names[4] = {"additions only", "+ weights", "+ reads of x", "pairs, even/odd"};
+    for (int program = 0; program < 4; ++program) {
       double best = 1e30;
       for (int run = 0; run < 10; ++run) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -107,14 +154,16 @@ int main(int argc, char** argv) {
           std::memset(g, 0, sizeof(float) * image);
           if (program == 0)
             for (int c = 0; c < kC; ++c) scatter_plane(g + c * plane, o, weights.data(), plane);
+          else if (program == 3)
+            for (int c = 0; c < kC; ++c) scatter_plane_pairs(g + c * plane, o, interleaved.data(), plane);
           else
             sink += scatter_blocks(g, x.data() + n * image, gout.data() + n * image, o, weights.data(), plane,
                                    program == 2);
         }
         best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       }
-      std::printf("scale %.1f px, %-14s: %.2f ms for %dx%dx%dx%d, %.2f ns per addition\n", scale, names[program], best,
-                  kN, kC, kH, kW, best * 1e6 / (4.0 * kN * kC * plane));
+      std::printf("%s %.1f px, %-15s: %.2f ms for %dx%dx%dx%d, %.2f ns per addition\n", smooth ? "smooth" : "noise",
+                  scale, names[program], best, kN, kC, kH, kW, best * 1e6 / (4.0 * kN * kC * plane));
     }
   }
   return sink == 12345.f;  // keeps the reads of x
