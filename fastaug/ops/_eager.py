@@ -70,16 +70,23 @@ def _below_autograd_unless_graphed(backward):
     return run
 
 
+def _op_and_entry(qualname):
+    """(the registered op ``torch.ops.<namespace>.<name>.default``, its C++ entry below the Autograd
+    key ``fastaug._C._eager_<name>``)."""
+    namespace, name = qualname.split("::")
+    return getattr(getattr(torch.ops, namespace), name).default, getattr(_extension, f"_eager_{name}")
+
+
 class AutogradOp:
     """A registered op (``torch.ops.fastaug.<name>.default``) called with its autograd formula.
 
-    ``op(*args)`` takes the op's schema arguments, positionally; ``op.op`` is the registered op.
+    ``op(*args)`` takes the op's schema arguments, positionally; ``op.op`` is the registered op and
+    ``op.below_autograd`` its C++ entry below the Autograd key.
     """
 
     def __init__(self, qualname, backward, setup_context):
-        namespace, name = qualname.split("::")
-        self.op = getattr(getattr(torch.ops, namespace), name).default
-        self.below_autograd = getattr(_extension, f"_eager_{name}")  # the op below the Autograd key
+        name = qualname.split("::")[1]
+        self.op, self.below_autograd = _op_and_entry(qualname)
 
         def forward(ctx, *args):
             out = self.below_autograd(*args)
@@ -102,9 +109,7 @@ class BackwardOp:
     functorch, dispatch modes: the path they trace)."""
 
     def __init__(self, qualname):
-        namespace, name = qualname.split("::")
-        self.op = getattr(getattr(torch.ops, namespace), name).default
-        self.below_autograd = getattr(_extension, f"_eager_{name}")
+        self.op, self.below_autograd = _op_and_entry(qualname)
 
     def __call__(self, *args):
         if not _C.is_grad_enabled() and plain(*args):
