@@ -1,7 +1,8 @@
 // The fastaug operator library: every op's schema, in one place, plus the pybind11 module that
-// carries build information and the eager path's entry points (csrc/eager.cpp). Kernels register themselves per backend next to their code
-// (csrc/<family>/<family>_cpu.cpp, csrc/<family>/<family>_cuda.cu); fake kernels and autograd are
-// registered from Python (fastaug/ops/<family>.py).
+// carries build information and the eager path's entry points (csrc/eager.cpp). Kernels register
+// themselves per backend next to their code (csrc/<family>/<family>_cpu.cpp,
+// csrc/<family>/<family>_cuda.cu); fake kernels and autograd are registered from Python
+// (fastaug/ops/<family>.py).
 #include <torch/extension.h>
 
 #include "common/box_filter.h"

@@ -21,11 +21,11 @@ bindings call their ops. Python's boxed call of an ``OpOverload`` (each argument
 schema into an IValue) costs about 2 us more, most of a 1x8x8 call
 (``benchmarks/experiments/call_overhead.py``).
 
-Both registrations share one more saving: the backward formula calls the ``<op>_backward`` op below
-the Autograd key when no graph of the gradient is being built (grad mode off in the backward, i.e.
-``create_graph=False``), skipping that op's own Python autograd kernel (``_higher_order.py``),
-which only matters for second derivatives; it calls it through a :class:`BackwardOp`, which takes
-the C++ entry when :func:`plain` allows.
+Both registrations share one more saving: the backward formula calls the ``<op>_backward`` op through
+a :class:`BackwardOp`, which calls it below the Autograd key when no graph of the gradient is being
+built (grad mode off in the backward, i.e. ``create_graph=False``), skipping that op's own Python
+autograd kernel (``_higher_order.py``, which only matters for second derivatives), and from C++
+when :func:`plain` allows.
 
 :func:`plain` says when a public function may take this path: not under ``torch.compile`` (dynamo
 traces the registered op), a functorch transform (``vmap``), autocast (the wrappers' cast and the
@@ -58,16 +58,6 @@ def plain(*values):
     return (not torch.compiler.is_compiling() and fwAD._current_level < 0 and not _C._is_any_autocast_enabled()
             and not _C._are_functorch_transforms_active() and not _C._len_torch_dispatch_stack()
             and not _C._has_torch_function(values) and _C._get_tracing_state() is None)
-
-
-def _below_autograd_unless_graphed(backward):
-    """``backward`` run below the Autograd key when no graph of the gradient is being built."""
-    def run(ctx, *grads):
-        if _C.is_grad_enabled():  # create_graph: the backward op must record its own autograd
-            return backward(ctx, *grads)
-        with _C._AutoDispatchBelowAutograd():
-            return backward(ctx, *grads)
-    return run
 
 
 def _op_and_entry(qualname):
@@ -103,23 +93,27 @@ class AutogradOp:
 
 
 class BackwardOp:
-    """A backward op (``torch.ops.fastaug.<name>.default``) as the backward formulas call it: from C++
-    below the Autograd key (``fastaug._C._eager_<name>``) when no graph of the gradient is being
-    built and :func:`plain` allows, else through the registered op (create_graph, torch.compile,
-    functorch, dispatch modes: the path they trace)."""
+    """A backward op (``torch.ops.fastaug.<name>.default``) as the backward formulas call it. With a
+    graph of the gradient being built (grad mode on: ``create_graph``) through every dispatch key, so
+    the op records its own autograd; without one below the Autograd key: from C++
+    (``fastaug._C._eager_<name>``) when :func:`plain` allows, else the registered op under
+    ``_AutoDispatchBelowAutograd`` (torch.compile, functorch, dispatch modes: the path they trace)."""
 
     def __init__(self, qualname):
         self.op, self.below_autograd = _op_and_entry(qualname)
 
     def __call__(self, *args):
-        if not _C.is_grad_enabled() and plain(*args):
+        if _C.is_grad_enabled():
+            return self.op(*args)
+        if plain(*args):
             return self.below_autograd(*args)
-        return self.op(*args)
+        with _C._AutoDispatchBelowAutograd():
+            return self.op(*args)
 
 
 def register(qualname, backward, setup_context):
-    """``torch.library.register_autograd(qualname, backward, setup_context=...)`` with the backward run
-    below the Autograd key when it builds no graph, and the :class:`AutogradOp` of the same formula."""
-    backward = _below_autograd_unless_graphed(backward)
+    """``torch.library.register_autograd(qualname, backward, setup_context=...)``, and the
+    :class:`AutogradOp` of the same formula. ``backward`` calls its backward op through a
+    :class:`BackwardOp`."""
     torch.library.register_autograd(qualname, backward, setup_context=setup_context)
     return AutogradOp(qualname, backward, setup_context)
