@@ -689,6 +689,12 @@ def requires_grad(sample, names):
     return sample.map_tensors(lambda k, v: v.detach().clone().requires_grad_(k in names))
 
 
+def strided(t):
+    """The same values with other strides: every other element of a twice-as-long last dimension."""
+    wide = torch.stack([t, torch.zeros_like(t)], -1).flatten(-2)
+    return wide[..., ::2]
+
+
 def assert_matches(opinfo, out, expected, dtype):
     """The comparison of the parity tests: per-dtype tolerances; integer outputs compared as ints."""
     if not out.is_floating_point():
@@ -697,5 +703,5 @@ def assert_matches(opinfo, out, expected, dtype):
 
 
 __all__ = ["SampleInput", "OpInfo", "seeded", "transform_inputs", "colour_half", "OPS", "BY_NAME", "DIRECT", "FLOAT_OPS", "first_sample", "requires_grad",
-           "assert_matches", "policy_params", "influence_problem", "HAS_CUDA", "PADDING", "MODES", "DIRECT_SIZES", "direct_args",
+           "strided", "assert_matches", "policy_params", "influence_problem", "HAS_CUDA", "PADDING", "MODES", "DIRECT_SIZES", "direct_args",
            "call_direct", "symbol_size", "symbols"]
