@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 import fastaug
-from benchmarks.bench_warp import pixel_grid
+from benchmarks.bench_warp import pixel_grid, stock_warp
 from benchmarks.experiments.warp_backward_breakdown import parse_size
 from benchmarks.harness import time_ms
 from fastaug.ops import _eager
@@ -55,13 +55,13 @@ def rows(size, min_run_time):
     cases = [
         ("fastaug.warp(x, flow)", lambda: fastaug.warp(x, flow)),
         ("_eager.plain(x, flow) (the path check)", lambda: _eager.plain(x, flow)),
-        ("fastaug._C._eager_warp (the op below Autograd, from C++)", lambda: fastaug._C._eager_warp(x, flow, 0, False)),
+        ("fastaug._C._eager_warp (the op below Autograd, from C++)",
+         lambda: fastaug._C._eager_warp(x, flow, 0, False)),
         ("torch.ops.fastaug.warp below the Autograd key, from Python", below_autograd),
         ("torch.ops.fastaug.warp, every dispatch key", lambda: op(x, flow, 0, False)),
         ("torch.empty_like(x)", lambda: torch.empty_like(x)),
         ("x.clone()", lambda: x.clone()),
-        ("grid_sample, base grid built once (the benchmark's stock row)",
-         lambda: F.grid_sample(x, base + flow.permute(0, 2, 3, 1) * scale, align_corners=False)),
+        ("grid_sample, base grid built once (the benchmark's stock row)", lambda: stock_warp(x, flow, base, scale)),
         ("F.grid_sample on a ready grid", lambda: F.grid_sample(x, grid, align_corners=False)),
     ]
     with torch.no_grad():
@@ -78,8 +78,8 @@ def autograd_rows(size, min_run_time):
     base, scale = pixel_grid(H, W, flow)
     cases = [
         ("fastaug.warp(x, flow)", lambda: torch.autograd.grad(fastaug.warp(x, flow), (x, flow), grad)),
-        ("grid_sample, base grid built once", lambda: torch.autograd.grad(
-            F.grid_sample(x, base + flow.permute(0, 2, 3, 1) * scale, align_corners=False), (x, flow), grad)),
+        ("grid_sample, base grid built once",
+         lambda: torch.autograd.grad(stock_warp(x, flow, base, scale), (x, flow), grad)),
         ("x * 2 (one multiplication)", lambda: torch.autograd.grad(x * 2, (x,), grad)),
     ]
     return [(name, 1e3 * time_ms(fn, min_run_time)) for name, fn in cases]
