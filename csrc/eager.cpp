@@ -4,8 +4,14 @@
 // goes is Python's boxed call of the op (argument parsing against the schema, an IValue per argument),
 // which is most of a small call's time (benchmarks/experiments/call_overhead.py). Forward ops and their
 // backward ops; the influence family keeps its Python calls (its ops are not on a per-image path).
+// Also here, the two per-call decisions of the eager path that are cheaper in C++ than in Python:
+// whether a graph is needed (grad mode and an input that requires grad) and whether the dispatch
+// state leaves the registered path nothing to do (fastaug/ops/_eager.py, plain()).
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
+#include <c10/core/impl/TorchDispatchModeTLS.h>
+#include <torch/csrc/jit/frontend/tracer.h>
 #include <torch/extension.h>
 
 #include "eager.h"
@@ -24,6 +30,56 @@ void bind_below_autograd(pybind11::module_& module, const char* py_name, const c
   });
 }
 
+inline bool needs_grad(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
+template <typename V>
+inline bool needs_grad(const V&) { return false; }
+
+// Binds module.<py_name>(args...) as above and module.<py_name>_or(graph_path): a builtin callable
+// that takes the same arguments and calls graph_path(*args) (the op's autograd.Function.apply) when
+// a graph is needed -- grad mode on and a tensor argument that requires grad, the test of
+// torch._C._any_requires_grad -- and the op below Autograd otherwise. The public function calls it
+// directly: no Python frame between the wrapper and the dispatcher.
+template <typename R, typename... A>
+void bind_eager_forward(pybind11::module_& module, const char* py_name, const char* qualname) {
+  bind_below_autograd<R, A...>(module, py_name, qualname);
+  const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<R(A...)>();
+  module.def((std::string(py_name) + "_or").c_str(), [op](pybind11::function graph_path) {
+    return pybind11::cpp_function([op, graph_path](A... args) -> pybind11::object {
+      if (at::GradMode::is_enabled() && (needs_grad(args) || ...)) return graph_path(args...);
+      R out;
+      {
+        pybind11::gil_scoped_release no_gil;
+        at::AutoDispatchBelowAutograd guard;
+        out = op.call(args...);
+      }
+      return pybind11::cast(std::move(out));
+    });
+  });
+}
+
+// True when no context is active that the registered path handles and the eager path does not:
+// autocast on any device, a functorch transform, a TorchDispatchMode (FakeTensorMode included) or a
+// torch.jit trace. The same tests as torch._C's _is_any_autocast_enabled,
+// _are_functorch_transforms_active, _len_torch_dispatch_stack and _get_tracing_state, in one call.
+bool dispatch_state_is_plain() {
+  const auto tls = c10::impl::tls_local_dispatch_key_set();
+  // at::autocast::is_autocast_enabled(device) is "the device's Autocast key is not excluded"; one
+  // read of the thread-local sets answers it for every device at once.
+  if (!(c10::autocast_dispatch_keyset - tls.excluded_).empty()) return false;
+  if (tls.included_.has(c10::DispatchKey::FuncTorchDynamicLayerFrontMode) ||
+      tls.included_.has(c10::DispatchKey::FuncTorchDynamicLayerBackMode)) {
+    return false;
+  }
+  return c10::impl::TorchDispatchModeTLS::stack_len() == 0 && !torch::jit::tracer::isTracing();
+}
+
+// The same as a CPython builtin without arguments: pybind11's call machinery would double its cost,
+// and plain() runs on every call of a public function.
+PyObject* dispatch_state_is_plain_py(PyObject*, PyObject*) { return PyBool_FromLong(dispatch_state_is_plain()); }
+PyMethodDef dispatch_state_is_plain_def = {"_dispatch_state_is_plain", dispatch_state_is_plain_py, METH_NOARGS,
+                                           "True when no autocast, functorch transform, TorchDispatchMode or "
+                                           "torch.jit trace is active (fastaug/ops/_eager.py, plain())."};
+
 using T = const at::Tensor&;
 
 }  // namespace
@@ -31,20 +87,23 @@ using T = const at::Tensor&;
 void bind_eager_ops(pybind11::module_& module) {
   using T2 = std::tuple<at::Tensor, at::Tensor>;
   using T3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+  module.add_object("_dispatch_state_is_plain",
+                    pybind11::reinterpret_steal<pybind11::object>(
+                        PyCFunction_NewEx(&dispatch_state_is_plain_def, nullptr, module.attr("__name__").ptr())));
   // The signatures are the schemas' of csrc/fastaug.cpp (typed() checks them when the module loads).
-  bind_below_autograd<at::Tensor, T, T, int64_t, bool>(module, "_eager_warp", "fastaug::warp");
+  bind_eager_forward<at::Tensor, T, T, int64_t, bool>(module, "_eager_warp", "fastaug::warp");
   bind_below_autograd<T2, T, T, T, int64_t, bool, bool>(module, "_eager_warp_backward", "fastaug::warp_backward");
-  bind_below_autograd<at::Tensor, T, T, T, int64_t, int64_t>(module, "_eager_affine_flow_warp",
+  bind_eager_forward<at::Tensor, T, T, T, int64_t, int64_t>(module, "_eager_affine_flow_warp",
                                                              "fastaug::affine_flow_warp");
   bind_below_autograd<T3, T, T, T, T, int64_t, int64_t, bool>(module, "_eager_affine_flow_warp_backward",
                                                               "fastaug::affine_flow_warp_backward");
-  bind_below_autograd<at::Tensor, T, T, T, int64_t>(module, "_eager_appearance", "fastaug::appearance");
+  bind_eager_forward<at::Tensor, T, T, T, int64_t>(module, "_eager_appearance", "fastaug::appearance");
   bind_below_autograd<T3, T, T, T, T, int64_t, bool>(module, "_eager_appearance_backward",
                                                      "fastaug::appearance_backward");
-  bind_below_autograd<at::Tensor, T, T, int64_t, int64_t, int64_t>(module, "_eager_transform", "fastaug::transform");
+  bind_eager_forward<at::Tensor, T, T, int64_t, int64_t, int64_t>(module, "_eager_transform", "fastaug::transform");
   bind_below_autograd<T2, T, T, T, int64_t, int64_t, int64_t, bool>(module, "_eager_transform_backward",
                                                                     "fastaug::transform_backward");
-  bind_below_autograd<at::Tensor, T, T, T, T, T, T, T, int64_t>(module, "_eager_apply_ops", "fastaug::apply_ops");
+  bind_eager_forward<at::Tensor, T, T, T, T, T, T, T, int64_t>(module, "_eager_apply_ops", "fastaug::apply_ops");
   bind_below_autograd<T2, T, T, T, T, T, T, T, T, int64_t, bool>(module, "_eager_apply_ops_backward",
                                                                  "fastaug::apply_ops_backward");
 }

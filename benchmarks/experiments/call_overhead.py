@@ -5,10 +5,14 @@ image goes, next to what a careful user's ``grid_sample`` call costs.
 
 Rows, each timed alone with ``torch.utils.benchmark`` (harness.time_ms), no gradient asked:
 
-* ``fastaug.warp(x, flow)``: the public call (its eager path, fastaug/ops/_eager.py);
+* ``fastaug.warp(x, flow)``: the public call (its eager path, fastaug/ops/_eager.py), under
+  ``torch.no_grad()`` and, as a second row, with grad mode on and no input requiring grad (an
+  augmentation inside a training step);
 * ``_eager.plain(x, flow)``: the Python check that picks that path;
-* ``fastaug._C._eager_warp``: what the eager path calls, the registered op through the dispatcher below
-  the Autograd key from C++ (csrc/eager.cpp): the C++ checks, the output's allocation and the kernel;
+* ``_warp.call``: what the public function calls, ``fastaug._C._eager_warp_or`` (csrc/eager.cpp): the
+  test of whether a graph is needed and the op below the Autograd key, from C++;
+* ``fastaug._C._eager_warp``: the op alone, the registered op through the dispatcher below the
+  Autograd key from C++: the C++ checks, the output's allocation and the kernel;
 * the registered op called below the Autograd key from Python (``OpOverload.__call__``: the boxed
   call, each argument parsed against the schema), what the eager path called before csrc/eager.cpp;
 * the registered op through every dispatch key (the path ``torch.ops.fastaug.warp`` takes: the Python
@@ -36,6 +40,7 @@ from benchmarks.bench_warp import pixel_grid, stock_warp
 from benchmarks.experiments.warp_backward_breakdown import parse_size
 from benchmarks.harness import time_ms
 from fastaug.ops import _eager
+from fastaug.ops.warp import _warp
 
 
 def rows(size, min_run_time):
@@ -55,6 +60,7 @@ def rows(size, min_run_time):
     cases = [
         ("fastaug.warp(x, flow)", lambda: fastaug.warp(x, flow)),
         ("_eager.plain(x, flow) (the path check)", lambda: _eager.plain(x, flow)),
+        ("_warp.call (the graph test and the op below Autograd, from C++)", lambda: _warp.call(x, flow, 0, False)),
         ("fastaug._C._eager_warp (the op below Autograd, from C++)",
          lambda: fastaug._C._eager_warp(x, flow, 0, False)),
         ("torch.ops.fastaug.warp below the Autograd key, from Python", below_autograd),
@@ -65,7 +71,9 @@ def rows(size, min_run_time):
         ("F.grid_sample on a ready grid", lambda: F.grid_sample(x, grid, align_corners=False)),
     ]
     with torch.no_grad():
-        return [(name, 1e3 * time_ms(fn, min_run_time)) for name, fn in cases]
+        out = [(name, 1e3 * time_ms(fn, min_run_time)) for name, fn in cases]
+    out.insert(1, ("fastaug.warp(x, flow), grad mode on", 1e3 * time_ms(lambda: fastaug.warp(x, flow), min_run_time)))
+    return out
 
 
 def autograd_rows(size, min_run_time):

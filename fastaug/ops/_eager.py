@@ -15,6 +15,9 @@ runs the same formula (the same ``setup_context`` and ``backward`` functions) wi
 * a graph needed: a plain ``autograd.Function`` whose forward calls the op below the Autograd key
   and then the registered ``setup_context``, and whose backward is the registered ``backward``.
 
+The choice between the two is made in C++ too (``fastaug._C._eager_<op>_or``), so a public function
+reaches the dispatcher through no Python frame of its own.
+
 "Called below the Autograd key" goes through ``fastaug._C._eager_<op>`` (csrc/eager.cpp): the same
 dispatcher call made from C++, with the exclusion of the Autograd keys set there, as torch's own
 bindings call their ops. Python's boxed call of an ``OpOverload`` (each argument parsed against the
@@ -49,15 +52,17 @@ from .. import _C as _extension
 __all__ = ["AutogradOp", "BackwardOp", "plain", "register"]
 
 _C = torch._C
+_dispatch_state_is_plain = _extension._dispatch_state_is_plain
 
 
 def plain(*values):
     """True when a public function called with ``values`` (its tensor arguments; other values are
     ignored) may call its :class:`AutogradOp` directly (see the module docstring)."""
-    # is_compiling first: dynamo folds it to True and traces none of the rest
-    return (not torch.compiler.is_compiling() and fwAD._current_level < 0 and not _C._is_any_autocast_enabled()
-            and not _C._are_functorch_transforms_active() and not _C._len_torch_dispatch_stack()
-            and not _C._has_torch_function(values) and _C._get_tracing_state() is None)
+    # is_compiling first: dynamo folds it to True and traces none of the rest. The dispatch state
+    # (autocast, functorch, dispatch modes, tracing) is read in one C++ call (csrc/eager.cpp): four
+    # torch._C calls cost twice as much, on every call of a public function.
+    return (not torch.compiler.is_compiling() and fwAD._current_level < 0 and _dispatch_state_is_plain()
+            and not _C._has_torch_function(values))
 
 
 def _op_and_entry(qualname):
@@ -70,8 +75,11 @@ def _op_and_entry(qualname):
 class AutogradOp:
     """A registered op (``torch.ops.fastaug.<name>.default``) called with its autograd formula.
 
-    ``op(*args)`` takes the op's schema arguments, positionally; ``op.op`` is the registered op and
-    ``op.below_autograd`` its C++ entry below the Autograd key.
+    ``op.call(*args)`` takes the op's schema arguments, positionally: it is ``fastaug._C._eager_<name>_or``
+    (csrc/eager.cpp), a builtin that runs ``op.function.apply(*args)`` (a plain ``autograd.Function``
+    of the registered formula) when a graph is needed -- grad mode on and a tensor argument that
+    requires grad -- and the op below the Autograd key otherwise, with no Python frame in between.
+    ``op.op`` is the registered op and ``op.below_autograd`` its C++ entry below the Autograd key.
     """
 
     def __init__(self, qualname, backward, setup_context):
@@ -85,11 +93,7 @@ class AutogradOp:
 
         self.function = type(f"{name}_eager", (torch.autograd.Function,),
                              {"forward": staticmethod(forward), "backward": staticmethod(backward)})
-
-    def __call__(self, *args):
-        if _C.is_grad_enabled() and _C._any_requires_grad(*args):
-            return self.function.apply(*args)
-        return self.below_autograd(*args)
+        self.call = getattr(_extension, f"_eager_{name}_or")(self.function.apply)
 
 
 class BackwardOp:

@@ -236,7 +236,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
 def _run(x, op, mag, sgn, prt, cen, fill, call=None):
     """The kernel on canonical arguments (``call``: the registered op, or by default the eager path);
     a chain of L > 1 steps runs step by step when x requires grad, so autograd keeps every step's image."""
-    call = _apply_ops if call is None else call
+    call = _apply_ops.call if call is None else call
     L = op.shape[1]
     if L > 1 and x.requires_grad and torch.is_grad_enabled():
         out = x

@@ -137,3 +137,67 @@ def test_plain_only_outside_the_contexts_that_need_the_registered_path():
         torch.jit.trace(lambda t: seen.append(_eager.plain(t)) or t * 2, (x,), check_trace=False)
     assert seen == [False]
     assert _eager.plain(x)
+
+
+def _torch_dispatch_state_is_plain():
+    C = torch._C
+    return not (C._is_any_autocast_enabled() or C._are_functorch_transforms_active()
+                or C._len_torch_dispatch_stack() or C._get_tracing_state() is not None)
+
+
+def test_the_dispatch_state_test_in_cpp_equals_torchs_four():
+    """fastaug._C._dispatch_state_is_plain (csrc/eager.cpp, read by plain()) answers what torch._C's
+    autocast, functorch, dispatch-mode and tracing tests answer together, in every such context."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Passthrough(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+
+    seen = []
+
+    def both(t=None):
+        seen.append((fastaug._C._dispatch_state_is_plain(), _torch_dispatch_state_is_plain()))
+        return t
+
+    both()
+    for dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast("cpu", dtype=dtype):
+            both()
+            with torch.autocast("cpu", enabled=False):
+                both()
+    with FakeTensorMode():
+        both()
+    with Passthrough():
+        both()
+    torch.vmap(both)(torch.zeros(2, 3))
+    torch.func.grad(lambda t: both(t).sum())(torch.zeros(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.trace(lambda t: both(t) * 2, (torch.zeros(1),), check_trace=False)
+    both()
+    assert all(ours == theirs for ours, theirs in seen), seen
+    assert [ours for ours, _ in seen] == [True, False, True, False, True, False, False, False, False, False, True]
+
+
+@pytest.mark.parametrize("requires", ["x", "flow", None])
+def test_the_cpp_call_takes_the_graph_path_only_when_a_graph_is_needed(requires):
+    """fastaug._C._eager_<op>_or(graph_path) calls graph_path(*args) exactly when grad mode is on and
+    a tensor argument requires grad (torch._C._any_requires_grad's test), and otherwise returns the
+    op's output below the Autograd key, as the registered op computes it."""
+    gen = torch.Generator().manual_seed(0)
+    x, flow = torch.rand(2, 3, 5, 7, generator=gen), torch.randn(2, 2, 5, 7, generator=gen)
+    args = {"x": x, "flow": flow}
+    if requires:
+        args[requires] = args[requires].clone().requires_grad_()
+    calls = []
+    call = fastaug._C._eager_warp_or(lambda *a: calls.append(a) or "graph")
+    expected = torch.ops.fastaug.warp(x, flow, 1, False)
+    for mode in (torch.enable_grad, torch.no_grad, torch.inference_mode):
+        with mode():
+            out = call(args["x"], args["flow"], 1, False)
+        if requires and mode is torch.enable_grad:
+            assert out == "graph" and calls[-1][0] is args["x"] and calls[-1][2:] == (1, False)
+        else:
+            assert isinstance(out, torch.Tensor) and out.grad_fn is None and torch.equal(out, expected)
+    assert len(calls) == (1 if requires else 0)
