@@ -19,15 +19,23 @@
 namespace fastaug {
 namespace {
 
-// Binds module.<py_name>(args...) to the op `qualname` of signature R(A...), called below Autograd.
+// The op called through the dispatcher below Autograd, the GIL released as torch's bindings do (the
+// kernel may run long, on threads); the GIL is held again when the result is returned.
 template <typename R, typename... A>
-void bind_below_autograd(pybind11::module_& module, const char* py_name, const char* qualname) {
+R call_below_autograd(const c10::TypedOperatorHandle<R(A...)>& op, A... args) {
+  pybind11::gil_scoped_release no_gil;
+  at::AutoDispatchBelowAutograd guard;
+  return op.call(args...);
+}
+
+// Binds module.<py_name>(args...) to the op `qualname` of signature R(A...), called below Autograd;
+// returns the op's handle.
+template <typename R, typename... A>
+c10::TypedOperatorHandle<R(A...)> bind_below_autograd(pybind11::module_& module, const char* py_name,
+                                                      const char* qualname) {
   const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<R(A...)>();
-  module.def(py_name, [op](A... args) -> R {
-    pybind11::gil_scoped_release no_gil;  // as torch's bindings do: the kernel may run long, on threads
-    at::AutoDispatchBelowAutograd guard;
-    return op.call(args...);
-  });
+  module.def(py_name, [op](A... args) -> R { return call_below_autograd<R, A...>(op, args...); });
+  return op;
 }
 
 inline bool needs_grad(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
@@ -41,18 +49,11 @@ inline bool needs_grad(const V&) { return false; }
 // directly: no Python frame between the wrapper and the dispatcher.
 template <typename R, typename... A>
 void bind_eager_forward(pybind11::module_& module, const char* py_name, const char* qualname) {
-  bind_below_autograd<R, A...>(module, py_name, qualname);
-  const auto op = c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<R(A...)>();
+  const auto op = bind_below_autograd<R, A...>(module, py_name, qualname);
   module.def((std::string(py_name) + "_or").c_str(), [op](pybind11::function graph_path) {
     return pybind11::cpp_function([op, graph_path](A... args) -> pybind11::object {
       if (at::GradMode::is_enabled() && (needs_grad(args) || ...)) return graph_path(args...);
-      R out;
-      {
-        pybind11::gil_scoped_release no_gil;
-        at::AutoDispatchBelowAutograd guard;
-        out = op.call(args...);
-      }
-      return pybind11::cast(std::move(out));
+      return pybind11::cast(call_below_autograd<R, A...>(op, args...));
     });
   });
 }
