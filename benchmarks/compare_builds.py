@@ -44,6 +44,17 @@ g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, generator=g)
 op = torch.randint(0, 16, (128,), generator=g); m = torch.rand(128, generator=g)
 def fn(): fastaug.apply_ops(x, op, m)""",
+    "apply_ops 256x3x32x32 uint8, the kernel benchmark's call": """
+g = torch.Generator().manual_seed(0)
+N = 256
+x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=g)
+op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
+sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
+center = torch.stack([torch.randint(0, 32, (N,), generator=g), torch.randint(0, 32, (N,), generator=g)], 1)
+def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
+    "copy of a 256x3x32x32 uint8 batch": """
+x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
+def fn(): out.copy_(x)""",
 }
 
 # The per-call fixed cost of every public op: a 1x1x8x8 image (the kernel's own work is a few hundred
@@ -52,7 +63,7 @@ _TINY = """
 x = torch.rand(1, 1, 8, 8, requires_grad=True); g = torch.randn(1, 1, 8, 8)
 maps = {"flow": (2, 1.0), "s_w": (4, 0.1), "s_b": (2, 0.1), "c_w": (1, 0.1), "c_b": (1, 0.1), "p": (8, 0.1)}
 m = {k: (torch.randn(1, c, 8, 8) * s).requires_grad_() for k, (c, s) in maps.items()}
-op = torch.tensor([[10]]); mag = torch.rand(1, 1); sign = torch.ones(1, 1)
+op = torch.tensor([[10]]); mag = torch.rand(1, 1); sign = torch.ones(1, 1); op1, mag1 = op[:, 0].clone(), mag[:, 0].clone()
 partner = torch.zeros(1, 1, dtype=torch.long)
 center = torch.zeros(1, 1, 2, dtype=torch.long); x8 = (x.detach() * 255).to(torch.uint8)
 base = torch.stack(torch.meshgrid((2 * torch.arange(8) + 1) / 8 - 1, (2 * torch.arange(8) + 1) / 8 - 1,
@@ -65,17 +76,18 @@ calls = {
     "transform": lambda: fastaug.transform(x, m["p"]),
     "apply_ops float32": lambda: fastaug.apply_ops(x, op, mag, sign, partner, center=center),
     "apply_ops uint8": lambda: fastaug.apply_ops(x8, op, mag, sign, partner, center=center),
+    "apply_ops uint8, (N,) parameters and defaults": lambda: fastaug.apply_ops(x8, op1, mag1),
     "grid_sample, base grid precomputed": lambda: torch.nn.functional.grid_sample(
         x, base + m["flow"].permute(0, 2, 3, 1) * scale, align_corners=False),
 }
 call = calls[NAME]
 """
 for _name in ("warp", "affine_flow_warp", "appearance", "transform", "apply_ops float32", "apply_ops uint8",
-              "grid_sample, base grid precomputed"):
+              "apply_ops uint8, (N,) parameters and defaults", "grid_sample, base grid precomputed"):
     CASES[f"fixed cost: {_name} fwd 1x1x8x8 (no grad)"] = _TINY.replace("NAME", repr(_name)) + """
 def fn():
     with torch.no_grad(): call()"""
-    if _name != "apply_ops uint8":
+    if not _name.startswith("apply_ops uint8"):
         CASES[f"fixed cost: {_name} fwd+bwd 1x1x8x8"] = _TINY.replace("NAME", repr(_name)) + """
 def fn(): call().backward(g)"""
 

@@ -19,15 +19,6 @@
 namespace fastaug {
 namespace {
 
-// The op called through the dispatcher below Autograd, the GIL released as torch's bindings do (the
-// kernel may run long, on threads); the GIL is held again when the result is returned.
-template <typename R, typename... A>
-R call_below_autograd(const c10::TypedOperatorHandle<R(A...)>& op, A... args) {
-  pybind11::gil_scoped_release no_gil;
-  at::AutoDispatchBelowAutograd guard;
-  return op.call(args...);
-}
-
 // Binds module.<py_name>(args...) to the op `qualname` of signature R(A...), called below Autograd;
 // returns the op's handle.
 template <typename R, typename... A>
@@ -107,6 +98,7 @@ void bind_eager_ops(pybind11::module_& module) {
   bind_eager_forward<at::Tensor, T, T, T, T, T, T, T, int64_t>(module, "_eager_apply_ops", "fastaug::apply_ops");
   bind_below_autograd<T2, T, T, T, T, T, T, T, T, int64_t, bool>(module, "_eager_apply_ops_backward",
                                                                  "fastaug::apply_ops_backward");
+  bind_policy_args(module);
 }
 
 }  // namespace fastaug

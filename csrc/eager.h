@@ -1,8 +1,22 @@
-// The eager path's C++ entry points (csrc/eager.cpp), added to the pybind11 module in fastaug.cpp.
+// The eager path's C++ entry points (csrc/eager.cpp, csrc/eager_policy.cpp), added to the pybind11
+// module in fastaug.cpp.
 #pragma once
 
+#include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/extension.h>
 
 namespace fastaug {
+
+// The op called through the dispatcher below Autograd, the GIL released as torch's bindings do (the
+// kernel may run long, on threads); the GIL is held again when the result is returned.
+template <typename R, typename... A>
+R call_below_autograd(const c10::TypedOperatorHandle<R(A...)>& op, A... args) {
+  pybind11::gil_scoped_release no_gil;
+  at::AutoDispatchBelowAutograd guard;
+  return op.call(args...);
+}
+
 void bind_eager_ops(pybind11::module_& module);
+void bind_policy_args(pybind11::module_& module);  // csrc/eager_policy.cpp
 }  // namespace fastaug

@@ -7,6 +7,7 @@ canonicalisation and validation, the fake (meta) kernels and the autograd formul
 import torch
 
 from . import _eager
+from .. import _C as _extension
 from ._autocast import autocast_inputs, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import refuse_second_order
@@ -85,46 +86,6 @@ def _canonical(x, op, magnitude, sign, partner, center):
         cen = torch.tensor([H // 2, W // 2], dtype=torch.int64, device=dev).expand(shape + (2,)).contiguous()
     else:
         cen = _as_param(center, "center", shape + (2,), torch.int64, dev, "int")
-    return op2, mag, sgn, prt, cen
-
-
-def _as_is(t, dtype, shape, n_dim):
-    """``t`` if it is a tensor of ``dtype`` that needs no conversion (its shape the kernel checks), made
-    (N, L[, 2]) from op's ``(N,)`` layout by a view; else None. ``n_dim``: the rank op was passed with."""
-    if type(t) is not torch.Tensor or t.dtype is not dtype:
-        return None
-    if n_dim == 1 and t.dim() == len(shape) - 1:
-        return t.unsqueeze(1)
-    return t
-
-
-def _canonical_as_is(x, op, magnitude, sign, partner, center):
-    """What :func:`_canonical` returns, without a copy, when every argument is already what the kernel
-    takes (op, partner, center int64 tensors, magnitude and sign float32 tensors, of op's (N,) or (N, L)
-    layout; sign, partner, center may be None); None otherwise. Nothing is checked here: the kernel
-    checks every shape, dtype, device and (on the CPU) value, and a refusal sends apply_ops to its full path."""
-    if type(x) is not torch.Tensor or x.dim() != 4:
-        return None
-    op2 = _as_is(op, torch.int64, (0, 0), 2)
-    if op2 is None or op2.dim() not in (1, 2):
-        return None
-    n_dim = op2.dim()
-    if n_dim == 1:
-        op2 = op2.unsqueeze(1)
-    N, L = op2.shape
-    dev = x.device
-    mag = _as_is(magnitude, torch.float32, (N, L), n_dim)
-    sgn = torch.ones((N, L), device=dev) if sign is None else _as_is(sign, torch.float32, (N, L), n_dim)
-    if partner is None:
-        prt = ((torch.arange(1, N + 1, device=dev)) % max(N, 1)).unsqueeze(1).expand(N, L)
-    else:
-        prt = _as_is(partner, torch.int64, (N, L), n_dim)
-    if center is None:
-        cen = torch.tensor([x.shape[2] // 2, x.shape[3] // 2], device=dev).expand(N, L, 2)
-    else:
-        cen = _as_is(center, torch.int64, (N, L, 2), n_dim)
-    if mag is None or sgn is None or prt is None or cen is None:
-        return None
     return op2, mag, sgn, prt, cen
 
 
@@ -213,14 +174,18 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     """
     # type(fill) is int: a bool is refused below, not taken as 0 or 1
     if _eager.plain(x, op, magnitude, sign, partner, center) and type(fill) is int:  # noqa: E721
-        args = _canonical_as_is(x, op, magnitude, sign, partner, center)
-        if args is not None:
-            try:
+        try:
+            # csrc/eager_policy.cpp: the output (CPU, no graph needed), the parameters as the kernel
+            # takes them, without a copy, or None when one needs a conversion (the path below).
+            got = _extension._apply_ops_eager(x, op, magnitude, sign, partner, center, fill)
+            if type(got) is tuple:
                 if x.device.type != "cpu":  # the CUDA kernel clamps instead of checking the values
-                    _check_values(args[0], args[1], args[3], x.shape[0])
-                return _run(x, *args, fill)
-            except Exception:  # the kernel's checks refused an argument: the path below names it
-                pass
+                    _check_values(got[0], got[1], got[3], x.shape[0])
+                return _run(x, *got, fill)
+            if got is not None:
+                return got
+        except Exception:  # the kernel's checks refused an argument: the path below names it
+            pass
     refuse_forward_ad("apply_ops", x)
     x, = autocast_inputs(x)
     op2, mag, sgn, prt, cen = _canonical(x, op, magnitude, sign, partner, center)

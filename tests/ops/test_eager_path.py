@@ -201,3 +201,76 @@ def test_the_cpp_call_takes_the_graph_path_only_when_a_graph_is_needed(requires)
         else:
             assert isinstance(out, torch.Tensor) and out.grad_fn is None and torch.equal(out, expected)
     assert len(calls) == (1 if requires else 0)
+
+
+def _policy_params(N, L, H, W, seed):
+    gen = torch.Generator().manual_seed(seed)
+    shape = (N,) if L is None else (N, L)
+    return dict(op=torch.randint(0, 16, shape, generator=gen), magnitude=torch.rand(shape, generator=gen),
+                sign=torch.where(torch.rand(shape, generator=gen) < 0.5, -1.0, 1.0),
+                partner=torch.randint(0, N, shape, generator=gen),
+                center=torch.randint(-2, H + 2, shape + (2,), generator=gen))
+
+
+@pytest.mark.parametrize("L", [None, 1, 3])
+@pytest.mark.parametrize("defaults", [False, True])
+def test_apply_ops_cpp_entry_takes_the_parameters_as_the_checked_path_makes_them(L, defaults):
+    """fastaug._C._apply_ops_eager (csrc/eager_policy.cpp): with parameters that need no conversion it
+    returns, on the CPU without a graph, the registered op's output on the checked path's canonical
+    parameters (apply_ops's _canonical, which converts and checks); with a graph needed, those
+    parameters themselves (values, shapes, dtypes), (N,) made (N, 1) by a view of the caller's tensor.
+    sign, partner and center None: the checked path's defaults."""
+    from fastaug.ops import policy
+    N, H, W = 5, 9, 11
+    x = torch.randint(0, 256, (N, 3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    p = _policy_params(N, L, H, W, seed=2)
+    if defaults:
+        p.update(sign=None, partner=None, center=None)
+    args = (p["op"], p["magnitude"], p["sign"], p["partner"], p["center"])
+    canonical = policy._canonical(x, *args)
+    expected = torch.ops.fastaug.apply_ops(x, x, *canonical, 77)
+    out = fastaug._C._apply_ops_eager(x, *args, 77)
+    assert isinstance(out, torch.Tensor) and out.grad_fn is None and torch.equal(out, expected)
+    xf = (x.float() / 255).requires_grad_()
+    got = fastaug._C._apply_ops_eager(xf, *args, 77)
+    assert type(got) is tuple and len(got) == 5
+    for ours, ref in zip(got, canonical):
+        assert ours.dtype == ref.dtype and ours.shape == ref.shape and torch.equal(ours, ref)
+    if not defaults:
+        assert got[0].data_ptr() == p["op"].data_ptr() and got[4].data_ptr() == p["center"].data_ptr()
+    with torch.no_grad():
+        out = fastaug._C._apply_ops_eager(xf, *args, 77)
+    assert isinstance(out, torch.Tensor) and torch.equal(out, torch.ops.fastaug.apply_ops(xf, xf, *canonical, 77))
+
+
+def test_apply_ops_cpp_entry_leaves_conversions_to_the_checked_path():
+    """Any parameter that is not already what the kernel takes -- another dtype, a Python number, a
+    tensor subclass -- gives None (apply_ops then converts and checks on its full path); the results
+    of apply_ops agree either way."""
+    N, H, W = 4, 6, 7
+    x = torch.randint(0, 256, (N, 1, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    p = _policy_params(N, None, H, W, seed=4)
+
+    class Sub(torch.Tensor):
+        pass
+
+    converted = [("op", p["op"].int()), ("op", p["op"].float()), ("magnitude", 0.5),
+                 ("magnitude", p["magnitude"].double()), ("sign", p["sign"].double()),
+                 ("partner", p["partner"].int()), ("center", p["center"].int()), ("op", p["op"].as_subclass(Sub))]
+    for name, value in converted:
+        q = dict(p, **{name: value})
+        assert fastaug._C._apply_ops_eager(x, q["op"], q["magnitude"], q["sign"], q["partner"], q["center"], 9) is None
+        if name == "op" and value.is_floating_point():
+            with pytest.raises(TypeError, match="op must be an integer tensor"):
+                fastaug.apply_ops(x, **q, fill=9)
+            continue
+        same = dict(p, magnitude=torch.full((N,), 0.5)) if isinstance(value, float) else p
+        assert torch.equal(fastaug.apply_ops(x, **q, fill=9), fastaug.apply_ops(x, **same, fill=9))
+    assert fastaug._C._apply_ops_eager(x.as_subclass(Sub), *p.values(), 9) is None
+    with pytest.raises(TypeError, match="7 arguments"):
+        fastaug._C._apply_ops_eager(x, p["op"])
+    # A value the kernel refuses: the checked path's sentence.
+    with pytest.raises(ValueError, match=r"op ids must be in \[0, 15\]"):
+        fastaug.apply_ops(x, p["op"] + 20, p["magnitude"])
+    with pytest.raises(ValueError, match=r"fill must be in \[0, 255\]"):
+        fastaug.apply_ops(x, p["op"], p["magnitude"], fill=2 ** 70)
