@@ -252,6 +252,10 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad):
     x, pairs, op, magnitude, sign, partner, center = ctx.saved_tensors
     need_x, need_pairs = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    if not (need_x or need_pairs):  # only a magnitude or sign asked: they are not differentiable
+        return (None,) * 8
+    if op.shape[1] == 0:  # an empty chain is the identity
+        return (grad if need_x else None), None, None, None, None, None, None, None
     if op.shape[1] != 1:
         raise RuntimeError("fastaug::apply_ops: gradients of a chain computed in one call are not available; "
                            "call fastaug.apply_ops, which runs the chain step by step when x requires grad")

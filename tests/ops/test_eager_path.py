@@ -241,6 +241,52 @@ def test_apply_ops_cpp_entry_takes_the_parameters_as_the_checked_path_makes_them
     with torch.no_grad():
         out = fastaug._C._apply_ops_eager(xf, *args, 77)
     assert isinstance(out, torch.Tensor) and torch.equal(out, torch.ops.fastaug.apply_ops(xf, xf, *canonical, 77))
+    # A magnitude that requires grad needs a graph too (it gets no gradient: not differentiable).
+    mag = p["magnitude"].clone().requires_grad_()
+    got = fastaug._C._apply_ops_eager(x, p["op"], mag, *args[2:], 77)
+    assert type(got) is tuple and got[1].requires_grad
+    out = fastaug.apply_ops(x.float(), p["op"], mag, p["sign"], p["partner"], fill=77, center=p["center"])
+    assert out.requires_grad
+    out.sum().backward()
+    assert mag.grad is None or not mag.grad.any()
+
+
+def test_apply_ops_takes_the_cpp_entry_and_its_defaults_on_meta_tensors(monkeypatch):
+    """apply_ops with parameters that need no conversion never reaches the checked path (_canonical):
+    the C++ entry served it. On meta tensors (any device but the CPU) the entry makes its defaults with
+    torch ops on that device and returns the parameters."""
+    from fastaug.ops import policy
+    N, H, W = 3, 6, 5
+    x = torch.randint(0, 256, (N, 3, H, W), dtype=torch.uint8, generator=torch.Generator().manual_seed(5))
+    p = _policy_params(N, None, H, W, seed=6)
+    expected = fastaug.apply_ops(x, p["op"], p["magnitude"])
+
+    def refuse(*args):
+        raise AssertionError("the checked path was taken")
+
+    monkeypatch.setattr(policy, "_canonical", refuse)
+    assert torch.equal(fastaug.apply_ops(x, p["op"], p["magnitude"]), expected)
+    assert torch.equal(fastaug.apply_ops(x, **p), fastaug.apply_ops(x, **{k: v.unsqueeze(1) for k, v in p.items()}))
+    xm, opm, magm = x.to("meta"), p["op"].to("meta"), p["magnitude"].to("meta")
+    got = fastaug._C._apply_ops_eager(xm, opm, magm, None, None, None, 0)
+    assert type(got) is tuple and all(t.device.type == "meta" for t in got)
+    assert [tuple(t.shape) for t in got] == [(N, 1), (N, 1), (N, 1), (N, 1), (N, 1, 2)]
+    assert [t.dtype for t in got] == [torch.int64, torch.float32, torch.float32, torch.int64, torch.int64]
+
+
+def test_apply_ops_gradient_of_an_empty_chain_and_of_magnitudes_only():
+    """An empty chain (L = 0) is the identity: its gradient is the incoming one. A chain where only the
+    magnitudes require grad builds a graph whose backward gives them none (not differentiable) instead
+    of refusing the chain."""
+    x = torch.rand(2, 3, 5, 5, requires_grad=True)
+    out = fastaug.apply_ops(x, torch.zeros(2, 0, dtype=torch.long), torch.rand(2, 0))
+    g = torch.randn(out.shape)
+    (gx,) = torch.autograd.grad(out, x, g)
+    assert torch.equal(gx, g)
+    mag = torch.rand(2, 3, requires_grad=True)
+    out = fastaug.apply_ops(x.detach(), torch.zeros(2, 3, dtype=torch.long), mag)
+    out.sum().backward()
+    assert mag.grad is None or not mag.grad.any()
 
 
 def test_apply_ops_cpp_entry_leaves_conversions_to_the_checked_path():
