@@ -39,7 +39,8 @@ inline bool needs_grad(const V&) { return false; }
 // torch._C._any_requires_grad -- and the op below Autograd otherwise. The public function calls it
 // directly: no Python frame between the wrapper and the dispatcher.
 template <typename R, typename... A>
-void bind_eager_forward(pybind11::module_& module, const char* py_name, const char* qualname) {
+c10::TypedOperatorHandle<R(A...)> bind_eager_forward(pybind11::module_& module, const char* py_name,
+                                                     const char* qualname) {
   const auto op = bind_below_autograd<R, A...>(module, py_name, qualname);
   module.def((std::string(py_name) + "_or").c_str(), [op](pybind11::function graph_path) {
     return pybind11::cpp_function([op, graph_path](A... args) -> pybind11::object {
@@ -47,6 +48,7 @@ void bind_eager_forward(pybind11::module_& module, const char* py_name, const ch
       return pybind11::cast(call_below_autograd<R, A...>(op, args...));
     });
   });
+  return op;
 }
 
 // True when no context is active that the registered path handles and the eager path does not:
@@ -95,10 +97,11 @@ void bind_eager_ops(pybind11::module_& module) {
   bind_eager_forward<at::Tensor, T, T, int64_t, int64_t, int64_t>(module, "_eager_transform", "fastaug::transform");
   bind_below_autograd<T2, T, T, T, int64_t, int64_t, int64_t, bool>(module, "_eager_transform_backward",
                                                                     "fastaug::transform_backward");
-  bind_eager_forward<at::Tensor, T, T, T, T, T, T, T, int64_t>(module, "_eager_apply_ops", "fastaug::apply_ops");
+  const ApplyOpsHandle apply_ops =
+      bind_eager_forward<at::Tensor, T, T, T, T, T, T, T, int64_t>(module, "_eager_apply_ops", "fastaug::apply_ops");
   bind_below_autograd<T2, T, T, T, T, T, T, T, T, int64_t, bool>(module, "_eager_apply_ops_backward",
                                                                  "fastaug::apply_ops_backward");
-  bind_policy_args(module);
+  bind_apply_ops_eager(module, apply_ops);
 }
 
 }  // namespace fastaug

@@ -17,6 +17,12 @@ R call_below_autograd(const c10::TypedOperatorHandle<R(A...)>& op, A... args) {
   return op.call(args...);
 }
 
+// fastaug::apply_ops's handle (its schema in csrc/fastaug.cpp).
+using ApplyOpsHandle = c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                           const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                           const at::Tensor&, int64_t)>;
+
 void bind_eager_ops(pybind11::module_& module);
-void bind_policy_args(pybind11::module_& module);  // csrc/eager_policy.cpp
+// apply_ops's eager entry (csrc/eager_policy.cpp), calling the op through `apply_ops`.
+void bind_apply_ops_eager(pybind11::module_& module, const ApplyOpsHandle& apply_ops);
 }  // namespace fastaug

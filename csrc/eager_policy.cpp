@@ -1,7 +1,7 @@
 // apply_ops's eager entry (fastaug/ops/policy.py, apply_ops): its parameters as the kernel takes them,
 // without a copy, and on the CPU, where no graph is needed, the kernel itself, in one builtin. Done in
 // Python, the parameters alone were five unsqueezes and a dozen type tests: 5 of the 9 µs of a call at
-// N = 1 with (N,)-shaped parameters (benchmarks/RESULTS.md, "apply_ops: the parameters in C++"). A
+// N = 1 with (N,)-shaped parameters (benchmarks/RESULTS.md, "Issue 22: apply_ops's parameters in C++"). A
 // CPython builtin taking its arguments as a C array (METH_FASTCALL), as pybind11's argument casting
 // would cost about what the rest saves.
 #include <torch/csrc/autograd/python_variable.h>
@@ -13,10 +13,9 @@ namespace fastaug {
 namespace {
 
 using T = const at::Tensor&;
-using ApplyOps = c10::TypedOperatorHandle<at::Tensor(T, T, T, T, T, T, T, int64_t)>;
 
-PyTypeObject* tensor_type = nullptr;  // torch.Tensor itself: subclasses take the checked path
-ApplyOps* apply_ops_op = nullptr;     // fastaug::apply_ops, looked up once when the module loads
+PyTypeObject* tensor_type = nullptr;    // torch.Tensor itself: subclasses take the checked path
+ApplyOpsHandle* apply_ops_op = nullptr;  // fastaug::apply_ops (bind_eager_ops looked it up)
 
 bool is_plain_tensor(PyObject* obj) { return Py_TYPE(obj) == tensor_type; }
 
@@ -121,11 +120,10 @@ PyMethodDef apply_ops_eager_def = {
 
 }  // namespace
 
-void bind_policy_args(pybind11::module_& module) {
+void bind_apply_ops_eager(pybind11::module_& module, const ApplyOpsHandle& apply_ops) {
   tensor_type = reinterpret_cast<PyTypeObject*>(pybind11::module_::import("torch").attr("Tensor").ptr());
   // Kept for the life of the process, as the module's other builtins keep theirs.
-  apply_ops_op = new ApplyOps(c10::Dispatcher::singleton().findSchemaOrThrow("fastaug::apply_ops", "").typed<
-                              at::Tensor(T, T, T, T, T, T, T, int64_t)>());
+  apply_ops_op = new ApplyOpsHandle(apply_ops);
   module.add_object("_apply_ops_eager",
                     pybind11::reinterpret_steal<pybind11::object>(
                         PyCFunction_NewEx(&apply_ops_eager_def, nullptr, module.attr("__name__").ptr())));
