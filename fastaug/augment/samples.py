@@ -17,6 +17,7 @@ import sys
 import numpy as np
 import torch
 from torch.utils import _pytree as pytree
+from ..ops._validate import data_checks_off
 
 __all__ = ["split_sample", "join_sample", "to_batch", "check_unit_range"]
 
@@ -120,7 +121,7 @@ def to_batch(img):
 def check_unit_range(x, who):
     """Float images must lie in [0, 1]: the ops' blends clamp to that range, so normalised images
     (e.g. after ``v2.Normalize``) would be silently clipped. One host synchronisation."""
-    if not x.is_floating_point() or x.numel() == 0 or torch.compiler.is_compiling():
+    if not x.is_floating_point() or data_checks_off(x):
         return
     lo, hi = (float(v) for v in torch.stack(torch.aminmax(x)).tolist())
     if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN

@@ -21,9 +21,11 @@ Two places apply the rule:
   get it as well: a backward run inside the autocast region (``torch.autograd.grad`` in the ``with``
   block) would otherwise run those GEMMs in half precision.
 """
+import contextlib
+
 import torch
 
-__all__ = ["autocast_inputs", "register_float32_autocast"]
+__all__ = ["autocast_inputs", "autocast_off", "register_float32_autocast"]
 
 _AUTOCAST_DEVICES = ("cpu", "cuda")
 
@@ -41,6 +43,14 @@ def autocast_inputs(*values):
     where autocast is enabled become float32; everything else (None, numbers, float64 and integer
     tensors, any tensor outside autocast) is returned unchanged. Returns a tuple."""
     return tuple(_cast(v) for v in values)
+
+
+def autocast_off(device_type):
+    """A context that turns autocast off on ``device_type`` (a backward computing in full precision
+    inside an autocast region); a no-op on devices without autocast (meta tensors: shape inference)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def register_float32_autocast(*ops):

@@ -17,6 +17,8 @@ derivative is silently zero. Two kinds of formula live here:
 """
 import torch
 
+from ._autocast import autocast_off
+
 __all__ = ["register_higher_order", "refuse_second_order"]
 
 
@@ -62,7 +64,7 @@ def register_higher_order(qualname, n_tensors, reference, linear_part):
             create_graph = torch.is_grad_enabled()  # the caller asked for a graph of this derivative
             # The reference in full precision whatever autocast region the backward runs in (einsum
             # would otherwise run in bfloat16 under CPU autocast).
-            with torch.enable_grad(), torch.autocast(grad_out.device.type, enabled=False):
+            with torch.enable_grad(), autocast_off(grad_out.device.type):
                 leaves = [_alias(t) for t in (grad_out, *tensors)]
                 first = torch.autograd.grad(reference(leaves[1:], ctx.static), leaves[1:], leaves[0],
                                             create_graph=True)

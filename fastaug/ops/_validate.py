@@ -7,6 +7,7 @@ Eager errors name the argument, what was expected and what was received, as ``Va
 devices) with :func:`fake_arg`, as the C++ kernels do with ``check_arg`` (csrc/common/checks.h).
 """
 import torch
+from torch._subclasses.fake_tensor import is_fake
 
 from .._loader import REBUILD
 from .. import _C
@@ -87,15 +88,17 @@ def check_smooth(smooth):
         raise ValueError(f"smooth must be in [1, {MAX_SMOOTH}] (1 disables smoothing), got {smooth}")
 
 
-def _data_checks_off(t):
-    # Data-dependent checks are skipped while tracing under torch.compile (the kernels then propagate
-    # NaN) and on meta tensors; empty tensors have nothing to check.
-    return torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0
+def data_checks_off(t):
+    """True where data-dependent checks are skipped: while tracing under torch.compile (the kernels then
+    propagate NaN), on tensors without data (meta tensors and FakeTensorMode's, which carry shapes
+    only) and on empty tensors (nothing to check)."""
+    return (torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0 or is_fake(t)
+            or torch._C._functorch.is_batchedtensor(t))
 
 
 def check_finite(t, name):
     """Raise ValueError when t holds NaN or infinite values (a device sync on CUDA)."""
-    if _data_checks_off(t):
+    if data_checks_off(t):
         return
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains NaN or infinite values")
@@ -108,7 +111,7 @@ def check_labels(target, n, num_classes, name="target"):
         raise TypeError(f"{name} must be int64 class labels, got {target.dtype}")
     if tuple(target.shape) != (n,):
         raise ValueError(f"{name} must have shape ({n},), got {tuple(target.shape)}")
-    if not _data_checks_off(target):
+    if not data_checks_off(target):
         lo, hi = int(target.min()), int(target.max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"{name} must hold class labels in [0, {num_classes}), got values in [{lo}, {hi}]")

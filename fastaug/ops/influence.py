@@ -12,7 +12,7 @@ scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 """
 import torch
 
-from ._autocast import autocast_inputs, register_float32_autocast
+from ._autocast import autocast_inputs, autocast_off, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import refuse_second_order
 from ._validate import check_finite as assert_finite, check_float, check_labels, check_same_device, fake_arg
@@ -193,7 +193,7 @@ def _score_backward(ctx, grad):
     if needs[3]:
         # d score_i / d S = delta_i h~_i^T, summed with the incoming weights; in the dtype of s even
         # when the backward runs inside an autocast region (which would run the matmul in half).
-        with torch.autocast(s.device.type, enabled=False):
+        with autocast_off(s.device.type):
             delta = torch.softmax(logits.to(s.dtype), dim=1)
             delta = delta - torch.nn.functional.one_hot(target, logits.shape[1]).to(delta.dtype)
             gd = delta * grad.to(s.dtype).unsqueeze(1)

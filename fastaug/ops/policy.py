@@ -11,7 +11,7 @@ from .. import _C as _extension
 from ._autocast import autocast_inputs, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import refuse_second_order
-from ._validate import check_device, check_tensor, fake_arg, fake_image
+from ._validate import check_device, check_tensor, data_checks_off, fake_arg, fake_image
 
 _APPLY_OPS_BACKWARD = _eager.BackwardOp("fastaug::apply_ops_backward")
 
@@ -90,8 +90,8 @@ def _canonical(x, op, magnitude, sign, partner, center):
 
 
 def _check_values(op, mag, prt, N):
-    """Value checks: one host synchronisation for all of them (skipped while compiling)."""
-    if op.numel() == 0:
+    """Value checks: one host synchronisation for all of them (skipped where data_checks_off)."""
+    if data_checks_off(op):
         return
     flags = torch.stack([
         ((op < IDENTITY) | (op >= NUM_OPS)).any(),
@@ -193,8 +193,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
         raise TypeError(f"fill must be an int in [0, 255], got {type(fill).__name__}")
     if not 0 <= fill <= 255:
         raise ValueError(f"fill must be in [0, 255], got {fill}")
-    if not torch.compiler.is_compiling():
-        _check_values(op2, mag, prt, x.shape[0])
+    _check_values(op2, mag, prt, x.shape[0])
     return _run(x, op2, mag, sgn, prt, cen, fill, _apply_ops.op)
 
 

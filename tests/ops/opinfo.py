@@ -440,8 +440,6 @@ APPLY_OPS = OpInfo(
          torch.float64: dict(atol=1.5 / 255, rtol=0)},
     grad_inputs=("x",), gradgrad=False, autocast_inputs=("x",), gradcheck_kwargs=dict(fast_mode=True),
     raw_differentiable=lambda s: s.kwargs["op"].dim() == 1 or s.kwargs["op"].shape[1] == 1,
-    vmap=False, vmap_bug="apply_ops under torch.vmap fails in its value checks (.tolist() on batched tensors) with "
-                         "'Cannot access data pointer of Tensor that doesn't have storage', not a clear error",
     direct={
         "apply_ops": dict(
             tensors={"x": (IMG, IMAGE, "unit"), "pairs": (IMG, IMAGE, "unit"), "op": (("N", "L"), torch.int64, "op"),
@@ -575,7 +573,6 @@ INFLUENCE_SCORE = OpInfo(
     dtypes=(torch.float64, torch.float32),  # half precision on CUDA: see LAST_LAYER_HVP
     tol={torch.float64: dict(atol=1e-12, rtol=1e-10), torch.float32: dict(atol=1e-5, rtol=1e-4)},
     grad_inputs=("h", "logits", "s"), gradgrad=False, autocast_inputs=("h", "logits", "s"),
-    vmap=False,  # the label check reads the data (.item()): vmap says so
     direct={
         "influence_score": dict(
             tensors={"h": (("N", "D"), FLT, "rand"), "logits": (("N", "Q"), FLT, "rand"),
@@ -612,7 +609,7 @@ INFLUENCE_AUG = OpInfo(
     samples=_aug_samples, grad_samples=lambda device: _aug_samples(device, torch.float64)[1:2],
     reference=reference_aug, dtypes=(torch.float64, torch.float32),
     tol=INFLUENCE_SCORE.tol, grad_inputs=("h_aug", "logits_aug", "s"), gradgrad=False,
-    autocast_inputs=("h", "logits", "h_aug", "logits_aug", "s"), direct={}, vmap=False,
+    autocast_inputs=("h", "logits", "h_aug", "logits_aug", "s"), direct={},
     bad_args=[
         (lambda a: dict(a, h_aug=a["h_aug"][:-1]), ValueError, "h"),
         (lambda a: dict(a, target=a["target"] + 10), ValueError, "class labels"),

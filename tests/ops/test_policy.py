@@ -176,3 +176,20 @@ def test_cuda_half():
         out = fastaug.apply_ops(x.to(dt), op, mag)
         assert out.dtype == dt
         torch.testing.assert_close(out.float(), ref, atol=2e-2, rtol=0)
+
+
+def test_value_checks_under_vmap_and_meta():
+    """Under vmap the Python value checks have no values to read and are skipped; the kernel's own
+    checks still refuse a bad op id or partner. On meta tensors nothing is read and the shape comes back."""
+    x = torch.randint(0, 256, (2, 3, 3, 8, 8), dtype=torch.uint8)
+    op, m = torch.randint(0, 16, (2, 3)), torch.rand(2, 3)
+    bad = op.clone()
+    bad[1, 2] = 16
+    with pytest.raises(RuntimeError, match="op ids must be in"):
+        torch.vmap(fastaug.apply_ops)(x, bad, m)
+    with pytest.raises(RuntimeError, match="partner"):
+        torch.vmap(lambda a, b, c, p: fastaug.apply_ops(a, b, c, partner=p))(x, op, m, torch.full((2, 3), 5))
+    with pytest.raises(ValueError, match="op ids must be in"):  # eagerly, the wrapper's sentence
+        fastaug.apply_ops(x[1], bad[1], m[1])
+    out = fastaug.apply_ops(x[0].to("meta"), bad[1].to("meta"), m[0].to("meta"))
+    assert out.shape == x[0].shape and out.device.type == "meta"

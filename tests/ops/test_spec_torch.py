@@ -3,6 +3,7 @@ forward and backward ops, torch.compile (aot_eager on every sample kind; inducto
 per op), torch.export, torch.vmap, and CPU autocast (bfloat16: floating inputs run in float32)."""
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from opinfo import DIRECT, OPS, assert_matches, direct_args, first_sample, requires_grad
 
@@ -41,6 +42,37 @@ def _compiled_matches_eager(opinfo, sample, backend):
     torch.testing.assert_close(out_c, out_e)
     for a, b in zip(g_c, g_e):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("where", ["meta", "fake"])
+@pytest.mark.parametrize("opinfo", OPS, ids=IDS)
+def test_tensors_without_data(opinfo, where):
+    """Tensors that carry shapes only (meta tensors; FakeTensorMode's, as shape inference and
+    torch.export use them): the public op gives the eager call's shape and dtype, and so do the
+    gradients; its data checks are skipped (reading a value would raise), its shape checks are not."""
+    sample = opinfo.grad_samples("cpu")[0]
+    expected = sample.call(opinfo.op)
+    first = next(iter(sample.tensors()))
+    bad = sample.replace(**{first: torch.cat([sample.kwargs[first]] * 2)})  # its batch twice as long
+
+    def run(s):
+        s = requires_grad(s, opinfo.grad_inputs)
+        out = s.call(opinfo.op)
+        inputs = [s.kwargs[n] for n in opinfo.grad_inputs]
+        return out, inputs, torch.autograd.grad(out.sum(), inputs)
+
+    if where == "meta":
+        to_meta = lambda k, v: v.to("meta")  # noqa: E731
+        out, inputs, grads = run(sample.map_tensors(to_meta))
+        with pytest.raises((ValueError, RuntimeError)):
+            bad.map_tensors(to_meta).call(opinfo.op)
+    else:
+        with FakeTensorMode() as mode:
+            out, inputs, grads = run(sample.map_tensors(lambda k, v: mode.from_tensor(v)))
+    assert (out.shape, out.dtype) == (expected.shape, expected.dtype)
+    assert out.device.type == ("meta" if where == "meta" else "cpu")
+    for g, t in zip(grads, inputs):
+        assert (g.shape, g.dtype) == (t.shape, t.dtype)
 
 
 @pytest.mark.parametrize("opinfo", OPS, ids=IDS)
