@@ -52,6 +52,14 @@ op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
 sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
 center = torch.stack([torch.randint(0, 32, (N,), generator=g), torch.randint(0, 32, (N,), generator=g)], 1)
 def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
+    "apply_ops Sharpness 256x3x32x32 uint8": """
+x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+op = torch.full((256,), 13); m = torch.rand(256, generator=torch.Generator().manual_seed(1))
+def fn(): fastaug.apply_ops(x, op, m)""",
+    "apply_ops Sharpness 16x3x224x224 uint8": """
+x = torch.randint(0, 256, (16, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+op = torch.full((16,), 13); m = torch.rand(16, generator=torch.Generator().manual_seed(1))
+def fn(): fastaug.apply_ops(x, op, m)""",
     "copy of a 256x3x32x32 uint8 batch": """
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",

@@ -163,10 +163,54 @@ FA_AVX2 __m256i smooth16(const uint8_t* s, int64_t i, int64_t W, __m256i* centre
   return _mm256_mulhi_epu16(_mm256_add_epi16(S, _mm256_set1_epi16(6)), _mm256_set1_epi16(5042));
 }
 
+FA_AVX2 __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// blend8 of int32 lanes.
+FA_AVX2 __m256i blend8_i32(__m256i deg, __m256i img, const BlendConsts& k) {
+  return blend8(_mm256_cvtepi32_ps(deg), _mm256_cvtepi32_ps(img), k);
+}
+
+// Sharpness of 32 pixels at flat index i (each with a full 3x3 window) with no byte shuffles:
+// sharpness64 (below) in 256-bit registers.
+FA_AVX2 void sharpness32(const uint8_t* s, uint8_t* d, int64_t i, int64_t W, const BlendConsts& k) {
+  const __m256i lo8 = _mm256_set1_epi16(0xff), lo16 = _mm256_set1_epi32(0xffff), lo8d = _mm256_set1_epi32(0xff);
+  __m256i left = _mm256_setzero_si256(), low = _mm256_setzero_si256(), high = _mm256_setzero_si256(),
+          right = _mm256_setzero_si256(), centre = _mm256_setzero_si256();
+  for (int64_t r = i - W; r <= i + W; r += W) {  // column sums of the three rows
+    const __m256i b = load32(s + r);
+    left = _mm256_add_epi16(left, _mm256_and_si256(load32(s + r - 1), lo8));
+    low = _mm256_add_epi16(low, _mm256_and_si256(b, lo8));
+    high = _mm256_add_epi16(high, _mm256_srli_epi16(b, 8));
+    right = _mm256_add_epi16(right, _mm256_srli_epi16(load32(s + r + 1), 8));
+    if (r == i) centre = b;
+  }
+  const __m256i six = _mm256_set1_epi16(6), magic = _mm256_set1_epi16(5042);
+  const __m256i mid = _mm256_add_epi16(low, high);
+  __m256i even = _mm256_add_epi16(_mm256_add_epi16(mid, left), _mm256_slli_epi16(_mm256_and_si256(centre, lo8), 2));
+  __m256i odd = _mm256_add_epi16(_mm256_add_epi16(mid, right), _mm256_slli_epi16(_mm256_srli_epi16(centre, 8), 2));
+  even = _mm256_mulhi_epu16(_mm256_add_epi16(even, six), magic);  // word j: pixel 2j
+  odd = _mm256_mulhi_epu16(_mm256_add_epi16(odd, six), magic);    // word j: pixel 2j + 1
+  const __m256i r0 = blend8_i32(_mm256_and_si256(even, lo16), _mm256_and_si256(centre, lo8d), k);
+  const __m256i r1 = blend8_i32(_mm256_and_si256(odd, lo16), _mm256_and_si256(_mm256_srli_epi32(centre, 8), lo8d), k);
+  const __m256i r2 = blend8_i32(_mm256_srli_epi32(even, 16), _mm256_and_si256(_mm256_srli_epi32(centre, 16), lo8d), k);
+  const __m256i r3 = blend8_i32(_mm256_srli_epi32(odd, 16), _mm256_srli_epi32(centre, 24), k);
+  const __m256i out = _mm256_or_si256(_mm256_or_si256(r0, _mm256_slli_epi32(r1, 8)),
+                                      _mm256_or_si256(_mm256_slli_epi32(r2, 16), _mm256_slli_epi32(r3, 24)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), out);
+}
+
 // Sharpness over flat indices [begin, end) of a plane of width W (all with a full 3x3 window);
-// returns the end of the part it did.
+// returns the end of the part it did. 32 pixels a step (sharpness32), spans under 32 pixels 16 at a
+// time.
 FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts k = blend_consts(f);
+  if (end - begin >= 32) {
+    for (int64_t i = begin;; i += 32) {
+      i = i + 32 <= end ? i : end - 32;  // the last step overlaps the previous one: same bytes again
+      sharpness32(s, d, i, W, k);
+      if (i + 32 == end) return end;
+    }
+  }
   if (end - begin < 16) return begin;
   for (int64_t i = begin;; i += 16) {
     i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
@@ -237,9 +281,60 @@ FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b,
   }
 }
 
-// Sharpness as simd::sharpness, the blend in 16 float lanes.
+// The blend of 16 pixels whose SMOOTH and level are the int32 lanes deg and img: the level, 0..255.
+FA_AVX512 __m512i blend16_i32(__m512i deg, __m512i img, const BlendConsts16& k) {
+  const __m512 dg = _mm512_cvtepi32_ps(deg), im = _mm512_cvtepi32_ps(img);
+  __m512 r = _mm512_add_ps(_mm512_add_ps(dg, _mm512_mul_ps(k.alpha, _mm512_sub_ps(im, dg))), k.half);
+  r = _mm512_min_ps(_mm512_max_ps(r, k.zero), k.top);
+  return _mm512_cvttps_epi32(r);
+}
+
+// Sharpness of 64 pixels at flat index i (each with a full 3x3 window) with no byte shuffles, which
+// only one port runs and which bound the 16-pixel step. 16-bit lanes hold the even pixels (a word's
+// low byte) and the odd ones (its high byte) apart: word j of the loads at i - 1, i and i + 1 holds
+// columns (2j - 1, 2j), (2j, 2j + 1) and (2j + 1, 2j + 2), so pixel 2j's window columns are the low
+// bytes at i - 1 and i and the high byte at i, pixel 2j + 1's the low and high bytes at i and the high
+// byte at i + 1. 32-bit lanes then hold pixels 4j + t, t = 0..3, as byte t of the lane, and the four
+// blended quarters are shifted back into place. Each pixel's arithmetic is smooth16's and blend16's.
+FA_AVX512 void sharpness64(const uint8_t* s, uint8_t* d, int64_t i, int64_t W, const BlendConsts16& k) {
+  const __m512i lo8 = _mm512_set1_epi16(0xff), lo16 = _mm512_set1_epi32(0xffff), lo8d = _mm512_set1_epi32(0xff);
+  __m512i left = _mm512_setzero_si512(), low = _mm512_setzero_si512(), high = _mm512_setzero_si512(),
+          right = _mm512_setzero_si512(), centre = _mm512_setzero_si512();
+  for (int64_t r = i - W; r <= i + W; r += W) {  // column sums of the three rows
+    const __m512i b = _mm512_loadu_si512(s + r);
+    left = _mm512_add_epi16(left, _mm512_and_si512(_mm512_loadu_si512(s + r - 1), lo8));
+    low = _mm512_add_epi16(low, _mm512_and_si512(b, lo8));
+    high = _mm512_add_epi16(high, _mm512_srli_epi16(b, 8));
+    right = _mm512_add_epi16(right, _mm512_srli_epi16(_mm512_loadu_si512(s + r + 1), 8));
+    if (r == i) centre = b;
+  }
+  // S = window + 4 centre; SMOOTH = mulhi(S + 6, 5042) (smooth16).
+  const __m512i six = _mm512_set1_epi16(6), magic = _mm512_set1_epi16(5042);
+  const __m512i mid = _mm512_add_epi16(low, high);
+  __m512i even = _mm512_add_epi16(_mm512_add_epi16(mid, left), _mm512_slli_epi16(_mm512_and_si512(centre, lo8), 2));
+  __m512i odd = _mm512_add_epi16(_mm512_add_epi16(mid, right), _mm512_slli_epi16(_mm512_srli_epi16(centre, 8), 2));
+  even = _mm512_mulhi_epu16(_mm512_add_epi16(even, six), magic);  // word j: pixel 2j
+  odd = _mm512_mulhi_epu16(_mm512_add_epi16(odd, six), magic);    // word j: pixel 2j + 1
+  const __m512i r0 = blend16_i32(_mm512_and_si512(even, lo16), _mm512_and_si512(centre, lo8d), k);
+  const __m512i r1 = blend16_i32(_mm512_and_si512(odd, lo16), _mm512_and_si512(_mm512_srli_epi32(centre, 8), lo8d), k);
+  const __m512i r2 = blend16_i32(_mm512_srli_epi32(even, 16), _mm512_and_si512(_mm512_srli_epi32(centre, 16), lo8d), k);
+  const __m512i r3 = blend16_i32(_mm512_srli_epi32(odd, 16), _mm512_srli_epi32(centre, 24), k);
+  const __m512i out = _mm512_or_si512(_mm512_or_si512(r0, _mm512_slli_epi32(r1, 8)),
+                                      _mm512_or_si512(_mm512_slli_epi32(r2, 16), _mm512_slli_epi32(r3, 24)));
+  _mm512_storeu_si512(d + i, out);
+}
+
+// Sharpness as simd::sharpness: 64 pixels a step (sharpness64), spans under 64 pixels 16 at a time
+// with the blend in 16 float lanes.
 FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts16 k = blend_consts16(f);
+  if (end - begin >= 64) {
+    for (int64_t i = begin;; i += 64) {
+      i = i + 64 <= end ? i : end - 64;  // the last step overlaps the previous one: same bytes again
+      sharpness64(s, d, i, W, k);
+      if (i + 64 == end) return end;
+    }
+  }
   if (end - begin < 16) return begin;
   for (int64_t i = begin;; i += 16) {
     i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
