@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "policy/policy_cpu_isa.h"
@@ -90,12 +91,23 @@ struct Scratch {
   std::vector<simd::ShiftRun> runs;  // ShearY on uint8 with AVX-512: the runs of each 64-column chunk
   std::vector<int32_t> first;        // ... chunk c's runs are [first[c], first[c + 1])
 #endif
+  int64_t plane;
   Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
       : image(chain ? chw + 2 * (H + W) : 0), xtab(W), ytab(H), off32(W), off64(W)
 #ifdef FASTAUG_POLICY_SIMD
         , runs(W), first((W + 63) / 64 + 1)
 #endif
+        , plane(H * W)
   {}
+  // A uint8 RGB image's pixels, one 32-bit word each (pack_rgb), for the affine gathers; allocated on
+  // first use (most calls have no such step) and left uninitialised.
+  uint32_t* packed() {
+    if (!packed_) packed_.reset(new uint32_t[static_cast<size_t>(plane)]);
+    return packed_.get();
+  }
+
+ private:
+  std::unique_ptr<uint32_t[]> packed_;
 };
 
 // Row-sized fills and copies. Short spans (rows of small images) with a few fixed-size, possibly
@@ -303,15 +315,41 @@ FA_CPU void gather_row(const T* src, T* dst, int64_t C, int64_t plane, const I* 
   }
 }
 
+// Pixel p of three uint8 planes as word p: its levels in bytes 0, 1, 2.
+template <CpuIsa isa>
+FA_CPU void pack_rgb(const uint8_t* __restrict__ r, const uint8_t* __restrict__ g, const uint8_t* __restrict__ b,
+                     uint32_t* __restrict__ packed, int64_t n) {
+  int64_t done = 0;
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa != CpuIsa::kDefault) done = simd::pack_rgb(r, g, b, packed, n);
+#endif
+  for (int64_t p = done; p < n; ++p)
+    packed[p] = static_cast<uint32_t>(r[p]) | (static_cast<uint32_t>(g[p]) << 8) | (static_cast<uint32_t>(b[p]) << 16);
+}
+
 // General fixed-point affine (ShearY, Rotate), Pillow's affine_fixed: per row, the source offset of
 // every pixel in one vectorisable pass (index type I: int32 when every coordinate fits), the
 // in-bounds span (one interval: both source coordinates are monotone along the row), then a gather
-// per channel with no bounds test (hardware gathers from AVX2 on).
+// per channel with no bounds test (hardware gathers from AVX2 on). A uint8 RGB image is first packed
+// one pixel to a word (`packed`, from Scratch), so that one gather reads all three channels: a third
+// of the loads, which bound the per-channel gathers.
 template <typename T, typename I, CpuIsa isa>
 FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
-                           I* __restrict__ off) {
+                           I* __restrict__ off, uint32_t* packed = nullptr) {
   const int64_t plane = H * W;
   const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3);
+#ifdef FASTAUG_POLICY_SIMD
+  constexpr bool kPacked = isa != CpuIsa::kDefault && std::is_same<T, uint8_t>::value && std::is_same<I, int32_t>::value;
+#else
+  constexpr bool kPacked = false;
+#endif
+  if constexpr (kPacked) {
+    if (packed) pack_rgb<isa>(src, src + plane, src + 2 * plane, packed, plane);
+  }
+  // Short rows: one fill of the whole image, overwritten inside each row's span, costs less than two
+  // short fills per row and channel (a third of a 32x32 rotation's time).
+  const bool prefilled = W <= 64;
+  if (prefilled) fill_span(dst, C * plane, fillv);
   for (int64_t y = 0; y < H; ++y) {
     const I bx = static_cast<I>(A.a2 + y * A.a1), by = static_cast<I>(A.a5 + y * A.a4);
     fixed_row_offsets(A, y, H, W, off);
@@ -323,12 +361,29 @@ FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int
       const int64_t x0 = (bx + static_cast<I>(ks) * a0) >> 16, x1 = (bx + static_cast<I>(ke - 1) * a0) >> 16;
       const int64_t y0 = (by + static_cast<I>(ks) * a3) >> 16, y1 = (by + static_cast<I>(ke - 1) * a3) >> 16;
       const int64_t lo = std::min(y0, y1) * W + std::min(x0, x1), hi = std::max(y0, y1) * W + std::max(x0, x1);
-      gather_row<T, I, isa>(src, dst + y * W, C, plane, off, ks, ke, lo, hi);
+      bool gathered = false;
+#ifdef FASTAUG_POLICY_SIMD
+      if constexpr (kPacked) {
+        if (packed) {
+          T *d0 = dst + y * W, *d1 = d0 + plane, *d2 = d1 + plane;
+          for (int64_t k = simd::gather_rgb(packed, off, d0, d1, d2, ks, ke); k < ke; ++k) {
+            const uint32_t v = packed[off[k]];
+            d0[k] = static_cast<T>(v);
+            d1[k] = static_cast<T>(v >> 8);
+            d2[k] = static_cast<T>(v >> 16);
+          }
+          gathered = true;
+        }
+      }
+#endif
+      if (!gathered) gather_row<T, I, isa>(src, dst + y * W, C, plane, off, ks, ke, lo, hi);
     }
-    for (int64_t c = 0; c < C; ++c) {
-      T* d = dst + c * plane + y * W;
-      fill_span(d, ks, fillv);
-      fill_span(d + ke, W - ke, fillv);
+    if (!prefilled) {
+      for (int64_t c = 0; c < C; ++c) {
+        T* d = dst + c * plane + y * W;
+        fill_span(d, ks, fillv);
+        fill_span(d + ke, W - ke, fillv);
+      }
     }
   }
 }
@@ -389,7 +444,11 @@ FA_CPU void geometric(const Step& st, const T* src, T* dst, int64_t C, int64_t H
     if constexpr (std::is_same<T, uint8_t>::value) resample_column_shift(A, src, dst, C, H, W, fillv, sc);
 #endif
   } else if (fixed_fits_int32(A, H, W)) {
-    resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc.off32.data());
+    uint32_t* packed = nullptr;
+    if constexpr (std::is_same<T, uint8_t>::value && isa != CpuIsa::kDefault) {
+      if (C == 3) packed = sc.packed();
+    }
+    resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc.off32.data(), packed);
   } else {
     resample_fixed<T, int64_t, isa>(A, src, dst, C, H, W, fillv, sc.off64.data());
   }
