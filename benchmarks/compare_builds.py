@@ -68,6 +68,10 @@ def fn(): fastaug.apply_ops(x, op, m)""",
 x = torch.randint(0, 256, (16, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 op = torch.full((16,), 4); m = torch.rand(16, generator=torch.Generator().manual_seed(1))
 def fn(): fastaug.apply_ops(x, op, m)""",
+    "apply_ops ShearY 256x3x32x32 uint8": """
+x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+op = torch.full((256,), 1); m = torch.rand(256, generator=torch.Generator().manual_seed(1))
+def fn(): fastaug.apply_ops(x, op, m)""",
     "copy of a 256x3x32x32 uint8 batch": """
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",

@@ -414,6 +414,20 @@ FA_CPU void resample_column_shift(const Affine& A, const uint8_t* src, uint8_t* 
     first[c + 1] = n;
   }
   const int64_t plane = H * W;
+  if (W <= 64 && n > 0) {
+    // One chunk: the rows whose runs all read inside the image need no test per run (t is monotone, so
+    // its extremes are the first and last runs').
+    const int64_t t_lo = std::min(runs[0].t, runs[n - 1].t), t_hi = std::max(runs[0].t, runs[n - 1].t);
+    const int64_t y0 = std::min(H, std::max<int64_t>(0, -t_lo)), y1 = std::max(y0, std::min(H, H - t_hi));
+    for (int64_t c = 0; c < C; ++c) {
+      const uint8_t* s = src + c * plane;
+      uint8_t* d = dst + c * plane;
+      for (int64_t y = 0; y < y0; ++y) simd::column_shift_row(s, d + y * W, y, H, W, runs, first, fillv);
+      simd::column_shift_rows_inside(s, d, y0, y1, W, runs, n);
+      for (int64_t y = y1; y < H; ++y) simd::column_shift_row(s, d + y * W, y, H, W, runs, first, fillv);
+    }
+    return;
+  }
   for (int64_t c = 0; c < C; ++c)
     for (int64_t y = 0; y < H; ++y)
       simd::column_shift_row(src + c * plane, dst + c * plane + y * W, y, H, W, runs, first, fillv);

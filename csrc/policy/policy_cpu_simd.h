@@ -425,6 +425,19 @@ FA_AVX512 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t
   }
 }
 
+// Output rows [y0, y1) of an image of at most 64 columns (one chunk) whose every run reads a row inside
+// the image: no test per run, no fill.
+FA_AVX512 void column_shift_rows_inside(const uint8_t* s, uint8_t* d, int64_t y0, int64_t y1, int64_t W,
+                                        const ShiftRun* runs, int32_t n) {
+  const __mmask64 keep = W >= 64 ? ~0ULL : (~0ULL) >> (64 - W);
+  for (int64_t y = y0; y < y1; ++y) {
+    __m512i got = _mm512_setzero_si512();
+    for (int32_t j = 0; j < n; ++j)
+      got = _mm512_or_si512(got, _mm512_maskz_loadu_epi8(runs[j].mask, s + (y + runs[j].t) * W));
+    _mm512_mask_storeu_epi8(d + y * W, keep, got);
+  }
+}
+
 #undef FA_AVX512
 
 // ---- AVX-512 VBMI: 64 table lookups per step ------------------------------------------------------------
