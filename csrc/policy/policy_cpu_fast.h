@@ -524,13 +524,22 @@ FA_CPU void histogram_u8(const uint8_t* __restrict__ s, int64_t n, int* __restri
 // 1 / step below it, more than half an ulp of k while n + step < 2^p (p = 24 for float, 53 for
 // double; n <= total + step here).
 // lut[i] = min(floor(n_i / step), 255), the quotients in F (exact: see below), the counts in I.
-template <typename F, typename I>
+template <typename F, typename I, CpuIsa isa = CpuIsa::kDefault>
 FA_CPU void equalize_quotients(const int* __restrict__ h, int64_t step, uint8_t* __restrict__ lut) {
   alignas(64) F n[256];
-  I acc = static_cast<I>(step / 2);
-  for (int i = 0; i < 256; ++i) {
-    n[i] = static_cast<F>(acc);
-    acc += h[i];
+  bool done = false;
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa == CpuIsa::kAvx512 && std::is_same<F, float>::value) {
+    simd::prefix_counts256(h, static_cast<int>(step / 2), n);
+    done = true;
+  }
+#endif
+  if (!done) {
+    I acc = static_cast<I>(step / 2);
+    for (int i = 0; i < 256; ++i) {
+      n[i] = static_cast<F>(acc);
+      acc += h[i];
+    }
   }
   const F sf = static_cast<F>(step);
   for (int i = 0; i < 256; ++i) {
@@ -540,6 +549,7 @@ FA_CPU void equalize_quotients(const int* __restrict__ h, int64_t step, uint8_t*
 }
 
 // `total`: the pixel count; `last`: the count of the last non-empty bin; `single`: at most one non-empty bin.
+template <CpuIsa isa = CpuIsa::kDefault>
 FA_CPU void equalize_lut_u8(const int* __restrict__ h, int64_t total, int64_t last, bool single,
                             uint8_t* __restrict__ lut) {
   const int64_t step = single ? 0 : (total - last) / 255;
@@ -548,7 +558,7 @@ FA_CPU void equalize_lut_u8(const int* __restrict__ h, int64_t total, int64_t la
     return;
   }
   if (total + step < (int64_t(1) << 24)) {  // every image up to 8 million pixels a plane
-    equalize_quotients<float, int32_t>(h, step, lut);
+    equalize_quotients<float, int32_t, isa>(h, step, lut);
   } else {
     equalize_quotients<double, int64_t>(h, step, lut);
   }
@@ -676,7 +686,7 @@ FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t
         int lo, hi;
         minmax_u8(src + c * plane, plane, &lo, &hi);
         histogram_u8(src + c * plane, plane, h);
-        equalize_lut_u8(h, plane, h[hi], lo == hi, lut + c * 256);
+        equalize_lut_u8<isa>(h, plane, h[hi], lo == hi, lut + c * 256);
       }
       return true;
     }

@@ -438,6 +438,24 @@ FA_AVX512 void column_shift_rows_inside(const uint8_t* s, uint8_t* d, int64_t y0
   }
 }
 
+// n[i] = start + h[0] + ... + h[i - 1] for i < 256, as floats (exact: the caller keeps every count
+// below 2^24): a scan of 16 lanes in four shifted additions per vector, the previous vectors' total
+// carried in, instead of a chain of 256 dependent additions.
+FA_AVX512 void prefix_counts256(const int* h, int start, float* n) {
+  const __m512i zero = _mm512_setzero_si512(), last = _mm512_set1_epi32(15);
+  __m512i carry = _mm512_set1_epi32(start);
+  for (int i = 0; i < 256; i += 16) {
+    const __m512i v = _mm512_loadu_si512(h + i);
+    __m512i x = _mm512_add_epi32(v, _mm512_alignr_epi32(v, zero, 15));  // lane j: v[j] + v[j - 1]
+    x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 14));
+    x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 12));
+    x = _mm512_add_epi32(x, _mm512_alignr_epi32(x, zero, 8));  // inclusive sums within the vector
+    x = _mm512_add_epi32(x, carry);
+    _mm512_storeu_ps(n + i, _mm512_cvtepi32_ps(_mm512_sub_epi32(x, v)));
+    carry = _mm512_permutexvar_epi32(last, x);
+  }
+}
+
 #undef FA_AVX512
 
 // ---- AVX-512 VBMI: 64 table lookups per step ------------------------------------------------------------
