@@ -223,6 +223,13 @@ FA_CPU void resample_separable(const Affine& A, const T* src, T* dst, int64_t C,
     // pixels of the neighbouring rows, all inside the source plane, filled next), then the fills.
     const int64_t k = (yt[ys] - ys) * W + (xt[xs] - xs);  // source offset - output offset, inside the span
     const int64_t begin = ys * W + xs, end = (ye - 1) * W + xe;
+    if (xe - xs < W && W <= kShortRow) {  // short rows: a fill between every two would cost more
+      fill_span(dst, C * plane, fillv);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = ys; y < ye; ++y)
+          copy_span(src + c * plane + y * W + xs + k, dst + c * plane + y * W + xs, xe - xs);
+      return;
+    }
     for (int64_t c = 0; c < C; ++c) {
       T* d = dst + c * plane;
       copy_span(src + c * plane + begin + k, d + begin, end - begin);
