@@ -287,26 +287,43 @@ FA_AVX512 BlendConsts16 blend_consts16(float alpha) {
   return {_mm512_set1_ps(alpha), _mm512_set1_ps(0.5f), _mm512_setzero_ps(), _mm512_set1_ps(255.0f)};
 }
 
+// blend_u8 before its truncation. With a factor in [0, 1] (kClamp false) the clamp to [0, 255] is
+// skipped: every rounded step then stays between the two levels (|alpha (img - deg)| <= |img - deg|,
+// and a sum between two integers rounds to a value between them), so the clamp would change nothing.
+template <bool kClamp>
+FA_AVX512 __m512 blend_value(__m512 deg, __m512 img, const BlendConsts16& k) {
+  const __m512 r = _mm512_add_ps(_mm512_add_ps(deg, _mm512_mul_ps(k.alpha, _mm512_sub_ps(img, deg))), k.half);
+  if constexpr (kClamp) return _mm512_min_ps(_mm512_max_ps(r, k.zero), k.top);
+  return r;
+}
+
+FA_AVX512 bool blend_needs_clamp(float alpha) { return !(alpha >= 0.0f && alpha <= 1.0f); }
+
+template <bool kClamp>
 FA_AVX512 __m128i blend16(__m512 deg, __m512 img, const BlendConsts16& k) {
-  __m512 r = _mm512_add_ps(_mm512_add_ps(deg, _mm512_mul_ps(k.alpha, _mm512_sub_ps(img, deg))), k.half);
-  r = _mm512_min_ps(_mm512_max_ps(r, k.zero), k.top);
-  return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r));
+  return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(blend_value<kClamp>(deg, img, k)));
 }
 
 FA_AVX512 __m512i u32x16(const uint8_t* p) {
   return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+template <bool kClamp>
 FA_AVX512 int64_t pairing512(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
   const BlendConsts16 k = blend_consts16(w);
   if (n < 16) return 0;
   for (int64_t i = 0;; i += 16) {
     i = i + 16 <= n ? i : n - 16;  // the last step overlaps the previous one: same bytes again
-    store16(d + i, blend16(_mm512_cvtepi32_ps(u32x16(s + i)), _mm512_cvtepi32_ps(u32x16(q + i)), k));
+    store16(d + i, blend16<kClamp>(_mm512_cvtepi32_ps(u32x16(s + i)), _mm512_cvtepi32_ps(u32x16(q + i)), k));
     if (i + 16 == n) return n;
   }
 }
 
+FA_AVX512 int64_t pairing512(const uint8_t* s, const uint8_t* q, uint8_t* d, int64_t n, float w) {
+  return blend_needs_clamp(w) ? pairing512<true>(s, q, d, n, w) : pairing512<false>(s, q, d, n, w);
+}
+
+template <bool kClamp>
 FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg,
                            uint8_t* db, int64_t n, float f) {
   const BlendConsts16 k = blend_consts16(f);
@@ -319,19 +336,22 @@ FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b,
     const __m512i l = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(ri, wr), _mm512_mullo_epi32(gi, wg)),
                                        _mm512_add_epi32(_mm512_mullo_epi32(bi, wb), round));
     const __m512 y = _mm512_cvtepi32_ps(_mm512_srli_epi32(l, 16));
-    store16(dr + p, blend16(y, _mm512_cvtepi32_ps(ri), k));
-    store16(dg + p, blend16(y, _mm512_cvtepi32_ps(gi), k));
-    store16(db + p, blend16(y, _mm512_cvtepi32_ps(bi), k));
+    store16(dr + p, blend16<kClamp>(y, _mm512_cvtepi32_ps(ri), k));
+    store16(dg + p, blend16<kClamp>(y, _mm512_cvtepi32_ps(gi), k));
+    store16(db + p, blend16<kClamp>(y, _mm512_cvtepi32_ps(bi), k));
     if (p + 16 == n) return n;
   }
 }
 
+FA_AVX512 int64_t color512(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint8_t* dr, uint8_t* dg,
+                           uint8_t* db, int64_t n, float f) {
+  return blend_needs_clamp(f) ? color512<true>(r, g, b, dr, dg, db, n, f) : color512<false>(r, g, b, dr, dg, db, n, f);
+}
+
 // The blend of 16 pixels whose SMOOTH and level are the int32 lanes deg and img: the level, 0..255.
+template <bool kClamp>
 FA_AVX512 __m512i blend16_i32(__m512i deg, __m512i img, const BlendConsts16& k) {
-  const __m512 dg = _mm512_cvtepi32_ps(deg), im = _mm512_cvtepi32_ps(img);
-  __m512 r = _mm512_add_ps(_mm512_add_ps(dg, _mm512_mul_ps(k.alpha, _mm512_sub_ps(im, dg))), k.half);
-  r = _mm512_min_ps(_mm512_max_ps(r, k.zero), k.top);
-  return _mm512_cvttps_epi32(r);
+  return _mm512_cvttps_epi32(blend_value<kClamp>(_mm512_cvtepi32_ps(deg), _mm512_cvtepi32_ps(img), k));
 }
 
 // Sharpness of 64 pixels at flat index i (each with a full 3x3 window) with no byte shuffles, which
@@ -341,6 +361,7 @@ FA_AVX512 __m512i blend16_i32(__m512i deg, __m512i img, const BlendConsts16& k) 
 // bytes at i - 1 and i and the high byte at i, pixel 2j + 1's the low and high bytes at i and the high
 // byte at i + 1. 32-bit lanes then hold pixels 4j + t, t = 0..3, as byte t of the lane, and the four
 // blended quarters are shifted back into place. Each pixel's arithmetic is smooth16's and blend16's.
+template <bool kClamp>
 FA_AVX512 void sharpness64(const uint8_t* s, uint8_t* d, int64_t i, int64_t W, const BlendConsts16& k) {
   const __m512i lo8 = _mm512_set1_epi16(0xff), lo16 = _mm512_set1_epi32(0xffff), lo8d = _mm512_set1_epi32(0xff);
   __m512i left = _mm512_setzero_si512(), low = _mm512_setzero_si512(), high = _mm512_setzero_si512(),
@@ -360,10 +381,12 @@ FA_AVX512 void sharpness64(const uint8_t* s, uint8_t* d, int64_t i, int64_t W, c
   __m512i odd = _mm512_add_epi16(_mm512_add_epi16(mid, right), _mm512_slli_epi16(_mm512_srli_epi16(centre, 8), 2));
   even = _mm512_mulhi_epu16(_mm512_add_epi16(even, six), magic);  // word j: pixel 2j
   odd = _mm512_mulhi_epu16(_mm512_add_epi16(odd, six), magic);    // word j: pixel 2j + 1
-  const __m512i r0 = blend16_i32(_mm512_and_si512(even, lo16), _mm512_and_si512(centre, lo8d), k);
-  const __m512i r1 = blend16_i32(_mm512_and_si512(odd, lo16), _mm512_and_si512(_mm512_srli_epi32(centre, 8), lo8d), k);
-  const __m512i r2 = blend16_i32(_mm512_srli_epi32(even, 16), _mm512_and_si512(_mm512_srli_epi32(centre, 16), lo8d), k);
-  const __m512i r3 = blend16_i32(_mm512_srli_epi32(odd, 16), _mm512_srli_epi32(centre, 24), k);
+  const __m512i r0 = blend16_i32<kClamp>(_mm512_and_si512(even, lo16), _mm512_and_si512(centre, lo8d), k);
+  const __m512i r1 =
+      blend16_i32<kClamp>(_mm512_and_si512(odd, lo16), _mm512_and_si512(_mm512_srli_epi32(centre, 8), lo8d), k);
+  const __m512i r2 =
+      blend16_i32<kClamp>(_mm512_srli_epi32(even, 16), _mm512_and_si512(_mm512_srli_epi32(centre, 16), lo8d), k);
+  const __m512i r3 = blend16_i32<kClamp>(_mm512_srli_epi32(odd, 16), _mm512_srli_epi32(centre, 24), k);
   const __m512i out = _mm512_or_si512(_mm512_or_si512(r0, _mm512_slli_epi32(r1, 8)),
                                       _mm512_or_si512(_mm512_slli_epi32(r2, 16), _mm512_slli_epi32(r3, 24)));
   _mm512_storeu_si512(d + i, out);
@@ -371,12 +394,13 @@ FA_AVX512 void sharpness64(const uint8_t* s, uint8_t* d, int64_t i, int64_t W, c
 
 // Sharpness as simd::sharpness: 64 pixels a step (sharpness64), spans under 64 pixels 16 at a time
 // with the blend in 16 float lanes.
+template <bool kClamp>
 FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
   const BlendConsts16 k = blend_consts16(f);
   if (end - begin >= 64) {
     for (int64_t i = begin;; i += 64) {
       i = i + 64 <= end ? i : end - 64;  // the last step overlaps the previous one: same bytes again
-      sharpness64(s, d, i, W, k);
+      sharpness64<kClamp>(s, d, i, W, k);
       if (i + 64 == end) return end;
     }
   }
@@ -385,10 +409,14 @@ FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int6
     i = i + 16 <= end ? i : end - 16;  // the last step overlaps the previous one: same bytes again
     __m256i centre;
     const __m256i deg = smooth16(s, i, W, &centre);
-    store16(d + i, blend16(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(deg)),
-                           _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(centre)), k));
+    store16(d + i, blend16<kClamp>(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(deg)),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(centre)), k));
     if (i + 16 == end) return end;
   }
+}
+
+FA_AVX512 int64_t sharpness512(const uint8_t* s, uint8_t* d, int64_t begin, int64_t end, int64_t W, float f) {
+  return blend_needs_clamp(f) ? sharpness512<true>(s, d, begin, end, W, f) : sharpness512<false>(s, d, begin, end, W, f);
 }
 
 // ---- AVX-512 column shifts (ShearY on uint8) ---------------------------------------------------------------
