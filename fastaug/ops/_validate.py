@@ -92,8 +92,11 @@ def data_checks_off(t):
     """True where data-dependent checks are skipped: while tracing under torch.compile (the kernels then
     propagate NaN), on tensors without data (meta tensors and FakeTensorMode's, which carry shapes
     only) and on empty tensors (nothing to check)."""
-    return (torch.compiler.is_compiling() or t.device.type == "meta" or t.numel() == 0 or is_fake(t)
-            or torch._C._functorch.is_batchedtensor(t))
+    if torch.compiler.is_compiling() or t.numel() == 0 or t.device.type == "meta":
+        return True
+    if torch._C._functorch.is_batchedtensor(t):
+        return True
+    return type(t) is not torch.Tensor and is_fake(t)  # a plain tensor is never fake (is_fake: 1.4 µs)
 
 
 def check_finite(t, name):
