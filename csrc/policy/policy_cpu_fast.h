@@ -6,13 +6,15 @@
 //   inner loop has no bounds test: whole-row copies for the translations and ShearX (their source is
 //   a shifted row); ShearY on uint8 with AVX-512 as column shifts (one masked load per run of columns
 //   with the same shift); otherwise a table of source offsets per row (16.16 fixed point, as Pillow's
-//   affine_fixed) gathered for every channel (AVX2 gathers);
+//   affine_fixed) gathered for every channel (AVX2 gathers; a uint8 RGB image packed a pixel to a
+//   word, one gather for its three channels); rows of up to 64 pixels fill the image once first
+//   instead of filling each row's ends;
 // * point ops on uint8 (AutoContrast, Invert, Equalize, Solarize, Posterize, Contrast, Brightness):
 //   one 256-entry table per channel built with the engine's rules, applied in one pass (AVX-512 VBMI
 //   byte permutes where the CPU has them); AutoContrast needs only each channel's min and max,
 //   Equalize a histogram;
 // * uint8 blends (Color, Sharpness, SamplePairing): the engine's float arithmetic in AVX2 / AVX-512
-//   lanes (policy_cpu_simd.h);
+//   lanes (policy_cpu_simd.h; no clamp where the factor is in [0, 1]);
 // * float point ops, Color and Sharpness: the engine's rules as loops the compiler vectorises;
 // * Cutout: a copy and a filled rectangle; identity: a copy;
 // * everything else (float Contrast, Brightness, Invert, SamplePairing) runs the engine's own loops.
