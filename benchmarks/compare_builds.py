@@ -52,30 +52,21 @@ op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
 sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
 center = torch.stack([torch.randint(0, 32, (N,), generator=g), torch.randint(0, 32, (N,), generator=g)], 1)
 def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
-    "apply_ops Sharpness 256x3x32x32 uint8": """
-x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-op = torch.full((256,), 13); m = torch.rand(256, generator=torch.Generator().manual_seed(1))
-def fn(): fastaug.apply_ops(x, op, m)""",
-    "apply_ops Sharpness 16x3x224x224 uint8": """
-x = torch.randint(0, 256, (16, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-op = torch.full((16,), 13); m = torch.rand(16, generator=torch.Generator().manual_seed(1))
-def fn(): fastaug.apply_ops(x, op, m)""",
-    "apply_ops Rotate 256x3x32x32 uint8": """
-x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-op = torch.full((256,), 4); m = torch.rand(256, generator=torch.Generator().manual_seed(1))
-def fn(): fastaug.apply_ops(x, op, m)""",
-    "apply_ops Rotate 16x3x224x224 uint8": """
-x = torch.randint(0, 256, (16, 3, 224, 224), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-op = torch.full((16,), 4); m = torch.rand(16, generator=torch.Generator().manual_seed(1))
-def fn(): fastaug.apply_ops(x, op, m)""",
-    "apply_ops ShearY 256x3x32x32 uint8": """
-x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-op = torch.full((256,), 1); m = torch.rand(256, generator=torch.Generator().manual_seed(1))
-def fn(): fastaug.apply_ops(x, op, m)""",
     "copy of a 256x3x32x32 uint8 batch": """
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",
 }
+
+# One policy op for every image of a uint8 batch (random magnitudes): the ops whose kernels have their
+# own fast paths, at the kernel benchmark's sizes.
+_ONE_OP = """
+x = torch.randint(0, 256, ({n}, 3, {s}, {s}), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+op = torch.full(({n},), {op}); m = torch.rand({n}, generator=torch.Generator().manual_seed(1))
+def fn(): fastaug.apply_ops(x, op, m)"""
+for _name, _op, _sizes in (("Sharpness", 13, ((256, 32), (16, 224))), ("Rotate", 4, ((256, 32), (16, 224))),
+                           ("ShearY", 1, ((256, 32),))):
+    for _n, _s in _sizes:
+        CASES[f"apply_ops {_name} {_n}x3x{_s}x{_s} uint8"] = _ONE_OP.format(n=_n, s=_s, op=_op)
 
 # The per-call fixed cost of every public op: a 1x1x8x8 image (the kernel's own work is a few hundred
 # nanoseconds), without grad and forward+backward; grid_sample with a precomputed base grid is the yardstick.
