@@ -621,11 +621,17 @@ FA_CPU void autocontrast_lut_u8(int lo, int hi, uint8_t* __restrict__ lut) {
 
 // Sum over pixels of Pillow's L value (RGB) or of the pixel (grey): the numerator of the engine's
 // grey_mean, in blocks whose 32-bit lane sums cannot overflow.
+template <CpuIsa isa = CpuIsa::kDefault>
 FA_CPU int64_t grey_total_u8(const uint8_t* src, int64_t C, int64_t plane) {
   constexpr int64_t kBlock = int64_t(1) << 22;  // 255 * 2^22 < 2^32
   const uint8_t *__restrict__ r = src, *__restrict__ g = src + plane, *__restrict__ b = src + 2 * plane;
-  int64_t total = 0;
-  for (int64_t p0 = 0; p0 < plane; p0 += kBlock) {
+  int64_t total = 0, start = 0;
+#ifdef FASTAUG_POLICY_SIMD
+  if constexpr (isa == CpuIsa::kAvx512) {
+    if (C == 3) start = simd::grey_total(r, g, b, plane, &total);
+  }
+#endif
+  for (int64_t p0 = start; p0 < plane; p0 += kBlock) {
     const int64_t p1 = std::min(plane, p0 + kBlock);
     uint32_t acc = 0;
     if (C == 3) {
@@ -677,7 +683,7 @@ FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t
     }
     case kContrast: {
       // grey_mean's rounding: the mean of the L image rounded half up to an integer.
-      const double mean = static_cast<double>(grey_total_u8(src, C, plane)) / static_cast<double>(plane);
+      const double mean = static_cast<double>(grey_total_u8<isa>(src, C, plane)) / static_cast<double>(plane);
       const float deg = static_cast<float>(static_cast<double>(static_cast<int64_t>(mean + 0.5)));
       const float f = enhance_factor(st.m, st.s);
       blend_lut_u8<isa>(deg, f, lut);

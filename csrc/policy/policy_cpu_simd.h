@@ -484,6 +484,40 @@ FA_AVX512 void prefix_counts256(const int* h, int start, float* n) {
   }
 }
 
+// Sum of grey_u8 (Pillow's L: (19595 r + 38470 g + 7471 b + 2^15) >> 16) over pixels [0, n) of three
+// planes, 64 pixels a step without widening shuffles: 32-bit lanes hold pixels 4j + t as byte t, and
+// each quarter's (r, g) and (b, 2) word pairs go through vpmaddwd. 38470 is past int16, so g enters as
+// -27066 and g * 2^16 is added back; (b, 2) . (7471, 16384) carries the rounding term. Exact: every sum
+// is below 2^24. Returns how many pixels it summed (a multiple of 64) and adds their sum to *total.
+FA_AVX512 int64_t grey_total(const uint8_t* r, const uint8_t* g, const uint8_t* b, int64_t n, int64_t* total) {
+  const __m512i w_rg = _mm512_set1_epi32(static_cast<int>((static_cast<uint32_t>(-27066) << 16) | 19595u));
+  const __m512i w_b = _mm512_set1_epi32((16384 << 16) | 7471);
+  const __m512i lo8 = _mm512_set1_epi32(0xff), hi8 = _mm512_set1_epi32(0xff0000), two = _mm512_set1_epi32(0x20000);
+  constexpr int64_t kSteps = int64_t(1) << 16;  // lane sums stay below 2^32: 4 * 255 per step
+  int64_t p = 0;
+  while (p + 64 <= n) {
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t k = 0; k < kSteps && p + 64 <= n; ++k, p += 64) {
+      const __m512i R = _mm512_loadu_si512(r + p), G = _mm512_loadu_si512(g + p), B = _mm512_loadu_si512(b + p);
+      const __m512i g16[4] = {_mm512_and_si512(_mm512_slli_epi32(G, 16), hi8),
+                              _mm512_and_si512(_mm512_slli_epi32(G, 8), hi8), _mm512_and_si512(G, hi8),
+                              _mm512_and_si512(_mm512_srli_epi32(G, 8), hi8)};
+      const __m512i r8[4] = {_mm512_and_si512(R, lo8), _mm512_and_si512(_mm512_srli_epi32(R, 8), lo8),
+                             _mm512_and_si512(_mm512_srli_epi32(R, 16), lo8), _mm512_srli_epi32(R, 24)};
+      const __m512i b8[4] = {_mm512_and_si512(B, lo8), _mm512_and_si512(_mm512_srli_epi32(B, 8), lo8),
+                             _mm512_and_si512(_mm512_srli_epi32(B, 16), lo8), _mm512_srli_epi32(B, 24)};
+      for (int t = 0; t < 4; ++t) {
+        const __m512i l = _mm512_add_epi32(
+            _mm512_add_epi32(_mm512_madd_epi16(_mm512_or_si512(r8[t], g16[t]), w_rg), g16[t]),
+            _mm512_madd_epi16(_mm512_or_si512(b8[t], two), w_b));
+        acc = _mm512_add_epi32(acc, _mm512_srli_epi32(l, 16));
+      }
+    }
+    *total += static_cast<int64_t>(static_cast<uint64_t>(_mm512_reduce_add_epi32(acc)) & 0xffffffffu);
+  }
+  return p;
+}
+
 #undef FA_AVX512
 
 // ---- AVX-512 VBMI: 64 table lookups per step ------------------------------------------------------------
