@@ -91,7 +91,8 @@ def check_smooth(smooth):
 def data_checks_off(t):
     """True where data-dependent checks are skipped: while tracing under torch.compile (the kernels then
     propagate NaN), on tensors without data (meta tensors and FakeTensorMode's, which carry shapes
-    only) and on empty tensors (nothing to check)."""
+    only), on vmap's batched tensors (the CPU kernels check the same values per call) and on empty
+    tensors (nothing to check)."""
     if torch.compiler.is_compiling() or t.numel() == 0 or t.device.type == "meta":
         return True
     if torch._C._functorch.is_batchedtensor(t):

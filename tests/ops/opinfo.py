@@ -84,8 +84,6 @@ class OpInfo:
     reference_in_float64: bool = True  # evaluate the reference in float64 and cast back
     # Which inputs autocast may cast: the floating ones (policy magnitudes/signs are parameters, not data).
     autocast_inputs: tuple = ()
-    vmap: bool = True  # whether torch.vmap over an extra leading dimension is supported (else: a clear error)
-    vmap_bug: str = ""  # a known bug of the op under vmap (its test is a strict xfail with this reason)
     differentiable_reference: bool = True  # the reference's autograd gives the right gradients
     compile_kwargs: dict = field(default_factory=dict)  # extra keywords when traced (data checks off)
     # Whether the registered forward op is differentiable on this sample (apply_ops: a chain run in one

@@ -119,24 +119,15 @@ def test_export_matches_eager(opinfo):
     torch.testing.assert_close(exported.module()(*args), module(*args))
 
 
-VMAP = [pytest.param(o, id=o.name, marks=[pytest.mark.xfail(strict=True, reason=o.vmap_bug)] if o.vmap_bug else [])
-        for o in OPS]
-
-
-@pytest.mark.parametrize("opinfo", VMAP)
+@pytest.mark.parametrize("opinfo", OPS, ids=IDS)
 def test_vmap(opinfo):
-    """torch.vmap over a new leading dimension of every tensor argument: the stack of the single calls
-    (ops that do not support it: a clear error)."""
+    """torch.vmap over a new leading dimension of every tensor argument: the stack of the single calls."""
     sample = opinfo.samples("cpu", opinfo.dtypes[-1])[0]
     second = sample.map_tensors(lambda k, v: v.flip(-1))  # other values, same shapes, still valid
     batched = {k: torch.stack([v, second.kwargs[k]]) for k, v in sample.tensors().items()}
     fixed = {k: v for k, v in sample.kwargs.items() if k not in batched}
     names = list(batched)
     fn = lambda *ts: opinfo.op(**fixed, **dict(zip(names, ts)), **opinfo.compile_kwargs)  # noqa: E731
-    if not opinfo.vmap:
-        with pytest.raises(RuntimeError, match="vmap|batching|Batching"):
-            torch.vmap(fn)(*batched.values())
-        return
     out = torch.vmap(fn)(*batched.values())
     expected = torch.stack([fn(*[b[i] for b in batched.values()]) for i in range(2)])
     assert torch.equal(out, expected)
