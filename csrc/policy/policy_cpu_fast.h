@@ -93,22 +93,31 @@ struct Scratch {
   std::vector<simd::ShiftRun> runs;  // ShearY on uint8 with AVX-512: the runs of each 64-column chunk
   std::vector<int32_t> first;        // ... chunk c's runs are [first[c], first[c + 1])
 #endif
-  int64_t plane;
   Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
       : image(chain ? chw + 2 * (H + W) : 0), xtab(W), ytab(H), off32(W), off64(W)
 #ifdef FASTAUG_POLICY_SIMD
         , runs(W), first((W + 63) / 64 + 1)
 #endif
-        , plane(H * W)
+        , plane_(H * W)
   {}
+  // One row's offsets in the index type I (int32_t or int64_t).
+  template <typename I>
+  I* offsets() {
+    if constexpr (std::is_same<I, int32_t>::value) {
+      return off32.data();
+    } else {
+      return off64.data();
+    }
+  }
   // A uint8 RGB image's pixels, one 32-bit word each (pack_rgb), for the affine gathers; allocated on
   // first use (most calls have no such step) and left uninitialised.
   uint32_t* packed() {
-    if (!packed_) packed_.reset(new uint32_t[static_cast<size_t>(plane)]);
+    if (!packed_) packed_.reset(new uint32_t[static_cast<size_t>(plane_)]);
     return packed_.get();
   }
 
  private:
+  int64_t plane_;
   std::unique_ptr<uint32_t[]> packed_;
 };
 
@@ -347,20 +356,25 @@ FA_CPU void pack_rgb(const uint8_t* __restrict__ r, const uint8_t* __restrict__ 
 // every pixel in one vectorisable pass (index type I: int32 when every coordinate fits), the
 // in-bounds span (one interval: both source coordinates are monotone along the row), then a gather
 // per channel with no bounds test (hardware gathers from AVX2 on). A uint8 RGB image is first packed
-// one pixel to a word (`packed`, from Scratch), so that one gather reads all three channels: a third
-// of the loads, which bound the per-channel gathers.
+// one pixel to a word (Scratch::packed), so that one gather reads all three channels: a third of the
+// loads, which bound the per-channel gathers.
 template <typename T, typename I, CpuIsa isa>
 FA_CPU void resample_fixed(const Affine& A, const T* src, T* dst, int64_t C, int64_t H, int64_t W, T fillv,
-                           I* __restrict__ off, uint32_t* packed = nullptr) {
+                           Scratch<T>& sc) {
   const int64_t plane = H * W;
   const I a0 = static_cast<I>(A.a0), a3 = static_cast<I>(A.a3);
+  I* __restrict__ off = sc.template offsets<I>();
 #ifdef FASTAUG_POLICY_SIMD
   constexpr bool kPacked = isa != CpuIsa::kDefault && std::is_same<T, uint8_t>::value && std::is_same<I, int32_t>::value;
 #else
   constexpr bool kPacked = false;
 #endif
+  uint32_t* packed = nullptr;
   if constexpr (kPacked) {
-    if (packed) pack_rgb<isa>(src, src + plane, src + 2 * plane, packed, plane);
+    if (C == 3) {
+      packed = sc.packed();
+      pack_rgb<isa>(src, src + plane, src + 2 * plane, packed, plane);
+    }
   }
   // Short rows: one fill of the whole image, overwritten inside each row's span, costs less than two
   // short fills per row and channel (a third of a 32x32 rotation's time).
@@ -474,13 +488,9 @@ FA_CPU void geometric(const Step& st, const T* src, T* dst, int64_t C, int64_t H
     if constexpr (std::is_same<T, uint8_t>::value) resample_column_shift(A, src, dst, C, H, W, fillv, sc);
 #endif
   } else if (fixed_fits_int32(A, H, W)) {
-    uint32_t* packed = nullptr;
-    if constexpr (std::is_same<T, uint8_t>::value && isa != CpuIsa::kDefault) {
-      if (C == 3) packed = sc.packed();
-    }
-    resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc.off32.data(), packed);
+    resample_fixed<T, int32_t, isa>(A, src, dst, C, H, W, fillv, sc);
   } else {
-    resample_fixed<T, int64_t, isa>(A, src, dst, C, H, W, fillv, sc.off64.data());
+    resample_fixed<T, int64_t, isa>(A, src, dst, C, H, W, fillv, sc);
   }
 }
 

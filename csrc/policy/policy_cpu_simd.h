@@ -493,7 +493,7 @@ FA_AVX512 int64_t grey_total(const uint8_t* r, const uint8_t* g, const uint8_t* 
   const __m512i w_rg = _mm512_set1_epi32(static_cast<int>((static_cast<uint32_t>(-27066) << 16) | 19595u));
   const __m512i w_b = _mm512_set1_epi32((16384 << 16) | 7471);
   const __m512i lo8 = _mm512_set1_epi32(0xff), hi8 = _mm512_set1_epi32(0xff0000), two = _mm512_set1_epi32(0x20000);
-  constexpr int64_t kSteps = int64_t(1) << 16;  // lane sums stay below 2^32: 4 * 255 per step
+  constexpr int64_t kSteps = int64_t(1) << 16;  // the 16 lanes' total stays below 2^31: 4 * 255 a lane a step
   int64_t p = 0;
   while (p + 64 <= n) {
     __m512i acc = _mm512_setzero_si512();
@@ -513,7 +513,7 @@ FA_AVX512 int64_t grey_total(const uint8_t* r, const uint8_t* g, const uint8_t* 
         acc = _mm512_add_epi32(acc, _mm512_srli_epi32(l, 16));
       }
     }
-    *total += static_cast<int64_t>(static_cast<uint64_t>(_mm512_reduce_add_epi32(acc)) & 0xffffffffu);
+    *total += _mm512_reduce_add_epi32(acc);
   }
   return p;
 }
