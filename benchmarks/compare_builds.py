@@ -23,6 +23,14 @@ def fn(): fastaug.warp(x, f, padding_mode="border").sum().backward()""",
 x = torch.rand(8, 3, 64, 64, dtype=torch.float64, requires_grad=True)
 f = (torch.randn(8, 2, 64, 64, dtype=torch.float64) * 3).requires_grad_()
 def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd+bwd 64x1x28x28 f32": """
+x = torch.rand(64, 1, 28, 28, requires_grad=True); f = (torch.randn(64, 2, 28, 28) * 3).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd+bwd 16x3x224x224 f32, smooth flow": """
+import torch.nn.functional as F
+x = torch.rand(16, 3, 224, 224, requires_grad=True)
+f = F.interpolate(torch.randn(16, 2, 14, 14) * 3, size=(224, 224), mode="bilinear").requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
     "warp fwd 128x3x32x32 f32": """
 x = torch.rand(128, 3, 32, 32); f = torch.randn(128, 2, 32, 32) * 3
 def fn(): fastaug.warp(x, f)""",
@@ -35,6 +43,11 @@ from fastaug.ops.transform import num_params
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
 def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
+    "transform serial fwd+bwd 32x3x64x64 f32": """
+from fastaug.ops.transform import num_params
+x = torch.rand(32, 3, 64, 64, requires_grad=True)
+p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
+def fn(): fastaug.transform(x, p, smooth=4, mode="serial").sum().backward()""",
     "appearance fwd+bwd 32x3x64x64 f32": """
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 w = (torch.randn(32, 9, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 3, 64, 64) * 0.05).requires_grad_()

@@ -15,13 +15,15 @@
 // write whole vectors there; tensor rows are read and written with masks past their end.
 
 // Where an item's scatter lands: the image's gradient for x itself when the item is the whole image,
-// else the item's band (common/cpu_kernels.h). Corner offsets y * W + x are taken relative to the first
-// row held (shift()): base(c) + offset - shift() addresses row y of channel c.
+// else the item's band (common/cpu_kernels.h); or, in the SIMD copies, the whole image's pixel slots
+// (SlotGrid, below). Corner offsets y * W + x are taken relative to the first row held (shift()):
+// base(c) + offset - shift() addresses row y of channel c.
 template <typename T>
 struct RowScatter {
   T* gx;  // the image's C planes of H * W
   cpu::ScatterBand<T>* band;
   int64_t C, H, W;
+  T* slots = nullptr;  // the SIMD copies' pixel slots (SlotGrid) when they scatter there instead
   int64_t lo() const { return band ? band->wlo : 0; }
   int64_t hi() const { return band ? band->whi : H; }
   int64_t shift() const { return lo() * W; }
@@ -40,6 +42,53 @@ struct RowScatter {
     return row(c, y) + xcol;
   }
 };
+
+// Pixel slots: where the SIMD copies scatter the gradient of a whole image of 1 to 4 channels. The
+// planes take C one-float read-add-writes per corner; a slot of 4 floats per pixel holding its channels
+// side by side takes one 4-float read-add-write for all of them (a third of the memory operations for
+// RGB). The grid has a one-pixel border, so the invalid corners of a pixel with a valid one land there
+// (never copied out), and two spare rows below it take the corners of pixels with none: no corner is
+// tested (one channel gains that alone: its slots are single floats). Slots start at 0 like the planes,
+// every element gets the same additions in the same order, and the slots are copied to the planes at
+// the item's end: the same bits. Slot of pixel (y, x): (y + 1) * (W + 2) + x + 1, `size` floats each.
+constexpr int kSlot = 4;
+template <typename T>
+struct SlotGrid {
+  std::vector<T> data;
+  static int64_t width(int64_t W) { return W + 2; }
+  static int64_t spare(int64_t H, int64_t W) { return (H + 2) * width(W); }  // a pixel's four corners fit
+  static int64_t slots(int64_t H, int64_t W) { return (H + 4) * width(W); }
+  // The grid of an image of C channels, zeroed (1 float per slot for one channel, else kSlot).
+  T* reset(int64_t C, int64_t H, int64_t W) {
+    data.assign(static_cast<size_t>(slots(H, W) * (C == 1 ? 1 : kSlot)), T(0));  // all-zero bits: +0.0
+    return data.data();
+  }
+};
+
+// Channel c of pixel (y, x) in the slots of an image of C channels.
+template <typename T>
+T* slot_of(T* slots, int64_t c, int64_t C, int64_t y, int64_t x, int64_t W) {
+  return slots + ((y + 1) * SlotGrid<T>::width(W) + x + 1) * (C == 1 ? 1 : kSlot) + c;
+}
+
+// The slots of an image (K floats each), channel c to plane c of gx (C planes of H * W). (C and K
+// constants: the compiler turns the strided reads into vector loads and shuffles.)
+template <int C, int K, typename T>
+void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
+  for (int64_t y = 0; y < H; ++y) {
+    const T* s = slots + ((y + 1) * SlotGrid<T>::width(W) + 1) * K;
+    T* d = gx + y * W;
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < C; ++c) d[c * H * W + x] = s[x * K + c];
+  }
+}
+template <typename T>
+void slots_to_planes(const T* slots, T* gx, int64_t C, int64_t H, int64_t W) {
+  if (C == 1) slots_to_planes_c<1, 1>(slots, gx, H, W);
+  if (C == 2) slots_to_planes_c<2, kSlot>(slots, gx, H, W);
+  if (C == 3) slots_to_planes_c<3, kSlot>(slots, gx, H, W);
+  if (C == 4) slots_to_planes_c<4, kSlot>(slots, gx, H, W);
+}
 
 // The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
 // an element in this one order: output rows in order; each row in blocks of kScatterBlock pixels from
@@ -119,6 +168,14 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
     *at(1, l, 1) += w1[l];
     *at(3, l, W + 1) += w3[l];
   }
+}
+
+// Whether an item of C channels scatters into pixel slots (the SIMD copies, float32, 1 to kSlot channels;
+// slot numbers in 32 bits, as the planes' offsets).
+template <typename T>
+constexpr bool slot_scatter(int64_t C, int64_t H, int64_t W) {
+  return FASTAUG_ISA_SIMD && std::is_same<T, float>::value && C >= 1 && C <= kSlot &&
+         SlotGrid<T>::slots(H, W) < (int64_t(1) << 31);
 }
 
 // ---- the default copy: per-pixel maths of sampling.h / affine_flow.h ------------------------------
@@ -468,12 +525,64 @@ inline void simd_scatter_contiguous(const ScatterBlock<float>& b, float* g, int6
   }
 }
 
+// scatter_block's additions into pixel slots (SlotGrid): b.off holds corner 0's slot. One channel:
+// b.wg the weights times go, one float per slot. More: b.wg the bare weights, go the block's output
+// gradient as slots (pixel l's at go + kSlot * l, from interleave4), all channels of a corner at once.
+inline void scatter_slots(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C, int64_t W) {
+  using namespace vec;
+  const float *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
+  if (C == 1) {
+    const int64_t down = SlotGrid<float>::width(W);
+    for (int l = 0; l < b.m; ++l) {
+      float* p = slots + b.off[l];
+      p[0] += w0[l];
+      p[down] += w2[l];
+    }
+    for (int l = 0; l < b.m; ++l) {
+      float* p = slots + b.off[l] + 1;
+      p[0] += w1[l];
+      p[down] += w3[l];
+    }
+    return;
+  }
+  const int64_t down = SlotGrid<float>::width(W) * kSlot;
+  for (int l = 0; l < b.m; ++l) {
+    float* p = slots + kSlot * static_cast<int64_t>(b.off[l]);
+    slot_add(p, w0 + l, go + kSlot * l);
+    slot_add(p + down, w2 + l, go + kSlot * l);
+  }
+  for (int l = 0; l < b.m; ++l) {
+    float* p = slots + kSlot * static_cast<int64_t>(b.off[l]) + kSlot;
+    slot_add(p, w1 + l, go + kSlot * l);
+    slot_add(p + down, w3 + l, go + kSlot * l);
+  }
+}
+
+// The same additions for a contiguous block (SimdTaps::contiguous: pixel l's corner 0 at slot
+// b.off[0] + l): a row of corners at a time, vectors of whole slots. (The grid is wider than the
+// block, so its two rows of corners do not overlap.)
+inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C,
+                                     int64_t W) {
+  const int64_t width = SlotGrid<float>::width(W);
+  if (C == 1) {
+    simd_scatter_contiguous(b, slots, width);  // one float per slot: the planes' vector path, rows width apart
+    return;
+  }
+  float* p = slots + kSlot * static_cast<int64_t>(b.off[0]);
+  vec::slot_row_add(p, go, b.wg[0] + 1, b.wg[1] + 1, b.m);
+  vec::slot_row_add(p + kSlot * width, go, b.wg[2] + 1, b.wg[3] + 1, b.m);
+}
+
 inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
                      const float* gout, int64_t gout_stride, float* gix, float* giy, const RowScatter<float>* sc) {
   using namespace vec;
   constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
   const int64_t plane = H * W;
+  const bool slots = sc && sc->slots;
+  const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
+  const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(H, W))), one = set1i(1);
   ScatterBlock<float> b;
+  alignas(64) float go_slots[kSlot * kScatterBlock];
   for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
     b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
     SimdTaps t[S] = {};
@@ -486,34 +595,52 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
       if (!ms[s]) continue;
       t[s] = simd_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W);
       if (!sc) continue;
+      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
+      if (slots) {  // corner 0's slot (the spare rows without a valid corner), the weights
+        const Mask some = t[s].valid[0] | t[s].valid[1] | t[s].valid[2] | t[s].valid[3];
+        storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
+        if (C > 1)
+          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
+        continue;
+      }
       for (int q = 0; q < 4; ++q) b.valid[q] |= mask_bits(t[s].valid[q]) << (s * kLanes);
       b.all_valid = b.all_valid && t[s].interior;
-      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
       storeu_i(b.x0 + s * kLanes, t[s].x0);
       storeu_i(b.y0 + s * kLanes, t[s].y0);
     }
-    if (sc) {
+    if (sc && !slots) {
       prepare_block(b, *sc);
       const Vi shift = set1i(static_cast<int32_t>(sc->shift()));
       for (int s = 0; s < S; ++s)
         if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
     }
-    Vf gxa[S], gya[S];
-    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = zero();
+    Vf gxa[S], gya[S], gos[kSlot][S];
+    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
     for (int64_t c = 0; c < C; ++c) {
       for (int s = 0; s < S; ++s) {
         if (!ms[s]) continue;
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
         simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
-        if (sc)
+        if (slots && C > 1)
+          gos[c][s] = go;
+        else if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
-      if (!sc) continue;
+      if (!sc || slots) continue;
       // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
       if (contiguous && b.held && W > kScatterBlock)
         simd_scatter_contiguous(b, sc->base(c), W);
       else
         scatter_block(b, c, *sc);
+    }
+    if (slots) {
+      if (C > 1)
+        for (int s = 0; s < S; ++s)
+          interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
+      if (contiguous && W + 2 > kScatterBlock)
+        scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
+      else
+        scatter_slots(b, go_slots, sc->slots, C, W);
     }
     for (int s = 0; s < S; ++s) {
       if (!ms[s]) continue;

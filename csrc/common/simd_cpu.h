@@ -124,6 +124,45 @@ inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right)
   right->v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), _MM_SHUFFLE(3, 1, 2, 0)));
 }
 
+// Pixel slots: the lanes of a, b, c, d as 4-float slots (a[l], b[l], c[l], d[l]), slot l at out + 4 * l.
+// (Two in-lane shuffles leave pixel 4k + i in 128-bit lane k of the i-th result; the lanes are then
+// put in pixel order.)
+inline void interleave4(Vf a, Vf b, Vf c, Vf d, float* out) {
+  const __m256 t0 = _mm256_unpacklo_ps(a.v, b.v), t1 = _mm256_unpackhi_ps(a.v, b.v);
+  const __m256 t2 = _mm256_unpacklo_ps(c.v, d.v), t3 = _mm256_unpackhi_ps(c.v, d.v);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0)), u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0)), u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm256_storeu_ps(out, _mm256_permute2f128_ps(u0, u1, 0x20));       // pixels 0, 1
+  _mm256_storeu_ps(out + 8, _mm256_permute2f128_ps(u2, u3, 0x20));   // 2, 3
+  _mm256_storeu_ps(out + 16, _mm256_permute2f128_ps(u0, u1, 0x31));  // 4, 5
+  _mm256_storeu_ps(out + 24, _mm256_permute2f128_ps(u2, u3, 0x31));  // 6, 7
+}
+// p[0..3] += *w * g[0..3]: one pixel slot's read-add-write (a product, then a sum: no fused rounding).
+inline void slot_add(float* p, const float* w, const float* g) {
+  _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
+}
+
+// One row of corners of a block of m <= 16 consecutive pixels, in pixel slots: pixel j's left corner is
+// slot j of p, its right corner slot j + 1; go holds the pixels' slots of the output gradient (pixel
+// order), wl and wr their left and right weights (16 readable floats each). Slot j gets wl[j] * go[j],
+// then wr[j - 1] * go[j - 1]: the scalar order (every left corner of the block before every right one).
+inline void slot_row_add(float* p, const float* go, const float* wl, const float* wr, int m) {
+  const __m256i pair = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+  __m256 prev_r = _mm256_setzero_ps();
+  for (int k = 0; 2 * k < m; ++k) {  // slots 2k, 2k + 1
+    const __m256i mask = first_n(m - 2 * k >= 2 ? 8 : 4).v;
+    const __m256 g = _mm256_maskload_ps(go + 8 * k, mask);
+    const __m256 l = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(wl + 2 * k), pair), g);
+    const __m256 r = _mm256_mul_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(wr + 2 * k), pair), g);
+    __m256 acc = _mm256_add_ps(_mm256_maskload_ps(p + 8 * k, mask), l);
+    const __m256 shifted = _mm256_add_ps(acc, _mm256_permute2f128_ps(prev_r, r, 0x21));  // + r of slot - 1
+    acc = k == 0 ? _mm256_blend_ps(acc, shifted, 0xf0) : shifted;  // slot 0 has no right corner before it
+    _mm256_maskstore_ps(p + 8 * k, mask, acc);
+    prev_r = r;
+  }
+  slot_add(p + 4 * m, wr + m - 1, go + 4 * (m - 1));
+}
+
 }  // namespace avx2
 }  // namespace simd
 }  // namespace fastaug
@@ -223,6 +262,52 @@ inline void gather_pairs(const float* base, Vi idx, Mask m, Vf* left, Vf* right)
   const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
   left->v = _mm512_permutex2var_ps(a, even, b);
   right->v = _mm512_permutex2var_ps(a, odd, b);
+}
+
+// Pixel slots, as in the AVX2 vocabulary (four 128-bit lanes here).
+inline void interleave4(Vf a, Vf b, Vf c, Vf d, float* out) {
+  const __m512 t0 = _mm512_maskz_unpacklo_ps(0xffff, a.v, b.v), t1 = _mm512_maskz_unpackhi_ps(0xffff, a.v, b.v);
+  const __m512 t2 = _mm512_maskz_unpacklo_ps(0xffff, c.v, d.v), t3 = _mm512_maskz_unpackhi_ps(0xffff, c.v, d.v);
+  const __m512 u0 = _mm512_maskz_shuffle_ps(0xffff, t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 u1 = _mm512_maskz_shuffle_ps(0xffff, t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 u2 = _mm512_maskz_shuffle_ps(0xffff, t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 u3 = _mm512_maskz_shuffle_ps(0xffff, t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+  // 128-bit lane k of u_i is pixel 4k + i: gather lane k of u0..u3 for pixels 4k..4k+3.
+  const __m512 e01 = _mm512_maskz_shuffle_f32x4(0xffff, u0, u1, _MM_SHUFFLE(1, 0, 1, 0));  // u0.0 u0.1 u1.0 u1.1
+  const __m512 e23 = _mm512_maskz_shuffle_f32x4(0xffff, u2, u3, _MM_SHUFFLE(1, 0, 1, 0));
+  const __m512 f01 = _mm512_maskz_shuffle_f32x4(0xffff, u0, u1, _MM_SHUFFLE(3, 2, 3, 2));
+  const __m512 f23 = _mm512_maskz_shuffle_f32x4(0xffff, u2, u3, _MM_SHUFFLE(3, 2, 3, 2));
+  _mm512_storeu_ps(out, _mm512_maskz_shuffle_f32x4(0xffff, e01, e23, _MM_SHUFFLE(2, 0, 2, 0)));       // pixels 0-3
+  _mm512_storeu_ps(out + 16, _mm512_maskz_shuffle_f32x4(0xffff, e01, e23, _MM_SHUFFLE(3, 1, 3, 1)));  // 4-7
+  _mm512_storeu_ps(out + 32, _mm512_maskz_shuffle_f32x4(0xffff, f01, f23, _MM_SHUFFLE(2, 0, 2, 0)));  // 8-11
+  _mm512_storeu_ps(out + 48, _mm512_maskz_shuffle_f32x4(0xffff, f01, f23, _MM_SHUFFLE(3, 1, 3, 1)));  // 12-15
+}
+// p[0..3] += *w * g[0..3]: one pixel slot's read-add-write (a product, then a sum: no fused rounding).
+inline void slot_add(float* p, const float* w, const float* g) {
+  _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
+}
+
+// One row of corners of a block of consecutive pixels in pixel slots, as in the AVX2 vocabulary.
+inline void slot_row_add(float* p, const float* go, const float* wl, const float* wr, int m) {
+  const __m512 wl16 = _mm512_loadu_ps(wl), wr16 = _mm512_loadu_ps(wr);
+  __m512 prev_r = _mm512_setzero_ps();
+  for (int k = 0; 4 * k < m; ++k) {  // slots 4k .. 4k + 3
+    const int n = m - 4 * k >= 4 ? 4 : m - 4 * k;
+    const __mmask16 mask = static_cast<__mmask16>(n == 4 ? 0xffff : (1u << (4 * n)) - 1u);
+    const __m512i quad = _mm512_add_epi32(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3),
+                                          _mm512_set1_epi32(4 * k));
+    const __m512 g = _mm512_maskz_loadu_ps(mask, go + 16 * k);
+    const __m512 l = _mm512_maskz_mul_ps(0xffff, _mm512_maskz_permutexvar_ps(0xffff, quad, wl16), g);
+    const __m512 r = _mm512_maskz_mul_ps(0xffff, _mm512_maskz_permutexvar_ps(0xffff, quad, wr16), g);
+    __m512 acc = _mm512_maskz_add_ps(0xffff, _mm512_maskz_loadu_ps(mask, p + 16 * k), l);
+    // + r of slot - 1 (slot 0 of the block has no right corner before it)
+    const __m512 shifted = _mm512_castsi512_ps(
+        _mm512_maskz_alignr_epi32(0xffff, _mm512_castps_si512(r), _mm512_castps_si512(prev_r), 12));
+    acc = _mm512_mask_add_ps(acc, k == 0 ? 0xfff0 : 0xffff, acc, shifted);
+    _mm512_mask_storeu_ps(p + 16 * k, mask, acc);
+    prev_r = r;
+  }
+  slot_add(p + 4 * m, wr + m - 1, go + 4 * (m - 1));
 }
 
 }  // namespace avx512

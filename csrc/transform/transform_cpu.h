@@ -68,7 +68,8 @@ void colour_weight_grads_row(const T* const* g_, const T* const* src_, T* const*
 
 // tgt[q][j] = (tgt[q][j] +) sum_c c_w[C c + q][j] g[c][j] (+ g[q][j]): the gradient reaching the
 // filter's input (C_w^T g), plus the identity's when `add_identity`, added to tgt when `accumulate`.
-template <typename T, int C>
+// Element j of tgt[q] at tgt[q][j * Step] (Step > 1: pixel slots).
+template <typename T, int C, int Step = 1>
 void colour_input_grads_row(const T* const* g_, const T* const* cw_, T* const* tgt_, bool add_identity,
                             bool accumulate, int64_t W) {
   const T *g[C], *cw[C * C];
@@ -86,7 +87,7 @@ void colour_input_grads_row(const T* const* g_, const T* const* cw_, T* const* t
     colour_filter_input_grad<T, C>(w, gg, t);
     for (int q = 0; q < C; ++q) {
       const T v = add_identity ? t[q] + gg[q] : t[q];
-      tgt[q][j] = accumulate ? tgt[q][j] + v : v;
+      tgt[q][j * Step] = accumulate ? tgt[q][j * Step] + v : v;
     }
   }
 }
@@ -216,8 +217,12 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       colour_weight_grads_row<T, C>(gr, xr, G + kSpatialParams, W);
       if (sc && own) {
         T* gxr[C];
-        for (int c = 0; c < C; ++c) gxr[c] = sc->row(c, i);
-        colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false, /*accumulate=*/true, W);
+        for (int c = 0; c < C; ++c) gxr[c] = sc->slots ? slot_of(sc->slots, c, C, i, 0, W) : sc->row(c, i);
+        if (sc->slots && C > 1)
+          colour_input_grads_row<T, C, kSlot>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false,
+                                              /*accumulate=*/true, W);
+        else
+          colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false, /*accumulate=*/true, W);
       }
       gy = gr[0];
       gy_stride = plane;

@@ -27,21 +27,27 @@ struct ItemRows {
 
 // The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
 // (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
+// With `grid`, a whole image of 1 to 4 channels scatters into the grid's pixel slots instead of the
+// planes (slot_scatter).
 template <typename T>
-const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc) {
+const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc,
+                                   SlotGrid<T>* grid = nullptr) {
   if (!a.gx) return nullptr;
   const int64_t plane = a.H * a.W;
   sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.blocks > 1 ? &a.band[item] : nullptr, a.C, a.H, a.W};
   if (sc.band)
     sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W);
+  else if (grid && slot_scatter<T>(a.C, a.H, a.W))
+    sc.slots = grid->reset(a.C, a.H, a.W);
   else
     std::memset(sc.gx, 0, sizeof(T) * a.C * plane);  // all-zero bits: +0.0
   return &sc;
 }
 
-// After the item: its own rows of its band copied to the gradient (the rest: add_bands).
+// After the item: its slots or its own rows of its band copied to the gradient (the rest: add_bands).
 template <typename T>
 void end_scatter(const RowScatter<T>* sc, const ItemRows& it) {
+  if (sc && sc->slots) slots_to_planes(sc->slots, sc->gx, sc->C, sc->H, sc->W);
   if (!sc || !sc->band) return;
   for (int64_t c = 0; c < sc->C; ++c)
     std::copy(sc->row(c, it.r0), sc->row(c, it.r1), sc->gx + (c * sc->H + it.r0) * sc->W);
@@ -78,10 +84,11 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
   RowBuffers<T> b(6, W);
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5];
+  SlotGrid<T> grid;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage);
+    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage, &grid);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
     T* gfx = a.gmaps.map(it.n, 0, plane);
@@ -115,17 +122,19 @@ void map_planes(const cpu::OpArgs<T>& a, int64_t n, int P, const T** planes) {
 // The items [begin, end) of the backward of a family that smooths its P maps: per item, its scatter
 // target (when `scatter`: the gradient for x is a scatter), and the box filter's adjoint streamed
 // over its rows, produce(it, i, sm, G, sc) giving row i of the gradients of the smoothed maps (G[p]),
-// sm[p] row i of the first Ps smoothed maps.
+// sm[p] row i of the first Ps smoothed maps. When `scatter`, a whole image may scatter into pixel
+// slots (sc->slots): what produce adds into x's gradient itself goes there too (slot_of).
 template <typename T, typename Produce>
 void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int P, int Ps, bool scatter,
                        Produce&& produce) {
   const int64_t H = a.H, W = a.W, plane = H * W, k = a.smooth;
   std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, H, W, k)));
   BoxAdjoint<T> adj(P, H, W, k);
+  SlotGrid<T> grid;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage) : nullptr;
+    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage, &grid) : nullptr;
     const T* planes[64];
     T* out[64];
     map_planes(a, it.n, P, planes);

@@ -44,6 +44,27 @@ def _extra_samples(dtype):
     out.append((WARP, dict(x=seeded((2, 1, 48, 64), dtype=dtype, seed=6),
                            flow=seeded((2, 2, 48, 64), dtype=dtype, seed=7, scale=0.7, normal=True),
                            padding_mode="border", align_corners=False)))
+    # Whole images (N >= 8: one item per image) of 1 to 4 channels: the SIMD copies scatter the gradient
+    # for x into pixel slots (bilinear_row_cpu.h, SlotGrid); corners past every edge, pixels with none.
+    for (N, C, H, W), p, seed in [((8, 3, 20, 37), "zeros", 18), ((9, 2, 17, 16), "border", 20),
+                                  ((8, 4, 16, 33), "reflection", 22), ((8, 1, 28, 28), "zeros", 28)]:
+        slot_flow = seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=5.0, normal=True)
+        slot_flow[0, 0, 2, :6] = torch.tensor([1e30, -40.0, float("inf"), float("nan"), 4e7, -0.5], dtype=dtype)
+        slot_flow[1, 1, 0, 3:5] = torch.tensor([-1.0, 25.0], dtype=dtype)
+        out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed), flow=slot_flow, padding_mode=p,
+                               align_corners=False)))
+    # Rows of constant shifts (blocks of consecutive corners: the slots' vector path) next to rows of noise.
+    # (Fractional shifts: at whole ones the flow's gradient has a kink the reference may land either side of.)
+    for C in (3, 1):
+        shift = seeded((8, 2, 21, 45), dtype=dtype, seed=30, scale=3.0, normal=True)
+        shift[:, :, :12] = torch.tensor([2.25, -0.5], dtype=dtype).view(1, 2, 1, 1)
+        shift[::2, :, 4:8] = 0.375
+        out.append((WARP, dict(x=seeded((8, C, 21, 45), dtype=dtype, seed=31), flow=shift, padding_mode="zeros",
+                               align_corners=False)))
+    out.append((AFFINE_FLOW_WARP, dict(x=seeded((8, 3, 24, 40), dtype=dtype, seed=24),
+                                       s_w=seeded((8, 4, 24, 40), dtype=dtype, seed=25, scale=0.3, normal=True),
+                                       s_b=seeded((8, 2, 24, 40), dtype=dtype, seed=26, scale=0.3, normal=True),
+                                       smooth=3, padding_mode="zeros")))
     for k, p in [(4, "zeros"), (5, "reflection"), (1, "border")]:
         out.append((AFFINE_FLOW_WARP, dict(x=seeded(tall, dtype=dtype, seed=8),
                                            s_w=seeded((1, 4, 300, 37), dtype=dtype, seed=9, scale=0.2, normal=True),
@@ -54,9 +75,11 @@ def _extra_samples(dtype):
                                      c_w=seeded((1, C * C, 200, 45), dtype=dtype, seed=12, scale=0.2, normal=True),
                                      c_b=seeded((1, C, 200, 45), dtype=dtype, seed=13, scale=0.2, normal=True),
                                      smooth=k)))
-    for C, mode, p, k in [(3, "parallel", "zeros", 4), (3, "serial", "reflection", 3), (1, "serial", "border", 1)]:
-        out.append((TRANSFORM, dict(x=seeded((1, C, 200, 45), dtype=dtype, seed=14),
-                                    params=seeded((1, 6 + C * C + C, 200, 45), dtype=dtype, seed=15, scale=0.3,
+    for N, C, mode, p, k in [(1, 3, "parallel", "zeros", 4), (1, 3, "serial", "reflection", 3),
+                             (1, 1, "serial", "border", 1), (8, 3, "serial", "zeros", 2),
+                             (8, 3, "parallel", "zeros", 2), (8, 1, "parallel", "border", 2)]:
+        out.append((TRANSFORM, dict(x=seeded((N, C, 200 // N, 45), dtype=dtype, seed=14),
+                                    params=seeded((N, 6 + C * C + C, 200 // N, 45), dtype=dtype, seed=15, scale=0.3,
                                                   normal=True),
                                     smooth=k, mode=mode, padding_mode=p)))
     return out
