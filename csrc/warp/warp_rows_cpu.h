@@ -27,18 +27,17 @@ struct ItemRows {
 
 // The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
 // (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
-// With `grid`, a whole image of 1 to 4 channels scatters into the grid's pixel slots instead of the
-// planes (slot_scatter).
+// A whole image of 1 to 4 channels scatters into the task's pixel slots instead (slot_scatter).
 template <typename T>
 const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc,
-                                   SlotGrid<T>* grid = nullptr) {
+                                   SlotGrid<T>& grid) {
   if (!a.gx) return nullptr;
   const int64_t plane = a.H * a.W;
   sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.blocks > 1 ? &a.band[item] : nullptr, a.C, a.H, a.W};
   if (sc.band)
     sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W);
-  else if (grid && slot_scatter<T>(a.C, a.H, a.W))
-    sc.slots = grid->reset(a.C, a.H, a.W);
+  else if (slot_scatter<T>(a.C, a.H, a.W))
+    sc.slots = grid.reset(a.C, a.H, a.W);
   else
     std::memset(sc.gx, 0, sizeof(T) * a.C * plane);  // all-zero bits: +0.0
   return &sc;
@@ -88,7 +87,7 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage, &grid);
+    const RowScatter<T>* sc = begin_scatter(a, item, it, sc_storage, grid);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
     T* gfx = a.gmaps.map(it.n, 0, plane);
@@ -134,7 +133,7 @@ void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int 
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
-    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage, &grid) : nullptr;
+    const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage, grid) : nullptr;
     const T* planes[64];
     T* out[64];
     map_planes(a, it.n, P, planes);
