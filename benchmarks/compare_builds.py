@@ -43,6 +43,11 @@ from fastaug.ops.transform import num_params
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
 def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
+    "transform fwd+bwd 16x3x224x224 f32": """
+from fastaug.ops.transform import num_params
+x = torch.rand(16, 3, 224, 224, requires_grad=True)
+p = (torch.randn(16, num_params(3), 224, 224) * 0.05).requires_grad_()
+def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
     "transform serial fwd+bwd 32x3x64x64 f32": """
 from fastaug.ops.transform import num_params
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
