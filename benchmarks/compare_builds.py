@@ -38,21 +38,6 @@ def fn(): fastaug.warp(x, f)""",
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 w = (torch.randn(32, 4, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 2, 64, 64) * 0.05).requires_grad_()
 def fn(): fastaug.affine_flow_warp(x, w, b, smooth=4).sum().backward()""",
-    "transform fwd+bwd 32x3x64x64 f32": """
-from fastaug.ops.transform import num_params
-x = torch.rand(32, 3, 64, 64, requires_grad=True)
-p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
-def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
-    "transform fwd+bwd 16x3x224x224 f32": """
-from fastaug.ops.transform import num_params
-x = torch.rand(16, 3, 224, 224, requires_grad=True)
-p = (torch.randn(16, num_params(3), 224, 224) * 0.05).requires_grad_()
-def fn(): fastaug.transform(x, p, smooth=4).sum().backward()""",
-    "transform serial fwd+bwd 32x3x64x64 f32": """
-from fastaug.ops.transform import num_params
-x = torch.rand(32, 3, 64, 64, requires_grad=True)
-p = (torch.randn(32, num_params(3), 64, 64) * 0.05).requires_grad_()
-def fn(): fastaug.transform(x, p, smooth=4, mode="serial").sum().backward()""",
     "appearance fwd+bwd 32x3x64x64 f32": """
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 w = (torch.randn(32, 9, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 3, 64, 64) * 0.05).requires_grad_()
@@ -74,6 +59,17 @@ def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",
 }
+
+# The fused transform, forward+backward, one mode and size.
+_TRANSFORM = """
+from fastaug.ops.transform import num_params
+x = torch.rand({n}, 3, {s}, {s}, requires_grad=True)
+p = (torch.randn({n}, num_params(3), {s}, {s}) * 0.05).requires_grad_()
+def fn(): fastaug.transform(x, p, smooth=4, mode="{mode}").sum().backward()"""
+for _name, _n, _s, _mode in (("transform fwd+bwd 32x3x64x64 f32", 32, 64, "parallel"),
+                             ("transform fwd+bwd 16x3x224x224 f32", 16, 224, "parallel"),
+                             ("transform serial fwd+bwd 32x3x64x64 f32", 32, 64, "serial")):
+    CASES[_name] = _TRANSFORM.format(n=_n, s=_s, mode=_mode)
 
 # One policy op for every image of a uint8 batch (random magnitudes): the ops whose kernels have their
 # own fast paths, at the kernel benchmark's sizes.

@@ -50,7 +50,7 @@ struct RowScatter {
 // (never copied out), and two spare rows below it take the corners of pixels with none: no corner is
 // tested (one channel gains that alone: its slots are single floats). Slots start at 0 like the planes,
 // every element gets the same additions in the same order, and the slots are copied to the planes at
-// the item's end: the same bits. Slot of pixel (y, x): (y + 1) * (W + 2) + x + 1, `size` floats each.
+// the item's end: the same bits. Slot of pixel (y, x): (y + 1) * (W + 2) + x + 1, floats(C) floats each.
 constexpr int kSlot = 4;
 template <typename T>
 struct SlotGrid {
@@ -58,9 +58,10 @@ struct SlotGrid {
   static int64_t width(int64_t W) { return W + 2; }
   static int64_t spare(int64_t H, int64_t W) { return (H + 2) * width(W); }  // a pixel's four corners fit
   static int64_t slots(int64_t H, int64_t W) { return (H + 4) * width(W); }
-  // The grid of an image of C channels, zeroed (1 float per slot for one channel, else kSlot).
+  static constexpr int64_t floats(int64_t C) { return C == 1 ? 1 : kSlot; }  // per slot
+  // The grid of an image of C channels, zeroed.
   T* reset(int64_t C, int64_t H, int64_t W) {
-    data.assign(static_cast<size_t>(slots(H, W) * (C == 1 ? 1 : kSlot)), T(0));  // all-zero bits: +0.0
+    data.assign(static_cast<size_t>(slots(H, W) * floats(C)), T(0));  // all-zero bits: +0.0
     return data.data();
   }
 };
@@ -68,15 +69,17 @@ struct SlotGrid {
 // Channel c of pixel (y, x) in the slots of an image of C channels.
 template <typename T>
 T* slot_of(T* slots, int64_t c, int64_t C, int64_t y, int64_t x, int64_t W) {
-  return slots + ((y + 1) * SlotGrid<T>::width(W) + x + 1) * (C == 1 ? 1 : kSlot) + c;
+  using Grid = SlotGrid<std::remove_const_t<T>>;
+  return slots + ((y + 1) * Grid::width(W) + x + 1) * Grid::floats(C) + c;
 }
 
-// The slots of an image (K floats each), channel c to plane c of gx (C planes of H * W). (C and K
-// constants: the compiler turns the strided reads into vector loads and shuffles.)
-template <int C, int K, typename T>
+// The slots of an image, channel c to plane c of gx (C planes of H * W). (C a constant: the compiler
+// turns the strided reads into vector loads and shuffles.)
+template <int C, typename T>
 void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
+  constexpr int64_t K = SlotGrid<T>::floats(C);
   for (int64_t y = 0; y < H; ++y) {
-    const T* s = slots + ((y + 1) * SlotGrid<T>::width(W) + 1) * K;
+    const T* s = slot_of(slots, 0, C, y, 0, W);
     T* d = gx + y * W;
     for (int64_t x = 0; x < W; ++x)
       for (int c = 0; c < C; ++c) d[c * H * W + x] = s[x * K + c];
@@ -84,10 +87,10 @@ void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
 }
 template <typename T>
 void slots_to_planes(const T* slots, T* gx, int64_t C, int64_t H, int64_t W) {
-  if (C == 1) slots_to_planes_c<1, 1>(slots, gx, H, W);
-  if (C == 2) slots_to_planes_c<2, kSlot>(slots, gx, H, W);
-  if (C == 3) slots_to_planes_c<3, kSlot>(slots, gx, H, W);
-  if (C == 4) slots_to_planes_c<4, kSlot>(slots, gx, H, W);
+  if (C == 1) slots_to_planes_c<1>(slots, gx, H, W);
+  if (C == 2) slots_to_planes_c<2>(slots, gx, H, W);
+  if (C == 3) slots_to_planes_c<3>(slots, gx, H, W);
+  if (C == 4) slots_to_planes_c<4>(slots, gx, H, W);
 }
 
 // The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
@@ -126,6 +129,23 @@ void prepare_block(ScatterBlock<T>& b, const RowScatter<T>& sc) {
   b.held = sc.prepare(y_min, y_max);
 }
 
+// A block's additions where every corner is addressable, in the order above: corner 0 of pixel l at
+// g + b.off[l], its right neighbour at + 1, the row below at + down.
+template <typename T>
+void add_block_corners(const ScatterBlock<T>& b, T* g, int64_t down) {
+  const T *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
+  for (int l = 0; l < b.m; ++l) {
+    T* p = g + b.off[l];
+    p[0] += w0[l];
+    p[down] += w2[l];
+  }
+  for (int l = 0; l < b.m; ++l) {
+    T* p = g + b.off[l];
+    p[1] += w1[l];
+    p[down + 1] += w3[l];
+  }
+}
+
 // Plane c's share of a block, in the order above, one addition at a time.
 template <typename T>
 void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc) {
@@ -144,16 +164,7 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
   }
   T* g = sc.base(c);
   if (b.all_valid) {
-    for (int l = 0; l < b.m; ++l) {
-      T* p = g + b.off[l];
-      p[0] += w0[l];
-      p[W] += w2[l];
-    }
-    for (int l = 0; l < b.m; ++l) {
-      T* p = g + b.off[l];
-      p[1] += w1[l];
-      p[W + 1] += w3[l];
-    }
+    add_block_corners(b, g, W);
     return;
   }
   // Some corners outside the image: theirs go to a scratch slot per pixel instead (no branches to
@@ -530,21 +541,11 @@ inline void simd_scatter_contiguous(const ScatterBlock<float>& b, float* g, int6
 // gradient as slots (pixel l's at go + kSlot * l, from interleave4), all channels of a corner at once.
 inline void scatter_slots(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C, int64_t W) {
   using namespace vec;
-  const float *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
-  if (C == 1) {
-    const int64_t down = SlotGrid<float>::width(W);
-    for (int l = 0; l < b.m; ++l) {
-      float* p = slots + b.off[l];
-      p[0] += w0[l];
-      p[down] += w2[l];
-    }
-    for (int l = 0; l < b.m; ++l) {
-      float* p = slots + b.off[l] + 1;
-      p[0] += w1[l];
-      p[down] += w3[l];
-    }
+  if (C == 1) {  // every corner has a place in the grid: the planes' loop for all-valid blocks
+    add_block_corners(b, slots, SlotGrid<float>::width(W));
     return;
   }
+  const float *w0 = b.wg[0] + 1, *w1 = b.wg[1] + 1, *w2 = b.wg[2] + 1, *w3 = b.wg[3] + 1;
   const int64_t down = SlotGrid<float>::width(W) * kSlot;
   for (int l = 0; l < b.m; ++l) {
     float* p = slots + kSlot * static_cast<int64_t>(b.off[l]);
