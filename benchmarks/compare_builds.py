@@ -34,6 +34,12 @@ def fn(): fastaug.warp(x, f).sum().backward()""",
     "warp fwd 128x3x32x32 f32": """
 x = torch.rand(128, 3, 32, 32); f = torch.randn(128, 2, 32, 32) * 3
 def fn(): fastaug.warp(x, f)""",
+    "warp fwd 16x3x224x224 f32": """
+x = torch.rand(16, 3, 224, 224); f = torch.randn(16, 2, 224, 224) * 3
+def fn(): fastaug.warp(x, f)""",
+    "warp fwd+bwd 256x3x32x32 f32": """
+x = torch.rand(256, 3, 32, 32, requires_grad=True); f = (torch.randn(256, 2, 32, 32) * 3).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
     "affine_flow_warp fwd+bwd 32x3x64x64 f32": """
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 w = (torch.randn(32, 4, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 2, 64, 64) * 0.05).requires_grad_()

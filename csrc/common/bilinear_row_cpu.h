@@ -181,12 +181,47 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
   }
 }
 
+// Bordered images: corners read without masks (the SIMD copies, float32).
+// A copy of an image's C planes inside a border of zeros, kLead rows and columns before the image and
+// kTrail after it. simd_taps clamps every coordinate into [-2, size + 1], so corner 0 lies in [-2,
+// size + 1] and corner 3 in [-1, size + 2]: every corner of every lane is addressable in the copy,
+// and an invalid one (outside the image) reads 0 there, the value the masked reads give it. So
+// every vector takes one path (pairs of loads, or plain loads when its corners are consecutive) with
+// no validity masks; the results are the same bits. The copy is a sequential pass (the hardware
+// prefetches it) and the corner reads then hit cache, where reading the image itself at the flow's
+// scattered addresses waits on memory at large sizes. A task keeps one copy, refilled when its items
+// move to another image. Callers get it from bordered_image() (warp_rows_cpu.h): null for the default
+// copy and float64, which read the planes.
+struct BorderedImage {
+  static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
+  std::vector<float> data;
+  int64_t image = -1;  // which image it holds (consecutive items of one image share the copy)
+  int64_t width = 0, plane = 0;
+  const float* origin = nullptr;  // pixel (0, 0) of plane 0; plane c at origin + c * plane
+  // Holds image `n` (x: its C planes of H * W).
+  void fill(const float* x, int64_t n, int64_t C, int64_t H, int64_t W) {
+    if (n == image) return;
+    width = W + kLead + kTrail;
+    plane = (H + kLead + kTrail) * width;
+    const size_t size = static_cast<size_t>(C * plane + kSlack);
+    if (data.size() != size) data.assign(size, 0.f);  // the border is written once (all-zero bits: +0.0)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t y = 0; y < H; ++y)
+        std::memcpy(data.data() + c * plane + (y + kLead) * width + kLead, x + (c * H + y) * W, sizeof(float) * W);
+    origin = data.data() + kLead * width + kLead;
+    image = n;
+  }
+  // Whether offsets within a plane fit the taps' 32-bit lanes.
+  static constexpr bool fits(int64_t H, int64_t W) { return (H + kLead + kTrail) * (W + kLead + kTrail) < (int64_t(1) << 31); }
+};
+
 // Whether an item of C channels scatters into pixel slots (the SIMD copies, float32, 1 to kSlot channels;
-// slot numbers in 32 bits, as the planes' offsets).
+// slot numbers in 32 bits, as the planes' offsets). Such an item reads x through its bordered copy
+// (grad_row's bordered path), whose offsets must fit 32 bits too.
 template <typename T>
 constexpr bool slot_scatter(int64_t C, int64_t H, int64_t W) {
   return FASTAUG_ISA_SIMD && std::is_same<T, float>::value && C >= 1 && C <= kSlot &&
-         SlotGrid<T>::slots(H, W) < (int64_t(1) << 31);
+         SlotGrid<T>::slots(H, W) < (int64_t(1) << 31) && BorderedImage::fits(H, W);
 }
 
 // ---- the default copy: per-pixel maths of sampling.h / affine_flow.h ------------------------------
@@ -210,10 +245,11 @@ void eq20_coords_row(const T* const* sm, const T* /*ux*/, int64_t i, int64_t H, 
                    &iy[j], &mx[j], &my[j]);
 }
 
-// out[c * out_stride + j] = bilinear sample of plane c of x (C planes of H * W) at (ix[j], iy[j]).
+// out[c * out_stride + j] = bilinear sample of plane c of x (C planes of H * W) at (ix[j], iy[j]). xb: x's
+// bordered copy (the SIMD copies read it instead of x when given).
 template <typename T>
 void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, T* out,
-                int64_t out_stride) {
+                int64_t out_stride, const BorderedImage* /*xb*/) {
   const int64_t plane = H * W;
   for (int64_t j = 0; j < n; ++j) {
     const Corners<T> k = bilinear_corners(ix[j], iy[j], H, W);
@@ -229,10 +265,11 @@ void sample_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const
 
 // gix[j], giy[j] = d(loss)/d(ix[j]), d(loss)/d(iy[j]) summed over the C channels, with gout the
 // gradient of the samples (channel stride gout_stride); with a RowScatter, also adds weight * gout into
-// the gradient for x at every valid corner (in the order of kScatterBlock).
+// the gradient for x at every valid corner (in the order of kScatterBlock). xb: x's bordered copy, which
+// the SIMD copies are given whenever the scatter goes to pixel slots (slot_scatter) or there is none.
 template <typename T>
 void grad_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T* x, int64_t C, const T* gout,
-              int64_t gout_stride, T* gix, T* giy, const RowScatter<T>* sc) {
+              int64_t gout_stride, T* gix, T* giy, const RowScatter<T>* sc, const BorderedImage* /*xb*/) {
   const int64_t plane = H * W;
   ScatterBlock<T> b;
   Corners<T> k[kScatterBlock];
@@ -410,23 +447,37 @@ struct SimdTaps {
   bool contiguous;  // ... and the lanes' corners on one row pair, consecutive columns: plain loads
 };
 
-FASTAUG_SIMD_INLINE SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
+// Corner 0 (x0, y0) and the fractions (tx, ty) of kLanes sampling points. Far away or NaN: clamped
+// into [-2, size + 1] first (NaN -> -2), where no corner is valid, so floor -> int is safe; the weights
+// of valid corners (coordinates in [-1, size]) are unchanged.
+FASTAUG_SIMD_INLINE void simd_corner0(vec::Vf x, vec::Vf y, int64_t H, int64_t W, vec::Vi* x0, vec::Vi* y0,
+                                      vec::Vf* tx, vec::Vf* ty) {
   using namespace vec;
-  const Mask active = first_n(m);
-  x = select(active, x, zero());
-  y = select(active, y, zero());
-  // Far away or NaN: clamp into [-2, size + 1] (NaN -> -2), where no corner is valid, so floor -> int
-  // is safe; the weights of valid corners (coordinates in [-1, size]) are unchanged.
   x = select(ge(x, set1(-2.f)), x, set1(-2.f));
   x = select(le(x, set1(static_cast<float>(W + 1))), x, set1(static_cast<float>(W + 1)));
   y = select(ge(y, set1(-2.f)), y, set1(-2.f));
   y = select(le(y, set1(static_cast<float>(H + 1))), y, set1(static_cast<float>(H + 1)));
   const Vf fx = floor(x), fy = floor(y);
+  *tx = x - fx;
+  *ty = y - fy;
+  *x0 = trunc_i(fx);
+  *y0 = trunc_i(fy);
+}
+// The four corners' bilinear weights.
+FASTAUG_SIMD_INLINE void simd_weights(vec::Vf tx, vec::Vf ty, vec::Vf w[4]) {
+  using namespace vec;
+  const Vf ux = set1(1.f) - tx, uy = set1(1.f) - ty;
+  w[0] = ux * uy;
+  w[1] = tx * uy;
+  w[2] = ux * ty;
+  w[3] = tx * ty;
+}
+
+FASTAUG_SIMD_INLINE SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W) {
+  using namespace vec;
+  const Mask active = first_n(m);
   SimdTaps t;
-  t.tx = x - fx;
-  t.ty = y - fy;
-  t.x0 = trunc_i(fx);
-  t.y0 = trunc_i(fy);
+  simd_corner0(select(active, x, zero()), select(active, y, zero()), H, W, &t.x0, &t.y0, &t.tx, &t.ty);
   const Vi wi = set1i(static_cast<int32_t>(W)), hi = set1i(static_cast<int32_t>(H));
   const Mask vx0 = gt(t.x0, set1i(-1)) & gt(wi, t.x0), vx1 = gt(t.x0, set1i(-2)) & gt(wi - set1i(1), t.x0);
   const Mask vy0 = gt(t.y0, set1i(-1)) & gt(hi, t.y0), vy1 = gt(t.y0, set1i(-2)) & gt(hi - set1i(1), t.y0);
@@ -439,11 +490,7 @@ FASTAUG_SIMD_INLINE SimdTaps simd_taps(vec::Vf x, vec::Vf y, int m, int64_t H, i
   t.base = first(t.offset);
   t.contiguous = t.interior && all_of(eq(t.offset, broadcast_first(t.offset) + iota_i()) &
                                       eq(t.y0, broadcast_first(t.y0)), active);
-  const Vf ux = set1(1.f) - t.tx, uy = set1(1.f) - t.ty;
-  t.weight[0] = ux * uy;
-  t.weight[1] = t.tx * uy;
-  t.weight[2] = ux * t.ty;
-  t.weight[3] = t.tx * t.ty;
+  simd_weights(t.tx, t.ty, t.weight);
   return t;
 }
 
@@ -463,13 +510,13 @@ FASTAUG_SIMD_INLINE void simd_corner_values(const SimdTaps& t, const float* xc, 
     gather_pairs(xc, t.offset, &v[0], &v[1]);
     gather_pairs(xc, t.offset + down, &v[2], &v[3]);
   } else if (W >= 2) {
-    // Each row's two corners still read as one pair, from column xb = clamp(x0, 0, W - 2), and picked
-    // out of it: the left corner is the pair's first value when x0 == xb, its second when x0 == W - 1;
+    // Each row's two corners still read as one pair, from column xp = clamp(x0, 0, W - 2), and picked
+    // out of it: the left corner is the pair's first value when x0 == xp, its second when x0 == W - 1;
     // the right one its second, or its first when x0 == -1. Invalid corners: 0, and rows without a
     // valid corner are not read.
-    const Vi xb = min(max(t.x0, set1i(0)), set1i(static_cast<int32_t>(W - 2)));
-    const Mask same = eq(t.x0, xb);
-    const Vi row0 = t.offset - t.x0 + xb;
+    const Vi xp = min(max(t.x0, set1i(0)), set1i(static_cast<int32_t>(W - 2)));
+    const Mask same = eq(t.x0, xp);
+    const Vi row0 = t.offset - t.x0 + xp;
     Vf lo, hi;
     gather_pairs(xc, row0, t.valid[0] | t.valid[1], &lo, &hi);
     v[0] = select(t.valid[0], select(same, lo, hi), zero());
@@ -486,12 +533,26 @@ FASTAUG_SIMD_INLINE void simd_corner_values(const SimdTaps& t, const float* xc, 
   }
 }
 
+// The bilinear sample from the four corner values (sampling.h's sum: corner by corner from 0, invalid
+// corners holding 0), and go times its coordinate gradient (bilinear_coordinate_grad) added to gxa, gya.
+FASTAUG_SIMD_INLINE vec::Vf bilinear_sum(const vec::Vf* w, const vec::Vf v[4]) {
+  return vec::zero() + w[0] * v[0] + w[1] * v[1] + w[2] * v[2] + w[3] * v[3];
+}
+FASTAUG_SIMD_INLINE void add_coordinate_grad(vec::Vf tx, vec::Vf ty, const vec::Vf v[4], vec::Vf go, vec::Vf* gxa,
+                                             vec::Vf* gya) {
+  using namespace vec;
+  const Vf d_ix = (v[1] - v[0]) * (set1(1.f) - ty) + (v[3] - v[2]) * ty;
+  const Vf d_iy = (v[2] - v[0]) * (set1(1.f) - tx) + (v[3] - v[1]) * tx;
+  *gxa = *gxa + go * d_ix;
+  *gya = *gya + go * d_iy;
+}
+
 // The bilinear sample of plane xc (sampling.h's sum: corner by corner from 0, invalid corners adding 0).
 FASTAUG_SIMD_INLINE vec::Vf simd_sample(const SimdTaps& t, const float* xc, int64_t W, int m) {
   using namespace vec;
   Vf v[4];
   simd_corner_values(t, xc, W, m, v);
-  return zero() + t.weight[0] * v[0] + t.weight[1] * v[1] + t.weight[2] * v[2] + t.weight[3] * v[3];
+  return bilinear_sum(t.weight, v);
 }
 
 // go * d(sample of plane xc)/d(ix) and /d(iy) (sampling.h's bilinear_coordinate_grad) added to gxa, gya.
@@ -500,16 +561,65 @@ FASTAUG_SIMD_INLINE void simd_add_coordinate_grad(const SimdTaps& t, const float
   using namespace vec;
   Vf v[4];
   simd_corner_values(t, xc, W, m, v);
-  const Vf d_ix = (v[1] - v[0]) * (set1(1.f) - t.ty) + (v[3] - v[2]) * t.ty;
-  const Vf d_iy = (v[2] - v[0]) * (set1(1.f) - t.tx) + (v[3] - v[1]) * t.tx;
-  *gxa = *gxa + go * d_ix;
-  *gya = *gya + go * d_iy;
+  add_coordinate_grad(t.tx, t.ty, v, go, gxa, gya);
+}
+
+// The taps of kLanes sampling points in a bordered image: corner 0 at offset (y0 * width + x0), the
+// weights and fractions of simd_taps (the same clamp, so the same values), no validity.
+struct BorderedTaps {
+  vec::Vi offset, x0, y0;
+  vec::Vf weight[4];
+  vec::Vf tx, ty;
+  int32_t base;     // lane 0's offset
+  bool contiguous;  // the first m lanes' corners on one row pair at consecutive columns
+};
+
+FASTAUG_SIMD_INLINE BorderedTaps bordered_taps(vec::Vf x, vec::Vf y, int m, int64_t H, int64_t W, int64_t width) {
+  using namespace vec;
+  BorderedTaps t;
+  simd_corner0(x, y, H, W, &t.x0, &t.y0, &t.tx, &t.ty);
+  t.offset = t.y0 * set1i(static_cast<int32_t>(width)) + t.x0;
+  t.base = first(t.offset);
+  t.contiguous = all_of(eq(t.offset, broadcast_first(t.offset) + iota_i()) & eq(t.y0, broadcast_first(t.y0)), first_n(m));
+  simd_weights(t.tx, t.ty, t.weight);
+  return t;
+}
+
+// The four corner values of plane xc of a bordered image (row stride `width`); idx: the taps' offsets
+// stored once per vector for every channel (read unless contiguous).
+FASTAUG_SIMD_INLINE void bordered_corner_values(const BorderedTaps& t, const float* xc, int64_t width,
+                                                const int32_t* idx, vec::Vf v[4]) {
+  using namespace vec;
+  if (t.contiguous) {
+    const float* p = xc + t.base;
+    v[0] = loadu(p);
+    v[1] = loadu(p + 1);
+    v[2] = loadu(p + width);
+    v[3] = loadu(p + width + 1);
+    return;
+  }
+  pairs_at(xc, idx, &v[0], &v[1]);
+  pairs_at(xc + width, idx, &v[2], &v[3]);
 }
 
 inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
-                       float* out, int64_t out_stride) {
+                       float* out, int64_t out_stride, const BorderedImage* xb) {
   using namespace vec;
   const int64_t plane = H * W;
+  if (xb) {
+    alignas(64) int32_t idx[kLanes];
+    for (int64_t j = 0; j < n; j += kLanes) {
+      const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
+      const BorderedTaps t = bordered_taps(loadu(ix + j), loadu(iy + j), m, H, W, xb->width);
+      storeu_i(idx, t.offset);
+      for (int64_t c = 0; c < C; ++c) {
+        Vf v[4];
+        bordered_corner_values(t, xb->origin + c * xb->plane, xb->width, idx, v);
+        simd_store_row(out + c * out_stride + j, bilinear_sum(t.weight, v), m);
+      }
+    }
+    return;
+  }
   for (int64_t j = 0; j < n; j += kLanes) {
     const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
     const SimdTaps t = simd_taps(loadu(ix + j), loadu(iy + j), m, H, W);
@@ -574,46 +684,38 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
   vec::slot_row_add(p + kSlot * width, go, b.wg[2] + 1, b.wg[3] + 1, b.m);
 }
 
-inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
-                     const float* gout, int64_t gout_stride, float* gix, float* giy, const RowScatter<float>* sc) {
+// grad_row reading x's bordered copy, for a scatter into pixel slots or none.
+inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W,
+                              const BorderedImage& xb, int64_t C, const float* gout, int64_t gout_stride, float* gix,
+                              float* giy, const RowScatter<float>* sc) {
   using namespace vec;
   constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
-  const int64_t plane = H * W;
-  const bool slots = sc && sc->slots;
   const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
   const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(H, W))), one = set1i(1);
+  const Vi below_x = set1i(-2), past_x = set1i(static_cast<int32_t>(W)), past_y = set1i(static_cast<int32_t>(H));
   ScatterBlock<float> b;
   alignas(64) float go_slots[kSlot * kScatterBlock];
+  alignas(64) int32_t idx[S][kLanes];
   for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
     b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
-    SimdTaps t[S] = {};
+    // Every vector's taps, those past the row's end too (row buffers hold whole blocks; their lanes are
+    // clamped and never used): no zeroing of t (a rep stos per block cost 14 % of a one-channel backward).
+    BorderedTaps t[S];
     int ms[S];
-    bool contiguous = true;
-    b.all_valid = true;
-    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    bool contiguous = true;  // the block's corners at consecutive slots of one row pair
     for (int s = 0; s < S; ++s) {
       ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
+      t[s] = bordered_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W, xb.width);
+      storeu_i(idx[s], t[s].offset);
       if (!ms[s]) continue;
-      t[s] = simd_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W);
       if (!sc) continue;
-      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
-      if (slots) {  // corner 0's slot (the spare rows without a valid corner), the weights
-        const Mask some = t[s].valid[0] | t[s].valid[1] | t[s].valid[2] | t[s].valid[3];
-        storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
-        if (C > 1)
-          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
-        continue;
-      }
-      for (int q = 0; q < 4; ++q) b.valid[q] |= mask_bits(t[s].valid[q]) << (s * kLanes);
-      b.all_valid = b.all_valid && t[s].interior;
-      storeu_i(b.x0 + s * kLanes, t[s].x0);
-      storeu_i(b.y0 + s * kLanes, t[s].y0);
-    }
-    if (sc && !slots) {
-      prepare_block(b, *sc);
-      const Vi shift = set1i(static_cast<int32_t>(sc->shift()));
-      for (int s = 0; s < S; ++s)
-        if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
+      // Some corner valid: x0 in [-1, W - 1] and y0 in [-1, H - 1]. Corner 0's slot, or the spare rows.
+      const Mask some = gt(t[s].x0, below_x) & gt(past_x, t[s].x0) & gt(t[s].y0, below_x) & gt(past_y, t[s].y0);
+      contiguous = contiguous && t[s].contiguous && all_of(some, first_n(ms[s])) &&
+                   (s == 0 || t[s].base == t[0].base + s * kLanes);
+      storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
+      if (C > 1)
+        for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
     }
     Vf gxa[S], gya[S], gos[kSlot][S];
     for (int s = 0; s < S; ++s) gxa[s] = gya[s] = gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
@@ -621,20 +723,16 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
       for (int s = 0; s < S; ++s) {
         if (!ms[s]) continue;
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
-        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
-        if (slots && C > 1)
+        Vf v[4];
+        bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
+        add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa[s], &gya[s]);
+        if (sc && C > 1)
           gos[c][s] = go;
         else if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
-      if (!sc || slots) continue;
-      // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
-      if (contiguous && b.held && W > kScatterBlock)
-        simd_scatter_contiguous(b, sc->base(c), W);
-      else
-        scatter_block(b, c, *sc);
     }
-    if (slots) {
+    if (sc) {
       if (C > 1)
         for (int s = 0; s < S; ++s)
           interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
@@ -642,6 +740,67 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
         scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
       else
         scatter_slots(b, go_slots, sc->slots, C, W);
+    }
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
+      storeu(gix + j0 + s * kLanes, gxa[s]);
+      storeu(giy + j0 + s * kLanes, gya[s]);
+    }
+  }
+}
+
+inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
+                     const float* gout, int64_t gout_stride, float* gix, float* giy, const RowScatter<float>* sc,
+                     const BorderedImage* xb) {
+  using namespace vec;
+  if (xb && (!sc || sc->slots)) {
+    grad_row_bordered(ix, iy, n, H, W, *xb, C, gout, gout_stride, gix, giy, sc);
+    return;
+  }
+  // The planes: x read at the taps with masks; the scatter into the image's planes or the item's band.
+  constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
+  const int64_t plane = H * W;
+  ScatterBlock<float> b;
+  for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
+    b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
+    SimdTaps t[S];  // (as in grad_row_bordered)
+    int ms[S];
+    bool contiguous = true;
+    b.all_valid = true;
+    for (int q = 0; q < 4; ++q) b.valid[q] = 0;
+    for (int s = 0; s < S; ++s) {
+      ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
+      t[s] = simd_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W);
+      if (!ms[s]) continue;
+      if (!sc) continue;
+      contiguous = contiguous && t[s].contiguous && (s == 0 || t[s].base == t[0].base + s * kLanes);
+      for (int q = 0; q < 4; ++q) b.valid[q] |= mask_bits(t[s].valid[q]) << (s * kLanes);
+      b.all_valid = b.all_valid && t[s].interior;
+      storeu_i(b.x0 + s * kLanes, t[s].x0);
+      storeu_i(b.y0 + s * kLanes, t[s].y0);
+    }
+    if (sc) {
+      prepare_block(b, *sc);
+      const Vi shift = set1i(static_cast<int32_t>(sc->shift()));
+      for (int s = 0; s < S; ++s)
+        if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
+    }
+    Vf gxa[S], gya[S];
+    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = zero();
+    for (int64_t c = 0; c < C; ++c) {
+      for (int s = 0; s < S; ++s) {
+        if (!ms[s]) continue;
+        const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
+        if (sc)
+          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
+      }
+      if (!sc) continue;
+      // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
+      if (contiguous && b.held && W > kScatterBlock)
+        simd_scatter_contiguous(b, sc->base(c), W);
+      else
+        scatter_block(b, c, *sc);
     }
     for (int s = 0; s < S; ++s) {
       if (!ms[s]) continue;
@@ -708,43 +867,54 @@ FASTAUG_SIMD_INLINE void simd_warp_coords(const float* fx, const float* fy, int6
     simd_warp_coords_scalar(fx, fy, f, m, px, H, W, padding, align, out);
 }
 
-// Calls body(f, m, cr, t) for every vector of pixels [f, f + m) of [f0, f1) of one image: cr = ix, iy,
-// mx, my (warp's padded source coordinates and their derivatives), t their taps.
+// Calls body(f, m, cr, t, idx) for every vector of pixels [f, f + m) of [f0, f1) of one image: cr = ix,
+// iy, mx, my (warp's padded source coordinates and their derivatives), t their taps in the bordered
+// image xb, idx the taps' offsets in memory (pairs_at).
 template <typename Body>
 FASTAUG_SIMD_INLINE void for_each_warp_vector(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H,
-                                              int64_t W, int64_t padding, bool align, Body&& body) {
+                                              int64_t W, int64_t padding, bool align, const BorderedImage& xb,
+                                              Body&& body) {
   using namespace vec;
   SimdPixels px(f0, W);
+  alignas(64) int32_t idx[kLanes];
   for (int64_t f = f0; f < f1; f += kLanes, px.next()) {
     const int m = static_cast<int>(std::min<int64_t>(kLanes, f1 - f));
     Vf cr[4];
     simd_warp_coords(fx, fy, f, m, px, H, W, padding, align, cr);
-    body(f, m, static_cast<const Vf*>(cr), simd_taps(cr[0], cr[1], m, H, W));
+    const BorderedTaps t = bordered_taps(cr[0], cr[1], m, H, W, xb.width);
+    storeu_i(idx, t.offset);
+    body(f, m, static_cast<const Vf*>(cr), t, static_cast<const int32_t*>(idx));
   }
 }
 
-// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, x (C planes), out (C planes).
+// warp's forward over pixels [f0, f1) of one image: flow planes fx, fy, the image bordered (xb, C
+// planes), out (C planes).
 inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
-                               int64_t padding, bool align, const float* x, int64_t C, float* out) {
+                               int64_t padding, bool align, const BorderedImage& xb, int64_t C, float* out) {
   const int64_t plane = H * W;
-  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
-                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const SimdTaps& t) {
-                         for (int64_t c = 0; c < C; ++c)
-                           simd_store_row(out + c * plane + f, simd_sample(t, x + c * plane, W, m), m);
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
+                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const BorderedTaps& t, const int32_t* idx) {
+                         for (int64_t c = 0; c < C; ++c) {
+                           vec::Vf v[4];
+                           bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
+                           simd_store_row(out + c * plane + f, bilinear_sum(t.weight, v), m);
+                         }
                        });
 }
 
 // warp's backward without a gradient for x over pixels [f0, f1) of one image: gflow's planes gfx, gfy.
 inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, int64_t f1, int64_t H, int64_t W,
-                                int64_t padding, bool align, const float* x, int64_t C, const float* gout, float* gfx,
-                                float* gfy) {
+                                int64_t padding, bool align, const BorderedImage& xb, int64_t C, const float* gout,
+                                float* gfx, float* gfy) {
   const int64_t plane = H * W;
-  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align,
-                       [&](int64_t f, int m, const vec::Vf* cr, const SimdTaps& t) {
+  for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
+                       [&](int64_t f, int m, const vec::Vf* cr, const BorderedTaps& t, const int32_t* idx) {
                          vec::Vf gxa = vec::zero(), gya = vec::zero();
-                         for (int64_t c = 0; c < C; ++c)
-                           simd_add_coordinate_grad(t, x + c * plane, W, m, simd_load_row(gout + c * plane + f, m),
-                                                    &gxa, &gya);
+                         for (int64_t c = 0; c < C; ++c) {
+                           vec::Vf v[4];
+                           bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
+                           add_coordinate_grad(t.tx, t.ty, v, simd_load_row(gout + c * plane + f, m), &gxa, &gya);
+                         }
                          simd_store_row(gfx + f, gxa * cr[2], m);
                          simd_store_row(gfy + f, gya * cr[3], m);
                        });

@@ -125,7 +125,8 @@ void appearance_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) 
   const int64_t W = a.W, plane = a.H * a.W;
   // The smoothed c_w maps are only needed for the gradient of x, which is per pixel (no scatter).
   smoothed_backward(a, begin, end, P, a.gx ? C * C : 0, false,
-                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>*) {
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>*,
+                        const BorderedImage*) {
                       const T* gr[C];
                       const T* xr[C];
                       channel_rows<const T, C>(a.grad + it.n * C * plane, plane, i, W, gr);
@@ -158,17 +159,19 @@ void transform_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
   std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(P, H, W, k)));
+  BorderedImage bordered;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[P];
     map_planes(a, it.n, P, planes);
     const T* xn = a.x + it.n * C * plane;
     T* on = a.out + it.n * C * plane;
+    const BorderedImage* xb = bordered_image(a, it.n, bordered);
     smoothed_rows(planes, P, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       // Every channel sampled straight into the output row, then the colour filter in place (serial:
       // on the warped row; parallel: on the unwarped row of x, added to the warped one).
-      sample_row(b[0], b[1], W, H, W, xn, C, on + i * W, plane);
+      sample_row(b[0], b[1], W, H, W, xn, C, on + i * W, plane, xb);
       const T* xr[C];
       T* orow[C];
       channel_rows<const T, C>(xn, plane, i, W, xr);
@@ -194,7 +197,8 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   }
   fill_normalised_columns(W, ux);
   smoothed_backward(a, begin, end, P, PG, true,
-                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc) {
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc,
+                        const BorderedImage* xb) {
     const bool own = i >= it.r0 && i < it.r1;  // rows outside the item only feed the map gradients
     const T* xn = a.x + it.n * C * plane;
     eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
@@ -207,7 +211,7 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     int64_t gy_stride;
     if (serial) {
       // out = y + C_w y + c_b with y the warped row (recomputed): d/dy = g + C_w^T g.
-      sample_row(ix, iy, W, H, W, xn, C, yrow[0], b.stride);
+      sample_row(ix, iy, W, H, W, xn, C, yrow[0], b.stride, xb);
       colour_weight_grads_row<T, C>(gr, const_cast<const T* const*>(yrow), G + kSpatialParams, W);
       colour_input_grads_row<T, C>(gr, sm + kSpatialParams, gyrow, /*add_identity=*/true, /*accumulate=*/false, W);
       gy = gyrow[0];
@@ -227,7 +231,7 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       gy = gr[0];
       gy_stride = plane;
     }
-    grad_row(ix, iy, W, H, W, xn, C, gy, gy_stride, gix, giy, own ? sc : nullptr);
+    grad_row(ix, iy, W, H, W, xn, C, gy, gy_stride, gix, giy, own ? sc : nullptr, xb);
     eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
     for (int c = 0; c < C; ++c) std::copy(gr[c], gr[c] + W, G[PG + c]);  // d/d(smoothed c_b) = g
   });

@@ -58,22 +58,39 @@ void fill_normalised_columns(int64_t W, T* ux) {
   for (int64_t j = 0; j < W; ++j) ux[j] = normalised_coordinate<T>(j, W);
 }
 
+// Image n of the call in the task's bordered copy xb (bilinear_row_cpu.h), for the SIMD copies in float32:
+// &xb, or null where the planes are read (the default copy, float64, images too large for 32-bit offsets).
+// Whenever an item scatters into pixel slots, this gives its bordered copy (slot_scatter).
+template <typename T>
+const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb) {
+  if constexpr (FASTAUG_ISA_SIMD && std::is_same<T, float>::value) {
+    if (!BorderedImage::fits(a.H, a.W)) return nullptr;
+    xb.fill(a.x + n * a.C * a.H * a.W, n, a.C, a.H, a.W);
+    return &xb;
+  }
+  return nullptr;
+}
+
 template <typename T>
 void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
   RowBuffers<T> b(4, W);
+  BorderedImage bordered;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
+    const BorderedImage* xb = bordered_image(a, it.n, bordered);
 #if FASTAUG_ISA_SIMD
-    warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
-                       a.out + it.n * C * plane);
-    continue;
+    if (xb) {
+      warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
+                         a.out + it.n * C * plane);
+      continue;
+    }
 #endif
     for (int64_t i = it.r0; i < it.r1; ++i) {
       warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, b[0], b[1], b[2], b[3]);
-      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane, xb);
     }
   }
 }
@@ -84,6 +101,7 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   RowBuffers<T> b(6, W);
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5];
   SlotGrid<T> grid;
+  BorderedImage bordered;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
@@ -92,16 +110,18 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const T* fy = a.maps.map(it.n, 1, plane);
     T* gfx = a.gmaps.map(it.n, 0, plane);
     T* gfy = a.gmaps.map(it.n, 1, plane);
+    const BorderedImage* xb = bordered_image(a, it.n, bordered);
 #if FASTAUG_ISA_SIMD
-    if (!sc) {
-      warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, a.x + it.n * C * plane, C,
+    if (!sc && xb) {
+      warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
                           a.grad + it.n * C * plane, gfx, gfy);
       continue;
     }
 #endif
     for (int64_t i = it.r0; i < it.r1; ++i) {
       warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, ix, iy, mx, my);
-      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane, gix, giy, sc);
+      grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane, gix, giy, sc,
+               xb);
       for (int64_t j = 0; j < W; ++j) gfx[i * W + j] = gix[j] * mx[j];
       for (int64_t j = 0; j < W; ++j) gfy[i * W + j] = giy[j] * my[j];
     }
@@ -119,9 +139,10 @@ void map_planes(const cpu::OpArgs<T>& a, int64_t n, int P, const T** planes) {
 }
 
 // The items [begin, end) of the backward of a family that smooths its P maps: per item, its scatter
-// target (when `scatter`: the gradient for x is a scatter), and the box filter's adjoint streamed
-// over its rows, produce(it, i, sm, G, sc) giving row i of the gradients of the smoothed maps (G[p]),
-// sm[p] row i of the first Ps smoothed maps. When `scatter`, a whole image may scatter into pixel
+// target (when `scatter`: the gradient for x is a scatter, of samples read through xb, the image's
+// bordered copy or null: bordered_image), and the box filter's adjoint streamed over its rows,
+// produce(it, i, sm, G, sc, xb) giving row i of the gradients of the smoothed maps (G[p]), sm[p] row i
+// of the first Ps smoothed maps. When `scatter`, a whole image may scatter into pixel
 // slots (sc->slots): what produce adds into x's gradient itself goes there too (slot_of).
 template <typename T, typename Produce>
 void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int P, int Ps, bool scatter,
@@ -130,16 +151,18 @@ void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int 
   std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(Ps, H, W, k)));
   BoxAdjoint<T> adj(P, H, W, k);
   SlotGrid<T> grid;
+  BorderedImage bordered;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
     const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage, grid) : nullptr;
+    const BorderedImage* xb = scatter ? bordered_image(a, it.n, bordered) : nullptr;
     const T* planes[64];
     T* out[64];
     map_planes(a, it.n, P, planes);
     for (int p = 0; p < P; ++p) out[p] = a.gmaps.map(it.n, p, plane);
     box_adjoint_item(adj, it.r0, it.r1, out, P, planes, Ps, H, W, k, scratch.data(),
-                     [&](int64_t i, const T* const* sm, T* const* G) { produce(it, i, sm, G, sc); });
+                     [&](int64_t i, const T* const* sm, T* const* G) { produce(it, i, sm, G, sc, xb); });
     end_scatter(sc, it);
   }
 }
@@ -150,13 +173,15 @@ void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   RowBuffers<T> b(5, W);  // ix iy mx my ux
   fill_normalised_columns(W, b[4]);
   std::vector<T> scratch(static_cast<size_t>(smooth_scratch_size(kSpatialParams, H, W, k)));
+  BorderedImage bordered;
   for (int64_t item = begin; item < end; ++item) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
     map_planes(a, it.n, kSpatialParams, planes);
+    const BorderedImage* xb = bordered_image(a, it.n, bordered);
     smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
-      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane);
+      sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane, xb);
     });
   }
 }
@@ -181,11 +206,12 @@ void affine_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   T *ix = b[0], *iy = b[1], *mx = b[2], *my = b[3], *gix = b[4], *giy = b[5], *ux = b[6];
   fill_normalised_columns(W, ux);
   smoothed_backward(a, begin, end, kSpatialParams, kSpatialParams, true,
-                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc) {
+                    [&](const ItemRows& it, int64_t i, const T* const* sm, T* const* G, const RowScatter<T>* sc,
+                        const BorderedImage* xb) {
                       eq20_coords_row(sm, ux, i, H, W, a.padding, ix, iy, mx, my);
                       // Rows outside the item (the adjoint's halo) only feed the parameter gradient.
                       grad_row(ix, iy, W, H, W, a.x + it.n * C * plane, C, a.grad + it.n * C * plane + i * W, plane,
-                               gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr);
+                               gix, giy, i >= it.r0 && i < it.r1 ? sc : nullptr, xb);
                       eq20_param_grads_row(gix, giy, mx, my, ux, i, H, W, G);
                     });
 }
