@@ -1,5 +1,5 @@
 // Hand-written x86 kernels of the CPU policy ops (policy_cpu_fast.h picks them by level): AVX2
-// gathers for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, AVX-512 VBMI
+// gathers (as loads) for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, AVX-512 VBMI
 // 256-entry table lookups.
 //
 // Exactness: every blend computes policy_math.h's blend_u8 lane by lane with the same IEEE
@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -24,6 +25,28 @@ namespace simd {
 FA_AVX2 __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
 // ---- gathers: d[k] = s[off[k]] for k in [ks, ke) ------------------------------------------------------
+// Eight loads and inserts, not vpgatherdd / vgatherdps: on AMD Zen 3 a gather of eight words costs 1.6x
+// the loads (1.1 against 0.68 ns per word, a rotation's offsets over a 224x224 image held in cache;
+// benchmarks/RESULTS.md, session 9), and Intel's gathers got slower with the 2023 GDS microcode update.
+
+// The eight 32-bit words at base + off[k] * Scale bytes (unaligned reads).
+template <int Scale>
+FA_AVX2 __m256i load_words(const void* base, const int32_t* off) {
+  const char* b = static_cast<const char*>(base);
+  auto word = [&](int k) {
+    int32_t w;
+    std::memcpy(&w, b + static_cast<int64_t>(off[k]) * Scale, 4);
+    return w;
+  };
+  __m128i lo = _mm_cvtsi32_si128(word(0)), hi = _mm_cvtsi32_si128(word(4));
+  lo = _mm_insert_epi32(lo, word(1), 1);
+  hi = _mm_insert_epi32(hi, word(5), 1);
+  lo = _mm_insert_epi32(lo, word(2), 2);
+  hi = _mm_insert_epi32(hi, word(6), 2);
+  lo = _mm_insert_epi32(lo, word(3), 3);
+  hi = _mm_insert_epi32(hi, word(7), 3);
+  return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
 
 // uint8 through gathers of 32-bit words: each reads the byte it needs and the three after it, or, with
 // `before`, the caller passes s - 3 and the byte is the word's last (the three before it are read).
@@ -32,12 +55,10 @@ FA_AVX2 void gather(const uint8_t* s, bool before, const int32_t* off, uint8_t* 
                                                  11, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1)
                               : _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4,
                                                  8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-  const __m256i lanes = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0), all = _mm256_set1_epi32(-1);
+  const __m256i lanes = _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0);
   int64_t k = ks;
   for (; k + 8 <= ke; k += 8) {
-    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + k));
-    const __m256i v =
-        _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(s), idx, all, 1);
+    const __m256i v = load_words<1>(s, off + k);
     const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, pick), lanes);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(d + k), _mm256_castsi256_si128(b));
   }
@@ -75,12 +96,10 @@ FA_AVX2 int64_t gather_rgb(const uint32_t* packed, const int32_t* off, uint8_t* 
   // Per 128-bit lane: the four pixels' first levels in bytes 0-3, the seconds in 4-7, the thirds in 8-11.
   const __m256i sort = _mm256_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, -1, -1, -1, -1, 0, 4, 8, 12, 1, 5,
                                         9, 13, 2, 6, 10, 14, -1, -1, -1, -1);
-  const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7), all = _mm256_set1_epi32(-1);
+  const __m256i lanes = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
   int64_t k = ks;
   for (; k + 8 <= ke; k += 8) {
-    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + k));
-    const __m256i v =
-        _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), reinterpret_cast<const int*>(packed), idx, all, 4);
+    const __m256i v = load_words<4>(packed, off + k);
     const __m256i b = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, sort), lanes);
     const __m128i lo = _mm256_castsi256_si128(b);  // eight first levels, then eight seconds
     _mm_storel_epi64(reinterpret_cast<__m128i*>(d0 + k), lo);
@@ -92,11 +111,7 @@ FA_AVX2 int64_t gather_rgb(const uint32_t* packed, const int32_t* off, uint8_t* 
 
 FA_AVX2 void gather(const float* s, bool, const int32_t* off, float* d, int64_t ks, int64_t ke) {
   int64_t k = ks;
-  for (; k + 8 <= ke; k += 8) {
-    const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(off + k));
-    _mm256_storeu_ps(d + k, _mm256_mask_i32gather_ps(_mm256_setzero_ps(), s, idx,
-                                                      _mm256_castsi256_ps(_mm256_set1_epi32(-1)), 4));
-  }
+  for (; k + 8 <= ke; k += 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + k), load_words<4>(s, off + k));
   for (; k < ke; ++k) d[k] = s[off[k]];
 }
 
