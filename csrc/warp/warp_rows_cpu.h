@@ -110,7 +110,8 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const T* fy = a.maps.map(it.n, 1, plane);
     T* gfx = a.gmaps.map(it.n, 0, plane);
     T* gfy = a.gmaps.map(it.n, 1, plane);
-    const BorderedImage* xb = bordered_image(a, it.n, bordered);
+    // (A scatter into planes or a band reads x itself: no copy for it.)
+    const BorderedImage* xb = !sc || sc->slots ? bordered_image(a, it.n, bordered) : nullptr;
 #if FASTAUG_ISA_SIMD
     if (!sc && xb) {
       warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
