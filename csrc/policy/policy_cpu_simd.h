@@ -1,6 +1,6 @@
 // Hand-written x86 kernels of the CPU policy ops (policy_cpu_fast.h picks them by level): AVX2
-// gathers (as loads) for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, AVX-512 VBMI
-// 256-entry table lookups.
+// gathers (as loads) for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, 256-entry
+// table lookups (AVX2 VPSHUFB rows, AVX-512 VBMI byte permutes).
 //
 // Exactness: every blend computes policy_math.h's blend_u8 lane by lane with the same IEEE
 // operations in the same order ((deg + alpha (img - deg)) + 0.5, clamped, truncated) and no FMA, so
@@ -282,6 +282,78 @@ FA_AVX2 int64_t sharpness(const uint8_t* s, uint8_t* d, int64_t begin, int64_t e
     const __m256 ch = _mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(centre, 1)));
     store16(d + i, pack16(blend8(dl, cl, k), blend8(dh, ch, k)));
     if (i + 16 == end) return end;
+  }
+}
+
+// ---- 256-entry table lookups, 32 per step ----------------------------------------------------------------
+// VPSHUFB looks up 16 entries; the table's rows T_r = lut[16 r .. 16 r + 15] take eight lookups per half.
+// For a byte v below 128, a_k = v - 16 k (k = 0..7, wrapping) has bit 7 clear exactly when k <= v >> 4
+// (otherwise it lies in [-112, -1]: bit 7 set, and VPSHUFB gives 0), and VPSHUFB reads a_k's low nibble,
+// which is v's. So the XOR of the lookups in the difference rows D_k = T_k ^ T_{k-1} (D_0 = T_0)
+// telescopes to T_{v >> 4}[v & 15]. Bytes of 128 and up: the same with v - 128 and the rows 8..15; v's
+// bit 7 picks between the two halves (VPBLENDVB), dropping each half's lanes of the other. 48 vector
+// operations per 32 bytes, against two loads and a store per byte for the scalar loop: on Zen 3, 192
+// planes of 224x224 in 1.46 ms against 3.5-6.0 ms (a copy: 0.38 ms). Same bytes as lut[v] by construction.
+struct LutRows {
+  __m256i lo[8], hi[8];
+};
+
+FA_AVX2 LutRows lut_rows(const uint8_t* lut) {
+  LutRows r;
+  __m128i prev_lo = _mm_setzero_si128(), prev_hi = _mm_setzero_si128();
+  for (int k = 0; k < 8; ++k) {
+    const __m128i lo = load16(lut + 16 * k), hi = load16(lut + 128 + 16 * k);
+    r.lo[k] = _mm256_broadcastsi128_si256(_mm_xor_si128(lo, prev_lo));
+    r.hi[k] = _mm256_broadcastsi128_si256(_mm_xor_si128(hi, prev_hi));
+    prev_lo = lo;
+    prev_hi = hi;
+  }
+  return r;
+}
+
+// The lookups of n_v vectors at once (1 or 2: two interleaved chains keep more shuffles in flight,
+// 6 % faster on Zen 3).
+template <int Nv>
+FA_AVX2 void lut_vectors(const LutRows& r, const __m256i* v, __m256i* out) {
+  const __m256i sixteen = _mm256_set1_epi8(16), top = _mm256_set1_epi8(static_cast<char>(0x80));
+  __m256i a[Nv], b[Nv], lo[Nv], hi[Nv];
+  for (int u = 0; u < Nv; ++u) {
+    a[u] = v[u];
+    b[u] = _mm256_xor_si256(v[u], top);
+    lo[u] = _mm256_shuffle_epi8(r.lo[0], a[u]);
+    hi[u] = _mm256_shuffle_epi8(r.hi[0], b[u]);
+  }
+  for (int k = 1; k < 8; ++k) {
+    for (int u = 0; u < Nv; ++u) {
+      a[u] = _mm256_sub_epi8(a[u], sixteen);
+      b[u] = _mm256_sub_epi8(b[u], sixteen);
+      lo[u] = _mm256_xor_si256(lo[u], _mm256_shuffle_epi8(r.lo[k], a[u]));
+      hi[u] = _mm256_xor_si256(hi[u], _mm256_shuffle_epi8(r.hi[k], b[u]));
+    }
+  }
+  for (int u = 0; u < Nv; ++u) out[u] = _mm256_blendv_epi8(lo[u], hi[u], v[u]);
+}
+
+// d[i] = lut[s[i]] for i < n (s and d may be the same; the last partial step goes through a buffer).
+FA_AVX2 void lut_apply(const uint8_t* s, uint8_t* d, int64_t n, const uint8_t* lut) {
+  const LutRows r = lut_rows(lut);
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    const __m256i v[2] = {load32(s + i), load32(s + i + 32)};
+    __m256i out[2];
+    lut_vectors<2>(r, v, out);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i), out[0]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i + 32), out[1]);
+  }
+  for (; i < n; i += 32) {
+    const int64_t m = n - i < 32 ? n - i : 32;
+    alignas(32) uint8_t buf[32] = {};
+    std::memcpy(buf, s + i, static_cast<size_t>(m));
+    __m256i out;
+    const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+    lut_vectors<1>(r, &v, &out);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(buf), out);
+    std::memcpy(d + i, buf, static_cast<size_t>(m));
   }
 }
 
