@@ -61,6 +61,14 @@ op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
 sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
 center = torch.stack([torch.randint(0, 32, (N,), generator=g), torch.randint(0, 32, (N,), generator=g)], 1)
 def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
+    "apply_ops 64x3x224x224 uint8, random op per image": """
+g = torch.Generator().manual_seed(0)
+N = 64
+x = torch.randint(0, 256, (N, 3, 224, 224), dtype=torch.uint8, generator=g)
+op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
+sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
+center = torch.stack([torch.randint(0, 224, (N,), generator=g), torch.randint(0, 224, (N,), generator=g)], 1)
+def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
     "copy of a 256x3x32x32 uint8 batch": """
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",
@@ -84,7 +92,9 @@ x = torch.randint(0, 256, ({n}, 3, {s}, {s}), dtype=torch.uint8, generator=torch
 op = torch.full(({n},), {op}); m = torch.rand({n}, generator=torch.Generator().manual_seed(1))
 def fn(): fastaug.apply_ops(x, op, m)"""
 for _name, _op, _sizes in (("Sharpness", 13, ((256, 32), (16, 224))), ("Rotate", 4, ((256, 32), (16, 224))),
-                           ("ShearY", 1, ((256, 32),))):
+                           ("ShearY", 1, ((256, 32),)), ("AutoContrast", 5, ((256, 32), (16, 224))),
+                           ("Invert", 6, ((16, 224),)), ("Equalize", 7, ((16, 224),)),
+                           ("Brightness", 12, ((256, 32), (16, 224)))):
     for _n, _s in _sizes:
         CASES[f"apply_ops {_name} {_n}x3x{_s}x{_s} uint8"] = _ONE_OP.format(n=_n, s=_s, op=_op)
 

@@ -684,80 +684,65 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
   vec::slot_row_add(p + kSlot * width, go, b.wg[2] + 1, b.wg[3] + 1, b.m);
 }
 
-// One block of b.m <= kScatterBlock pixels of grad_row_bordered: x read through its bordered copy at
-// the coordinates (xs[s], ys[s]) of the block's S vectors (lanes past b.m computed and never used),
-// gout the block's first pixel of plane 0 of the output gradient; the coordinate gradients of each
-// vector to gxa[s], gya[s], and the block's scatter into sc's pixel slots (sc: null or slots).
-FASTAUG_SIMD_INLINE void grad_block_bordered(const vec::Vf* xs, const vec::Vf* ys, ScatterBlock<float>& b,
-                                             int64_t H, int64_t W, const BorderedImage& xb, int64_t C,
-                                             const float* gout, int64_t gout_stride, const RowScatter<float>* sc,
-                                             vec::Vf* gxa, vec::Vf* gya) {
-  using namespace vec;
-  constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
-  const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
-  const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(H, W))), one = set1i(1);
-  const Vi below_x = set1i(-2), past_x = set1i(static_cast<int32_t>(W)), past_y = set1i(static_cast<int32_t>(H));
-  alignas(64) float go_slots[kSlot * kScatterBlock];
-  alignas(64) int32_t idx[S][kLanes];
-  // Every vector's taps, those past the row's end too: no zeroing of t (a rep stos per block cost 14 %
-  // of a one-channel backward).
-  BorderedTaps t[S];
-  int ms[S];
-  bool contiguous = true;  // the block's corners at consecutive slots of one row pair
-  for (int s = 0; s < S; ++s) {
-    ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
-    t[s] = bordered_taps(xs[s], ys[s], ms[s], H, W, xb.width);
-    storeu_i(idx[s], t[s].offset);
-    if (!ms[s]) continue;
-    if (!sc) continue;
-    // Some corner valid: x0 in [-1, W - 1] and y0 in [-1, H - 1]. Corner 0's slot, or the spare rows.
-    const Mask some = gt(t[s].x0, below_x) & gt(past_x, t[s].x0) & gt(t[s].y0, below_x) & gt(past_y, t[s].y0);
-    contiguous = contiguous && t[s].contiguous && all_of(some, first_n(ms[s])) &&
-                 (s == 0 || t[s].base == t[0].base + s * kLanes);
-    storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
-    if (C > 1)
-      for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
-  }
-  Vf gos[kSlot][S];
-  for (int s = 0; s < S; ++s) gxa[s] = gya[s] = gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
-  for (int64_t c = 0; c < C; ++c) {
-    for (int s = 0; s < S; ++s) {
-      if (!ms[s]) continue;
-      const Vf go = simd_load_row(gout + c * gout_stride + s * kLanes, ms[s]);
-      Vf v[4];
-      bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
-      add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa[s], &gya[s]);
-      if (sc && C > 1)
-        gos[c][s] = go;
-      else if (sc)
-        for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
-    }
-  }
-  if (!sc) return;
-  if (C > 1)
-    for (int s = 0; s < S; ++s) interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
-  if (contiguous && W + 2 > kScatterBlock)
-    scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
-  else
-    scatter_slots(b, go_slots, sc->slots, C, W);
-}
-
 // grad_row reading x's bordered copy, for a scatter into pixel slots or none.
 inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W,
                               const BorderedImage& xb, int64_t C, const float* gout, int64_t gout_stride, float* gix,
                               float* giy, const RowScatter<float>* sc) {
   using namespace vec;
-  constexpr int S = kScatterBlock / kLanes;
+  constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
+  const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
+  const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(H, W))), one = set1i(1);
+  const Vi below_x = set1i(-2), past_x = set1i(static_cast<int32_t>(W)), past_y = set1i(static_cast<int32_t>(H));
   ScatterBlock<float> b;
+  alignas(64) float go_slots[kSlot * kScatterBlock];
+  alignas(64) int32_t idx[S][kLanes];
   for (int64_t j0 = 0; j0 < n; j0 += kScatterBlock) {
     b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, n - j0));
-    Vf xs[S], ys[S], gxa[S], gya[S];
-    for (int s = 0; s < S; ++s) {  // (row buffers hold whole blocks)
-      xs[s] = loadu(ix + j0 + s * kLanes);
-      ys[s] = loadu(iy + j0 + s * kLanes);
+    // Every vector's taps, those past the row's end too (row buffers hold whole blocks; their lanes are
+    // clamped and never used): no zeroing of t (a rep stos per block cost 14 % of a one-channel backward).
+    BorderedTaps t[S];
+    int ms[S];
+    bool contiguous = true;  // the block's corners at consecutive slots of one row pair
+    for (int s = 0; s < S; ++s) {
+      ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
+      t[s] = bordered_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W, xb.width);
+      storeu_i(idx[s], t[s].offset);
+      if (!ms[s]) continue;
+      if (!sc) continue;
+      // Some corner valid: x0 in [-1, W - 1] and y0 in [-1, H - 1]. Corner 0's slot, or the spare rows.
+      const Mask some = gt(t[s].x0, below_x) & gt(past_x, t[s].x0) & gt(t[s].y0, below_x) & gt(past_y, t[s].y0);
+      contiguous = contiguous && t[s].contiguous && all_of(some, first_n(ms[s])) &&
+                   (s == 0 || t[s].base == t[0].base + s * kLanes);
+      storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
+      if (C > 1)
+        for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
     }
-    grad_block_bordered(xs, ys, b, H, W, xb, C, gout + j0, gout_stride, sc, gxa, gya);
-    for (int s = 0; s * kLanes < b.m; ++s) {
+    Vf gxa[S], gya[S], gos[kSlot][S];
+    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
+    for (int64_t c = 0; c < C; ++c) {
+      for (int s = 0; s < S; ++s) {
+        if (!ms[s]) continue;
+        const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+        Vf v[4];
+        bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
+        add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa[s], &gya[s]);
+        if (sc && C > 1)
+          gos[c][s] = go;
+        else if (sc)
+          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
+      }
+    }
+    if (sc) {
+      if (C > 1)
+        for (int s = 0; s < S; ++s)
+          interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
+      if (contiguous && W + 2 > kScatterBlock)
+        scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
+      else
+        scatter_slots(b, go_slots, sc->slots, C, W);
+    }
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
       storeu(gix + j0 + s * kLanes, gxa[s]);
       storeu(giy + j0 + s * kLanes, gya[s]);
     }
@@ -933,40 +918,5 @@ inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, in
                          simd_store_row(gfx + f, gxa * cr[2], m);
                          simd_store_row(gfy + f, gya * cr[3], m);
                        });
-}
-
-// warp's backward with the gradient for x scattered into pixel slots (sc->slots), rows [r0, r1) of one
-// image: grad_row_bordered's blocks (kScatterBlock pixels from each row's start, the same additions in
-// the same order) with the source coordinates computed in registers and the flow's gradient written
-// at once, instead of warp_coords_row's four row buffers and the products with mx, my after the row.
-inline void warp_backward_fused_slots(const float* fx, const float* fy, int64_t r0, int64_t r1, int64_t H, int64_t W,
-                                      int64_t padding, bool align, const BorderedImage& xb, int64_t C,
-                                      const float* gout, float* gfx, float* gfy, const RowScatter<float>& sc) {
-  using namespace vec;
-  constexpr int S = kScatterBlock / kLanes;
-  const int64_t plane = H * W;
-  ScatterBlock<float> b;
-  for (int64_t i = r0; i < r1; ++i) {
-    for (int64_t j0 = 0; j0 < W; j0 += kScatterBlock) {
-      b.m = static_cast<int>(std::min<int64_t>(kScatterBlock, W - j0));
-      Vf cr[S][4], xs[S], ys[S], gxa[S], gya[S];
-      for (int s = 0; s < S; ++s) {
-        const int m = std::max(0, std::min(kLanes, b.m - s * kLanes));
-        const int64_t f = i * W + j0 + s * kLanes;
-        if (m)
-          simd_warp_coords(fx, fy, f, m, SimdPixels(f, W), H, W, padding, align, cr[s]);
-        else
-          cr[s][0] = cr[s][1] = cr[s][2] = cr[s][3] = zero();
-        xs[s] = cr[s][0];
-        ys[s] = cr[s][1];
-      }
-      grad_block_bordered(xs, ys, b, H, W, xb, C, gout + i * W + j0, plane, &sc, gxa, gya);
-      for (int s = 0; s * kLanes < b.m; ++s) {
-        const int m = std::min(kLanes, b.m - s * kLanes);
-        simd_store_row(gfx + i * W + j0 + s * kLanes, gxa[s] * cr[s][2], m);
-        simd_store_row(gfy + i * W + j0 + s * kLanes, gya[s] * cr[s][3], m);
-      }
-    }
-  }
 }
 #endif  // FASTAUG_ISA_SIMD

@@ -118,14 +118,6 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
                           a.grad + it.n * C * plane, gfx, gfy);
       continue;
     }
-    // Pixel slots of 2 to 4 channels: the rows' blocks with the coordinates in registers (256x3x32x32:
-    // 10-20 % faster on Zen 3; one channel measured 3 % slower this way and keeps the row buffers).
-    if (sc && sc->slots && xb && C > 1) {
-      warp_backward_fused_slots(fx, fy, it.r0, it.r1, H, W, a.padding, a.align_corners, *xb, C,
-                                a.grad + it.n * C * plane, gfx, gfy, *sc);
-      end_scatter(sc, it);
-      continue;
-    }
 #endif
     for (int64_t i = it.r0; i < it.r1; ++i) {
       warp_coords_row(fx + i * W, fy + i * W, i, H, W, a.padding, a.align_corners, ix, iy, mx, my);
