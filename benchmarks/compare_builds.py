@@ -53,26 +53,22 @@ g = torch.Generator().manual_seed(0)
 x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8, generator=g)
 op = torch.randint(0, 16, (128,), generator=g); m = torch.rand(128, generator=g)
 def fn(): fastaug.apply_ops(x, op, m)""",
-    "apply_ops 256x3x32x32 uint8, the kernel benchmark's call": """
-g = torch.Generator().manual_seed(0)
-N = 256
-x = torch.randint(0, 256, (N, 3, 32, 32), dtype=torch.uint8, generator=g)
-op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
-sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
-center = torch.stack([torch.randint(0, 32, (N,), generator=g), torch.randint(0, 32, (N,), generator=g)], 1)
-def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
-    "apply_ops 64x3x224x224 uint8, random op per image": """
-g = torch.Generator().manual_seed(0)
-N = 64
-x = torch.randint(0, 256, (N, 3, 224, 224), dtype=torch.uint8, generator=g)
-op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
-sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
-center = torch.stack([torch.randint(0, 224, (N,), generator=g), torch.randint(0, 224, (N,), generator=g)], 1)
-def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)""",
     "copy of a 256x3x32x32 uint8 batch": """
 x = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8); out = torch.empty_like(x)
 def fn(): out.copy_(x)""",
 }
+
+# apply_ops on a uint8 batch, one random op per image with every parameter drawn (the kernel benchmark's call).
+_RANDOM_OPS = """
+g = torch.Generator().manual_seed(0)
+N = {n}
+x = torch.randint(0, 256, (N, 3, {s}, {s}), dtype=torch.uint8, generator=g)
+op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
+sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
+center = torch.stack([torch.randint(0, {s}, (N,), generator=g), torch.randint(0, {s}, (N,), generator=g)], 1)
+def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)"""
+CASES["apply_ops 256x3x32x32 uint8, the kernel benchmark's call"] = _RANDOM_OPS.format(n=256, s=32)
+CASES["apply_ops 64x3x224x224 uint8, random op per image"] = _RANDOM_OPS.format(n=64, s=224)
 
 # The fused transform, forward+backward, one mode and size.
 _TRANSFORM = """
