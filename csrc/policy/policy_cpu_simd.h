@@ -311,7 +311,7 @@ FA_AVX2 LutRows lut_rows(const uint8_t* lut) {
   return r;
 }
 
-// The lookups of n_v vectors at once (1 or 2: two interleaved chains keep more shuffles in flight,
+// The lookups of Nv vectors at once (1 or 2: two interleaved chains keep more shuffles in flight,
 // 6 % faster on Zen 3).
 template <int Nv>
 FA_AVX2 void lut_vectors(const LutRows& r, const __m256i* v, __m256i* out) {
