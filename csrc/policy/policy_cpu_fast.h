@@ -699,26 +699,14 @@ FA_CPU void blend_lut_u8(float deg, float f, uint8_t* lut) {
   for (int v = 0; v < 256; ++v) lut[v] = blend_u8(deg, static_cast<float>(v), f);
 }
 
-// Tables of the uint8 point ops; false for any other op. Each rule is the engine's (apply_step).
+// Tables of the uint8 point ops that need one (Invert, Posterize and Solarize run point_rule_u8
+// instead); false for any other op. Each rule is the engine's (apply_step).
 template <CpuIsa isa>
 FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t H, int64_t W, uint8_t* lut,
                           bool* shared, PolicyShared& sh) {
   const int64_t plane = H * W;
   *shared = true;  // one table for every channel
   switch (st.op) {
-    case kInvert:
-      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(255 - v);
-      return true;
-    case kSolarize: {
-      const double t = solarize_threshold(st.m);
-      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(static_cast<double>(v) >= t ? 255 - v : v);
-      return true;
-    }
-    case kPosterize: {
-      const int mask = posterize_mask(st.m);
-      for (int v = 0; v < 256; ++v) lut[v] = static_cast<uint8_t>(v & mask);
-      return true;
-    }
     case kBrightness: {
       const float f = enhance_factor(st.m, st.s);
       blend_lut_u8<isa>(0.0f, f, lut);
