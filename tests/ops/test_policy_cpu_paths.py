@@ -108,6 +108,93 @@ def test_equalize_of_a_large_plane_matches_the_engine(monkeypatch):
         assert torch.equal(_run(monkeypatch, level, x, p), ref), level
 
 
+def _every_level_images(N, seed):
+    """N RGB images of 16x32 whose every channel holds each of the 256 levels once (so every table entry
+    is read) plus 256 pixels drawn from a random range (so the grey mean that Contrast blends with
+    varies), and N grey images whose levels fill a random [lo, hi] (AutoContrast's range)."""
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.empty(N, 3, 16, 32, dtype=torch.uint8)
+    for i in range(N):
+        lo = int(torch.randint(0, 256, (1,), generator=g))
+        hi = int(torch.randint(lo, 256, (1,), generator=g))
+        for c in range(3):
+            every = torch.randperm(256, generator=g)
+            extra = torch.randint(lo, hi + 1, (256,), generator=g)
+            rgb[i, c] = torch.cat([every, extra]).view(16, 32).to(torch.uint8)
+    grey = torch.empty(N, 1, 16, 32, dtype=torch.uint8)
+    for i in range(N):
+        lo = int(torch.randint(0, 256, (1,), generator=g))
+        hi = int(torch.randint(lo, 256, (1,), generator=g))
+        span = torch.arange(lo, hi + 1)
+        grey[i, 0] = span[torch.randint(0, span.numel(), (512,), generator=g)].view(16, 32).to(torch.uint8)
+        grey[i, 0, 0, : span.numel() if span.numel() < 32 else 32] = span[:32]
+        grey[i, 0, 1, 0], grey[i, 0, 1, 1] = lo, hi
+    return rgb, grey
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_line_tables_match_the_engine_at_many_factors(level, monkeypatch):
+    """Brightness, Contrast and AutoContrast build tables that the AVX2 path applies as integer lines
+    when one fits at all 256 levels (simd::fit_line), and as lookups otherwise: 768 factors per op,
+    each table read at every level, against the engine."""
+    N = 384
+    rgb, grey = _every_level_images(N, 21)
+    for op_id in (12, 10, 5):  # Brightness, Contrast, AutoContrast
+        for x in (rgb, grey):
+            for seed in (0, 1):
+                p = _params(N, 1, 16, 32, 1000 * op_id + seed, ops=torch.full((N, 1), op_id))
+                p["magnitude"][: N // 4, 0] = torch.linspace(0, 1, N // 4)  # even factors, exact halves
+                ref = _run(monkeypatch, "engine", x, p)
+                out = _run(monkeypatch, level, x, p)
+                bad = (out != ref).flatten(1).any(1).nonzero().flatten().tolist()
+                assert not bad, f"op {op_id} C={x.shape[1]} on {level}: images {bad[:5]}"
+
+
+# Magnitudes whose blend factor the AVX2 kernels must leave to the float blend: an integer line fits
+# their q_d (simd::fit_blend) but a rounding of the engine's sum crosses an integer for some pair of
+# levels, which the 2^-13 margin catches. Found by emulating fit_blend in numpy over 20000 magnitudes;
+# 0.2-0.4 % of factors are of this kind, 5 % are left to the float blend in all.
+_CROSSING_ENHANCE = {1.0: [0.178571879863739, 0.7051284909248352, 0.13616548478603363],
+                     -1.0: [0.7051284909248352, 0.7913436889648438, 0.13616548478603363]}
+_CROSSING_PAIRING = [0.8277025818824768, 0.178571879863739, 0.9409341812133789]
+
+
+def _blend_params(N, H, W, seed, op_id, crossing):
+    p = _params(N, 1, H, W, seed, ops=torch.full((N, 1), op_id))
+    special = [(m, s) for s, ms in crossing.items() for m in ms] if isinstance(crossing, dict) else \
+        [(m, 1.0) for m in crossing]
+    for i, (m, s) in enumerate(special):
+        p["magnitude"][i, 0], p["sign"][i, 0] = m, s
+    return p
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_fixed_point_blends_match_the_engine(level, monkeypatch):
+    """SamplePairing, Color and Sharpness blend in integers on AVX2 where simd::fit_blend proves it
+    exact for the factor: SamplePairing over all 65536 pairs of levels at 48 factors (those with a
+    crossing rounding included), Color and Sharpness at 48 factors each."""
+    K = 24
+    rows = torch.arange(256, dtype=torch.uint8).view(256, 1).expand(256, 256)
+    x = torch.stack([rows, rows.t()] * K).unsqueeze(1).contiguous()  # image 2i: levels by row; 2i + 1: by column
+    p = _blend_params(2 * K, 256, 256, 5, 15, _CROSSING_PAIRING)
+    p["partner"] = (torch.arange(2 * K) ^ 1).view(-1, 1)
+    ref = _run(monkeypatch, "engine", x, p)
+    out = _run(monkeypatch, level, x, p)
+    bad = (out != ref).flatten(1).any(1).nonzero().flatten().tolist()
+    assert not bad, f"SamplePairing on {level}: images {bad[:5]}"
+
+    g = torch.Generator().manual_seed(6)
+    rgb = torch.randint(0, 256, (48, 3, 96, 128), generator=g, dtype=torch.uint8)
+    rgb[:8, 0] = torch.arange(128, dtype=torch.uint8) * 2  # red across, green and blue down: spread greys
+    rgb[:8, 1:] = (torch.arange(96, dtype=torch.uint8) * 2 + 40).view(96, 1)
+    for op_id in (11, 13):  # Color, Sharpness
+        p = _blend_params(48, 96, 128, 7 + op_id, op_id, _CROSSING_ENHANCE)
+        ref = _run(monkeypatch, "engine", rgb, p)
+        out = _run(monkeypatch, level, rgb, p)
+        bad = (out != ref).flatten(1).any(1).nonzero().flatten().tolist()
+        assert not bad, f"op {op_id} on {level}: images {bad[:5]}"
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_chains_with_skipped_steps_match_the_engine(level, monkeypatch):
     """Identity steps (skipped ops) anywhere in a chain, and chains of identities only: the fast path
