@@ -730,6 +730,9 @@ FA_CPU int64_t grey_total_u8(const uint8_t* src, int64_t C, int64_t plane) {
   int64_t total = 0, start = 0;
 #ifdef FASTAUG_POLICY_SIMD
   if constexpr (isa == CpuIsa::kAvx512) {
+    if (C == 3) start = simd::grey_total512(r, g, b, plane, &total);
+  }
+  if constexpr (isa == CpuIsa::kAvx2) {
     if (C == 3) start = simd::grey_total(r, g, b, plane, &total);
   }
 #endif

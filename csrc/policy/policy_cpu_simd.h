@@ -363,6 +363,39 @@ FA_AVX2 int64_t color(const uint8_t* r, const uint8_t* g, const uint8_t* b, uint
   FA_WITH_BLEND(f, 3 * n, color_with(blend, r, g, b, dr, dg, db, n));
 }
 
+// Sum of grey_u8 over pixels [0, n) of three planes, 32 pixels a step: grey_total512 (AVX-512, below) in
+// 256-bit registers. Returns how many pixels it summed (a multiple of 32) and adds their sum to *total.
+FA_AVX2 int64_t grey_total(const uint8_t* r, const uint8_t* g, const uint8_t* b, int64_t n, int64_t* total) {
+  const __m256i w_rg = _mm256_set1_epi32(static_cast<int>((static_cast<uint32_t>(-27066) << 16) | 19595u));
+  const __m256i w_b = _mm256_set1_epi32((16384 << 16) | 7471);
+  const __m256i lo8 = _mm256_set1_epi32(0xff), hi8 = _mm256_set1_epi32(0xff0000), two = _mm256_set1_epi32(0x20000);
+  constexpr int64_t kSteps = int64_t(1) << 16;  // the 8 lanes' total stays below 2^31: 4 * 255 a lane a step
+  int64_t p = 0;
+  while (p + 32 <= n) {
+    __m256i acc = _mm256_setzero_si256();
+    for (int64_t k = 0; k < kSteps && p + 32 <= n; ++k, p += 32) {
+      const __m256i R = load32(r + p), G = load32(g + p), B = load32(b + p);
+      const __m256i g16[4] = {_mm256_and_si256(_mm256_slli_epi32(G, 16), hi8),
+                              _mm256_and_si256(_mm256_slli_epi32(G, 8), hi8), _mm256_and_si256(G, hi8),
+                              _mm256_and_si256(_mm256_srli_epi32(G, 8), hi8)};
+      const __m256i r8[4] = {_mm256_and_si256(R, lo8), _mm256_and_si256(_mm256_srli_epi32(R, 8), lo8),
+                             _mm256_and_si256(_mm256_srli_epi32(R, 16), lo8), _mm256_srli_epi32(R, 24)};
+      const __m256i b8[4] = {_mm256_and_si256(B, lo8), _mm256_and_si256(_mm256_srli_epi32(B, 8), lo8),
+                             _mm256_and_si256(_mm256_srli_epi32(B, 16), lo8), _mm256_srli_epi32(B, 24)};
+      for (int t = 0; t < 4; ++t) {
+        const __m256i l = _mm256_add_epi32(
+            _mm256_add_epi32(_mm256_madd_epi16(_mm256_or_si256(r8[t], g16[t]), w_rg), g16[t]),
+            _mm256_madd_epi16(_mm256_or_si256(b8[t], two), w_b));
+        acc = _mm256_add_epi32(acc, _mm256_srli_epi32(l, 16));
+      }
+    }
+    alignas(32) int32_t lanes[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+    for (int k = 0; k < 8; ++k) *total += lanes[k];
+  }
+  return p;
+}
+
 // SMOOTH of the 16 pixels at flat index i (each with a full 3x3 window) in 16-bit lanes, and the
 // pixels: S = window sum + 4 centre, SMOOTH = (2S + 13) / 26 = (S + 6) / 13 (2S + 13 is odd), computed
 // as mulhi(S + 6, 5042): x 5042 / 2^16 exceeds x / 13 by less than 0.04 for x < 3322, and x / 13 is
@@ -810,7 +843,7 @@ FA_AVX512 void prefix_counts256(const int* h, int start, float* n) {
 // each quarter's (r, g) and (b, 2) word pairs go through vpmaddwd. 38470 is past int16, so g enters as
 // -27066 and g * 2^16 is added back; (b, 2) . (7471, 16384) carries the rounding term. Exact: every sum
 // is below 2^24. Returns how many pixels it summed (a multiple of 64) and adds their sum to *total.
-FA_AVX512 int64_t grey_total(const uint8_t* r, const uint8_t* g, const uint8_t* b, int64_t n, int64_t* total) {
+FA_AVX512 int64_t grey_total512(const uint8_t* r, const uint8_t* g, const uint8_t* b, int64_t n, int64_t* total) {
   const __m512i w_rg = _mm512_set1_epi32(static_cast<int>((static_cast<uint32_t>(-27066) << 16) | 19595u));
   const __m512i w_b = _mm512_set1_epi32((16384 << 16) | 7471);
   const __m512i lo8 = _mm512_set1_epi32(0xff), hi8 = _mm512_set1_epi32(0xff0000), two = _mm512_set1_epi32(0x20000);
