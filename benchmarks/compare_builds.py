@@ -88,9 +88,10 @@ x = torch.randint(0, 256, ({n}, 3, {s}, {s}), dtype=torch.uint8, generator=torch
 op = torch.full(({n},), {op}); m = torch.rand({n}, generator=torch.Generator().manual_seed(1))
 def fn(): fastaug.apply_ops(x, op, m)"""
 for _name, _op, _sizes in (("Sharpness", 13, ((256, 32), (16, 224))), ("Rotate", 4, ((256, 32), (16, 224))),
-                           ("ShearY", 1, ((256, 32),)), ("AutoContrast", 5, ((256, 32), (16, 224))),
+                           ("ShearY", 1, ((256, 32), (16, 224))), ("AutoContrast", 5, ((256, 32), (16, 224))),
                            ("Invert", 6, ((16, 224),)), ("Equalize", 7, ((16, 224),)),
-                           ("Brightness", 12, ((256, 32), (16, 224)))):
+                           ("Brightness", 12, ((256, 32), (16, 224))), ("Contrast", 10, ((256, 32), (16, 224))),
+                           ("Color", 11, ((256, 32), (16, 224))), ("SamplePairing", 15, ((256, 32), (16, 224)))):
     for _n, _s in _sizes:
         CASES[f"apply_ops {_name} {_n}x3x{_s}x{_s} uint8"] = _ONE_OP.format(n=_n, s=_s, op=_op)
 

@@ -1,11 +1,14 @@
 // Hand-written x86 kernels of the CPU policy ops (policy_cpu_fast.h picks them by level): AVX2
-// gathers (as loads) for the geometric ops, uint8 blends in AVX2 and AVX-512 float lanes, 256-entry
-// table lookups (AVX2 VPSHUFB rows, AVX-512 VBMI byte permutes).
+// gathers (as loads) for the geometric ops and ShearY's shifted column runs, uint8 blends in AVX2 and
+// AVX-512 float lanes or, on AVX2, integer lanes, 256-entry table lookups (AVX2 VPSHUFB rows, AVX-512
+// VBMI byte permutes) and tables that are integer lines.
 //
-// Exactness: every blend computes policy_math.h's blend_u8 lane by lane with the same IEEE
+// Exactness: every float blend computes policy_math.h's blend_u8 lane by lane with the same IEEE
 // operations in the same order ((deg + alpha (img - deg)) + 0.5, clamped, truncated) and no FMA, so
 // each byte equals the scalar function's; the clamp as max/min gives the same bytes as blend_u8's
-// comparisons (they differ only in the sign of a zero, and no NaN can occur).
+// comparisons (they differ only in the sign of a zero, and no NaN can occur). The integer forms (lines,
+// FixedBlend) are used only where a check over every input level (fit_line) or every difference of
+// levels (fit_blend) proves them equal to the table or to blend_u8.
 #pragma once
 
 #include <cmath>
