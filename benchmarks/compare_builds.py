@@ -70,6 +70,22 @@ def fn(): fastaug.apply_ops(x, op, mag, sign, partner, center=center)"""
 CASES["apply_ops 256x3x32x32 uint8, the kernel benchmark's call"] = _RANDOM_OPS.format(n=256, s=32)
 CASES["apply_ops 64x3x224x224 uint8, random op per image"] = _RANDOM_OPS.format(n=64, s=224)
 
+# The same call on float32 images, forward and forward+backward.
+_RANDOM_OPS_F32 = """
+g = torch.Generator().manual_seed(0)
+N = {n}
+x = torch.rand(N, 3, {s}, {s}, generator=g, requires_grad={grad})
+op = torch.randint(0, 16, (N,), generator=g); mag = torch.rand(N, generator=g)
+sign = torch.where(torch.rand(N, generator=g) < 0.5, -1.0, 1.0); partner = torch.randint(0, N, (N,), generator=g)
+center = torch.stack([torch.randint(0, {s}, (N,), generator=g), torch.randint(0, {s}, (N,), generator=g)], 1)
+def fn(): {call}"""
+_F32_FWD = "fastaug.apply_ops(x, op, mag, sign, partner, center=center)"
+_F32_BWD = "fastaug.apply_ops(x, op, mag, sign, partner, center=center).sum().backward()"
+CASES["apply_ops 16x3x224x224 float32, random op per image"] = _RANDOM_OPS_F32.format(n=16, s=224, grad=False,
+                                                                                     call=_F32_FWD)
+CASES["apply_ops fwd+bwd 256x3x32x32 float32, random op per image"] = _RANDOM_OPS_F32.format(n=256, s=32, grad=True,
+                                                                                             call=_F32_BWD)
+
 # The fused transform, forward+backward, one mode and size.
 _TRANSFORM = """
 from fastaug.ops.transform import num_params
