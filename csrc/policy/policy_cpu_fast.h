@@ -478,8 +478,8 @@ FA_CPU void resample_column_shift_avx2(const Affine& A, const uint8_t* src, uint
   sc.col_t.resize(static_cast<size_t>(32 * chunks));
   sc.col_off.resize(static_cast<size_t>(32 * chunks));
   sc.col_mask.resize(static_cast<size_t>(32 * 32 * chunks));
-  // First pass: the runs' count of the busiest chunk (t_x changes fastest nowhere in particular: the
-  // chunks differ only by where the steps of t fall).
+  // First pass: the most runs any chunk has (t_x has one slope everywhere; the chunks differ only in
+  // where its steps fall, so their counts differ by one or two).
   auto t_at = [&](int64_t x) { return (A.a5 + x * A.a3) >> 16; };
   auto start = [&](int64_t c) { return 32 * c + 32 <= W ? 32 * c : W - 32; };
   int64_t per = 1;
@@ -764,10 +764,10 @@ FA_CPU void blend_lut_u8(float deg, float f, uint8_t* lut) {
 
 // Tables of the uint8 point ops that need one (Invert, Posterize and Solarize run point_rule_u8
 // instead); false for any other op. Each rule is the engine's (apply_step).
-template <CpuIsa isa>
 //
 // slope[k] is table k's real slope where the op's rule is a line before its roundings (Brightness,
 // Contrast, AutoContrast), NaN where it is not (Equalize): the hint apply_tables_u8 fits lines with.
+template <CpuIsa isa>
 FA_CPU bool point_luts_u8(const Step& st, const uint8_t* src, int64_t C, int64_t H, int64_t W, uint8_t* lut,
                           double* slope, bool* shared, PolicyShared& sh) {
   const int64_t plane = H * W;

@@ -162,8 +162,8 @@ FA_AVX2 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t H
       for (int64_t j = j0 + 1; j < j1; ++j)
         acc = _mm256_blendv_epi8(acc, load32(row + r.off[j] + x0), load32(r.mask + 32 * j));
     } else {
-      // A run whose row is outside the image blends the fill instead (a select of the address, not a
-      // branch: which runs are outside changes from chunk to chunk and row to row).
+      // A run whose row is outside the image blends the fill instead: the address is chosen, and every
+      // run blends, so no test sits around the blend.
       acc = f;
       for (int64_t j = j0; j < j1; ++j) {
         const bool in = static_cast<uint64_t>(y + r.t[j]) < static_cast<uint64_t>(H);
