@@ -182,6 +182,49 @@ struct LineFit {
   int shift;
 };
 
+// The integer line through the points (x0 + i, y[i]), i < n (a multiple of 8): a slope a near a0 and
+// an offset b with y[i] 2^shift <= a x + b < (y[i] + 1) 2^shift at every point, i.e. y[i] = (a x + b) >>
+// shift. With `clamped` (a table clamped to [0, 255]) a point at 0 bounds b only from above and one at
+// 255 only from below. For a given a the points' bounds on b meet when the largest lower bound is at
+// most the smallest upper one; a is tried at a0, a0 -+ 1, a0 -+ 2. Every a x + b stays within 2^30, and
+// so does y 2^shift (the caller's choice of shift).
+FA_AVX2 bool fit_points(const int32_t* y, int32_t x0, int n, int shift, int64_t a0, bool clamped, LineFit* fit) {
+  const int64_t x_last = x0 + n - 1, reach = x_last > -int64_t(x0) ? x_last : -int64_t(x0);
+  const __m256i zero = _mm256_setzero_si256(), full = _mm256_set1_epi32(255), step8 = _mm256_set1_epi32(8);
+  const __m256i unit = _mm256_set1_epi32((1 << shift) - 1), none_lo = _mm256_set1_epi32(INT32_MIN),
+                none_hi = _mm256_set1_epi32(INT32_MAX);
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  for (const int64_t t : {0, -1, 1, -2, 2}) {
+    const int64_t a = a0 + t;
+    if (a < 0 || a * reach >= (int64_t(1) << 30)) continue;
+    const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a));
+    __m256i lo = none_lo, hi = none_hi, x = _mm256_add_epi32(_mm256_set1_epi32(x0), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int i = 0; i < n; i += 8) {
+      const __m256i Y = _mm256_load_si256(reinterpret_cast<const __m256i*>(y + i));
+      const __m256i low = _mm256_sub_epi32(_mm256_sll_epi32(Y, sh), _mm256_mullo_epi32(x, av));  // y 2^s - a x
+      const __m256i high = _mm256_add_epi32(low, unit);                                          // + 2^s - 1
+      lo = _mm256_max_epi32(lo, clamped ? _mm256_blendv_epi8(low, none_lo, _mm256_cmpeq_epi32(Y, zero)) : low);
+      hi = _mm256_min_epi32(hi, clamped ? _mm256_blendv_epi8(high, none_hi, _mm256_cmpeq_epi32(Y, full)) : high);
+      x = _mm256_add_epi32(x, step8);
+    }
+    alignas(32) int32_t los[8], his[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(los), lo);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(his), hi);
+    int64_t bl = INT32_MIN, bh = INT32_MAX;
+    for (int k = 0; k < 8; ++k) {
+      bl = los[k] > bl ? los[k] : bl;
+      bh = his[k] < bh ? his[k] : bh;
+    }
+    if (bl > bh) continue;
+    const int64_t b = bl == INT32_MIN ? bh : bl;
+    const int64_t lim = int64_t(1) << 30;  // keep every a x + b in int32
+    if (b + a * x0 <= -lim || b + a * x0 >= lim || b + a * x_last <= -lim || b + a * x_last >= lim) continue;
+    *fit = {static_cast<int32_t>(a), static_cast<int32_t>(b), shift};
+    return true;
+  }
+  return false;
+}
+
 // ---- uint8 blends, 16 pixels per step -------------------------------------------------------------------
 // Two ways to compute blend_u8(deg, img, alpha) = clamp(floor(((deg + alpha (img - deg)) + 0.5))) on
 // eight int32 lanes (levels): FloatBlend, the engine's float operations themselves, and FixedBlend, an
@@ -214,7 +257,7 @@ struct FloatBlend {
 // within 2^-15 below an integer: |deg + p| < 512 for alpha in [0, 2), so each of the two roundings
 // moves the sum by at most 2^-16, and it cannot fall below deg + q_d (deg + q_d - 0.5 and deg + q_d are
 // floats and rounding is monotone). So when every q_d keeps 2^-13 clear of that (d = -256 .. 255, checked)
-// and q_d = (a d + b) >> 21 for every d (a line fitted the way fit_line fits tables, and checked),
+// and q_d = (a d + b) >> 21 for every d (fit_points, as fit_line fits tables, and checked),
 // blend_u8 = clamp(deg + ((a (img - deg) + b) >> 21), 0, 255) at every pair of levels. One multiply
 // and five integer operations per eight lanes against eleven in float. Any other factor keeps the
 // float blend.
@@ -238,33 +281,7 @@ FA_AVX2 bool fit_blend(float alpha, LineFit* fit) {
   }
   if (_mm256_movemask_pd(unsafe) != 0) return false;
   const int64_t a0 = static_cast<int64_t>(std::nearbyint(static_cast<double>(alpha) * (1 << kShift)));
-  const __m256i unit = _mm256_set1_epi32((1 << kShift) - 1);
-  for (const int64_t t : {0, -1, 1, -2, 2}) {
-    const int64_t a = a0 + t;
-    if (a < 0 || a * 256 >= (int64_t(1) << 30)) continue;
-    const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a));
-    __m256i lo = _mm256_set1_epi32(INT32_MIN), hi = _mm256_set1_epi32(INT32_MAX);
-    __m256i d = _mm256_setr_epi32(-256, -255, -254, -253, -252, -251, -250, -249);
-    for (int i = 0; i < 512; i += 8) {
-      const __m256i qd = _mm256_load_si256(reinterpret_cast<const __m256i*>(q + i));
-      const __m256i low = _mm256_sub_epi32(_mm256_slli_epi32(qd, kShift), _mm256_mullo_epi32(d, av));
-      lo = _mm256_max_epi32(lo, low);
-      hi = _mm256_min_epi32(hi, _mm256_add_epi32(low, unit));
-      d = _mm256_add_epi32(d, _mm256_set1_epi32(8));
-    }
-    alignas(32) int32_t los[8], his[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(los), lo);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(his), hi);
-    int32_t bl = los[0], bh = his[0];
-    for (int k = 1; k < 8; ++k) {
-      bl = los[k] > bl ? los[k] : bl;
-      bh = his[k] < bh ? his[k] : bh;
-    }
-    if (bl > bh) continue;
-    *fit = {static_cast<int32_t>(a), bl, kShift};
-    return true;
-  }
-  return false;
+  return fit_points(q, -256, 512, kShift, a0, false, fit);
 }
 
 struct FixedBlend {
@@ -555,47 +572,19 @@ FA_AVX2 void lut_apply(const uint8_t* s, uint8_t* d, int64_t n, const uint8_t* l
 // which fit_line checks level by level, that integer line gives the same bytes for 25 vector operations
 // per 32 bytes against the lookup's 48 (one multiply per eight lanes; packs saturate, which is the
 // clamp). A table no line fits (a rounding that leaves the line, Equalize) keeps the lookup.
-// Finds a line for `lut` with a slope near `slope` (the op's real factor), or returns false. For every
-// level v the constraints on b given a: lut[v] 2^shift <= a v + b < (lut[v] + 1) 2^shift, with the
-// lower bound dropped at 0 and the upper at 255 (the clamp); a line exists for a given a when the
-// largest lower bound is at most the smallest upper one. The shift keeps a v + b within 2^30.
+
+// A line through the table's 256 points, clamped (fit_points), with a slope near `slope` (the op's real
+// factor), or false. The shift is the largest that keeps a v + b and lut[v] 2^shift within 2^30.
 FA_AVX2 bool fit_line(const uint8_t* lut, double slope, LineFit* fit) {
   if (!(slope >= 0.0 && slope <= 256.0)) return false;  // NaN fails too
   int shift = 22;
   while (shift > 0 && (255.0 * slope + 512.0) * static_cast<double>(int64_t(1) << shift) >= 1073741824.0) --shift;
   const int64_t a0 = static_cast<int64_t>(std::nearbyint(slope * static_cast<double>(int64_t(1) << shift)));
-  const __m256i step8 = _mm256_set1_epi32(8), zero = _mm256_setzero_si256(), full = _mm256_set1_epi32(255);
-  const __m256i unit = _mm256_set1_epi32((1 << shift) - 1), none_lo = _mm256_set1_epi32(INT32_MIN),
-                none_hi = _mm256_set1_epi32(INT32_MAX);
-  const __m128i sh = _mm_cvtsi32_si128(shift);
-  for (const int64_t t : {0, -1, 1, -2, 2}) {
-    const int64_t a = a0 + t;
-    if (a < 0 || a * 255 >= (int64_t(1) << 30)) continue;
-    const __m256i av = _mm256_set1_epi32(static_cast<int32_t>(a));
-    __m256i lo = none_lo, hi = none_hi, v = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    for (int i = 0; i < 256; i += 8) {
-      const __m256i L = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(lut + i)));
-      const __m256i low = _mm256_sub_epi32(_mm256_sll_epi32(L, sh), _mm256_mullo_epi32(v, av));  // L 2^s - a v
-      const __m256i high = _mm256_add_epi32(low, unit);                                          // + 2^s - 1
-      lo = _mm256_max_epi32(lo, _mm256_blendv_epi8(low, none_lo, _mm256_cmpeq_epi32(L, zero)));
-      hi = _mm256_min_epi32(hi, _mm256_blendv_epi8(high, none_hi, _mm256_cmpeq_epi32(L, full)));
-      v = _mm256_add_epi32(v, step8);
-    }
-    alignas(32) int32_t los[8], his[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(los), lo);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(his), hi);
-    int64_t bl = INT32_MIN, bh = INT32_MAX;
-    for (int k = 0; k < 8; ++k) {
-      bl = los[k] > bl ? los[k] : bl;
-      bh = his[k] < bh ? his[k] : bh;
-    }
-    if (bl > bh) continue;
-    const int64_t b = bl == INT32_MIN ? bh : bl;
-    if (b < -(int64_t(1) << 30) || b + a * 255 >= (int64_t(1) << 30)) continue;  // keep every a v + b in int32
-    *fit = {static_cast<int32_t>(a), static_cast<int32_t>(b), shift};
-    return true;
-  }
-  return false;
+  alignas(32) int32_t y[256];
+  for (int i = 0; i < 256; i += 8)
+    _mm256_store_si256(reinterpret_cast<__m256i*>(y + i),
+                       _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(lut + i))));
+  return fit_points(y, 0, 256, shift, a0, true, fit);
 }
 
 // clamp((a v + b) >> shift, 0, 255) of the 32 bytes at p.
