@@ -95,7 +95,7 @@ struct Scratch {
   std::vector<simd::ShiftRun> runs;  // ShearY on uint8 with AVX-512: the runs of each 64-column chunk
   std::vector<int32_t> first;        // ... chunk c's runs are [first[c], first[c + 1])
   // ShearY on uint8 with AVX2 (simd::ColumnRuns), sized on first use
-  std::vector<int64_t> col_t, col_off;
+  std::vector<int64_t> col_off;
   std::vector<uint8_t> col_mask;
 #endif
   Scratch(int64_t chw, int64_t H, int64_t W, bool chain)
@@ -475,7 +475,6 @@ FA_CPU void resample_column_shift(const Affine& A, const uint8_t* src, uint8_t* 
 FA_CPU void resample_column_shift_avx2(const Affine& A, const uint8_t* src, uint8_t* dst, int64_t C, int64_t H,
                                        int64_t W, uint8_t fillv, Scratch<uint8_t>& sc) {
   const int64_t chunks = (W + 31) / 32;
-  sc.col_t.resize(static_cast<size_t>(32 * chunks));
   sc.col_off.resize(static_cast<size_t>(32 * chunks));
   sc.col_mask.resize(static_cast<size_t>(32 * 32 * chunks));
   // First pass: the most runs any chunk has (t_x has one slope everywhere; the chunks differ only in
@@ -496,18 +495,16 @@ FA_CPU void resample_column_shift_avx2(const Affine& A, const uint8_t* src, uint
       const int64_t t = t_at(x0 + k);
       int64_t e = k + 1;
       while (e < 32 && t_at(x0 + e) == t) ++e;
-      sc.col_t[j] = t;
       sc.col_off[j] = t * W;
       for (int64_t i = 0; i < 32; ++i) sc.col_mask[32 * j + i] = i >= k && i < e ? 0xFF : 0;
       k = e;
     }
     for (; j < (c + 1) * per; ++j) {  // repeat the last run
-      sc.col_t[j] = sc.col_t[j - 1];
       sc.col_off[j] = sc.col_off[j - 1];
       std::memcpy(&sc.col_mask[32 * j], &sc.col_mask[32 * (j - 1)], 32);
     }
   }
-  const simd::ColumnRuns runs{sc.col_t.data(), sc.col_off.data(), sc.col_mask.data(), per, chunks};
+  const simd::ColumnRuns runs{sc.col_off.data(), sc.col_mask.data(), per, chunks};
   // t is monotone in x: its extremes are the first and last columns'.
   const int64_t t_lo = std::min(t_at(0), t_at(W - 1)), t_hi = std::max(t_at(0), t_at(W - 1));
   const int64_t y0 = std::min(H, std::max<int64_t>(0, -t_lo)), y1 = std::max(y0, std::min(H, H - t_hi));

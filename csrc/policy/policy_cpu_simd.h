@@ -137,8 +137,7 @@ FA_AVX2 void gather(const double* s, bool, const int32_t* off, double* d, int64_
 // order, chunk after chunk (a chunk's column of rows at a time is 2.5x slower: every load and store
 // misses L1).
 struct ColumnRuns {
-  const int64_t* t;      // run j's shift in rows
-  const int64_t* off;    // ... and t_j W
+  const int64_t* off;    // run j's shift t_j W (t_j rows)
   const uint8_t* mask;   // ... its 32-byte mask over the chunk (0xFF on the run's columns)
   int64_t per;           // chunk c's runs are [c per, (c + 1) per)
   int64_t chunks;
@@ -153,6 +152,7 @@ FA_AVX2 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t H
   alignas(32) uint8_t fills[32];
   if constexpr (!inside) _mm256_store_si256(reinterpret_cast<__m256i*>(fills), f);
   const uint8_t* row = s + y * W;
+  const uint64_t at = static_cast<uint64_t>(y * W), plane = static_cast<uint64_t>(H * W);
   for (int64_t c = 0; c < r.chunks; ++c) {
     const int64_t x0 = 32 * c + 32 <= W ? 32 * c : W - 32;
     const int64_t j0 = c * r.per, j1 = j0 + r.per;
@@ -166,7 +166,7 @@ FA_AVX2 void column_shift_row(const uint8_t* s, uint8_t* d, int64_t y, int64_t H
       // run blends, so no test sits around the blend.
       acc = f;
       for (int64_t j = j0; j < j1; ++j) {
-        const bool in = static_cast<uint64_t>(y + r.t[j]) < static_cast<uint64_t>(H);
+        const bool in = at + static_cast<uint64_t>(r.off[j]) < plane;  // 0 <= y + t_j < H
         const uint8_t* p = in ? row + r.off[j] + x0 : fills;
         acc = _mm256_blendv_epi8(acc, load32(p), load32(r.mask + 32 * j));
       }
