@@ -1213,17 +1213,9 @@ FA_CPU void contrast_backward_f(const T* g, const T* src, T* gx, int64_t C, int6
   const T f = static_cast<T>(enhance_factor(st.m, st.s));
   const T w[3] = {C == 3 ? T(kLumaR) : T(1), T(kLumaG), T(kLumaB)};
   // Adding +0 where the engine adds nothing is exact (a sum started at +0 is never -0); the term is
-  // selected with an integer mask, since the compiler turns a select of doubles into a branch that
-  // random clamps mispredict.
-  auto term = [&](T v, T gi) {
-    const double d = static_cast<double>(gi);
-    uint64_t bits;
-    std::memcpy(&bits, &d, sizeof bits);
-    bits &= uint64_t(0) - static_cast<uint64_t>(v >= T(0) && v <= T(1));
-    double out;
-    std::memcpy(&out, &bits, sizeof out);
-    return out;
-  };
+  // selected with an integer mask (select_bits), since the compiler turns a select of doubles into a
+  // branch that random clamps mispredict.
+  auto term = [&](T v, T gi) { return select_bits((v >= T(0)) & (v <= T(1)), static_cast<double>(gi), 0.0); };
   double local[3] = {0, 0, 0};
   if (C == 3) {
     for (int64_t i = 0; i < plane; ++i)
