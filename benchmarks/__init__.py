@@ -1,1 +1,11 @@
 """fastaug microbenchmarks: each ``bench_<family>.py`` compares a kernel with the stock composition."""
+import os
+import sys
+
+# PyTorch's CPU allocator backs tensors of 2 MiB and more with transparent huge pages when this is set
+# before torch loads (c10 reads it once): a large tensor the allocator has to fault in then costs one
+# fault per 2 MiB instead of one per 4 KiB, and glibc reuses the 2 MiB-aligned blocks reliably
+# (harness.keep_freed_memory). Only when torch is not loaded yet (``python -m benchmarks.run``), and
+# never over a value the environment already gives (THP_MEM_ALLOC_ENABLE=0 keeps it off).
+if "torch" not in sys.modules:
+    os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")

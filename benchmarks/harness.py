@@ -12,6 +12,8 @@ of row:
 
 Timing uses ``torch.utils.benchmark`` (which synchronises CUDA); peak memory is measured on CUDA.
 """
+import ctypes
+import ctypes.util
 import dataclasses
 import json
 import os
@@ -45,6 +47,46 @@ class Row:
         if self.target is None:
             return ""
         return "PASS" if self.speedup >= self.target else "MISS"
+
+
+# glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+ALLOCATOR = "system malloc"  # what the timings ran on; set by keep_freed_memory()
+
+
+def huge_pages():
+    """Whether PyTorch's CPU allocator asks for transparent huge pages (THP_MEM_ALLOC_ENABLE, read by c10 when
+    torch loads; ``benchmarks/__init__.py`` sets it for ``python -m benchmarks.run``)."""
+    return platform.system() == "Linux" and os.environ.get("THP_MEM_ALLOC_ENABLE", "0") not in ("", "0")
+
+
+def keep_freed_memory():
+    """Have glibc keep freed memory for reuse, so that no timing includes the kernel zeroing fresh pages.
+
+    By default glibc serves an allocation above its mmap threshold (at most 32 MiB) with new pages from
+    the kernel and returns them on free: every call of an op whose output or gradient is that large
+    (16x18x224x224 float32 transform parameters: 58 MB) then pays one page fault per 4 KiB, on this
+    project's VM about 2.7 us each, 35 ms per call, however fast the kernel. The copy a row is divided
+    by writes into a buffer allocated once, so those faults would be counted against the op alone; and
+    whether a smaller buffer is mapped afresh depends on what was freed before (glibc's threshold moves),
+    so rows swung by 2x between runs. This sets M_MMAP_THRESHOLD to 1 GiB and M_TRIM_THRESHOLD to
+    2 GiB - 1, what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do from the environment and
+    what PyTorch's CPU tuning guide gets from jemalloc / tcmalloc. With 4 KiB-aligned blocks glibc does
+    not always find a freed block that fits the next aligned request; with huge pages (2 MiB-aligned
+    blocks, :func:`huge_pages`) it does. It applies to ours and every baseline alike. Returns a
+    description of the allocator for the tables' header (the unchanged one when this is not glibc)."""
+    global ALLOCATOR
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return ALLOCATOR
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1:
+        ALLOCATOR = "glibc, freed memory kept (mmap threshold 1 GiB)"
+    return ALLOCATOR
+
+
+def allocator_description():
+    """The allocator the timings ran on, for the tables' header and the JSON."""
+    return ALLOCATOR + (", transparent huge pages for tensors of 2 MiB and more" if huge_pages() else "")
 
 
 def device_name(device):
@@ -284,7 +326,7 @@ def format_kernel_table(rows):
 def write_json(rows, path):
     """Write Rows and KernelRows (with their derived speed-ups, metrics and verdicts) as JSON."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "allocator": allocator_description(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     plain = [r for r in rows if isinstance(r, Row)]
     kernel = [r for r in rows if isinstance(r, KernelRow)]

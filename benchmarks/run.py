@@ -8,6 +8,11 @@ Every family module ``benchmarks/bench_<family>.py`` is discovered automatically
 (warp, transform, policy) print forward / backward-only / forward+backward times, speed-ups, the
 backward over the forward and the times over a same-traffic memory copy (benchmarks/harness.py);
 the other families print one speed-up per row.
+
+On glibc the run first has the allocator keep freed memory (``harness.keep_freed_memory``), with
+PyTorch's transparent huge pages on (``benchmarks/__init__.py``), so that no row pays the kernel's
+zeroing of fresh pages for a large output; ``--system-malloc`` keeps glibc's defaults and
+``THP_MEM_ALLOC_ENABLE=0`` the 4 KiB pages (the header line says what ran).
 """
 import argparse
 import importlib
@@ -47,6 +52,10 @@ def main(argv=None):
                         help="comma-separated torch thread counts the CPU rows run at (default: 1 and every core)")
     parser.add_argument("--quick", action="store_true", help="smaller sizes and shorter timing, for smoke tests")
     parser.add_argument("--json", default="benchmarks/out/results.json", help="where to write the rows as JSON")
+    parser.add_argument("--system-malloc", action="store_true",
+                        help="keep glibc's default allocator settings: large outputs then page-fault afresh on "
+                             "every call (see harness.keep_freed_memory; THP_MEM_ALLOC_ENABLE=0 turns off the "
+                             "huge pages)")
     args = parser.parse_args(argv)
 
     chosen = [f for f in args.only.split(",") if f] or families()
@@ -59,6 +68,10 @@ def main(argv=None):
             parser.error("--device cuda but no GPU is visible")
         devices.remove("cuda")
 
+    if not args.system_malloc:
+        harness.keep_freed_memory()
+    allocator = harness.allocator_description()
+    print(f"[bench] allocator: {allocator}", file=sys.stderr, flush=True)
     rows = []
     before = torch.get_num_threads()
     try:
@@ -73,6 +86,7 @@ def main(argv=None):
         torch.set_num_threads(before)
     kernel = [r for r in rows if isinstance(r, harness.KernelRow)]
     plain = [r for r in rows if isinstance(r, harness.Row)]
+    print(f"allocator: {allocator}\n")
     print("\n\n".join(table for table in (harness.format_kernel_table(kernel) if kernel else "",
                                           harness.format_table(plain) if plain else "") if table))
     harness.write_json(rows, args.json)
