@@ -26,7 +26,16 @@ print(kept, faults[2], faults[3])
 """
 
 
+def _huge_pages_available():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return "[never]" not in f.read()
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"), reason="glibc only")
+@pytest.mark.skipif(not _huge_pages_available(), reason="transparent huge pages are off on this machine")
 def test_keep_freed_memory_stops_large_allocations_faulting_afresh():
     # Counted in fresh processes (the settings are process-wide, and c10 reads THP_MEM_ALLOC_ENABLE when
     # torch loads): a 64 MiB tensor allocated and freed four times faults in all 16384 of its 4 KiB pages
