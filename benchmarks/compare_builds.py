@@ -14,6 +14,8 @@ import statistics
 import subprocess
 import sys
 
+from . import KEPT_MEMORY_ENV
+
 # name -> Python that builds inputs and defines fn() (run inside the checkout's fastaug)
 CASES = {
     "warp fwd+bwd 32x3x64x64 f32": """
@@ -161,9 +163,7 @@ def time_case(root, setup, threads, min_run_time):
     code = CHILD.format(threads=threads, root=os.path.abspath(root), setup=setup, min_run_time=min_run_time)
     # The allocator keeps freed memory on huge pages, as in benchmarks.run (harness.keep_freed_memory),
     # unless the caller's environment says otherwise.
-    env = dict({"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str((1 << 31) - 1),
-                "THP_MEM_ALLOC_ENABLE": "1"},
-               **dict(os.environ, PYTHONPATH=os.path.abspath(root)))
+    env = dict(KEPT_MEMORY_ENV, **dict(os.environ, PYTHONPATH=os.path.abspath(root)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
     if out.returncode:
         raise RuntimeError(f"{root}: {out.stderr.strip().splitlines()[-1]}")

@@ -23,6 +23,8 @@ import typing
 import torch
 import torch.utils.benchmark as tbench
 
+from . import MMAP_THRESHOLD, TRIM_THRESHOLD
+
 
 @dataclasses.dataclass
 class Row:
@@ -51,7 +53,8 @@ class Row:
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-ALLOCATOR = "system malloc"  # what the timings ran on; set by keep_freed_memory()
+SYSTEM_MALLOC = "system malloc"
+ALLOCATOR = SYSTEM_MALLOC  # what the timings ran on; set by keep_freed_memory()
 
 
 def huge_pages():
@@ -79,7 +82,7 @@ def keep_freed_memory():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return ALLOCATOR
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    if libc.mallopt(_M_MMAP_THRESHOLD, 1 << 30) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, (1 << 31) - 1) == 1:
+    if libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1:
         ALLOCATOR = "glibc, freed memory kept (mmap threshold 1 GiB)"
     return ALLOCATOR
 

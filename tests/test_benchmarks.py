@@ -16,7 +16,7 @@ from benchmarks import harness, run as bench_run
 _FAULTS = """
 import resource, sys, torch
 from benchmarks import harness
-kept = sys.argv[1] == "kept" and harness.keep_freed_memory() != "system malloc"
+kept = sys.argv[1] == "kept" and harness.keep_freed_memory() != harness.SYSTEM_MALLOC
 faults = []
 for _ in range(4):  # 64 MiB, above glibc's largest default mmap threshold (32 MiB)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -58,7 +58,7 @@ def test_keep_freed_memory_stops_large_allocations_faulting_afresh():
 @pytest.mark.parametrize("family", bench_run.families())
 def test_family_runs_quickly_and_reports_ratios(family, tmp_path):
     out = tmp_path / "rows.json"
-    # --system-malloc: leave this test process's allocator as it is (keep_freed_memory is tested below).
+    # --system-malloc: leave this test process's allocator as it is (keep_freed_memory is tested above).
     assert bench_run.main(["--only", family, "--device", "cpu", "--threads", "1", "--quick", "--json", str(out),
                            "--system-malloc"]) == 0
     data = json.loads(out.read_text())
