@@ -79,8 +79,32 @@ void colour_input_grads_row(const T* const* g_, const T* const* cw_, T* const* t
     tgt[c] = tgt_[c];
   }
   for (int p = 0; p < C * C; ++p) cw[p] = cw_[p];
+  int64_t j0 = 0;
+#if FASTAUG_ISA_SIMD
+  // Into RGB pixel slots (transform's parallel backward): the strided stores left the loop below scalar
+  // (5 % of that backward). A vector of pixels at a time, the same sums (0 + w g0 + w g1 + w g2, no
+  // fused multiply-add), interleaved into their slots and added there; each slot's unused fourth float
+  // gets + 0.
+  if constexpr (std::is_same<T, float>::value && C == 3 && Step == kSlot) {
+    if (accumulate && !add_identity) {
+      using namespace vec;
+      alignas(64) float t4[kSlot * kLanes];
+      for (; j0 + kLanes <= W; j0 += kLanes) {
+        Vf gg[C], t[C];
+        for (int c = 0; c < C; ++c) gg[c] = loadu(g[c] + j0);
+        for (int q = 0; q < C; ++q) {
+          t[q] = zero();
+          for (int c = 0; c < C; ++c) t[q] = t[q] + loadu(cw[C * c + q] + j0) * gg[c];
+        }
+        interleave4(t[0], t[1], t[2], zero(), t4);
+        float* slot = tgt[0] + j0 * Step;  // channel 0 of pixel j0: the slots' first float
+        for (int r = 0; r < kSlot; ++r) storeu(slot + r * kLanes, loadu(slot + r * kLanes) + loadu(t4 + r * kLanes));
+      }
+    }
+  }
+#endif
 #pragma GCC ivdep
-  for (int64_t j = 0; j < W; ++j) {
+  for (int64_t j = j0; j < W; ++j) {
     T gg[C], w[C * C], t[C];
     for (int c = 0; c < C; ++c) gg[c] = g[c][j];
     for (int p = 0; p < C * C; ++p) w[p] = cw[p][j];
