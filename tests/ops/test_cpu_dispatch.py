@@ -53,6 +53,11 @@ def _extra_samples(dtype):
         slot_flow[1, 1, 0, 3:5] = torch.tensor([-1.0, 25.0], dtype=dtype)
         out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed), flow=slot_flow, padding_mode=p,
                                align_corners=False)))
+    # A larger slot grid (68 KiB an image, reused by the next image of the task), flows far enough to land
+    # corners in its border and spare rows.
+    big_flow = seeded((8, 2, 64, 72), dtype=dtype, seed=41, scale=20.0, normal=True)
+    out.append((WARP, dict(x=seeded((8, 3, 64, 72), dtype=dtype, seed=40), flow=big_flow, padding_mode="zeros",
+                           align_corners=False)))
     # Rows of constant shifts (blocks of consecutive corners: the slots' vector path) next to rows of noise.
     # (Fractional shifts: at whole ones the flow's gradient has a kink the reference may land either side of.)
     for C in (3, 1):
