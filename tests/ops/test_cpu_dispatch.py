@@ -60,11 +60,12 @@ def _extra_samples(dtype):
                            align_corners=False)))
     # Rows of constant shifts (blocks of consecutive corners: the slots' vector path) next to rows of noise.
     # (Fractional shifts: at whole ones the flow's gradient has a kink the reference may land either side of.)
-    for C in (3, 1):
-        shift = seeded((8, 2, 21, 45), dtype=dtype, seed=30, scale=3.0, normal=True)
+    # (Width 45 ends each row with a block of 13 pixels, 33 with a block of one: the slots' odd tails.)
+    for C, W in ((3, 45), (1, 45), (3, 33)):
+        shift = seeded((8, 2, 21, W), dtype=dtype, seed=30, scale=3.0, normal=True)
         shift[:, :, :12] = torch.tensor([2.25, -0.5], dtype=dtype).view(1, 2, 1, 1)
         shift[::2, :, 4:8] = 0.375
-        out.append((WARP, dict(x=seeded((8, C, 21, 45), dtype=dtype, seed=31), flow=shift, padding_mode="zeros",
+        out.append((WARP, dict(x=seeded((8, C, 21, W), dtype=dtype, seed=31), flow=shift, padding_mode="zeros",
                                align_corners=False)))
     out.append((AFFINE_FLOW_WARP, dict(x=seeded((8, 3, 24, 40), dtype=dtype, seed=24),
                                        s_w=seeded((8, 4, 24, 40), dtype=dtype, seed=25, scale=0.3, normal=True),
