@@ -717,20 +717,26 @@ inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64
       if (C > 1)
         for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
     }
-    Vf gxa[S], gya[S], gos[kSlot][S];
-    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
-    for (int64_t c = 0; c < C; ++c) {
-      for (int s = 0; s < S; ++s) {
-        if (!ms[s]) continue;
+    // A vector at a time, its channels in order (the coordinate gradient's sums over channels, as the
+    // scalar code adds them), the sums kept in registers: with the channels outside, arrays of sums
+    // indexed by vector were read and written through the stack once per channel.
+    Vf gos[kSlot][S];
+    for (int s = 0; s < S; ++s) gos[0][s] = gos[1][s] = gos[2][s] = gos[3][s] = zero();
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
+      Vf gxa = zero(), gya = zero();
+      for (int64_t c = 0; c < C; ++c) {
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
         Vf v[4];
         bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
-        add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa[s], &gya[s]);
+        add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa, &gya);
         if (sc && C > 1)
           gos[c][s] = go;
         else if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
+      storeu(gix + j0 + s * kLanes, gxa);
+      storeu(giy + j0 + s * kLanes, gya);
     }
     if (sc) {
       if (C > 1)
@@ -740,11 +746,6 @@ inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64
         scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
       else
         scatter_slots(b, go_slots, sc->slots, C, W);
-    }
-    for (int s = 0; s < S; ++s) {
-      if (!ms[s]) continue;
-      storeu(gix + j0 + s * kLanes, gxa[s]);
-      storeu(giy + j0 + s * kLanes, gya[s]);
     }
   }
 }
