@@ -786,27 +786,31 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
       for (int s = 0; s < S; ++s)
         if (ms[s]) storeu_i(b.off + s * kLanes, t[s].offset - shift);
     }
-    Vf gxa[S], gya[S];
-    for (int s = 0; s < S; ++s) gxa[s] = gya[s] = zero();
+    // The coordinate gradient first, a vector at a time over its channels (sums in registers, as in
+    // grad_row_bordered), then the scatter channel by channel (each channel's output gradient read again:
+    // a call between channels would spill the sums).
+    for (int s = 0; s < S; ++s) {
+      if (!ms[s]) continue;
+      Vf gxa = zero(), gya = zero();
+      for (int64_t c = 0; c < C; ++c) {
+        const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa, &gya);
+      }
+      storeu(gix + j0 + s * kLanes, gxa);
+      storeu(giy + j0 + s * kLanes, gya);
+    }
+    if (!sc) continue;
     for (int64_t c = 0; c < C; ++c) {
       for (int s = 0; s < S; ++s) {
         if (!ms[s]) continue;
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
-        simd_add_coordinate_grad(t[s], x + c * plane, W, ms[s], go, &gxa[s], &gya[s]);
-        if (sc)
-          for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
+        for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
-      if (!sc) continue;
       // (W > block: the block's two rows of corners cannot overlap, so rows may be added one after the other.)
       if (contiguous && b.held && W > kScatterBlock)
         simd_scatter_contiguous(b, sc->base(c), W);
       else
         scatter_block(b, c, *sc);
-    }
-    for (int s = 0; s < S; ++s) {
-      if (!ms[s]) continue;
-      storeu(gix + j0 + s * kLanes, gxa[s]);
-      storeu(giy + j0 + s * kLanes, gya[s]);
     }
   }
 }
