@@ -58,8 +58,8 @@ def _extra_samples(dtype):
     big_flow = seeded((8, 2, 64, 72), dtype=dtype, seed=41, scale=20.0, normal=True)
     out.append((WARP, dict(x=seeded((8, 3, 64, 72), dtype=dtype, seed=40), flow=big_flow, padding_mode="zeros",
                            align_corners=False)))
-    # The planes' scatter: more channels than a pixel slot holds, and an image split into bands of rows
-    # (fewer than 8 images of more than 8192 pixels: two items).
+    # The planes' scatter: more channels than a pixel slot holds, and images split into bands of rows
+    # (fewer than 8 images: each 96x90 image is three items of 46 rows or fewer, cpu_parallel.h).
     for (N, C, H, W), seed in [((2, 5, 23, 41), 42), ((2, 3, 96, 90), 44)]:
         out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed),
                                flow=seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=3.0, normal=True),
