@@ -318,6 +318,9 @@ void grad_row(const T* ix, const T* iy, int64_t n, int64_t H, int64_t W, const T
 
 // The per-vector helpers below must become part of their callers' loops.
 #define FASTAUG_SIMD_INLINE __attribute__((always_inline)) inline
+// The same for a lambda handed to such a helper (GCC otherwise may keep a large body a call, its
+// vector arguments passed through memory: 35 % of a 64x1x28² flow-only backward once pairs_at grew).
+#define FASTAUG_SIMD_INLINE_LAMBDA __attribute__((always_inline))
 
 // clip_coordinate (sampling.h) of every lane.
 FASTAUG_SIMD_INLINE vec::Vf simd_clip(vec::Vf in, int64_t size, vec::Vf* grad) {
@@ -684,10 +687,30 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
   vec::slot_row_add(p + kSlot * width, go, b.wg[2] + 1, b.wg[3] + 1, b.m);
 }
 
-// grad_row reading x's bordered copy, for a scatter into pixel slots or none.
-inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W,
-                              const BorderedImage& xb, int64_t C, const float* gout, int64_t gout_stride, float* gix,
-                              float* giy, const RowScatter<float>* sc) {
+// Where grad_row_bordered reads a row's source coordinates and writes their gradient: row buffers
+// (ix, iy in; gix, giy out), as grad_row has them.
+struct BufferedRow {
+  const float *ix, *iy;
+  float *gix, *giy;
+  // Source coordinates of pixels [j, j + kLanes) (vector s of its block; lanes past the row's end: junk
+  // the taps clamp).
+  FASTAUG_SIMD_INLINE void coords(int64_t j, int /*m*/, int /*s*/, vec::Vf* x, vec::Vf* y) {
+    *x = vec::loadu(ix + j);
+    *y = vec::loadu(iy + j);
+  }
+  // Their coordinate gradient (gxa, gya), pixels [j, j + m).
+  FASTAUG_SIMD_INLINE void finish(int64_t j, int /*m*/, int /*s*/, vec::Vf gxa, vec::Vf gya) {
+    vec::storeu(gix + j, gxa);
+    vec::storeu(giy + j, gya);
+  }
+};
+
+// grad_row reading x's bordered copy, for a scatter into pixel slots or none: the coordinates, and
+// where their gradient goes, from `row` (BufferedRow; warp's backward computes them in registers from
+// its flow, WarpRow in warp/warp_rows_cpu.h).
+template <typename Row>
+void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const BorderedImage& xb, int64_t C,
+                       const float* gout, int64_t gout_stride, const RowScatter<float>* sc) {
   using namespace vec;
   constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
   const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
@@ -705,7 +728,9 @@ inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64
     bool contiguous = true;  // the block's corners at consecutive slots of one row pair
     for (int s = 0; s < S; ++s) {
       ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
-      t[s] = bordered_taps(loadu(ix + j0 + s * kLanes), loadu(iy + j0 + s * kLanes), ms[s], H, W, xb.width);
+      Vf x, y;
+      row.coords(j0 + s * kLanes, ms[s], s, &x, &y);
+      t[s] = bordered_taps(x, y, ms[s], H, W, xb.width);
       storeu_i(idx[s], t[s].offset);
       if (!ms[s]) continue;
       if (!sc) continue;
@@ -735,8 +760,7 @@ inline void grad_row_bordered(const float* ix, const float* iy, int64_t n, int64
         else if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
-      storeu(gix + j0 + s * kLanes, gxa);
-      storeu(giy + j0 + s * kLanes, gya);
+      row.finish(j0 + s * kLanes, ms[s], s, gxa, gya);
     }
     if (sc) {
       if (C > 1)
@@ -755,7 +779,8 @@ inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int
                      const BorderedImage* xb) {
   using namespace vec;
   if (xb && (!sc || sc->slots)) {
-    grad_row_bordered(ix, iy, n, H, W, *xb, C, gout, gout_stride, gix, giy, sc);
+    BufferedRow row{ix, iy, gix, giy};
+    grad_row_bordered(row, n, H, W, *xb, C, gout, gout_stride, sc);
     return;
   }
   // The planes: x read at the taps with masks; the scatter into the image's planes or the item's band.
@@ -898,7 +923,8 @@ inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int
                                int64_t padding, bool align, const BorderedImage& xb, int64_t C, float* out) {
   const int64_t plane = H * W;
   for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
-                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const BorderedTaps& t, const int32_t* idx) {
+                       [&](int64_t f, int m, const vec::Vf* /*cr*/, const BorderedTaps& t,
+                           const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
                          for (int64_t c = 0; c < C; ++c) {
                            vec::Vf v[4];
                            bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
@@ -913,7 +939,8 @@ inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, in
                                 float* gfx, float* gfy) {
   const int64_t plane = H * W;
   for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
-                       [&](int64_t f, int m, const vec::Vf* cr, const BorderedTaps& t, const int32_t* idx) {
+                       [&](int64_t f, int m, const vec::Vf* cr, const BorderedTaps& t,
+                           const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
                          vec::Vf gxa = vec::zero(), gya = vec::zero();
                          for (int64_t c = 0; c < C; ++c) {
                            vec::Vf v[4];

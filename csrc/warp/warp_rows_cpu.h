@@ -95,6 +95,28 @@ void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   }
 }
 
+#if FASTAUG_ISA_SIMD
+// grad_row_bordered's row (BufferedRow's role) in warp's backward with zeros padding: row i's source
+// coordinates computed in registers from the flow (column + fx, row + fy: warp_coords_row's values,
+// whose padding derivatives are then 1), and their gradient stored into the flow's gradient itself
+// (gix * 1: the same bits). No row buffers and no loops over them: they were 15 % of a 16x3x224²
+// backward. (The other paddings keep the buffers: simd_warp_coords's scalar fallback, a call inside
+// the loop, made the AVX2 copy slower than with them.)
+struct WarpRow {
+  const float *fx, *fy;  // row i of the image's flow planes
+  float *gfx, *gfy;      // row i of their gradient
+  int64_t i;
+  FASTAUG_SIMD_INLINE void coords(int64_t j, int m, int /*s*/, vec::Vf* x, vec::Vf* y) {
+    *x = simd_column(j) + simd_load_row(fx + j, m);
+    *y = vec::set1(static_cast<float>(i)) + simd_load_row(fy + j, m);
+  }
+  FASTAUG_SIMD_INLINE void finish(int64_t j, int m, int /*s*/, vec::Vf gxa, vec::Vf gya) {
+    simd_store_row(gfx + j, gxa, m);
+    simd_store_row(gfy + j, gya, m);
+  }
+};
+#endif
+
 template <typename T>
 void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
   const int64_t H = a.H, W = a.W, C = a.C, plane = H * W;
@@ -116,6 +138,14 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     if (!sc && xb) {
       warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
                           a.grad + it.n * C * plane, gfx, gfy);
+      continue;
+    }
+    if (sc && sc->slots && a.padding == kZeros) {  // (slots imply xb: slot_scatter)
+      for (int64_t i = it.r0; i < it.r1; ++i) {
+        WarpRow row{fx + i * W, fy + i * W, gfx + i * W, gfy + i * W, i};
+        grad_row_bordered(row, W, H, W, *xb, C, a.grad + it.n * C * plane + i * W, plane, sc);
+      }
+      end_scatter(sc, it);
       continue;
     }
 #endif
