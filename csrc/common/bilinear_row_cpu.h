@@ -692,14 +692,13 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
 struct BufferedRow {
   const float *ix, *iy;
   float *gix, *giy;
-  // Source coordinates of pixels [j, j + kLanes) (vector s of its block; lanes past the row's end: junk
-  // the taps clamp).
-  FASTAUG_SIMD_INLINE void coords(int64_t j, int /*m*/, int /*s*/, vec::Vf* x, vec::Vf* y) {
+  // Source coordinates of pixels [j, j + kLanes) (lanes past the row's end: junk the taps clamp).
+  FASTAUG_SIMD_INLINE void coords(int64_t j, int /*m*/, vec::Vf* x, vec::Vf* y) {
     *x = vec::loadu(ix + j);
     *y = vec::loadu(iy + j);
   }
   // Their coordinate gradient (gxa, gya), pixels [j, j + m).
-  FASTAUG_SIMD_INLINE void finish(int64_t j, int /*m*/, int /*s*/, vec::Vf gxa, vec::Vf gya) {
+  FASTAUG_SIMD_INLINE void finish(int64_t j, int /*m*/, vec::Vf gxa, vec::Vf gya) {
     vec::storeu(gix + j, gxa);
     vec::storeu(giy + j, gya);
   }
@@ -729,7 +728,7 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
     for (int s = 0; s < S; ++s) {
       ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
       Vf x, y;
-      row.coords(j0 + s * kLanes, ms[s], s, &x, &y);
+      row.coords(j0 + s * kLanes, ms[s], &x, &y);
       t[s] = bordered_taps(x, y, ms[s], H, W, xb.width);
       storeu_i(idx[s], t[s].offset);
       if (!ms[s]) continue;
@@ -760,7 +759,7 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
         else if (sc)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
-      row.finish(j0 + s * kLanes, ms[s], s, gxa, gya);
+      row.finish(j0 + s * kLanes, ms[s], gxa, gya);
     }
     if (sc) {
       if (C > 1)

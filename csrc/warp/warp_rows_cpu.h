@@ -106,11 +106,11 @@ struct WarpRow {
   const float *fx, *fy;  // row i of the image's flow planes
   float *gfx, *gfy;      // row i of their gradient
   int64_t i;
-  FASTAUG_SIMD_INLINE void coords(int64_t j, int m, int /*s*/, vec::Vf* x, vec::Vf* y) {
+  FASTAUG_SIMD_INLINE void coords(int64_t j, int m, vec::Vf* x, vec::Vf* y) {
     *x = simd_column(j) + simd_load_row(fx + j, m);
     *y = vec::set1(static_cast<float>(i)) + simd_load_row(fy + j, m);
   }
-  FASTAUG_SIMD_INLINE void finish(int64_t j, int m, int /*s*/, vec::Vf gxa, vec::Vf gya) {
+  FASTAUG_SIMD_INLINE void finish(int64_t j, int m, vec::Vf gxa, vec::Vf gya) {
     simd_store_row(gfx + j, gxa, m);
     simd_store_row(gfy + j, gya, m);
   }
