@@ -298,9 +298,12 @@ void box_adjoint_item(BoxAdjoint<T>& adj, int64_t r0, int64_t r1, T* const* out,
     int64_t stride;
     smooth_rows(planes, Ps, H, W, k, c0, c1, scratch, rows, &stride);
     for (int64_t i = c0; i < c1; ++i) {
-      const T* sm[64] = {};
+      // Only the P entries produce may index are set (Ps smoothed rows, null past them): zeroing the
+      // whole array was a `rep stos` of 512 bytes per row, 4 % of an appearance backward at 28x28.
+      const T* sm[64];
       T* G[64];
       for (int p = 0; p < Ps; ++p) sm[p] = rows[p] + (i - c0) * stride;
+      for (int p = Ps; p < P; ++p) sm[p] = nullptr;
       for (int p = 0; p < P; ++p) G[p] = adj.g_row(p, i);
       produce(i, static_cast<const T* const*>(sm), static_cast<T* const*>(G));
     }
