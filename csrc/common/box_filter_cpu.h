@@ -90,7 +90,7 @@ void smooth_rows(const T* const* planes, int P, int64_t H, int64_t W, int64_t k,
   // The rows of every map the next chunk reads for the first time, asked into L2 now, while this chunk
   // is smoothed and used. At 224x224 the vertical pass over the raw rows (read from memory, a short run
   // of rows per map in turn) held 70 % of the box sums' samples; with this, appearance's forward took
-  // 5-10 % less and transform's 4-5 % (12 and 18 maps; affine_flow_warp's 6: within noise). Into L2,
+  // 7-10 % less and transform's 4-5 % (12 and 18 maps; affine_flow_warp's 6: within noise). Into L2,
   // not L1: the prefetch into L1 was slower.
   if (i1 < H) {
     const int64_t f0 = std::min(H, i1 + hi), f1 = std::min(H, i1 + hi + R);
