@@ -75,11 +75,11 @@ def keep_freed_memory():
     so rows swung by 2x between runs. This sets M_MMAP_THRESHOLD to 1 GiB and M_TRIM_THRESHOLD to
     2 GiB - 1, what ``MALLOC_MMAP_THRESHOLD_`` / ``MALLOC_TRIM_THRESHOLD_`` do from the environment and
     what PyTorch's CPU tuning guide gets from jemalloc / tcmalloc. It also turns glibc's fastbins off
-    (M_MXFAST 0): a small chunk freed into a fastbin stays marked in use, so one that lies just past a
-    large freed block keeps that block from merging with the heap's top, the next large request does
-    not fit the block and the heap grows by the whole size instead (measured: in 3 of 6 fresh
-    processes a 64 MiB tensor faulted afresh for 8 rounds; with fastbins off, 0-1 faults from round 2
-    in 8 of 8). It applies to ours and every baseline alike. Returns a description of the allocator
+    (M_MXFAST 0): a small chunk freed into a fastbin (or the tcache) stays marked in use, so one that
+    lies just past a large freed block keeps that block from merging with the heap's top, the next
+    large request does not fit the block and the heap grows by the whole size instead (measured: in
+    3 of 6 fresh processes a 64 MiB tensor faulted afresh for 8 rounds; with fastbins off, in 30 of
+    30, 0-1 faults a round from round 2 or 3). It applies to ours and every baseline alike. Returns a description of the allocator
     for the tables' header (the unchanged one when this is not glibc)."""
     global ALLOCATOR
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

@@ -41,7 +41,7 @@ def test_keep_freed_memory_stops_large_allocations_faulting_afresh():
     # torch loads): a 64 MiB tensor allocated and freed eight times faults in all 16384 of its 4 KiB pages
     # every time with the defaults, and (nearly) none once the heap has grown (the last three rounds)
     # with the benchmarks' settings. Where the freed block is first reused depends on the small chunks
-    # around it (round 2 or 3 under pytest, measured), so only the steady state is asserted; three
+    # around it (round 2, 3 or 4 under pytest, measured), so only the steady state is asserted; three
     # processes, because before the fastbins were turned off half of all processes never reused it.
     def run(mode, thp):
         env = dict(os.environ, THP_MEM_ALLOC_ENABLE=thp)
