@@ -78,8 +78,9 @@ def keep_freed_memory():
     (M_MXFAST 0): a small chunk freed into a fastbin (or the tcache) stays marked in use, so one that
     lies just past a large freed block keeps that block from merging with the heap's top, the next
     large request does not fit the block and the heap grows by the whole size instead (measured: in
-    3 of 6 fresh processes a 64 MiB tensor faulted afresh for 8 rounds; with fastbins off, in 30 of
-    30, 0-1 faults a round from round 2 or 3). It applies to ours and every baseline alike. Returns a description of the allocator
+    3 of 6 fresh processes a 64 MiB tensor faulted afresh for 8 rounds; with fastbins off, 0-1 faults
+    a round from round 2 or 3 in 30 of 30, and from round 2-11 under pytest, where the tcache, which
+    only an environment variable turns off, still delays it). It applies to ours and every baseline alike. Returns a description of the allocator
     for the tables' header (the unchanged one when this is not glibc)."""
     global ALLOCATOR
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
