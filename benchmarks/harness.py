@@ -80,8 +80,9 @@ def keep_freed_memory():
     large request does not fit the block and the heap grows by the whole size instead (measured: in
     3 of 6 fresh processes a 64 MiB tensor faulted afresh for 8 rounds; with fastbins off, 0-1 faults
     a round from round 2 or 3 in 30 of 30, and from round 2-11 under pytest, where the tcache, which
-    only an environment variable turns off, still delays it). It applies to ours and every baseline alike. Returns a description of the allocator
-    for the tables' header (the unchanged one when this is not glibc)."""
+    only an environment variable turns off, still delays it). It applies to ours and every baseline
+    alike. Returns a description of the allocator for the tables' header (the unchanged one when this
+    is not glibc)."""
     global ALLOCATOR
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return ALLOCATOR
