@@ -6,7 +6,8 @@
 // backward ops; the influence family keeps its Python calls (its ops are not on a per-image path).
 // Also here, the two per-call decisions of the eager path that are cheaper in C++ than in Python:
 // whether a graph is needed (grad mode and an input that requires grad) and whether the dispatch
-// state leaves the registered path nothing to do (fastaug/ops/_eager.py, plain()).
+// state leaves the registered path nothing to do (fastaug/ops/_eager.py, plain()). When an image op
+// needs a graph, its node is built here too (eager_graph.h).
 #include <ATen/core/LegacyTypeDispatch.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
@@ -15,6 +16,7 @@
 #include <torch/extension.h>
 
 #include "eager.h"
+#include "eager_graph.h"
 
 namespace fastaug {
 namespace {
@@ -51,6 +53,18 @@ c10::TypedOperatorHandle<R(A...)> bind_eager_forward(pybind11::module_& module, 
   return op;
 }
 
+// Binds module.<py_name>(args...) as above and module.<py_name>_call(args...): the graph of the op's
+// autograd formula built in C++ (eager_graph.h) when one is needed (as in bind_eager_forward), the op
+// below Autograd otherwise. The image ops' public functions call it (AutogradOp.call).
+template <typename Spec, typename... A>
+void bind_image_op(pybind11::module_& module, const char* py_name) {
+  const auto op = bind_below_autograd<at::Tensor, A...>(module, py_name, Spec::kForward);
+  module.def((std::string(py_name) + "_call").c_str(), [op](A... args) -> at::Tensor {
+    if (at::GradMode::is_enabled() && (needs_grad(args) || ...)) return eager::ImageOpGraph<Spec, A...>::apply(args...);
+    return call_below_autograd<at::Tensor, A...>(op, args...);
+  });
+}
+
 // True when no context is active that the registered path handles and the eager path does not:
 // autocast on any device, a functorch transform, a TorchDispatchMode (FakeTensorMode included) or a
 // torch.jit trace. The same tests as torch._C's _is_any_autocast_enabled,
@@ -85,16 +99,15 @@ void bind_eager_ops(pybind11::module_& module) {
                     pybind11::reinterpret_steal<pybind11::object>(
                         PyCFunction_NewEx(&dispatch_state_is_plain_def, nullptr, module.attr("__name__").ptr())));
   // The signatures are the schemas' of csrc/fastaug.cpp (typed() checks them when the module loads).
-  bind_eager_forward<at::Tensor, T, T, int64_t, bool>(module, "_eager_warp", "fastaug::warp");
+  bind_image_op<eager::Warp, T, T, int64_t, bool>(module, "_eager_warp");
   bind_below_autograd<T2, T, T, T, int64_t, bool, bool>(module, "_eager_warp_backward", "fastaug::warp_backward");
-  bind_eager_forward<at::Tensor, T, T, T, int64_t, int64_t>(module, "_eager_affine_flow_warp",
-                                                             "fastaug::affine_flow_warp");
+  bind_image_op<eager::AffineFlowWarp, T, T, T, int64_t, int64_t>(module, "_eager_affine_flow_warp");
   bind_below_autograd<T3, T, T, T, T, int64_t, int64_t, bool>(module, "_eager_affine_flow_warp_backward",
                                                               "fastaug::affine_flow_warp_backward");
-  bind_eager_forward<at::Tensor, T, T, T, int64_t>(module, "_eager_appearance", "fastaug::appearance");
+  bind_image_op<eager::Appearance, T, T, T, int64_t>(module, "_eager_appearance");
   bind_below_autograd<T3, T, T, T, T, int64_t, bool>(module, "_eager_appearance_backward",
                                                      "fastaug::appearance_backward");
-  bind_eager_forward<at::Tensor, T, T, int64_t, int64_t, int64_t>(module, "_eager_transform", "fastaug::transform");
+  bind_image_op<eager::Transform, T, T, int64_t, int64_t, int64_t>(module, "_eager_transform");
   bind_below_autograd<T2, T, T, T, int64_t, int64_t, int64_t, bool>(module, "_eager_transform_backward",
                                                                     "fastaug::transform_backward");
   const ApplyOpsHandle apply_ops =

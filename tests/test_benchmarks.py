@@ -169,7 +169,7 @@ def test_experiments_run_and_report_every_row():
     from benchmarks.experiments import call_overhead, warp_backward_breakdown
 
     rows = call_overhead.rows((1, 1, 8, 8), 0.01) + call_overhead.autograd_rows((1, 1, 8, 8), 0.01)
-    assert len(rows) == 14 and all(us > 0 and math.isfinite(us) for _, us in rows)
+    assert len(rows) == 15 and all(us > 0 and math.isfinite(us) for _, us in rows)
     line = warp_backward_breakdown.row((1, 1, 8, 8), "smooth", 0.01)
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[:2] == ["1x1x8x8", "smooth"] and all(float(c) > 0 for c in cells[2:6])

@@ -9,7 +9,7 @@ Rows, each timed alone with ``torch.utils.benchmark`` (harness.time_ms), no grad
   ``torch.no_grad()`` and, as a second row, with grad mode on and no input requiring grad (an
   augmentation inside a training step);
 * ``_eager.plain(x, flow)``: the Python check that picks that path;
-* ``_warp.call``: what the public function calls, ``fastaug._C._eager_warp_or`` (csrc/eager.cpp): the
+* ``_warp.call``: what the public function calls, ``fastaug._C._eager_warp_call`` (csrc/eager.cpp): the
   test of whether a graph is needed and the op below the Autograd key, from C++;
 * ``fastaug._C._eager_warp``: the op alone, the registered op through the dispatcher below the
   Autograd key from C++: the C++ checks, the output's allocation and the kernel;
@@ -26,9 +26,11 @@ row is call cost. The issue-22 target "forward >= 2x grid_sample at N=1 8x8" ask
 call in half the stock row's time.
 
 A second table times forward+backward as the kernel benchmark does (``torch.autograd.grad`` of the
-output with x and the flow requiring grad) for fastaug.warp, the stock row, and ``x * 2``: one
-multiplication, the cheapest graph autograd can build and run, i.e. what any op's forward+backward
-costs at this size before its own kernels run.
+output with x and the flow requiring grad) for fastaug.warp (whose graph node is built in C++,
+csrc/eager_graph.h), the same formula through Python's ``autograd.Function`` (``_warp.function``, the
+node the eager path built before), the stock row, and ``x * 2``: one multiplication, the cheapest graph
+autograd can build and run, i.e. what any op's forward+backward costs at this size before its own
+kernels run.
 """
 import argparse
 
@@ -86,6 +88,8 @@ def autograd_rows(size, min_run_time):
     base, scale = pixel_grid(H, W, flow)
     cases = [
         ("fastaug.warp(x, flow)", lambda: torch.autograd.grad(fastaug.warp(x, flow), (x, flow), grad)),
+        ("the same formula through Python's autograd.Function",
+         lambda: torch.autograd.grad(_warp.function.apply(x, flow, 0, False), (x, flow), grad)),
         ("grid_sample, base grid built once",
          lambda: torch.autograd.grad(stock_warp(x, flow, base, scale), (x, flow), grad)),
         ("x * 2 (one multiplication)", lambda: torch.autograd.grad(x * 2, (x,), grad)),

@@ -12,11 +12,16 @@ runs the same formula (the same ``setup_context`` and ``backward`` functions) wi
 
 * no graph needed (grad mode off, or no input requires grad): the op called below the Autograd key,
   which is what the registered kernel ends up doing;
-* a graph needed: a plain ``autograd.Function`` whose forward calls the op below the Autograd key
-  and then the registered ``setup_context``, and whose backward is the registered ``backward``.
+* a graph needed: for the image ops (warp, affine_flow_warp, appearance, transform) a C++
+  ``torch::autograd::Function`` of the same formula (``csrc/eager_graph.h``: the op's tensor
+  arguments and the others saved, ``<op>_backward(grad, arguments..., need_x_grad)`` in the backward),
+  which costs about 6 us less a forward and backward than Python's; for apply_ops a plain
+  ``autograd.Function`` whose forward calls the op below the Autograd key and then the registered
+  ``setup_context``, and whose backward is the registered ``backward``.
 
-The choice between the two is made in C++ too (``fastaug._C._eager_<op>_or``), so a public function
-reaches the dispatcher through no Python frame of its own.
+The choice between the two is made in C++ too (``fastaug._C._eager_<op>_call``, or
+``fastaug._C._eager_<op>_or`` around the Python function), so a public function reaches the
+dispatcher through no Python frame of its own.
 
 "Called below the Autograd key" goes through ``fastaug._C._eager_<op>`` (csrc/eager.cpp): the same
 dispatcher call made from C++, with the exclusion of the Autograd keys set there, as torch's own
@@ -39,7 +44,8 @@ a ``__torch_function__`` override (a tensor subclass or a ``TorchFunctionMode``)
 
 On that path a public function skips its Python checks: the C++ entry point checks every tensor
 argument (``csrc/common/checks.h``) and so does the fake kernel of a meta tensor. When the call
-raises, the function takes its full path -- its checks first, which raise the one-sentence
+raises what a refused argument raises (:data:`REFUSED`; anything else reaches the caller as it is),
+the function takes its full path -- its checks first, which raise the one-sentence
 ``ValueError`` / ``TypeError`` -- and only a failure they do not explain reaches the caller as the
 kernel's own error. Scalar arguments (modes, ``smooth``) are still checked in Python where the
 schema would take a wrong type (a bool as an int).
@@ -49,7 +55,16 @@ import torch.autograd.forward_ad as fwAD
 
 from .. import _C as _extension
 
-__all__ = ["AutogradOp", "BackwardOp", "plain", "register"]
+__all__ = ["AutogradOp", "BackwardOp", "REFUSED", "plain", "register"]
+
+# What a refused argument raises on the eager path, which a public function then retries on its full
+# path for its one sentence: the wrappers' lookup of a mode's name (KeyError), pybind11's conversion of
+# the arguments (TypeError; OverflowError for an int out of range), the kernels' checks (TORCH_CHECK:
+# RuntimeError) and apply_ops' value checks (ValueError). Nothing broader: an exception
+# raised through the call from elsewhere must reach the caller unretried -- non-reentrant
+# torch.utils.checkpoint stops its recomputation by raising from a saved-tensor hook, and a retry on
+# the full path recomputed the op a second time and failed the backward.
+REFUSED = (KeyError, TypeError, OverflowError, RuntimeError, ValueError)
 
 _C = torch._C
 _dispatch_state_is_plain = _extension._dispatch_state_is_plain
@@ -75,11 +90,13 @@ def _op_and_entry(qualname):
 class AutogradOp:
     """A registered op (``torch.ops.fastaug.<name>.default``) called with its autograd formula.
 
-    ``op.call(*args)`` takes the op's schema arguments, positionally: it is ``fastaug._C._eager_<name>_or``
-    (csrc/eager.cpp), a builtin that runs ``op.function.apply(*args)`` (a plain ``autograd.Function``
-    of the registered formula) when a graph is needed -- grad mode on and a tensor argument that
-    requires grad -- and the op below the Autograd key otherwise, with no Python frame in between.
-    ``op.op`` is the registered op and ``op.below_autograd`` its C++ entry below the Autograd key.
+    ``op.call(*args)`` takes the op's schema arguments, positionally. When a graph is needed -- grad
+    mode on and a tensor argument that requires grad -- it builds the registered formula's graph: an
+    image op's is built in C++ (``fastaug._C._eager_<name>_call``, csrc/eager_graph.h), any other
+    op's by ``op.function.apply(*args)`` (a plain ``autograd.Function``, called from the builtin
+    ``fastaug._C._eager_<name>_or``). Otherwise it calls the op below the Autograd key, with no
+    Python frame in between. ``op.op`` is the registered op and ``op.below_autograd`` its C++ entry
+    below the Autograd key.
     """
 
     def __init__(self, qualname, backward, setup_context):
@@ -93,7 +110,8 @@ class AutogradOp:
 
         self.function = type(f"{name}_eager", (torch.autograd.Function,),
                              {"forward": staticmethod(forward), "backward": staticmethod(backward)})
-        self.call = getattr(_extension, f"_eager_{name}_or")(self.function.apply)
+        graph_in_cpp = getattr(_extension, f"_eager_{name}_call", None)
+        self.call = graph_in_cpp or getattr(_extension, f"_eager_{name}_or")(self.function.apply)
 
 
 class BackwardOp:

@@ -184,7 +184,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
                 return _run(x, *got, fill)
             if got is not None:
                 return got
-        except Exception:  # the kernel's checks refused an argument: the path below names it
+        except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("apply_ops", x)
     x, = autocast_inputs(x)

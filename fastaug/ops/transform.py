@@ -68,7 +68,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     if _eager.plain(x, c_w, c_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _appearance.call(x, c_w, c_b, smooth)
-        except Exception:  # the kernel's checks refused an argument: the path below names it
+        except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("appearance", x, c_w, c_b)
     x, c_w, c_b = autocast_inputs(x, c_w, c_b)
@@ -114,7 +114,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
     if _eager.plain(x, params) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _transform.call(x, params, smooth, MODES[mode], PADDING_MODES[padding_mode])
-        except Exception:  # the kernel's checks refused an argument: the path below names it
+        except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("transform", x, params)
     x, params = autocast_inputs(x, params)

@@ -41,7 +41,7 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
     if _eager.plain(x, flow):
         try:
             return _warp.call(x, flow, PADDING_MODES[padding_mode], bool(align_corners))
-        except Exception:  # the kernel's checks refused an argument: the path below names it
+        except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("warp", x, flow)
     x, flow = autocast_inputs(x, flow)
@@ -75,7 +75,7 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
     if _eager.plain(x, s_w, s_b) and type(smooth) is int:  # noqa: E721 (bool is refused below, not taken as 0 or 1)
         try:
             return _affine_flow_warp.call(x, s_w, s_b, smooth, PADDING_MODES[padding_mode])
-        except Exception:  # the kernel's checks refused an argument: the path below names it
+        except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("affine_flow_warp", x, s_w, s_b)
     x, s_w, s_b = autocast_inputs(x, s_w, s_b)

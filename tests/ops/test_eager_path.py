@@ -1,8 +1,9 @@
 """The public functions' eager path (fastaug/ops/_eager.py) against the registered ops it stands in for.
 
 The public image ops and apply_ops call their kernels through an ``AutogradOp``: below the Autograd
-key when no graph is needed (from C++: csrc/eager.cpp), through a plain ``autograd.Function`` with the
-registered formula when one is. Here: it is the path taken, it goes through the dispatcher, its
+key when no graph is needed (from C++: csrc/eager.cpp), through a graph node of the registered formula
+when one is (the image ops' built in C++, csrc/eager_graph.h; apply_ops' a plain ``autograd.Function``).
+Here: it is the path taken, it goes through the dispatcher, its
 outputs and gradients are bit-identical to a direct call of the registered op
 (``torch.library.register_autograd``'s path), and every context that needs the registered path
 (torch.compile, vmap, autocast, dispatch modes, forward AD, __torch_function__ overrides, tracing)
@@ -32,14 +33,18 @@ def _grad_samples(opinfo):
 
 @pytest.mark.parametrize("name", EAGER)
 def test_gradients_equal_the_registered_ops(name):
-    """Forward and first-order gradients through the eager autograd.Function are bit-identical to
-    those through the op's registered autograd (both run the same kernels and formula)."""
+    """Forward and first-order gradients through the eager graph node are bit-identical to those
+    through the op's registered autograd (both run the same kernels and formula), whichever inputs
+    require grad."""
     opinfo = BY_NAME[name]
     for sample in _grad_samples(opinfo):
         s = requires_grad(sample, opinfo.grad_inputs)
         leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
         out = s.call(opinfo.op)
-        assert type(out.grad_fn).__name__ == f"{opinfo.raw_name}_eagerBackward"
+        if name == "apply_ops":
+            assert type(out.grad_fn).__name__ == f"{opinfo.raw_name}_eagerBackward"
+        else:  # the C++ node (csrc/eager_graph.h)
+            assert "fastaug::eager::ImageOpGraph" in out.grad_fn.name(), out.grad_fn.name()
         raw = _raw_op(opinfo)(*opinfo.raw(s))
         assert "GeneratedBackwardFor" in type(raw.grad_fn).__name__
         assert torch.equal(out, raw)
@@ -182,25 +187,73 @@ def test_the_dispatch_state_test_in_cpp_equals_torchs_four():
 
 @pytest.mark.parametrize("requires", ["x", "flow", None])
 def test_the_cpp_call_takes_the_graph_path_only_when_a_graph_is_needed(requires):
-    """fastaug._C._eager_<op>_or(graph_path) calls graph_path(*args) exactly when grad mode is on and
-    a tensor argument requires grad (torch._C._any_requires_grad's test), and otherwise returns the
-    op's output below the Autograd key, as the registered op computes it."""
+    """fastaug._C._eager_<op>_call builds its C++ graph node exactly when grad mode is on and a tensor
+    argument requires grad (torch._C._any_requires_grad's test), and otherwise returns the op's output
+    below the Autograd key; either way the registered op's values, and the node's gradients are
+    exactly the registered formula's for the inputs that require grad (None for the others)."""
     gen = torch.Generator().manual_seed(0)
     x, flow = torch.rand(2, 3, 5, 7, generator=gen), torch.randn(2, 2, 5, 7, generator=gen)
     args = {"x": x, "flow": flow}
     if requires:
         args[requires] = args[requires].clone().requires_grad_()
-    calls = []
-    call = fastaug._C._eager_warp_or(lambda *a: calls.append(a) or "graph")
     expected = torch.ops.fastaug.warp(x, flow, 1, False)
     for mode in (torch.enable_grad, torch.no_grad, torch.inference_mode):
         with mode():
-            out = call(args["x"], args["flow"], 1, False)
+            out = fastaug._C._eager_warp_call(args["x"], args["flow"], 1, False)
+        assert torch.equal(out, expected)
         if requires and mode is torch.enable_grad:
-            assert out == "graph" and calls[-1][0] is args["x"] and calls[-1][2:] == (1, False)
+            assert "ImageOpGraph<fastaug::eager::Warp" in out.grad_fn.name()
+            g = torch.randn(out.shape, generator=gen)
+            (ours,) = torch.autograd.grad(out, args[requires], g)
+            raw = torch.ops.fastaug.warp(args["x"], args["flow"], 1, False)
+            assert torch.equal(ours, torch.autograd.grad(raw, args[requires], g)[0])
         else:
-            assert isinstance(out, torch.Tensor) and out.grad_fn is None and torch.equal(out, expected)
-    assert len(calls) == (1 if requires else 0)
+            assert out.grad_fn is None and not out.requires_grad
+
+
+@pytest.mark.parametrize("name", ["warp", "affine_flow_warp", "appearance", "transform"])
+def test_the_cpp_graph_node_behaves_as_autograd_nodes_do(name):
+    """The C++ node of an image op (csrc/eager_graph.h) saves its inputs as autograd does: through the
+    saved-tensor hooks (what activation offloading and non-reentrant checkpointing use), guarded by
+    the version counter (an input changed in place before the backward raises), freed after one
+    backward unless retain_graph."""
+    opinfo = BY_NAME[name]
+    s = requires_grad(_grad_samples(opinfo)[0], opinfo.grad_inputs)
+    leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
+    packed, unpacked = [], []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: packed.append(t) or t,
+                                                  lambda t: unpacked.append(t) or t):
+        out = s.call(opinfo.op)
+    assert "ImageOpGraph" in out.grad_fn.name()
+    assert len(packed) == len(opinfo.grad_inputs)  # the tensor arguments, nothing else
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+    expected = torch.autograd.grad(out, leaves, g, retain_graph=True)
+    assert len(unpacked) == len(packed)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(out, leaves, g)
+        torch.autograd.grad(out, leaves, g)
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(s.call(opinfo.op), leaves, g), expected))
+    out = s.call(opinfo.op)
+    with torch.no_grad():
+        leaves[0].add_(0)  # bumps the version counter of a saved input
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(out, leaves, g)
+
+
+@pytest.mark.parametrize("name", EAGER)
+def test_non_reentrant_checkpointing_recomputes_the_same_gradients(name):
+    """torch.utils.checkpoint(use_reentrant=False) stops its recomputation by raising from a saved-tensor
+    hook inside the op's call; the public function must let that through rather than retry the op on
+    its full path (which saved the inputs a second time and failed the backward: _eager.REFUSED)."""
+    opinfo = BY_NAME[name]
+    s = requires_grad(_grad_samples(opinfo)[0], opinfo.grad_inputs)
+    leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
+    out = s.call(opinfo.op)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=out.dtype)
+    expected = torch.autograd.grad(out, leaves, g)
+    checkpointed = torch.utils.checkpoint.checkpoint(lambda *t: s.call(opinfo.op), *leaves, use_reentrant=False)
+    assert torch.equal(checkpointed, out)
+    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(checkpointed, leaves, g), expected))
 
 
 def _policy_params(N, L, H, W, seed):
