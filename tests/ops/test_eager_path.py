@@ -240,20 +240,23 @@ def test_the_cpp_graph_node_behaves_as_autograd_nodes_do(name):
         torch.autograd.grad(out, leaves, g)
 
 
+@pytest.mark.parametrize("reentrant", [False, True])
 @pytest.mark.parametrize("name", EAGER)
-def test_non_reentrant_checkpointing_recomputes_the_same_gradients(name):
-    """torch.utils.checkpoint(use_reentrant=False) stops its recomputation by raising from a saved-tensor
-    hook inside the op's call; the public function must let that through rather than retry the op on
-    its full path (which saved the inputs a second time and failed the backward: _eager.REFUSED)."""
+def test_checkpointing_recomputes_the_same_gradients(name, reentrant):
+    """Activation checkpointing recomputes the op in the backward to the same gradients. The non-reentrant
+    mode stops its recomputation by raising from a saved-tensor hook inside the op's call; the public
+    function must let that through rather than retry the op on its full path (which saved the inputs a
+    second time and failed the backward: _eager.REFUSED)."""
     opinfo = BY_NAME[name]
     s = requires_grad(_grad_samples(opinfo)[0], opinfo.grad_inputs)
     leaves = [s.kwargs[n] for n in opinfo.grad_inputs]
     out = s.call(opinfo.op)
     g = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=out.dtype)
     expected = torch.autograd.grad(out, leaves, g)
-    checkpointed = torch.utils.checkpoint.checkpoint(lambda *t: s.call(opinfo.op), *leaves, use_reentrant=False)
+    checkpointed = torch.utils.checkpoint.checkpoint(lambda *t: s.call(opinfo.op), *leaves, use_reentrant=reentrant)
     assert torch.equal(checkpointed, out)
-    assert all(torch.equal(a, b) for a, b in zip(torch.autograd.grad(checkpointed, leaves, g), expected))
+    checkpointed.backward(g)  # (the reentrant mode refuses torch.autograd.grad)
+    assert all(torch.equal(leaf.grad, e) for leaf, e in zip(leaves, expected))
 
 
 def _policy_params(N, L, H, W, seed):
