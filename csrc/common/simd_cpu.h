@@ -50,6 +50,15 @@ inline void storeu_i(int32_t* p, Vi a) { _mm256_storeu_si256(reinterpret_cast<__
 inline Vf operator+(Vf a, Vf b) { return {_mm256_add_ps(a.v, b.v)}; }
 inline Vf operator-(Vf a, Vf b) { return {_mm256_sub_ps(a.v, b.v)}; }
 inline Vf operator*(Vf a, Vf b) { return {_mm256_mul_ps(a.v, b.v)}; }
+// Lanes t.. of lo, then lanes ..t - 1 of hi: the vector t floats past lo's in memory when hi follows lo.
+// (A blend and a cross-lane permute. The box sums use it with 16 lanes only: in the AVX2 copy it
+// measured no faster than unaligned loads on Zen 4.)
+template <int t>
+inline Vf shifted(Vf lo, Vf hi) {
+  static_assert(t > 0 && t < 8, "a shift inside one vector");
+  const __m256 mixed = _mm256_blend_ps(lo.v, hi.v, (1 << t) - 1);  // lane l < t from hi
+  return {_mm256_permutevar8x32_ps(mixed, _mm256_setr_epi32(t, t + 1, t + 2, t + 3, t + 4, t + 5, t + 6, t + 7))};
+}
 inline Vf operator/(Vf a, Vf b) { return {_mm256_div_ps(a.v, b.v)}; }
 inline Vf operator-(Vf a) { return {_mm256_xor_ps(a.v, _mm256_set1_ps(-0.0f))}; }
 inline Vf floor(Vf a) { return {_mm256_floor_ps(a.v)}; }
@@ -207,6 +216,14 @@ inline void storeu_i(int32_t* p, Vi a) { _mm512_storeu_si512(p, a.v); }
 inline Vf operator+(Vf a, Vf b) { return {_mm512_add_ps(a.v, b.v)}; }
 inline Vf operator-(Vf a, Vf b) { return {_mm512_sub_ps(a.v, b.v)}; }
 inline Vf operator*(Vf a, Vf b) { return {_mm512_mul_ps(a.v, b.v)}; }
+// As in the AVX2 vocabulary, in one valignd. (Zero-masked, as pairs_at's inserts: the plain form trips
+// GCC 12's -Wmaybe-uninitialized.)
+template <int t>
+inline Vf shifted(Vf lo, Vf hi) {
+  static_assert(t > 0 && t < 16, "a shift inside one vector");
+  return {_mm512_castsi512_ps(
+      _mm512_maskz_alignr_epi32(0xffff, _mm512_castps_si512(hi.v), _mm512_castps_si512(lo.v), t))};
+}
 inline Vf operator/(Vf a, Vf b) { return {_mm512_div_ps(a.v, b.v)}; }
 inline Vf operator-(Vf a) {
   return {_mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(a.v), _mm512_set1_epi32(INT32_MIN)))};
