@@ -67,11 +67,6 @@ void window_sum(const T* const* s, int64_t k, int64_t len, bool scaled, T scale,
   }
 }
 
-// dst[f] = src[f] + src[f + 1] + ... + src[f + k - 1] (left to right), times scale when `scaled`, for
-// f < len (src holds len + k - 1 values): the horizontal passes, window_sum's additions. The AVX-512 copy
-// takes the k shifted vectors from one new load a vector (vec::shifted, valignd) instead of k unaligned
-// loads, most of which cross a cache line: 5-11 % off the forwards of appearance and transform and the
-// backward of affine_flow_warp at 32x32 (session 17, RESULTS.md). The same additions: the same bits.
 #if FASTAUG_ISA_SIMD
 // lo + shifted<1>(lo, hi) + ... + shifted<K - 1>(lo, hi), left to right (t = 0, ..., K - 2).
 template <int... t>
@@ -82,6 +77,11 @@ FASTAUG_SIMD_INLINE vec::Vf add_shifted(vec::Vf lo, vec::Vf hi, std::integer_seq
 }
 #endif
 
+// dst[f] = src[f] + src[f + 1] + ... + src[f + k - 1] (left to right), times scale when `scaled`, for
+// f < len (src holds len + k - 1 values): the horizontal passes, window_sum's additions. The AVX-512 copy
+// takes the k shifted vectors from one new load a vector (vec::shifted, valignd) instead of k unaligned
+// loads, most of which cross a cache line: 5-11 % off the forwards of appearance and transform and the
+// backward of affine_flow_warp at 32x32 (session 17, RESULTS.md). The same additions: the same bits.
 template <typename T, int K>
 void shifted_sum_fixed(const T* src, int64_t len, bool scaled, T scale, T* dst) {
   int64_t f = 0;

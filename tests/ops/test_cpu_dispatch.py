@@ -82,7 +82,8 @@ def _extra_samples(dtype):
                                            s_w=seeded((1, 4, 300, 37), dtype=dtype, seed=9, scale=0.2, normal=True),
                                            s_b=seeded((1, 2, 300, 37), dtype=dtype, seed=10, scale=0.2, normal=True),
                                            smooth=k, padding_mode=p)))
-    for C, k in [(3, 4), (1, 2)]:
+    # (Windows of 6 and 7 too: the AVX-512 copy's horizontal sums have one instantiation per k up to 8.)
+    for C, k in [(3, 4), (1, 2), (1, 6), (3, 7)]:
         out.append((APPEARANCE, dict(x=seeded((1, C, 200, 45), dtype=dtype, seed=11),
                                      c_w=seeded((1, C * C, 200, 45), dtype=dtype, seed=12, scale=0.2, normal=True),
                                      c_b=seeded((1, C, 200, 45), dtype=dtype, seed=13, scale=0.2, normal=True),
