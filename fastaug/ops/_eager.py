@@ -15,7 +15,7 @@ runs the same formula (the same ``setup_context`` and ``backward`` functions) wi
 * a graph needed: for the image ops (warp, affine_flow_warp, appearance, transform) a C++
   ``torch::autograd::Function`` of the same formula (``csrc/eager_graph.h``: the op's tensor
   arguments and the others saved, ``<op>_backward(grad, arguments..., need_x_grad)`` in the backward),
-  which costs about 6 us less a forward and backward than Python's; for apply_ops a plain
+  which costs 4-6 us less a forward and backward than Python's; for apply_ops a plain
   ``autograd.Function`` whose forward calls the op below the Autograd key and then the registered
   ``setup_context``, and whose backward is the registered ``backward``.
 
