@@ -34,11 +34,16 @@ c10::TypedOperatorHandle<R(A...)> bind_below_autograd(pybind11::module_& module,
 inline bool needs_grad(const at::Tensor& t) { return t.defined() && t.requires_grad(); }
 template <typename V>
 inline bool needs_grad(const V&) { return false; }
+// Whether a call with these arguments needs a graph: grad mode on and a tensor argument that requires
+// grad, the test of torch._C._any_requires_grad.
+template <typename... A>
+inline bool graph_needed(const A&... args) {
+  return at::GradMode::is_enabled() && (needs_grad(args) || ...);
+}
 
 // Binds module.<py_name>(args...) as above and module.<py_name>_or(graph_path): a builtin callable
 // that takes the same arguments and calls graph_path(*args) (the op's autograd.Function.apply) when
-// a graph is needed -- grad mode on and a tensor argument that requires grad, the test of
-// torch._C._any_requires_grad -- and the op below Autograd otherwise. The public function calls it
+// a graph is needed (graph_needed) and the op below Autograd otherwise. The public function calls it
 // directly: no Python frame between the wrapper and the dispatcher.
 template <typename R, typename... A>
 c10::TypedOperatorHandle<R(A...)> bind_eager_forward(pybind11::module_& module, const char* py_name,
@@ -46,7 +51,7 @@ c10::TypedOperatorHandle<R(A...)> bind_eager_forward(pybind11::module_& module, 
   const auto op = bind_below_autograd<R, A...>(module, py_name, qualname);
   module.def((std::string(py_name) + "_or").c_str(), [op](pybind11::function graph_path) {
     return pybind11::cpp_function([op, graph_path](A... args) -> pybind11::object {
-      if (at::GradMode::is_enabled() && (needs_grad(args) || ...)) return graph_path(args...);
+      if (graph_needed(args...)) return graph_path(args...);
       return pybind11::cast(call_below_autograd<R, A...>(op, args...));
     });
   });
@@ -60,7 +65,7 @@ template <typename Spec, typename... A>
 void bind_image_op(pybind11::module_& module, const char* py_name) {
   const auto op = bind_below_autograd<at::Tensor, A...>(module, py_name, Spec::kForward);
   module.def((std::string(py_name) + "_call").c_str(), [op](A... args) -> at::Tensor {
-    if (at::GradMode::is_enabled() && (needs_grad(args) || ...)) return eager::ImageOpGraph<Spec, A...>::apply(args...);
+    if (graph_needed(args...)) return eager::ImageOpGraph<Spec, A...>::apply(args...);
     return call_below_autograd<at::Tensor, A...>(op, args...);
   });
 }

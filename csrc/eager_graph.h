@@ -19,6 +19,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/extension.h>
 
+#include "eager.h"
+
 #include <array>
 #include <string>
 #include <tuple>
@@ -40,11 +42,10 @@ struct ImageOpGraph : public torch::autograd::Function<ImageOpGraph<Spec, A...>>
                 "one gradient per leading tensor argument");
   static_assert(sizeof...(A) <= 8, "saved_key() names eight arguments");
 
+  // (Called from the bindings only, with the GIL held, which call_below_autograd releases.)
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, A... args) {
     save(ctx, std::forward_as_tuple(args...), std::index_sequence_for<A...>{});
-    pybind11::gil_scoped_release no_gil;  // as call_below_autograd (eager.h): the kernel may run long
-    at::AutoDispatchBelowAutograd below;
-    return forward_op().call(args...);
+    return call_below_autograd<at::Tensor, A...>(forward_op(), args...);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
