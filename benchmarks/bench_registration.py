@@ -11,6 +11,11 @@ moving digit by the predicted flow, MSE + flow smoothness, backward, Adam. Only 
 Identical weights (same seed) and the same random 28x28 batch for every backend, interleaved
 rounds. Target (docs: issue table): our step faster than the precomputed grid_sample step, i.e. a
 speed-up >= 1. The warp alone at this shape is bench_warp's N=64 1x28x28 row ("grad: flow").
+
+The warp is about 1 % of this step, below the spread of 5 rounds on a shared machine, so this row
+reads "level" either way; ``python -m benchmarks.experiments.registration_paired`` answers the
+question with a paired test over many rounds (median ratio, its bootstrap interval, a Wilcoxon
+p-value).
 """
 import importlib.util
 import os

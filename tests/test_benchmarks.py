@@ -173,3 +173,42 @@ def test_experiments_run_and_report_every_row():
     line = warp_backward_breakdown.row((1, 1, 8, 8), "smooth", 0.01)
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert cells[:2] == ["1x1x8x8", "smooth"] and all(float(c) > 0 for c in cells[2:6])
+
+
+def test_autograd_share_times_the_same_calls_as_the_public_ops():
+    """benchmarks/experiments/autograd_share.py: its calls below the Autograd key compute what the public
+    ops and their autograd backward compute (the right argument order and mode codes), and every row is timed."""
+    from benchmarks.experiments import autograd_share
+
+    ops, grad = autograd_share.cases((2, 3, 9, 11), torch.Generator().manual_seed(0))
+    assert set(ops) == {"warp", "affine_flow_warp", "appearance", "transform parallel", "x * 2 (stock)"}
+    for name, (inputs, public, fwd, bwd) in ops.items():
+        leaves = tuple(t.clone().requires_grad_() for t in inputs)
+        out = public(*leaves)
+        torch.testing.assert_close(fwd(), out.detach(), rtol=0, atol=0, msg=name)
+        want = torch.autograd.grad(out, leaves, grad)
+        got = [g for g in bwd() if g.numel()]  # (the op's own layout of gradients)
+        assert len(got) == len(want), name
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=0, atol=0, msg=name)
+    times = autograd_share.measure((1, 1, 8, 8), rounds=1, min_run_time=0.01)
+    assert all(math.isfinite(us) and us > 0 for row in times.values() for us in row.values())
+    assert all(set(row) == {"kernel fwd", "kernel bwd", "public fwd", "autograd bwd"} for row in times.values())
+
+
+def test_registration_paired_summary():
+    """benchmarks/experiments/registration_paired.py: the paired summary finds a consistent 2 % gain and
+    not a symmetric spread around 1, and a tiny measurement runs end to end."""
+    from benchmarks.experiments import registration_paired as rp
+
+    g = torch.Generator().manual_seed(0)
+    noise = (torch.rand(40, generator=g) - 0.5) * 0.01
+    med, (lo, hi), p = rp.summarise((1.02 + noise).tolist())
+    assert abs(med - 1.02) < 0.003 and lo <= med <= hi and lo > 1.0 and p < 1e-6
+    med, (lo, hi), p = rp.summarise(torch.cat([1 + noise.abs(), 1 - noise.abs()]).tolist())
+    assert lo < 1.0 < hi and p > 0.05
+    out = rp.measure(rounds=2, batch=2, width=2, per_timing=0.01)
+    for kind in ("step", "warp"):
+        ratios, per_backend = out[kind]
+        assert len(ratios) == 2 and all(r > 0 for r in ratios)
+        assert all(len(v) == 2 for v in per_backend.values())
