@@ -25,31 +25,34 @@ measured interleaved").
 import argparse
 
 import torch
+from tqdm import tqdm
 
 from benchmarks import bench_registration as reg
 from benchmarks.harness import time_ms
 
 
-def _warp_alone(backend_module, moving, flow):
+def _warp_alone(backend_module, moving, flow, gen):
     """forward+backward of the warp alone as the step runs it: the gradient for the flow only (the
     moving digit is an input of the step, not a parameter)."""
     flow = flow.detach().requires_grad_()
-    grad = torch.randn_like(moving)
+    grad = torch.randn(moving.shape, generator=gen)
     return lambda: torch.autograd.grad(backend_module(moving, flow), (flow,), grad)
 
 
 def measure(rounds, batch, width, per_timing, seed=0):
-    """(step ratios, warp-alone ratios, step ms per backend, warp ms per backend), one entry per round."""
+    """{"step": (ratios, {backend: ms}), "warp": (ratios, {backend: ms})}: per round, the paired ratio
+    grid_sample / fastaug and each backend's time (the mean of its two ABBA timings), in lists."""
     example = reg._example()
     g = torch.Generator().manual_seed(seed)
     moving, fixed = (torch.rand(batch, 1, 28, 28, generator=g) for _ in range(2))
     flow = 0.5 * torch.randn(batch, 2, 28, 28, generator=g)
     steps = {"fastaug": reg._step(example, "fastaug", moving, fixed, width),
              "grid_sample": reg._step(example, "grid_sample", moving, fixed, width)}
-    warps = {"fastaug": _warp_alone(example.Registration("fastaug", width).warp, moving, flow),
-             "grid_sample": _warp_alone(example.Registration("grid_sample", width).warp, moving, flow)}
+    warps = {name: _warp_alone(example.Registration(name, width).warp, moving, flow, g)
+             for name in ("fastaug", "grid_sample")}
     out = {"step": ([], {"fastaug": [], "grid_sample": []}), "warp": ([], {"fastaug": [], "grid_sample": []})}
-    for r in range(rounds):
+    bar = tqdm(range(rounds), desc="ABBA rounds")
+    for _ in bar:
         for kind, fns in (("step", steps), ("warp", warps)):
             t = {"fastaug": 0.0, "grid_sample": 0.0}
             for name in ("fastaug", "grid_sample", "grid_sample", "fastaug"):
@@ -58,8 +61,7 @@ def measure(rounds, batch, width, per_timing, seed=0):
             ratios.append(t["grid_sample"] / t["fastaug"])
             for name in t:
                 per_backend[name].append(t[name])
-        print(f"round {r + 1}/{rounds}: step ratio {out['step'][0][-1]:.4f}, warp ratio {out['warp'][0][-1]:.3f}",
-              flush=True)
+        bar.set_postfix(step=f"{out['step'][0][-1]:.4f}", warp=f"{out['warp'][0][-1]:.3f}")
     return out
 
 
