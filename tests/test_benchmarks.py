@@ -207,6 +207,8 @@ def test_registration_paired_summary():
     assert abs(med - 1.02) < 0.003 and lo <= med <= hi and lo > 1.0 and p < 1e-6
     med, (lo, hi), p = rp.summarise(torch.cat([1 + noise.abs(), 1 - noise.abs()]).tolist())
     assert lo < 1.0 < hi and p > 0.05
+    with pytest.raises(SystemExit):  # refused before any timing, not a scipy traceback after it
+        rp.main(["--rounds", "1"])
     out = rp.measure(rounds=2, batch=2, width=2, per_timing=0.01)
     for kind in ("step", "warp"):
         ratios, per_backend = out[kind]
