@@ -6,7 +6,9 @@ The kernel benchmark's "bwd/fwd" column divides the backward through autograd (`
 of the output, one graph kept with ``retain_graph``, the way a training step pays it) by the forward
 through the public function under ``torch.no_grad()``. At small sizes the backward's side carries a
 fixed cost of its own: the autograd engine's run (graph task, node call, output checks, the grads'
-return to Python), about 25 µs on this VM whatever the op (the N=1 8x8 rows). This experiment times,
+return to Python), about 25 µs on this VM whatever the op (the N=1 8x8 rows). That share is not all fixed: the
+same kernel runs slower right after the engine has run than called directly in a loop (paired, warp's backward:
+25 µs at 1x8x8, 62 at 64x1x28x28, 377 at 256x3x32x32; benchmarks/RESULTS.md, session 19). This experiment times,
 in interleaved rounds (minimum over rounds), for warp, affine_flow_warp, appearance and transform
 (parallel), all gradients asked:
 

@@ -6,10 +6,14 @@
 //   + weights        the kernel's structure, block by block and channel by channel, each block's
 //                    weights (bilinear weight times the output gradient) computed before its additions;
 //   + reads of x     and the four corners of x read for the coordinate gradient, as the kernel does.
-// and one other order of the same additions (each element gets the same ones; only their order changes):
+// and two other orders of the same additions (each element gets the same ones; only their order changes):
 //   pairs, even/odd  a pixel's left and right corners added as one 8-byte pair (half the loads and
 //                    stores), the even pixels of a block before the odd ones (neighbours' pairs overlap
 //                    by one float; pixel-major order would stall store forwarding on every pixel).
+//   AVX-512 scatter  (where the CPU has AVX-512 CD) per block, per corner, the 16 pixels' additions as one
+//                    vgatherdps, add, vscatterdps; lanes that share a slot (vpconflictd) wait for a later
+//                    round, so each slot still takes its additions in pixel order within a corner, but the
+//                    corners go 0, 2, 1, 3 for the whole block (corner-major): another order, for timing.
 // An argument "sD" instead of "D" draws a smooth flow: D px of noise on a 16x coarser grid, bilinearly
 // upsampled (a registration field), instead of D px of noise per pixel.
 //
@@ -18,6 +22,7 @@
 // Prints the best of 10 runs per program and scale and its cost per addition (N*C*H*W*4 additions),
 // to hold against benchmarks/experiments/warp_backward_breakdown.py's "x grad ns/add" (RESULTS.md).
 #include <emmintrin.h>  // SSE2, every x86-64 CPU: the 8-byte pair loads and stores
+#include <immintrin.h>  // the AVX-512 program, compiled for its own target and run only where supported
 
 #include <algorithm>
 #include <cmath>
@@ -65,6 +70,29 @@ __attribute__((noinline)) void scatter_plane_pairs(float* g, const int32_t* off,
         pair_add(p, wp + 4 * l);
         pair_add(p + kW, wp + 4 * l + 2);
       }
+}
+
+// scatter_plane's additions by AVX-512 gathers and scatters: per block and corner (0, 2, 1, 3), the lanes
+// whose slot no earlier pending lane shares (vpconflictd) gathered, added and scattered, round after round.
+__attribute__((noinline, target("avx512f,avx512cd"))) void scatter_plane_avx512(float* g, const int32_t* off,
+                                                                                const float* w, int pixels) {
+  static_assert(kBlock == 16, "one vector of 16 lanes per block");
+  const int32_t corner[4] = {0, kW, 1, kW + 1};
+  const int weight[4] = {0, 2, 1, 3};
+  for (int j0 = 0; j0 < pixels; j0 += kBlock) {
+    const __m512i o = _mm512_loadu_si512(off + j0);
+    const __m512i earlier = _mm512_conflict_epi32(o);  // lane l: the lanes before it with the same slot
+    for (int k = 0; k < 4; ++k) {
+      const __m512i idx = _mm512_add_epi32(o, _mm512_set1_epi32(corner[k]));
+      const __m512 v = _mm512_loadu_ps(w + weight[k] * pixels + j0);
+      for (__mmask16 todo = 0xffff; todo;) {
+        const __mmask16 ready = _mm512_mask_testn_epi32_mask(todo, earlier, _mm512_set1_epi32(todo));
+        const __m512 sum = _mm512_add_ps(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), ready, idx, g, 4), v);
+        _mm512_mask_i32scatter_ps(g, ready, idx, sum, 4);
+        todo &= static_cast<__mmask16>(~ready);
+      }
+    }
+  }
 }
 
 // The kernel's structure: per block of pixels, per channel, the weights into a small array (and with
@@ -143,8 +171,9 @@ int main(int argc, char** argv) {
           off[static_cast<size_t>(n) * plane + i * kW + j] = y0 * kW + x0;
         }
     }
-    const char* names[4] = {"additions only", "+ weights", "+ reads of x", "pairs, even/odd"};
-    for (int program = 0; program < 4; ++program) {
+    const char* names[5] = {"additions only", "+ weights", "+ reads of x", "pairs, even/odd", "AVX-512 scatter"};
+    const int programs = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") ? 5 : 4;
+    for (int program = 0; program < programs; ++program) {
       double best = 1e30;
       for (int run = 0; run < 10; ++run) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -156,6 +185,8 @@ int main(int argc, char** argv) {
             for (int c = 0; c < kC; ++c) scatter_plane(g + c * plane, o, weights.data(), plane);
           else if (program == 3)
             for (int c = 0; c < kC; ++c) scatter_plane_pairs(g + c * plane, o, interleaved.data(), plane);
+          else if (program == 4)
+            for (int c = 0; c < kC; ++c) scatter_plane_avx512(g + c * plane, o, weights.data(), plane);
           else
             sink += scatter_blocks(g, x.data() + n * image, gout.data() + n * image, o, weights.data(), plane,
                                    program == 2);
@@ -164,6 +195,14 @@ int main(int argc, char** argv) {
       }
       std::printf("%s %.1f px, %-15s: %.2f ms for %dx%dx%dx%d, %.2f ns per addition\n", smooth ? "smooth" : "noise",
                   scale, names[program], best, kN, kC, kH, kW, best * 1e6 / (4.0 * kN * kC * plane));
+    }
+    if (programs == 5) {  // the vector program adds the same terms: equal sums up to their order's rounding
+      std::vector<float> a(plane + kW + 1, 0.f), b(plane + kW + 1, 0.f);
+      scatter_plane(a.data(), off.data(), weights.data(), plane);
+      scatter_plane_avx512(b.data(), off.data(), weights.data(), plane);
+      double worst = 0;
+      for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - b[i]) / (std::fabs(a[i]) + 1e-6));
+      std::printf("  AVX-512 scatter against additions only, largest relative difference: %.1e\n", worst);
     }
   }
   return sink == 12345.f;  // keeps the reads of x
