@@ -196,6 +196,26 @@ def test_autograd_share_times_the_same_calls_as_the_public_ops():
     assert all(set(row) == {"kernel fwd", "kernel bwd", "public fwd", "autograd bwd"} for row in times.values())
 
 
+def test_autograd_share_paired_rounds():
+    """autograd_share --paired: every round gives each quantity for the ops asked, the share is the autograd
+    call less the direct one, and unknown ops or zero rounds are refused before any timing."""
+    from benchmarks.experiments import autograd_share
+
+    res = autograd_share.paired((1, 1, 8, 8), rounds=2, per_timing=0.002, only=["warp", "x * 2 (stock)"])
+    assert set(res) == {"warp", "x * 2 (stock)"}
+    for r in res.values():
+        for k in ("kernel", "autograd", "share", "after engine", "after spin"):
+            assert len(r[k]) == 2 and all(math.isfinite(v) for v in r[k]), k
+        assert r["share"] == pytest.approx([a - k for a, k in zip(r["autograd"], r["kernel"])])
+        assert set(r["faults"]) == {"kernel", "autograd", "kernel + tiny", "tiny", "kernel + spin", "spin"}
+        assert all(f >= 0 for f in r["faults"].values())
+    with pytest.raises(ValueError, match="unknown ops"):
+        autograd_share.paired((1, 1, 8, 8), rounds=1, only=["wrap"])
+    for argv in (["--paired", "0"], ["--paired", "1", "--only", "wrap"], ["--only", "warp"]):
+        with pytest.raises(SystemExit):
+            autograd_share.main(argv)
+
+
 def test_registration_paired_summary():
     """benchmarks/experiments/registration_paired.py: the paired summary finds a consistent 2 % gain and
     not a symmetric spread around 1, and a tiny measurement runs end to end."""
