@@ -45,6 +45,16 @@ from benchmarks.harness import time_ms
 from benchmarks.experiments.call_overhead import parse_size
 
 
+OPS = ("warp", "affine_flow_warp", "appearance", "transform parallel", "x * 2 (stock)")  # cases()'s keys
+
+
+def check_ops(only):
+    """Raise ValueError naming the entries of ``only`` that are not in OPS."""
+    unknown = set(only or ()) - set(OPS)
+    if unknown:
+        raise ValueError(f"unknown ops {sorted(unknown)}; choose from {sorted(OPS)}")
+
+
 def cases(size, gen):
     N, C, H, W = size
     x = torch.rand(N, C, H, W, generator=gen)
@@ -72,20 +82,25 @@ def cases(size, gen):
     }, gr
 
 
+def _autograd_backward(inputs, public, gr):
+    """The backward as the benchmark times it: ``torch.autograd.grad`` of one graph of ``public`` over fresh
+    leaves holding ``inputs``, kept with ``retain_graph``."""
+    leaves = tuple(t.clone().requires_grad_() for t in inputs)
+    out = public(*leaves)
+    return lambda: torch.autograd.grad(out, leaves, gr, retain_graph=True)
+
+
 def measure(size, rounds=5, min_run_time=0.2):
     """{op: {kind: µs}}, the minimum over ``rounds`` interleaved rounds, kinds "kernel fwd", "kernel bwd",
     "public fwd" and "autograd bwd"."""
     ops, gr = cases(size, torch.Generator().manual_seed(0))
     fns = {}
     for name, (inputs, public, fwd, bwd) in ops.items():
-        leaves = tuple(t.clone().requires_grad_() for t in inputs)
-        out = public(*leaves)
-
         def public_fwd(public=public, inputs=inputs):
             with torch.no_grad():
                 return public(*inputs)
         fns[name] = {"kernel fwd": fwd, "kernel bwd": bwd, "public fwd": public_fwd,
-                     "autograd bwd": lambda out=out, leaves=leaves: torch.autograd.grad(out, leaves, gr, retain_graph=True)}
+                     "autograd bwd": _autograd_backward(inputs, public, gr)}
     times = {n: {k: [] for k in kinds} for n, kinds in fns.items()}
     for _ in range(rounds):
         for n, kinds in fns.items():
@@ -115,10 +130,8 @@ def paired(size, rounds=21, per_timing=0.05, only=None):
 
     Returns {op: {"kernel", "autograd", "share", "after engine", "after spin": [µs per round],
     "faults": {loop: faults per call over the rounds}}}."""
+    check_ops(only)
     ops, gr = cases(size, torch.Generator().manual_seed(0))
-    unknown = set(only or ()) - set(ops)
-    if unknown:
-        raise ValueError(f"unknown ops {sorted(unknown)}; choose from {sorted(ops)}")
     tiny_x = torch.rand(8, 8, requires_grad=True)
     tiny_out, tiny_grad = tiny_x * 2, torch.ones(8, 8)
 
@@ -137,10 +150,8 @@ def paired(size, rounds=21, per_timing=0.05, only=None):
     bar = tqdm(total=len(names) * rounds, desc="paired rounds", leave=False)
     for name in names:
         inputs, public, _fwd, bwd = ops[name]
-        leaves = tuple(t.clone().requires_grad_() for t in inputs)
-        y = public(*leaves)
         loops = {"kernel": bwd,
-                 "autograd": lambda y=y, leaves=leaves: torch.autograd.grad(y, leaves, gr, retain_graph=True),
+                 "autograd": _autograd_backward(inputs, public, gr),
                  "kernel + tiny": lambda bwd=bwd: (bwd(), tiny()),
                  "tiny": tiny,
                  "kernel + spin": lambda bwd=bwd: (bwd(), spin()),
@@ -198,11 +209,12 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.paired is not None and a.paired < 1:
         p.error("--paired needs at least one round")
-    names = cases((1, 1, 2, 2), torch.Generator())[0]
     if a.only and not a.paired:
         p.error("--only goes with --paired")
-    if a.only and set(a.only) - set(names):
-        p.error(f"--only: unknown ops {sorted(set(a.only) - set(names))}; choose from {sorted(names)}")
+    try:
+        check_ops(a.only)
+    except ValueError as e:
+        p.error(f"--only: {e}")
     torch.set_num_threads(a.threads)
     if a.paired:
         print_paired(a.size, a.threads, a.paired, paired(a.size, a.paired, a.min_run_time / 4, a.only))
