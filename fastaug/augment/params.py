@@ -77,8 +77,12 @@ class Policy:
 
     @classmethod
     def from_tensors(cls, ops, levels, probs=None, num_bins=10, weights=None):
-        """From (Q, L) op ids and magnitude levels (e.g. a controller's actions)."""
+        """From (Q, L) integer tensors of op ids and magnitude levels (e.g. a controller's actions);
+        float, complex or bool tensors raise TypeError (they are not rounded or truncated)."""
         ops, levels = torch.as_tensor(ops).cpu(), torch.as_tensor(levels).cpu()
+        for t, name, what in ((ops, "ops", "op ids"), (levels, "levels", "magnitude levels")):
+            if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+                raise TypeError(f"{name} must be an integer tensor of {what}, got {t.dtype}")
         if ops.dim() != 2 or ops.shape != levels.shape:
             raise ValueError(f"ops and levels must be (Q, L) tensors of one shape, got {tuple(ops.shape)} and "
                              f"{tuple(levels.shape)}")

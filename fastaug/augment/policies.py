@@ -24,6 +24,8 @@ Differences from torchvision, on purpose:
 * Float images outside [0, 1] (already normalised) raise a ValueError instead of being clamped.
 * Geometric ops always use nearest sampling (torchvision's default ``interpolation``).
 """
+import numbers
+
 import torch
 from torch import nn
 
@@ -228,6 +230,16 @@ class AutoAugment(PolicyAugment):
         self.policy_name = name
 
 
+def _check_num_bins(num_magnitude_bins):
+    """The number of magnitude levels: an integer >= 2 (level l is magnitude l / (bins - 1)). torchvision
+    accepts 1 and then divides 0 by 0 for Posterize (an invalid bit count); 0 cannot draw a level."""
+    if isinstance(num_magnitude_bins, bool) or not isinstance(num_magnitude_bins, numbers.Integral) \
+            or num_magnitude_bins < 2:
+        raise ValueError(f"num_magnitude_bins must be an integer >= 2 (level l is magnitude "
+                         f"l / (num_magnitude_bins - 1)), got {num_magnitude_bins!r}")
+    return int(num_magnitude_bins)
+
+
 class RandAugment(_PolicyModule):
     """RandAugment(N, M): ``num_ops`` ops per image, uniformly from the 14-op space, magnitude level M."""
 
@@ -236,6 +248,7 @@ class RandAugment(_PolicyModule):
         super().__init__(fill, interpolation)
         if num_ops < 1:
             raise ValueError(f"num_ops must be >= 1, got {num_ops}")
+        num_magnitude_bins = _check_num_bins(num_magnitude_bins)
         if not 0 <= magnitude < num_magnitude_bins:
             raise ValueError(f"magnitude must be a level in [0, {num_magnitude_bins}), got {magnitude}")
         self.num_ops, self.magnitude, self.num_bins, self.op_space = num_ops, magnitude, num_magnitude_bins, op_space
@@ -257,7 +270,7 @@ class TrivialAugment(_PolicyModule):
 
     def __init__(self, num_magnitude_bins=31, interpolation=None, fill=128, op_space=WIDE_OP_SPACE):
         super().__init__(fill, interpolation)
-        self.num_bins, self.op_space = num_magnitude_bins, op_space
+        self.num_bins, self.op_space = _check_num_bins(num_magnitude_bins), op_space
 
     def sample(self, x, generator=None):
         N, H, W = _shape(x)

@@ -70,9 +70,21 @@ def random_hflip(x, generator=None, p=0.5, mask=None):
 
 
 def cutout(x, size, generator=None, centers=None, fill=0):
-    """Cutout: set a ``size`` x ``size`` square around a random centre of each image to ``fill``.
+    """Cutout: set a square around a random centre of each image to ``fill``.
 
-    ``centers``: optional (N, 2) int64 (row, col); drawn uniformly over the image if None.
+    With ``half = size // 2``, rows ``[cy - half, cy + half)`` and columns ``[cx - half, cx + half)``
+    of the image at centre (cy, cx), clipped at the border: a square of side ``2 * (size // 2)`` (``size``
+    for an even size, ``size - 1`` for an odd one), smaller where it overhangs the border. This is the
+    convention of DeVries & Taylor's reference code (``y1 = clip(y - length // 2)``,
+    ``y2 = clip(y + length // 2)``), kept so that ``--cutout 16`` means what it means there.
+
+    Args:
+        x: (N, C, H, W) images, any dtype.
+        size: the Cutout ``length`` (>= 0; 0 and 1 cut nothing).
+        centers: optional (N, 2) int64 (row, col); drawn uniformly over the image if None.
+        fill: the value of the cut pixels.
+
+    Returns: (N, C, H, W), the dtype of ``x``.
     """
     _check(x)
     if size < 0:
@@ -127,7 +139,8 @@ class StandardAugment(nn.Module):
     Args:
         padding: crop padding in pixels (4 on CIFAR).
         flip: flip horizontally with probability 1/2 (off for digits).
-        cutout: Cutout square side (16 on CIFAR; 0 disables).
+        cutout: Cutout ``length`` (16 on CIFAR; 0 disables): a square of side ``2 * (cutout // 2)``
+            clipped at the border, as in DeVries & Taylor's code (see :func:`cutout`).
 
     ``forward(x, generator=None, params=None, return_params=False)``: x (N, C, H, W) any dtype -> same
     shape and dtype (and the :class:`StandardParams` used). Draw order per call: crop offsets, flip

@@ -11,6 +11,9 @@ row-major (index ``c * (D+1) + d``). Per-sample loss ``l(z) = cross_entropy``; i
 
     H = (1/N) sum_i (h~_i h~_i^T) kron A_i + damping * I,     A_i = diag(p_i) - p_i p_i^T.
 
+A last layer without a bias (``nn.Linear(..., bias=False)``) has ``Theta = W`` (C, D), ``h~ = h`` and the
+same formulas without the bias column (index ``c * D + d``); ``LastLayerInfluence`` reads this from the layer.
+
 Influence (Koh & Liang; the papers *Learning to Augment Influential Data*, eqs. 10-19, and *Efficient
 Augmentation via Data Subsampling*, eq. 1):
 

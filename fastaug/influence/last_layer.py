@@ -7,7 +7,7 @@ from ..artifacts import load_artifact, save_artifact
 from ..ops._validate import check_finite, check_labels
 from ..ops.influence import influence_aug as _influence_aug
 from . import scores as _scores
-from .hessian import LastLayerHessian
+from .hessian import LastLayerHessian, with_bias_column
 from .solvers import METHODS, solve as _solve
 
 
@@ -57,7 +57,8 @@ def _batch_xy(batch):
 
 
 class LastLayerInfluence:
-    """Influence functions of the last linear layer ``z = W h + b`` of a classifier.
+    """Influence functions of the last linear layer ``z = W h + b`` of a classifier (or ``z = W h``: a
+    layer built with ``bias=False`` has the parameters W only, and every (C, D+1) below is (C, D)).
 
     Usage::
 
@@ -76,13 +77,17 @@ class LastLayerInfluence:
         last_layer: that layer, its submodule name, or None (the last nn.Linear in ``model``).
         damping: lambda >= 0 of ``H + lambda I`` (the L2 coefficient of an L2-regularised objective).
         method: default solver, "exact" | "cg" | "lissa"; None picks "exact" when
-            ``C*(D+1) <= max_exact_params`` and "cg" otherwise.
-        max_exact_params: size cap of the exact solver (it forms the C(D+1) x C(D+1) Hessian).
+            ``num_params <= max_exact_params`` and "cg" otherwise.
+        max_exact_params: size cap of the exact solver (it forms the num_params x num_params Hessian,
+            ``num_params = C*(D+1)``, or ``C*D`` without a bias).
         progress: tqdm progress bars on passes over data.
+        bias: whether the layer has a bias (parameters ``[W b]``, or ``W`` only). None: read from the
+            layer (``layer.bias is not None``), True without a layer (:meth:`from_features`); a value
+            that contradicts the layer raises ValueError.
     """
 
     def __init__(self, model=None, last_layer=None, *, damping=0.01, dtype=torch.float64, device=None,
-                 method=None, max_exact_params=20000, progress=True):
+                 method=None, max_exact_params=20000, progress=True, bias=None):
         damping = float(damping)
         if not damping >= 0 or damping == float("inf"):
             raise ValueError(f"damping must be a finite number >= 0, got {damping}")
@@ -90,6 +95,12 @@ class LastLayerInfluence:
             raise ValueError(f"method must be one of {METHODS} or None, got {method!r}")
         self.model = model
         self.layer = find_last_linear(model, last_layer) if (model is not None or last_layer is not None) else None
+        has_bias = self.layer.bias is not None if self.layer is not None else True
+        if bias is not None and self.layer is not None and bool(bias) != has_bias:
+            raise ValueError(f"bias={bias} contradicts the last layer, which has "
+                             f"{'a bias' if has_bias else 'no bias (bias=False)'}")
+        #: whether the parameters are ``[W b]`` (C, D+1) or ``W`` alone (C, D).
+        self.bias = has_bias if bias is None else bool(bias)
         self.damping, self.dtype, self.method = damping, dtype, method
         self.max_exact_params, self.progress = int(max_exact_params), progress
         self.device = torch.device(device) if device is not None else (
@@ -138,7 +149,8 @@ class LastLayerInfluence:
 
     @classmethod
     def from_features(cls, h, logits, y, **kwargs):
-        """Build from cached training features (N, D), last-layer logits (N, C) and labels (N,)."""
+        """Build from cached training features (N, D), last-layer logits (N, C) and labels (N,);
+        ``bias=False`` for a last layer without a bias."""
         inf = cls(None, None, device=h.device, **kwargs)
         return inf._set_train(h.to(inf.dtype), logits.to(inf.dtype), y)
 
@@ -147,7 +159,7 @@ class LastLayerInfluence:
         check_finite(z, "logits")
         check_labels(y, h.shape[0], z.shape[1], "y")
         self.h, self.logits, self.y = h, z, y
-        self.hessian = LastLayerHessian(h, torch.softmax(z, 1), damping=self.damping)
+        self.hessian = LastLayerHessian(h, torch.softmax(z, 1), damping=self.damping, bias=self.bias)
         return self
 
     def _need_fit(self):
@@ -167,12 +179,13 @@ class LastLayerInfluence:
 
     # ---- Hessian ------------------------------------------------------------------------------
     def hvp(self, v):
-        """(H + lambda I) v for v of shape (C, D+1) or (K, C, D+1)."""
+        """(H + lambda I) v for v of shape (C, D+1) or (K, C, D+1) ((C, D) / (K, C, D) without a bias)."""
         self._need_fit()
         return self.hessian.matvec(v.to(self.device, self.dtype))
 
     def solve(self, b, method=None, **kwargs):
-        """H^-1 b for b of shape (C, D+1) or (K, C, D+1); details of the solve in ``self.solve_info``.
+        """H^-1 b for b of shape (C, D+1) or (K, C, D+1) ((C, D) / (K, C, D) without a bias); details of
+        the solve in ``self.solve_info``.
 
         kwargs go to the solver (see :mod:`fastaug.influence.solvers`); "exact" honours
         ``max_exact_params``.
@@ -186,7 +199,8 @@ class LastLayerInfluence:
 
     # ---- scores -------------------------------------------------------------------------------
     def s_val(self, val_loader=None, *, h=None, logits=None, y=None, method=None, **kwargs):
-        """s_val = H^-1 grad_Theta L(z_val) (mean validation loss), (C, D+1); cached as ``self.s_val_``.
+        """s_val = H^-1 grad_Theta L(z_val) (mean validation loss), (C, D+1) ((C, D) without a bias);
+        cached as ``self.s_val_``.
 
         Give a loader (run through the model) or cached validation ``h``, ``logits``, ``y``.
         """
@@ -196,7 +210,7 @@ class LastLayerInfluence:
         elif h is None or logits is None or y is None:
             raise ValueError("s_val needs a val_loader or all of h, logits and y")
         g = _scores.mean_gradient(h.to(self.device, self.dtype), logits.to(self.device, self.dtype),
-                                  y.to(self.device))
+                                  y.to(self.device), bias=self.bias)
         self.s_val_ = self.solve(g, method, **kwargs)
         return self.s_val_
 
@@ -247,6 +261,8 @@ class LastLayerInfluence:
         """:meth:`influence_aug` on features and logits (differentiable in all of them)."""
         self._need_s_val()
         s = self.s_val_.to(h.device)
+        if not self.bias:  # the op's layout: a zero bias column scores grad_W l alone
+            s = with_bias_column(s)
         y = torch.as_tensor(y).to(h.device, torch.int64)
         if h.device.type == "cpu":  # the CPU kernels want one dtype; CUDA takes half features as they are
             h, logits, h_aug, logits_aug = (t.to(s.dtype) for t in (h, logits, h_aug, logits_aug))
@@ -273,30 +289,36 @@ class LastLayerInfluence:
     def state_dict(self):
         return {"h": self.h, "logits": self.logits, "y": self.y, "s_val": self.s_val_, "damping": self.damping,
                 "dtype": str(self.dtype).replace("torch.", ""), "method": self.method,
-                "max_exact_params": self.max_exact_params, "version": 1}
+                "max_exact_params": self.max_exact_params, "bias": self.bias, "version": 1}
 
     #: The artifact kind of :meth:`save` (:mod:`fastaug.artifacts`).
     KIND = "last-layer-influence"
 
     def save(self, path, meta=None):
         """Write the cached training features, logits, labels and s_val to ``path`` as a
-        ``last-layer-influence`` artifact (atomic, weights-only; damping, dtype and solver in its meta,
+        ``last-layer-influence`` artifact (atomic, weights-only; damping, dtype, solver and bias in its meta,
         with ``meta``'s entries: provenance such as the dataset). Returns ``path``."""
         self._need_fit()
         state = self.state_dict()
         return save_artifact(self.KIND, {k: state[k] for k in ("h", "logits", "y", "s_val")}, path,
-                             meta={**{k: state[k] for k in ("damping", "dtype", "method", "max_exact_params")},
+                             meta={**{k: state[k] for k in ("damping", "dtype", "method", "max_exact_params", "bias")},
                                    "points": int(self.h.shape[0]), **(meta or {})})
 
     @classmethod
     def load(cls, path, model=None, last_layer=None, *, device=None, progress=True):
         """Inverse of :meth:`save` (:class:`~fastaug.artifacts.ArtifactError`, one sentence, for a file
-        that is not such an artifact); pass the model again to use :meth:`influence_aug` / new loaders."""
+        that is not such an artifact); pass the model again to use :meth:`influence_aug` / new loaders.
+        Artifacts written before ``bias`` was recorded are layers with a bias."""
         art = load_artifact(cls.KIND, path, map_location=device or "cpu")
         state, meta = art.state, art.meta
+        bias = bool(meta.get("bias", True))
+        layer = find_last_linear(model, last_layer) if (model is not None or last_layer is not None) else None
+        if layer is not None and (layer.bias is not None) != bias:
+            raise ValueError(f"{path} was fitted on a last layer {'with' if bias else 'without'} a bias, but the "
+                             f"given model's last layer has {'one' if layer.bias is not None else 'none'}")
         inf = cls(model, last_layer, damping=meta["damping"], dtype=getattr(torch, meta["dtype"]),
                   device=device or state["h"].device, method=meta["method"],
-                  max_exact_params=meta["max_exact_params"], progress=progress)
+                  max_exact_params=meta["max_exact_params"], progress=progress, bias=bias)
         inf._set_train(state["h"], state["logits"], state["y"])
         inf.s_val_ = state["s_val"]
         return inf

@@ -1,10 +1,12 @@
 """Inverse-Hessian-vector products ``x = H^-1 b`` for the last-layer Hessian: exact, CG, LiSSA.
 
 Every solver takes a :class:`~fastaug.influence.hessian.LastLayerHessian` and right-hand sides of
-shape (C, D+1) or (K, C, D+1) (K solved at once: one GEMM per product), returns ``(x, info)`` with a
-:class:`SolveInfo` (iterations and the relative residual ``||b - H x|| / ||b||``, measured with one
-extra product at the end), warns with :class:`SolverWarning` when it stops on its iteration cap, and
-raises :class:`SolverError` on NaN or divergence. Nothing is silently ignored.
+its shape, (C, D+1) (or (C, D) for a last layer without a bias), or (K, C, D+1) (K solved at once:
+one GEMM per product), returns ``(x, info)`` with a :class:`SolveInfo` (iterations and the relative
+residual ``||b - H x|| / ||b||``, measured with one extra product at the end), warns with
+:class:`SolverWarning` when it stops on its iteration cap, raises :class:`SolverError` on NaN or
+divergence, and a RuntimeError (a SolverError from CG and LiSSA) naming damping when H is not
+positive definite. Nothing is silently ignored.
 """
 import dataclasses
 import math
@@ -43,8 +45,9 @@ def _as_batch(hessian, b):
         raise TypeError(f"b must be a torch.Tensor, got {type(b).__name__}")
     shape = tuple(hessian.shape)
     if tuple(b.shape[-2:]) != shape or b.dim() not in (2, 3):
-        raise ValueError(f"b must have shape {shape} or (K, {shape[0]}, {shape[1]}) (C classes x D+1 parameters, "
-                         f"last column = bias), got {tuple(b.shape)}")
+        layout = "D+1 parameters, last column = bias" if getattr(hessian, "bias", True) else "D weights, no bias"
+        raise ValueError(f"b must have shape {shape} or (K, {shape[0]}, {shape[1]}) (C classes x {layout}), "
+                         f"got {tuple(b.shape)}")
     if b.device != hessian.device:
         raise ValueError(f"b must be on the Hessian's device ({hessian.device}), got {b.device}")
     b = b.to(hessian.dtype)
@@ -168,15 +171,27 @@ def lissa(hessian, b, *, scale=None, tol=None, max_iter=10000, batch_size=None, 
     uses all samples (deterministic). Stops when the relative residual of the full-batch recursion
     ``||b - H x_j/s|| / ||b||`` is <= tol (default 1e-10 in float64, 1e-5 else).
 
-    Raises SolverError on NaN/inf or when the residual grows ``divergence``-fold (e.g. a user scale
-    below lambda_max / 2).
+    Raises SolverError on NaN/inf, when the residual grows ``divergence``-fold (e.g. a user scale
+    below lambda_max / 2), and when no scale is given and the bound is 0: then H = 0 (no samples,
+    zero weights or zero features, and no damping), which is not positive definite.
     """
     B, single = _as_batch(hessian, b)
     tol = _default_tol(B.dtype) if tol is None else float(tol)
     bound = hessian.lambda_max_bound()
-    s = bound if scale is None else float(scale)
-    if not s > 0 or math.isinf(s):
-        raise ValueError(f"scale must be a finite number > 0, got {scale}")
+    if scale is None:
+        if math.isinf(bound):
+            raise SolverError(f"lissa: the bound on lambda_max(H) overflowed to {bound} (features too large for "
+                              f"{hessian.dtype}); pass scale= or rescale the features")
+        if not bound > 0:
+            raise SolverError(
+                f"lissa: the Hessian is not positive definite, so no scale can be estimated: the bound on "
+                f"lambda_max(H) is {bound:.4g}, i.e. H = 0 ({hessian.N} samples, damping {hessian.damping}; "
+                f"zero weights or features also give 0); increase damping")
+        s = bound
+    else:
+        s = float(scale)
+        if not s > 0 or math.isinf(s):
+            raise ValueError(f"scale must be a finite number > 0, got {scale}")
     if batch_size is not None and not 1 <= int(batch_size):
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     bn = _norms(B).clamp_min(torch.finfo(B.dtype).tiny)

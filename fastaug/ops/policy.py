@@ -34,10 +34,16 @@ _IMAGE_DTYPES = (torch.uint8, torch.float32, torch.float64, torch.float16, torch
 
 
 def _as_param(t, name, shape, dtype, device, kind):
-    """Turn a per-step parameter into a (N, L[, ...]) tensor of ``dtype`` on ``device``."""
-    if isinstance(t, (int, float)) and not isinstance(t, bool):
+    """Turn a per-step parameter into a (N, L[, ...]) tensor of ``dtype`` on ``device``: a tensor, or
+    one Python number for every image and step (an int, or a float for the real parameters)."""
+    accepted = ("a real torch.Tensor or a Python int or float" if kind == "real" else
+                "an integer torch.Tensor or a Python int")
+    if isinstance(t, bool) or (kind == "int" and isinstance(t, float)):
+        raise TypeError(f"{name} must be {accepted}, got {type(t).__name__} {t!r}")
+    if isinstance(t, (int, float)):
         return torch.full(shape, t, dtype=dtype, device=device)
-    check_tensor(t, name)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be {accepted}, got {type(t).__name__}")
     if kind == "int" and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
         raise TypeError(f"{name} must be an integer tensor, got {t.dtype}")
     if kind == "real" and (t.is_complex() or t.dtype == torch.bool):
@@ -129,7 +135,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     11  Color          blend with the grey image (Pillow's L), factor 1 + 0.9 s m
     12  Brightness     blend with black, factor 1 + 0.9 s m
     13  Sharpness      blend with Pillow's SMOOTH filter (border unfiltered), factor 1 + 0.9 s m
-    14  Cutout         square of side round(0.2 min(H, W) m) centred at ``center`` set to ``fill``
+    14  Cutout         side k = floor(0.2 min(H, W) m + 0.5) (half up); rows [cy - k//2, cy - k//2 + k),
+                       same for columns, clipped, set to ``fill``; centre (row, col) ``center``
     15  SamplePairing  (1 - w) x + w x[partner], w = 0.4 m
     -1  identity       (fastaug extension: skip this chain position)
     ==  =============  ==========================================================================
@@ -158,8 +165,10 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
         x: (N, C, H, W) images, C = 1 or 3; uint8 in [0, 255] or float in [0, 1] (float32/float64;
             float16/bfloat16 on CUDA); any strides.
         op: (N,) or (N, L) integer op ids in [0, 15] (or -1).
-        magnitude: float tensor of the shape of ``op`` with values in [0, 1], or a Python float.
-        sign: +-1 per op (only its sign is used) for the signed ops; ``None`` means +1.
+        magnitude: real tensor of the shape of ``op`` with values in [0, 1], or one Python float or int
+            for every image and step (a bool raises TypeError).
+        sign: +-1 per op (a real tensor or one Python number; only its sign is used) for the signed
+            ops; ``None`` means +1.
         partner: integer indices in [0, N) of the images SamplePairing mixes in; ``None`` means
             image ``(n + 1) % N``.
         fill: fill value in [0, 255] of the geometric ops and Cutout (``fill / 255`` for float images).

@@ -83,6 +83,26 @@ def test_rand_augment_magnitude():
     assert torch.allclose(prm.magnitude, torch.full((8, 3), 0.5))
 
 
+@pytest.mark.parametrize("bins", [1, 0, -3, 2.5, True, "31"])
+def test_num_magnitude_bins_is_checked_at_construction(bins):
+    # 1 used to construct and fail at the first call with NaN magnitudes, 0 inside torch's random_
+    rule = r"^num_magnitude_bins must be an integer >= 2 .*, got " + repr(bins) + "$"
+    with pytest.raises(ValueError, match=rule):
+        TrivialAugment(num_magnitude_bins=bins)
+    with pytest.raises(ValueError, match=rule):
+        RandAugment(magnitude=0, num_magnitude_bins=bins)
+
+
+def test_two_magnitude_bins_are_the_ends_of_the_range():
+    # torchvision's linspace(0, max, 2): level 0 is magnitude 0, level 1 the maximum
+    prm = TrivialAugment(num_magnitude_bins=2).sample(_images(400), torch.Generator().manual_seed(0))
+    assert set(prm.magnitude.flatten().tolist()) == {0.0, 1.0}
+    prm = RandAugment(num_ops=2, magnitude=1, num_magnitude_bins=2).sample(_images(4), torch.Generator().manual_seed(0))
+    assert torch.equal(prm.magnitude, torch.ones(4, 2))
+    x = _images(4)
+    assert TrivialAugment(num_magnitude_bins=2)(x, generator=torch.Generator().manual_seed(1)).shape == x.shape
+
+
 def test_policy_validation():
     with pytest.raises(ValueError, match="op ids"):
         SubPolicy((16, 0), (1, 1))
@@ -279,6 +299,24 @@ def test_weights_choose_subpolicies_with_their_probabilities_and_uniform_is_unch
 def test_bad_weights_are_refused(bad):
     with pytest.raises(ValueError, match="weights must be 4 finite non-negative numbers"):
         Policy.from_tensors(torch.zeros(4, 2, dtype=torch.int64), torch.zeros(4, 2, dtype=torch.int64), weights=bad)
+
+
+@pytest.mark.parametrize("which", ["ops", "levels"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bool])
+def test_from_tensors_refuses_non_integer_dtypes(which, dtype):
+    # 0.7 and 14.9 were silently truncated to op 0 and level 14 (of 15 bins)
+    good = {"ops": torch.tensor([[0, 14]]), "levels": torch.tensor([[3, 14]])}
+    bad = dict(good, **{which: good[which].to(torch.float64).add(0.9 if dtype != torch.bool else 0).to(dtype)})
+    what = "op ids" if which == "ops" else "magnitude levels"
+    with pytest.raises(TypeError, match=f"^{which} must be an integer tensor of {what}, got {dtype}$"):
+        Policy.from_tensors(bad["ops"], bad["levels"], num_bins=15)
+    with pytest.raises(TypeError, match=f"{which} must be an integer tensor"):  # a float list too
+        Policy.from_tensors(bad["ops"].tolist(), bad["levels"].tolist(), num_bins=15)
+    # integer dtypes (int64, int32, uint8) and integer lists are taken as they are
+    for t in (torch.int64, torch.int32, torch.uint8):
+        pol = Policy.from_tensors(good["ops"].to(t), good["levels"].to(t), num_bins=15)
+        assert pol.ops.tolist() == [[0, 14]] and pol.levels.tolist() == [[3, 14]]
+    assert Policy.from_tensors([[0, 14]], [[3, 14]], num_bins=15).levels.tolist() == [[3, 14]]
 
 
 def test_autoaugment_takes_a_policy_in_the_published_form():

@@ -123,3 +123,77 @@ def test_errors():
     bad[1, 1] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         LastLayerInfluence.from_features(bad, model(x).detach(), y)
+
+
+def direct_weight_only(model, x, y, xv, yv, damping):
+    """Exact reference for a last layer without a bias: the autograd Hessian of the mean training
+    loss plus damping/2 ||W||^2 over W alone (C*D parameters), per-sample gradients in W."""
+    last = model[-1]
+    feats = model[:-1](x).detach()
+    feats_v = model[:-1](xv).detach()
+    W = last.weight.detach().clone()
+    C, D = W.shape
+
+    def loss(w, h, t):
+        return F.cross_entropy(h @ w.T, t)
+
+    H = torch.autograd.functional.hessian(lambda w: loss(w, feats, y), W).reshape(C * D, C * D)
+    H = H + damping * torch.eye(C * D, dtype=H.dtype)
+    grad = lambda h, t: torch.autograd.functional.jacobian(lambda w: loss(w, h, t), W).reshape(-1)  # noqa: E731
+    per = torch.stack([grad(feats[i:i + 1], y[i:i + 1]) for i in range(len(x))])
+    s_ref = torch.linalg.solve(H, grad(feats_v, yv))
+    return H, -(per @ s_ref), torch.einsum("ip,ip->i", per, torch.linalg.solve(H, per.T).T), s_ref
+
+
+@pytest.mark.parametrize("method", ["exact", "cg"])
+def test_bias_free_last_layer_matches_weight_only_hessian(method, tmp_path):
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3, bias=False)).double()
+    x, y = torch.randn(40, 5, dtype=torch.float64), torch.randint(0, 3, (40,))
+    xv, yv = torch.randn(15, 5, dtype=torch.float64), torch.randint(0, 3, (15,))
+    inf = LastLayerInfluence(model, damping=0.1, progress=False).fit([(x, y)])
+    H, up_ref, self_ref, s_ref = direct_weight_only(model, x, y, xv, yv, 0.1)
+    assert not inf.bias and inf.num_params == 12 and inf.hessian.shape == (3, 4)
+    torch.testing.assert_close(inf.hessian.dense(), H, rtol=0, atol=1e-12)
+    torch.testing.assert_close(inf.hessian.diagonal().reshape(-1), H.diagonal(), rtol=0, atol=1e-12)
+    V = torch.randn(2, 3, 4, dtype=torch.float64)
+    torch.testing.assert_close(inf.hvp(V).flatten(1), V.flatten(1) @ H, rtol=0, atol=1e-12)
+    assert torch.linalg.eigvalsh(H).max() <= inf.hessian.lambda_max_bound()
+    kw = {"tol": 1e-12} if method == "cg" else {}
+    s = inf.s_val([(xv, yv)], method=method, **kw)
+    assert s.shape == (3, 4)
+    torch.testing.assert_close(s.reshape(-1), s_ref, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(inf.influence_up_loss(), up_ref, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(inf.self_influence(method=method, **kw), self_ref, rtol=1e-8, atol=1e-10)
+    torch.testing.assert_close(inf.self_influence(method="lissa", tol=1e-12, max_iter=100000), self_ref,
+                               rtol=1e-6, atol=1e-8)
+
+    # I_aug = -s^T (grad_W l(z~) - grad_W l(z)), through the frozen model, with its gradient
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x_aug = (x[:6] + 0.3 * torch.randn(6, 5, dtype=torch.float64)).requires_grad_()
+    out = inf.influence_aug(x[:6], x_aug, y[:6])
+    (g,) = torch.autograd.grad(out.sum(), x_aug)
+    xr = x_aug.detach().clone().requires_grad_()
+    S = s.reshape(3, 4)
+
+    def score(xx):
+        feats = model[:-1](xx)
+        delta = torch.softmax(feats @ model[-1].weight.T, 1) - F.one_hot(y[:6], 3).double()
+        return (delta * (feats @ S.T)).sum(1)
+
+    ref = -(score(xr) - score(x[:6]).detach())
+    torch.testing.assert_close(out, ref.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(g, torch.autograd.grad(ref.sum(), xr)[0], rtol=0, atol=1e-12)
+
+    path = inf.save(tmp_path / "inf.pt")
+    back = LastLayerInfluence.load(path, model, progress=False)
+    assert not back.bias and back.num_params == 12
+    torch.testing.assert_close(back.self_influence(), self_ref, rtol=1e-8, atol=1e-10)
+    with pytest.raises(ValueError, match="without a bias"):
+        LastLayerInfluence.load(path, setup_model()[0], progress=False)
+    with pytest.raises(ValueError, match="contradicts the last layer"):
+        LastLayerInfluence(model, bias=True)
+    feats = model[:-1](x)
+    via_features = LastLayerInfluence.from_features(feats, model(x), y, damping=0.1, bias=False, progress=False)
+    torch.testing.assert_close(via_features.self_influence(), self_ref, rtol=1e-8, atol=1e-10)

@@ -119,6 +119,12 @@ def test_bad_inputs():
     singular = LastLayerHessian(h, torch.softmax(torch.randn(h.shape[0], 3, dtype=h.dtype), 1), damping=0.0)
     with pytest.raises(RuntimeError, match="not positive definite"):
         solve_exact(singular, b)  # softmax over-parametrisation: H is singular without damping
+    empty = LastLayerHessian(h[:0], torch.softmax(torch.randn(0, 3, dtype=h.dtype), 1), damping=0.0)
+    for method in ("exact", "cg", "lissa"):  # H = 0: every solver names the problem and the remedy
+        with pytest.raises(RuntimeError, match="not positive definite.*increase damping"):
+            solve(empty, b, method)
+    with pytest.raises(ValueError, match="scale must be a finite number > 0, got -1"):
+        lissa(hess, b, scale=-1)
     with pytest.raises(ValueError, match="v must have shape"):
         hess.matvec(b[:, :-1])
     with pytest.raises(TypeError, match="v must be torch.float64"):

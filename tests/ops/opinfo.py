@@ -474,6 +474,14 @@ APPLY_OPS = OpInfo(
         (lambda a: dict(a, center=torch.zeros(a["x"].shape[0], 3, dtype=torch.int64)), ValueError, "center"),
         (lambda a: dict(a, fill=300), ValueError, "fill"),
         (lambda a: dict(a, fill=0.5), TypeError, "fill"),
+        # Python numbers are accepted for every image and step; a bool is not a magnitude, nor a float an index
+        (lambda a: dict(a, magnitude=True), TypeError,
+         r"^magnitude must be a real torch\.Tensor or a Python int or float, got bool True$"),
+        (lambda a: dict(a, magnitude=[0.5]), TypeError,
+         r"^magnitude must be a real torch\.Tensor or a Python int or float, got list$"),
+        (lambda a: dict(a, sign=False), TypeError, r"^sign must be a real torch\.Tensor or a Python int or float"),
+        (lambda a: dict(a, partner=1.5), TypeError,
+         r"^partner must be an integer torch\.Tensor or a Python int, got float 1\.5$"),
     ],
 )
 

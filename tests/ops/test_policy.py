@@ -154,6 +154,17 @@ def test_chain_equals_sequential_steps(dtype, device):
     assert torch.equal(out, ref)
 
 
+@pytest.mark.parametrize("side,m,k", [(5, 0.5, 1), (25, 0.5, 3), (10, 1, 2)])
+def test_python_number_magnitude_and_cutout_side_rounds_half_up(side, m, k):
+    """A Python float or int magnitude is that value for every image; the Cutout side is
+    floor(0.2 min(H, W) m + 0.5) (0.5 -> 1 and 2.5 -> 3, where round-half-to-even gives 0 and 2)."""
+    x = torch.full((2, 1, side, side), 7, dtype=torch.uint8)
+    op = torch.full((2,), OP_IDS["Cutout"])
+    out = fastaug.apply_ops(x, op, m, fill=0)
+    assert torch.equal(out, fastaug.apply_ops(x, op, torch.full((2,), float(m)), fill=0))
+    assert int((out[0] == 0).sum()) == k * k
+
+
 # ---- gradients --------------------------------------------------------------------------------------
 
 def test_non_differentiable_ops_give_zero_grad():
