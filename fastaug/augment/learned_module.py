@@ -19,6 +19,10 @@ One call, for N images:
    kind that learned without the standard recipe (subgroup translations), or a module loaded with
    ``standard=False``, applies the learned part alone.
 
+An image given alone ((C, H, W) or a PIL image, e.g. inside a ``v2.Compose`` in DataLoader workers) is
+drawn for as one image (:meth:`LearnedAugmentation.sample_learned_one`): a kind whose learned part covers
+a share of each batch (TANDA's ``int(N * p)``, 0 for N = 1) applies it to that image.
+
 ``forward(..., params=p)`` replays given parameters and ``return_params=True`` returns them (on the
 images' device), so two views, or an image and its mask, get the same augmentation.
 
@@ -40,7 +44,7 @@ from torch import nn
 
 from ..artifacts import ArtifactError, save_artifact
 from .params import _gen
-from .samples import check_unit_range, join_sample, split_sample, to_batch
+from .samples import _is_pil, check_unit_range, join_sample, split_sample, to_batch
 from .standard import StandardAugment, StandardParams
 
 __all__ = ["LearnedAugmentation", "AugmentationParams", "AUGMENTATION_FILE", "KIND_PREFIX", "VALUE_RANGE",
@@ -139,6 +143,11 @@ class LearnedAugmentation(nn.Module):
         """The learned part's draws for N images of H x W (a dataclass with ``to`` and ``check``), or None."""
         return None
 
+    def sample_learned_one(self, H, W, generator):
+        """The learned part's draws for one image given alone ((C, H, W), not a batch): by default those
+        of a batch of one; a kind whose learned part covers a share of each batch overrides it."""
+        return self.sample_learned(1, H, W, generator)
+
     def apply_learned(self, x, params, labels):
         """The learned part on x (N, C, H, W) -> (augmented x, the params as used: a kind may complete them,
         e.g. with the codes it computed)."""
@@ -183,13 +192,18 @@ class LearnedAugmentation(nn.Module):
             raise ValueError(f"{who}(): the images are on {x.device} but the augmentation is on {dev}; move it with "
                              f".to({str(x.device)!r}) first")
 
-    def sample(self, x, generator=None):
-        """Every random value of one call on x (N, C, H, W), in the training run's order (module docstring)."""
+    def sample(self, x, generator=None, single=False):
+        """Every random value of one call on x (N, C, H, W), in the training run's order (module docstring).
+
+        ``single``: x (1, C, H, W) is one image given alone, not a batch (the learned part's draws are
+        then :meth:`sample_learned_one`'s)."""
         g = _gen(generator)
         N, _, H, W = x.shape
+        if single and N != 1:
+            raise ValueError(f"single=True is for one image, got a batch of {N}")
         std = self.standard
         first = std.sample_crop_flip(N, g) if std is not None else None
-        learned = self.sample_learned(N, H, W, g)
+        learned = self.sample_learned_one(H, W, g) if single else self.sample_learned(N, H, W, g)
         if std is None:
             return AugmentationParams(None, learned)
         first.centers = std.sample_cutout(N, H, W, g)
@@ -229,12 +243,13 @@ class LearnedAugmentation(nn.Module):
         """
         who = type(self).__name__
         flat, spec, idx = split_sample(inputs, who)
+        single = _is_pil(flat[idx]) or flat[idx].dim() == 3  # one image given alone, not a batch
         x, restore = to_batch(flat[idx])
         self.check_batch(x)
         N = x.shape[0]
         y = _labels(flat, idx, labels, N, who) if self.needs_labels else None
         if params is None:
-            params = self.sample(x, generator)
+            params = self.sample(x, generator, single=single)
         elif not isinstance(params, AugmentationParams):
             raise TypeError(f"params must be a fastaug.augment.AugmentationParams (as returned with "
                             f"return_params=True), got {type(params).__name__}")

@@ -7,9 +7,12 @@ through this module (``Tanda.augment`` in :mod:`fastaug.train.tanda.method`), an
 sequence of T (op, level) pairs drawn from the generator, applied in one chained
 :func:`fastaug.apply_ops` call (:mod:`fastaug.augment.sequences`, as stage 1 applies them).
 
-``p`` is TANDA's ``p_transform``, a share *of the batch*: on single images (a transform inside a
-``v2.Compose``) ``int(1 * p)`` is 0 for any p < 1, so use ``p=1`` there (the default of a module built
-by hand; a saved one records the run's last value) and ``v2.RandomApply`` for a probability.
+``p`` is TANDA's ``p_transform``, a share *of the batch* (a saved module records the run's last value;
+one built by hand defaults to 1). An image given alone -- (C, H, W) or a PIL image, a transform inside a
+``v2.Compose`` -- is not a batch: ``int(1 * p)`` would be 0 for any p < 1 and the sequences would never
+run, so a single image always gets a sequence (p = 1 on single images); wrap the module in
+``v2.RandomApply([aug], p=aug.p)`` to transform each image with the run's probability instead. A batch,
+(N, C, H, W) with N = 1 included, keeps the share.
 """
 import dataclasses
 
@@ -32,7 +35,7 @@ class SequenceParams:
     """The draws of TANDA's sequences for an N-image batch.
 
     Attributes:
-        index: (n,) int64 the images that get a sequence (n = int(N * p)).
+        index: (n,) int64 the images that get a sequence (n = int(N * p); n = 1 for an image given alone).
         ops: :class:`~fastaug.augment.PolicyParams` of their sequences, each field (n, T) (centres (n, T, 2));
             partners index into the n chosen images.
     """
@@ -59,7 +62,8 @@ class SequenceAugment(LearnedAugmentation):
         generator_net: the :class:`~fastaug.augment.controller.PolicyController` (Q = 1, L = T) TANDA trained.
         channels, image_size, standard, provenance: see :class:`~fastaug.augment.learned_module.LearnedAugmentation`.
         fill: value (0-255 scale) of the pixels the geometric ops expose (the run's ``--fill``).
-        p: share of each batch that gets a sequence, in [0, 1] (TANDA's p_transform).
+        p: share of each batch that gets a sequence, in [0, 1] (TANDA's p_transform); an image given
+            alone (C, H, W) always gets one (module docstring).
     """
 
     name = "tanda"
@@ -79,7 +83,14 @@ class SequenceAugment(LearnedAugmentation):
         return self.generator_net.ops_per_subpolicy
 
     def sample_learned(self, N, H, W, generator):
-        n = int(N * self.p)  # as TANDA: int(batch_size * p_transform) images of each batch
+        return self._draw(N, int(N * self.p), H, W, generator)  # as TANDA: int(batch_size * p_transform) images
+
+    def sample_learned_one(self, H, W, generator):
+        """An image given alone gets a sequence (p = 1 on single images: ``int(1 * p)`` would be 0)."""
+        return self._draw(1, 1, H, W, generator)
+
+    def _draw(self, N, n, H, W, generator):
+        """Sequences for ``n`` of N images, picked by a permutation (the draws in TANDA's order)."""
         if n == 0:  # nothing drawn, as TANDA
             z = torch.zeros(0, self.length, dtype=torch.int64)
             empty = PolicyParams(z, z.float(), z.float(), z, torch.zeros(0, self.length, 2, dtype=torch.int64))
@@ -120,7 +131,7 @@ class SequenceAugment(LearnedAugmentation):
         subs, counts = top_subpolicies(ops, levels, k, g.num_bins)
         op_f, level_f = action_frequencies(ops, levels, g.num_ops, g.num_bins)
         lines = [f"TANDA sequence generator: sequences of {g.ops_per_subpolicy} ops ({g.num_ops} ops x {g.num_bins} "
-                 f"levels), applied to {self.p:.0%} of each batch",
+                 f"levels), applied to {self.p:.0%} of each batch (to every image given alone)",
                  f"  most frequent of {samples} sequences drawn with seed {seed}:"]
         for sub, c in zip(subs, counts.tolist()):
             lines.append(f"    {c / samples:6.2%}  " + " -> ".join(o if l is None else f"{o} {l}" for o, _, l in sub))

@@ -2,11 +2,17 @@
 
 Layouts accepted for ``--data-dir DIR``:
 
-* ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (or ``test/``): the two splits as given;
+* ``DIR/train/<class>/*`` and ``DIR/val/<class>/*`` (or ``test/``): the two splits as given. The classes
+  (and their numbers, sorted names) are ``train/``'s: ``val/`` is labelled with them, a class
+  ``val/`` lacks just has no test images (a warning says which), and a class folder of images in
+  ``val/`` that ``train/`` lacks is refused in one sentence before anything trains;
 * ``DIR/<class>/*``: one folder, split into train/test by a seeded class-balanced hold-out.
 
 Images are decoded (Pillow), converted to RGB (or L) and resized to ``image_size`` x ``image_size`` in
-DataLoader workers as uint8 tensors; augmentation then runs on the training device, batched.
+DataLoader workers as uint8 tensors; augmentation then runs on the training device, batched. Greyscale
+images of more than 8 bits are scaled to 8 bits first (Pillow's own conversion clips them): 16-bit
+(modes ``I;16*``, and ``I``, read as [0, 65535]) as round(v / 257), floating point (mode ``F``, read as
+[0, 1]) as round(255 v), clipped to [0, 255].
 
 An image that cannot be decoded stops the run with one sentence naming its file; with
 ``skip_unreadable`` set on the :class:`FolderData` (``--skip-unreadable``) it is left out of its
@@ -14,6 +20,7 @@ batch instead and counted (:class:`~fastaug.data.loaders.FolderBatches` does bot
 process: a worker only marks the sample, see :class:`_ReadableFolder`).
 """
 import os
+import warnings
 
 import torch
 
@@ -22,6 +29,30 @@ from .splits import balanced_indices
 __all__ = ["FolderData", "image_folder", "IMAGENET_MEAN", "IMAGENET_STD", "is_unreadable", "unreadable_path"]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _eight_bit(img):
+    """A PIL image of 16-bit or float greyscale (modes ``I;16*``, ``I``, ``F``) as an 8-bit ``L`` image
+    (module docstring); any other image unchanged."""
+    if not (img.mode.startswith("I;16") or img.mode in ("I", "F")):
+        return img
+    import numpy as np
+    from PIL import Image
+
+    a = np.asarray(img, dtype=np.float64)
+    a = np.nan_to_num(a * 255.0 if img.mode == "F" else a / 257.0)
+    return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8), "L")
+
+
+def _load(path):
+    """The image file at ``path`` as an RGB PIL image (torchvision's ``pil_loader``, deep greyscale scaled
+    to 8 bits first: module docstring)."""
+    from PIL import Image
+
+    with open(path, "rb") as f:
+        img = Image.open(f)
+        img.load()
+        return _eight_bit(img).convert("RGB")
 
 
 class _Decode:
@@ -81,7 +112,19 @@ def _readable_folder_class():
 
     class _ReadableFolder(ImageFolder):
         """ImageFolder whose sample ``i`` is ``(zeros, -1 - i)`` when its file cannot be decoded, so the
-        main process can name the file (or skip it) instead of a worker dying with a PIL traceback."""
+        main process can name the file (or skip it) instead of a worker dying with a PIL traceback.
+
+        ``class_to_idx``: label the sub-folders with these classes (a held-out split takes the training
+        split's) instead of numbering its own; a class without a sub-folder of images has no samples."""
+
+        def __init__(self, root, transform=None, class_to_idx=None):
+            self.given_classes = None if class_to_idx is None else dict(class_to_idx)
+            super().__init__(root, transform=transform, loader=_load, allow_empty=class_to_idx is not None)
+
+        def find_classes(self, directory):
+            if self.given_classes is None:
+                return super().find_classes(directory)
+            return sorted(self.given_classes, key=self.given_classes.get), dict(self.given_classes)
 
         def __getitem__(self, index):
             try:
@@ -94,8 +137,42 @@ def _readable_folder_class():
     return _ReadableFolder
 
 
-def _image_folder(path, size, grey):
-    return _readable_folder_class()(path, transform=_Decode(size, grey))
+def _image_folder(path, size, grey, class_to_idx=None):
+    return _readable_folder_class()(path, transform=_Decode(size, grey), class_to_idx=class_to_idx)
+
+
+def _class_images(folder):
+    """{class sub-folder of ``folder``: its number of image files} (torchvision's extensions)."""
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+    names, _ = find_classes(folder)
+    return {c: len(make_dataset(folder, {c: 0}, IMG_EXTENSIONS, allow_empty=True)) for c in names}
+
+
+def _held_out_folder(folder, train_folder, train_classes, size, grey):
+    """The held-out split ``folder`` labelled with the training split's classes (``train_classes``,
+    ``class_to_idx`` of ``train_folder``); refuses, in one sentence naming the classes and both folders, a
+    class folder of images the training split lacks; warns of training classes it has no images of."""
+    counts = _class_images(folder)
+    extra = sorted(c for c, n in counts.items() if n and c not in train_classes)
+    if extra:
+        if len(extra) == 1:
+            c = extra[0]
+            raise ValueError(f"{folder} holds images of class {c!r}, which {train_folder} has no folder of: the "
+                             f"classes are the training split's, so add {os.path.join(train_folder, c)} or remove "
+                             f"{os.path.join(folder, c)}")
+        raise ValueError(f"{folder} holds images of classes {', '.join(map(repr, extra))}, which {train_folder} has no "
+                         f"folders of: the classes are the training split's, so add them to {train_folder} or remove "
+                         f"them from {folder}")
+    ds = _image_folder(folder, size, grey, class_to_idx=train_classes)
+    if not ds.samples:
+        raise FileNotFoundError(f"no images of the classes of {train_folder} found under {folder}")
+    missing = [c for c in sorted(train_classes, key=train_classes.get) if not counts.get(c)]
+    if missing:
+        warnings.warn(f"{folder} has no images of class{'es' if len(missing) > 1 else ''} "
+                      f"{', '.join(repr(c) for c in missing)} (of {train_folder}): the test accuracy covers the "
+                      f"other classes only", stacklevel=3)
+    return ds
 
 
 def is_unreadable(labels):
@@ -134,8 +211,13 @@ def image_folder(data_dir, split="train", image_size=224, grey=False, test_fract
                                 f"or point --data-dir at {root}/train to split it into train and test")
     try:
         if os.path.isdir(os.path.join(root, "train")) and held_out:
-            folder = os.path.join(root, "train") if split == "train" else held_out
-            ds = _two_classes(_image_folder(folder, image_size, grey), folder)
+            train_folder = os.path.join(root, "train")
+            if split == "train":
+                ds = _two_classes(_image_folder(train_folder, image_size, grey), train_folder)
+            else:  # labelled with train/'s classes (torchvision numbers sorted folder names)
+                from torchvision.datasets.folder import find_classes
+
+                ds = _held_out_folder(held_out, train_folder, find_classes(train_folder)[1], image_size, grey)
             return FolderData(ds, None, ds.classes, image_size, grey)
         ds = _two_classes(_image_folder(root, image_size, grey), root)
     except (FileNotFoundError, RuntimeError) as err:  # torchvision: no class folders / no images

@@ -47,15 +47,20 @@ def epoch_order(n, epoch, seed=0, rank=0, world=1, shuffle=True, pad=True):
 
 
 class _Batches:
-    def __init__(self, num_items, batch_size, seed, rank, world, shuffle, pad):
+    def __init__(self, num_items, batch_size, seed, rank, world, shuffle, pad, order=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if num_items < 1:
             raise ValueError("the dataset is empty")
+        if order is not None and world != 1:
+            raise ValueError("order= is for one process (world 1): the loaders shard their own epoch_order")
         self.num_items, self.batch_size = num_items, int(batch_size)
         self.seed, self.rank, self.world, self.shuffle, self.pad = seed, rank, world, shuffle, pad
+        self.order = order
 
     def indices(self, epoch):
+        if self.order is not None:
+            return self.order(epoch)
         return epoch_order(self.num_items, epoch, self.seed, self.rank, self.world, self.shuffle, self.pad)
 
     def __len__(self):
@@ -67,12 +72,16 @@ class _Batches:
         order = self.indices(epoch)
         return [order[i: i + self.batch_size] for i in range(start * self.batch_size, order.numel(), self.batch_size)]
 
+    def close(self):
+        """Release what the batches hold beyond their data (nothing here; see :meth:`FolderBatches.close`)."""
+
 
 class TensorBatches(_Batches):
     """Batches of an in-memory dataset, gathered on its device by index."""
 
-    def __init__(self, data: ImageData, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True):
-        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad)
+    def __init__(self, data: ImageData, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True,
+                 order=None):
+        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad, order)
         self.data = data.to(device)
 
     def epoch(self, epoch, start=0):
@@ -102,8 +111,9 @@ class FolderBatches(_Batches):
     One DataLoader with persistent workers serves every epoch: worker start-up is paid once.
     """
 
-    def __init__(self, data, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True, workers=4):
-        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad)
+    def __init__(self, data, batch_size, device, *, seed=0, rank=0, world=1, shuffle=True, pad=True, workers=4,
+                 order=None):
+        super().__init__(len(data), batch_size, seed, rank, world, shuffle, pad, order)
         self.data, self.device, self.workers = data, torch.device(device), int(workers)
         self.sampler = _EpochBatchSampler()
         self.loader = None
@@ -120,6 +130,15 @@ class FolderBatches(_Batches):
             if bad.any():
                 x, y = self._drop_unreadable(x, y, bad)
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def close(self):
+        """Stop the DataLoader workers now (a stage done with its batches calls it): a later stage's
+        forked workers would otherwise inherit this loader, and its half-read epoch, from the main process.
+        The next :meth:`epoch` starts new workers."""
+        loader, self.loader = self.loader, None
+        iterator = getattr(loader, "_iterator", None)  # the persistent workers' iterator, once started
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
 
     def _drop_unreadable(self, x, y, bad):
         paths = [self.data.unreadable_path(label) for label in y[bad].tolist()]
@@ -141,9 +160,13 @@ class FolderBatches(_Batches):
         self.unreadable = set(state["unreadable"])
 
 
-def make_batches(data, batch_size, device, *, seed=0, rank=0, world=1, train=True, workers=4):
-    """Training batches (shuffled, padded shards) or evaluation batches (in order, exact shards)."""
-    kw = dict(seed=seed, rank=rank, world=world, shuffle=train, pad=train)
+def make_batches(data, batch_size, device, *, seed=0, rank=0, world=1, train=True, workers=4, order=None):
+    """Training batches (shuffled, padded shards) or evaluation batches (in order, exact shards).
+
+    ``order``: ``order(epoch) -> (len(data),)`` int64 indices, the epoch's order instead of
+    :func:`epoch_order` (one process only: a loop that keeps its own seeded order, e.g. TANDA's stage 1);
+    it must be a pure function of the epoch, so that a resumed loop recomputes it."""
+    kw = dict(seed=seed, rank=rank, world=world, shuffle=train, pad=train, order=order)
     if isinstance(data, ImageData):
         return TensorBatches(data, batch_size, device, **kw)
     return FolderBatches(data, batch_size, device, workers=workers, **kw)

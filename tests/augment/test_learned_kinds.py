@@ -110,6 +110,54 @@ def test_tanda_is_the_methods_sequences(p):
     assert n == int(8 * p)
 
 
+def test_tanda_gives_every_single_image_a_sequence_and_batches_the_share():
+    """A saved run's p (0.1) is a share of each batch: int(1 * p) = 0, so per image (a v2.Compose in
+    DataLoader workers, README step 3) the learned part used to never run. An image given alone gets a
+    sequence (p = 1 on single images): TANDA's sequences with p = 1 on that image, inside the recipe."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    m, x = build("tanda"), images("tanda", n=8)
+    m.p = 0.1
+    for i in range(8):
+        ref = m.standard.recipe(x[i:i + 1], g(i), lambda xr, r: _tanda_sequences(m.generator_net, m.fill, xr, r, 1.0))
+        out, p = m(x[i], generator=g(i), return_params=True)
+        assert out.shape == x[i].shape and torch.equal(out.float() / 255, ref[0])
+        assert p.learned.index.tolist() == [0] and p.learned.ops.op.shape == (1, 3)
+    # the learned part alone: per-image calls change the images, plain tensors and PIL images alike
+    bare = A.SequenceAugment(m.generator_net, 3, SIDE, None, fill=m.fill, p=0.1)
+    tensors = [bare(x[i], generator=g(i)) for i in range(8)]
+    assert sum(not torch.equal(t, x[i]) for i, t in enumerate(tensors)) >= 6
+    for i in range(8):  # a PIL image is an image given alone too: the same draws, the same pixels
+        pil = bare(Image.fromarray(x[i].permute(1, 2, 0).numpy()), generator=g(i))
+        assert torch.equal(torch.from_numpy(np.array(pil)).permute(2, 0, 1), tensors[i])
+    pipeline = v2.Compose([v2.PILToTensor(), bare])
+    torch.manual_seed(0)  # the pipeline draws from torch's global generator
+    outs = [pipeline(Image.fromarray(x[i].permute(1, 2, 0).numpy())) for i in range(8)]
+    assert sum(not torch.equal(o, x[i]) for i, o in enumerate(outs)) >= 6
+    # batches keep the share, a batch of one included: int(N * p) images
+    for N, share in ((8, 0.5), (8, 0.1), (1, 0.5), (20, 0.25)):
+        bare.p = share
+        batch = images("tanda", n=N)
+        out, p = bare(batch, generator=g(), return_params=True)
+        assert p.learned.index.numel() == int(N * share)
+        changed = (out != batch).flatten(1).any(1)
+        assert not changed[[i for i in range(N) if i not in p.learned.index.tolist()]].any()
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "fixed"])
+def test_every_kind_augments_single_images(kind):
+    """No learned part is a share of the batch that rounds to nothing on one image: per-image calls of
+    each kind's learned part (no standard recipe) change images."""
+    m, x = build(kind, standard=False), images(kind, n=8)
+    changed = 0
+    for i in range(8):
+        args = (x[i], 1) if kind == "translation" else (x[i],)
+        changed += not torch.equal(image_of(kind, m(*args, generator=g(i))), x[i])
+    assert changed >= 4
+
+
 def _learned_retrain(aug, standard, p, x, rng, autocast=contextlib.nullcontext):
     """The influence loop's stage 5 as it augmented a batch before it called TransformAugment: crop/flip on
     uint8, float, pick coins, Augmenter.forward (its dropout masks) under the run's autocast, Cutout."""

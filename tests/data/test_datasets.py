@@ -146,3 +146,71 @@ def test_unreadable_image_is_named_or_skipped_and_counted(tmp_path):
     resumed = make_batches(train, 5, "cpu", workers=0)
     resumed.load_state_dict(batches.state_dict())
     assert resumed.unreadable == {str(bad)}
+
+
+def _folder_labels(data):
+    """[(class folder name of each image's file, the class name its label gives)] of a FolderData, the label
+    read back through the dataset (what the loader yields)."""
+    return [(os.path.basename(os.path.dirname(path)), data.classes[data.dataset[i][1]])
+            for i, (path, _) in enumerate(data.dataset.samples)]
+
+
+@pytest.mark.parametrize("held_out", ["val", "test"])
+def test_held_out_split_takes_the_training_classes(tmp_path, held_out):
+    """A class train/ has and val/ lacks: val/ is still labelled with train/'s numbers (it used to number its
+    own classes, so 'rocket' became 'coffee'), and a warning names the missing class."""
+    pytest.importorskip("PIL")
+    _write_folder(str(tmp_path / "train"), classes=("astro", "cat", "coffee", "rocket"), per_class=3)
+    _write_folder(str(tmp_path / held_out), classes=("astro", "cat", "rocket"), per_class=2)
+    with pytest.warns(UserWarning, match=rf"{held_out} has no images of class 'coffee' \(of .*train\)"):
+        train, test = load_dataset("folder", str(tmp_path), image_size=16)
+    assert train.classes == test.classes == ("astro", "cat", "coffee", "rocket") and test.num_classes == 4
+    pairs = _folder_labels(test)
+    assert len(pairs) == 6 and all(folder == label for folder, label in pairs)
+    rocket = [i for i, (path, _) in enumerate(test.dataset.samples) if "/rocket/" in path]
+    assert [test.dataset[i][1] for i in rocket] == [3, 3] and test.labels[rocket].tolist() == [3, 3]
+    assert torch.bincount(test.labels, minlength=4).tolist() == [2, 2, 0, 2]
+    assert all(folder == label for folder, label in _folder_labels(train))
+
+
+def test_held_out_class_the_training_split_lacks_is_refused_before_training(tmp_path):
+    """A class val/ has and train/ lacks used to fail after a whole epoch (target out of bounds)."""
+    pytest.importorskip("PIL")
+    _write_folder(str(tmp_path / "train"), classes=("astro", "cat", "coffee"), per_class=2)
+    _write_folder(str(tmp_path / "val"), classes=("astro", "cat", "coffee", "zebra"), per_class=1)
+    with pytest.raises(ValueError) as err:
+        load_dataset("folder", str(tmp_path), image_size=16)
+    msg = str(err.value)
+    assert "'zebra'" in msg and str(tmp_path / "val") in msg and str(tmp_path / "train") in msg and "\n" not in msg
+    # an empty folder of an unknown class holds nothing to mislabel: accepted
+    os.remove(tmp_path / "val" / "zebra" / "0.png")
+    _, test = load_dataset("folder", str(tmp_path), image_size=16)
+    assert all(folder == label for folder, label in _folder_labels(test)) and len(test) == 3
+
+
+def test_deep_greyscale_images_are_scaled_to_eight_bits(tmp_path):
+    """16-bit PNGs and float TIFFs in [0, 1] (Pillow's convert clips them to all 255s / all 0s) are scaled."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    ramp = np.tile(np.arange(16, dtype=np.float64) / 15, (16, 1))  # (16, 16) in [0, 1], constant down columns
+    for c in ("a", "b"):
+        os.makedirs(tmp_path / c)
+        Image.fromarray(np.round(ramp * 65535).astype(np.uint16)).save(tmp_path / c / "deep.png")
+        Image.fromarray(ramp.astype(np.float32)).save(tmp_path / c / "float.tif")
+        for i in range(3):
+            Image.fromarray(np.full((16, 16), 40 * i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    assert Image.open(tmp_path / "a" / "deep.png").mode == "I;16"
+    assert Image.open(tmp_path / "a" / "float.tif").mode == "F"
+    train, test = load_dataset("folder", str(tmp_path), image_size=16)
+    want = torch.from_numpy(np.round(ramp * 255)).to(torch.uint8)
+    seen = 0
+    for data in (train, test):
+        base = data.dataset.dataset
+        for i in data.dataset.indices:
+            path = base.samples[i][0]
+            if path.endswith(("deep.png", "float.tif")):
+                x = base[i][0]
+                assert x.shape == (3, 16, 16) and torch.equal(x[0], want) and torch.equal(x[1], x[2]), path
+                seen += 1
+    assert seen == 4

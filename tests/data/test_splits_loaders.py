@@ -82,3 +82,23 @@ def test_tensor_batches_resume_where_they_left_off():
         assert ys == [int(d.labels[i]) for i in ids]
     ev = make_batches(d, 4, "cpu", train=False)
     assert [i for x, _ in ev.epoch(0) for i in x[:, 0, 0, 0].tolist()] == list(range(21))
+
+
+def test_batches_in_a_given_order_resume_and_refuse_shards():
+    """order=: a loop's own seeded order (TANDA's stage 1) instead of epoch_order; batches follow it, from
+    any start step, the last one short."""
+    d = _data()
+
+    def order(epoch):
+        return torch.randperm(21, generator=torch.Generator().manual_seed(100 + epoch))
+
+    b = make_batches(d, 8, "cpu", order=order)
+    assert len(b) == 3
+    for epoch in (0, 3):
+        got = [x[:, 0, 0, 0].tolist() for x, _ in b.epoch(epoch)]
+        want = order(epoch).tolist()
+        assert got == [want[:8], want[8:16], want[16:]]
+        assert [x[:, 0, 0, 0].tolist() for x, _ in b.epoch(epoch, start=2)] == [want[16:]]
+    with pytest.raises(ValueError, match="one process"):
+        make_batches(d, 8, "cpu", order=order, rank=0, world=2)
+    b.close()  # in-memory batches hold no workers: a no-op

@@ -205,3 +205,62 @@ def test_tanda_without_its_stage_result_refuses_in_one_sentence(tmp_path):
     torch.save({"weights": 1}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="is not a 'tanda-generator' artifact"):
         Trainer(_args(tmp_path), inputs={"generator": str(tmp_path / "foreign.pt")})
+
+
+def _image_folder(root, per_class, classes=("red", "green", "blue"), size=(20, 14), seed=0):
+    """root/<class>/<i>.png: synthetic RGB images with a colour cue per class; {class: count}."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, c in enumerate(classes):
+        os.makedirs(root / c)
+        for i in range(per_class):
+            arr = rng.integers(0, 100, (size[1], size[0], 3), dtype=np.uint8)
+            arr[..., k] += 150
+            Image.fromarray(arr).save(root / c / f"{i}.png")
+    return {c: per_class for c in classes}
+
+
+def test_tanda_on_an_image_folder(tmp_path):
+    """--dataset folder: stage 1 reads its batches through the folder's DataLoader workers (it used to index
+    an in-memory ``images`` tensor and crashed), every image once per pass; the whole command finishes and
+    leaves the generator and the learned augmentation."""
+    pytest.importorskip("PIL")
+    from fastaug.augment import load
+    from fastaug.train.engine import pipeline_inputs
+    from fastaug.train.tanda.generator_stage import GeneratorStage
+    from fastaug.train.tanda.method import TandaOptions
+
+    data = tmp_path / "data"
+    _image_folder(data / "train", 8)
+    _image_folder(data / "val", 2, seed=1)
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "fastaug", "train", "--dataset", "folder", "--data-dir", str(data),
+                          "--image-size", "16", "--model", "lenet", "--augment", "tanda", "--epochs", "1", "-b", "8",
+                          "-j", "1", "--tanda-epochs", "1", "--tanda-batch-size", "8", "--tanda-samples", "2",
+                          "--tanda-seq-len", "2", "--device", "cpu", "--no-progress", "--output-dir", str(out)],
+                         capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr and "Exception ignored" not in res.stderr  # stage 1's workers stopped cleanly
+    search = [json.loads(line) for line in open(out / "tanda_generator" / "metrics.jsonl")]
+    assert len(search) == 1 and {"d_loss", "g_cost", "d_fooled", "entropy"} <= set(search[0])
+    art = load_artifact("tanda-generator", out / "tanda_generator" / "generator.pt")
+    assert art.meta["dataset"] == "folder" and art.meta["channels"] == 3 and art.meta["image_size"] == [16, 16]
+    fresh = build_generator_net(2, 0, "cpu").state_dict()
+    assert any(not torch.equal(v, fresh[k]) for k, v in art.state["generator"].items())  # stage 1 trained it
+    assert json.load(open(out / "summary.json"))["epochs"] == 1
+    aug = load(out)
+    assert type(aug).__name__ == "SequenceAugment" and aug.image_size == (16, 16)
+    # every pass of stage 1 sees each of the 24 training images once, with the label of its folder
+    args, (train_data, _, _), device = pipeline_inputs(default_args(
+        dataset="folder", data_dir=str(data), image_size=16, augment="tanda", workers=0, device="cpu",
+        tanda_batch_size=8))
+    stage = GeneratorStage(TandaOptions.from_args(args), args, train_data, device)
+    passes = []
+    for epoch in (0, 1):
+        ys = [y for _, y in stage._batches().epoch(epoch)]
+        assert [len(y) for y in ys] == [8, 8, 8]
+        passes.append(torch.cat(ys))
+        assert torch.bincount(passes[-1], minlength=3).tolist() == [8, 8, 8]
+    assert not torch.equal(passes[0], passes[1])  # a fresh seeded order per pass

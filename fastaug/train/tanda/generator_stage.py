@@ -3,15 +3,19 @@
 The generator (the shared :class:`~fastaug.augment.controller.PolicyController` with one sub-policy
 of ``--tanda-seq-len`` ops) and the discriminator train for ``--tanda-epochs`` passes over the
 training set in batches of ``--tanda-batch-size`` (see :mod:`.search` for the maths), on the loop
-primitive: checkpoints every ``--checkpoint-every`` steps and after every pass, one record of means
-per pass in ``RUN/tanda_generator/metrics.jsonl``, the trained generator in ``generator.pt`` (a
-``tanda-generator`` artifact, :mod:`fastaug.artifacts`: the network's weights, its sequence length
-and the options it was trained with), the stage's result handed to the classifier stage.
+primitive. The batches come from :func:`fastaug.data.make_batches`, as the engine's: an in-memory
+dataset is indexed on the device, a folder dataset (``--dataset folder``) is decoded in ``--workers``
+DataLoader workers (``--skip-unreadable`` applies; the skipped files are a checkpoint part, and the
+workers stop when the stage ends), both in the stage's own seeded order per pass
+(:meth:`GeneratorStage.order`), which a resumed stage recomputes; the sequences are applied batched on
+the device either way. The stage writes checkpoints every ``--checkpoint-every`` steps and after every
+pass, one record of means per pass in ``RUN/tanda_generator/metrics.jsonl``, the trained generator in
+``generator.pt`` (a ``tanda-generator`` artifact, :mod:`fastaug.artifacts`: the network's weights, its
+sequence length and the options it was trained with), the stage's result handed to the classifier stage.
 
 Under torchrun every rank runs the stage on the whole training set with the same seeds (only rank 0
 writes); rank 0's generator is then broadcast so that every rank samples from the same one.
 """
-import math
 import os
 
 import torch
@@ -19,6 +23,7 @@ import torch
 from ...artifacts import load_artifact, save_artifact
 from ...augment.controller import PolicyController
 from ...augment.op_table import AUTOAUGMENT_BINS, NUM_OPS
+from ...data import make_batches
 from ...models import build_model
 from .. import distributed as dist
 from ..args import data_options
@@ -69,7 +74,8 @@ class GeneratorStage(Stage):
 
     Args:
         options: the run's :class:`~fastaug.train.tanda.method.TandaOptions`; args: the run's resolved
-            common arguments (seed, fill, checkpoint cadence, progress); data: the training ImageData;
+            common arguments (seed, fill, checkpoint cadence, progress, workers); data: the training
+            split, an in-memory :class:`~fastaug.data.ImageData` or a :class:`~fastaug.data.FolderData`;
         device: where to train.
     """
 
@@ -96,12 +102,16 @@ class GeneratorStage(Stage):
         self.d_opt = torch.optim.Adam(self.discriminator.parameters(), lr=o.tanda_disc_lr)
         self.rng = torch.Generator().manual_seed(derive_seed(seed, "tanda-search"))
 
-    def batch(self, epoch, step):
-        """The uint8 images of ``step`` of pass ``epoch`` (a seeded permutation per pass)."""
-        b = self.o.tanda_batch_size
-        order = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(
-            derive_seed(self.args.seed, "tanda-order", epoch)))
-        return self.data.images[order[step * b:(step + 1) * b]].to(self.device)
+    def order(self, epoch):
+        """(N,) int64: the order of pass ``epoch``, a seeded permutation (a pure function of the pass)."""
+        g = torch.Generator().manual_seed(derive_seed(self.args.seed, "tanda-order", epoch))
+        return torch.randperm(len(self.data), generator=g)
+
+    def _batches(self):
+        """The stage's ``(x uint8 (B, C, H, W), y)`` batches on the device, in :meth:`order`: the whole
+        training set on every rank (every rank trains the same generator), the last batch of a pass short."""
+        return make_batches(self.data, self.o.tanda_batch_size, self.device, train=True, order=self.order,
+                            workers=getattr(self.args, "workers", 0))
 
     def step(self, x):
         """One step on uint8 images x (B, C, H, W): a discriminator step, then a generator step; returns
@@ -137,7 +147,8 @@ class GeneratorStage(Stage):
     def run(self, folder, inputs):
         o = self.o
         self._build()
-        steps = math.ceil(len(self.data) / o.tanda_batch_size)
+        batches = self._batches()
+        steps = len(batches)
         loop = Loop(folder, name="tanda generator", options=self.options(), allowed_changes=(),
                     epochs=o.tanda_epochs, steps_per_epoch=steps, checkpoint_every=self.args.checkpoint_every,
                     resume="auto", progress=self.args.progress, show=("d_loss", "g_cost"))
@@ -146,12 +157,19 @@ class GeneratorStage(Stage):
         loop.register("generator_optimizer", self.g_opt)
         loop.register("discriminator_optimizer", self.d_opt)
         loop.register("search_rng", self.rng, per_rank=True)
-        for epoch in loop.epochs_left():
-            for step in loop.steps():
-                loop.meters.add(**self.step(self.batch(epoch, step)))
-            loop.end_epoch()
-            loop.log("TANDA generator pass {epoch}: D loss {d_loss:.4f}, generator cost {g_cost:.4f}, "
-                     "D fooled {d_fooled:.3f}, entropy/action {entropy:.3f}".format(**loop.history[-1]))
+        if hasattr(batches, "unreadable"):  # a folder dataset: the files --skip-unreadable left out so far
+            loop.register("unreadable_images", batches, per_rank=True)
+        try:
+            for epoch in loop.epochs_left():
+                stream = batches.epoch(epoch, loop.step_in_epoch)  # resumed mid-pass: from the saved step on
+                for _ in loop.steps():
+                    loop.meters.add(**self.step(next(stream)[0]))
+                stream.close()
+                loop.end_epoch()
+                loop.log("TANDA generator pass {epoch}: D loss {d_loss:.4f}, generator cost {g_cost:.4f}, "
+                         "D fooled {d_fooled:.3f}, entropy/action {entropy:.3f}".format(**loop.history[-1]))
+        finally:
+            batches.close()  # a folder dataset's workers stop before the classifier stage starts its own
         # every rank uses rank 0's generator (CUDA kernels may differ in their last bits between ranks)
         state = dist.broadcast_object({k: v.cpu() for k, v in self.generator_net.state_dict().items()})
         path = os.path.join(folder, GENERATOR_FILE)
