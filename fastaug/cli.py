@@ -9,13 +9,18 @@ kernels do. ``--help`` on each lists its options.
 Every command takes ``--config FILE`` (JSON or YAML: option name -> value; the ``args.json`` a command
 writes in its output folder is one): its values become the command's defaults, so flags given on
 the command line win, and a key no option has is refused naming it. ``--config args.json`` reruns
-a command as it ran.
+a command as it ran; ``train --output-dir D --resume`` without ``--config`` takes ``D/args.json`` as
+its config, so the run continues with its own arguments (flags given must still match them).
+
+A mistake on the command line, argparse's included, is one line on stderr, ``fastaug <command>:
+error: <sentence>`` (``fastaug: error: ...`` before a command is chosen), and exit status 2.
 """
 import argparse
 import importlib
+import os
 import sys
 
-from .commands import COMMANDS, command_name, is_main_process, user_errors
+from .commands import COMMANDS, CommandParser, UsageError, command_name, is_main_process, user_errors
 
 __all__ = ["build_parser", "main"]
 
@@ -24,18 +29,26 @@ def _module(name):
     return importlib.import_module(f".commands.{name}", __package__)
 
 
-def _config_of(argv):
-    """``(values, path)`` of the ``--config`` file named in ``argv`` (``({}, None)`` without one)."""
+def _config_of(argv, mod):
+    """``(values, path)`` of the ``--config`` file named in ``argv`` (``({}, None)`` without one); for a
+    command with ``RESUME_FROM_ARGS_JSON``, ``--resume`` without ``--config`` reads the ``args.json``
+    of ``--output-dir`` when it holds one (the run's own arguments become the defaults)."""
     from .train.args import load_config
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = CommandParser(prog=f"fastaug {argv[0]}", add_help=False)
     pre.add_argument("--config")
+    pre.add_argument("--output-dir")
+    pre.add_argument("--resume", action="store_true")
     known, _ = pre.parse_known_args(argv[1:])
-    if not known.config:
+    path = known.config
+    if path is None and known.resume and known.output_dir and getattr(mod, "RESUME_FROM_ARGS_JSON", False):
+        run_args = os.path.join(os.path.expanduser(known.output_dir), "args.json")
+        path = run_args if os.path.isfile(run_args) else None
+    if not path:
         return {}, None
-    config = load_config(known.config)
+    config = load_config(path)
     config.pop("config", None)
-    return config, known.config
+    return config, path
 
 
 def build_parser(argv=None):
@@ -44,8 +57,7 @@ def build_parser(argv=None):
     its ``--config`` file sets the chosen command's defaults."""
     from .train.args import apply_config
 
-    parser = argparse.ArgumentParser(prog="python -m fastaug", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = CommandParser(prog="fastaug", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         mod = _module(name)
@@ -53,7 +65,7 @@ def build_parser(argv=None):
                            formatter_class=argparse.RawDescriptionHelpFormatter,
                            conflict_handler=getattr(mod, "CONFLICT_HANDLER", "error"))
         chosen = bool(argv) and argv[0] == command_name(name)
-        config, path = _config_of(argv) if chosen else ({}, None)
+        config, path = _config_of(argv, mod) if chosen else ({}, None)
         if getattr(mod, "add_arguments_for", None) and chosen:
             mod.add_arguments_for(p, argv, config)
         else:
@@ -67,13 +79,16 @@ def build_parser(argv=None):
 
 
 def main(argv=None):
-    """Run one command; known user errors print one sentence on stderr and return 2."""
+    """Run one command; known user errors (argparse's too) print one sentence on stderr and return 2."""
     from .train.args import check_output_dir
 
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv else ""
     try:
-        values = vars(build_parser(argv).parse_args(argv))
+        namespace, extra = build_parser(argv).parse_known_args(argv)
+        values = vars(namespace)
+        if extra:
+            raise UsageError(_unrecognized(extra, values.get("augment")))
         func = values.pop("func")
         for key in ("command", "config"):  # the dispatcher's own fields and the config file are no options
             values.pop(key, None)
@@ -82,8 +97,25 @@ def main(argv=None):
         return func(args) or 0
     except user_errors() as err:
         if is_main_process():
-            print(f"fastaug {command}: error: {_sentence(err)}", file=sys.stderr)
+            prog = getattr(err, "prog", None) or f"fastaug {command}"
+            print(f"{prog}: error: {_sentence(err)}", file=sys.stderr)
         return 2
+
+
+def _unrecognized(extra, augment):
+    """The sentence for arguments no option of the command took: a flag of another ``--augment``
+    method than ``augment`` (the chosen one; None for a command without methods) is named as such."""
+    if augment is not None:
+        from .train import registry
+
+        every = argparse.ArgumentParser(add_help=False)
+        registry.add_method_arguments(every)
+        for token in extra:
+            action = every._option_string_actions.get(token.split("=", 1)[0])
+            if action is not None:
+                owners = " / ".join(registry.method_of_option(action.dest))
+                return f"{token.split('=', 1)[0]} is an option of --augment {owners} only, not of --augment {augment}"
+    return f"unrecognized arguments: {' '.join(extra)}"
 
 
 def _sentence(err):

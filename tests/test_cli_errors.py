@@ -157,3 +157,62 @@ def test_negative_workers_are_refused(tmp_path):
     out = fastaug("train", "--workers", "-1", "--output-dir", tmp_path / "run", "--device", "cpu")
     assert_one_sentence(out, "train", "--workers must be >= 0", "got -1")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["train", "--augment", "nope"], "fastaug train: error: argument --augment: invalid choice: 'nope' (choose from "),
+    (["train", "--augment", "none", "--aa-policy", "imagenet"],
+     "fastaug train: error: --aa-policy is an option of --augment autoaugment only, not of --augment none"),
+    (["train", "--epochs", "x"], "fastaug train: error: argument --epochs: invalid int value: 'x'"),
+    (["toy2d", "--bogus", "3"], "fastaug toy2d: error: unrecognized arguments: --bogus 3"),
+    (["nope"], "fastaug: error: argument command: invalid choice: 'nope'"),
+])
+def test_argparse_mistakes_are_one_line_too(tmp_path, argv, line):
+    """argparse's own errors take the one error path: no usage text, the prog ``fastaug`` (also under
+    ``python -m fastaug``), exit status 2."""
+    out = fastaug(*argv, "--output-dir", tmp_path / "run")
+    assert out.returncode == 2 and out.stdout == "", (out.returncode, out.stdout)
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith(line), out.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_value_of_the_wrong_type_names_the_file_and_the_key(tmp_path):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"epochs": "two"}))
+    out = fastaug("train", "--config", cfg, "--output-dir", tmp_path / "run")
+    assert_one_sentence(out, "train", f"config {cfg}: epochs must be an integer, got 'two'")
+
+
+def test_only_rank_0_prints_argparse_mistakes(monkeypatch, capsys):
+    from fastaug.cli import main
+
+    monkeypatch.setenv("RANK", "1")
+    assert main(["train", "--augment", "nope"]) == 2
+    assert capsys.readouterr() == ("", "")
+    monkeypatch.setenv("RANK", "0")
+    assert main(["train", "--augment", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("fastaug train: error: argument --augment: invalid choice: 'nope'")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--eval-batch-size", "0"], "--eval-batch-size must be >= 1, got 0"),
+    (["--train-size", "-5"], "--train-size must be >= 1, got -5"),
+    (["--val-size", "-3"], "--val-size must be >= 0, got -3"),
+    (["--val-size", "4000"], "--val-size 4000 leaves no training images (the training set has 4000)"),
+    (["--dataset", "folder", "--data-dir", ".", "--image-size", "0"], "--image-size must be >= 8, got 0"),
+    (["--opt", "sgd", "--momentum", "-1"], "--momentum must be >= 0, got -1.0"),
+    (["--opt", "sgd", "--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0, got 0.0"),
+    (["--opt-betas", "2", "0"], "--opt-betas must be two numbers in [0, 1), got 2.0 0.0"),
+    (["--decay-rate", "5"], "--decay-rate must be in (0, 1] (the step schedule multiplies the lr by it at each "
+                            "milestone), got 5.0"),
+    (["--decay-rate", "-1"], "--decay-rate must be in (0, 1]"),
+    (["--decay-rate", "nan"], "--decay-rate must be in (0, 1]"),
+])
+def test_a_bad_common_option_names_its_flag_and_rule(tmp_path, capsys, flags, message):
+    """Checked before any data is read, so the sentence names the flag, not the data loader's argument."""
+    from fastaug.cli import main
+
+    assert main(["train", *flags, "--device", "cpu", "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastaug train: error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()

@@ -8,8 +8,9 @@ A command module exposes
   folder (``--output-dir``) writes its arguments there as ``args.json`` (:func:`write_args`), so
   ``--config args.json`` reruns it;
 * optionally ``add_arguments_for(parser, argv, config)`` (options shaped by the command line or its
-  ``--config`` values, e.g. ``train --augment X``) and ``CONFLICT_HANDLER = "resolve"`` (to redefine
-  an option it borrows).
+  ``--config`` values, e.g. ``train --augment X``), ``CONFLICT_HANDLER = "resolve"`` (to redefine
+  an option it borrows) and ``RESUME_FROM_ARGS_JSON = True`` (``--output-dir D --resume`` without
+  ``--config`` reads ``D/args.json`` as the config: the run continues with its own arguments).
 
 :mod:`fastaug.cli` gives every command ``--config FILE`` (its values become the defaults, flags win,
 unknown keys are refused by name) and refuses an ``--output-dir`` that names a file.
@@ -17,16 +18,37 @@ unknown keys are refused by name) and refuses an ``--output-dir`` that names a f
 Errors a user can cause (bad option values, a missing folder, a foreign checkpoint) are raised as
 :func:`user_errors` with a one-sentence message; :func:`fastaug.cli.main` prints it as
 ``fastaug <command>: error: <sentence>`` (rank 0 only under torchrun) and exits with status 2.
-Command names are the module names with ``-`` for ``_``.
+argparse's own mistakes (an invalid choice, a value of the wrong type, an unknown flag) take the same
+path: every parser is a :class:`CommandParser`, whose errors are :class:`UsageError` instead of the
+usage text and ``sys.exit``. Command names are the module names with ``-`` for ``_``.
 """
-__all__ = ["COMMANDS", "UsageError", "user_errors", "command_name", "is_main_process", "write_args"]
+import argparse
+
+__all__ = ["COMMANDS", "UsageError", "CommandParser", "user_errors", "command_name", "is_main_process",
+           "write_args"]
 
 #: The modules of ``fastaug/commands/``, in the order ``fastaug --help`` lists them.
 COMMANDS = ("train", "compare", "subsample", "toy2d", "ops_grid", "transform_grid", "influence_hist", "patch", "show")
 
 
 class UsageError(ValueError):
-    """A command was asked for something it cannot do (a one-sentence message, no traceback)."""
+    """A command was asked for something it cannot do (a one-sentence message, no traceback).
+
+    ``prog``: who reports it (``"fastaug train"``, or ``"fastaug"`` for a mistake before the command),
+    when the raiser knows better than the command line's first word (None otherwise)."""
+
+    def __init__(self, message, prog=None):
+        super().__init__(message)
+        self.prog = prog
+
+
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes (an invalid choice or type, a missing value, an unknown flag)
+    raise :class:`UsageError` naming its ``prog``, so :func:`fastaug.cli.main` prints them as one line
+    like every other error (no usage text; ``--help`` shows it)."""
+
+    def error(self, message):
+        raise UsageError(message, prog=self.prog)
 
 
 def user_errors():

@@ -4,16 +4,16 @@ torchrun). ``--augment X --help`` lists the common options and X's own. Examples
   python -m fastaug train --augment randaugment --epochs 10
   python -m fastaug train --dataset cifar10 --data-dir ~/data --model wrn28_10 --augment uncertainty
   torchrun --nproc_per_node 2 -m fastaug train --augment standard
-  python -m fastaug train --output-dir runs/x --resume                  # continue a run
+  python -m fastaug train --output-dir runs/x --resume                  # continue a run (its args.json)
   python -m fastaug train --config runs/x/args.json --output-dir runs/y # run x again (flags override)
 """
-import argparse
-
-from . import is_main_process
+from . import CommandParser, is_main_process
 
 __all__ = ["HELP", "add_arguments", "add_arguments_for", "run", "prepare", "load_run_data"]
 
 HELP = "train a classifier with an augmentation method (--augment)"
+#: ``--output-dir D --resume`` (no ``--config``) takes D/args.json as the config (:mod:`fastaug.cli`)
+RESUME_FROM_ARGS_JSON = True
 
 
 def add_arguments(parser):
@@ -29,7 +29,7 @@ def add_arguments_for(parser, argv, config):
     from ..train import registry
     from ..train.args import build_parser
 
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = CommandParser(prog="fastaug train", add_help=False)
     pre.add_argument("--augment")
     known, _ = pre.parse_known_args(argv[1:])
     augment = known.augment or config.get("augment") or "standard"
@@ -39,10 +39,12 @@ def add_arguments_for(parser, argv, config):
 
 
 def prepare(args):
-    """Checks that need no data: the device."""
-    from ..train.args import check_device
+    """Checks that need no data: the device and every common option (before any data is read, so a bad
+    value is named by its flag, not by the data loader)."""
+    from ..train.args import check_device, resolve_defaults
 
     check_device(args.device)
+    resolve_defaults(args)  # only checks: the run resolves its own copy once the image size is known
     return args
 
 

@@ -74,7 +74,8 @@ def build_parser(parser=None, methods=None):
     g.add_argument("--sched", default=None, choices=("cosine", "step", "const"), help="LR schedule (per step)")
     g.add_argument("--decay-milestones", type=int, nargs="+", default=None, metavar="EPOCH",
                    help="epochs at which the step schedule multiplies the LR by --decay-rate")
-    g.add_argument("--decay-rate", type=float, default=None, help="step schedule factor")
+    g.add_argument("--decay-rate", type=float, default=None,
+                   help="step schedule factor, in (0, 1] (torchvision's --lr-gamma; 0.1, 0.2 for WRN)")
     g.add_argument("--warmup-epochs", type=float, default=0.0, help="linear LR warm-up (epochs, default 0)")
     g.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the loss (0)")
     g.add_argument("--clip-grad", "--clip-grad-norm", dest="clip_grad", type=float, default=None,
@@ -86,7 +87,8 @@ def build_parser(parser=None, methods=None):
     g.add_argument("--augment", default="standard", choices=registry.names(),
                    help="training method (default: standard); see each method's options below")
     g.add_argument("--crop-padding", type=int, default=None, help="random-crop padding (4 on 32x32, 2 on 28x28)")
-    g.add_argument("--cutout", type=int, default=None, help="Cutout side, 0 = off (16 on 32x32, 8 on 28x28, off on larger images)")
+    g.add_argument("--cutout", type=int, default=None, help="Cutout length N: a square of side 2*(N//2) as in "
+                   "DeVries & Taylor's code, 0 = off (16 on 32x32, 8 on 28x28, off on larger images)")
     g.add_argument("--no-flip", action="store_true", help="no horizontal flips (they are off for digits anyway)")
     g.add_argument("--fill", type=int, default=None,
                    help="fill of the geometric policy ops (128 for RGB as AutoAugment; 0 for grey digits)")
@@ -96,7 +98,8 @@ def build_parser(parser=None, methods=None):
     g.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default: cuda if available)")
     g.add_argument("--output-dir", default=None, help="run folder (default: runs/<dataset>-<model>-<augment>-s<seed>)")
     g.add_argument("--resume", action="store_true",
-                   help="continue the run in --output-dir from its checkpoint.pt (same arguments required)")
+                   help="continue the run in --output-dir from its checkpoint.pt, with its args.json as the "
+                        "defaults (flags given must match them)")
     g.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps (default 0: at every epoch end only)")
     g.add_argument("-j", "--workers", type=int, default=4, help="DataLoader workers of the folder dataset (4)")
@@ -180,6 +183,8 @@ def resolve_defaults(args, image_side=None):
             setattr(a, key, value)
     if a.data_seed is None:
         a.data_seed = a.seed
+    if a.data_dir is not None:  # "/x/flat/" and "/x/flat" are one folder (and one run to --resume)
+        a.data_dir = os.path.normpath(a.data_dir)
     if a.output_dir is None:
         a.output_dir = f"runs/{a.dataset}-{a.model}-{a.augment}-s{a.seed}"
     _validate(a)
@@ -187,11 +192,20 @@ def resolve_defaults(args, image_side=None):
 
 
 def _validate(a):
+    betas = list(a.opt_betas)
     require([
         (a.epochs >= 1, f"--epochs must be >= 1, got {a.epochs}"),
         (a.batch_size >= 1, f"--batch-size must be >= 1, got {a.batch_size}"),
+        (a.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {a.eval_batch_size}"),
+        (a.image_size is None or a.image_size >= 8, f"--image-size must be >= 8, got {a.image_size}"),
         (a.lr > 0, f"--lr must be > 0, got {a.lr}"),
         (a.wd >= 0, f"--wd must be >= 0, got {a.wd}"),
+        (a.momentum >= 0, f"--momentum must be >= 0, got {a.momentum}"),
+        (a.opt != "sgd" or not a.nesterov or a.momentum > 0, f"--nesterov needs --momentum > 0, got {a.momentum}"),
+        (len(betas) == 2 and all(0 <= b < 1 for b in betas), f"--opt-betas must be two numbers in [0, 1), got "
+                                                             f"{' '.join(map(str, betas))}"),
+        (0 < a.decay_rate <= 1, f"--decay-rate must be in (0, 1] (the step schedule multiplies the lr by it at "
+                                f"each milestone), got {a.decay_rate}"),
         (0 <= a.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {a.label_smoothing}"),
         (a.clip_grad is None or a.clip_grad > 0, f"--clip-grad must be > 0, got {a.clip_grad}"),
         (a.crop_padding >= 0, f"--crop-padding must be >= 0, got {a.crop_padding}"),
@@ -249,9 +263,10 @@ def _method_default(method, dest):
 
 def apply_config(parser, config, path, command="fastaug train"):
     """Make the values of ``config`` the defaults of ``parser`` (flags given on the command line still
-    win), after refusing, in one sentence, any key that no option of ``parser`` has or a value outside
-    an option's choices. Another method's option is accepted only at its default value (library runs
-    and older args.json files hold every method's options), and then ignored."""
+    win), after refusing, in one sentence, any key that no option of ``parser`` has, a value outside
+    an option's choices, or a number option's value that is no number. Another method's option is
+    accepted only at its default value (library runs and older args.json files hold every method's
+    options), and then ignored."""
     actions = {a.dest: a for a in parser._actions if a.dest not in ("help", argparse.SUPPRESS)}
     config = dict(config)
     for key, value in list(config.items()):
@@ -267,7 +282,26 @@ def apply_config(parser, config, path, command="fastaug train"):
         unset = value is None and actions[key].default is None  # "unset": the command picks (e.g. --model)
         if choices is not None and not unset and not all(v in choices for v in values):
             raise ValueError(f"config {path}: {key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        kind = actions[key].type
+        if kind in (int, float) and value is not None and not _of_type(value, kind):
+            raise ValueError(f"config {path}: {key} must be {'an integer' if kind is int else 'a number'}, got "
+                             f"{value!r}")
     parser.set_defaults(**config)
+
+
+def _of_type(value, kind):
+    """True when ``value`` (from a config file) is a value of an ``int``/``float`` option (``kind``): a
+    number, a string argparse turns into one, or a list of numbers (argparse converts a string default,
+    never the items of a list)."""
+    if isinstance(value, list):
+        return all(not isinstance(v, str) and _of_type(v, kind) for v in value)
+    if isinstance(value, str):
+        try:
+            kind(value)
+        except ValueError:
+            return False
+        return True
+    return not isinstance(value, bool) and isinstance(value, int if kind is int else (int, float))
 
 
 def method_option_names(methods=None):

@@ -8,12 +8,12 @@ Outputs in ``--output-dir`` (written by rank 0 only):
 
 * ``args.json``: the resolved arguments;
 * ``metrics.jsonl``: one JSON object per epoch: ``epoch`` (1-based), ``train_loss``, ``train_acc`` (on
-  the batches the model trained on), ``test_loss``, ``test_acc``, ``lr`` (at the epoch's last step),
-  ``epoch_seconds`` (training + evaluation), ``augment_seconds`` (inside ``Method.augment``),
-  ``images_per_second`` (dataset images consumed per second of training), ``train_samples`` (images
-  the model trained on, all ranks), ``unreadable_images`` (folder datasets only: the distinct
-  undecodable training images skipped so far with ``--skip-unreadable``, all ranks), plus the
-  method's own;
+  the batches the model trained on), ``test_loss``, ``test_acc``, ``lr`` (the rate the epoch's last
+  optimiser step used; the schedule steps per step), ``epoch_seconds`` (training + evaluation),
+  ``augment_seconds`` (inside ``Method.augment``), ``images_per_second`` (dataset images consumed per
+  second of training), ``train_samples`` (images the model trained on, all ranks),
+  ``unreadable_images`` (folder datasets only: the distinct undecodable training images skipped so
+  far with ``--skip-unreadable``, all ranks), plus the method's own;
 * ``checkpoint.pt``: everything needed to continue (``model`` is the classifier's state_dict);
 * ``augmentation.pt`` at the end, for a method that learns an augmentation
   (:meth:`~fastaug.train.method.Method.learned_augmentation`: ``adversarial``, ``random``, ``fixed``,
@@ -75,6 +75,9 @@ def load_data(args):
     if args.val_size:
         if not isinstance(train, D.ImageData):
             raise ValueError("--val-size works with the in-memory datasets (mnist5k, cifar10, cifar100)")
+        if args.val_size >= len(train):
+            raise ValueError(f"--val-size {args.val_size} leaves no training images (the training set has "
+                             f"{len(train)})")
         train, val = D.train_val_split(train, val_size=args.val_size, seed=seed)
     if args.train_size:
         if not isinstance(train, D.ImageData):
@@ -277,7 +280,7 @@ class Trainer:
         record = {
             "epoch": epoch + 1, "train_loss": sums.get("loss", 0.0) / max(seen, 1.0),
             "train_acc": sums.get("correct", 0.0) / max(seen, 1.0),
-            "test_loss": test_loss, "test_acc": test_acc, "lr": self.optimizer.param_groups[0]["lr"],
+            "test_loss": test_loss, "test_acc": test_acc, "lr": self._last_step_lr(),
             "epoch_seconds": epoch_seconds, "augment_seconds": self.loop.meters.sums().get("augment_seconds", 0.0),
             "images_per_second": sums.get("images", 0.0) / max(train_seconds, 1e-9), "train_samples": int(seen),
         }
@@ -292,6 +295,13 @@ class Trainer:
                  f"{record['train_acc']:.4f} | test loss {test_loss:.4f} acc {test_acc:.4f} | lr {record['lr']:.3g} | "
                  f"{record['epoch_seconds']:.1f} s (augment {record['augment_seconds']:.1f} s), "
                  f"{record['images_per_second']:.0f} img/s")
+
+    def _last_step_lr(self):
+        """The learning rate the epoch's last optimiser step used. The schedule steps once per step, so
+        the optimiser's rate now is the next step's (0 after a cosine run's last step); this one comes
+        from the (checkpointed) schedule, so a resumed epoch reports what an uninterrupted one does."""
+        s = self.scheduler
+        return s.base_lrs[0] * s.lr_lambdas[0](max(s.last_epoch - 1, 0))
 
     def _unreadable_images(self):
         """The distinct training images skipped as undecodable so far, over every rank (a padded shard

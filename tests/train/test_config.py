@@ -56,6 +56,16 @@ def test_config_values_are_checked_against_choices_and_types(tmp_path):
     p = build_parser(methods=["standard"])
     with pytest.raises(ValueError, match="opt must be one of sgd, adam, got 'lion'"):
         apply_config(p, load_config(cfg), cfg)
+    for bad, message in (({"epochs": "two"}, "epochs must be an integer, got 'two'"),
+                         ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
+                         ({"lr": True}, "lr must be a number, got True"),
+                         ({"opt_betas": [0.9, "0.99"]}, r"opt_betas must be a number, got \[0.9, '0.99'\]")):
+        cfg.write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=f"^config {cfg}: {message}$"):
+            apply_config(build_parser(methods=["standard"]), load_config(cfg), cfg)
+    p = build_parser(methods=["standard"])
+    apply_config(p, {"epochs": "3", "lr": 1, "opt_betas": [0.9, 0.99]}, cfg)  # argparse reads a string "3"
+    assert (p.parse_args([]).epochs, p.parse_args([]).lr, p.parse_args([]).opt_betas) == (3, 1, [0.9, 0.99])
     cfg.write_text("[1, 2]")
     with pytest.raises(ValueError, match="must map option names to values"):
         load_config(cfg)

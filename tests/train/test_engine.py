@@ -34,7 +34,9 @@ def test_outputs_and_what_they_hold(small, tmp_path):
     hist = _history(d)
     assert [h["epoch"] for h in hist] == [1, 2] and all(KEYS <= set(h) for h in hist)
     assert all(h["train_samples"] == 256 for h in hist)
-    assert hist[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # cosine to zero at the last step
+    # lr: the rate of each epoch's last step (8 steps per epoch; the cosine reaches 0 only after the run)
+    assert [h["lr"] for h in hist] == pytest.approx([0.01 * lr_factor(s, 8, _args(epochs=2)) for s in (7, 15)])
+    assert hist[0]["lr"] > hist[1]["lr"] > 0
     with open(os.path.join(d, "summary.json")) as f:
         assert json.load(f) == summary
     assert summary["final_test_acc"] == hist[-1]["test_acc"] and summary["best_test_acc"] == max(
@@ -120,6 +122,38 @@ def test_sigkill_at_a_random_step_then_resume_is_bit_identical(tmp_path):
         for x, y in zip(ha, hb):
             for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_samples"):
                 assert x[k] == y[k], k
+
+
+def test_resume_needs_only_the_output_dir(tmp_path):
+    """``--output-dir D --resume`` continues with D/args.json's arguments: killed after epoch 1 of 2 and
+    resumed with no other flag, the run ends bit-identical to an uninterrupted one; a flag given must
+    still match the run's."""
+    flags = dict(augment="randaugment", ra_magnitude=13, epochs=2, seed=5, sched="step", decay_milestones=[1],
+                 decay_rate=0.5)
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    cli("train", *cli_args(ref, **flags))
+    _kill_at_step(killed, flags, 9)  # 8 steps per epoch: epoch 1 is checkpointed
+    out = cli("train", "--output-dir", f"{killed}/", "--resume")
+    assert "resumed train" in out.stdout and "at epoch 2, step 0" in out.stdout
+    a, b = load_model_state(ref), load_model_state(killed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ha, hb = _history(ref), _history(killed)
+    assert [h["lr"] for h in ha] == [0.01, 0.005]  # the rate each epoch trained with (step schedule x0.5 at 1)
+    for x, y in zip(ha, hb):
+        for k in ("train_loss", "train_acc", "test_loss", "test_acc", "lr", "train_samples"):
+            assert x[k] == y[k], k
+    out = cli("train", "--output-dir", killed, "--resume", "--lr", "0.5", check=False)
+    assert out.returncode == 2 and "cannot resume with different arguments (--lr 0.01 -> 0.5)" in out.stderr
+
+
+def test_resume_takes_the_data_dir_with_or_without_a_trailing_slash():
+    from fastaug.train.args import default_args, resolve_defaults
+    from fastaug.train.checkpoint import check_same_args
+
+    a, b = (vars(resolve_defaults(default_args(dataset="folder", data_dir=d, output_dir="o")))
+            for d in ("/x/flat/", "/x/flat"))
+    assert a["data_dir"] == "/x/flat"
+    check_same_args(a, b)
 
 
 def test_resume_errors_are_clear(small, tmp_path, capsys):
