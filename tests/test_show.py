@@ -59,6 +59,53 @@ def test_show_draws_the_augmentation_on_sample_images(kind, tmp_path, captured, 
         assert torch.equal(imgs, m(x, generator=g)), title
 
 
+def test_a_tanda_figure_shows_the_learned_sequences_although_int_N_p_is_0(tmp_path, captured, capsys):
+    """TANDA applies its sequences to int(N * p) images of a batch: 0 of 6 sample images at a run's usual p = 0.1.
+    The figure gives every image a sequence and says so; the saved module keeps its p."""
+    m = build("tanda", standard=False)
+    m.p = 0.1
+    m.save(tmp_path / "augmentation.pt")
+    from PIL import Image
+
+    folder = _noise_folder(tmp_path, 6)
+    x = torch.stack([torch.from_numpy(np.asarray(Image.open(folder / f"{i}.png")).copy()).permute(2, 0, 1)
+                     for i in range(6)])
+    assert torch.equal(m(x, generator=torch.Generator().manual_seed(0)), x)  # the batch as trained: untouched
+    assert main(["show", str(tmp_path), "--images", str(folder), "--output", str(tmp_path / "f.png"),
+                 "--draws", "3"]) == 0
+    printed = capsys.readouterr().out
+    note = "each image gets a sequence; in training a share p = 0.10 of each batch does"
+    call = captured[0]
+    assert torch.equal(call["originals"], x) and note in call["title"] and note in printed
+    changed = torch.zeros(6, dtype=torch.bool)
+    for _, imgs in call["columns"]:
+        assert imgs.shape == x.shape and not torch.equal(imgs, x)
+        changed |= (imgs != x).flatten(1).any(1)
+    assert changed.all()  # every image transformed in some draw
+    from fastaug.augment import load
+
+    assert load(tmp_path / "augmentation.pt").p == 0.1
+
+
+def test_other_kinds_keep_their_title(tmp_path, captured):
+    m = build("influence", standard=False)  # p = 0.7: a per-image probability, shown at 1 without a note
+    m.save(tmp_path / "augmentation.pt")
+    assert main(["show", str(tmp_path), "--images", str(_noise_folder(tmp_path)), "--output", str(tmp_path / "f.png"),
+                 "--draws", "1", "--seed", "2"]) == 0
+    assert captured[0]["title"] == f"{m.kind()}: 1 draws per image (seed 2)"
+
+
+def _noise_folder(tmp_path, n=2):
+    from PIL import Image
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
 def test_the_summary_of_a_policy_is_its_frozen_policy_and_histograms(tmp_path, capsys):
     pytest.importorskip("skimage")
     m = build("adversarial")

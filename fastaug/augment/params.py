@@ -5,6 +5,7 @@ a fixed order, then moved to the images' device, so the same seed gives the same
 the same output, on CPU and CUDA. The draws are independent of the images' values.
 """
 import dataclasses
+import operator
 
 import torch
 
@@ -21,14 +22,16 @@ class SubPolicy:
 
     ``levels[i]`` is a magnitude level in ``[0, num_bins)`` of the owning :class:`Policy`;
     ``probs[i]`` the probability that op i is applied (``None``: always, as in Adversarial
-    AutoAugment, which removed the probabilities).
+    AutoAugment, which removed the probabilities). Op ids and levels must be integers (Python, NumPy
+    or one-element integer tensors); floats (3.0 included) and bools raise TypeError, as in
+    :meth:`Policy.from_tensors` (they are not rounded or truncated).
     """
     ops: tuple
     levels: tuple
     probs: tuple = None
 
     def __post_init__(self):
-        ops, levels = tuple(int(o) for o in self.ops), tuple(int(l) for l in self.levels)
+        ops, levels = _integers(self.ops, "ops", "op ids"), _integers(self.levels, "levels", "magnitude levels")
         probs = tuple(1.0 for _ in ops) if self.probs is None else tuple(float(p) for p in self.probs)
         if not (len(ops) == len(levels) == len(probs)) or not ops:
             raise ValueError(f"ops, levels and probs must be non-empty and of one length, got {len(ops)}, "
@@ -40,6 +43,21 @@ class SubPolicy:
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "levels", levels)
         object.__setattr__(self, "probs", probs)
+
+
+def _integers(values, name, what):
+    """``values`` as a tuple of Python ints; a float (3.0 included), complex or bool raises TypeError (as
+    :meth:`Policy.from_tensors` refuses such tensors) instead of being truncated by ``int``."""
+    out = []
+    for v in values:
+        is_bool = isinstance(v, bool) or (isinstance(v, torch.Tensor) and v.dtype == torch.bool)
+        try:
+            if is_bool:
+                raise TypeError
+            out.append(operator.index(v))
+        except TypeError:
+            raise TypeError(f"{name} must be integer {what}, got {v!r} ({type(v).__name__})") from None
+    return tuple(out)
 
 
 class Policy:
@@ -113,7 +131,10 @@ class Policy:
             unknown = [n for n in names if n not in OP_IDS]
             if unknown:
                 raise ValueError(f"sub-policy {i} names unknown ops {unknown}; the ops are {', '.join(OP_IDS)}")
-            subs.append(SubPolicy([OP_IDS[n] for n in names], [0 if l is None else int(l) for l in levels], probs))
+            try:
+                subs.append(SubPolicy([OP_IDS[n] for n in names], [0 if l is None else l for l in levels], probs))
+            except TypeError as err:  # a level of 7.5 was truncated to 7
+                raise TypeError(f"sub-policy {i}: {err}") from None
         return cls(subs, num_bins, weights)
 
     def to_published(self):

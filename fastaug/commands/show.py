@@ -8,11 +8,12 @@ augmentation on each (columns); for subgroup translations, each image's version 
 class.
 
 The learned part is shown alone, on every image (a run that applied it to a share p of its batches says
-so in the summary); ``--standard`` adds the crop/flip/Cutout recipe the run trained with around it (always
-on for ``fixed``, which learned nothing else). Sample images: ``--images FOLDER`` (image files, or one
-sub-folder per class, named as the augmentation's classes, for translations), else real ones matching
-the augmentation's channels: MNIST-5k digits for one channel, scikit-image photos for three, resized to
-its image size.
+so in the summary; TANDA's ``int(N * p)`` images of a batch would be none of a few sample images, and its
+figure's title says each image gets a sequence); ``--standard`` adds the crop/flip/Cutout recipe the run
+trained with around it (always on for ``fixed``, which learned nothing else). Sample images: ``--images
+FOLDER`` (image files, or one sub-folder per class, named as the augmentation's classes, for
+translations), else real ones matching the augmentation's channels: MNIST-5k digits for one channel,
+scikit-image photos for three, resized to its image size.
 """
 import os
 
@@ -38,7 +39,7 @@ def add_arguments(p):
 def run(args):
     import torch
 
-    from ..augment import FixedAugment, SubgroupTranslation, load
+    from ..augment import FixedAugment, SequenceAugment, SubgroupTranslation, load
     from ..augment.learned_module import AUGMENTATION_FILE
     from ..viz import augmentation_grid
 
@@ -55,10 +56,14 @@ def run(args):
           f"{module.image_size[0]}x{module.image_size[1]} images" + _provenance(module.provenance))
     for line in module.describe():
         print(line)
-    p = getattr(module, "p", None)
+    p, note = getattr(module, "p", None), None
     if p is not None and p < 1:
-        module.p = 1.0  # show the learned part on every image
-        print("  (the figure shows it on every image)")
+        module.p = 1.0  # show the learned part on every image (TANDA's int(N * p) would be 0 for a few images)
+        if isinstance(module, SequenceAugment):
+            note = f"each image gets a sequence; in training a share p = {p:.2f} of each batch does"
+            print(f"  (the figure: {note})")
+        else:
+            print("  (the figure shows it on every image)")
 
     g = torch.Generator().manual_seed(args.seed)
     if isinstance(module, SubgroupTranslation):
@@ -69,6 +74,8 @@ def run(args):
     else:
         columns = [(f"draw {d + 1}", module(x, generator=g)) for d in range(args.draws)]
         rows, title = None, f"{module.kind()}: {args.draws} draws per image (seed {args.seed})"
+        if note is not None:
+            title += f"\n{note}"
     path = augmentation_grid(output, x, columns, rows, title=title)
     print(f"wrote {path}")
     return 0

@@ -4,6 +4,7 @@ parameter replay, and their policy in the state_dict.
 The reference for an output is Pillow (tests/oracles/pillow_policy.py) applied to the parameters the
 module reports; the sampling is checked against the published policies and the modules' definitions.
 """
+import numpy as np
 import pytest
 import torch
 
@@ -317,6 +318,24 @@ def test_from_tensors_refuses_non_integer_dtypes(which, dtype):
         pol = Policy.from_tensors(good["ops"].to(t), good["levels"].to(t), num_bins=15)
         assert pol.ops.tolist() == [[0, 14]] and pol.levels.tolist() == [[3, 14]]
     assert Policy.from_tensors([[0, 14]], [[3, 14]], num_bins=15).levels.tolist() == [[3, 14]]
+
+
+@pytest.mark.parametrize("which", ["ops", "levels"])
+@pytest.mark.parametrize("bad", [0.7, 3.0, np.float64(3.0), torch.tensor(3.0), True, torch.tensor(True)])
+def test_subpolicy_refuses_non_integer_ids_and_levels(which, bad):
+    # as from_tensors: 0.7 was silently truncated to op 0 (level 0); 3.0 is refused as a float list is there
+    good = {"ops": (0, 14), "levels": (3, 9)}
+    what = "op ids" if which == "ops" else "magnitude levels"
+    with pytest.raises(TypeError, match=f"^{which} must be integer {what}, got "):
+        SubPolicy(**dict(good, **{which: (bad, good[which][1])}))
+    # integers of any kind are taken as they are: Python, NumPy, integer tensors (and their elements)
+    for ops, levels in (((0, 14), (3, 9)), ((np.int64(0), np.int32(14)), (np.uint8(3), 9)),
+                        (torch.tensor([0, 14]), torch.tensor([3, 9], dtype=torch.uint8))):
+        sp = SubPolicy(ops, levels)
+        assert sp.ops == (0, 14) and sp.levels == (3, 9) and all(type(v) is int for v in sp.ops + sp.levels)
+    if which == "levels" and not isinstance(bad, (bool, torch.Tensor)):  # the published form: 7.5 was level 7
+        with pytest.raises(TypeError, match="^sub-policy 1: levels must be integer magnitude levels"):
+            AutoAugment([[("Rotate", 1.0, 7)], [("Rotate", 1.0, bad)]])
 
 
 def test_autoaugment_takes_a_policy_in_the_published_form():
