@@ -68,28 +68,82 @@ class _Decode:
         return TF.pil_to_tensor(TF.resize(img, [self.size, self.size], antialias=True))
 
 
+class _Relabel(torch.utils.data.Dataset):
+    """``dataset`` (an image folder) with its labels through ``lut`` (folder class number -> label): what
+    ``--classes`` makes of a folder (:meth:`FolderData.relabelled`). A negative label (a sample
+    :class:`_ReadableFolder` marked unreadable, ``-1 - index``) is kept. A list, so picklable for
+    DataLoader workers; indices are the folder's own."""
+
+    def __init__(self, dataset, lut):
+        self.dataset, self.lut = dataset, [int(v) for v in lut]
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        x, y = self.dataset[index]
+        return x, (self.lut[y] if y >= 0 else y)
+
+
 class FolderData:
     """A labelled image folder decoded lazily (in DataLoader workers).
 
     Mirrors :class:`~fastaug.data.base.ImageData`'s read-only attributes (``labels``, ``classes``,
-    ``name``, ``hflip``, ``mean``, ``std``, ``channels``, ``image_size``, ``num_classes``); ``dataset``
-    is the torch Dataset yielding ``(uint8 (C, S, S), label)``.
+    ``name``, ``hflip``, ``mean``, ``std``, ``channels``, ``image_size``, ``num_classes``) and its
+    :meth:`subset`, so the seeded subsets of :mod:`.splits` (``labelled_subset``, ``train_val_split``,
+    ``class_subset``) take it as they take an in-memory dataset, from the labels alone (no image
+    decoded). ``dataset`` is the torch Dataset yielding ``(uint8 (C, S, S), label)``: the image folder
+    (``base``), its labels mapped by ``label_map`` ((folder classes,) int64, folder class number -> label,
+    -1 for a class left out; None: the folder's own numbers), restricted to ``indices`` (of ``base``;
+    None: all of it).
     """
 
-    def __init__(self, dataset, indices, classes, image_size, grey):
-        self.dataset = dataset if indices is None else torch.utils.data.Subset(dataset, indices.tolist())
-        targets = torch.as_tensor(dataset.targets, dtype=torch.int64)
-        self.labels = targets if indices is None else targets[indices]
+    def __init__(self, dataset, indices, classes, image_size, grey, label_map=None):
+        self.base = dataset
+        self.indices = None if indices is None else torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        self.label_map = None if label_map is None else torch.as_tensor(label_map, dtype=torch.int64)
+        self._grey, self._side = bool(grey), int(image_size)
+        source = dataset if self.label_map is None else _Relabel(dataset, self.label_map.tolist())
+        self.dataset = source if self.indices is None else torch.utils.data.Subset(source, self.indices.tolist())
+        labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+        labels = labels if self.indices is None else labels[self.indices]
+        self.labels = labels if self.label_map is None else self.label_map[labels]
         self.classes, self.name, self.hflip = tuple(classes), "folder", True
         self.channels = 1 if grey else 3
         self.mean, self.std = ((0.5,), (0.5,)) if grey else (IMAGENET_MEAN, IMAGENET_STD)
         self.image_size = (image_size, image_size)
         self.skip_unreadable = False  # --skip-unreadable: drop undecodable images from their batch
 
+    def _derive(self, indices, classes, label_map):
+        out = FolderData(self.base, indices, classes, self._side, self._grey, label_map=label_map)
+        out.skip_unreadable = self.skip_unreadable
+        return out
+
+    def subset(self, index):
+        """The images at ``index`` (a 1-D index tensor or boolean mask into this split), same classes and
+        labels: a FolderData over the same folder, nothing decoded (as :meth:`ImageData.subset`)."""
+        index = torch.as_tensor(index).cpu()
+        if index.dtype == torch.bool:
+            index = index.nonzero().squeeze(1)
+        index = index.to(torch.int64).reshape(-1)
+        return self._derive(index if self.indices is None else self.indices[index], self.classes, self.label_map)
+
+    def relabelled(self, lut, classes):
+        """These images labelled ``lut[label]`` ((num_classes,) int64) with classes ``classes``: what
+        :func:`~fastaug.data.splits.class_subset` does to an in-memory dataset's labels, applied where the
+        folder's samples are produced (every image here must map to a label >= 0)."""
+        lut = torch.as_tensor(lut, dtype=torch.int64).cpu()
+        if bool((lut[self.labels] < 0).any()):
+            raise ValueError("relabelled: every image must keep a class (take the class subset first)")
+        if self.label_map is None:
+            label_map = lut
+        else:  # compose: folder class number -> current label -> new label (-1 stays -1)
+            label_map = torch.where(self.label_map >= 0, lut[self.label_map.clamp_min(0)], -1)
+        return self._derive(self.indices, classes, label_map)
+
     def unreadable_path(self, label):
         """The file behind a sample that :class:`_ReadableFolder` marked unreadable (``label < 0``)."""
-        base = self.dataset.dataset if isinstance(self.dataset, torch.utils.data.Subset) else self.dataset
-        return base.samples[-1 - int(label)][0]
+        return self.base.samples[-1 - int(label)][0]
 
     def __len__(self):
         return self.labels.numel()

@@ -1,4 +1,5 @@
-"""Seeded subsets and splits of an :class:`~fastaug.data.base.ImageData`.
+"""Seeded subsets and splits of an :class:`~fastaug.data.base.ImageData` (or a
+:class:`~fastaug.data.folder.FolderData`: they read only its labels and take its ``subset``).
 
 Every function takes a ``seed`` (an int) and draws from its own ``torch.Generator``, so a split is a
 pure function of (data, sizes, seed): the same on every run, every rank and every device.
@@ -15,6 +16,8 @@ __all__ = ["class_subset", "balanced_indices", "labelled_subset", "train_val_spl
 def class_subset(data: ImageData, classes, relabel=True) -> ImageData:
     """Keep the images of ``classes`` (ids or names), e.g. digits 3 and 8.
 
+    A string that is one of ``data.classes`` is that class (an image folder's sub-folder ``10`` is
+    class ``"10"``, whatever its number); any other integer or string of digits is a class id.
     With ``relabel`` (default) the kept classes become labels 0..k-1 in the order given (3 vs 8 ->
     0 vs 1), as a binary task expects; otherwise labels and ``classes`` stay as they were.
     """
@@ -23,10 +26,10 @@ def class_subset(data: ImageData, classes, relabel=True) -> ImageData:
         raise ValueError("classes must name at least one class")
     ids = []
     for c in classes:
-        if isinstance(c, str) and not c.lstrip("-").isdigit():
-            if c not in data.classes:
-                raise ValueError(f"class {c!r} is not in {data.name} (classes: {list(data.classes)})")
+        if isinstance(c, str) and c in data.classes:
             ids.append(data.classes.index(c))
+        elif isinstance(c, str) and not c.lstrip("-").isdigit():
+            raise ValueError(f"class {c!r} is not in {data.name} (classes: {list(data.classes)})")
         else:
             i = int(c)
             if not 0 <= i < data.num_classes:
@@ -41,8 +44,11 @@ def class_subset(data: ImageData, classes, relabel=True) -> ImageData:
     sub = data.subset(keep.nonzero().squeeze(1))
     if not relabel:
         return sub
+    names = tuple(data.classes[i] for i in ids)
+    if not isinstance(sub, ImageData):  # a FolderData: relabelled where its samples are produced
+        return sub.relabelled(lut, names)
     sub.labels = lut.to(sub.labels.device)[sub.labels]
-    sub.classes = tuple(data.classes[i] for i in ids)
+    sub.classes = names
     return sub
 
 

@@ -249,6 +249,31 @@ def test_image_folder_trains_with_workers(tmp_path):
     assert a["crop_padding"] == 2 and a["cutout"] == 8 and a["fill"] == 128  # defaults for small RGB images
 
 
+def test_folder_cli_takes_classes_and_train_size(tmp_path):
+    """fastaug train --dataset folder --classes a b --train-size 8: a two-class balanced subset of a
+    three-class folder, in the main process (-j 0)."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for c in ("a", "b", "c"):
+        os.makedirs(tmp_path / "data" / c)
+        for i in range(8):
+            Image.fromarray(rng.integers(0, 256, (9, 9, 3), dtype=np.uint8)).save(tmp_path / "data" / c / f"{i}.png")
+    out = tmp_path / "o"
+    cli("train", "--dataset", "folder", "--data-dir", tmp_path / "data", "--image-size", "16", "--model", "lenet",
+        "--classes", "a", "b", "--train-size", "8", "--epochs", "1", "-b", "4", "-j", "0", "--output-dir", out,
+        "--no-progress")
+    with open(out / "summary.json") as f:
+        s = json.load(f)
+    assert s["train_images"] == 8 and s["epochs"] == 1
+    hist = _history(str(out))
+    assert hist[0]["train_samples"] == 8
+    with open(out / "args.json") as f:
+        assert json.load(f)["classes"] == ["a", "b"]
+
+
 def test_augmentation_defaults_follow_the_image_size():
     from fastaug.train.args import data_defaults
 
