@@ -100,6 +100,21 @@ def main(argv=None):
             prog = getattr(err, "prog", None) or f"fastaug {command}"
             print(f"{prog}: error: {_sentence(err)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`fastaug show RUN | head`): stop quietly, as cat does
+        _silence_stdout()
+        return 1
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null, so that the interpreter's flush at exit does not raise BrokenPipeError
+    again (the recipe of Python's signal module documentation)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (e.g. captured): nothing is flushed to a pipe
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _unrecognized(extra, augment):

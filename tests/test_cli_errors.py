@@ -216,3 +216,26 @@ def test_a_bad_common_option_names_its_flag_and_rule(tmp_path, capsys, flags, me
     err = capsys.readouterr().err
     assert err.startswith(f"fastaug train: error: {message}") and err.count("\n") == 1, err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly():
+    """`fastaug show RUN | head`: the pipe closes while the command still prints; it stops with status 1 and
+    no BrokenPipeError traceback (neither from the print nor from the interpreter's flush at exit)."""
+    code = (
+        "import argparse, sys\n"
+        "from fastaug import cli\n"
+        "def chatty(args):\n"
+        "    for i in range(200000):\n"
+        "        print('line', i)\n"
+        "class Parser:\n"
+        "    def parse_known_args(self, argv):\n"
+        "        return argparse.Namespace(func=chatty, command='show'), []\n"
+        "cli.build_parser = lambda argv=None: Parser()\n"
+        "sys.exit(cli.main(['show']))\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert p.stdout.readline() == b"line 0\n"
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

@@ -35,17 +35,24 @@ def add_arguments(p):
 def _run_one(args, method, root):
     """One ordinary ``fastaug train`` run of ``method`` in ``root/method``: its namespace holds the
     common options and ``method``'s own only, as ``fastaug train --augment method`` would."""
-    from ..train.args import method_option_names, replace_args
     from ..train.checkpoint import CheckpointError
     from ..train.engine import train
     from .train import load_run_data
 
-    others = (method_option_names() - method_option_names([method])) | {"methods"}
-    a = replace_args(args, drop=others, augment=method, output_dir=os.path.join(root, method), resume=False)
+    a = _method_args(args, method, root)
     try:  # "auto": a finished run resumes with no epochs left (reused), an unfinished one continues
         return train(a, data=load_run_data(a), resume="auto")
     except CheckpointError as err:
         raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
+
+
+def _method_args(args, method, root):
+    """The namespace of ``fastaug train --augment method`` in ``root/method``: the common options and
+    ``method``'s own only."""
+    from ..train.args import method_option_names, replace_args
+
+    others = (method_option_names() - method_option_names([method])) | {"methods"}
+    return replace_args(args, drop=others, augment=method, output_dir=os.path.join(root, method), resume=False)
 
 
 def _table(rows):
@@ -83,8 +90,14 @@ def run(args):
     unknown = [m for m in methods if m not in registry.names()]
     if not methods or unknown:
         raise UsageError(f"unknown methods {unknown}; choose from {', '.join(registry.names())}")
+    twice = sorted({m for m in methods if methods.count(m) > 1})
+    if twice:
+        raise UsageError(f"--methods names {', '.join(twice)} more than once (each method is one run in "
+                         f"OUTPUT_DIR/<method>)")
     prepare(args)
     root = args.output_dir
+    for m in methods:  # every method's arguments checked before the first one trains
+        registry.method_class(m).check_args(_method_args(args, m, root))
     rows = []
     say = print if is_main_process() else (lambda *a, **k: None)
     try:

@@ -104,6 +104,14 @@ class Method:
     Options = None
 
     @classmethod
+    def check_args(cls, args):
+        """Refuse, before any work, arguments this method cannot run with (ValueError, one sentence):
+        its own options (``Options.from_args``) and what it needs of the common ones. ``fastaug compare``
+        calls it for every method before training the first; a method with such needs overrides it."""
+        if cls.Options is not None:
+            cls.Options.from_args(args)
+
+    @classmethod
     def pipeline(cls, args, data=None, resume=None):
         """A :class:`~fastaug.train.pipeline.Pipeline` when the method needs stages before (or instead
         of) the classifier's training, ending with :class:`~fastaug.train.engine.ClassifierStage`;

@@ -61,3 +61,15 @@ def test_a_method_that_stops_before_training_has_no_row(tmp_path, capsys):
     rows = json.loads((d / "comparison.json").read_text())
     assert [r["augment"] for r in rows] == ["none"]
     assert (d / "influence" / "stage1_classifier" / "checkpoint.pt").is_file()
+
+
+def test_every_methods_arguments_are_checked_before_the_first_trains(tmp_path, capsys):
+    """`--methods none,influence` without --val-size: refused before `none` trains (nothing written), and
+    a method named twice is refused too."""
+    out = tmp_path / "cmp"
+    assert main(["compare", "--methods", "none,influence", "--train-size", "40", "--epochs", "1",
+                 "--output-dir", str(out)]) == 2
+    assert "--augment influence needs a held-out validation split" in capsys.readouterr().err
+    assert not (out / "none").exists()
+    assert main(["compare", "--methods", "none,standard,none", "--output-dir", str(out)]) == 2
+    assert "--methods names none more than once" in capsys.readouterr().err

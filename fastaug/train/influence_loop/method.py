@@ -115,6 +115,13 @@ class InfluenceAugment(LearnedRetrain):
     Options = InfluenceOptions
 
     @classmethod
+    def check_args(cls, args):
+        """Its options, and a validation split (``--val-size``) for s_val."""
+        from .options import check_options
+
+        check_options(args)
+
+    @classmethod
     def pipeline(cls, args, data=None, resume=None):
         """Stages 1-4, then this method on the engine (stage 5)."""
         from .stages import influence_pipeline
