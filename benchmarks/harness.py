@@ -332,10 +332,27 @@ def format_kernel_table(rows):
     return "\n".join(lines + ([""] + notes if notes else []))
 
 
-def write_json(rows, path):
-    """Write Rows and KernelRows (with their derived speed-ups, metrics and verdicts) as JSON."""
+def check_json_path(path):
+    """Refuse, before any timing, a JSON path that cannot be written (a folder, or under a file); creates
+    its missing parent folders. Raises ValueError with one sentence."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"--json {path} is a folder; give a file name, e.g. {os.path.join(path, 'results.json')}")
+    parent = os.path.dirname(path)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--json {path}: cannot create its folder {parent} ({err.strerror})") from None
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--json {path}: its folder {parent} is not writable")
+
+
+def write_json(rows, path, threads=None):
+    """Write Rows and KernelRows (with their derived speed-ups, metrics and verdicts) as JSON. ``threads``:
+    the CPU thread counts the rows ran at (default: torch's current count)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "allocator": allocator_description(),
+    threads = [torch.get_num_threads()] if threads is None else list(threads)
+    meta = {"torch": torch.__version__, "threads": threads, "allocator": allocator_description(),
             "cuda_device": torch.cuda.get_device_name() if torch.cuda.is_available() else None}
     plain = [r for r in rows if isinstance(r, Row)]
     kernel = [r for r in rows if isinstance(r, KernelRow)]

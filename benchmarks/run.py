@@ -45,7 +45,7 @@ def thread_counts(text):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", default="", help="comma-separated families (default: all of %s)" % families())
+    parser.add_argument("--only", default=None, help="comma-separated families (default: all of %s)" % families())
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                         help="'all' runs CPU, and CUDA when a GPU is present")
     parser.add_argument("--threads", type=thread_counts, default=thread_counts(f"1,{os.cpu_count() or 1}"),
@@ -58,10 +58,16 @@ def main(argv=None):
                              "huge pages)")
     args = parser.parse_args(argv)
 
-    chosen = [f for f in args.only.split(",") if f] or families()
+    if args.only is not None and not args.only.strip(" ,"):  # e.g. --only "$FAMILY" with an empty variable
+        parser.error(f"--only names no family; choose from {families()} (or leave --only out for all)")
+    chosen = families() if args.only is None else [f.strip() for f in args.only.split(",") if f.strip()]
     unknown = sorted(set(chosen) - set(families()))
     if unknown:
         parser.error(f"unknown families {unknown}; choose from {families()}")
+    try:
+        harness.check_json_path(args.json)  # before the timing, not after it
+    except ValueError as err:
+        parser.error(str(err))
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     if "cuda" in devices and not torch.cuda.is_available():
         if args.device == "cuda":
@@ -89,7 +95,7 @@ def main(argv=None):
     print(f"allocator: {allocator}\n")
     print("\n\n".join(table for table in (harness.format_kernel_table(kernel) if kernel else "",
                                           harness.format_table(plain) if plain else "") if table))
-    harness.write_json(rows, args.json)
+    harness.write_json(rows, args.json, threads=args.threads if "cpu" in devices else None)
     print(f"\nwrote {args.json}", file=sys.stderr)
     missed = [r for r in rows if r.status == "MISS"]
     if missed:

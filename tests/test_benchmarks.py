@@ -65,6 +65,7 @@ def test_family_runs_quickly_and_reports_ratios(family, tmp_path):
                            "--system-malloc"]) == 0
     data = json.loads(out.read_text())
     assert data["meta"]["allocator"] == harness.allocator_description()
+    assert data["meta"]["threads"] == [1]  # the counts the rows ran at, not the process's count afterwards
     rows, kernel_rows = data["rows"], data["kernel_rows"]
     assert rows or kernel_rows
     assert all(r["family"] == family for r in rows + kernel_rows)
@@ -155,6 +156,19 @@ def test_compare_kernel_times_every_kind_and_the_copy():
 def test_copy_moves_the_bytes_asked_for():
     run = harness.copy_fn(64, "cpu")
     assert run().numel() == 32
+
+
+def test_arguments_that_would_waste_a_run_are_refused_before_any_timing(tmp_path, capsys):
+    """An empty --only (an unset shell variable) once ran every family; a --json path that cannot be
+    written failed only after all the timing."""
+    (tmp_path / "f.txt").write_text("a file, not a folder")
+    for argv, said in ((["--only", ""], "names no family"), (["--only", " , "], "names no family"),
+                       (["--only", "warp", "--json", str(tmp_path)], "is a folder"),
+                       (["--only", "warp", "--json", str(tmp_path / "f.txt" / "rows.json")], "cannot create")):
+        with pytest.raises(SystemExit) as exit_:
+            bench_run.main(argv + ["--device", "cpu", "--threads", "1"])
+        assert exit_.value.code == 2
+        assert said in capsys.readouterr().err
 
 
 def test_thread_counts():

@@ -24,6 +24,9 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--device", default="cpu")
     a = p.parse_args(argv)
+    for flag, value in (("--batch-size", a.batch_size), ("--instances", a.instances), ("--steps", a.steps)):
+        if value < 1:
+            p.error(f"{flag} must be >= 1, got {value}")
     g = torch.Generator().manual_seed(0)
     mk = lambda n: ImageData(torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8),  # noqa: E731
                              torch.randint(0, 10, (n,), generator=g), tuple(str(i) for i in range(10)), "cifar10",

@@ -54,3 +54,21 @@ def test_training_registers_the_digits_and_the_figure_is_written(tmp_path):
     assert after < 0.8 * before, (before, after)
     path = example.save_figure(result, str(tmp_path / "reg.png"), rows=2)
     assert os.path.getsize(path) > 1000
+
+
+def test_a_class_with_one_digit_pairs_it_with_itself():
+    labels = torch.tensor([3, 1, 3, 9])
+    partner = example.make_pairs(labels, torch.Generator().manual_seed(0))
+    assert torch.equal(labels[partner], labels)
+    assert partner[1] == 1 and partner[3] == 3 and partner[0] == 2 and partner[2] == 0
+
+
+@pytest.mark.parametrize("extra, said", [(["--digits", "5000"], "--digits must be in [1, 4000]"),
+                                         (["--digits", "0"], "--digits must be in"),
+                                         (["--batch-size", "0"], "--batch-size must be >= 1"),
+                                         (["--threads", "-1"], "--threads must be >= 0"),
+                                         (["--figure", "/no/such/folder/x.png"], "does not exist")])
+def test_bad_arguments_are_refused_before_training(extra, said, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        example.parse_args(extra)
+    assert exit_.value.code == 2 and said in capsys.readouterr().err
