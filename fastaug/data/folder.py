@@ -195,20 +195,21 @@ def _image_folder(path, size, grey, class_to_idx=None):
     return _readable_folder_class()(path, transform=_Decode(size, grey), class_to_idx=class_to_idx)
 
 
-def _class_images(folder):
-    """{class sub-folder of ``folder``: its number of image files} (torchvision's extensions)."""
+def _foreign_classes(folder, classes):
+    """The class sub-folders of ``folder`` that hold images (torchvision's extensions) and are not in
+    ``classes``: only those are listed here (the image folder lists the others)."""
     from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
     names, _ = find_classes(folder)
-    return {c: len(make_dataset(folder, {c: 0}, IMG_EXTENSIONS, allow_empty=True)) for c in names}
+    return sorted(c for c in names if c not in classes and make_dataset(folder, {c: 0}, IMG_EXTENSIONS,
+                                                                        allow_empty=True))
 
 
 def _held_out_folder(folder, train_folder, train_classes, size, grey):
     """The held-out split ``folder`` labelled with the training split's classes (``train_classes``,
     ``class_to_idx`` of ``train_folder``); refuses, in one sentence naming the classes and both folders, a
     class folder of images the training split lacks; warns of training classes it has no images of."""
-    counts = _class_images(folder)
-    extra = sorted(c for c, n in counts.items() if n and c not in train_classes)
+    extra = _foreign_classes(folder, train_classes)
     if extra:
         if len(extra) == 1:
             c = extra[0]
@@ -221,7 +222,8 @@ def _held_out_folder(folder, train_folder, train_classes, size, grey):
     ds = _image_folder(folder, size, grey, class_to_idx=train_classes)
     if not ds.samples:
         raise FileNotFoundError(f"no images of the classes of {train_folder} found under {folder}")
-    missing = [c for c in sorted(train_classes, key=train_classes.get) if not counts.get(c)]
+    present = set(ds.targets)
+    missing = [c for c in sorted(train_classes, key=train_classes.get) if train_classes[c] not in present]
     if missing:
         warnings.warn(f"{folder} has no images of class{'es' if len(missing) > 1 else ''} "
                       f"{', '.join(repr(c) for c in missing)} (of {train_folder}): the test accuracy covers the "
