@@ -143,3 +143,48 @@ def test_a_step_on_the_objective_lowers_the_measured_validation_loss(seed):
     assert down < base < up
     with torch.no_grad():  # and the objective itself predicts it
         assert influence_objective(inf, x, x_aug - step, y) < influence_objective(inf, x, x_aug, y)
+
+
+def test_a_last_layer_without_bias_is_refitted_as_w_only_and_the_prediction_matches_the_refit():
+    """A classifier whose ``fc`` has no bias: stage 4's evaluation refits W alone (the objective's
+    gradient over W vanishes at the refit) and, for a small augmentation, the first-order prediction
+    agrees with the refit change of the validation loss."""
+    from fastaug.train.influence_loop.objective import last_layer_theta, predicted_vs_refit
+
+    torch.manual_seed(0)
+    net, inf, x, y, xv, yv = _problem()
+    net.fc = nn.Linear(net.fc.in_features, net.fc.out_features, bias=False).double()
+    with torch.no_grad():
+        h = net.eval().features(x)
+    # F's last layer at the damped optimum, where the influence function is taken: fitted by plain
+    # gradient descent here, independently of refit_last_layer's L-BFGS.
+    opt = torch.optim.SGD(net.fc.parameters(), lr=0.5)
+    for _ in range(3000):
+        opt.zero_grad()
+        (F.cross_entropy(net.fc(h), y) + 0.025 * net.fc.weight.square().sum()).backward()
+        opt.step()
+    net.fc.requires_grad_(False)
+    inf = LastLayerInfluence(net, damping=0.05, progress=False).fit([(x, y)])
+    inf.s_val([(xv, yv)])
+    theta = last_layer_theta(net.fc)
+    assert theta.shape == (3, h.shape[1])
+
+    refit = refit_last_layer(theta, h, y, inf.damping, max_iter=500)
+    assert refit.shape == theta.shape
+    torch.testing.assert_close(refit, theta, rtol=0, atol=1e-5)  # both found the same optimum
+    with torch.enable_grad():
+        t = refit.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(F.cross_entropy(h @ t.T, y) + 0.5 * inf.damping * t.square().sum(), t)
+    assert grad.norm() < 1e-6
+
+    g = torch.Generator().manual_seed(4)
+    x_aug = x + 0.001 * torch.randn(x.shape, generator=g, dtype=x.dtype)  # small: a first-order prediction
+    with torch.no_grad():
+        h_aug, hv = net.features(x_aug), net.features(xv)
+        out = predicted_vs_refit(inf, h_aug, net.fc(h_aug), hv, net.fc(hv), yv, theta)
+    predicted = out["predicted_val_loss"] - out["val_loss"]
+    measured = out["refit_val_loss"] - out["val_loss"]
+    assert abs(predicted) > 1e-6
+    assert measured == pytest.approx(predicted, rel=0.15)
+    with pytest.raises(ValueError, match="not a last layer"):
+        refit_last_layer(theta[:, :-2], h, y, inf.damping)

@@ -40,7 +40,7 @@ from ..loop import Loop, optimizer_step
 from ..method import to_float
 from ..rng import derive_seed
 from .augmenter import displacement
-from .objective import influence_objective, predicted_vs_refit
+from .objective import influence_objective, last_layer_theta, predicted_vs_refit
 from .options import order_seed
 
 __all__ = ["train_augmenter", "evaluate_augmenter"]
@@ -58,8 +58,7 @@ def evaluate_augmenter(augmenter, influence, train_batches, val_features, seed):
         h = model.features(augmenter(x, rng=g))
         h_aug.append(h)
         z_aug.append(model.fc(h))
-    theta = torch.cat([model.fc.weight, model.fc.bias[:, None]], 1)
-    return predicted_vs_refit(influence, torch.cat(h_aug), torch.cat(z_aug), *val_features, theta)
+    return predicted_vs_refit(influence, torch.cat(h_aug), torch.cat(z_aug), *val_features, last_layer_theta(model.fc))
 
 
 class _Best:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ..loop import optimizer_step
 
-__all__ = ["influence_objective", "refit_last_layer", "predicted_vs_refit"]
+__all__ = ["influence_objective", "last_layer_theta", "refit_last_layer", "predicted_vs_refit"]
 
 
 def influence_objective(influence, x, x_aug, y):
@@ -43,13 +43,25 @@ def influence_objective(influence, x, x_aug, y):
     return influence.influence_aug(x, x_aug, y).mean()
 
 
+def last_layer_theta(fc):
+    """The parameters of a last layer ``fc`` (``nn.Linear``) as one matrix: ``[W b]`` (C, D+1), or
+    ``W`` (C, D) for a layer built with ``bias=False`` (the influence's convention, :mod:`fastaug.influence`)."""
+    return fc.weight if fc.bias is None else torch.cat([fc.weight, fc.bias[:, None]], 1)
+
+
 def _loss(theta, h, y):
+    if theta.shape[1] == h.shape[1]:  # W only: a last layer without a bias
+        return F.cross_entropy(h @ theta.T, y)
     return F.cross_entropy(h @ theta[:, :-1].T + theta[:, -1], y)
 
 
 def refit_last_layer(theta0, h, y, damping, max_iter=200):
     """Minimise ``mean CE(h Theta) + damping/2 ||Theta||^2`` over the last layer ``Theta = [W b]``
-    (C, D+1) from ``theta0`` with L-BFGS (strong Wolfe) in float64; returns the minimiser."""
+    (C, D+1), or ``W`` (C, D) for a layer without a bias, from ``theta0`` with L-BFGS (strong Wolfe)
+    in float64; returns the minimiser (the shape of ``theta0``)."""
+    if theta0.shape[1] not in (h.shape[1], h.shape[1] + 1):
+        raise ValueError(f"theta0 {tuple(theta0.shape)} is not a last layer for features of width {h.shape[1]} "
+                         f"(expected (C, {h.shape[1]}) or (C, {h.shape[1] + 1}) with the bias column)")
     theta = theta0.detach().to(torch.float64).clone().requires_grad_()
     h, y = h.detach().to(torch.float64), y.detach()
     opt = torch.optim.LBFGS([theta], max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
@@ -68,7 +80,8 @@ def predicted_vs_refit(influence, h_aug, logits_aug, val_h, val_logits, val_y, t
             originals ``z_i``.
         h_aug, logits_aug: (N, D), (N, C) features and logits of the augmented training points.
         val_h, val_logits, val_y: the validation split through F.
-        theta: (C, D+1) F's last layer ``[W b]``.
+        theta: (C, D+1) F's last layer ``[W b]``, or (C, D) ``W`` for a layer without a bias
+            (:func:`last_layer_theta`).
 
     Returns:
         dict with ``val_loss`` (F), ``mean_influence`` (mean I_aug), ``predicted_val_loss``
