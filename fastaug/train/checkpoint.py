@@ -60,6 +60,14 @@ def load_checkpoint(path, map_location="cpu"):
     return state
 
 
+def _device_kind(device):
+    """``--device`` as the kind of device it runs on here: ``auto`` is cpu on a machine without a GPU, so
+    ``--device cpu`` resumes an ``auto`` run there; the GPU index does not change a result (cuda:0 = cuda:1)."""
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device).split(":")[0]
+
+
 def _normalise(v):
     return json.loads(json.dumps(v, default=str))  # tuples -> lists, paths -> str, as args.json holds them
 
@@ -68,7 +76,8 @@ def check_same_args(saved, current, allowed=RESUMABLE_CHANGES):
     """Raise :class:`CheckpointError` listing every argument that differs from the checkpoint's run."""
     saved, current = _normalise(saved), _normalise(current)
     keys = sorted((set(saved) | set(current)) - set(allowed))
-    diff = [k for k in keys if saved.get(k, "<unset>") != current.get(k, "<unset>")]
+    diff = [k for k in keys if saved.get(k, "<unset>") != current.get(k, "<unset>")
+            and not (k == "device" and _device_kind(saved.get(k)) == _device_kind(current.get(k)))]
     if diff:
         lines = ", ".join(f"--{k.replace('_', '-')} {saved.get(k, '<unset>')!r} -> {current.get(k, '<unset>')!r}"
                           for k in diff)

@@ -280,3 +280,23 @@ def test_augmentation_defaults_follow_the_image_size():
     assert data_defaults("mnist5k", 28) == dict(crop_padding=2, cutout=8, fill=0)  # digits: black background
     assert data_defaults("cifar10", 32) == dict(crop_padding=4, cutout=16, fill=128)  # AdvAA's CIFAR baseline
     assert data_defaults("folder", 224) == dict(crop_padding=28, cutout=0, fill=128)  # ImageNet-sized: no Cutout
+
+
+def test_resume_takes_device_auto_for_the_device_it_resolves_to():
+    """``--device auto`` on a machine without a GPU is cpu: a run started either way resumes the other
+    way; a GPU index is not a different device kind, but cpu against cuda is refused."""
+    from fastaug.train.args import default_args, resolve_defaults
+    from fastaug.train.checkpoint import check_same_args
+
+    def args(device):
+        return vars(resolve_defaults(default_args(device=device, output_dir="o")))
+
+    here = "cuda" if torch.cuda.is_available() else "cpu"
+    check_same_args(args("auto"), args(here))
+    check_same_args(args(here), args("auto"))
+    check_same_args(args("cuda:0"), args("cuda:1"))
+    with pytest.raises(CheckpointError, match=r"--device 'cpu' -> 'cuda'"):
+        check_same_args(args("cpu"), args("cuda"))
+    if here == "cpu":
+        with pytest.raises(CheckpointError, match=r"--device 'auto' -> 'cuda'"):
+            check_same_args(args("auto"), args("cuda"))
