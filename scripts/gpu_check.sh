@@ -40,12 +40,16 @@ mapfile -t test_files < <(find tests -name 'test_*.py' | sort)
 mapfile -t memcheck_files < <(find tests/ops -name 'test_*.py' | sort)
 
 # run LOG CMD...: print the command (quoted, so it can be pasted) and, unless --dry-run, run it with
-# its output appended to LOG ("-" = the terminal); returns the command's exit status.
+# its output appended to LOG ("-" = the terminal); returns the command's exit status. ERRLOG=F in the
+# environment of the call sends stderr to F instead (the benchmarks' tables apart from their progress).
 run() {
-  local log="$1"; shift
-  printf '+'; printf ' %q' "$@"; [ "$log" = - ] || printf ' >> %q' "$log"; printf '\n'
+  local log="$1" err="${ERRLOG:-}"; shift
+  printf '+'; printf ' %q' "$@"; [ "$log" = - ] || printf ' >> %q' "$log"; [ -z "$err" ] || printf ' 2>> %q' "$err"
+  printf '\n'
   [ $dry -eq 1 ] && return 0
-  if [ "$log" = - ]; then "$@"; else "$@" >> "$log" 2>&1; fi
+  if [ "$log" = - ]; then "$@"
+  elif [ -n "$err" ]; then "$@" >> "$log" 2>> "$err"
+  else "$@" >> "$log" 2>&1; fi
 }
 
 # record: pass the output through, and into $out/gpu.txt (the run's summary) unless --dry-run
@@ -100,11 +104,13 @@ if [ -z "${FASTAUG_SKIP_TESTS:-}" ] && [ -z "${FASTAUG_SKIP_MEMCHECK:-}" ]; then
   done
 fi
 
-[ $dry -eq 1 ] || : > "$out/gpu_bench.md"  # this run's tables only (each family appends its own)
+# this run's tables only (each family appends its own); the [bench] progress lines and any error go
+# to gpu_bench.log
+[ $dry -eq 1 ] || { : > "$out/gpu_bench.md"; : > "$out/gpu_bench.log"; }
 for fam in "${families[@]}"; do
   [ $dry -eq 1 ] || echo "## $fam" >> "$out/gpu_bench.md"
-  run "$out/gpu_bench.md" "$py" -m benchmarks.run --device cuda --only "$fam" --json "$out/gpu_bench_$fam.json" \
-    || { failed=1; echo "FAILED: benchmarks $fam"; }
+  ERRLOG="$out/gpu_bench.log" run "$out/gpu_bench.md" "$py" -m benchmarks.run --device cuda --only "$fam" \
+    --json "$out/gpu_bench_$fam.json" || { failed=1; echo "FAILED: benchmarks $fam (see $out/gpu_bench.log)"; tail -5 "$out/gpu_bench.log"; }
 done
 [ $dry -eq 1 ] || cat "$out/gpu_bench.md"
 
