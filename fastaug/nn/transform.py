@@ -25,7 +25,7 @@ class Appearance(nn.Module):
 
     def __init__(self, param_head=None, *, smooth=4):
         super().__init__()
-        check_smooth(smooth)
+        smooth = check_smooth(smooth)
         self.head = param_head
         self.smooth = smooth
 
@@ -63,9 +63,9 @@ class Transform(nn.Module):
 
     def __init__(self, param_head=None, *, smooth=4, mode="parallel", padding_mode="zeros"):
         super().__init__()
-        check_smooth(smooth)
+        smooth = check_smooth(smooth)
         padding_mode_id(padding_mode)
-        if mode not in MODES:
+        if not isinstance(mode, str) or mode not in MODES:  # a list is unhashable
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         self.head = param_head
         self.smooth = smooth

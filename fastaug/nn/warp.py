@@ -1,7 +1,7 @@
 """Layers over the flow warp family: :class:`Warp` and :class:`AffineFlowWarp` (docs/design.md K1, K2)."""
 from torch import nn
 
-from ..ops._validate import check_smooth, padding_mode_id
+from ..ops._validate import check_align_corners, check_smooth, padding_mode_id
 from ..ops.warp import affine_flow_warp, warp
 from ._maps import given_or_predicted, map_pair
 
@@ -37,7 +37,7 @@ class Warp(nn.Module):
         padding_mode_id(padding_mode)  # refuse a bad option here, not at the first forward
         self.head = flow_head
         self.padding_mode = padding_mode
-        self.align_corners = bool(align_corners)
+        self.align_corners = check_align_corners(align_corners)
 
     def forward(self, x, flow=None, *, context=None):
         """Warp ``x`` by ``flow`` (or by ``flow_head(context or x)``); see the class docstring for shapes."""
@@ -69,7 +69,7 @@ class AffineFlowWarp(nn.Module):
 
     def __init__(self, param_head=None, *, smooth=4, padding_mode="zeros"):
         super().__init__()
-        check_smooth(smooth)
+        smooth = check_smooth(smooth)
         padding_mode_id(padding_mode)
         self.head = param_head
         self.smooth = smooth

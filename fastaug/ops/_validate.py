@@ -6,6 +6,8 @@ Eager errors name the argument, what was expected and what was received, as ``Va
 ``torch.compile(fullgraph=True)``. The fake kernels check what a fake tensor knows (shapes, dtypes,
 devices) with :func:`fake_arg`, as the C++ kernels do with ``check_arg`` (csrc/common/checks.h).
 """
+import numbers
+
 import torch
 from torch._subclasses.fake_tensor import is_fake
 
@@ -24,14 +26,30 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 def padding_mode_id(padding_mode):
-    if padding_mode not in PADDING_MODES:
+    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:  # a list is unhashable
         raise ValueError(f"padding_mode must be one of {sorted(PADDING_MODES)}, got {padding_mode!r}")
     return PADDING_MODES[padding_mode]
+
+
+def check_align_corners(align_corners):
+    """Return align_corners as a bool: True, False, or None (False, grid_sample's default). Anything else
+    is refused, as grid_sample refuses it: ``bool("False")`` is True."""
+    if align_corners is None or isinstance(align_corners, bool):
+        return bool(align_corners)
+    raise TypeError(f"align_corners must be a bool (True or False), got {type(align_corners).__name__} "
+                    f"{align_corners!r}")
 
 
 def check_tensor(t, name):
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    # The kernels read dense strided memory: a sparse, MKL-DNN or nested tensor reached them as the
+    # dispatcher's 50-line "Could not run" error, or a nested tensor's internal error on its sizes.
+    if t.is_nested:
+        raise TypeError(f"{name} must be a dense (strided) tensor, got a nested tensor; stack its tensors into one")
+    if t.layout != torch.strided:
+        kind = str(t.layout).replace("torch.", "").lstrip("_")
+        raise TypeError(f"{name} must be a dense (strided) tensor, got a {kind} tensor; call .to_dense() first")
 
 
 def check_device(x, name="x"):
@@ -82,10 +100,14 @@ def check_map(t, name, channels, x, what):
 
 
 def check_smooth(smooth):
-    if isinstance(smooth, bool) or not isinstance(smooth, int):
+    """Return ``smooth`` as a Python int: an integer (numpy's too, as torch's own int arguments take
+    them; not a bool) in [1, MAX_SMOOTH]."""
+    if isinstance(smooth, bool) or not isinstance(smooth, numbers.Integral):
         raise TypeError(f"smooth must be an int (box window size), got {type(smooth).__name__}")
+    smooth = int(smooth)
     if not 1 <= smooth <= MAX_SMOOTH:
         raise ValueError(f"smooth must be in [1, {MAX_SMOOTH}] (1 disables smoothing), got {smooth}")
+    return smooth
 
 
 def data_checks_off(t):

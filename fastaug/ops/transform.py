@@ -40,7 +40,7 @@ def _check_colour_image(x, op):
 
 
 def _mode_id(mode):
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:  # a list is unhashable
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     return MODES[mode]
 
@@ -76,7 +76,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     C = x.shape[1]
     check_map(c_w, "c_w", C * C, x, f"{'3x3' if C == 3 else '1x1'} colour matrix per pixel, row-major")
     check_map(c_b, "c_b", C, x, "colour bias per pixel")
-    check_smooth(smooth)
+    smooth = check_smooth(smooth)
     return _appearance.op(x, c_w, c_b, smooth)
 
 
@@ -123,7 +123,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
     what = ("s_w 4, s_b 2, c_w 9, c_b 3 channels for an RGB image" if C == 3
             else "s_w 4, s_b 2, c_w 1, c_b 1 channels for a grey image")
     check_map(params, "params", num_params(C), x, what)
-    check_smooth(smooth)
+    smooth = check_smooth(smooth)
     return _transform.op(x, params, smooth, _mode_id(mode), padding_mode_id(padding_mode))
 
 

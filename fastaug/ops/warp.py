@@ -11,8 +11,8 @@ from . import _eager
 from ._autocast import autocast_inputs, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import register_higher_order
-from ._validate import (PADDING_MODES, PADDING_NAMES, check_float_image, check_map, check_smooth, fake_maps,
-                        padding_mode_id)
+from ._validate import (PADDING_MODES, PADDING_NAMES, check_align_corners, check_float_image, check_map, check_smooth,
+                        fake_maps, padding_mode_id)
 
 _ops = torch.ops.fastaug
 _WARP_BACKWARD = _eager.BackwardOp("fastaug::warp_backward")
@@ -32,22 +32,22 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
         flow: (N, 2, H, W) displacement in pixels, same dtype and device; channel 0 = x (width),
             channel 1 = y (height).
         padding_mode: ``"zeros"`` | ``"border"`` | ``"reflection"``, as in ``grid_sample``.
-        align_corners: see above.
+        align_corners: a bool (None is False, as in ``grid_sample``); see above.
 
     Returns:
         (N, C, H, W) contiguous tensor. Differentiable with respect to ``x`` and ``flow`` to any
         order in reverse mode; float32 under ``torch.autocast`` (docs/design.md, Conventions).
     """
-    if _eager.plain(x, flow):
+    if _eager.plain(x, flow) and (align_corners is False or align_corners is True):  # else checked below
         try:
-            return _warp.call(x, flow, PADDING_MODES[padding_mode], bool(align_corners))
+            return _warp.call(x, flow, PADDING_MODES[padding_mode], align_corners)
         except _eager.REFUSED:  # the kernel's checks refused an argument: the path below names it
             pass
     refuse_forward_ad("warp", x, flow)
     x, flow = autocast_inputs(x, flow)
     check_float_image(x)
     check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
-    return _warp.op(x, flow, padding_mode_id(padding_mode), bool(align_corners))
+    return _warp.op(x, flow, padding_mode_id(padding_mode), check_align_corners(align_corners))
 
 
 def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
@@ -82,7 +82,7 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
     check_float_image(x)
     check_map(s_w, "s_w", 4, x, "spatial weights")
     check_map(s_b, "s_b", 2, x, "spatial biases")
-    check_smooth(smooth)
+    smooth = check_smooth(smooth)
     return _affine_flow_warp.op(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
 
 

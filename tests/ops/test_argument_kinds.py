@@ -1,0 +1,104 @@
+"""Arguments of a kind the spec's samples do not use (tests/ops/opinfo.py): tensors of another layout,
+options of another type. Each is refused in one sentence where grid_sample refuses it, or taken as
+torch takes it, never converted into something else silently."""
+import numpy as np
+import pytest
+import torch
+
+import fastaug
+from fastaug import reference
+from opinfo import seeded
+
+X = seeded((2, 3, 5, 6))
+FLOW = seeded((2, 2, 5, 6), seed=1, scale=3.0, normal=True)
+ZW, ZB = torch.zeros(2, 4, 5, 6, dtype=X.dtype), torch.zeros(2, 2, 5, 6, dtype=X.dtype)
+CW, CB = torch.zeros(2, 9, 5, 6, dtype=X.dtype), torch.zeros(2, 3, 5, 6, dtype=X.dtype)
+PARAMS = torch.zeros(2, 18, 5, 6, dtype=X.dtype)
+
+
+@pytest.mark.parametrize("value", ["False", "True", 0, 1, np.bool_(False)])
+def test_warp_refuses_an_align_corners_that_is_not_a_bool(value):
+    # bool("False") is True: the reflection axes moved without a word. grid_sample refuses these too.
+    with pytest.raises(TypeError, match=r"align_corners must be a bool"):
+        fastaug.warp(X, FLOW, padding_mode="reflection", align_corners=value)
+    with pytest.raises(TypeError, match=r"align_corners must be a bool"):
+        fastaug.nn.Warp(padding_mode="reflection", align_corners=value)
+
+
+def test_warp_align_corners_none_is_false_as_in_grid_sample():
+    out = fastaug.warp(X, FLOW, padding_mode="reflection", align_corners=None)
+    torch.testing.assert_close(out, reference.warp(X, FLOW, "reflection", False))
+    assert fastaug.nn.Warp(align_corners=None).align_corners is False
+
+
+SPARSE_CALLS = {
+    "warp x": lambda f: fastaug.warp(f(X), FLOW),
+    "warp flow": lambda f: fastaug.warp(X, f(FLOW)),
+    "affine_flow_warp s_b": lambda f: fastaug.affine_flow_warp(X, ZW, f(ZB)),
+    "appearance c_w": lambda f: fastaug.appearance(X, f(CW), CB),
+    "transform params": lambda f: fastaug.transform(X, f(PARAMS)),
+}
+
+
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors:UserWarning")
+@pytest.mark.parametrize("call", SPARSE_CALLS, ids=list(SPARSE_CALLS))
+@pytest.mark.parametrize("kind", ["sparse_coo", "nested"])
+def test_a_tensor_that_is_not_dense_is_refused_in_one_sentence(call, kind):
+    # Was the dispatcher's 50-line "Could not run 'fastaug::warp' with arguments from the 'SparseCPU'
+    # backend" (a NotImplementedError), or "Internal error: NestedTensorImpl doesn't support sizes".
+    to = (lambda t: t.to_sparse()) if kind == "sparse_coo" else (lambda t: torch.nested.nested_tensor(list(t)))
+    with pytest.raises(TypeError, match=rf"must be a dense \(strided\) tensor, got a {kind} tensor") as info:
+        SPARSE_CALLS[call](to)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [["zeros"], {"zeros": 0}])
+def test_an_unhashable_mode_gets_the_modes_sentence(bad):
+    # Was "TypeError: unhashable type: 'list'", from the dictionary lookup of the mode.
+    with pytest.raises(ValueError, match=r"padding_mode must be one of \['border', 'reflection', 'zeros'\]"):
+        fastaug.warp(X, FLOW, padding_mode=bad)
+    with pytest.raises(ValueError, match=r"padding_mode must be one of"):
+        fastaug.transform(X, PARAMS, padding_mode=bad)
+    with pytest.raises(ValueError, match=r"mode must be one of \['parallel', 'serial'\]"):
+        fastaug.transform(X, PARAMS, mode=bad)
+    with pytest.raises(ValueError, match=r"padding_mode must be one of"):
+        fastaug.nn.Warp(padding_mode=bad)
+    with pytest.raises(ValueError, match=r"mode must be one of"):
+        fastaug.nn.Transform(mode=bad)
+
+
+def test_a_numpy_integer_smooth_is_taken_as_torch_takes_integer_arguments():
+    # Was "TypeError: smooth must be an int (box window size), got int64" (avg_pool2d takes it).
+    k = np.int64(3)
+    s_w, s_b = seeded((2, 4, 5, 6), seed=2, scale=0.3, normal=True), seeded((2, 2, 5, 6), seed=3, scale=0.3, normal=True)
+    torch.testing.assert_close(fastaug.affine_flow_warp(X, s_w, s_b, smooth=k),
+                               reference.affine_flow_warp(X, s_w, s_b, smooth=3))
+    params = torch.cat([s_w, s_b, seeded((2, 12, 5, 6), seed=4, scale=0.2, normal=True)], 1)
+    torch.testing.assert_close(fastaug.transform(X, params, smooth=k), reference.transform(X, params, smooth=3))
+    torch.testing.assert_close(fastaug.appearance(X, params[:, 6:15], params[:, 15:], smooth=k),
+                               reference.appearance(X, params[:, 6:15], params[:, 15:], smooth=3))
+    layer = fastaug.nn.Transform(smooth=k)
+    assert type(layer.smooth) is int and repr(layer) == "Transform(smooth=3, mode='parallel', padding_mode='zeros')"
+    for bad in (True, np.bool_(True), 3.0, torch.tensor(3)):
+        with pytest.raises(TypeError, match=r"smooth must be an int"):
+            fastaug.affine_flow_warp(X, s_w, s_b, smooth=bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_non_finite_coordinates_sample_what_design_md_says(dtype):
+    # docs/design.md K1 said "non-finite or far-away coordinates sample zero": with "border" an infinite
+    # or far-away coordinate samples the border pixel (grid_sample's clip), with "reflection" a far-away one
+    # the reflected pixel.
+    x = torch.arange(1.0, 10.0, dtype=dtype).view(1, 1, 3, 3)
+    values = (float("nan"), float("inf"), -float("inf"), 1e4, -1e4 - 0.5)
+    got = {}
+    for pm in ("zeros", "border", "reflection"):
+        flow = torch.zeros(len(values), 2, 3, 3, dtype=dtype)
+        flow[:, 0, 1, 1] = torch.tensor(values, dtype=dtype)
+        got[pm] = fastaug.warp(x.expand(len(values), 1, 3, 3), flow, padding_mode=pm)[:, 0, 1, 1].tolist()
+        finite = slice(3, None)  # far away: grid_sample's value
+        torch.testing.assert_close(torch.tensor(got[pm][finite], dtype=dtype),
+                                   reference.warp(x.expand(2, 1, 3, 3), flow[finite], pm)[:, 0, 1, 1])
+    assert got["zeros"][:4] == [0, 0, 0, 0]
+    assert got["border"][:4] == [0, 6, 4, 6]
+    assert got["reflection"][:4] == [0, 0, 0, 4]  # 1 + 1e4 reflected about the edges -1/2 and 5/2: column 0
