@@ -113,7 +113,7 @@ class PolicyController(nn.Module):
             if generator is not None and generator.device.type != "cpu":
                 raise ValueError(f"generator must be a CPU torch.Generator, got one on {generator.device}")
             u = torch.rand(M, self.num_steps, generator=generator, dtype=torch.float64).t().contiguous().to(dev)
-        inp = torch.zeros(M, 1, self.embedding.embedding_dim, device=dev)
+        inp = torch.zeros(M, 1, self.embedding.embedding_dim, device=dev, dtype=self.embedding.weight.dtype)
         state = None
         chosen, logps, ents, op_probs, level_probs = [], [], [], [], []
         for s in range(self.num_steps):

@@ -30,7 +30,8 @@ The networks run frozen: under ``torch.no_grad()`` and in eval mode whatever ``.
 (BatchNorm uses its running statistics; nothing here trains). A module holds the networks it is given,
 not copies, so a method can apply the networks it is training through it; a loaded module's
 parameters do not require gradients. Kinds whose learned part is a network
-on float images compute in float32 and give uint8 inputs back as uint8 (``round(255 x)``).
+on float images compute in the dtype of its weights (float32; float64 after ``.double()`` or
+``.to(torch.float64)``) and give every input back in its own dtype (uint8 as ``round(255 x)``).
 
 Mismatch is one sentence (a ValueError): channels other than the learned ones; an image size other than
 the learned one where the kind cannot resize (``resizes = False``); a float batch outside [0, 1]; a
@@ -174,6 +175,14 @@ class LearnedAugmentation(nn.Module):
             return t.device
         return None
 
+    def compute_dtype(self):
+        """The dtype a float-only kind's networks compute in: their weights' (float32 unless the module was
+        moved with ``.to(dtype)`` / ``.double()``)."""
+        for t in self.parameters():
+            if t.is_floating_point():
+                return t.dtype
+        return torch.float32
+
     def check_batch(self, x):
         """Raise one sentence unless x (N, C, H, W) is what this augmentation was learned on."""
         who = type(self).__name__
@@ -214,7 +223,8 @@ class LearnedAugmentation(nn.Module):
         """x (N, C, H, W) with the draws ``params`` -> (augmented x of x's dtype, the params as used)."""
         dtype = x.dtype
         if self.float_only:
-            x = x.float().div_(255.0) if dtype == torch.uint8 else x.to(torch.float32)
+            compute = self.compute_dtype()
+            x = x.to(compute).div_(255.0) if dtype == torch.uint8 else x.to(compute)
         std = params.standard
         if self.standard is not None:
             x = self.standard.apply_crop_flip(x, std)

@@ -9,7 +9,7 @@ with its own dropout mask on the code tau (the diversity of the paper's Figure 3
 appearance parts through :func:`fastaug.transform`.
 
 G outputs parameter maps of the size it was trained at, so images must have that size (one sentence
-otherwise); the networks run in float32 (uint8 images come back as uint8).
+otherwise); the networks run in their weights' dtype, float32 unless moved (uint8 images come back as uint8).
 
 Params (``return_params``): :class:`TransformParams` -- which images were picked, their dropout masks
 and the codes ``E(x) * mask`` computed from them. Replaying params with codes skips E, so the same

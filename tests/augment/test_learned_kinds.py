@@ -323,3 +323,25 @@ def test_translation_describe_summarises_stage_ones_grading():
     assert not any(f.startswith("even") for f in quality["flags"])  # the good direction is not flagged
     m.provenance.pop("quality")
     assert "translation quality: not recorded in this file" in "\n".join(m.describe())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_moved_to_float64_it_computes_in_float64_and_keeps_each_inputs_dtype(kind):
+    """``aug.double()`` / ``aug.to(torch.float64)`` (as a float64 pipeline moves its modules) used to stop
+    inside the controller's LSTM or the networks (input float32, weights float64). Reference: the float32
+    module with the same seed -- the same draws, and images equal up to float32 rounding."""
+    ref_m = build(kind)
+    m = build(kind).double()
+    x = images(kind, dtype=torch.float64)
+    ref, p_ref = ref_m(*args_for(kind, x), generator=g(), return_params=True)
+    out, p = m(*args_for(kind, x), generator=g(), return_params=True)
+    out, ref = image_of(kind, out), image_of(kind, ref)
+    assert out.dtype == torch.float64 and out.shape == x.shape
+    if kind in ("adversarial", "tanda"):  # the controller's draws do not depend on its precision here
+        ops = (lambda q: q.learned.op) if kind == "adversarial" else (lambda q: q.learned.ops.op)
+        assert torch.equal(ops(p), ops(p_ref))
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=0)
+    x8 = images(kind)  # uint8 in, uint8 out, within one level of the float32 module's
+    out8 = image_of(kind, m.to(torch.float64)(*args_for(kind, x8), generator=g()))
+    ref8 = image_of(kind, ref_m(*args_for(kind, x8), generator=g()))
+    assert out8.dtype == torch.uint8 and (out8.int() - ref8.int()).abs().max() <= 1
