@@ -65,9 +65,8 @@ def load_data(args):
     first, then ``--train-size`` draws the class-balanced labelled subset from what is left, both with
     ``--data-seed`` (``--seed`` when unset). ``args`` is only read.
 
-    A folder dataset takes ``--classes`` and ``--train-size`` as an in-memory one does (the same
-    functions on its labels: the same images chosen, nothing decoded); ``--val-size`` is refused: its
-    only user, ``--augment influence``, reads the training images in memory.
+    A folder dataset takes ``--classes``, ``--val-size`` and ``--train-size`` as an in-memory one does
+    (the same functions on its labels: the same images chosen, nothing decoded).
     """
     seed = data_seed(args)
     train, test = D.load_dataset(args.dataset, args.data_dir, image_size=args.image_size)
@@ -75,9 +74,6 @@ def load_data(args):
         train, test = D.class_subset(train, args.classes), D.class_subset(test, args.classes)
     val = None
     if args.val_size:
-        if not isinstance(train, D.ImageData):
-            raise ValueError("--val-size needs an in-memory dataset (mnist5k, cifar10, cifar100): the validation "
-                             "split is used only by --augment influence, which reads the training images in memory")
         if args.val_size >= len(train):
             raise ValueError(f"--val-size {args.val_size} leaves no training images (the training set has "
                              f"{len(train)})")

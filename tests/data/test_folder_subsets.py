@@ -1,5 +1,5 @@
 """--classes and --train-size on a folder dataset: the in-memory rules (class_subset, labelled_subset) on the
-folder's labels, the same images chosen, nothing decoded to choose; --val-size still refused."""
+folder's labels, the same images chosen, nothing decoded to choose; --val-size too (train_val_split)."""
 import os
 
 import numpy as np
@@ -117,13 +117,27 @@ def test_train_size_is_the_balanced_indices_choice_and_deterministic(tmp_path):
         load_data(_args(tmp_path, classes=["cat", "bee"], train_size=99))
 
 
-def test_val_size_on_a_folder_is_refused_in_one_sentence(tmp_path):
-    _write(str(tmp_path), per_class=3)
-    with pytest.raises(ValueError) as err:
-        load_data(_args(tmp_path, val_size=2))
-    msg = str(err.value)
-    assert msg.startswith("--val-size needs an in-memory dataset (mnist5k, cifar10, cifar100)")
-    assert "--augment influence" in msg and "\n" not in msg
+def test_val_size_on_a_folder_holds_out_the_images_the_in_memory_split_would(tmp_path):
+    """--val-size on a folder: train_val_split on its labels, then --train-size from the rest, as for an
+    in-memory dataset (the twin with the same labels picks the same positions); nothing decoded."""
+    from fastaug.data import train_val_split
+
+    _write(str(tmp_path), per_class=6)
+    full, _ = load_dataset("folder", str(tmp_path), image_size=8)
+    train, val, _ = load_data(_args(tmp_path, val_size=8, train_size=6, data_seed=3))
+    assert isinstance(val, FolderData) and len(val) == 8 and len(train) == 6
+    assert torch.bincount(val.labels, minlength=4).tolist() == [2, 2, 2, 2]
+    rest_twin, val_twin = train_val_split(_as_memory(full), val_size=8, seed=3)
+    labelled_twin, _ = labelled_subset(rest_twin, size=6, seed=3)
+    def base(twin):  # positions in full -> indices into the folder (full is the 80 % training part)
+        return full.indices[_positions(twin)].tolist()
+
+    assert val.indices.tolist() == base(val_twin)
+    assert train.indices.tolist() == base(labelled_twin)
+    assert not set(train.indices.tolist()) & set(val.indices.tolist())  # held out
+    assert [val.dataset[i][1] for i in range(len(val))] == val.labels.tolist()
+    with pytest.raises(ValueError, match=f"--val-size {len(full)} leaves no training images"):
+        load_data(_args(tmp_path, val_size=len(full)))
 
 
 def test_an_unreadable_image_of_a_class_subset_is_still_named(tmp_path):

@@ -238,3 +238,36 @@ def test_foreign_and_torn_stage_checkpoints_are_refused_in_one_sentence(full_run
     with pytest.raises(CheckpointError, match="older fastaug") as err2:
         train(tiny(d, stages=[2]))
     assert "\n" not in str(err.value) + str(err2.value)
+
+
+@pytest.mark.slow
+def test_an_image_folder_runs_every_stage_with_its_validation_split(tmp_path, one_thread):
+    """``--dataset folder --val-size``: the stages batch the folder through its loader (decoded where
+    the samples are produced, ``--workers``), s_val comes from the held-out images, and the figures
+    show the first image of each class, decoded as the loader decodes it."""
+    from PIL import Image
+
+    from fastaug.train import load_data
+    from fastaug.train.influence_loop.stages import figure_images
+
+    root, g = tmp_path / "photos", torch.Generator().manual_seed(0)
+    for k, c in enumerate(("ant", "bee", "cat")):
+        os.makedirs(root / c)
+        for i in range(12):
+            img = (torch.rand(12, 12, 3, generator=g) * 80).to(torch.uint8)
+            img[:, 4 * k:4 * k + 4] += 150  # a class is a bright column band
+            Image.fromarray(img.numpy()).save(root / c / f"{i}.png")
+    d = tmp_path / "run"
+    args = tiny(d, dataset="folder", data_dir=str(root), image_size=8, train_size=15, val_size=6, batch_size=8,
+                gan_batch_size=8, gan_iters=2, aug_iters=2, aug_batch_size=8, workers=0)
+    summary = train(args)
+    (s3,) = _lines(d / "stage3_influence" / "metrics.jsonl")
+    assert s3["val_points"] == 6 and s3["train_points"] == 15
+    assert summary["augment"] == "influence" and (d / "augmentation.pt").exists()
+    assert (d / "learned_augmentations.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    train_data, _, _ = load_data(args)
+    x = figure_images(train_data, 3)
+    first = [int((train_data.labels == c).nonzero()[0]) for c in range(3)]
+    assert x.shape == (3, 3, 8, 8)
+    assert torch.equal(x, torch.stack([train_data.dataset[i][0] for i in first]).float() / 255.0)
+    assert [train_data.dataset[i][1] for i in first] == [0, 1, 2]

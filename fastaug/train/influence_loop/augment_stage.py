@@ -91,7 +91,8 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
         critics: stage 2's :class:`~fastaug.train.influence_loop.gan.Critics` (used and trained when
             ``--aug-gan-weight`` > 0).
         influence: stage 3's LastLayerInfluence (model = the frozen F, s_val cached).
-        train_data: ImageData of the training images (the influence's cached training set).
+        train_data: the training images (the influence's cached training set): ImageData, or a FolderData
+            decoded by ``--workers`` DataLoader processes.
         standard: :class:`fastaug.augment.standard.StandardAugment` (its crop/flip is applied first).
         val_features: (h, logits, y) of the validation split through F.
         options: the run's :class:`~fastaug.train.influence_loop.options.InfluenceOptions` (``--aug-*``,
@@ -124,9 +125,10 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
     loop.register("loop_rng", rng, per_rank=True)
     loop.register("best", best)
     resumed = loop.resume()
-    stream = endless(make_batches(train_data, o.aug_batch_size, device,
-                                  seed=order_seed(seed, "augmenter-order")), loop.global_step)
-    eval_batches = float_batches(train_data, args.eval_batch_size, device)
+    eval_batches = float_batches(train_data, args.eval_batch_size, device, args.workers)
+    batches = make_batches(train_data, o.aug_batch_size, device, seed=order_seed(seed, "augmenter-order"),
+                           workers=args.workers)
+    stream = endless(batches, loop.global_step)
     eval_seed = derive_seed(seed, "augmenter-eval")
 
     def evaluate(iteration):
@@ -139,27 +141,31 @@ def train_augmenter(folder, augmenter, critics, influence, train_data, standard,
         evaluate(0)
     loop.every(o.aug_eval_every, evaluate)  # after the step's log record, before its checkpoint
     H, W = augmenter.height, augmenter.width
-    for _ in loop.steps():
-        x, y = next(stream)
-        x = to_float(standard.crop_flip(x, rng))
-        codes = augmenter.codes(x, rng)
-        params = augmenter.params(codes)
-        x_aug = augmenter.apply(x, params)
-        influence_loss = influence_objective(influence, x, x_aug, y)
-        loss, extra = influence_loss, {}
-        if o.aug_anchor > 0:  # the trust region: G's maps stay near stage 2's for the same codes
+    try:
+        for _ in loop.steps():
+            x, y = next(stream)
+            x = to_float(standard.crop_flip(x, rng))
+            codes = augmenter.codes(x, rng)
+            params = augmenter.params(codes)
+            x_aug = augmenter.apply(x, params)
+            influence_loss = influence_objective(influence, x, x_aug, y)
+            loss, extra = influence_loss, {}
+            if o.aug_anchor > 0:  # the trust region: G's maps stay near stage 2's for the same codes
+                with torch.no_grad():
+                    params0 = augmenter.params(codes.detach(), anchor)
+                drift = (params - params0).square().mean()
+                loss, extra = loss + o.aug_anchor * drift, {"anchor_drift": drift.detach()}
+            if adversarial:  # the discriminators keep judging G's outputs against the standard-augmented images
+                d_losses = critics.step(x, x_aug, rng)
+                g_adv, g_losses = critics.generator_loss(x, x_aug)
+                loss, extra = loss + o.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
+            optimizer_step(loss, (opt_g, opt_e))  # one backward, two optimisers (E and G learn at their own rates)
             with torch.no_grad():
-                params0 = augmenter.params(codes.detach(), anchor)
-            drift = (params - params0).square().mean()
-            loss, extra = loss + o.aug_anchor * drift, {"anchor_drift": drift.detach()}
-        if adversarial:  # the discriminators keep judging G's outputs against the standard-augmented images
-            d_losses = critics.step(x, x_aug, rng)
-            g_adv, g_losses = critics.generator_loss(x, x_aug)
-            loss, extra = loss + o.aug_gan_weight * g_adv, {**extra, **d_losses, **g_losses}
-        optimizer_step(loss, (opt_g, opt_e))  # one backward, two optimisers (E and G learn at their own rates)
-        with torch.no_grad():
-            loop.meters.add(mean_influence=influence_loss.detach(), mse_to_input=(x_aug - x).square().mean(),
-                            displacement_px=displacement(params, H, W).square().sum(1).sqrt().mean(), **extra)
+                loop.meters.add(mean_influence=influence_loss.detach(), mse_to_input=(x_aug - x).square().mean(),
+                                displacement_px=displacement(params, H, W).square().sum(1).sqrt().mean(), **extra)
+    finally:
+        stream.close()
+        batches.close()  # a folder dataset's workers stop before the next stage starts its own
     if not loop.done:
         loop.end_epoch()
     loop.write_metrics()

@@ -37,11 +37,16 @@ def frozen_classifier(path, device):
     return model
 
 
-def float_batches(data, batch_size, device):
-    """The images of ``data`` in order, as a list of (x float in [0, 1], y) batches on ``device``."""
+def float_batches(data, batch_size, device, workers=4):
+    """The images of ``data`` in order, as a list of (x float in [0, 1], y) batches on ``device``
+    (a folder dataset is decoded by ``workers`` DataLoader processes, stopped before this returns)."""
     from ...data import make_batches
 
-    return [(x.float().div_(255.0), y) for x, y in make_batches(data, batch_size, device, train=False).epoch(0)]
+    batches = make_batches(data, batch_size, device, train=False, workers=workers)
+    try:
+        return [(x.float().div_(255.0), y) for x, y in batches.epoch(0)]
+    finally:
+        batches.close()
 
 
 def fit_influence(folder, model, train_data, val_data, options, args, device):
@@ -51,8 +56,8 @@ def fit_influence(folder, model, train_data, val_data, options, args, device):
     validation loss/accuracy, the solver's report, the spread of ``I_up,loss`` over the training points."""
     tick = time.perf_counter()
     inf = LastLayerInfluence(model, damping=options.influence_damping, progress=args.progress)
-    inf.fit(float_batches(train_data, args.eval_batch_size, device))
-    val_h, val_logits, val_y = inf.features(float_batches(val_data, args.eval_batch_size, device),
+    inf.fit(float_batches(train_data, args.eval_batch_size, device, args.workers))
+    val_h, val_logits, val_y = inf.features(float_batches(val_data, args.eval_batch_size, device, args.workers),
                                             desc="validation features")
     inf.s_val(h=val_h, logits=val_logits, y=val_y)
     provenance = {"dataset": args.dataset, "model": args.model, "train_points": len(train_data),

@@ -135,7 +135,7 @@ class Critics(nn.Module):
 
 
 def train_gan(folder, classifier, augmenter, critics, train_data, target, options, seed, device, stage_options=None,
-              progress=True, log=print):
+              progress=True, log=print, workers=4):
     """Run (or continue) stage 2 on the loop primitive; returns ``(metrics, seconds)``. G and the critics
     train in place.
 
@@ -144,7 +144,8 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, option
         classifier: the frozen F (eval mode, parameters not requiring grad).
         augmenter: the :class:`~fastaug.train.influence_loop.augmenter.Augmenter` whose G is trained.
         critics: :class:`Critics` over F.
-        train_data: ImageData of the training images (labels unused).
+        train_data: the training images (labels unused): ImageData, or a FolderData decoded by ``workers``
+            DataLoader processes.
         target: ``target(x_float, rng) -> x_real``, the augmentation G learns to mimic.
         options: the run's :class:`~fastaug.train.influence_loop.options.InfluenceOptions` (``--gan*``,
             ``--identity-*``, ``--stage-*``); seed: the run's ``--seed``.
@@ -169,7 +170,7 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, option
     loop.register("critics_optimizer", critics.optimizer)
     loop.register("loop_rng", rng, per_rank=True)
     loop.resume()
-    batches = make_batches(train_data, o.gan_batch_size, device, seed=order_seed(seed, "gan-order"))
+    batches = make_batches(train_data, o.gan_batch_size, device, seed=order_seed(seed, "gan-order"), workers=workers)
     stream = endless(batches, loop.global_step * (n_critic + 1))  # n_critic + 1 batches per iteration
 
     def fake_of(x):
@@ -177,22 +178,26 @@ def train_gan(folder, classifier, augmenter, critics, train_data, target, option
         codes = codes * augmenter.dropout_mask(x.shape[0], rng, device, x.dtype)
         return augmenter(x, codes=codes, return_params=True)
 
-    for _ in loop.steps():
-        for _ in range(n_critic):
+    try:
+        for _ in loop.steps():
+            for _ in range(n_critic):
+                x = to_float(next(stream)[0])
+                with torch.no_grad():
+                    fake, _ = fake_of(x)
+                d_losses = critics.step(target(x, rng), fake, rng)
             x = to_float(next(stream)[0])
+            real = target(x, rng)
+            fake, params = fake_of(x)
+            adversarial, g_losses = critics.generator_loss(real, fake)
+            ident = identity_penalty(x, fake, params, o.identity_eps)
+            optimizer_step(adversarial + o.identity_weight * ident, opt_g)
             with torch.no_grad():
-                fake, _ = fake_of(x)
-            d_losses = critics.step(target(x, rng), fake, rng)
-        x = to_float(next(stream)[0])
-        real = target(x, rng)
-        fake, params = fake_of(x)
-        adversarial, g_losses = critics.generator_loss(real, fake)
-        ident = identity_penalty(x, fake, params, o.identity_eps)
-        optimizer_step(adversarial + o.identity_weight * ident, opt_g)
-        with torch.no_grad():
-            shift = displacement(params, H, W).square().sum(1).sqrt().mean()
-            loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
-                            mse_to_input=(fake - x).square().mean(), mse_to_standard=(fake - real).square().mean())
+                shift = displacement(params, H, W).square().sum(1).sqrt().mean()
+                loop.meters.add(**d_losses, **g_losses, identity=ident, displacement_px=shift,
+                                mse_to_input=(fake - x).square().mean(), mse_to_standard=(fake - real).square().mean())
+    finally:
+        stream.close()
+        batches.close()  # a folder dataset's workers stop before the next stage starts its own
     if not loop.done:
         loop.end_epoch()
     loop.write_metrics()

@@ -73,7 +73,7 @@ class LearnedRetrain(Method):
 
         self.val_batches = None if trainer.val_data is None else make_batches(
             trainer.val_data, trainer.args.eval_batch_size, trainer.device, train=False,
-            rank=trainer.dist.rank, world=trainer.dist.world)
+            rank=trainer.dist.rank, world=trainer.dist.world, workers=trainer.args.workers)
         self.counts = {"learned": 0, "images": 0}
 
     def augment(self, x, y, trainer):

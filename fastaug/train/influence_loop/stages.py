@@ -58,7 +58,7 @@ def build_augmenter(options, seed, info, device):
 
 def figure_images(data, count=4):
     """``count`` training images of different classes (the first image of each of the first classes),
-    as float (count, C, H, W)."""
+    as float (count, C, H, W) on the CPU (an image folder's are decoded here, in this process)."""
     picks = []
     for c in range(data.num_classes):
         idx = (data.labels == c).nonzero()
@@ -66,7 +66,9 @@ def figure_images(data, count=4):
             picks.append(int(idx[0]))
         if len(picks) == count:
             break
-    return data.images[torch.tensor(picks, device=data.images.device)].float() / 255.0
+    if hasattr(data, "images"):  # in memory
+        return data.images[torch.tensor(picks, device=data.images.device)].cpu().float() / 255.0
+    return torch.stack([data.dataset[i][0] for i in picks]).float() / 255.0  # FolderData: (uint8 (C, S, S), y)
 
 
 class _Shared:
@@ -149,7 +151,7 @@ class GanStage(_InfluenceStage):
         crop_flip = s.standard.crop_flip
         metrics, seconds = train_gan(folder, model, aug, critics, s.train, lambda x, g: crop_flip(x, g), self.o,
                                      self.args.seed, s.device, stage_options=self.options(),
-                                     progress=self.args.progress, log=s.log)
+                                     progress=self.args.progress, log=s.log, workers=self.args.workers)
         paths = {"augmenter": aug.save(os.path.join(folder, AUGMENTER_FILE), meta=s.provenance(2)),
                  "critics": critics.save(os.path.join(folder, CRITICS_FILE), meta=s.provenance(2))}
         self._figure(aug, os.path.join(folder, "samples.png"))
