@@ -57,7 +57,12 @@ def register_higher_order(qualname, n_tensors, reference, linear_part):
         wanted = ctx.needs_input_grad[:1 + n_tensors]
         pairs = [(i, c) for i, c in enumerate(cotangents) if c is not None and (i > 0 or ctx.need_x_grad)]
         results = [None] * (1 + n_tensors)
-        if [i for i, _ in pairs] == [0] and not any(wanted[2:]):
+        if grad_out.numel() == 0:
+            # An empty output (N, C, H or W zero): every first-order gradient is an empty sum, so every
+            # derivative of it is zero. The reference is not run: grid_sample and avg_pool2d refuse an
+            # empty H or W ("expected input to have non-empty spatial dimensions").
+            results = [torch.zeros_like(t) if w else None for t, w in zip((grad_out, *tensors), wanted)]
+        elif [i for i, _ in pairs] == [0] and not any(wanted[2:]):
             # d<c, A^T grad_out>/d grad_out = A c; nothing depends on x (results[1] stays None = zero).
             results[0] = linear_part(pairs[0][1], tensors[1:], ctx.static) if wanted[0] else None
         elif pairs and any(wanted):

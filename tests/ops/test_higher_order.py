@@ -141,6 +141,22 @@ def test_second_order_of_an_empty_batch(device, op):
     assert hx.shape == x.shape
 
 
+@pytest.mark.parametrize("op", sorted(CASES))
+@pytest.mark.parametrize("empty", ["H", "W"])
+def test_second_order_of_an_empty_image_is_zero(device, op, empty):
+    # First order returned empty gradients, but the second order ran the grid_sample / avg_pool2d
+    # reference, which refuses an empty H or W: "grid_sampler(): expected input to have non-empty
+    # spatial dimensions", from an op the caller never called.
+    fn, _, inputs = CASES[op](device)
+    leaves = [(t[:, :, :0] if empty == "H" else t[..., :0]).clone().requires_grad_() for t in inputs]
+    out = fn(*leaves)
+    assert out.shape == leaves[0].shape
+    first = torch.autograd.grad(out.pow(2).sum(), leaves, create_graph=True)
+    second = torch.autograd.grad(sum(g.pow(2).sum() for g in first) + first[0].sum(), leaves,
+                                 allow_unused=True, materialize_grads=True)
+    assert [g.shape for g in second] == [t.shape for t in leaves]
+
+
 # ---- the issue's example ---------------------------------------------------------------------------
 
 def test_issue_example_mixed_second_derivative_matches_grid_sample(device):
