@@ -46,7 +46,9 @@ class Transform(nn.Module):
     Warps ``x`` by the box-smoothed per-pixel affine flow of :class:`AffineFlowWarp`, then adds the
     colour change of :class:`Appearance`: computed from the unwarped ``x`` (``mode="parallel"``) or
     applied to the warped image (``mode="serial"``). Zero maps give back ``x``. With
-    ``fastaug.augment.learned``'s generator G as ``param_head`` this is the paper's augmenter.
+    ``nn.Sequential(E, nn.Dropout(p), G)`` as ``param_head`` (``fastaug.augment.learned``'s encoder,
+    dropout on the code, generator) this is the paper's augmenter, ``LearnedAugment``; G alone maps a
+    code tau (N, tau_dim), not an image, so it is a head only with ``forward(x, context=tau)``.
 
     Args:
         param_head: optional module predicting the raw map, (N, K, H, W) -> (N, 6 + C*C + C, H, W)

@@ -191,3 +191,16 @@ def test_warp_layer_double_backward_matches_finite_differences():
     x, flow = _image(1, "cpu").requires_grad_(), _maps(2, "cpu", scale=1.2).requires_grad_()
     layer = Warp(padding_mode="border")
     assert torch.autograd.gradgradcheck(lambda a, f: layer(a, f), (x, flow))
+
+
+def test_transform_layer_with_the_learned_encoder_dropout_generator_head_is_learned_augment():
+    """The class docstring's recipe for the paper's augmenter (it said "G as param_head", and
+    Transform(G)(x) fails: G maps a code tau, not an image)."""
+    from fastaug.augment.learned import LearnedAugment
+    torch.manual_seed(3)
+    learned = LearnedAugment(3, 16, dropout=0.5, init_scale=0.05).eval()
+    layer = Transform(nn.Sequential(learned.encoder, learned.dropout, learned.generator)).eval()
+    x = torch.rand(2, 3, 16, 16)
+    torch.testing.assert_close(layer(x), learned(x), rtol=0, atol=0)
+    tau = learned.encoder(x)
+    torch.testing.assert_close(Transform(learned.generator)(x, context=tau), learned(x, tau=tau), rtol=0, atol=0)
