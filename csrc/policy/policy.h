@@ -92,27 +92,31 @@ scalar_t fill_value(int64_t fill) {
   }
 }
 
-// Value checks, run on the CPU over the raw values (op, magnitude, partner: contiguous CPU tensors of
-// apply_ops' dtypes) in one pass each; the CUDA kernel instead clamps every index it reads.
-inline void check_policy_values(const at::Tensor& op, const at::Tensor& magnitude, const at::Tensor& partner,
-                                int64_t N) {
+// Value checks, run on the CPU over the raw values (op, magnitude, sign, partner: contiguous CPU tensors
+// of apply_ops' dtypes) in one pass each; the CUDA kernel instead clamps every index it reads (and
+// apply_ops checks the values in Python there).
+inline void check_policy_values(const at::Tensor& op, const at::Tensor& magnitude, const at::Tensor& sign,
+                                const at::Tensor& partner, int64_t N) {
   const int64_t n = op.numel();
   if (n == 0) return;
   const int64_t* o = op.data_ptr<int64_t>();
   const float* m = magnitude.data_ptr<float>();
+  const float* s = sign.data_ptr<float>();
   const int64_t* p = partner.data_ptr<int64_t>();
   int64_t lo = o[0], hi = o[0], plo = p[0], phi = p[0];
-  bool mag_ok = true;
+  bool mag_ok = true, sign_ok = true;
   for (int64_t i = 0; i < n; ++i) {
     lo = std::min(lo, o[i]);
     hi = std::max(hi, o[i]);
     plo = std::min(plo, p[i]);
     phi = std::max(phi, p[i]);
     mag_ok = mag_ok && m[i] >= 0.0f && m[i] <= 1.0f;  // NaN fails too
+    sign_ok = sign_ok && s[i] == s[i];                 // a NaN sign would silently count as +1
   }
   TORCH_CHECK(lo >= kIdentity && hi < kNumPolicyOps, "op ids must be in [-1, 15], got values in [", lo, ", ", hi,
               "]");
   TORCH_CHECK(mag_ok, "magnitude must be in [0, 1]");
+  TORCH_CHECK(sign_ok, "sign must not be NaN");
   TORCH_CHECK(plo >= 0 && phi < N, "partner indices must be in [0, ", N, "), got values in [", plo, ", ", phi, "]");
 }
 

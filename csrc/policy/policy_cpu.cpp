@@ -211,7 +211,7 @@ at::Tensor apply_ops_cpu(const at::Tensor& x_, const at::Tensor& pairs_, const a
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();
   const at::Tensor center = center_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = op.size(1);
-  check_policy_values(op, mag, partner, N);
+  check_policy_values(op, mag, sign, partner, N);
   at::Tensor out = at::empty({N, C, H, W}, x.options());
   if (out.numel() == 0) return out;
   if (L == 0) return out.copy_(x);
@@ -238,7 +238,7 @@ std::tuple<at::Tensor, at::Tensor> apply_ops_backward_cpu(const at::Tensor& grad
   const at::Tensor mag = magnitude_.contiguous(), sign = sign_.contiguous(), partner = partner_.contiguous();
   const at::Tensor center = center_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), chw = C * H * W;
-  check_policy_values(op, mag, partner, N);
+  check_policy_values(op, mag, sign, partner, N);
   at::Tensor gx = at::empty_like(x);
   at::Tensor gp = need_pairs_grad ? at::zeros_like(x) : at::empty({0}, x.options());
   if (x.numel() == 0) return {gx, gp};

@@ -95,7 +95,7 @@ def _canonical(x, op, magnitude, sign, partner, center):
     return op2, mag, sgn, prt, cen
 
 
-def _check_values(op, mag, prt, N):
+def _check_values(op, mag, sgn, prt, N):
     """Value checks: one host synchronisation for all of them (skipped where data_checks_off)."""
     if data_checks_off(op):
         return
@@ -103,6 +103,7 @@ def _check_values(op, mag, prt, N):
         ((op < IDENTITY) | (op >= NUM_OPS)).any(),
         (~((mag >= 0) & (mag <= 1))).any(),
         ((prt < 0) | (prt >= N)).any(),
+        sgn.isnan().any(),
     ]).tolist()
     if flags[0]:
         raise ValueError(f"op ids must be in [0, {NUM_OPS - 1}] (or -1 for identity), got values in "
@@ -113,6 +114,8 @@ def _check_values(op, mag, prt, N):
     if flags[2]:
         raise ValueError(f"partner indices must be in [0, {N}) (images of the batch), got values in "
                          f"[{int(prt.min())}, {int(prt.max())}]")
+    if flags[3]:
+        raise ValueError("sign must not be NaN (a negative sign is -1, any other +1)")
 
 
 def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=None):
@@ -167,8 +170,8 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
         op: (N,) or (N, L) integer op ids in [0, 15] (or -1).
         magnitude: real tensor of the shape of ``op`` with values in [0, 1], or one Python float or int
             for every image and step (a bool raises TypeError).
-        sign: +-1 per op (a real tensor or one Python number; only its sign is used) for the signed
-            ops; ``None`` means +1.
+        sign: +-1 per op (a real tensor or one Python number; only its sign is used: negative is -1,
+            zero or positive +1, NaN raises) for the signed ops; ``None`` means +1.
         partner: integer indices in [0, N) of the images SamplePairing mixes in; ``None`` means
             image ``(n + 1) % N``.
         fill: fill value in [0, 255] of the geometric ops and Cutout (``fill / 255`` for float images).
@@ -189,7 +192,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
             got = _extension._apply_ops_eager(x, op, magnitude, sign, partner, center, fill)
             if type(got) is tuple:
                 if x.device.type != "cpu":  # the CUDA kernel clamps instead of checking the values
-                    _check_values(got[0], got[1], got[3], x.shape[0])
+                    _check_values(got[0], got[1], got[2], got[3], x.shape[0])
                 return _run(x, *got, fill)
             if got is not None:
                 return got
@@ -202,7 +205,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
         raise TypeError(f"fill must be an int in [0, 255], got {type(fill).__name__}")
     if not 0 <= fill <= 255:
         raise ValueError(f"fill must be in [0, 255], got {fill}")
-    _check_values(op2, mag, prt, x.shape[0])
+    _check_values(op2, mag, sgn, prt, x.shape[0])
     return _run(x, op2, mag, sgn, prt, cen, fill, _apply_ops.op)
 
 

@@ -459,6 +459,8 @@ APPLY_OPS = OpInfo(
         (lambda a: dict(a, op=a["op"].clamp(max=0) - 2), ValueError, "op"),
         (lambda a: dict(a, magnitude=a["magnitude"] + 1.5), ValueError, "magnitude"),
         (lambda a: dict(a, magnitude=a["magnitude"] - 1.1), ValueError, "magnitude"),
+        (lambda a: dict(a, sign=torch.full_like(a["magnitude"], float("nan"))), ValueError, "sign must not be NaN"),
+        (lambda a: dict(a, sign=float("nan")), ValueError, "sign must not be NaN"),
         (lambda a: dict(a, x=a["x"].int()), TypeError, "x"),
         (lambda a: dict(a, x=a["x"][:, :2]), ValueError, "channels"),
         (lambda a: dict(a, x=torch.cat([a["x"], a["x"][:, :1]], 1)), ValueError, "channels"),

@@ -199,7 +199,8 @@ def test_bad_scalar_arguments(name):
 def test_policy_values_out_of_range(name):
     """Op ids, magnitudes and partner indices out of range: refused on CPU (the CUDA kernels clamp
     every index they read instead)."""
-    for arg, bad in (("op", 16), ("op", -2), ("magnitude", 1.5), ("partner", DIRECT_SIZES["N"]), ("partner", -1)):
+    for arg, bad in (("op", 16), ("op", -2), ("magnitude", 1.5), ("partner", DIRECT_SIZES["N"]), ("partner", -1),
+                     ("sign", float("nan"))):
         args = direct_args(name)
         args[arg] = torch.full_like(args[arg], bad)
         with pytest.raises(RuntimeError, match=arg if arg != "op" else "op ids"):
