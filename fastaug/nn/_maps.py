@@ -1,6 +1,8 @@
 """The one rule every fastaug layer follows for its per-pixel maps: passed in, or predicted by its head."""
 import torch
 
+from ..ops._validate import check_float_image
+
 
 def given_or_predicted(layer, given, x, context):
     """Return ``given`` when passed, else ``layer.head(context if context is not None else x)``.
@@ -52,6 +54,9 @@ def map_pair(layer, a, b, names, sizes, x, context, what=""):
     maps = given_or_predicted(layer, None, x, context)
     k = sizes[0] + sizes[1]
     if maps.dim() != 4 or maps.shape[1] != k:
+        # An x that is not an (N, C, H, W) image (one (C, H, W) image: a Conv2d head takes it too) makes
+        # the head's output wrong as well: name x, as the op would, not the head.
+        check_float_image(x)
         raise ValueError(f"{name}'s param_head must return (N, {k}, H, W) maps {what}({names[0]} {sizes[0]}, then "
                          f"{names[1]} {sizes[1]}), got {tuple(maps.shape)}")
     return maps[:, :sizes[0]], maps[:, sizes[0]:]

@@ -1,7 +1,8 @@
 """Layers over the learned transformation family: :class:`Appearance` and :class:`Transform` (docs/design.md K2)."""
+import torch
 from torch import nn
 
-from ..ops._validate import check_smooth, padding_mode_id
+from ..ops._validate import check_float_image, check_smooth, padding_mode_id
 from ..ops.transform import MODES, appearance, transform
 from ._maps import given_or_predicted, map_pair
 
@@ -31,6 +32,8 @@ class Appearance(nn.Module):
 
     def forward(self, x, c_w=None, c_b=None, *, context=None):
         """Filter ``x`` with ``c_w``, ``c_b`` (or with the head's maps); shapes in the class docstring."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            check_float_image(x)  # the op's sentence, not an IndexError from x.shape[1]
         C = x.shape[1]
         c_w, c_b = map_pair(self, c_w, c_b, ("c_w", "c_b"), (C * C, C), x, context, f"for a {C}-channel image ")
         return appearance(x, c_w, c_b, smooth=self.smooth)

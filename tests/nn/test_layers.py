@@ -123,6 +123,27 @@ def test_ambiguous_or_missing_maps_raise_one_sentence():
         Warp(_head(3, 3))(x)  # a head with the wrong channel count: the op's own message
 
 
+@pytest.mark.parametrize("layer", ["Warp", "AffineFlowWarp", "Appearance", "Transform"])
+def test_an_image_that_is_not_a_batch_is_named_not_the_head(layer):
+    """One (C, H, W) image: a Conv2d head takes it too, and its unbatched output was blamed ("Appearance's
+    param_head must return (N, 30, H, W) maps for a 5-channel image" for a 3x5x6 image); a 1-D tensor or
+    a list raised IndexError / AttributeError from Appearance's x.shape[1]."""
+    k = {"Warp": 2, "AffineFlowWarp": 6, "Appearance": 12, "Transform": 18}[layer]
+    make = {"Warp": Warp, "AffineFlowWarp": AffineFlowWarp, "Appearance": Appearance, "Transform": Transform}[layer]
+    with_head = make(nn.Conv2d(3, k, 1))
+    with pytest.raises(ValueError, match=r"^x must have shape \(N, C, H, W\), got \(3, 5, 6\)$"):
+        with_head(torch.rand(3, 5, 6))
+    with pytest.raises(ValueError, match=r"^x must have shape \(N, C, H, W\), got \(5,\)$"):
+        make(lambda z: torch.zeros(1, k, 1, 5))(torch.rand(5))
+    with pytest.raises(TypeError, match=r"^x must be a torch.Tensor, got list$"):
+        make(lambda z: torch.zeros(1, k, 1, 1))([[[[0.5]]]])
+    x = torch.rand(2, 3, 5, 6)  # a batch still works, and a wrong head output is still the head's
+    assert with_head(x).shape == x.shape
+    if layer in ("AffineFlowWarp", "Appearance"):
+        with pytest.raises(ValueError, match=rf"{layer}'s param_head must return \(N, {k}, H, W\) maps"):
+            make(nn.Conv2d(3, k + 1, 1))(x)
+
+
 def test_a_layer_without_head_has_no_state_and_a_head_round_trips_through_state_dict(tmp_path):
     assert Warp().state_dict() == {}
     a = _layer("Transform", _head(3, 18))
