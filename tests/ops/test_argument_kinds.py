@@ -102,3 +102,20 @@ def test_non_finite_coordinates_sample_what_design_md_says(dtype):
     assert got["zeros"][:4] == [0, 0, 0, 0]
     assert got["border"][:4] == [0, 6, 4, 6]
     assert got["reflection"][:4] == [0, 0, 0, 4]  # 1 + 1e4 reflected about the edges -1/2 and 5/2: column 0
+
+
+def test_zero_parameters_on_an_image_with_non_finite_pixels_spread_them_as_the_reference():
+    # design.md K2 and the README said "zero parameters give back x bit for bit" without the finite x it
+    # needs: 0 * inf in a zero-weight corner (or colour weight) is NaN, in the kernels as in grid_sample.
+    x = seeded((2, 3, 5, 6), normal=True)
+    x[0, 0, 0, 0], x[0, 1, 2, 3], x[1, 2, 4, 5] = -0.0, float("inf"), float("nan")
+    zeros = lambda k: torch.zeros(2, k, 5, 6, dtype=x.dtype)  # noqa: E731
+    cases = [(fastaug.warp(x, zeros(2)), reference.warp(x, zeros(2))),
+             (fastaug.affine_flow_warp(x, zeros(4), zeros(2)), reference.affine_flow_warp(x, zeros(4), zeros(2))),
+             (fastaug.appearance(x, zeros(9), zeros(3)), reference.appearance(x, zeros(9), zeros(3))),
+             (fastaug.transform(x, zeros(18), mode="serial"), reference.transform(x, zeros(18), mode="serial"))]
+    for out, ref in cases:
+        assert torch.equal(out.isnan(), ref.isnan()) and out.isnan().sum() > 2
+        torch.testing.assert_close(out, ref, equal_nan=True)
+    finite = torch.where(torch.isfinite(x), x, 0.0)
+    assert torch.equal(fastaug.transform(finite, zeros(18)), finite)
