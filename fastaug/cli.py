@@ -94,6 +94,7 @@ def main(argv=None):
             values.pop(key, None)
         args = argparse.Namespace(**values)
         check_output_dir(getattr(args, "output_dir", None))
+        _check_output_dir_owner(command, getattr(args, "output_dir", None))
         return func(args) or 0
     except user_errors() as err:
         if is_main_process():
@@ -103,6 +104,34 @@ def main(argv=None):
     except BrokenPipeError:  # the reader went away (`fastaug show RUN | head`): stop quietly, as cat does
         _silence_stdout()
         return 1
+
+
+#: The options whose presence in an ``args.json`` tells which command wrote the folder (first match wins:
+#: compare's holds train's options and its ``methods``).
+_WRITERS = (("patch", ("gan_steps",)), ("subsample", ("policies",)), ("toy2d", ("val_shift",)),
+            ("compare", ("augment", "methods")), ("train", ("augment",)))
+
+
+def _check_output_dir_owner(command, output_dir):
+    """Refuse, in one sentence, an ``--output-dir`` holding the outputs of another command (its ``args.json``
+    says which): writing there would overwrite that run's args.json, summary.json, curves.png or
+    augmentation.pt, which share their names between commands."""
+    if not output_dir:
+        return
+    import json
+
+    path = os.path.join(os.path.expanduser(output_dir), "args.json")
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):  # no args.json (or not one of ours): nothing to protect
+        return
+    if not isinstance(saved, dict):
+        return
+    writer = next((name for name, keys in _WRITERS if all(k in saved for k in keys)), None)
+    if writer is not None and writer != command:
+        raise UsageError(f"--output-dir {output_dir} holds the outputs of `fastaug {writer}` (its args.json), which "
+                         f"`fastaug {command}` would overwrite: choose another --output-dir")
 
 
 def _silence_stdout():

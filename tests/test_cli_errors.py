@@ -239,3 +239,48 @@ def test_a_reader_that_goes_away_stops_the_command_quietly():
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 1
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+WRITERS = ["train", "compare", "subsample", "toy2d", "patch"]
+
+
+def _args_json_of(command):
+    """The args.json ``command`` writes with its defaults (the keys of its parsed arguments, as write_args)."""
+    from fastaug.cli import build_parser
+
+    values = vars(build_parser([command]).parse_args([command]))
+    for key in ("func", "command", "config"):
+        values.pop(key, None)
+    return json.dumps(values, default=str)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_folder_of_another_command_is_not_overwritten(tmp_path, capsys, monkeypatch, writer):
+    """`fastaug subsample --output-dir RUN` on a train run's folder overwrote its args.json, summary.json and
+    curves.png (patch: its augmentation.pt); every command that writes a run folder now refuses the folder
+    of another one before any work (the commands' bodies are stubbed: reaching one fails), and leaves its
+    own to its own rules."""
+    import importlib
+
+    from fastaug.cli import _check_output_dir_owner, main
+
+    def ran(args):
+        raise AssertionError("the command ran in another command's folder")
+
+    for command in WRITERS:
+        monkeypatch.setattr(importlib.import_module(f"fastaug.commands.{command}"), "run", ran)
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "args.json").write_text(_args_json_of(writer))
+    (d / "summary.json").write_text("theirs")
+    _check_output_dir_owner(writer, str(d))  # its own folder: its own rules apply
+    for command in WRITERS:
+        if command == writer:
+            continue
+        assert main([command, "--output-dir", str(d), "--device", "cpu"] if command != "toy2d"
+                    else [command, "--output-dir", str(d)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"fastaug {command}: error: --output-dir {d} holds the outputs of `fastaug {writer}` (its "
+                       f"args.json), which `fastaug {command}` would overwrite: choose another --output-dir")
+    assert (d / "summary.json").read_text() == "theirs" and sorted(os.listdir(d)) == ["args.json", "summary.json"]

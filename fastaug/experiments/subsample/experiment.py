@@ -145,6 +145,14 @@ def prepare_data(config, device):
     return train.to(device), test.to(device)
 
 
+def feature_options(config):
+    """What a rerun in the same folder must share to continue the feature CNN, named as the command's
+    flags (the images' fingerprint is added by :func:`train_feature_model`)."""
+    return {"dataset": config.dataset, "classes": [str(c) for c in config.classes], "train_size": config.train_size,
+            "feature_model": config.feature_model, "feature_epochs": config.feature_epochs,
+            "feature_batch_size": config.feature_batch_size, "feature_lr": config.feature_lr, "seed": config.seed}
+
+
 def run_experiment(config, folder=None):
     """Run the experiment described by ``config``; returns an :class:`ExperimentResult`.
 
@@ -172,7 +180,8 @@ def run_experiment(config, folder=None):
     fcfg = config.feature_config()
     model = train_feature_model(train.images, train.labels, K, fcfg, mean=train.mean, std=train.std,
                                 progress=config.progress,
-                                folder=None if folder is None else os.path.join(folder, "feature_cnn"))
+                                folder=None if folder is None else os.path.join(folder, "feature_cnn"),
+                                options=feature_options(config))
     timings["feature_cnn_s"] = time.perf_counter() - t
     t = time.perf_counter()
     data = CurveData(featurize(model, train.images), train.labels, featurize(model, aug_images),

@@ -9,6 +9,7 @@ refit). fastaug's defaults are the same. The initialisation and the batch order 
 ``seed`` alone, so a run is reproducible and two fits on the same images give the same network.
 """
 import dataclasses
+import hashlib
 import math
 
 import torch
@@ -38,14 +39,29 @@ class FeatureConfig:
                  (self.lr > 0, f"feature learning rate must be > 0, got {self.lr}")])
 
 
-def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False, folder=None):
+def data_fingerprint(images, labels):
+    """``"<N> images <sha1 prefix>"``: which training images (and labels) a feature CNN was fit on."""
+    h = hashlib.sha1()
+    for t in (images, labels):
+        t = t.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), t.dtype)).encode())
+        h.update(t.view(torch.uint8).reshape(-1).numpy().tobytes() if t.numel() else b"")
+    return f"{images.shape[0]} images {h.hexdigest()[:16]}"
+
+
+def train_feature_model(images, labels, num_classes, config, *, mean=None, std=None, progress=False, folder=None,
+                        options=None):
     """Train a fresh ``config.model`` on uint8 images (N, C, H, W) with int64 labels (N,), on the
     images' device, and return it frozen in eval mode.
 
     Adam (``config.lr``), cross-entropy, ``config.epochs`` epochs of shuffled minibatches of
     ``config.batch_size``, on the loop primitive. Initialisation and batch order are seeded by
     ``config.seed`` (the order of epoch e is a function of (seed, e)). With ``folder``, the fit
-    checkpoints there after every epoch and continues from its checkpoint when restarted.
+    checkpoints there after every epoch and continues from its checkpoint when restarted -- only a fit
+    of the same settings on the same images and labels (their fingerprint is part of the checkpoint's
+    options): a folder holding another fit (other classes, another subset) is refused in one sentence
+    naming what differs. ``options``: the settings to compare, named as the caller's flags (default:
+    ``config``'s fields and the number of images).
     """
     config.validate()
     device = images.device
@@ -54,7 +70,9 @@ def train_feature_model(images, labels, num_classes, config, *, mean=None, std=N
         model = build_model(config.model, num_classes, images.shape[1], mean=mean, std=std).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     n = images.shape[0]
-    loop = Loop(folder, name="feature CNN", options={**dataclasses.asdict(config), "images": n}, allowed_changes=(),
+    options = {**dataclasses.asdict(config), "images": n} if options is None else dict(options)
+    options["training_images"] = data_fingerprint(images, labels)
+    loop = Loop(folder, name="feature CNN", options=options, allowed_changes=(),
                 epochs=config.epochs, steps_per_epoch=math.ceil(n / config.batch_size), resume="auto",
                 progress=progress, show=("loss",), log=lambda msg: None, distributed=False)
     loop.register("model", model)

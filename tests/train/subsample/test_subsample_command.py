@@ -146,3 +146,36 @@ def test_cifar_row_runs_on_rgb_images(tmp_path):
     assert meta["classes"] == ["airplane", "automobile"] and meta["n_train"] == 60
     assert meta["augmentations_per_point"] == 4 and "-5, -2.5, 2.5, 5 degrees" in meta["augmentation_description"]
     assert meta["n_poisoned_test"] == 20 * 5 and meta["feature_dim"] == 84
+
+
+TINY = ["subsample", "--train-size", "20", "--feature-epochs", "1", "--rounds", "1", "--policies", "baseline",
+        "--score", "loss", "--no-figures", "--no-progress"]
+
+
+def test_a_rerun_with_other_classes_in_the_same_folder_is_refused(tmp_path, capsys):
+    """A rerun in a folder continues its feature CNN; one with other classes (same number of images) used
+    to reuse the CNN fit on the first run's classes, silently: its curves differed from the same run in a
+    fresh folder. It is refused, naming the command's flag."""
+    out = tmp_path / "run"
+    assert main(TINY + ["--classes", "3", "8", "--output-dir", str(out)]) == 0
+    capsys.readouterr()
+    assert main(TINY + ["--classes", "1", "7", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastaug subsample: error: ") and err.count("\n") == 1
+    assert "--classes ['3', '8'] -> ['1', '7']" in err, err
+    assert "--images" not in err  # the command's flags, not the feature loop's field names
+
+
+def test_a_feature_cnn_checkpoint_of_other_images_is_not_continued(tmp_path):
+    from fastaug.experiments.subsample.features import FeatureConfig, train_feature_model
+    from fastaug.train.checkpoint import CheckpointError
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (8, 1, 28, 28), dtype=torch.uint8, generator=g)
+    y = torch.arange(8) % 2
+    cfg = FeatureConfig(epochs=1, batch_size=8)
+    first = train_feature_model(x, y, 2, cfg, folder=str(tmp_path)).state_dict()
+    again = train_feature_model(x, y, 2, cfg, folder=str(tmp_path)).state_dict()  # the same fit: reused
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    with pytest.raises(CheckpointError, match=r"--training-images '8 images [0-9a-f]+' -> '8 images [0-9a-f]+'"):
+        train_feature_model(x, 1 - y, 2, cfg, folder=str(tmp_path))  # same settings, other labels
