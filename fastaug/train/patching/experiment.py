@@ -29,6 +29,7 @@ from ..checkpoint import run_exists
 from ..distributed import resolve_device
 from ..pipeline import Pipeline
 from .grading import THRESHOLDS
+from .methods import patch_method_class
 from .report import curves_figure, quality_markdown, saliency_figure, table_csv, write_table
 from .selection import SELECTION_RULE, select_epoch
 from .stages import PatchedTrainingStage, TranslationStage, final_records
@@ -74,6 +75,17 @@ def _warn(msg):
     print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
+def _check_balanced_batch_size(cfg, train):
+    """Refuse, before stage 1 trains for minutes, a --batch-size too small for a group-balanced batch (one
+    image of every non-empty training group) when a method uses those batches."""
+    balanced = [m for m in cfg.methods if patch_method_class(m).balanced]
+    groups = int((torch.bincount(train.group_ids.cpu(), minlength=train.num_groups) > 0).sum())
+    if balanced and cfg.batch_size < groups:
+        raise ValueError(f"--batch-size {cfg.batch_size} is too small for the group-balanced batches of "
+                         f"{', '.join(balanced)}: they hold at least one image of each of the {groups} training "
+                         f"groups; use --batch-size {groups} or more")
+
+
 def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True, warn=_warn):
     """Run (or continue with ``resume``) the comparison of ``cfg`` (a validated, resolved PatchConfig) in ``root``.
 
@@ -92,6 +104,7 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
     train, val, test = load_grouped_dataset(t.dataset, data_dir=t.data_dir, correlation=t.correlation,
                                             image_size=t.image_size, grey=t.grey, seed=t.data_seed,
                                             val_fraction=t.val_fraction)
+    _check_balanced_batch_size(cfg, train)
     os.makedirs(root, exist_ok=True)
     config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg

@@ -99,3 +99,31 @@ def test_a_method_that_uses_translations_refuses_to_train_without_them():
                                            "were given"):
         patch_method_class("camel")(types.SimpleNamespace(), trainer)
     assert patch_method_class("erm")(types.SimpleNamespace(), trainer).translations is None  # erm needs none
+
+
+@pytest.mark.parametrize("methods, refused", [("erm,gdro,camel", True), ("erm,augment", False)])
+def test_a_batch_size_below_the_number_of_groups_is_refused_before_stage_1(tmp_path, capsys, monkeypatch, methods,
+                                                                          refused):
+    """`fastaug patch --batch-size 3` with a group-balanced method trained stage 1's CycleGANs (minutes at the
+    defaults) and then stopped at stage 2. Now it stops first, in one sentence; uniform-batch methods
+    take any batch size. (Stage 1 and the pipeline are stubbed: reaching them is recorded.)"""
+    import fastaug.train.patching.experiment as E
+    from fastaug.cli import main
+
+    reached = []
+    monkeypatch.setattr(E.Pipeline, "run", lambda self: reached.append(True) or (_ for _ in ()).throw(
+        RuntimeError("stop")))
+    out = tmp_path / "p"
+    argv = ["patch", "--batch-size", "3", "--methods", methods, "--output-dir", str(out), "--no-progress",
+            "--device", "cpu"]
+    if refused:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == ("fastaug patch: error: --batch-size 3 is too small for the group-balanced batches of gdro, "
+                       "camel: they hold at least one image of each of the 4 training groups; use --batch-size 4 "
+                       "or more")
+        assert not reached and not out.exists()
+    else:
+        with pytest.raises(RuntimeError, match="stop"):
+            main(argv)
+        assert reached
