@@ -24,6 +24,8 @@ import sys
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]
 
 HELP = "model patching: subgroup translations + robust consistency training (CAMEL / CLAMP)"
+#: ``--output-dir D --resume`` without ``--config`` continues with D/args.json's arguments (written at the start)
+RESUME_FROM_ARGS_JSON = True
 
 
 def _csv(kind):
@@ -123,9 +125,15 @@ def run(args):
     from . import write_args
 
     cfg = config_from_args(args)  # a bad option is a ValueError: cli.main prints its one sentence
+
+    def on_start():  # args.json at once (a resumed run keeps its own until it ends): --resume after a kill reads it
+        if not (args.resume and os.path.exists(os.path.join(args.output_dir, "args.json"))):
+            write_args(args, args.output_dir)
+
     out = run_patching(cfg, args.output_dir, resume=args.resume, device=args.device,
                        checkpoint_every=args.checkpoint_every, progress=args.progress,
-                       warn=lambda msg: print(f"fastaug patch: warning: {msg}", file=sys.stderr, flush=True))
+                       warn=lambda msg: print(f"fastaug patch: warning: {msg}", file=sys.stderr, flush=True),
+                       on_start=on_start)
     write_args(args, args.output_dir)
     epoch = "selected epoch" if cfg.translation.val_fraction > 0 else "last epoch"
     print(f"robust accuracy ({epoch}): " + ", ".join(f"{m} {100 * v:.2f}" for m, v in out["robust"].items())

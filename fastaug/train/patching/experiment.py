@@ -86,11 +86,13 @@ def _check_balanced_batch_size(cfg, train):
                          f"groups; use --batch-size {groups} or more")
 
 
-def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True, warn=_warn):
+def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50, progress=True, warn=_warn,
+                 on_start=None):
     """Run (or continue with ``resume``) the comparison of ``cfg`` (a validated, resolved PatchConfig) in ``root``.
 
     ``warn(sentence)`` receives the one warning line of a flagged stage 1 (:mod:`.grading`), on every
-    run, a reused stage 1 included.
+    run, a reused stage 1 included. ``on_start()`` is called once the folder is accepted and marked, before
+    stage 1 (``fastaug patch`` writes its args.json there, so that ``--resume`` after a kill reads them).
 
     Returns {"robust": {method: mean robust accuracy at the selected epoch (the last without a
     validation split)}, "results": the pipeline's {stage name: StageResult}, "quality": stage 1's graded
@@ -109,6 +111,8 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
     config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg
         atomic_write_text(config_text, config_path)
+    if on_start is not None:
+        on_start()
     args = engine_args(cfg, dev, checkpoint_every, progress)
     runs = [PatchedTrainingStage(m, s, cfg, args, train, val, test) for m in cfg.methods for s in cfg.seeds]
     held = val if val is not None else test  # graded on images the CycleGANs never saw

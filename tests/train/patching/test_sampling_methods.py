@@ -127,3 +127,47 @@ def test_a_batch_size_below_the_number_of_groups_is_refused_before_stage_1(tmp_p
         with pytest.raises(RuntimeError, match="stop"):
             main(argv)
         assert reached
+
+
+def test_resume_after_a_kill_continues_with_the_runs_own_arguments(tmp_path, monkeypatch):
+    """`fastaug patch --output-dir D --resume` (the documented command after a kill) ignored D's arguments:
+    args.json was written only at the end, so a killed run with --gan-steps 30 resumed with the defaults
+    and stopped ("stage 1 finished with other options"). args.json is now written before stage 1 and read
+    on --resume. (The pipeline is stubbed: it records the stages it is given, then the process "dies".)"""
+    import json
+
+    import fastaug.train.patching.experiment as E
+    from fastaug.cli import main
+
+    given = []
+
+    class Killed(Exception):
+        pass
+
+    class Pipeline:
+        def __init__(self, root, stages):
+            given.append(stages)
+
+        def run(self):
+            raise Killed
+
+    monkeypatch.setattr(E, "Pipeline", Pipeline)
+    d = tmp_path / "p"
+    flags = ["--gan-steps", "30", "--gan-width", "4", "--epochs", "2", "--methods", "erm,camel", "--seeds", "3"]
+    with pytest.raises(Killed):
+        main(["patch", "--output-dir", str(d), "--no-progress", "--device", "cpu", *flags])
+    saved = json.loads((d / "args.json").read_text())
+    assert (saved["gan_steps"], saved["gan_width"], saved["epochs"], saved["methods"]) == (30, 4, 2, ["erm", "camel"])
+    with pytest.raises(Killed):
+        main(["patch", "--output-dir", str(d), "--resume"])
+    first, resumed = given
+    assert [type(s).__name__ for s in resumed] == [type(s).__name__ for s in first]
+    assert resumed[0].cfg == first[0].cfg and resumed[0].cfg.gan_steps == 30 and resumed[0].cfg.gan_width == 4
+    import dataclasses
+
+    as_json = lambda c: json.dumps(dataclasses.asdict(c), sort_keys=True)  # tuples and lists alike
+    assert [(s.method, s.seed, as_json(s.cfg)) for s in resumed[1:]] == [(s.method, s.seed, as_json(s.cfg))
+                                                                          for s in first[1:]]
+    assert resumed[1].cfg.epochs == 2
+    assert [s.seed for s in resumed[1:]] == [3, 3]
+    assert json.loads((d / "args.json").read_text()) == saved  # the resumed run keeps its own args.json
