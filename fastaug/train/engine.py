@@ -33,6 +33,7 @@ stages and ``compare`` pass ``"auto"``).
 :func:`train` runs a method's pipeline (:meth:`Method.pipeline`) when it has one, the engine being its
 last stage (:class:`ClassifierStage`).
 """
+import dataclasses
 import json
 import os
 import time
@@ -44,15 +45,15 @@ from .. import data as D
 from ..augment.learned_module import AUGMENTATION_FILE
 from ..models import build_model
 from . import distributed as dist
-from .args import data_seed, resolve_defaults
+from .args import data_seed, method_option_names, replace_args, resolve_defaults
 from .batches import IndexedBatches
-from .checkpoint import atomic_write_text, run_exists
+from .checkpoint import RESUMABLE_CHANGES, atomic_write_text, run_exists
 from .figures import training_curves
 from .loop import Loop, autocast, make_scaler, optimizer_step
 from .method import build_method
 from .optim import build_optimizer, build_scheduler
 from .pipeline import Stage, StageResult
-from .registry import method_class
+from .registry import method_class, names as method_names
 from .rng import derive_seed
 
 __all__ = ["Trainer", "ClassifierStage", "pipeline_inputs", "train", "load_data"]
@@ -144,8 +145,9 @@ class Trainer:
         self.scaler = make_scaler(self.device, self.amp_dtype)
         self.rng = torch.Generator().manual_seed(derive_seed(args.seed, "augment", self.dist.rank))
 
-        self.method = build_method(method if method is not None else method_class(args.augment), args, self,
-                                   options=options, inputs=inputs)
+        cls = method if method is not None else method_class(args.augment)
+        self.args = args = replace_args(args, augment=_method_record(cls, args.augment))
+        self.method = build_method(cls, args, self, options=options, inputs=inputs)
         own = self.method.train_batches(self)
         if own is not None:  # e.g. group-balanced sampling: the method's batches replace the engine's
             self.train_batches, self.steps_per_epoch = own, len(own)
@@ -157,7 +159,7 @@ class Trainer:
         self.loop = Loop(self.output_dir, name=loop_name, options=self._args_dict(), epochs=args.epochs,
                          steps_per_epoch=self.steps_per_epoch, checkpoint_every=args.checkpoint_every,
                          resume=bool(args.resume) if resume is None else resume, progress=args.progress,
-                         show=("loss",))
+                         show=("loss",), allowed_changes=RESUMABLE_CHANGES + _foreign_options(cls, args.augment))
         self.loop.register("model", self.module)
         self.loop.register("optimizer", self.optimizer)
         self.loop.register("scheduler", self.scheduler)
@@ -365,6 +367,32 @@ class Trainer:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
         dist.barrier()
         return summary
+
+
+def _method_record(cls, augment):
+    """What ``args.json``, the checkpoint and ``summary.json`` record as the run's ``augment``: its
+    ``--augment`` name when ``cls`` is a registered method (``Trainer(args, method=RandAugmentMethod)``
+    records ``randaugment`` whatever ``args.augment`` says), ``augment`` itself for a method outside the
+    registry trained under a name of its own (model patching's ``erm``, ``camel``...), and otherwise,
+    a user's own method, ``"module:Class"``: a run of a method that ``fastaug train`` cannot build is
+    never resumed or rerun by it with another method (its ``--config`` refuses the name in one line)."""
+    registered = method_names()
+    if augment in registered and method_class(augment) is cls:
+        return augment
+    same = [name for name in registered if method_class(name) is cls]
+    if same:
+        return same[0]
+    return augment if augment not in registered else f"{cls.__module__}:{cls.__qualname__}"
+
+
+def _foreign_options(cls, augment):
+    """The options of the other ``--augment`` methods, which this run's method does not read: they may
+    differ on resume (a library run's arguments hold every method's options at their defaults, the command
+    line's only the chosen method's, so either resumes the other's run)."""
+    own = method_option_names([augment]) if augment in method_names() else set()
+    if getattr(cls, "Options", None) is not None:
+        own |= {f.name for f in dataclasses.fields(cls.Options)}
+    return tuple(sorted(method_option_names() - own))
 
 
 def pipeline_inputs(args, data=None):

@@ -1,0 +1,76 @@
+"""A run started from Python (README: ``train(default_args(...))``) continues with ``fastaug train
+--output-dir D --resume``, as a command-line run does; a run of a user's own method records which method
+it trained, so the command line never continues it with another one."""
+import json
+
+import pytest
+import torch
+
+from fastaug.cli import main
+from fastaug.train import Method, Trainer, TrainBatch, to_float, train
+from fastaug.train.loop import Loop
+from fastaug.train.policy_methods import RandAugmentMethod
+
+from _train_utils import load_model_state
+
+TINY = dict(train_size=32, batch_size=16, epochs=2)
+
+
+class _Stop(Exception):
+    pass
+
+
+def _run_one_epoch_then_stop(args, monkeypatch, method=None):
+    """Train ``args`` until the first epoch's checkpoint is written, then stop (as a kill would)."""
+    real = Loop.end_epoch
+
+    def end_then_stop(self, record=None):
+        real(self, record)
+        raise _Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(Loop, "end_epoch", end_then_stop)
+        with pytest.raises(_Stop):
+            Trainer(args, method=method).fit()
+
+
+def test_a_library_run_resumes_from_the_command_line(small, monkeypatch, capsys):
+    whole = small("whole", augment="randaugment", **TINY)
+    train(whole)
+    cut = small("cut", augment="randaugment", **TINY)
+    _run_one_epoch_then_stop(cut, monkeypatch)
+    assert main(["train", "--output-dir", cut.output_dir, "--resume", "--no-progress"]) == 0, capsys.readouterr().err
+    a, b = load_model_state(whole.output_dir), load_model_state(cut.output_dir)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [json.loads(line)["epoch"] for line in open(f"{cut.output_dir}/metrics.jsonl")]
+    assert epochs == [1, 2]
+
+
+class Brighten(Method):
+    name = "brighten"
+
+    def augment(self, x, y, trainer):
+        return TrainBatch((to_float(x) * 1.5).clamp(0, 1), y)
+
+
+def test_a_user_method_run_records_its_method_and_the_command_line_refuses_it(small, monkeypatch, capsys):
+    args = small("mine", **TINY)  # augment: the default, "standard"
+    _run_one_epoch_then_stop(args, monkeypatch, method=Brighten)
+    record = f"{Brighten.__module__}:Brighten"
+    assert json.load(open(f"{args.output_dir}/args.json"))["augment"] == record
+    before = open(f"{args.output_dir}/checkpoint.pt", "rb").read()
+    # `fastaug train --resume` cannot build this method: one line, and it never trains it with "standard"
+    assert main(["train", "--output-dir", args.output_dir, "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and record in err[0]
+    assert open(f"{args.output_dir}/checkpoint.pt", "rb").read() == before
+    # the script that started it continues it
+    summary = Trainer(args, method=Brighten, resume=True).fit()
+    assert summary["augment"] == record and summary["epochs"] == 2
+
+
+def test_a_registered_method_passed_as_a_class_records_its_name(small):
+    args = small("ra", **dict(TINY, epochs=1))  # augment: "standard", method: RandAugment's class
+    summary = Trainer(args, method=RandAugmentMethod).fit()
+    assert summary["augment"] == "randaugment"
+    assert json.load(open(f"{args.output_dir}/args.json"))["augment"] == "randaugment"
