@@ -32,13 +32,19 @@ def save_figure(fig, path, dpi=100):
     creates the folder, closes the figure, returns ``path``."""
     plt = pyplot()
     path = os.fspath(path)
+    if os.path.isdir(path):  # os.replace would fail after drawing, naming the temporary file, and leave it
+        plt.close(fig)
+        raise IsADirectoryError(f"{path} is a folder: give the path of the PNG file to write (e.g. "
+                                f"{os.path.join(path, 'figure.png')})")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.png"
     try:
         fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
     finally:
         plt.close(fig)
-    os.replace(tmp, path)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return path
 
 

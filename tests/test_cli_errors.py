@@ -284,3 +284,29 @@ def test_a_folder_of_another_command_is_not_overwritten(tmp_path, capsys, monkey
         assert err == (f"fastaug {command}: error: --output-dir {d} holds the outputs of `fastaug {writer}` (its "
                        f"args.json), which `fastaug {command}` would overwrite: choose another --output-dir")
     assert (d / "summary.json").read_text() == "theirs" and sorted(os.listdir(d)) == ["args.json", "summary.json"]
+
+
+def test_a_figure_path_that_is_a_folder_is_one_sentence_and_leaves_no_stray_file(tmp_path, capsys):
+    """`ops-grid --out FOLDER` drew the figure, then failed renaming FOLDER.tmp.png over the folder: the
+    message named that temporary file ("Is a directory: FOLDER.tmp.png"), which stayed beside the folder."""
+    from fastaug.cli import main
+
+    d = tmp_path / "figs"
+    d.mkdir()
+    assert main(["ops-grid", "--out", str(d), "--size", "8", "--magnitudes", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (f"fastaug ops-grid: error: {d} is a folder: give the path of the PNG "
+                                               f"file to write (e.g. {d / 'figure.png'})")
+    assert sorted(os.listdir(tmp_path)) == ["figs"] and os.listdir(d) == []
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--smooth", "0"], "--smooth must be in [1, 64] (1 disables smoothing), got 0"),
+    (["--spatial-strength", "nan"], "--spatial-strength must be a finite number >= 0 (a standard deviation), got nan"),
+])
+def test_transform_grid_bad_values_are_one_sentence(tmp_path, capsys, flags, message):
+    """--smooth 0 was a RuntimeError traceback from avg_pool2d; a nan strength drew a figure of garbage."""
+    from fastaug.cli import main
+
+    assert main(["transform-grid", "--out", str(tmp_path / "t.png"), *flags]) == 2
+    assert capsys.readouterr().err.strip() == f"fastaug transform-grid: error: {message}"
+    assert not (tmp_path / "t.png").exists()

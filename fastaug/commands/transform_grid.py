@@ -23,8 +23,15 @@ def add_arguments(p):
 def run(args):
     from ..viz import transformation_grid
 
+    import math
+
     if args.steps < 2 or args.size < 8:
         raise ValueError(f"--steps must be >= 2 and --size >= 8, got {args.steps} and {args.size}")
+    if not 1 <= args.smooth <= 64:
+        raise ValueError(f"--smooth must be in [1, 64] (1 disables smoothing), got {args.smooth}")
+    for flag, v in (("--spatial-strength", args.spatial_strength), ("--colour-strength", args.colour_strength)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ValueError(f"{flag} must be a finite number >= 0 (a standard deviation), got {v}")
     path = transformation_grid(args.out, image=args.image, size=args.size, steps=args.steps, seed=args.seed,
                                mode=args.mode, smooth=args.smooth, spatial_strength=args.spatial_strength,
                                colour_strength=args.colour_strength)
