@@ -204,7 +204,7 @@ register_higher_order(
 register_higher_order(
     "fastaug::transform_backward", 2,
     lambda t, static: reference.transform(*t, smooth=static[0], mode=MODE_NAMES[static[1]],
-                                          padding_mode=PADDING_NAMES[static[2]]),
+                                          padding_mode=PADDING_NAMES[static[2]], kernel_coordinates=True),
     lambda v, maps, static: _ops.transform(v, _without_colour_bias(maps[0], v.shape[1]), *static),
 )
 

@@ -149,16 +149,19 @@ _affine_flow_warp = _eager.register("fastaug::affine_flow_warp", _affine_backwar
 
 
 # Second and higher orders: autograd of the backward ops through the grid_sample reference
-# (fastaug/ops/_higher_order.py).
+# (fastaug/ops/_higher_order.py), with the kernels' treatment of NaN, infinite and far-away coordinates
+# (kernel_coordinates: grid_sample's CPU backward crashes the process on a non-finite grid).
 # Both are linear in x: the linear part is the op itself.
 register_higher_order(
     "fastaug::warp_backward", 2,
-    lambda t, static: reference.warp(*t, padding_mode=PADDING_NAMES[static[0]], align_corners=static[1]),
+    lambda t, static: reference.warp(*t, padding_mode=PADDING_NAMES[static[0]], align_corners=static[1],
+                                     kernel_coordinates=True),
     lambda v, maps, static: _ops.warp(v, *maps, *static),
 )
 register_higher_order(
     "fastaug::affine_flow_warp_backward", 3,
-    lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]]),
+    lambda t, static: reference.affine_flow_warp(*t, smooth=static[0], padding_mode=PADDING_NAMES[static[1]],
+                                                 kernel_coordinates=True),
     lambda v, maps, static: _ops.affine_flow_warp(v, *maps, *static),
 )
 

@@ -132,6 +132,87 @@ def test_penalty_with_constant_maps_runs_the_kernel_exactly(device, op, monkeypa
     torch.testing.assert_close(penalty(fn), expected, atol=1e-10, rtol=1e-10)
 
 
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 1e4 + 0.3, -3e38]  # -3e38: 2 * x overflows in float32
+
+
+def _special_flow(padding_mode, dtype):
+    """A flow with one special value per column of a 3x5 image (row 1), and what stands for it: a finite
+    flow that the kernels sample the same way, and a mask of the pixels that sample zero whatever x is."""
+    flow = rand((1, 2, 3, 5), "cpu", 1, scale=0.7).to(dtype)
+    same, keep = flow.clone(), torch.ones(1, 1, 3, 5, dtype=dtype)
+    for j, v in enumerate(SPECIAL):
+        flow[0, j % 2, 1, j] = v
+        if v != v or (abs(v) == float("inf") and padding_mode != "border"):
+            same[0, j % 2, 1, j], keep[0, 0, 1, j] = 0.0, 0.0  # samples zero: leave the pixel out
+        elif padding_mode == "reflection":
+            same[0, j % 2, 1, j] = v if abs(v) < 1e5 else 0.0
+            keep[0, 0, 1, j] = float(abs(v) < 1e5)  # a reflected 3e38 is ill-conditioned: left out
+        else:
+            same[0, j % 2, 1, j] = 50.0 if v > 0 else -50.0  # as far outside: zero / the border pixel
+    return flow, same, keep
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("padding_mode", PADDING)
+def test_second_order_with_non_finite_or_huge_flows_is_the_kernels_and_does_not_crash(padding_mode, dtype):
+    # The second order ran the grid_sample reference on the raw coordinates: grid_sample's CPU backward
+    # crashed the process (SIGSEGV) on a NaN coordinate ("border", "reflection") or an infinite one
+    # ("reflection", and any float32 one whose normalisation overflows), and gave NaN with "zeros" where
+    # the kernels' first derivative is 0.
+    x = rand((1, 2, 3, 5), "cpu", 0, low=0).to(dtype)
+    flow, same, keep = _special_flow(padding_mode, dtype)
+    results = []
+    for f in (flow, same):
+        xl, fl = x.clone().requires_grad_(), f.clone().requires_grad_()
+        loss = (keep * fastaug.warp(xl, fl, padding_mode=padding_mode).pow(2)).sum()
+        gx, gf = torch.autograd.grad(loss, (xl, fl), create_graph=True)
+        hx, hf = torch.autograd.grad(gx.pow(2).sum() + gf.pow(2).sum() + (gx * gf[:, :1]).sum(), (xl, fl))
+        results.append((gx, gf, hx, hf))
+    for got, expected in zip(*results):
+        assert torch.isfinite(got).all()
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("padding_mode", PADDING)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_the_kernel_coordinates_reference_is_the_kernel_on_non_finite_and_far_flows(padding_mode, align_corners):
+    x = rand((2, 2, 3, 5), "cpu", 0, low=0)
+    flow, _, _ = _special_flow(padding_mode, torch.float64)
+    flow = torch.cat([flow, rand((1, 2, 3, 5), "cpu", 5, scale=40.0)])
+    if padding_mode == "reflection":
+        flow[0, 0, 1, 4] = -300.7  # far, but well-conditioned (not -3e38)
+    xl, fl = x.clone().requires_grad_(), flow.clone().requires_grad_()
+    out = fastaug.warp(xl, fl, padding_mode=padding_mode, align_corners=align_corners)
+    xr, fr = x.clone().requires_grad_(), flow.clone().requires_grad_()
+    ref = reference.warp(xr, fr, padding_mode, align_corners, kernel_coordinates=True)
+    torch.testing.assert_close(out, ref)
+    go = rand(out.shape, "cpu", 7)
+    for a, b in zip(torch.autograd.grad(out, (xl, fl), go), torch.autograd.grad(ref, (xr, fr), go)):
+        torch.testing.assert_close(a, b)
+    finite = torch.isfinite(flow).all(1, keepdim=True) & (flow.abs() < 1e5).all(1, keepdim=True)
+    plain = reference.warp(x, torch.where(finite, flow, 0.0), padding_mode, align_corners)
+    torch.testing.assert_close(torch.where(finite, ref, 0.0), torch.where(finite, plain, 0.0))  # else grid_sample's
+
+
+@pytest.mark.parametrize("padding_mode", PADDING)
+@pytest.mark.parametrize("op", ["affine_flow_warp", "transform"])
+def test_second_order_of_the_learned_transformation_with_a_nan_or_infinite_bias_does_not_crash(op, padding_mode):
+    # The same crash through reference.affine_flow_warp / transform (a NaN or infinite s_b: eq. 20's
+    # source point is not finite); smooth=1 keeps the special value at its pixel.
+    C = 1
+    x = rand((1, C, 3, 5), "cpu", 0, low=0).requires_grad_()
+    params = rand((1, 6 + C * C + C, 3, 5), "cpu", 1, scale=0.2)
+    params[0, 4, 1, 1], params[0, 5, 1, 3], params[0, 4, 2, 2] = float("nan"), float("inf"), -1e300
+    params.requires_grad_()
+    if op == "affine_flow_warp":
+        out = fastaug.affine_flow_warp(x, params[:, :4], params[:, 4:6], smooth=1, padding_mode=padding_mode)
+    else:
+        out = fastaug.transform(x, params, smooth=1, mode="serial", padding_mode=padding_mode)
+    gx, gp = torch.autograd.grad(out.pow(2).sum(), (x, params), create_graph=True)
+    hx, hp = torch.autograd.grad(gx.pow(2).sum() + gp.pow(2).sum(), (x, params))
+    assert all(torch.isfinite(t).all() for t in (out, gx, gp, hx, hp))
+
+
 @pytest.mark.parametrize("op", sorted(CASES))
 def test_second_order_of_an_empty_batch(device, op):
     fn, _, inputs = CASES[op](device)
