@@ -51,8 +51,9 @@ def appearance(x, c_w, c_b, *, smooth=4):
     At every pixel, output channel ``i`` is ``x_i + sum_j c_w[C*i + j] x_j + c_b[i]``, after every
     parameter map has been smoothed by a ``smooth x smooth`` box window with replicate borders
     (``avg_pool2d(pad(p, (lo, hi, lo, hi), "replicate"), smooth, 1)``, ``lo = (smooth - 1) // 2``,
-    ``hi = smooth // 2``), the paper's appearance model (section 4.2). Zero parameters give back ``x``
-    exactly. One fused kernel forward and backward; the parameter gradients are deterministic.
+    ``hi = smooth // 2``), the paper's appearance model (section 4.2). Zero parameters give back a
+    finite ``x`` exactly. One fused kernel forward and backward; the parameter gradients are
+    deterministic.
 
     Args:
         x: (N, C, H, W) float image with C = 3 (RGB) or C = 1 (grey); float32/float64, or
@@ -93,8 +94,9 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
       from the unwarped ``x`` at the output pixel;
     * ``mode="serial"``: ``out = y + C_w y + c_b``, the colour filter applied to the warped image.
 
-    Zero parameters give back ``x`` exactly; per-image constant parameters give an affine warp about
-    the image centre followed by (serial) or added to (parallel) a global colour transform.
+    Zero parameters give back a finite ``x`` exactly (docs/design.md K2); per-image constant parameters
+    give an affine warp about the image centre followed by (serial) or added to (parallel) a global
+    colour transform.
     The forward and the backward are each one fused pass; the gradient for ``params`` is
     deterministic (no floating-point atomics), the gradient for ``x`` is computed only when ``x``
     requires grad.

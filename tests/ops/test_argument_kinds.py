@@ -70,7 +70,8 @@ def test_an_unhashable_mode_gets_the_modes_sentence(bad):
 def test_a_numpy_integer_smooth_is_taken_as_torch_takes_integer_arguments():
     # Was "TypeError: smooth must be an int (box window size), got int64" (avg_pool2d takes it).
     k = np.int64(3)
-    s_w, s_b = seeded((2, 4, 5, 6), seed=2, scale=0.3, normal=True), seeded((2, 2, 5, 6), seed=3, scale=0.3, normal=True)
+    s_w = seeded((2, 4, 5, 6), seed=2, scale=0.3, normal=True)
+    s_b = seeded((2, 2, 5, 6), seed=3, scale=0.3, normal=True)
     torch.testing.assert_close(fastaug.affine_flow_warp(X, s_w, s_b, smooth=k),
                                reference.affine_flow_warp(X, s_w, s_b, smooth=3))
     params = torch.cat([s_w, s_b, seeded((2, 12, 5, 6), seed=4, scale=0.2, normal=True)], 1)
