@@ -10,6 +10,9 @@ Notation: a classifier's last layer ``z = W h + b`` (C classes, D features), ``p
 ``h~ = [h; 1]``, ``Theta = [W b]`` of shape (C, D+1), ``A_i = diag(p_i) - p_i p_i^T``. The sign and
 scale conventions of influence are documented once, in :mod:`fastaug.influence`.
 """
+import math
+import numbers
+
 import torch
 
 from ._autocast import autocast_inputs, autocast_off, register_float32_autocast
@@ -44,8 +47,8 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
         p: (N, C) softmax probabilities of the last layer, same dtype and device as ``h``.
         v: (C, D+1) direction ``[dW | db]`` or (K, C, D+1) for K directions at once.
         weight: optional (N,) per-sample weights.
-        damping: lambda >= 0 added times V.
-        scale: factor of the sum (default ``1/N``; with ``N = 0`` the result is ``damping * V``).
+        damping: lambda >= 0 added times V: a real number (or a one-element tensor), not a bool.
+        scale: finite factor of the sum (default ``1/N``; with ``N = 0`` the result is ``damping * V``).
         check_finite: raise ValueError when ``h`` or ``p`` hold NaN/inf (a device sync on CUDA).
 
     Returns:
@@ -73,16 +76,32 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
             raise ValueError(f"weight must have shape ({h.shape[0]},), got {tuple(weight.shape)}")
         check_same_device(weight, "weight", h, "h")
         weight = weight.to(h.dtype)
-    damping = float(damping)
+    damping = _real_number(damping, "damping")
     if not damping >= 0 or damping == float("inf"):
         raise ValueError(f"damping must be a finite number >= 0, got {damping}")
     if scale is None:
         scale = 1.0 / max(h.shape[0], 1)
+    else:
+        scale = _real_number(scale, "scale")
+        if not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite number, got {scale}")
     if check_finite:
         assert_finite(h, "h")
         assert_finite(p, "p")
     out = _ops.last_layer_hvp(h, p, v.unsqueeze(0) if single else v, weight, float(scale), damping)
     return out.squeeze(0) if single else out
+
+
+def _real_number(value, name):
+    """``value`` as a Python float: a real number (numpy's too) or a one-element real tensor. A bool or a
+    string is refused (``float(True)`` is 1.0, ``float("0.1")`` 0.1: a flag or an unparsed option)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must be a real number or a one-element real tensor, got a {value.dtype} "
+                            f"tensor of shape {tuple(value.shape)}")
+    elif isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def _check_score_args(h, logits, target, s):

@@ -120,3 +120,25 @@ def test_zero_parameters_on_an_image_with_non_finite_pixels_spread_them_as_the_r
         torch.testing.assert_close(out, ref, equal_nan=True)
     finite = torch.where(torch.isfinite(x), x, 0.0)
     assert torch.equal(fastaug.transform(finite, zeros(18)), finite)
+
+
+def test_last_layer_hvp_takes_real_numbers_for_damping_and_scale():
+    # float() took a bool (damping=True was 1.0) and a string (scale="2" was 2.0); a non-finite scale got
+    # the kernel's RuntimeError where a non-finite damping got the ValueError.
+    from fastaug.influence import LastLayerHessian
+    from oracles.influence import reference_hvp
+    h, v = seeded((5, 3), seed=1, normal=True), seeded((2, 4), seed=2, normal=True)
+    p = torch.softmax(seeded((5, 2), seed=3, normal=True), 1)
+    for damping, scale in ((np.float32(0.5), 2), (torch.tensor(0.5), np.float64(2.0)), (0.5, 2.0)):
+        torch.testing.assert_close(fastaug.last_layer_hvp(h, p, v, damping=damping, scale=scale),
+                                   reference_hvp(h, p, v, damping=0.5, scale=2.0))
+    for bad in (True, "0.1", torch.tensor([0.1, 0.2]), torch.tensor(True)):
+        with pytest.raises(TypeError, match=r"damping must be a real number"):
+            fastaug.last_layer_hvp(h, p, v, damping=bad)
+        with pytest.raises(TypeError, match=r"scale must be a real number"):
+            fastaug.last_layer_hvp(h, p, v, scale=bad)
+    with pytest.raises(TypeError, match=r"damping must be a real number, got bool"):
+        LastLayerHessian(h, p, damping=True)
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^scale must be a finite number"):
+            fastaug.last_layer_hvp(h, p, v, scale=bad)
