@@ -190,3 +190,26 @@ def test_more_sample_digits_than_the_test_split_holds_is_one_sentence(tmp_path, 
     assert err == (f"fastaug show: error: --count {most + 1} is more than the {most} MNIST-5k test digits show picks "
                    f"from ({most // 10} of each class); use --count {most} or fewer, or --images FOLDER")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_images_in_fastaug_patchs_class_subgroup_layout_get_their_class(tmp_path, captured, capsys):
+    """--images D/val of a `fastaug patch --dataset folder` layout (<class>/<subgroup>/*.png) read the class
+    from the subgroup folder's name, found none, and labelled the images round-robin: an image of one class
+    was translated by the other class's CycleGAN, silently."""
+    from PIL import Image
+
+    m = build("translation")
+    m.save(tmp_path / "augmentation.pt")
+    rng = np.random.default_rng(0)
+    for cls, sub in (("even", "clean"), ("odd", "clean"), ("odd", "zigzag")):
+        os.makedirs(tmp_path / "imgs" / cls / sub)
+        Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(tmp_path / "imgs" / cls / sub / "0.png")
+    assert main(["show", str(tmp_path), "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "f.png")]) == 0
+    call = captured[0]
+    assert call["rows"] == ["even", "odd", "odd"]
+    y = torch.tensor([0, 1, 1])
+    for k, (_, imgs) in enumerate(call["columns"]):
+        assert torch.equal(imgs, m.translate(call["originals"], y, k))
+    (tmp_path / "imgs" / "stray.png").write_bytes((tmp_path / "imgs" / "odd" / "clean" / "0.png").read_bytes())
+    assert main(["show", str(tmp_path), "--images", str(tmp_path / "imgs"), "--output", str(tmp_path / "f.png")]) == 2
+    assert "stray.png is in no folder named as a class (even, odd)" in capsys.readouterr().err

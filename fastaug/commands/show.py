@@ -12,7 +12,7 @@ so in the summary; TANDA's ``int(N * p)`` images of a batch would be none of a f
 figure's title says each image gets a sequence); ``--standard`` adds the crop/flip/Cutout recipe the run
 trained with around it (always on for ``fixed``, which learned nothing else). Sample images: ``--images
 FOLDER`` (image files, or one sub-folder per class, named as the augmentation's classes, for
-translations), else real ones matching the augmentation's channels: MNIST-5k digits for one channel,
+translations; or ``fastaug patch``'s own ``<class>/<subgroup>/`` layout), else real ones matching the augmentation's channels: MNIST-5k digits for one channel,
 scikit-image photos for three, resized to its image size.
 """
 import os
@@ -28,7 +28,8 @@ _PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "
 def add_arguments(p):
     p.add_argument("path", metavar="RUN_DIR_OR_FILE", help="a run folder (its augmentation.pt) or an augmentation file")
     p.add_argument("--images", metavar="FOLDER", help="sample images: image files, or one sub-folder per class "
-                   "(default: MNIST-5k digits or scikit-image photos matching the augmentation)")
+                   "(or <class>/<subgroup>/, fastaug patch's layout; default: MNIST-5k digits or scikit-image photos "
+                   "matching the augmentation)")
     p.add_argument("--output", metavar="FILE", help="the PNG to write (default: augmentation.png beside the file)")
     p.add_argument("--draws", type=int, default=6, metavar="K", help="draws per image (default: 6)")
     p.add_argument("--count", type=int, default=6, metavar="N", help="sample images (default: 6)")
@@ -172,7 +173,14 @@ def _folder(folder, channels, size, classes, count):
             raise ValueError(f"--images: cannot read {f} ({err})") from None
         t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(size[0], size[1], channels)
         images.append(t.permute(2, 0, 1))
-        cls = os.path.basename(os.path.dirname(f))
-        labels.append(classes.index(cls) if cls in classes else None)
-    known = all(l is not None for l in labels)
-    return torch.stack(images), torch.tensor(labels) if known and classes else None
+        # the class is the nearest enclosing folder named as one: <class>/ or fastaug patch's <class>/<subgroup>/
+        parts = os.path.relpath(os.path.dirname(f), folder).split(os.sep)
+        cls = next((p for p in reversed(parts) if p in classes), None)
+        labels.append(None if cls is None else classes.index(cls))
+    if not classes or all(l is None for l in labels):  # no class known: the caller labels them round-robin
+        return torch.stack(images), None
+    unknown = [f for f, l in zip(files, labels) if l is None]
+    if unknown:
+        raise ValueError(f"--images: {unknown[0]} is in no folder named as a class ({', '.join(classes)}); put each "
+                         f"image in <class>/ or <class>/<subgroup>/")
+    return torch.stack(images), torch.tensor(labels)
