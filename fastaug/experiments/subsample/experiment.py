@@ -28,7 +28,8 @@ import time
 
 import torch
 
-from ...data import class_subset, labelled_subset, load_dataset
+from ...data import ImageData, class_subset, labelled_subset, load_dataset
+from ...data.folder import is_unreadable, unreadable_path
 from ...train.options import require
 from ...train.rng import derive_seed
 from .augmentations import build_augmentation
@@ -82,6 +83,7 @@ class SubsampleConfig:
     seed: int = 0
     device: str = "auto"
     progress: bool = True
+    image_size: int = 32  # --dataset folder: side its images are decoded at (the others keep theirs)
 
     def validate(self):
         """Raise ValueError naming the option and its valid choices."""
@@ -96,6 +98,7 @@ class SubsampleConfig:
             (self.C > 0, f"C must be > 0, got {self.C}"),
             (self.train_size is None or self.train_size >= 2, f"train_size must be >= 2, got {self.train_size}"),
             (len(self.classes) >= 2, f"classes needs at least two classes, got {list(self.classes)}"),
+            (self.image_size >= 8, f"image size must be >= 8, got {self.image_size}"),
         ])
         for p in self.policies:
             parse_policy(p)  # names the unknown policy
@@ -130,7 +133,7 @@ class ExperimentResult:
 
 def prepare_data(config, device):
     """(train, test, class names) after the class selection and the training subset, on ``device``."""
-    train, test = load_dataset(config.dataset, config.data_dir)
+    train, test = load_dataset(config.dataset, config.data_dir, image_size=config.image_size)
     train = class_subset(train, config.classes, relabel=True)
     test = class_subset(test, config.classes, relabel=True)
     n_avail = len(train)
@@ -142,13 +145,32 @@ def prepare_data(config, device):
             train, _ = labelled_subset(train, size=config.train_size, seed=derive_seed(config.seed, "subsample-data"))
     if len(test) == 0:
         raise ValueError(f"{config.dataset} has no test images of classes {list(config.classes)}")
-    return train.to(device), test.to(device)
+    return _in_memory(train).to(device), _in_memory(test).to(device)
+
+
+def _in_memory(data):
+    """An image folder (decoded lazily, :class:`~fastaug.data.FolderData`) decoded into an in-memory
+    :class:`~fastaug.data.ImageData`: the experiment augments, featurises and refits every image many times."""
+    if isinstance(data, ImageData):
+        return data
+    images, labels = [], []
+    for x, y in torch.utils.data.DataLoader(data.dataset, batch_size=256, num_workers=0):
+        bad = is_unreadable(y)
+        if bool(bad.any()):
+            raise ValueError(f"cannot decode {unreadable_path(data, int(y[bad][0]))}: remove it or convert it")
+        images.append(x)
+        labels.append(y)
+    c, (h, w) = data.channels, data.image_size
+    return ImageData(torch.cat(images) if images else torch.zeros(0, c, h, w, dtype=torch.uint8),
+                     torch.cat(labels).to(torch.int64) if labels else torch.zeros(0, dtype=torch.int64),
+                     data.classes, data.name, data.hflip, data.mean, data.std)
 
 
 def feature_options(config):
     """What a rerun in the same folder must share to continue the feature CNN, named as the command's
     flags (the images' fingerprint is added by :func:`train_feature_model`)."""
-    return {"dataset": config.dataset, "classes": [str(c) for c in config.classes], "train_size": config.train_size,
+    return {"dataset": config.dataset, "image_size": config.image_size if config.dataset == "folder" else None,
+            "classes": [str(c) for c in config.classes], "train_size": config.train_size,
             "feature_model": config.feature_model, "feature_epochs": config.feature_epochs,
             "feature_batch_size": config.feature_batch_size, "feature_lr": config.feature_lr, "seed": config.seed}
 

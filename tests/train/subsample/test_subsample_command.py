@@ -1,7 +1,9 @@
 """``fastaug subsample`` end to end on a small MNIST 3-vs-8 problem, and its input errors."""
 import csv
 import json
+import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -179,3 +181,37 @@ def test_a_feature_cnn_checkpoint_of_other_images_is_not_continued(tmp_path):
     assert all(torch.equal(first[k], again[k]) for k in first)
     with pytest.raises(CheckpointError, match=r"--training-images '8 images [0-9a-f]+' -> '8 images [0-9a-f]+'"):
         train_feature_model(x, 1 - y, 2, cfg, folder=str(tmp_path))  # same settings, other labels
+
+
+def test_an_image_folder_is_decoded_into_memory(tmp_path, capsys):
+    """`fastaug subsample --dataset folder` (offered by --help) stopped with AttributeError: 'FolderData'
+    object has no attribute 'to'. The folder is now decoded at --image-size: the images and labels are the
+    PNG files' pixels and folders (reference: PIL, images already at that size), and an undecodable file is
+    named in one sentence."""
+    from PIL import Image
+
+    from fastaug.experiments.subsample import SubsampleConfig
+    from fastaug.experiments.subsample.experiment import prepare_data
+
+    rng = np.random.default_rng(0)
+    pixels = {}
+    for split in ("train", "val"):
+        for c in ("cat", "dog", "fox"):
+            os.makedirs(tmp_path / "pets" / split / c)
+            for i in range(3):
+                a = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                Image.fromarray(a).save(tmp_path / "pets" / split / c / f"{i}.png")
+                pixels[split, c, i] = torch.from_numpy(a).permute(2, 0, 1)
+    cfg = SubsampleConfig(dataset="folder", data_dir=str(tmp_path / "pets"), classes=("fox", "cat"), image_size=12,
+                          device="cpu")
+    train, test = prepare_data(cfg, torch.device("cpu"))
+    for data, split in ((train, "train"), (test, "val")):
+        assert data.classes == ("fox", "cat") and data.images.dtype == torch.uint8 and len(data) == 6
+        # the folder lists cat/ before fox/: labels follow --classes (fox = 0, cat = 1)
+        ref = torch.stack([pixels[split, c, i] for c in ("cat", "fox") for i in range(3)])
+        assert torch.equal(data.images, ref) and data.labels.tolist() == [1, 1, 1, 0, 0, 0]
+    (tmp_path / "pets" / "train" / "cat" / "bad.png").write_bytes(b"not a png")
+    assert main(["subsample", "--dataset", "folder", "--data-dir", str(tmp_path / "pets"), "--classes", "cat", "dog",
+                 "--image-size", "12", "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fastaug subsample: error: cannot decode ") and "bad.png" in err and err.count("\n") == 1
