@@ -244,8 +244,8 @@ class LearnedAugmentation(nn.Module):
             params: :class:`AugmentationParams` for the N images (as returned with ``return_params``):
                 apply them instead of drawing new ones.
             return_params: also return the parameters used.
-            labels: the images' classes ((N,) or an int) for a kind that needs them, when the sample
-                does not carry them.
+            labels: the images' classes ((N,), or an int: the class of every image) for a kind that needs
+                them, when the sample does not carry them.
 
         Returns:
             The sample with its image augmented (same type and shape), and the
@@ -335,6 +335,8 @@ def _labels(flat, idx, labels, N, who):
         else:
             raise ValueError(f"{who}() translates each image within its class, so it needs the labels: call it on "
                              f"(image, label) or pass labels=")
+    elif torch.as_tensor(labels).dim() == 0:  # labels= one class (an int): every image of the batch is of it
+        labels = torch.as_tensor(labels).expand(N)
     y = torch.as_tensor(labels).reshape(-1).to(torch.int64)
     if y.numel() != N:
         raise ValueError(f"{who}(): labels must give one class per image ({N}), got {y.numel()}")

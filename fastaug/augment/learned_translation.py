@@ -88,7 +88,8 @@ class SubgroupTranslation(LearnedAugmentation):
         return AugmentationParams(None, TranslationParams(torch.as_tensor(into, dtype=torch.int64).reshape(-1)))
 
     def translate(self, x, labels, into):
-        """x (N, C, H, W) of classes ``labels`` (N,) -> their versions in subgroup(s) ``into`` (int or (N,))."""
+        """x (N, C, H, W) of classes ``labels`` ((N,), or an int for all) -> their versions in subgroup(s)
+        ``into`` (int or (N,))."""
         into = torch.as_tensor(into, dtype=torch.int64)
         into = into.expand(x.shape[0]) if into.dim() == 0 else into
         return self(x, labels=labels, params=self.params_into(into.clone()))

@@ -345,3 +345,15 @@ def test_moved_to_float64_it_computes_in_float64_and_keeps_each_inputs_dtype(kin
     out8 = image_of(kind, m.to(torch.float64)(*args_for(kind, x8), generator=g()))
     ref8 = image_of(kind, ref_m(*args_for(kind, x8), generator=g()))
     assert out8.dtype == torch.uint8 and (out8.int() - ref8.int()).abs().max() <= 1
+
+
+def test_translation_labels_given_as_one_int_are_the_class_of_every_image():
+    """``labels=`` is documented as "(N,) or an int", and ``translate(x, labels, into)`` broadcasts an int
+    ``into``; an int label for a batch was refused ("labels must give one class per image (6), got 1")."""
+    m, x = build("translation"), images("translation")
+    for y in (0, 1):
+        ref = m.translate(x, torch.full((6,), y), 1)
+        assert torch.equal(m.translate(x, y, 1), ref)
+        assert torch.equal(m(x, labels=y, params=m.params_into(torch.ones(6, dtype=torch.int64))), ref)
+    with pytest.raises(ValueError, match=r"labels must give one class per image \(6\), got 2"):
+        m(x, labels=[0, 1])
