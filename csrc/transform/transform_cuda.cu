@@ -151,6 +151,9 @@ std::tuple<at::Tensor, at::Tensor> transform_backward_cuda(const at::Tensor& gra
                                                            int64_t padding_mode, bool need_x_grad) {
   check_transform_inputs(x_, params_, smooth, mode, padding_mode, &grad_);
   check_cuda_grid(x_.size(2), x_.size(3), "transform");
+  // the gradient for x is a scatter with float atomics: under torch.use_deterministic_algorithms(True)
+  // this raises (or warns), as grid_sample's CUDA backward does
+  if (need_x_grad) at::globalContext().alertNotDeterministic("fastaug::transform_backward_cuda (gradient for x)");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), params = params_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);

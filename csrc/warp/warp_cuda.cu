@@ -118,6 +118,9 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_, c
                                                       const at::Tensor& flow_, int64_t padding_mode,
                                                       bool align_corners, bool need_x_grad) {
   check_warp_inputs(x_, flow_, padding_mode, &grad_);
+  // the gradient for x is a scatter with float atomics: under torch.use_deterministic_algorithms(True)
+  // this raises (or warns), as grid_sample's CUDA backward does
+  if (need_x_grad) at::globalContext().alertNotDeterministic("fastaug::warp_backward_cuda (gradient for x)");
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), flow = flow_.contiguous(), grad = grad_.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
@@ -217,6 +220,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> affine_flow_warp_backward_cuda(
     int64_t padding_mode, bool need_x_grad) {
   check_affine_flow_inputs(x_, s_w_, s_b_, smooth, padding_mode, &grad_);
   check_cuda_grid(x_.size(2), x_.size(3), "affine_flow_warp");
+  if (need_x_grad) {  // the scatter with float atomics, as in warp_backward_cuda
+    at::globalContext().alertNotDeterministic("fastaug::affine_flow_warp_backward_cuda (gradient for x)");
+  }
   const c10::cuda::CUDAGuard guard(x_.device());
   const at::Tensor x = x_.contiguous(), s_w = s_w_.contiguous(), s_b = s_b_.contiguous();
   const at::Tensor grad = grad_.contiguous();

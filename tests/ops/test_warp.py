@@ -114,3 +114,45 @@ def test_more_than_2_31_elements_indexed_correctly():
     expected_tail = torch.cat([x[0, 1, -8:, 1:], torch.zeros(8, 1, device="cuda", dtype=x.dtype)], 1)
     assert torch.equal(out[0, 1, -8:], expected_tail)
     assert torch.equal(out[0, 0, -1, :-1], torch.ones(W - 1, device="cuda", dtype=x.dtype))
+
+
+@pytest.fixture
+def deterministic():
+    before, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before, warn_only=warn)
+
+
+def _warping_calls(device):
+    x = seeded((2, 3, 9, 11), device, torch.float32, normal=True)
+    flow = seeded((2, 2, 9, 11), device, torch.float32, 1, 2.0, normal=True)
+    s_w = seeded((2, 4, 9, 11), device, torch.float32, 2, 0.3, normal=True)
+    s_b = seeded((2, 2, 9, 11), device, torch.float32, 3, 0.3, normal=True)
+    params = seeded((2, 18, 9, 11), device, torch.float32, 4, 0.1, normal=True)
+    return {"warp": (lambda a, b: fastaug.warp(a, b[0]), x, (flow,)),
+            "affine_flow_warp": (lambda a, b: fastaug.affine_flow_warp(a, *b), x, (s_w, s_b)),
+            "transform": (lambda a, b: fastaug.transform(a, b[0]), x, (params,))}
+
+
+@pytest.mark.parametrize("op", ["warp", "affine_flow_warp", "transform"])
+def test_deterministic_mode_on_cpu_runs_every_gradient_the_same(deterministic, op):
+    """The CPU backwards are deterministic: deterministic mode lets them run, and they repeat bit for bit."""
+    fn, x, params = _warping_calls("cpu")[op]
+    x = x.requires_grad_()
+    params = tuple(p.requires_grad_() for p in params)
+    runs = [torch.autograd.grad(fn(x, params).square().sum(), (x, *params)) for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("op", ["warp", "affine_flow_warp", "transform"])
+def test_cuda_deterministic_mode_refuses_the_scattered_x_gradient_only(deterministic, op):
+    """On CUDA the gradient for x is a scatter with float atomics: deterministic mode raises there, as
+    grid_sample's CUDA backward does; the parameters' gradients (a gather) still run."""
+    fn, x, params = _warping_calls("cuda")[op]
+    params = tuple(p.requires_grad_() for p in params)
+    torch.autograd.grad(fn(x, params).square().sum(), params)  # no x gradient: allowed
+    x = x.requires_grad_()
+    with pytest.raises(RuntimeError, match=f"{op}_backward_cuda.*does not have a deterministic implementation"):
+        torch.autograd.grad(fn(x, params).square().sum(), x)
