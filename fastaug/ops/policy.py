@@ -4,6 +4,8 @@ Kernels: ``csrc/policy/`` (``policy_engine.h`` holds the per-image maths shared 
 ``policy_cpu.cpp`` and ``policy_cuda.cu``). This file holds the public function, argument
 canonicalisation and validation, the fake (meta) kernels and the autograd formula.
 """
+import numbers
+
 import torch
 
 from . import _eager
@@ -201,8 +203,9 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     refuse_forward_ad("apply_ops", x)
     x, = autocast_inputs(x)
     op2, mag, sgn, prt, cen = _canonical(x, op, magnitude, sign, partner, center)
-    if isinstance(fill, bool) or not isinstance(fill, int):
+    if isinstance(fill, bool) or not isinstance(fill, numbers.Integral):  # numpy integers too, as smooth
         raise TypeError(f"fill must be an int in [0, 255], got {type(fill).__name__}")
+    fill = int(fill)
     if not 0 <= fill <= 255:
         raise ValueError(f"fill must be in [0, 255], got {fill}")
     _check_values(op2, mag, sgn, prt, x.shape[0])

@@ -142,3 +142,21 @@ def test_last_layer_hvp_takes_real_numbers_for_damping_and_scale():
     for bad in (float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"^scale must be a finite number"):
             fastaug.last_layer_hvp(h, p, v, scale=bad)
+
+
+def test_apply_ops_takes_a_numpy_integer_fill_as_the_same_int():
+    """``fill=np.int64(5)`` is the fill 5 (numpy integers are integers, as for ``smooth``); a bool or a
+    float is still refused."""
+    x = (seeded((3, 3, 9, 9)) * 255).to(torch.uint8)
+    op = torch.tensor([2, 15, 0])  # TranslateX (fills), Cutout (fills), ShearX (fills)
+    mag = torch.tensor([0.9, 0.8, 1.0])
+    center = torch.tensor([[4, 4], [2, 6], [0, 0]])
+    want = fastaug.apply_ops(x, op, mag, fill=5, center=center)
+    for fill in (np.int64(5), np.uint8(5), np.int32(5)):
+        assert torch.equal(fastaug.apply_ops(x, op, mag, fill=fill, center=center), want)
+    assert not torch.equal(fastaug.apply_ops(x, op, mag, fill=6, center=center), want)
+    for bad in (True, np.bool_(True), 5.0):
+        with pytest.raises(TypeError, match="fill must be an int"):
+            fastaug.apply_ops(x, op, mag, fill=bad, center=center)
+    with pytest.raises(ValueError, match="fill must be in"):
+        fastaug.apply_ops(x, op, mag, fill=np.int64(256), center=center)
