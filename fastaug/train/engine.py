@@ -432,8 +432,18 @@ class ClassifierStage(Stage):
 
     def check(self, root):
         # refuse now, before the earlier stages run, what the engine would refuse after them
-        if self.resume is False and os.path.isfile(os.path.join(root, "checkpoint.pt")):
+        started = os.path.isfile(os.path.join(root, "checkpoint.pt"))
+        if self.resume is False and started:
             raise run_exists(root)
+        if not started and dist.rank_and_world()[0] == 0:
+            # the run's args.json now, as the engine will write it, not once the earlier stages are done: a run
+            # killed in an earlier stage is continued by `fastaug train --output-dir D --resume`, which reads
+            # its arguments there (without it, the defaults: another method on other data)
+            cls = self.method if self.method is not None else method_class(self.args.augment)
+            record = vars(replace_args(self.args, augment=_method_record(cls, self.args.augment)))
+            os.makedirs(root, exist_ok=True)
+            atomic_write_text(json.dumps(json.loads(json.dumps(record, default=str)), indent=2) + "\n",
+                              os.path.join(root, "args.json"))
 
     def run(self, folder, inputs):
         kwargs = {k: inputs[stage].artifact(name) for k, (stage, name) in self.inputs.items()}

@@ -13,7 +13,7 @@ from fastaug.train.policy_methods import RandAugmentMethod
 
 from _train_utils import load_model_state
 
-TINY = dict(train_size=32, batch_size=16, epochs=2)
+TINY = dict(train_size=32, batch_size=16, epochs=2, classes=[3, 8])
 
 
 class _Stop(Exception):
@@ -74,3 +74,27 @@ def test_a_registered_method_passed_as_a_class_records_its_name(small):
     summary = Trainer(args, method=RandAugmentMethod).fit()
     assert summary["augment"] == "randaugment"
     assert json.load(open(f"{args.output_dir}/args.json"))["augment"] == "randaugment"
+
+
+def test_a_pipeline_killed_before_its_classifier_resumes_with_its_own_arguments(small, monkeypatch, capsys):
+    """TANDA killed in its generator stage: `fastaug train --output-dir D --resume` reads D/args.json, which
+    must exist already (it trained --augment standard on all 4,000 digits for 30 epochs instead)."""
+    from fastaug.train.tanda.generator_stage import GeneratorStage
+
+    seen = []
+
+    def stop(self, folder, inputs):  # the generator stage, killed before it finishes
+        seen.append(self.args)
+        raise _Stop
+
+    monkeypatch.setattr(GeneratorStage, "run", stop)
+    d = small("tanda").output_dir
+    argv = ["--augment", "tanda", "--train-size", "48", "--epochs", "3", "--tanda-epochs", "2", "--no-progress"]
+    with pytest.raises(_Stop):
+        main(["train", "--output-dir", d, *argv])
+    saved = json.load(open(f"{d}/args.json"))
+    assert (saved["augment"], saved["train_size"], saved["epochs"], saved["tanda_epochs"]) == ("tanda", 48, 3, 2)
+    with pytest.raises(_Stop):  # the resumed run is the same TANDA run, continuing its generator stage
+        main(["train", "--output-dir", d, "--resume", "--no-progress"])
+    assert len(seen) == 2 and vars(seen[1]) == {**vars(seen[0]), "resume": True}
+    assert json.load(open(f"{d}/args.json")) == {**saved, "resume": True}  # as the engine writes it on --resume
