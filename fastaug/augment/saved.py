@@ -23,6 +23,9 @@ import os
 from ..artifacts import ArtifactError, load_artifact
 from .influence_augmenter import AUGMENTER_KIND
 from .learned_module import AUGMENTATION_FILE, KIND_PREFIX
+
+#: The influence loop's file of its augmenter alone (E and G), in its run folder and stage folders.
+AUGMENTER_FILE = "augmenter.pt"
 from .learned_policies import ControllerAugment, FixedAugment, RandomPolicyAugment
 from .learned_sequences import SequenceAugment
 from .learned_transform import TransformAugment
@@ -39,7 +42,8 @@ def load(path, device=None, standard=True):
     """The learned augmentation in ``path`` as an ``nn.Module`` (eval mode).
 
     Args:
-        path: an augmentation file, or a run folder (its ``augmentation.pt`` is read).
+        path: an augmentation file, or a run folder (its ``augmentation.pt`` is read; a folder without one
+            but with the influence loop's ``augmenter.pt``, e.g. ``stage2_gan/``, gives that augmenter alone).
         device: where to put the module (default: the CPU).
         standard: False leaves out the standard crop/flip/Cutout recipe the run trained with around the
             learned part (for a pipeline that crops and flips on its own).
@@ -52,6 +56,8 @@ def load(path, device=None, standard=True):
     path = os.fspath(path)
     if os.path.isdir(path):
         file = os.path.join(path, AUGMENTATION_FILE)
+        if not os.path.exists(file) and os.path.exists(os.path.join(path, AUGMENTER_FILE)):
+            file = os.path.join(path, AUGMENTER_FILE)  # an influence-loop stage folder (stage2_gan/): its augmenter
         if not os.path.exists(file):
             raise ArtifactError(f"{path} is a folder without {AUGMENTATION_FILE} (looked for {file}): the run did not "
                                 f"finish, or its method learns no augmentation")

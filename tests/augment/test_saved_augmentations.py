@@ -274,3 +274,18 @@ def test_a_batch_on_another_device_than_the_module():
     m = build("influence")
     with pytest.raises(ValueError, match="move it with"):
         m(images("influence").cuda())
+
+
+def test_a_folder_holding_only_the_influence_loops_augmenter_pt_loads_it(tmp_path):
+    """`fastaug show RUN/stage2_gan` (the influence loop's GAN stage, which holds augmenter.pt) said "a folder
+    without augmentation.pt: the run did not finish, or its method learns no augmentation"; the folder now
+    loads as its augmenter.pt does, and a run folder holding both still gives augmentation.pt."""
+    m, x = build("influence"), images("influence", dtype=torch.float32)
+    stage = tmp_path / "stage2_gan"
+    stage.mkdir()
+    m.augmenter.save(stage / "augmenter.pt", meta={"stage": 2})
+    g = lambda: torch.Generator().manual_seed(3)
+    assert torch.equal(A.load(stage)(x, generator=g()), A.load(stage / "augmenter.pt")(x, generator=g()))
+    m.save(stage / "augmentation.pt")
+    both = A.load(stage)
+    assert both.p == m.p and both.standard is not None
