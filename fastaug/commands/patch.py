@@ -125,6 +125,8 @@ def run(args):
     from . import write_args
 
     cfg = config_from_args(args)  # a bad option is a ValueError: cli.main prints its one sentence
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
 
     def on_start():  # args.json at once (a resumed run keeps its own until it ends): --resume after a kill reads it
         if not (args.resume and os.path.exists(os.path.join(args.output_dir, "args.json"))):

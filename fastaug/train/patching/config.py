@@ -10,6 +10,7 @@ lists each, and the choices made where they are silent), scaled so that the defa
 finishes in minutes on two CPU cores.
 """
 import dataclasses
+import math
 
 from ...data.subgroups import PATCHING_DATASETS
 from ...models.cyclegan import GENERATORS
@@ -87,10 +88,14 @@ class TranslationConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         for name in ("gan_lr", "disc_lr"):
             v = getattr(self, name)
-            if not v > 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {v}")
-        if self.pool_size < 0 or self.cycle_weight < 0 or self.identity_weight < 0:
-            raise ValueError("--pool-size, --cycle-weight and --identity-weight must be >= 0")
+            if not (v > 0 and math.isfinite(v)):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}")
+        if self.pool_size < 0:
+            raise ValueError(f"--pool-size must be >= 0, got {self.pool_size}")
+        for name in ("cycle_weight", "identity_weight"):
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
 
 
 @dataclasses.dataclass
@@ -129,11 +134,12 @@ class PatchConfig:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.sched not in ("const", "cosine"):
             raise ValueError(f"unknown --sched {self.sched!r}; choose 'const' or 'cosine'")
-        if not self.lr > 0:
-            raise ValueError(f"--lr must be > 0, got {self.lr}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"--lr must be a finite number > 0, got {self.lr}")
         for name in ("momentum", "weight_decay", "consistency_weight", "dro_step", "dro_adjustment"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+            v = getattr(self, name)
+            if not (v >= 0 and math.isfinite(v)):  # inf trained stage 1 for minutes, then stage 2 on NaN losses
+                raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
 
     def stage2_options(self):
         """The options a stage-2 run depends on (checked on resume), without methods and seeds."""

@@ -171,3 +171,24 @@ def test_resume_after_a_kill_continues_with_the_runs_own_arguments(tmp_path, mon
     assert resumed[1].cfg.epochs == 2
     assert [s.seed for s in resumed[1:]] == [3, 3]
     assert json.loads((d / "args.json").read_text()) == saved  # the resumed run keeps its own args.json
+
+
+@pytest.mark.parametrize("flag, value, rule", [
+    ("--consistency-weight", "inf", "must be a finite number >= 0"), ("--dro-step", "inf", "must be a finite number >= 0"),
+    ("--momentum", "inf", "must be a finite number >= 0"), ("--wd", "inf", "must be a finite number >= 0"),
+    ("--dro-adjustment", "inf", "must be a finite number >= 0"), ("--lr", "inf", "must be a finite number > 0"),
+    ("--cycle-weight", "nan", "must be a finite number >= 0"), ("--identity-weight", "inf", "must be a finite number >= 0"),
+    ("--gan-lr", "inf", "must be a finite number > 0"), ("--checkpoint-every", "-1", "must be >= 0"),
+])
+def test_non_finite_weights_and_negative_checkpoint_steps_are_refused_before_stage_1(tmp_path, capsys, flag, value,
+                                                                                     rule):
+    """These were accepted: stage 1 trained its CycleGANs for minutes, then stage 2 ran on inf/NaN losses (or,
+    for --checkpoint-every -1, a run the other commands refuse)."""
+    from fastaug.cli import main
+
+    out = tmp_path / "p"
+    assert main(["patch", flag, value, "--output-dir", str(out), "--no-progress"]) == 2
+    name = {"--wd": "--weight-decay"}.get(flag, flag)
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"fastaug patch: error: {name} {rule}, got "), err
+    assert not out.exists()
