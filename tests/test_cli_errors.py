@@ -310,3 +310,22 @@ def test_transform_grid_bad_values_are_one_sentence(tmp_path, capsys, flags, mes
     assert main(["transform-grid", "--out", str(tmp_path / "t.png"), *flags]) == 2
     assert capsys.readouterr().err.strip() == f"fastaug transform-grid: error: {message}"
     assert not (tmp_path / "t.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["ops-grid", "--size", "100000"], "fastaug ops-grid: error: --size must be in [8, 1024] and --fill in [0, 255], "
+                                       "got 100000 and 128"),
+    (["transform-grid", "--size", "100000"], "fastaug transform-grid: error: --steps must be in [2, 64] and --size in "
+                                             "[8, 1024], got 10 and 100000"),
+    (["subsample", "--feature-lr", "inf", "--no-progress"], "fastaug subsample: error: feature learning rate must be "
+                                                            "a finite number > 0, got inf"),
+])
+def test_sizes_and_rates_that_would_exhaust_memory_or_burn_minutes_are_refused(tmp_path, capsys, argv, message):
+    """ops-grid --size 100000 (a typo of 1000) tried to allocate 48 photos of 10^10 pixels; subsample
+    --feature-lr inf trained the feature CNN for its 40 epochs, then said "h contains NaN or infinite values"."""
+    from fastaug.cli import main
+
+    out = ["--out", str(tmp_path / "f.png")] if argv[0] != "subsample" else ["--output-dir", str(tmp_path / "s")]
+    assert main(argv + out) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert os.listdir(tmp_path) == []

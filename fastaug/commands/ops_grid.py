@@ -13,6 +13,10 @@ def add_arguments(p):
     p.add_argument("--fill", type=int, default=128, help="fill value in [0, 255]")
 
 
+#: The largest photo side (the figure holds every op at every magnitude: 48 panels at the defaults).
+MAX_SIZE = 1024
+
+
 def run(args):
     from ..viz import policy_ops_grid
 
@@ -22,8 +26,8 @@ def run(args):
         raise ValueError(f"--magnitudes must be comma-separated numbers in [0, 1], got {args.magnitudes!r}") from None
     if not all(0 <= m <= 1 for m in mags):
         raise ValueError(f"--magnitudes must lie in [0, 1], got {args.magnitudes!r}")
-    if args.size < 8 or not 0 <= args.fill <= 255:
-        raise ValueError(f"--size must be >= 8 and --fill in [0, 255], got {args.size} and {args.fill}")
+    if not 8 <= args.size <= MAX_SIZE or not 0 <= args.fill <= 255:  # 48 panels of size^2: 100000 px exhausts memory
+        raise ValueError(f"--size must be in [8, {MAX_SIZE}] and --fill in [0, 255], got {args.size} and {args.fill}")
     path = policy_ops_grid(args.out, size=args.size, magnitudes=mags, sign=args.sign, fill=args.fill)
     print(f"wrote {path}")
     return 0

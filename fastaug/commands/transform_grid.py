@@ -25,8 +25,8 @@ def run(args):
 
     import math
 
-    if args.steps < 2 or args.size < 8:
-        raise ValueError(f"--steps must be >= 2 and --size >= 8, got {args.steps} and {args.size}")
+    if not 2 <= args.steps <= 64 or not 8 <= args.size <= 1024:  # 5 x steps panels of size^2
+        raise ValueError(f"--steps must be in [2, 64] and --size in [8, 1024], got {args.steps} and {args.size}")
     if not 1 <= args.smooth <= 64:
         raise ValueError(f"--smooth must be in [1, 64] (1 disables smoothing), got {args.smooth}")
     for flag, v in (("--spatial-strength", args.spatial_strength), ("--colour-strength", args.colour_strength)):

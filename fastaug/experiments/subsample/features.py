@@ -36,7 +36,8 @@ class FeatureConfig:
     def validate(self):
         require([(self.epochs >= 1, f"feature epochs must be >= 1, got {self.epochs}"),
                  (self.batch_size >= 1, f"feature batch size must be >= 1, got {self.batch_size}"),
-                 (self.lr > 0, f"feature learning rate must be > 0, got {self.lr}")])
+                 (self.lr > 0 and math.isfinite(self.lr),
+                  f"feature learning rate must be a finite number > 0, got {self.lr}")])
 
 
 def data_fingerprint(images, labels):
