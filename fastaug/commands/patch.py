@@ -7,7 +7,8 @@ Examples:
   python -m fastaug patch --output-dir runs/patch --resume           # continue after a kill; reuses stage 1
   python -m fastaug patch --dataset folder --data-dir ~/lesions --image-size 64 --translation per-class
 
-Outputs in --output-dir: augmentation.pt (stage 1's translations for new images of the classes:
+Outputs in --output-dir: augmentation.pt (when a method uses stage 1: augment, gdro-augment, camel; stage 1's
+translations for new images of the classes:
 ``fastaug.augment.load(output_dir)``, ``fastaug show output_dir``), translation/ (stage 1: checkpoint.pt,
 translations.pt, translations.png, augmentation.pt),
 <method>/seed<k>/ (each run: args.json, metrics.jsonl with per-subgroup test accuracy, checkpoint.pt,
