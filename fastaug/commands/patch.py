@@ -129,8 +129,12 @@ def run(args):
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
 
-    def on_start():  # args.json at once (a resumed run keeps its own until it ends): --resume after a kill reads it
-        if not (args.resume and os.path.exists(os.path.join(args.output_dir, "args.json"))):
+    # A new comparison writes args.json at once, so that --resume after a kill reads it; a resumed one keeps its
+    # own until it ends (a resume refused for other options leaves it as it was).
+    fresh = not os.path.exists(os.path.join(args.output_dir, "patch.json"))
+
+    def on_start():
+        if fresh:
             write_args(args, args.output_dir)
 
     out = run_patching(cfg, args.output_dir, resume=args.resume, device=args.device,
