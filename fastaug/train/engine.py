@@ -52,6 +52,7 @@ from .figures import training_curves
 from .loop import Loop, autocast, make_scaler, optimizer_step
 from .method import build_method
 from .optim import build_optimizer, build_scheduler
+from .options import Options
 from .pipeline import Stage, StageResult
 from .registry import method_class, names as method_names
 from .rng import derive_seed
@@ -156,7 +157,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.module.parameters(), args)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, args)
 
-        self.loop = Loop(self.output_dir, name=loop_name, options=self._args_dict(), epochs=args.epochs,
+        self.loop = Loop(self.output_dir, name=loop_name, options=self._loop_options(), epochs=args.epochs,
                          steps_per_epoch=self.steps_per_epoch, checkpoint_every=args.checkpoint_every,
                          resume=bool(args.resume) if resume is None else resume, progress=args.progress,
                          show=("loss",), allowed_changes=RESUMABLE_CHANGES + _foreign_options(cls, args.augment))
@@ -200,6 +201,16 @@ class Trainer:
     # ---- output folder and resume --------------------------------------------------------------
     def _args_dict(self):
         return json.loads(json.dumps(vars(self.args), default=str))
+
+    def _loop_options(self):
+        """What a resumed run must match: the arguments and, for a user's own method, its typed options
+        (``Trainer(..., options=MyOptions(...))``: they are in no ``args.json``)."""
+        record = self._args_dict()
+        opts = self.method.options
+        if isinstance(opts, Options) and self.args.augment not in method_names():
+            own = {k: v for k, v in dataclasses.asdict(opts).items() if k not in record}
+            record.update(json.loads(json.dumps(own, default=str)))
+        return record
 
     def _prepare_output(self):
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from ..augment.standard import StandardAugment, to_float
+from .options import Options as TypedOptions
 
 __all__ = ["TrainBatch", "Method", "to_float", "standard_augment", "build_method", "MissingInput", "required"]
 
@@ -203,9 +204,11 @@ class Method:
 
 def build_method(cls, args, trainer, options=None, inputs=None):
     """``cls(options, trainer, **inputs)``, ``options`` defaulting to ``cls.Options.from_args(args)``
-    (validated: one-sentence ValueError) and None for a method without options."""
+    and None for a method without options; options given or made are validated (one-sentence ValueError)."""
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"method must be a fastaug.train.Method subclass, got {cls!r}")
     if options is None and cls.Options is not None:
         options = cls.Options.from_args(args)
+    elif isinstance(options, TypedOptions):
+        options.validate()  # options a caller built: the same one-sentence checks as from the command line
     return cls(options, trainer, **(inputs or {}))

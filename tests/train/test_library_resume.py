@@ -1,14 +1,17 @@
 """A run started from Python (README: ``train(default_args(...))``) continues with ``fastaug train
 --output-dir D --resume``, as a command-line run does; a run of a user's own method records which method
 it trained, so the command line never continues it with another one."""
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from fastaug.cli import main
-from fastaug.train import Method, Trainer, TrainBatch, to_float, train
+from fastaug.train import Method, Options, Trainer, TrainBatch, option, to_float, train
+from fastaug.train.checkpoint import CheckpointError
 from fastaug.train.loop import Loop
+from fastaug.train.options import above
 from fastaug.train.policy_methods import RandAugmentMethod
 
 from _train_utils import load_model_state
@@ -98,3 +101,27 @@ def test_a_pipeline_killed_before_its_classifier_resumes_with_its_own_arguments(
         main(["train", "--output-dir", d, "--resume", "--no-progress"])
     assert len(seen) == 2 and vars(seen[1]) == {**vars(seen[0]), "resume": True}
     assert json.load(open(f"{d}/args.json")) == {**saved, "resume": True}  # as the engine writes it on --resume
+
+
+@dataclasses.dataclass
+class BrightOptions(Options):
+    factor: float = option(1.5, "brightness factor", check=above(0))
+
+
+class BrightenBy(Method):
+    name = "brighten-by"
+    Options = BrightOptions
+
+    def augment(self, x, y, trainer):
+        return TrainBatch((to_float(x) * self.options.factor).clamp(0, 1), y)
+
+
+def test_a_user_method_options_are_checked_and_must_match_on_resume(small, monkeypatch):
+    args = small("opts", **TINY)
+    with pytest.raises(ValueError, match=r"^--factor must be > 0, got -1$"):
+        Trainer(args, method=BrightenBy, options=BrightOptions(factor=-1))
+    _run_one_epoch_then_stop(args, monkeypatch, method=BrightenBy)  # factor 1.5, the default
+    with pytest.raises(CheckpointError, match=r"--factor 1\.5 -> 2\.0"):
+        Trainer(args, method=BrightenBy, options=BrightOptions(factor=2.0), resume=True).fit()
+    summary = Trainer(args, method=BrightenBy, options=BrightOptions(factor=1.5), resume=True).fit()
+    assert summary["epochs"] == 2
