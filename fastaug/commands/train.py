@@ -44,8 +44,22 @@ def prepare(args):
     from ..train.args import check_device, resolve_defaults
 
     check_device(args.device)
-    resolve_defaults(args)  # only checks: the run resolves its own copy once the image size is known
+    resolved = resolve_defaults(args)  # only checks: the run resolves its own copy once the image size is known
+    if args.resume:
+        _check_run_to_resume(resolved.output_dir)
     return args
+
+
+def _check_run_to_resume(folder):
+    """Refuse ``--resume`` on a folder where no run ever started (every run writes its ``args.json`` before
+    its first step): a mistyped ``--output-dir`` would otherwise start a run of the defaults there (30
+    epochs on every digit) instead of continuing the one meant."""
+    import os
+
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in ("args.json", "checkpoint.pt")):
+        where = "does not exist" if not os.path.isdir(folder) else "holds no run (no args.json)"
+        raise FileNotFoundError(f"--resume: {folder} {where}, so there is no run to continue: check --output-dir, "
+                                f"or leave out --resume to start a new run there")
 
 
 def load_run_data(args):

@@ -1,8 +1,11 @@
-"""A run started from Python (README: ``train(default_args(...))``) continues with ``fastaug train
---output-dir D --resume``, as a command-line run does; a run of a user's own method records which method
-it trained, so the command line never continues it with another one."""
+"""Resuming what was started: a run started from Python (README: ``train(default_args(...))``) continues
+with ``fastaug train --output-dir D --resume``, as a command-line run does; a run of a user's own method
+records which method it trained (and its options), so nothing continues it with another one; a pipeline
+killed before its classifier, and a folder where nothing started, are resumed with their own arguments
+or refused."""
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -125,3 +128,18 @@ def test_a_user_method_options_are_checked_and_must_match_on_resume(small, monke
         Trainer(args, method=BrightenBy, options=BrightOptions(factor=2.0), resume=True).fit()
     summary = Trainer(args, method=BrightenBy, options=BrightOptions(factor=1.5), resume=True).fit()
     assert summary["epochs"] == 2
+
+
+@pytest.mark.parametrize("make", [False, True])
+def test_resume_of_a_folder_where_no_run_started_is_refused(small, capsys, make):
+    """A mistyped --output-dir with --resume trained the defaults there (before any flag's check found
+    anything to compare with); every run writes args.json before its first step, so none means none started."""
+    d = small("typo").output_dir
+    if make:
+        os.makedirs(d)
+    argv = ["train", "--output-dir", d, "--resume", "--train-size", "16", "--batch-size", "16", "--epochs", "1",
+            "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no run to continue" in err[0] and d in err[0]
+    assert os.listdir(d) == [] if make else not os.path.exists(d)
