@@ -5,6 +5,7 @@ extracted "python version" archive, as torchvision lays it out; the extracted fo
 accepted too.
 """
 import os
+import pickle
 
 import numpy as np
 import torch
@@ -39,6 +40,28 @@ def _torchvision_class(name):
     return _Present
 
 
+#: What unpickling a torn or foreign file raises inside torchvision's CIFAR loader (a missing key, a
+#: wrong array size, a truncated pickle): a user's file, not a bug, so one sentence naming the file.
+_CORRUPT = (pickle.UnpicklingError, EOFError, KeyError, IndexError, ValueError, TypeError, AttributeError,
+            UnicodeDecodeError)
+
+
+def _corrupt_sentence(name, folder, split, err):
+    cls = _torchvision_class(name)
+    names = [f for f, _ in (cls.train_list if split == "train" else cls.test_list)] + [cls.meta["filename"]]
+    for f in names:  # the first file that does not unpickle to a dict, if one does not
+        try:
+            with open(os.path.join(folder, f), "rb") as fh:
+                entry = pickle.load(fh, encoding="latin1")
+            if not isinstance(entry, dict):
+                raise TypeError(f"a {type(entry).__name__}, not a dict")
+        except Exception as bad:  # noqa: BLE001 - any failure names the file
+            return (f"{name} file {os.path.join(folder, f)} is unreadable (truncated or not a CIFAR batch: "
+                    f"{type(bad).__name__}: {bad}); extract the 'python version' archive again")
+    return (f"{name} in {folder} is not in the CIFAR 'python version' layout torchvision reads "
+            f"({type(err).__name__}: {err}); extract the archive again")
+
+
 def _layout(name):
     if name == "cifar10":
         return "cifar-10-batches-py", "data_batch_1 ... data_batch_5, test_batch and batches.meta"
@@ -63,6 +86,8 @@ def cifar(name, data_dir, split="train"):
     except RuntimeError as err:
         raise FileNotFoundError(f"{name} not found in {root}: expected {os.path.join(root, folder)}{os.sep} with "
                                 f"{files} (the extracted 'python version' archive; fastaug never downloads)") from err
+    except _CORRUPT as err:  # the files exist (no MD5 check) but one is torn or not a CIFAR batch
+        raise ValueError(_corrupt_sentence(name, os.path.join(root, folder), split, err)) from None
     images = torch.as_tensor(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(np.asarray(ds.targets, dtype=np.int64))
     mean, std = CIFAR_STATS[name]

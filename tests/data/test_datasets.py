@@ -57,6 +57,24 @@ def test_cifar10_from_a_torchvision_format_folder(tmp_path):
     assert torch.equal(again.images, train.images)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "bytes keys"])
+def test_a_corrupt_cifar_file_is_one_sentence_naming_it(tmp_path, damage):
+    """The files only need to exist (no MD5 check), so a torn download reached torchvision's unpickling and
+    stopped the run with its traceback; a batch of another layout (bytes keys) raised KeyError: 'data'."""
+    _write_cifar10(str(tmp_path))
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[:500])
+    else:
+        with open(path, "wb") as f:
+            pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}, f)
+    with pytest.raises(ValueError) as err:
+        load_dataset("cifar10", str(tmp_path))
+    msg = str(err.value)
+    assert "\n" not in msg and "extract" in msg
+    assert (str(path) in msg and "UnpicklingError" in msg) if damage == "truncated" else "KeyError" in msg
+
+
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_missing_cifar_folder_names_the_path_and_layout(tmp_path, name):
     with pytest.raises(FileNotFoundError) as err:
