@@ -200,7 +200,16 @@ def test_only_rank_0_prints_argparse_mistakes(monkeypatch, capsys):
     (["--val-size", "-3"], "--val-size must be >= 0, got -3"),
     (["--val-size", "4000"], "--val-size 4000 leaves no training images (the training set has 4000)"),
     (["--dataset", "folder", "--data-dir", ".", "--image-size", "0"], "--image-size must be >= 8, got 0"),
-    (["--opt", "sgd", "--momentum", "-1"], "--momentum must be >= 0, got -1.0"),
+    (["--opt", "sgd", "--momentum", "-1"], "--momentum must be finite and >= 0, got -1.0"),
+    (["--lr", "inf"], "--lr must be finite and > 0, got inf"),
+    (["--lr", "nan"], "--lr must be finite and > 0, got nan"),
+    (["--wd", "inf"], "--wd must be finite and >= 0, got inf"),
+    (["--momentum", "inf"], "--momentum must be finite and >= 0, got inf"),
+    (["--clip-grad", "inf"], "--clip-grad must be finite and > 0 (leave it out for no clipping), got inf"),
+    (["--warmup-epochs", "inf"], "--warmup-epochs must be in [0, --epochs 30] (a longer warm-up never reaches --lr), "
+                                 "got inf"),
+    (["--epochs", "2", "--warmup-epochs", "3"], "--warmup-epochs must be in [0, --epochs 2] (a longer warm-up never "
+                                                "reaches --lr), got 3.0"),
     (["--opt", "sgd", "--nesterov", "--momentum", "0"], "--nesterov needs --momentum > 0, got 0.0"),
     (["--opt-betas", "2", "0"], "--opt-betas must be two numbers in [0, 1), got 2.0 0.0"),
     (["--decay-rate", "5"], "--decay-rate must be in (0, 1] (the step schedule multiplies the lr by it at each "

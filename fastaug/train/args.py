@@ -27,6 +27,7 @@ return new namespaces, so a caller's arguments mean after a run what they meant 
 """
 import argparse
 import json
+import math
 import os
 
 from ..data import DATASETS
@@ -198,21 +199,23 @@ def _validate(a):
         (a.batch_size >= 1, f"--batch-size must be >= 1, got {a.batch_size}"),
         (a.eval_batch_size >= 1, f"--eval-batch-size must be >= 1, got {a.eval_batch_size}"),
         (a.image_size is None or a.image_size >= 8, f"--image-size must be >= 8, got {a.image_size}"),
-        (a.lr > 0, f"--lr must be > 0, got {a.lr}"),
-        (a.wd >= 0, f"--wd must be >= 0, got {a.wd}"),
-        (a.momentum >= 0, f"--momentum must be >= 0, got {a.momentum}"),
+        (0 < a.lr < math.inf, f"--lr must be finite and > 0, got {a.lr}"),
+        (0 <= a.wd < math.inf, f"--wd must be finite and >= 0, got {a.wd}"),
+        (0 <= a.momentum < math.inf, f"--momentum must be finite and >= 0, got {a.momentum}"),
         (a.opt != "sgd" or not a.nesterov or a.momentum > 0, f"--nesterov needs --momentum > 0, got {a.momentum}"),
         (len(betas) == 2 and all(0 <= b < 1 for b in betas), f"--opt-betas must be two numbers in [0, 1), got "
                                                              f"{' '.join(map(str, betas))}"),
         (0 < a.decay_rate <= 1, f"--decay-rate must be in (0, 1] (the step schedule multiplies the lr by it at "
                                 f"each milestone), got {a.decay_rate}"),
         (0 <= a.label_smoothing < 1, f"--label-smoothing must be in [0, 1), got {a.label_smoothing}"),
-        (a.clip_grad is None or a.clip_grad > 0, f"--clip-grad must be > 0, got {a.clip_grad}"),
+        (a.clip_grad is None or 0 < a.clip_grad < math.inf, f"--clip-grad must be finite and > 0 (leave it out for "
+                                                            f"no clipping), got {a.clip_grad}"),
         (a.crop_padding >= 0, f"--crop-padding must be >= 0, got {a.crop_padding}"),
         (a.cutout >= 0, f"--cutout must be >= 0, got {a.cutout}"),
         (0 <= a.fill <= 255, f"--fill must be in [0, 255], got {a.fill}"),
         (a.checkpoint_every >= 0, f"--checkpoint-every must be >= 0, got {a.checkpoint_every}"),
-        (a.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {a.warmup_epochs}"),
+        (0 <= a.warmup_epochs <= a.epochs, f"--warmup-epochs must be in [0, --epochs {a.epochs}] (a longer warm-up "
+                                           f"never reaches --lr), got {a.warmup_epochs}"),
         (a.val_size >= 0, f"--val-size must be >= 0, got {a.val_size}"),
         (a.train_size is None or a.train_size >= 1, f"--train-size must be >= 1, got {a.train_size}"),
         (a.workers >= 0, f"--workers must be >= 0 (0 decodes in the main process), got {a.workers}"),
