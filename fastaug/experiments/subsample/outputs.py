@@ -71,7 +71,7 @@ def auc_table(summary, n_points):
 def table1(result, summary):
     """The paper's Table 1 row for this run (dict): accuracies at 0, 5, 10, 25 and 100 % augmented."""
     n = result.meta["n_train"]
-    row = {"dataset": result.meta["dataset"], "augmentation": result.meta["augmentation"],
+    row = {"dataset": result.meta["dataset"], "augmentation": result.meta["augmentation"], "n_train": n,
            "no_aug": result.no_aug_accuracy, "full_aug": result.full_aug_accuracy}
     for f in TABLE1_FRACTIONS:
         k = fraction_points(f, n)
@@ -115,7 +115,12 @@ def _table1_markdown(row):
     cells += [f"{100 * row[f'best_{p}']:.1f}%" if f"best_{p}" in row else "n/a" for p in pcts]
     cells.append(f"{100 * row['full_aug']:.1f}%")
     best = "; ".join(f"{p}: {row[f'best_{p}_policy']}" for p in pcts if f"best_{p}_policy" in row)
-    return head + "\n|" + "---|" * (len(cells)) + "\n| " + " | ".join(cells) + " |\n\nBest policies: " + best + "\n"
+    points = ", ".join(f"{p} = {row[f'points_{p}']}" for p in pcts)
+    # on a small training set several fractions round to the same point count: say so, not three columns apart
+    note = ("; at this training size some of these fractions are the same points, and their columns repeat one "
+            "measurement" if len({row[f"points_{p}"] for p in pcts}) < len(pcts) else "")
+    return (head + "\n|" + "---|" * (len(cells)) + "\n| " + " | ".join(cells) + " |\n\nBest policies: " + best
+            + f"\n\nAugmented points: {points} of {row['n_train']}{note}.\n")
 
 
 def write_outputs(result, output_dir, figures=True):

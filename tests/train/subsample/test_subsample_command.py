@@ -45,6 +45,25 @@ def test_small_run_writes_every_output(tmp_path, capsys):
     assert summary["timings"]["total_s"] > 0
     printed = capsys.readouterr().out
     assert "| influence | Rand Prop Update Down |" in printed and "Baseline 10%" in printed
+    md = (out / "table1.md").read_text()
+    assert "Augmented points: 5% = 3, 10% = 6, 25% = 15 of 60." in md and "repeat one measurement" not in md
+
+
+def test_table1_says_when_its_fractions_are_the_same_points():
+    """On a tiny training set 5, 10 and 25 % round to the same number of points: table1.md says the columns
+    are one measurement instead of presenting them as three."""
+    from fastaug.experiments.subsample.experiment import TABLE1_FRACTIONS, fraction_points
+    from fastaug.experiments.subsample.outputs import _table1_markdown
+
+    n = 4
+    counts = [fraction_points(f, n) for f in TABLE1_FRACTIONS]
+    assert counts == [1, 1, 1]  # round(0.2), round(0.4), round(1.0), at least 1
+    row = {"dataset": "mnist", "augmentation": "rotate", "n_train": n, "no_aug": 0.5, "full_aug": 0.6}
+    for p, k in zip(("5%", "10%", "25%"), counts):
+        row.update({f"baseline_{p}": 0.55, f"best_{p}": 0.56, f"best_{p}_policy": "x (loss)", f"points_{p}": k})
+    md = _table1_markdown(row)
+    assert ("Augmented points: 5% = 1, 10% = 1, 25% = 1 of 4; at this training size some of these fractions are "
+            "the same points, and their columns repeat one measurement.") in md
 
 
 @pytest.mark.slow
