@@ -138,6 +138,18 @@ def test_translation_quality_is_printed_and_mnist_correlation_digits_get_their_p
     assert torch.equal(call["originals"][0], small.round().clamp(0, 255).to(torch.uint8)[0])
 
 
+def test_images_without_a_class_are_said_to_take_the_classes_in_turn(tmp_path, captured, capsys):
+    """A translation needs each image's class: images that have none (a flat folder) take the classes in
+    turn, and the command says so rather than presenting the rows as the images' classes."""
+    m = build("translation")
+    m.save(tmp_path / "augmentation.pt")
+    folder = _noise_folder(tmp_path, n=3)
+    assert main(["show", str(tmp_path), "--images", str(folder), "--output", str(tmp_path / "f.png")]) == 0
+    assert captured[0]["rows"] == ["even", "odd", "even"]
+    assert ("(these images have no class: they are given the classes even, odd in turn; --images DIR with one "
+            "folder per class shows yours)") in capsys.readouterr().out
+
+
 def test_images_from_a_folder_with_class_subfolders(tmp_path, captured):
     from PIL import Image
 

@@ -107,6 +107,9 @@ def _images(module, folder, count):
         images, labels = _photos((H, W), count)
     if labels is None:  # no class known: round-robin over the classes (only translations use them)
         labels = torch.arange(images.shape[0]) % max(len(classes), 1)
+        if len(classes) > 1:
+            print(f"  (these images have no class: they are given the classes {', '.join(map(str, classes))} in turn; "
+                  f"--images DIR with one folder per class shows yours)")
     return images, labels
 
 
