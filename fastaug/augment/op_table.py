@@ -7,7 +7,7 @@ from ..ops.policy import IDENTITY, MAGNITUDE_FREE, NUM_OPS, OP_IDS, OP_NAMES, SI
 
 __all__ = [
     "OP_NAMES", "OP_IDS", "IDENTITY", "NUM_OPS", "SIGNED", "MAGNITUDE_FREE", "AUTOAUGMENT_BINS",
-    "IMAGENET_POLICY", "CIFAR10_POLICY", "WIDE_OP_SPACE", "SEARCH_SPACE", "published_policy", "bin_to_magnitude",
+    "IMAGENET_POLICY", "CIFAR10_POLICY", "SVHN_POLICY", "WIDE_OP_SPACE", "SEARCH_SPACE", "published_policy", "bin_to_magnitude",
 ]
 
 #: Magnitude levels of the published AutoAugment policies (and of Adversarial AutoAugment).
@@ -71,6 +71,34 @@ CIFAR10_POLICY = (
     (("TranslateY", 0.7, 9), ("AutoContrast", 0.9, None)),
 )
 
+SVHN_POLICY = (
+    (("ShearX", 0.9, 4), ("Invert", 0.2, None)),
+    (("ShearY", 0.9, 8), ("Invert", 0.7, None)),
+    (("Equalize", 0.6, None), ("Solarize", 0.6, 6)),
+    (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+    (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+    (("ShearX", 0.9, 4), ("AutoContrast", 0.8, None)),
+    (("ShearY", 0.9, 8), ("Invert", 0.4, None)),
+    (("ShearY", 0.9, 5), ("Solarize", 0.2, 6)),
+    (("Invert", 0.9, None), ("AutoContrast", 0.8, None)),
+    (("Equalize", 0.6, None), ("Rotate", 0.9, 3)),
+    (("ShearX", 0.9, 4), ("Solarize", 0.3, 3)),
+    (("ShearY", 0.8, 8), ("Invert", 0.7, None)),
+    (("Equalize", 0.9, None), ("TranslateY", 0.6, 6)),
+    (("Invert", 0.9, None), ("Equalize", 0.6, None)),
+    (("Contrast", 0.3, 3), ("Rotate", 0.8, 4)),
+    (("Invert", 0.8, None), ("TranslateY", 0.0, 2)),
+    (("ShearY", 0.7, 6), ("Solarize", 0.4, 8)),
+    (("Invert", 0.6, None), ("Rotate", 0.8, 4)),
+    (("ShearY", 0.3, 7), ("TranslateX", 0.9, 3)),
+    (("ShearX", 0.1, 6), ("Invert", 0.6, None)),
+    (("Solarize", 0.7, 2), ("TranslateY", 0.6, 7)),
+    (("ShearY", 0.8, 4), ("Invert", 0.8, None)),
+    (("ShearX", 0.7, 9), ("TranslateY", 0.8, 3)),
+    (("ShearY", 0.8, 5), ("AutoContrast", 0.7, None)),
+    (("ShearX", 0.7, 2), ("Invert", 0.1, None)),
+)
+
 #: The op space of RandAugment / TrivialAugment (torchvision's 14 ops: Identity plus 13 of K3).
 WIDE_OP_SPACE = (
     IDENTITY, OP_IDS["ShearX"], OP_IDS["ShearY"], OP_IDS["TranslateX"], OP_IDS["TranslateY"], OP_IDS["Rotate"],
@@ -90,8 +118,8 @@ def bin_to_magnitude(level, num_bins):
 
 
 def published_policy(name):
-    """The published AutoAugment policy ``"imagenet"`` or ``"cifar10"`` as (op, prob, level) pairs."""
-    table = {"imagenet": IMAGENET_POLICY, "cifar10": CIFAR10_POLICY}
+    """The published AutoAugment policy ``"imagenet"``, ``"cifar10"`` or ``"svhn"`` as (op, prob, level) pairs."""
+    table = {"imagenet": IMAGENET_POLICY, "cifar10": CIFAR10_POLICY, "svhn": SVHN_POLICY}
     if name not in table:
         raise ValueError(f"policy must be one of {sorted(table)}, got {name!r}")
     return table[name]

@@ -111,7 +111,7 @@ class Policy:
 
     @classmethod
     def published(cls, name):
-        """The published AutoAugment policy "imagenet" or "cifar10" (10 magnitude levels)."""
+        """The published AutoAugment policy "imagenet", "cifar10" or "svhn" (10 magnitude levels)."""
         subs = [SubPolicy([OP_IDS[o] for o, _, _ in sp], [0 if l is None else l for _, _, l in sp],
                           [p for _, p, _ in sp]) for sp in published_policy(name)]
         return cls(subs, num_bins=10)

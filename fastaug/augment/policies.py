@@ -23,6 +23,24 @@ Differences from torchvision, on purpose:
   degrees, 32 px, 0.99, posterize down to 2 bits).
 * Float images outside [0, 1] (already normalised) raise a ValueError instead of being clamped.
 * Geometric ops always use nearest sampling (torchvision's default ``interpolation``).
+* Each image gets its own draw; torchvision's modules draw once per call, so a batch shares one op.
+
+The ops follow Pillow (the AutoAugment papers' code; docs/policy_ops.md), where torchvision's
+functionals differ on uint8 images:
+
+* Solarize inverts x >= 256·(1 - m) (the papers' ``ImageOps.solarize(img, 256 - 256 m)``); torchvision
+  uses 255·(1 - m), so at level 0 it turns white (255) pixels black where fastaug changes nothing, and at
+  other levels it also inverts the pixels in [255·(1 - m), 256·(1 - m)).
+* TranslateX/Y shift by the exact (150/331)·side·m pixels (torchvision truncates to an int), and a
+  positive sign moves the content left/up (torchvision: right/down); signs are drawn 50/50, so the
+  distribution over directions is the same.
+* Rotate reproduces ``Image.rotate``'s nearest sampling: about 0.1 % of pixels (ties at the
+  rotation's rounding) take a neighbouring pixel where torchvision's rotate takes the other one.
+* Brightness, Color, Contrast, Sharpness round to nearest (torchvision and Pillow truncate), and
+  Contrast blends with Pillow's rounded grey mean: up to 2 levels from torchvision, 1 from Pillow.
+  AutoContrast is Pillow's (up to 1 level from torchvision's float rescaling).
+* Float images use the nearest 8-bit level for Posterize and the Solarize comparison (torchvision:
+  floor(x·2^bits)/2^bits and x >= 1 - m on the float value).
 """
 import numbers
 
@@ -201,11 +219,11 @@ def _policy_from(ops, levels, probs, num_bins, weights=None):
 
 
 class AutoAugment(PolicyAugment):
-    """AutoAugment: a random sub-policy per image of a published policy ("imagenet" or "cifar10") or of
+    """AutoAugment: a random sub-policy per image of a published policy ("imagenet", "cifar10" or "svhn") or of
     one written in the same form (a learned augmentation's frozen policy).
 
     Args:
-        policy: ``"imagenet"``, ``"cifar10"``, torchvision's ``AutoAugmentPolicy.IMAGENET`` / ``CIFAR10``,
+        policy: ``"imagenet"``, ``"cifar10"``, ``"svhn"``, torchvision's ``AutoAugmentPolicy.IMAGENET`` / ``CIFAR10`` / ``SVHN``,
             a :class:`~fastaug.augment.Policy`, or sub-policies in the published form: a sequence of
             sequences of ``(op name, probability, magnitude level of 10 or None)``, e.g. the
             ``subpolicies`` of :meth:`fastaug.augment.ControllerAugment.frozen_policy`.
