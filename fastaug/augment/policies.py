@@ -248,6 +248,10 @@ class AutoAugment(PolicyAugment):
         self.policy_name = name
 
 
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 def _check_num_bins(num_magnitude_bins):
     """The number of magnitude levels: an integer >= 2 (level l is magnitude l / (bins - 1)). torchvision
     accepts 1 and then divides 0 by 0 for Posterize (an invalid bit count); 0 cannot draw a level."""
@@ -264,11 +268,14 @@ class RandAugment(_PolicyModule):
     def __init__(self, num_ops=2, magnitude=9, num_magnitude_bins=31, interpolation=None, fill=128,
                  op_space=WIDE_OP_SPACE):
         super().__init__(fill, interpolation)
-        if num_ops < 1:
-            raise ValueError(f"num_ops must be >= 1, got {num_ops}")
+        # Integers only, as torchvision (which refuses a float num_ops and cannot index a float level):
+        # 2.0 crashed in torch.randint at the first call, a level of 9.5 or True was used as a magnitude.
+        if not _is_int(num_ops) or num_ops < 1:
+            raise ValueError(f"num_ops must be an integer >= 1, got {num_ops!r}")
         num_magnitude_bins = _check_num_bins(num_magnitude_bins)
-        if not 0 <= magnitude < num_magnitude_bins:
-            raise ValueError(f"magnitude must be a level in [0, {num_magnitude_bins}), got {magnitude}")
+        if not _is_int(magnitude) or not 0 <= magnitude < num_magnitude_bins:
+            raise ValueError(f"magnitude must be an integer level in [0, {num_magnitude_bins}), got {magnitude!r}")
+        num_ops, magnitude = int(num_ops), int(magnitude)
         self.num_ops, self.magnitude, self.num_bins, self.op_space = num_ops, magnitude, num_magnitude_bins, op_space
 
     def sample(self, x, generator=None):

@@ -77,3 +77,21 @@ def test_solarize_threshold_is_the_documented_256_not_torchvisions_255():
     assert torch.equal(_fa(x, "Solarize", 0.0, 1, 128), x)
     tv = _tv(x, "Solarize", 1.0, 128)
     assert int((tv != x).sum()) == 1 and int(tv[0, 15, 15]) == 0
+
+
+@pytest.mark.parametrize("kwargs", [dict(num_ops=2.0), dict(num_ops=2.5), dict(num_ops=True), dict(magnitude=9.5),
+                                    dict(magnitude=True), dict(magnitude=9.0)])
+def test_rand_augment_takes_integer_counts_and_levels_like_torchvision(kwargs):
+    x = torch.zeros(2, 3, 8, 8, dtype=torch.uint8)
+    if "num_ops" in kwargs and kwargs["num_ops"] is not True:  # torchvision refuses these in its constructor
+        with pytest.raises(ValueError):
+            v2.RandAugment(**kwargs)
+    with pytest.raises(ValueError, match="integer"):
+        RandAugment(**kwargs)(x)
+
+
+def test_rand_augment_numpy_integers_are_levels():
+    np = pytest.importorskip("numpy")
+    m = RandAugment(num_ops=np.int64(3), magnitude=np.int64(15))
+    prm = m.sample(torch.zeros(4, 3, 8, 8), torch.Generator().manual_seed(0))
+    assert prm.op.shape == (4, 3) and torch.allclose(prm.magnitude, torch.full((4, 3), 0.5))
