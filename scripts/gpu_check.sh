@@ -17,7 +17,18 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dry=0
+if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+  sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'  # this header, without the set line
+  exit 0
+fi
 if [ "${1:-}" = "--dry-run" ]; then dry=1; shift; fi
+for fam in "$@"; do  # before anything runs: a typo must not cost a build (families: benchmarks/bench_<family>.py)
+  if [ ! -f "benchmarks/bench_$fam.py" ]; then
+    known=$(cd benchmarks && ls bench_*.py | sed 's/^bench_//; s/\.py$//' | paste -sd ' ')
+    echo "gpu_check.sh: unknown benchmark family '$fam' (families: $known; options: --dry-run first, --help)" >&2
+    exit 2
+  fi
+done
 out="${OUT:-benchmarks/out}"
 py="${PYTHON:-python3}"
 test_timeout="${FASTAUG_TEST_TIMEOUT:-300}"           # seconds per test file (coreutils timeout, no pytest plugin)

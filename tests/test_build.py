@@ -92,3 +92,23 @@ def test_gpu_check_dry_run_prints_every_command_and_they_parse_without_a_gpu():
     assert sum("benchmarks.run --device cuda --only warp" in c for c in commands) == 1
     assert f"pytest collects all {len(test_files)} test files" in res.stdout
     assert "benchmark families import: warp" in res.stdout
+
+
+def test_gpu_check_help_and_an_unknown_family_run_nothing():
+    """``--help`` prints the script's header and ``gpu_check.sh warpp`` (a typo) is refused before the build,
+    naming the families (benchmarks/bench_<family>.py); neither writes anything under $OUT."""
+    import subprocess
+    import tempfile
+
+    root = os.path.join(os.path.dirname(__file__), "..")
+    with tempfile.TemporaryDirectory() as out:
+        env = dict(os.environ, PYTHON=sys.executable, OUT=os.path.join(out, "o"))
+        res = subprocess.run(["bash", "scripts/gpu_check.sh", "--help"], cwd=root, capture_output=True, text=True,
+                             timeout=60, env=env)
+        assert res.returncode == 0 and res.stdout.startswith("On a machine with an NVIDIA GPU")
+        assert "--dry-run" in res.stdout and "set -uo" not in res.stdout
+        res = subprocess.run(["bash", "scripts/gpu_check.sh", "warp", "warpp"], cwd=root, capture_output=True,
+                             text=True, timeout=60, env=env)
+        assert res.returncode == 2 and "unknown benchmark family 'warpp'" in res.stderr
+        assert "warp" in res.stderr.split("families: ")[1] and res.stdout == ""
+        assert not os.path.exists(os.path.join(out, "o"))
