@@ -23,10 +23,12 @@ from ..artifacts import ArtifactError, load_artifact, save_artifact
 from ..ops.transform import SPATIAL_CHANNELS, transform
 from .learned import Encoder, Generator
 
-__all__ = ["Augmenter", "displacement", "random_codes", "AUGMENTER_KIND"]
+__all__ = ["Augmenter", "displacement", "random_codes", "AUGMENTER_KIND", "AUGMENTER_FILE"]
 
 #: The artifact kind of ``augmenter.pt``.
 AUGMENTER_KIND = "influence-augmenter"
+#: The influence loop's file of its augmenter alone (E and G), in its run folder and stage folders.
+AUGMENTER_FILE = "augmenter.pt"
 _LEGACY_FORMAT = "fastaug-augmenter-1"  # augmenter.pt before the artifact format (still read)
 
 

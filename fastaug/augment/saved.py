@@ -21,21 +21,34 @@ header records the fastaug version that wrote it. The influence loop's own ``aug
 import os
 
 from ..artifacts import ArtifactError, load_artifact
-from .influence_augmenter import AUGMENTER_KIND
+from .influence_augmenter import AUGMENTER_FILE, AUGMENTER_KIND
 from .learned_module import AUGMENTATION_FILE, KIND_PREFIX
-
-#: The influence loop's file of its augmenter alone (E and G), in its run folder and stage folders.
-AUGMENTER_FILE = "augmenter.pt"
 from .learned_policies import ControllerAugment, FixedAugment, RandomPolicyAugment
 from .learned_sequences import SequenceAugment
 from .learned_transform import TransformAugment
 from .learned_translation import SubgroupTranslation
 
-__all__ = ["load", "save_augmentation", "KINDS", "AUGMENTATION_FILE"]
+__all__ = ["load", "augmentation_file", "save_augmentation", "KINDS", "AUGMENTATION_FILE"]
 
 #: Artifact kind -> module class of every learned augmentation.
 KINDS = {cls.kind(): cls for cls in (ControllerAugment, RandomPolicyAugment, FixedAugment, SequenceAugment,
                                      TransformAugment, SubgroupTranslation)}
+
+
+def augmentation_file(path):
+    """The file :func:`load` reads for ``path``: ``path`` itself, or in a folder its ``augmentation.pt``,
+    else the influence loop's ``augmenter.pt`` (a stage folder such as ``stage2_gan/``); a folder holding
+    neither is one sentence (ArtifactError)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        return path
+    file = os.path.join(path, AUGMENTATION_FILE)
+    if not os.path.exists(file) and os.path.exists(os.path.join(path, AUGMENTER_FILE)):
+        file = os.path.join(path, AUGMENTER_FILE)  # an influence-loop stage folder (stage2_gan/): its augmenter
+    if not os.path.exists(file):
+        raise ArtifactError(f"{path} is a folder without {AUGMENTATION_FILE} (looked for {file}): the run did not "
+                            f"finish, or its method learns no augmentation")
+    return file
 
 
 def load(path, device=None, standard=True):
@@ -53,15 +66,7 @@ def load(path, device=None, standard=True):
         ``augmentation.pt``, a missing, torn or pickle file, a file of another kind or format, a layout
         version this fastaug does not read, or damaged contents.
     """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        file = os.path.join(path, AUGMENTATION_FILE)
-        if not os.path.exists(file) and os.path.exists(os.path.join(path, AUGMENTER_FILE)):
-            file = os.path.join(path, AUGMENTER_FILE)  # an influence-loop stage folder (stage2_gan/): its augmenter
-        if not os.path.exists(file):
-            raise ArtifactError(f"{path} is a folder without {AUGMENTATION_FILE} (looked for {file}): the run did not "
-                                f"finish, or its method learns no augmentation")
-        path = file
+    path = augmentation_file(path)
     art = load_artifact(None, path)
     if art.kind == AUGMENTER_KIND:
         try:

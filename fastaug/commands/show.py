@@ -41,8 +41,7 @@ def run(args):
     import torch
 
     from ..augment import FixedAugment, SequenceAugment, SubgroupTranslation, load
-    from ..augment.learned_module import AUGMENTATION_FILE
-    from ..augment.saved import AUGMENTER_FILE
+    from ..augment.saved import augmentation_file
     from ..viz import augmentation_grid
 
     if args.draws < 1 or args.count < 1:
@@ -50,11 +49,7 @@ def run(args):
     module = load(args.path)
     if not args.standard and not isinstance(module, FixedAugment):
         module.standard = None
-    file = args.path
-    if os.path.isdir(args.path):  # the file load() read: augmentation.pt, else an influence stage's augmenter.pt
-        file = os.path.join(args.path, AUGMENTATION_FILE)
-        if not os.path.exists(file):
-            file = os.path.join(args.path, AUGMENTER_FILE)
+    file = augmentation_file(args.path)  # the file load() read
     output = args.output or os.path.join(os.path.dirname(os.path.abspath(file)), "augmentation.png")
     x, labels = _images(module, args.images, args.count)
 

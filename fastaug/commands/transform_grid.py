@@ -21,14 +21,15 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..viz import transformation_grid
-
     import math
+
+    from ..ops._validate import MAX_SMOOTH
+    from ..viz import transformation_grid
 
     if not 2 <= args.steps <= 64 or not 8 <= args.size <= 1024:  # 5 x steps panels of size^2
         raise ValueError(f"--steps must be in [2, 64] and --size in [8, 1024], got {args.steps} and {args.size}")
-    if not 1 <= args.smooth <= 64:
-        raise ValueError(f"--smooth must be in [1, 64] (1 disables smoothing), got {args.smooth}")
+    if not 1 <= args.smooth <= MAX_SMOOTH:  # the kernels' window limit (checked there too, after the drawing's set-up)
+        raise ValueError(f"--smooth must be in [1, {MAX_SMOOTH}] (1 disables smoothing), got {args.smooth}")
     for flag, v in (("--spatial-strength", args.spatial_strength), ("--colour-strength", args.colour_strength)):
         if not (math.isfinite(v) and v >= 0):
             raise ValueError(f"{flag} must be a finite number >= 0 (a standard deviation), got {v}")

@@ -215,9 +215,7 @@ class Trainer:
     def _prepare_output(self):
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
-            os.makedirs(self.output_dir, exist_ok=True)
-            atomic_write_text(json.dumps(self._args_dict(), indent=2) + "\n",
-                              os.path.join(self.output_dir, "args.json"))
+            _write_args_json(self.args, self.output_dir)
         dist.barrier()
 
     def save_checkpoint(self):
@@ -380,6 +378,12 @@ class Trainer:
         return summary
 
 
+def _write_args_json(args, folder):
+    """``folder/args.json``: the run's arguments as ``--config`` and ``--resume`` read them back."""
+    os.makedirs(folder, exist_ok=True)
+    atomic_write_text(json.dumps(vars(args), indent=2, default=str) + "\n", os.path.join(folder, "args.json"))
+
+
 def _method_record(cls, augment):
     """What ``args.json``, the checkpoint and ``summary.json`` record as the run's ``augment``: its
     ``--augment`` name when ``cls`` is a registered method (``Trainer(args, method=RandAugmentMethod)``
@@ -451,10 +455,7 @@ class ClassifierStage(Stage):
             # killed in an earlier stage is continued by `fastaug train --output-dir D --resume`, which reads
             # its arguments there (without it, the defaults: another method on other data)
             cls = self.method if self.method is not None else method_class(self.args.augment)
-            record = vars(replace_args(self.args, augment=_method_record(cls, self.args.augment)))
-            os.makedirs(root, exist_ok=True)
-            atomic_write_text(json.dumps(json.loads(json.dumps(record, default=str)), indent=2) + "\n",
-                              os.path.join(root, "args.json"))
+            _write_args_json(replace_args(self.args, augment=_method_record(cls, self.args.augment)), root)
 
     def run(self, folder, inputs):
         kwargs = {k: inputs[stage].artifact(name) for k, (stage, name) in self.inputs.items()}

@@ -33,12 +33,11 @@ from ..engine import ClassifierStage, Trainer, pipeline_inputs
 from ..method import standard_augment
 from ..pipeline import Pipeline, Stage, StageError, StageResult
 from ..rng import derive_seed
-from .augmenter import Augmenter
+from .augmenter import AUGMENTER_FILE, Augmenter
 from .options import DEPENDS, STAGE_DIRS, check_options, stage_options, use_appearance
 
 __all__ = ["influence_pipeline", "build_augmenter", "figure_images", "StageError", "AUGMENTER_FILE"]
 
-AUGMENTER_FILE = "augmenter.pt"
 CRITICS_FILE = "critics.pt"
 CLASSIFIER_FILE = "classifier.pt"
 FIGURE4 = "figure4_tau_interpolation.png"
