@@ -11,6 +11,11 @@
 #   FASTAUG_SKIP_MEMCHECK=1 bash scripts/gpu_check.sh          # no compute-sanitizer pass
 #   bash scripts/gpu_check.sh --dry-run       # no GPU needed: print every command and prove it parses
 #
+# The benchmarks' other baselines (kornia's rows) need packages a machine without network lacks: wheels
+# found in ${FASTAUG_WHEELS:-.whl} are installed (no index, no dependencies) before the benchmarks. Fill
+# that folder on a networked machine with the GPU machine's Python version, and take it along:
+#   pip download --no-deps --python-version 3.11 --only-binary :all: -d .whl kornia==0.9.0 kornia_rs==0.2.0
+#
 # --dry-run prints each command instead of running it, then checks what can be checked without a GPU:
 # this script parses (bash -n), its python one-liners compile, pytest collects every test file with
 # the options the loops pass, and the benchmark families exist and import. tests/test_build.py runs it.
@@ -113,6 +118,12 @@ if [ -z "${FASTAUG_SKIP_TESTS:-}" ] && [ -z "${FASTAUG_SKIP_MEMCHECK:-}" ]; then
     check $rc "memcheck $f"
     echo "memcheck $f: exit $rc ($(grep 'ERROR SUMMARY' "$out/memcheck.txt" | tail -1))"
   done
+fi
+
+wheels="${FASTAUG_WHEELS:-.whl}"
+if compgen -G "$wheels/*.whl" > /dev/null; then  # the benchmarks' optional baselines, carried as wheels
+  run "$out/build.txt" "$py" -m pip install -q --no-index --no-deps "$wheels"/*.whl \
+    || echo "note: the wheels in $wheels did not install (see $out/build.txt): their baselines' rows are skipped"
 fi
 
 # this run's tables only (each family appends its own); the [bench] progress lines and any error go

@@ -101,6 +101,35 @@ def test_kernel_families_have_the_issue_rows():
     assert {r.device.split(" threads")[0] for r in rows} == {"cpu (1", "cpu (2"}
     assert {"N=1 1x8x8", "N=64 1x28x28", "N=256 3x32x32", "N=16 3x224x224"} <= {
         f"N={n} {c}x{h}x{w}" for n, c, h, w in bench_warp.CPU_SIZES}
+    by_baseline = {r.baseline: r for r in rows if r.case == "warp (grads: x, flow)"}
+    if bench_warp._opencv() is not None:  # forward only: no gradient in OpenCV
+        assert set(by_baseline[bench_warp.OPENCV].metrics()) >= {"fwd speed-up"}
+        assert by_baseline[bench_warp.OPENCV].stock["fwd+bwd"] is None
+    if bench_warp._kornia_remap() is not None:
+        assert set(by_baseline[bench_warp.KORNIA].metrics()) >= {"fwd speed-up", "fwd+bwd speed-up"}
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 7, 9), (2, 3, 12, 10), (1, 4, 5, 5)])
+def test_opencv_and_kornia_baselines_compute_the_warp(shape):
+    """The OpenCV and kornia rows time the same job as fastaug.warp (zeros padding), so their speed-ups
+    compare like with like: same output to float rounding, including flows that leave the image."""
+    from benchmarks import bench_warp
+    import fastaug
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(shape, generator=gen)
+    flow = torch.randn(shape[0], 2, *shape[2:], generator=gen) * 4
+    want = fastaug.warp(x, flow)
+    cv2, kornia = bench_warp._opencv(), bench_warp._kornia_remap()
+    if cv2 is None and kornia is None:
+        pytest.skip("neither opencv-python nor kornia is installed (the bench extra)")
+    if cv2 is not None:
+        got = torch.from_numpy(bench_warp.opencv_warp(cv2, *bench_warp.opencv_inputs(x, flow)).copy())
+        got = got[:, None] if shape[1] == 1 else got.permute(0, 3, 1, 2)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    if kornia is not None:
+        base = kornia[0](shape[2], shape[3], normalized_coordinates=False)
+        torch.testing.assert_close(bench_warp.kornia_warp(kornia[1], x, flow, base), want, atol=1e-5, rtol=0)
 
 
 def test_table_marks_targets():

@@ -70,14 +70,17 @@ def test_mismatched_torch_gives_one_clear_sentence(monkeypatch):
         _loader.load_extension()
 
 
-def test_gpu_check_dry_run_prints_every_command_and_they_parse_without_a_gpu():
+def test_gpu_check_dry_run_prints_every_command_and_they_parse_without_a_gpu(tmp_path):
     """scripts/gpu_check.sh --dry-run: the build, one pytest per test file under coreutils timeout
-    (no pytest-timeout option), the memcheck pass over the CUDA op tests, and the benchmarks."""
+    (no pytest-timeout option), the memcheck pass over the CUDA op tests, the carried wheels of the
+    benchmarks' optional baselines (no index), and the benchmarks."""
     import subprocess
 
     root = os.path.join(os.path.dirname(__file__), "..")
+    (tmp_path / "kornia-0.9.0-py3-none-any.whl").write_bytes(b"")
     res = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", "warp"], cwd=root, capture_output=True,
-                         text=True, timeout=600, env=dict(os.environ, PYTHON=sys.executable))
+                         text=True, timeout=600,
+                         env=dict(os.environ, PYTHON=sys.executable, FASTAUG_WHEELS=str(tmp_path)))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     # each command as printed, without the log it appends to
     commands = [line.split(" >> ")[0] for line in res.stdout.splitlines() if line.startswith("+ ")]
@@ -90,6 +93,9 @@ def test_gpu_check_dry_run_prints_every_command_and_they_parse_without_a_gpu():
     assert sorted(c.split()[-1] for c in memcheck) == [f for f in test_files if f.startswith("tests/ops/")]
     assert all("PYTORCH_NO_CUDA_MEMORY_CACHING=1" in c and "-k cuda" in c for c in memcheck)
     assert sum("benchmarks.run --device cuda --only warp" in c for c in commands) == 1
+    wheels = [i for i, c in enumerate(commands) if "pip install -q --no-index --no-deps" in c]
+    assert len(wheels) == 1 and commands[wheels[0]].endswith(str(tmp_path / "kornia-0.9.0-py3-none-any.whl"))
+    assert wheels[0] < next(i for i, c in enumerate(commands) if "benchmarks.run" in c)
     assert f"pytest collects all {len(test_files)} test files" in res.stdout
     assert "benchmark families import: warp" in res.stdout
 
