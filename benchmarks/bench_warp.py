@@ -126,7 +126,8 @@ def run(device, quick=False):
     kornia = _kornia_remap()
     if cv2 is not None:
         cv2.setNumThreads(torch.get_num_threads())  # OpenCV's own pool, at the thread count of the row
-    missing = (["opencv-python-headless"] if device == "cpu" and cv2 is None else []) + (["kornia"] if kornia is None else [])
+    missing = [name for name, absent in (("opencv-python-headless", device == "cpu" and cv2 is None),
+                                         ("kornia", kornia is None)) if absent]
     note = f"{' and '.join(missing)} not installed: skipped" if missing else ""
     gen = torch.Generator(device="cpu").manual_seed(0)
     rows = []
