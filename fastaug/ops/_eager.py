@@ -54,6 +54,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from .. import _C as _extension
+from . import _functorch
 
 __all__ = ["AutogradOp", "BackwardOp", "REFUSED", "plain", "register"]
 
@@ -101,6 +102,7 @@ class AutogradOp:
 
     def __init__(self, qualname, backward, setup_context):
         name = qualname.split("::")[1]
+        self.qualname = qualname
         self.op, self.below_autograd = _op_and_entry(qualname)
 
         def forward(ctx, *args):
@@ -113,6 +115,11 @@ class AutogradOp:
         graph_in_cpp = getattr(_extension, f"_eager_{name}_call", None)
         self.call = graph_in_cpp or getattr(_extension, f"_eager_{name}_or")(self.function.apply)
 
+    def registered(self, *args):
+        """The registered op ``self.op(*args)``, through its functorch-ready formula while a ``torch.func``
+        transform is active (``_functorch.py``: the registered one is refused there)."""
+        return _functorch.call(self.qualname, self.op, *args)
+
 
 class BackwardOp:
     """A backward op (``torch.ops.fastaug.<name>.default``) as the backward formulas call it. With a
@@ -122,11 +129,12 @@ class BackwardOp:
     ``_AutoDispatchBelowAutograd`` (torch.compile, functorch, dispatch modes: the path they trace)."""
 
     def __init__(self, qualname):
+        self.qualname = qualname
         self.op, self.below_autograd = _op_and_entry(qualname)
 
     def __call__(self, *args):
         if _C.is_grad_enabled():
-            return self.op(*args)
+            return _functorch.call(self.qualname, self.op, *args)
         if plain(*args):
             return self.below_autograd(*args)
         with _C._AutoDispatchBelowAutograd():
@@ -137,5 +145,5 @@ def register(qualname, backward, setup_context):
     """``torch.library.register_autograd(qualname, backward, setup_context=...)``, and the
     :class:`AutogradOp` of the same formula. ``backward`` calls its backward op through a
     :class:`BackwardOp`."""
-    torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+    _functorch.register_autograd(qualname, backward, setup_context)
     return AutogradOp(qualname, backward, setup_context)

@@ -18,6 +18,11 @@ def refuse_forward_ad(op, *values):
     if fwAD._current_level < 0 or torch.compiler.is_compiling():
         return
     if any(isinstance(v, torch.Tensor) and fwAD.unpack_dual(v).tangent is not None for v in values):
-        raise RuntimeError(f"fastaug.{op} does not support forward-mode differentiation (torch.func.jvp, jacfwd, "
-                           f"hessian, torch.autograd.forward_ad); use reverse mode (torch.autograd.grad, "
-                           f"torch.autograd.functional.hvp / hessian)")
+        raise forward_ad_refusal(op)
+
+
+def forward_ad_refusal(op):
+    """The RuntimeError a forward-mode derivative of ``fastaug.<op>`` raises."""
+    return RuntimeError(f"fastaug.{op} does not support forward-mode differentiation (torch.func.jvp, jacfwd, "
+                        f"hessian, torch.autograd.forward_ad); use reverse mode (torch.autograd.grad, "
+                        f"torch.autograd.functional.hvp / hessian)")

@@ -17,6 +17,7 @@ derivative is silently zero. Two kinds of formula live here:
 """
 import torch
 
+from . import _functorch
 from ._autocast import autocast_off
 
 __all__ = ["register_higher_order", "refuse_second_order"]
@@ -66,6 +67,11 @@ def register_higher_order(qualname, n_tensors, reference, linear_part):
             # d<c, A^T grad_out>/d grad_out = A c; nothing depends on x (results[1] stays None = zero).
             results[0] = linear_part(pairs[0][1], tensors[1:], ctx.static) if wanted[0] else None
         elif pairs and any(wanted):
+            if _functorch.active():  # the reference's torch.autograd.grad on fresh leaves is refused there
+                raise RuntimeError(f"{qualname.replace('::', '.').replace('_backward', '')}: this second derivative "
+                                   f"is not supported under torch.func transforms (grad of grad, jacrev of jacrev, "
+                                   f"hessian); use torch.autograd.grad(..., create_graph=True) or "
+                                   f"torch.autograd.functional.hessian")
             create_graph = torch.is_grad_enabled()  # the caller asked for a graph of this derivative
             # The reference in full precision whatever autocast region the backward runs in (einsum
             # would otherwise run in bfloat16 under CPU autocast).
@@ -79,7 +85,7 @@ def register_higher_order(qualname, n_tensors, reference, linear_part):
             results = [next(grads) if w else None for w in wanted]
         return (*results, *[None] * (len(ctx.static) + 1))
 
-    torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+    _functorch.register_autograd(qualname, backward, setup_context)
 
 
 def refuse_second_order(qualname, n_inputs, reason):
@@ -91,4 +97,4 @@ def refuse_second_order(qualname, n_inputs, reason):
     def backward(ctx, *cotangents):
         raise RuntimeError(reason)
 
-    torch.library.register_autograd(qualname, backward, setup_context=setup_context)
+    _functorch.register_autograd(qualname, backward, setup_context)

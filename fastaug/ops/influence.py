@@ -15,6 +15,7 @@ import numbers
 
 import torch
 
+from . import _functorch
 from ._autocast import autocast_inputs, autocast_off, register_float32_autocast
 from ._forward_ad import refuse_forward_ad
 from ._higher_order import refuse_second_order
@@ -88,7 +89,8 @@ def last_layer_hvp(h, p, v, *, weight=None, damping=0.0, scale=None, check_finit
     if check_finite:
         assert_finite(h, "h")
         assert_finite(p, "p")
-    out = _ops.last_layer_hvp(h, p, v.unsqueeze(0) if single else v, weight, float(scale), damping)
+    out = _functorch.call("fastaug::last_layer_hvp", _ops.last_layer_hvp, h, p, v.unsqueeze(0) if single else v,
+                          weight, float(scale), damping)
     return out.squeeze(0) if single else out
 
 
@@ -146,7 +148,7 @@ def influence_score(h, logits, target, s):
     refuse_forward_ad("influence_score", h, logits, s)
     h, logits, s = autocast_inputs(h, logits, s)
     _check_score_args(h, logits, target, s)
-    return _ops.influence_score(h, logits, target, s)
+    return _functorch.call("fastaug::influence_score", _ops.influence_score, h, logits, target, s)
 
 
 def influence_aug(h, logits, h_aug, logits_aug, target, s):
@@ -208,7 +210,8 @@ def _score_backward(ctx, grad):
     needs = ctx.needs_input_grad
     grad_h = grad_logits = grad_s = None
     if needs[0] or needs[1]:
-        grad_h, grad_logits = _ops.influence_score_backward(grad, h, logits, target, s)
+        grad_h, grad_logits = _functorch.call("fastaug::influence_score_backward", _ops.influence_score_backward,
+                                              grad, h, logits, target, s)
     if needs[3]:
         # d score_i / d S = delta_i h~_i^T, summed with the incoming weights; in the dtype of s even
         # when the backward runs inside an autocast region (which would run the matmul in half).
@@ -220,7 +223,7 @@ def _score_backward(ctx, grad):
     return (grad_h if needs[0] else None), (grad_logits if needs[1] else None), None, grad_s
 
 
-torch.library.register_autograd("fastaug::influence_score", _score_backward, setup_context=_score_setup_context)
+_functorch.register_autograd("fastaug::influence_score", _score_backward, _score_setup_context)
 
 
 def _hvp_setup_context(ctx, inputs, output):
@@ -236,11 +239,12 @@ def _hvp_backward(ctx, grad):
         raise RuntimeError("last_layer_hvp is differentiable with respect to v only (the features h, the "
                            "probabilities p and the weights enter through the Hessian); detach them")
     # H (damped) is symmetric: the vector-Jacobian product of v -> Hv is H grad.
-    grad_v = _ops.last_layer_hvp(h, p, grad, weight, ctx.scale, ctx.damping) if needs[2] else None
+    grad_v = (_functorch.call("fastaug::last_layer_hvp", _ops.last_layer_hvp, h, p, grad, weight, ctx.scale,
+                              ctx.damping) if needs[2] else None)
     return None, None, grad_v, None, None, None
 
 
-torch.library.register_autograd("fastaug::last_layer_hvp", _hvp_backward, setup_context=_hvp_setup_context)
+_functorch.register_autograd("fastaug::last_layer_hvp", _hvp_backward, _hvp_setup_context)
 
 # Orders: last_layer_hvp is linear in v and its backward is the op itself, so every order in v is
 # exact (h, p, weight raise above). influence_score is differentiable once in h and logits: the

@@ -209,7 +209,7 @@ def apply_ops(x, op, magnitude, sign=None, partner=None, *, fill=128, center=Non
     if not 0 <= fill <= 255:
         raise ValueError(f"fill must be in [0, 255], got {fill}")
     _check_values(op2, mag, sgn, prt, x.shape[0])
-    return _run(x, op2, mag, sgn, prt, cen, fill, _apply_ops.op)
+    return _run(x, op2, mag, sgn, prt, cen, fill, _apply_ops.registered)
 
 
 def _run(x, op, mag, sgn, prt, cen, fill, call=None):

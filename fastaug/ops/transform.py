@@ -78,7 +78,7 @@ def appearance(x, c_w, c_b, *, smooth=4):
     check_map(c_w, "c_w", C * C, x, f"{'3x3' if C == 3 else '1x1'} colour matrix per pixel, row-major")
     check_map(c_b, "c_b", C, x, "colour bias per pixel")
     smooth = check_smooth(smooth)
-    return _appearance.op(x, c_w, c_b, smooth)
+    return _appearance.registered(x, c_w, c_b, smooth)
 
 
 def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
@@ -126,7 +126,7 @@ def transform(x, params, *, smooth=4, mode="parallel", padding_mode="zeros"):
             else "s_w 4, s_b 2, c_w 1, c_b 1 channels for a grey image")
     check_map(params, "params", num_params(C), x, what)
     smooth = check_smooth(smooth)
-    return _transform.op(x, params, smooth, _mode_id(mode), padding_mode_id(padding_mode))
+    return _transform.registered(x, params, smooth, _mode_id(mode), padding_mode_id(padding_mode))
 
 
 # ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------

@@ -47,7 +47,7 @@ def warp(x, flow, *, padding_mode="zeros", align_corners=False):
     x, flow = autocast_inputs(x, flow)
     check_float_image(x)
     check_map(flow, "flow", 2, x, "displacement in pixels: channel 0 = x, 1 = y")
-    return _warp.op(x, flow, padding_mode_id(padding_mode), check_align_corners(align_corners))
+    return _warp.registered(x, flow, padding_mode_id(padding_mode), check_align_corners(align_corners))
 
 
 def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
@@ -83,7 +83,7 @@ def affine_flow_warp(x, s_w, s_b, *, smooth=4, padding_mode="zeros"):
     check_map(s_w, "s_w", 4, x, "spatial weights")
     check_map(s_b, "s_b", 2, x, "spatial biases")
     smooth = check_smooth(smooth)
-    return _affine_flow_warp.op(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
+    return _affine_flow_warp.registered(x, s_w, s_b, smooth, padding_mode_id(padding_mode))
 
 
 # ---- fake kernels: shapes only, for torch.compile / FakeTensor -------------------------------------
