@@ -16,9 +16,13 @@ A mistake on the command line, argparse's included, is one line on stderr, ``fas
 error: <sentence>`` (``fastaug: error: ...`` before a command is chosen), and exit status 2.
 """
 import argparse
+import contextlib
+import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from .commands import COMMANDS, CommandParser, UsageError, command_name, is_main_process, user_errors
 
@@ -82,6 +86,7 @@ def main(argv=None):
     """Run one command; known user errors (argparse's too) print one sentence on stderr and return 2."""
     from .train.args import check_output_dir
 
+    in_process = argv is not None  # called from Python, not as the `fastaug` program
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv else ""
     try:
@@ -95,15 +100,33 @@ def main(argv=None):
         args = argparse.Namespace(**values)
         check_output_dir(getattr(args, "output_dir", None))
         _check_output_dir_owner(command, getattr(args, "output_dir", None))
-        return func(args) or 0
+        with _interrupts_as_exceptions():
+            return func(args) or 0
     except user_errors() as err:
         if is_main_process():
             prog = getattr(err, "prog", None) or f"fastaug {command}"
             print(f"{prog}: error: {_sentence(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (kill, a scheduler): one line, no traceback
+        # a second Ctrl-C while this prints (or while the interpreter exits) must not add a traceback; a caller
+        # that ran main(argv) in its own process gets its handlers back
+        previous = _ignore_interrupts()
+        signum = getattr(err, "signum", signal.SIGINT)
+        if is_main_process():
+            print(f"fastaug {command}: {_interrupted_sentence(command, argv, signum)}", file=sys.stderr)
+        if in_process:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return 128 + int(signum)
     except BrokenPipeError:  # the reader went away (`fastaug show RUN | head`): stop quietly, as cat does
         _silence_stdout()
         return 1
+    except OSError as err:  # a full disk, a read-only or vanished folder: one sentence, not a traceback
+        if err.errno not in _USER_ERRNOS:
+            raise
+        if is_main_process():
+            print(f"fastaug {command}: error: {_os_sentence(err)}", file=sys.stderr)
+        return 2
 
 
 #: The options whose presence in an ``args.json`` tells which command wrote the folder (first match wins:
@@ -132,6 +155,76 @@ def _check_output_dir_owner(command, output_dir):
     if writer is not None and writer != command:
         raise UsageError(f"--output-dir {output_dir} holds the outputs of `fastaug {writer}` (its args.json), which "
                          f"`fastaug {command}` would overwrite: choose another --output-dir")
+
+
+#: OS errors that the user's machine causes, not a bug: reported in one sentence (exit status 2).
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT, errno.ENOTDIR,
+                errno.EISDIR, errno.EEXIST}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (as Ctrl-C raises KeyboardInterrupt), so that the command
+    stops the same way: its files are closed, temporary files removed, the last checkpoint kept."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def _interrupts_as_exceptions():
+    """SIGTERM raises :class:`Terminated` while a command runs (Python's default would end the process
+    without a word); in the main thread only, and only where SIGTERM has its default action."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _ignore_interrupts():
+    """Ignore SIGINT and SIGTERM from now on (main thread only); returns the handlers they had."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _interrupted_sentence(command, argv, signum):
+    """What an interrupted command says: which signal, that the last checkpoint is kept, how to continue."""
+    name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
+    if command in ("train", "patch"):
+        out = _flag_value(argv, "--output-dir")
+        how = (f"`fastaug {command} --output-dir {out} --resume` continues it" if out else
+               f"`fastaug {command} --output-dir <its output folder> --resume` continues it")
+    else:
+        how = "running the same command again continues it"
+    return f"interrupted by {name}; what was saved is kept (the last checkpoint: at most --checkpoint-every " \
+           f"steps or an epoch are lost): {how}"
+
+
+def _flag_value(argv, flag):
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def _os_sentence(err):
+    """One sentence for an OS error a command met while reading or writing its files."""
+    what = err.strerror or type(err).__name__
+    where = f": {err.filename}" if err.filename else " (while writing the command's output folder)"
+    hint = {errno.ENOSPC: "; free some space, then continue with --resume (the last checkpoint is kept)",
+            errno.EDQUOT: "; free some space, then continue with --resume (the last checkpoint is kept)",
+            errno.EROFS: "; choose an --output-dir you can write to"}.get(err.errno, "")
+    return f"{what}{where}{hint}"
 
 
 def _silence_stdout():
