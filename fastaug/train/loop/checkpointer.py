@@ -14,7 +14,9 @@ The file (``FORMAT`` ``fastaug-checkpoint-2``)::
 
 holds tensors, numbers, strings, lists and dicts only and is read with ``weights_only=True``.
 """
+import glob
 import os
+import shutil
 
 import torch
 
@@ -75,7 +77,14 @@ class Checkpointer:
         for k, p in self.shared.items():
             state[k] = to_cpu(p.state_dict())
         check_plain(state, f"the checkpoint of {self.name}")
-        atomic_save(state, self.path)
+        try:
+            atomic_save(state, self.path)
+        except (OSError, RuntimeError) as err:
+            # torch's zip writer reports a full disk as "[enforce fail at inline_container.cc] unexpected pos"
+            if isinstance(err, RuntimeError) and "inline_container" not in str(err):
+                raise
+            raise CheckpointError(_write_failed(self.path, err)) from err
+        _remove_stale_temporaries(self.path)
 
     def load(self):
         """Restore every part from ``path``; raises :class:`CheckpointError` (one sentence) when the file
@@ -97,3 +106,40 @@ class Checkpointer:
         for k, p in self.per_rank.items():
             p.load_state_dict(state["ranks"][self.rank][k])
         return state
+
+
+def _write_failed(path, err):
+    """The sentence of a checkpoint that could not be written (the previous one is still there)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2 ** 20:.0f} MB free there"
+    except OSError:
+        free = "its folder is unreadable"
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
+    return (f"could not write the checkpoint {path} ({reason}; {free}): the previous checkpoint, if any, is kept; "
+            f"free some space (or make the folder writable) and continue with --resume")
+
+
+def _remove_stale_temporaries(path):
+    """Remove the temporary files (``.checkpoint.pt.tmp<pid>``) that a process killed while writing ``path``
+    left behind: a run killed at random moments would otherwise keep one checkpoint-sized file per kill.
+    Another live process's file is left alone."""
+    for tmp in glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))),
+                                      f".{glob.escape(os.path.basename(path))}.tmp*")):
+        pid = tmp.rsplit(".tmp", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
