@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .samples import join_sample, split_sample, to_batch
+
 __all__ = ["random_crop", "random_hflip", "cutout", "to_float", "StandardAugment", "StandardParams"]
 
 
@@ -144,7 +146,10 @@ class StandardAugment(nn.Module):
 
     ``forward(x, generator=None, params=None, return_params=False)``: x (N, C, H, W) any dtype -> same
     shape and dtype (and the :class:`StandardParams` used). Draw order per call: crop offsets, flip
-    coins, Cutout centres (a part that is off draws nothing).
+    coins, Cutout centres (a part that is off draws nothing). Like the policy modules it also takes a
+    (C, H, W) image, (..., C, H, W), a ``tv_tensors.Image`` or PIL image, and whole samples
+    (``m(img, label)``), so it drops into a ``torchvision.transforms.v2`` pipeline; the other methods
+    take (N, C, H, W) batches.
     """
 
     def __init__(self, padding=4, flip=True, cutout=16):
@@ -211,9 +216,25 @@ class StandardAugment(nn.Module):
         N, _, H, W = x.shape
         return self.apply_cutout(x, StandardParams(centers=self.sample_cutout(N, H, W, generator)))
 
-    def forward(self, x, generator=None, params=None, return_params=False):
+    def forward(self, *inputs, generator=None, params=None, return_params=False):
+        """Crop, flip and Cutout the image of a sample, as the policy modules take one (``samples.py``): an
+        image (C, H, W), a batch (N, C, H, W) or (..., C, H, W), a tensor, ``tv_tensors.Image`` or PIL
+        image, alone or in a sample whose other parts (a label) pass through; boxes and masks are refused.
+        The output has the input's type and shape. ``m(x, generator)`` (positional) is ``m(x,
+        generator=generator)``."""
+        if len(inputs) >= 2 and isinstance(inputs[1], torch.Generator):  # forward(x, generator, params, return_params)
+            x, generator, *rest = inputs
+            params, return_params = (rest + [params, return_params][len(rest):])[:2]
+            inputs = (x,)
+        if len(inputs) == 1 and type(inputs[0]) is torch.Tensor and inputs[0].dim() == 4:  # a plain batch
+            x, restore, rebuild = inputs[0], None, None
+        else:
+            flat, spec, idx = split_sample(inputs, type(self).__name__)
+            x, restore = to_batch(flat[idx])
+            rebuild = lambda image: join_sample(flat, spec, idx, restore(image))  # noqa: E731
         params = self.sample(x, generator) if params is None else params
         out = self.apply(x, params)
+        out = out if rebuild is None else rebuild(out)
         return (out, params) if return_params else out
 
     def recipe(self, x, generator=None, policy=None, params=None, return_params=False):

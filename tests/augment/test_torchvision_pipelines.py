@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import fastaug  # noqa: F401
-from fastaug.augment import AutoAugment, PolicyParams, RandAugment, TrivialAugment
+from fastaug.augment import AutoAugment, PolicyParams, RandAugment, StandardAugment, TrivialAugment
 
 pytest.importorskip("PIL", reason="Pillow is the oracle of the policy ops (pip install pillow)")
 v2 = pytest.importorskip("torchvision.transforms.v2", reason="these tests exercise torchvision pipelines")
@@ -146,3 +146,23 @@ def test_masks_and_boxes_are_refused():
     mask = tv_tensors.Mask(torch.zeros(48, 40, dtype=torch.uint8))
     with pytest.raises(TypeError, match="Mask"):
         RandAugment()(img, mask)
+
+
+def test_standard_augment_takes_single_images_and_samples_in_a_pipeline():
+    """From a user trial: StandardAugment in a v2.Compose (per image, in the dataset) raised 'x must be an
+    (N, C, H, W) tensor'; torchvision's RandomCrop / RandomHorizontalFlip take (C, H, W) images."""
+    m = StandardAugment(padding=2, flip=True, cutout=4)
+    img = _tensor(PHOTOS[0])
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    one, p = m(img, generator=g(), return_params=True)
+    assert one.shape == img.shape and torch.equal(one, m(img[None], generator=g())[0])
+    assert torch.equal(m(img, params=p), one)
+    assert torch.equal(m(img[None], g()), m(img[None], generator=g()))  # the positional generator still works
+    out, label = m(tv_tensors.Image(img), 7)
+    assert isinstance(out, tv_tensors.Image) and label == 7
+    pipe = v2.Compose([v2.PILToTensor(), m, v2.ToDtype(torch.float32, scale=True)])
+    x, label = pipe(PHOTOS[1], 1)
+    assert x.dtype == torch.float32 and x.shape == img.shape and label == 1
+    assert m(PHOTOS[1]).size == PHOTOS[1].size
+    with pytest.raises(TypeError, match="Inputs of type Mask are not supported by StandardAugment"):
+        m(tv_tensors.Image(img), tv_tensors.Mask(torch.zeros(img.shape[1:])))
