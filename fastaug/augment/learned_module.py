@@ -45,7 +45,7 @@ from torch import nn
 
 from ..artifacts import ArtifactError, save_artifact
 from .params import _gen
-from .samples import _is_pil, check_unit_range, join_sample, split_sample, to_batch
+from .samples import _is_pil, check_unit_range, cpu_half_as_float, join_sample, split_sample, to_batch
 from .standard import StandardAugment, StandardParams
 
 __all__ = ["LearnedAugmentation", "AugmentationParams", "AUGMENTATION_FILE", "KIND_PREFIX", "VALUE_RANGE",
@@ -225,6 +225,8 @@ class LearnedAugmentation(nn.Module):
         if self.float_only:
             compute = self.compute_dtype()
             x = x.to(compute).div_(255.0) if dtype == torch.uint8 else x.to(compute)
+        else:
+            x = cpu_half_as_float(x)  # the policy ops take half floats on CUDA only; cast back below
         std = params.standard
         if self.standard is not None:
             x = self.standard.apply_crop_flip(x, std)

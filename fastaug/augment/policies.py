@@ -50,7 +50,7 @@ from torch import nn
 from ..ops.policy import apply_ops
 from . import params as P
 from .op_table import WIDE_OP_SPACE
-from .samples import check_unit_range, join_sample, split_sample, to_batch
+from .samples import check_unit_range, cpu_half_as_float, join_sample, split_sample, to_batch
 
 __all__ = ["PolicyAugment", "AutoAugment", "RandAugment", "TrivialAugment"]
 
@@ -109,7 +109,8 @@ class _PolicyModule(nn.Module):
         N = x.shape[0]
         prm = self.sample(x, generator) if params is None else _as_params(params).check(N)
         prm = prm.to(x.device)
-        out = join_sample(flat, spec, idx, restore(apply_ops(x, fill=self.fill, **prm.kwargs())))
+        out = apply_ops(cpu_half_as_float(x), fill=self.fill, **prm.kwargs()).to(x.dtype)
+        out = join_sample(flat, spec, idx, restore(out))
         return (out, prm) if return_params else out
 
     def extra_repr(self):

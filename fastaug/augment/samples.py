@@ -19,7 +19,7 @@ import torch
 from torch.utils import _pytree as pytree
 from ..ops._validate import data_checks_off
 
-__all__ = ["split_sample", "join_sample", "to_batch", "check_unit_range"]
+__all__ = ["split_sample", "join_sample", "to_batch", "check_unit_range", "cpu_half_as_float"]
 
 
 def _tv_tensors():
@@ -128,3 +128,12 @@ def check_unit_range(x, who):
         raise ValueError(f"{who}(): float images must have values in [0, 1], got values in [{lo:g}, {hi:g}]. Apply "
                          "the policy before normalising, or scale with v2.ToDtype(torch.float32, scale=True); "
                          "uint8 images are accepted as they are")
+
+
+def cpu_half_as_float(x):
+    """float16 / bfloat16 images on the CPU as float32 (the policy ops take half floats on CUDA only, as
+    torchvision's functionals take them everywhere); any other x as it is. The caller casts the result
+    back to x's dtype."""
+    if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x

@@ -166,3 +166,20 @@ def test_standard_augment_takes_single_images_and_samples_in_a_pipeline():
     assert m(PHOTOS[1]).size == PHOTOS[1].size
     with pytest.raises(TypeError, match="Inputs of type Mask are not supported by StandardAugment"):
         m(tv_tensors.Image(img), tv_tensors.Mask(torch.zeros(img.shape[1:])))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_float_images_on_the_cpu(dtype):
+    """From a user trial: float16 / bfloat16 images on the CPU (torchvision's AutoAugment takes them) were
+    refused with 'x: torch.bfloat16 is supported on CUDA only'. They are augmented as float32 and come
+    back in their dtype, with the float32 images' result rounded."""
+    import learned_kinds
+
+    x = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0)).to(dtype)
+    for m in (RandAugment(), AutoAugment(), learned_kinds.build("adversarial")):
+        got = m(x, generator=torch.Generator().manual_seed(1))
+        want = m(x.float(), generator=torch.Generator().manual_seed(1)).to(dtype)
+        assert got.dtype == dtype and torch.equal(got, want)
+    leaf = x.clone().requires_grad_()
+    TrivialAugment()(leaf).float().sum().backward()
+    assert leaf.grad.dtype == dtype
