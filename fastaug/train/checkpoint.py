@@ -14,7 +14,7 @@ import torch
 from ..artifacts import atomic_save, atomic_write_text, check_plain
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
-           "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists"]
+           "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists", "hold_folder", "LOCK_FILE"]
 
 #: The one checkpoint format of every training loop (``fastaug-train-1``, before the loop primitive,
 #: needed pickle and is refused).
@@ -32,6 +32,47 @@ def run_exists(folder, what="a run (checkpoint.pt)"):
     (the loop's, the pipeline's and ``fastaug patch``'s): a :class:`CheckpointError` to raise."""
     return CheckpointError(f"{folder} already holds {what}: pass --resume to continue it, or choose another "
                            f"--output-dir")
+
+
+#: The lock file of a folder a run writes in (see :func:`hold_folder`).
+LOCK_FILE = ".fastaug.lock"
+_HELD = {}  # real path of a folder -> the open lock file this process holds on it
+
+
+def hold_folder(folder):
+    """Make ``folder`` (created if need be) this process's until it exits, or raise :class:`CheckpointError`
+    in one sentence when another running process holds it: two runs started into the same ``--output-dir``
+    would otherwise overwrite each other's args.json, checkpoint and metrics, and both report success.
+
+    An advisory ``flock`` on ``folder/.fastaug.lock``: the system drops it when the process ends, however it
+    ends (SIGKILL included), so a killed run never leaves a stale lock. Reentrant within a process (a
+    pipeline's root, then its classifier stage in the same folder). Call it on rank 0 only under torchrun
+    (the other ranks are the same run). A filesystem without locks (some network mounts) is not locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    os.makedirs(folder, exist_ok=True)
+    key = os.path.realpath(folder)
+    if key in _HELD:
+        return
+    f = open(os.path.join(folder, LOCK_FILE), "a+")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip()
+        f.close()
+        raise CheckpointError(f"{folder} is in use by another running fastaug process{f' (pid {pid})' if pid else ''}: "
+                              f"wait for it to end (then --resume continues its run), or choose another --output-dir")
+    except OSError:  # no locks here
+        f.close()
+        return
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    _HELD[key] = f
 
 
 def load_checkpoint(path, map_location="cpu"):

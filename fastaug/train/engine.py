@@ -47,7 +47,7 @@ from ..models import build_model
 from . import distributed as dist
 from .args import data_seed, method_option_names, replace_args, resolve_defaults
 from .batches import IndexedBatches
-from .checkpoint import RESUMABLE_CHANGES, atomic_write_text, run_exists
+from .checkpoint import RESUMABLE_CHANGES, atomic_write_text, hold_folder, run_exists
 from .figures import training_curves
 from .loop import Loop, autocast, make_scaler, optimizer_step
 from .method import build_method
@@ -213,6 +213,8 @@ class Trainer:
         return record
 
     def _prepare_output(self):
+        if self.is_main:
+            hold_folder(self.output_dir)  # another process running in this folder is refused, before any write
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
             _write_args_json(self.args, self.output_dir)

@@ -32,7 +32,7 @@ import time
 from typing import Optional
 
 from . import distributed as dist
-from .checkpoint import atomic_write_text
+from .checkpoint import atomic_write_text, hold_folder
 
 __all__ = ["Stage", "StageResult", "Pipeline", "StageError"]
 
@@ -153,6 +153,8 @@ class Pipeline:
 
     def _plan(self):
         world = dist.world_size_from_env()
+        if dist.rank_and_world()[0] == 0:
+            hold_folder(self.root)  # before a stage's check writes anything (the classifier's args.json)
         plan = []
         for stage in self.stages:
             stage.check(self.root)

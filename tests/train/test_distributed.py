@@ -30,7 +30,7 @@ def test_two_gloo_processes_train_and_rank0_alone_writes(tmp_path):
     assert len(hist) == 2
     # each rank trained on its own shard of 125: the all-reduced count is the whole set
     assert all(h["train_samples"] == 250 for h in hist)
-    assert sorted(os.listdir(d)) == ["args.json", "checkpoint.pt", "curves.png", "metrics.jsonl", "summary.json"]
+    assert sorted(os.listdir(d)) == [".fastaug.lock", "args.json", "checkpoint.pt", "curves.png", "metrics.jsonl", "summary.json"]
     state = torch.load(d / "checkpoint.pt", weights_only=True)
     assert state["world"] == 2 and len(state["ranks"]) == 2  # every rank's random state is saved
     assert not torch.equal(state["ranks"][0]["augment_generator"]["state"], state["ranks"][1]["augment_generator"]["state"])

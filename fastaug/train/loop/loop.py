@@ -29,7 +29,7 @@ import time
 from tqdm.auto import tqdm
 
 from .. import distributed as dist
-from ..checkpoint import RESUMABLE_CHANGES, atomic_write_text, run_exists
+from ..checkpoint import RESUMABLE_CHANGES, atomic_write_text, hold_folder, run_exists
 from ..rng import GlobalRandomState
 from .checkpointer import Checkpointer
 from .meters import Meters
@@ -158,6 +158,8 @@ class Loop:
         """Load the checkpoint as the ``resume`` policy says; returns True when the loop continues one.
         Called by the first iteration when not called before (after every part is registered)."""
         self._started = True
+        if self.folder is not None and self.is_main:
+            hold_folder(self.folder)  # one process at a time in a loop's folder
         exists = self.checkpointer.exists()
         if self.resume_policy is False:
             if exists:

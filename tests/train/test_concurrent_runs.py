@@ -1,0 +1,32 @@
+"""Two processes in one --output-dir: the second is refused in one sentence before it writes anything;
+a killed holder leaves no stale lock."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from _train_utils import cli, cli_args
+
+HOLD = ("import sys, time; from fastaug.train.checkpoint import hold_folder; hold_folder(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(300)")
+
+
+def test_a_second_run_in_a_busy_folder_is_refused(tmp_path):
+    d = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(d)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for augment in ("standard", "tanda"):  # one engine run; a pipeline (its classifier writes args.json early)
+            out = cli("train", *cli_args(d, augment=augment, epochs=1, tanda_epochs=1) if augment == "tanda"
+                      else cli_args(d, augment=augment, epochs=1), check=False)
+            assert out.returncode == 2, out.stderr
+            assert f"is in use by another running fastaug process (pid {holder.pid})" in out.stderr
+            assert len(out.stderr.strip().splitlines()) == 1
+            assert sorted(os.listdir(d)) == [".fastaug.lock"]  # nothing written
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    cli("train", *cli_args(d, augment="standard", epochs=1))  # the kill released the lock
+    with open(d / "summary.json") as f:
+        assert json.load(f)["final_test_acc"] >= 0
