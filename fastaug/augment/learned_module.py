@@ -45,7 +45,7 @@ from torch import nn
 
 from ..artifacts import ArtifactError, save_artifact
 from .params import _gen
-from .samples import _is_pil, check_unit_range, cpu_half_as_float, join_sample, split_sample, to_batch
+from .samples import _is_pil, check_unit_range, cpu_half_as_float, frames_per_draw, join_sample, split_sample, to_batch
 from .standard import StandardAugment, StandardParams
 
 __all__ = ["LearnedAugmentation", "AugmentationParams", "AUGMENTATION_FILE", "KIND_PREFIX", "VALUE_RANGE",
@@ -256,6 +256,10 @@ class LearnedAugmentation(nn.Module):
         who = type(self).__name__
         flat, spec, idx = split_sample(inputs, who)
         single = _is_pil(flat[idx]) or flat[idx].dim() == 3  # one image given alone, not a batch
+        if frames_per_draw(flat[idx]) > 1:
+            raise TypeError(f"{who}() does not augment a tv_tensors.Video: it would draw for each frame on its own "
+                            f"(torchvision gives a video one draw for all its frames); pass its frames as a plain "
+                            f"(T, C, H, W) tensor for a draw per frame")
         x, restore = to_batch(flat[idx])
         self.check_batch(x)
         N = x.shape[0]

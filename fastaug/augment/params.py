@@ -186,6 +186,16 @@ class PolicyParams:
     def kwargs(self):
         return dict(op=self.op, magnitude=self.magnitude, sign=self.sign, partner=self.partner, center=self.center)
 
+    def repeat_frames(self, T):
+        """The parameters of V videos (one row each) for their V * T frames, video after video: every frame
+        gets its video's row, and a SamplePairing partner (video j) becomes frame t of video j."""
+        if T == 1:
+            return self
+        rep = {f.name: getattr(self, f.name).repeat_interleave(T, 0) for f in dataclasses.fields(self)}
+        t = torch.arange(rep["partner"].shape[0], device=self.partner.device) % T
+        rep["partner"] = rep["partner"] * T + t.view(-1, *[1] * (self.partner.dim() - 1))
+        return PolicyParams(**rep)
+
 
 def _gen(generator):
     if generator is not None and generator.device.type != "cpu":

@@ -50,7 +50,7 @@ from torch import nn
 from ..ops.policy import apply_ops
 from . import params as P
 from .op_table import WIDE_OP_SPACE
-from .samples import check_unit_range, cpu_half_as_float, join_sample, split_sample, to_batch
+from .samples import check_unit_range, cpu_half_as_float, frames_per_draw, join_sample, split_sample, to_batch
 
 __all__ = ["PolicyAugment", "AutoAugment", "RandAugment", "TrivialAugment"]
 
@@ -104,10 +104,11 @@ class _PolicyModule(nn.Module):
         """
         who = type(self).__name__
         flat, spec, idx = split_sample(inputs, who)
+        T = frames_per_draw(flat[idx])  # a video's frames share its draw
         x, restore = to_batch(flat[idx])
         check_unit_range(x, who)
         N = x.shape[0]
-        prm = self.sample(x, generator) if params is None else _as_params(params).check(N)
+        prm = self.sample(x[::T], generator).repeat_frames(T) if params is None else _as_params(params).check(N)
         prm = prm.to(x.device)
         out = apply_ops(cpu_half_as_float(x), fill=self.fill, **prm.kwargs()).to(x.dtype)
         out = join_sample(flat, spec, idx, restore(out))

@@ -19,7 +19,7 @@ import torch
 from torch.utils import _pytree as pytree
 from ..ops._validate import data_checks_off
 
-__all__ = ["split_sample", "join_sample", "to_batch", "check_unit_range", "cpu_half_as_float"]
+__all__ = ["split_sample", "join_sample", "to_batch", "check_unit_range", "cpu_half_as_float", "frames_per_draw"]
 
 
 def _tv_tensors():
@@ -137,3 +137,13 @@ def cpu_half_as_float(x):
     if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
         return x.float()
     return x
+
+
+def frames_per_draw(img):
+    """How many consecutive images of :func:`to_batch`'s batch share one draw: a ``tv_tensors.Video``
+    (..., T, C, H, W) gets one draw per video, applied to its T frames, as torchvision's transforms give a
+    video one draw for all its frames (a frame per op would make the clip flicker); 1 for anything else."""
+    tv = _tv_tensors()
+    if tv is None or not isinstance(img, tv.Video) or img.dim() < 4 or img.shape[-4] == 0:
+        return 1
+    return int(img.shape[-4])

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .samples import join_sample, split_sample, to_batch
+from .samples import frames_per_draw, join_sample, split_sample, to_batch
 
 __all__ = ["random_crop", "random_hflip", "cutout", "to_float", "StandardAugment", "StandardParams"]
 
@@ -148,8 +148,8 @@ class StandardAugment(nn.Module):
     shape and dtype (and the :class:`StandardParams` used). Draw order per call: crop offsets, flip
     coins, Cutout centres (a part that is off draws nothing). Like the policy modules it also takes a
     (C, H, W) image, (..., C, H, W), a ``tv_tensors.Image`` or PIL image, and whole samples
-    (``m(img, label)``), so it drops into a ``torchvision.transforms.v2`` pipeline; the other methods
-    take (N, C, H, W) batches.
+    (``m(img, label)``), so it drops into a ``torchvision.transforms.v2`` pipeline (a ``tv_tensors.Video``
+    gets one draw for all its frames, as in torchvision); the other methods take (N, C, H, W) batches.
     """
 
     def __init__(self, padding=4, flip=True, cutout=16):
@@ -226,13 +226,19 @@ class StandardAugment(nn.Module):
             x, generator, *rest = inputs
             params, return_params = (rest + [params, return_params][len(rest):])[:2]
             inputs = (x,)
+        T = 1
         if len(inputs) == 1 and type(inputs[0]) is torch.Tensor and inputs[0].dim() == 4:  # a plain batch
             x, restore, rebuild = inputs[0], None, None
         else:
             flat, spec, idx = split_sample(inputs, type(self).__name__)
+            T = frames_per_draw(flat[idx])  # a tv_tensors.Video's frames share its draw
             x, restore = to_batch(flat[idx])
             rebuild = lambda image: join_sample(flat, spec, idx, restore(image))  # noqa: E731
-        params = self.sample(x, generator) if params is None else params
+        if params is None:
+            params = self.sample(x[::T], generator)
+            if T > 1:
+                params = StandardParams(*(None if t is None else t.repeat_interleave(T, 0)
+                                          for t in (params.offsets, params.flip, params.centers)))
         out = self.apply(x, params)
         out = out if rebuild is None else rebuild(out)
         return (out, params) if return_params else out

@@ -183,3 +183,28 @@ def test_half_float_images_on_the_cpu(dtype):
     leaf = x.clone().requires_grad_()
     TrivialAugment()(leaf).float().sum().backward()
     assert leaf.grad.dtype == dtype
+
+
+def test_a_video_gets_one_draw_for_all_its_frames():
+    """From a user trial: a tv_tensors.Video's frames each got their own op (the clip flickered between
+    rotations and colour changes); torchvision gives a video one draw for all its frames."""
+    import learned_kinds
+    from fastaug.augment.op_table import OP_IDS
+
+    frame = _tensor(PHOTOS[0])
+    clips = tv_tensors.Video(torch.stack([frame, _tensor(PHOTOS[1])])[:, None].expand(2, 5, *frame.shape).clone())
+    for m in (RandAugment(num_ops=3, magnitude=20), TrivialAugment(), StandardAugment(padding=4, cutout=16)):
+        torch.manual_seed(0)
+        out = m(clips)
+        assert isinstance(out, tv_tensors.Video) and out.shape == clips.shape
+        assert all(torch.equal(out[v, 0], out[v, t]) for v in range(2) for t in range(5))
+        outs = [m(clips[0]) for _ in range(8)]
+        assert any(not torch.equal(outs[0][0], o[0]) for o in outs)  # still random from call to call
+    out, p = RandAugment()(clips, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert p.op.shape[0] == 10 and torch.equal(RandAugment()(clips, params=p), out)
+    # SamplePairing's partner (video j) is frame t of video j for frame t
+    pairing = PolicyParams(torch.full((2, 1), OP_IDS["SamplePairing"]), torch.ones(2, 1), torch.ones(2, 1),
+                           torch.tensor([[1], [0]]), torch.zeros(2, 1, 2, dtype=torch.int64)).repeat_frames(3)
+    assert pairing.partner.flatten().tolist() == [3, 4, 5, 0, 1, 2]
+    with pytest.raises(TypeError, match="does not augment a tv_tensors.Video"):
+        learned_kinds.build("adversarial")(tv_tensors.Video(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)))
