@@ -47,7 +47,7 @@ from ..models import build_model
 from . import distributed as dist
 from .args import data_seed, method_option_names, replace_args, resolve_defaults
 from .batches import IndexedBatches
-from .checkpoint import RESUMABLE_CHANGES, atomic_write_text, hold_folder, run_exists
+from .checkpoint import RESUMABLE_CHANGES, CheckpointError, atomic_write_text, hold_folder, run_exists
 from .figures import training_curves
 from .loop import Loop, autocast, make_scaler, optimizer_step
 from .method import build_method
@@ -215,6 +215,7 @@ class Trainer:
     def _prepare_output(self):
         if self.is_main:
             hold_folder(self.output_dir)  # another process running in this folder is refused, before any write
+        _check_checkpoint_not_lost(self.output_dir, self.checkpoint_path)
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
             _write_args_json(self.args, self.output_dir)
@@ -378,6 +379,27 @@ class Trainer:
             atomic_write_text(json.dumps(summary, indent=2) + "\n", os.path.join(self.output_dir, "summary.json"))
         dist.barrier()
         return summary
+
+
+def _check_checkpoint_not_lost(folder, checkpoint):
+    """Refuse a folder whose metrics.jsonl records epochs (or which has a summary.json) but has no checkpoint:
+    the engine writes the checkpoint before the epoch's record, so the checkpoint was deleted or moved, and
+    starting over (what --resume does in a folder killed before its first checkpoint) would overwrite the
+    run's records without a word."""
+    if folder is None or checkpoint is None or os.path.isfile(checkpoint):
+        return
+    epochs = 0
+    try:
+        with open(os.path.join(folder, "metrics.jsonl")) as f:
+            epochs = sum(1 for line in f if line.strip())
+    except OSError:
+        pass
+    finished = os.path.isfile(os.path.join(folder, "summary.json"))
+    if epochs or finished:
+        what = f"{epochs} epoch{'s' if epochs != 1 else ''} in metrics.jsonl" if epochs else "a summary.json"
+        raise CheckpointError(f"{folder} holds a run ({what}) but no {os.path.basename(checkpoint)} (deleted or "
+                              f"moved?): it cannot be continued, and starting over would overwrite its records; put "
+                              f"the checkpoint back, or choose another --output-dir")
 
 
 def _write_args_json(args, folder):
