@@ -117,7 +117,7 @@ class AutogradOp:
 
     def registered(self, *args):
         """The registered op ``self.op(*args)``, through its functorch-ready formula while a ``torch.func``
-        transform is active (``_functorch.py``: the registered one is refused there)."""
+        differentiation transform is active (``_functorch.py``: the registered one is refused there)."""
         return _functorch.call(self.qualname, self.op, *args)
 
 

@@ -8,13 +8,16 @@ op so registered raised that internal sentence, although ``torch.autograd.grad``
 works. :func:`register_autograd` registers a formula as before and keeps it, so that :func:`call`
 can run it, while a functorch transform is active, through an ``autograd.Function`` that has the
 formula's own ``setup_context`` (and ``generate_vmap_rule``: the op itself is batched by PyTorch's
-fallback under ``vmap``, as before). Forward mode stays refused (``_forward_ad.py``).
+fallback under ``vmap``, as before). Under ``vmap`` alone the registered op is called as before.
+Forward mode stays refused (``_forward_ad.py``).
 """
 import torch
+from torch._C._functorch import TransformType
+from torch._functorch.pyfunctorch import retrieve_all_functorch_interpreters
 
 from ._forward_ad import forward_ad_refusal
 
-__all__ = ["register_autograd", "call", "active"]
+__all__ = ["register_autograd", "call", "active", "any_active"]
 
 _FUNCTIONS = {}
 
@@ -38,9 +41,21 @@ def register_autograd(qualname, backward, setup_context):
                                  "generate_vmap_rule": True})
 
 
+_GRAD_TRANSFORMS = (TransformType.Grad, TransformType.Jvp)
+
+
 def active():
-    """True while a functorch transform (grad, vjp, jacrev, vmap, ...) is active (never while tracing for
-    torch.compile, which traces the registered op)."""
+    """True while a functorch differentiation transform (grad, vjp, jacrev, jvp, ...; alone or inside or
+    around vmap) is active. Not under vmap alone, where the registered op's own autograd works (batched
+    by PyTorch's fallback, double backward included), nor while tracing for torch.compile, which traces
+    the registered op."""
+    if torch.compiler.is_compiling() or torch._C._functorch.peek_interpreter_stack() is None:
+        return False
+    return any(i.key() in _GRAD_TRANSFORMS for i in retrieve_all_functorch_interpreters())
+
+
+def any_active():
+    """True while any functorch transform is active (vmap included), except while tracing for torch.compile."""
     return not torch.compiler.is_compiling() and torch._C._functorch.peek_interpreter_stack() is not None
 
 

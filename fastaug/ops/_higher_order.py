@@ -67,7 +67,7 @@ def register_higher_order(qualname, n_tensors, reference, linear_part):
             # d<c, A^T grad_out>/d grad_out = A c; nothing depends on x (results[1] stays None = zero).
             results[0] = linear_part(pairs[0][1], tensors[1:], ctx.static) if wanted[0] else None
         elif pairs and any(wanted):
-            if _functorch.active():  # the reference's torch.autograd.grad on fresh leaves is refused there
+            if _functorch.any_active():  # the reference's torch.autograd.grad on fresh leaves is refused there
                 raise RuntimeError(f"{qualname.replace('::', '.').replace('_backward', '')}: this second derivative "
                                    f"is not supported under torch.func transforms (grad of grad, jacrev of jacrev, "
                                    f"hessian); use torch.autograd.grad(..., create_graph=True) or "

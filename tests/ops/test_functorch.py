@@ -90,3 +90,20 @@ def test_what_functorch_cannot_do_is_one_sentence():
     # the second derivative in x alone (the op is linear in x) needs no reference: it works
     torch.testing.assert_close(jacrev(jacrev(lambda a: fn(a, ms).pow(2).sum()))(xs),
                                torch.autograd.functional.hessian(lambda a: fn(a, ms).pow(2).sum(), xs))
+
+
+def test_vmap_alone_keeps_the_registered_ops_autograd_double_backward_included():
+    """vmap without a torch.func differentiation transform, under autograd: the registered op, batched by
+    PyTorch's fallback, as before the torch.func formulas (a gradient penalty through vmap)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 2, 3, 5, 5, generator=g, dtype=D, requires_grad=True)
+    f = torch.randn(3, 2, 2, 5, 5, generator=g, dtype=D, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        y = vmap(fastaug.warp)(x, f)
+    g1 = torch.autograd.grad(y.pow(2).sum(), f, create_graph=True)[0]
+    g2 = torch.autograd.grad(g1.pow(2).sum(), x)[0]
+    x2, f2 = x.detach().flatten(0, 1).requires_grad_(), f.detach().flatten(0, 1).requires_grad_()
+    h1 = torch.autograd.grad(fastaug.warp(x2, f2).pow(2).sum(), f2, create_graph=True)[0]
+    torch.testing.assert_close(g1.flatten(0, 1), h1)
+    torch.testing.assert_close(g2.flatten(0, 1), torch.autograd.grad(h1.pow(2).sum(), x2)[0])
