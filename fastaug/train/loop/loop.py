@@ -172,8 +172,12 @@ class Loop:
             return False
         self.checkpointer.load()
         self.resumed = True
-        self.log(f"resumed {self.name} in {self.folder} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
-                 f"(global step {self.global_step})")
+        if self.done:  # killed after its last step, before its last outputs (or run again): nothing to train
+            self.log(f"resumed {self.name} in {self.folder} after its last epoch ({self.epochs}, global step "
+                     f"{self.global_step}): nothing left to train")
+        else:
+            self.log(f"resumed {self.name} in {self.folder} at epoch {self.epoch + 1}, step {self.step_in_epoch} "
+                     f"(global step {self.global_step})")
         return True
 
     def save(self):
