@@ -56,11 +56,24 @@ __all__ = ["PolicyAugment", "AutoAugment", "RandAugment", "TrivialAugment"]
 
 
 def _check_fill(fill):
+    """One int in [0, 255]. torchvision's other spellings of one value are taken too: None (0), a list or
+    tuple of one value or of equal values per channel, and v2's dict by input type (the value for images:
+    ``{tv_tensors.Image: v}`` or ``{"others": v}``). The ops fill every channel with one value, so
+    different values per channel are refused."""
+    given = fill
+    if isinstance(fill, dict):
+        values = [v for k, v in fill.items() if getattr(k, "__name__", k) in ("Image", "others")]
+        fill = values[0] if values else None
+    if isinstance(fill, (list, tuple)) and len(fill) > 0:
+        if any(v != fill[0] for v in fill):
+            raise ValueError(f"fill must be one value for every channel (the ops fill every channel with it), got "
+                             f"{given!r}")
+        fill = fill[0]
     if fill is None:  # torchvision's meaning of None
         return 0
-    if isinstance(fill, bool) or not isinstance(fill, int) or not 0 <= fill <= 255:
-        raise ValueError(f"fill must be an int in [0, 255] (or None for torchvision's 0), got {fill!r}")
-    return fill
+    if isinstance(fill, bool) or not isinstance(fill, numbers.Integral) or not 0 <= fill <= 255:
+        raise ValueError(f"fill must be an int in [0, 255] (or None for torchvision's 0), got {given!r}")
+    return int(fill)
 
 
 def _check_interpolation(interpolation):

@@ -208,3 +208,20 @@ def test_a_video_gets_one_draw_for_all_its_frames():
     assert pairing.partner.flatten().tolist() == [3, 4, 5, 0, 1, 2]
     with pytest.raises(TypeError, match="does not augment a tv_tensors.Video"):
         learned_kinds.build("adversarial")(tv_tensors.Video(torch.zeros(2, 3, 16, 16, dtype=torch.uint8)))
+
+
+def test_torchvisions_spellings_of_one_fill_value():
+    """From a user trial: fill=[128], fill=(0, 0, 0) or v2's {tv_tensors.Image: 0} (one value as torchvision
+    writes it) were refused; a different value per channel (timm's mean fill) is refused in one sentence."""
+    x = torch.randint(0, 256, (4, 3, 12, 12), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    for spelled, value in (([128], 128), ((0, 0, 0), 0), ({tv_tensors.Image: 7, "others": 0}, 7),
+                           ({"others": 9}, 9), (np.int64(200), 200), (None, 0)):
+        m = RandAugment(fill=spelled)
+        assert m.fill == value
+        assert torch.equal(m(x, generator=torch.Generator().manual_seed(1)),
+                           RandAugment(fill=value)(x, generator=torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match="fill must be one value for every channel"):
+        AutoAugment(fill=(124, 116, 104))
+    for bad in (300, -1, True, 0.5, "grey", [1.5]):
+        with pytest.raises(ValueError, match=r"fill must be an int in \[0, 255\]"):
+            TrivialAugment(fill=bad)
