@@ -5,6 +5,7 @@ Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, cur
 args.json (``--config args.json`` reruns the experiment).
 """
 import argparse
+import sys
 import time
 
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]
@@ -82,7 +83,7 @@ def config_from_args(args):
         checkpoints=None if args.checkpoints is None else tuple(args.checkpoints), C=args.C, features=args.features,
         feature_model=args.feature_model, feature_epochs=args.feature_epochs,
         feature_batch_size=args.feature_batch_size, feature_lr=args.feature_lr, seed=args.seed, device=args.device,
-        progress=args.progress, image_size=args.image_size)
+        progress=bool(args.progress) and _on_terminal(), image_size=args.image_size)  # no \r-bars in a log file
 
 
 def run(args):
@@ -111,3 +112,10 @@ def run(args):
     print("\n" + _table1_markdown(table1(result, summary)))
     print(f"wrote {', '.join(sorted(paths))} to {out} in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def _on_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -3,6 +3,7 @@ writes F as a ``classifier`` artifact), and stage 3 (fit last-layer influence on
 from the held-out validation split)."""
 import json
 import os
+import sys
 import time
 
 import torch.nn.functional as F
@@ -55,7 +56,8 @@ def fit_influence(folder, model, train_data, val_data, options, args, device):
     ``validation.pt`` (``influence-validation``). Returns ``(metrics, {artifact name: path})``: F's
     validation loss/accuracy, the solver's report, the spread of ``I_up,loss`` over the training points."""
     tick = time.perf_counter()
-    inf = LastLayerInfluence(model, damping=options.influence_damping, progress=args.progress)
+    # bars only on a terminal, as the loops' (tqdm's disable=None): a log file (nohup, CI) gets no \r-bars
+    inf = LastLayerInfluence(model, damping=options.influence_damping, progress=bool(args.progress) and _on_terminal())
     inf.fit(float_batches(train_data, args.eval_batch_size, device, args.workers))
     val_h, val_logits, val_y = inf.features(float_batches(val_data, args.eval_batch_size, device, args.workers),
                                             desc="validation features")
@@ -85,3 +87,10 @@ def load_influence(influence_path, validation_path, model, device):
     inf = LastLayerInfluence.load(influence_path, model, device=device, progress=False)
     val = load_artifact(VALIDATION_KIND, validation_path, map_location=device).state
     return inf, (val["h"], val["logits"], val["y"])
+
+
+def _on_terminal():
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
