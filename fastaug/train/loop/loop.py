@@ -197,6 +197,8 @@ class Loop:
         time it, record means every ``log_every`` steps, checkpoint every ``checkpoint_every``."""
         if not self._started:
             self.resume()
+        if self.done:  # resumed after its last epoch (killed before the caller's last outputs): no step is left
+            return
         bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, unit="step", leave=False,
                    dynamic_ncols=True, disable=(not self.is_main or not self.progress) or None,
                    desc=f"{self.name} {self.epoch + 1}/{self.epochs}" if self.epochs > 1 else self.name)
