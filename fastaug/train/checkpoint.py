@@ -5,6 +5,7 @@ A checkpoint is written to a temporary file in the same folder, flushed to disk,
 the old one (``os.replace`` is atomic on POSIX), so a process killed at any moment leaves either the
 previous complete checkpoint or the new complete one, never a torn file.
 """
+import errno
 import json
 import os
 import pickle
@@ -44,7 +45,7 @@ def hold_folder(folder):
     in one sentence when another running process holds it: two runs started into the same ``--output-dir``
     would otherwise overwrite each other's args.json, checkpoint and metrics, and both report success.
 
-    An advisory ``flock`` on ``folder/.fastaug.lock``: the system drops it when the process ends, however it
+    An advisory lock (``lockf``) on ``folder/.fastaug.lock``: the system drops it when the process ends, however it
     ends (SIGKILL included), so a killed run never leaves a stale lock. Reentrant within a process (a
     pipeline's root, then its classifier stage in the same folder). Call it on rank 0 only under torchrun
     (the other ranks are the same run). A filesystem without locks (some network mounts) is not locked."""
@@ -58,16 +59,18 @@ def hold_folder(folder):
         return
     f = open(os.path.join(folder, LOCK_FILE), "a+")
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+        # a POSIX record lock, not flock: it belongs to this process only, so the DataLoader workers it forks
+        # do not keep it once the process is killed (a --resume right after the kill is not refused)
+        fcntl.lockf(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0, os.SEEK_SET)  # the whole file
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EAGAIN):  # no locks on this filesystem
+            f.close()
+            return
         f.seek(0)
         pid = f.read().strip()
         f.close()
         raise CheckpointError(f"{folder} is in use by another running fastaug process{f' (pid {pid})' if pid else ''}: "
                               f"wait for it to end (then --resume continues its run), or choose another --output-dir")
-    except OSError:  # no locks here
-        f.close()
-        return
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")

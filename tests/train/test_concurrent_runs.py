@@ -30,3 +30,29 @@ def test_a_second_run_in_a_busy_folder_is_refused(tmp_path):
     cli("train", *cli_args(d, augment="standard", epochs=1))  # the kill released the lock
     with open(d / "summary.json") as f:
         assert json.load(f)["final_test_acc"] >= 0
+
+
+FORKS = ("import os, sys, time; from fastaug.train.checkpoint import hold_folder; hold_folder(sys.argv[1]); "
+         "pid = os.fork()\n"
+         "if pid == 0:\n    time.sleep(30); os._exit(0)\n"  # a DataLoader worker, forked after the lock
+         "print(pid, flush=True); time.sleep(300)")
+
+
+def test_a_killed_run_is_not_held_by_the_workers_it_forked(tmp_path):
+    """The lock is the process's own (lockf), not shared with the children it forks (flock would be): a run
+    SIGKILLed while its DataLoader workers still live is resumable at once."""
+    from fastaug.train.checkpoint import hold_folder
+
+    d = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", FORKS, str(d)], stdout=subprocess.PIPE, text=True)
+    child = int(holder.stdout.readline())
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        os.kill(child, 0)  # the forked child still lives
+        hold_folder(str(d))  # not refused
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
