@@ -141,8 +141,15 @@ class Pipeline:
         path = os.path.join(self.folder(stage), "stage.json")
         if not stage.marker or not os.path.isfile(path):
             return None
-        with open(path) as f:
-            record = json.load(f)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            if not isinstance(record, dict) or not isinstance(record.get("seconds"), (int, float)):
+                raise ValueError("not a stage record")
+        except ValueError as err:  # edited or damaged by hand (fastaug writes it atomically)
+            raise StageError(f"{path} is unreadable ({' '.join(str(err).split())}): it records that {stage.title} "
+                             f"finished; delete it to finish the stage again from its checkpoint, or use a new "
+                             f"--output-dir") from err
         options = _plain(stage.options())
         if record.get("options") != options:
             raise StageError(f"{stage.title} in {self.folder(stage)} finished with other options "
