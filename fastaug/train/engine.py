@@ -484,7 +484,10 @@ class ClassifierStage(Stage):
     def run(self, folder, inputs):
         kwargs = {k: inputs[stage].artifact(name) for k, (stage, name) in self.inputs.items()}
         trainer = Trainer(self.args, method=self.method, data=self.data, loop_name="train", inputs=kwargs,
-                          resume=self.resume)
+                          # --resume here continues the classifier or starts it: "auto" (True would say "the run
+                          # stopped before its first checkpoint" of a classifier that simply had not started yet,
+                          # the run having been killed in an earlier stage); check() already refused resume=False
+                          resume="auto" if self.resume is True else self.resume)
         trainer.earlier_stage_seconds = sum(r.seconds for r in inputs.values())
         self.summary = trainer.fit()
         last = trainer.history[-1] if trainer.history else {}
