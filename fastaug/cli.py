@@ -223,7 +223,8 @@ def _os_sentence(err):
     where = f": {err.filename}" if err.filename else " (while writing the command's output folder)"
     hint = {errno.ENOSPC: "; free some space, then continue with --resume (the last checkpoint is kept)",
             errno.EDQUOT: "; free some space, then continue with --resume (the last checkpoint is kept)",
-            errno.EROFS: "; choose an --output-dir you can write to"}.get(err.errno, "")
+            errno.EROFS: "; choose an --output-dir you can write to (a run copied there continues with --resume)"
+            }.get(err.errno, "")
     return f"{what}{where}{hint}"
 
 

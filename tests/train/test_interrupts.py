@@ -61,6 +61,7 @@ def test_a_full_disk_or_read_only_folder_is_one_sentence(monkeypatch, capsys, tm
     assert cli.main(["train", "--output-dir", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastaug train: error: " + os.strerror(code)) and len(err.splitlines()) == 1
+    assert ("copied there continues with --resume" in err) == (code == errno.EROFS)
 
 
 def test_other_os_errors_keep_their_traceback(monkeypatch, tmp_path):
