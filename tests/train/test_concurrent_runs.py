@@ -56,3 +56,19 @@ def test_a_killed_run_is_not_held_by_the_workers_it_forked(tmp_path):
             os.kill(child, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_second_patch_comparison_in_a_busy_folder_writes_nothing(tmp_path):
+    """`fastaug patch` writes patch.json and args.json before stage 1: the second of two comparisons started
+    into one folder overwrote them before any loop's lock could refuse it."""
+    d = tmp_path / "patch"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(d)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = cli("patch", "--output-dir", d, "--gan-steps", "2", "--methods", "erm", "--epochs", "1",
+                  "--no-progress", check=False)
+        assert out.returncode == 2 and f"in use by another running fastaug process (pid {holder.pid})" in out.stderr
+        assert sorted(os.listdir(d)) == [".fastaug.lock"]
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()

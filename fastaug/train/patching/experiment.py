@@ -25,8 +25,8 @@ from ...data.subgroups import load_grouped_dataset
 from ...figures import save_figure
 from ...models import load_classifier
 from ..args import default_args
-from ..checkpoint import run_exists
-from ..distributed import resolve_device
+from ..checkpoint import hold_folder, run_exists
+from ..distributed import rank_and_world, resolve_device
 from ..pipeline import Pipeline
 from .grading import THRESHOLDS
 from .methods import patch_method_class
@@ -108,6 +108,8 @@ def run_patching(cfg, root, *, resume=False, device="auto", checkpoint_every=50,
                                             val_fraction=t.val_fraction)
     _check_balanced_batch_size(cfg, train)
     os.makedirs(root, exist_ok=True)
+    if rank_and_world()[0] == 0:
+        hold_folder(root)  # a second process started into this folder is refused before it writes
     config_text = json.dumps(dataclasses.asdict(cfg), indent=2, default=str) + "\n"
     if not os.path.exists(config_path):  # marks the folder at once; rewritten once the stages accepted cfg
         atomic_write_text(config_text, config_path)
