@@ -35,13 +35,15 @@ def add_arguments(p):
 def _run_one(args, method, root):
     """One ordinary ``fastaug train`` run of ``method`` in ``root/method``: its namespace holds the
     common options and ``method``'s own only, as ``fastaug train --augment method`` would."""
-    from ..train.checkpoint import CheckpointError
+    from ..train.checkpoint import CheckpointError, FolderInUse
     from ..train.engine import train
     from .train import load_run_data
 
     a = _method_args(args, method, root)
     try:  # "auto": a finished run resumes with no epochs left (reused), an unfinished one continues
         return train(a, data=load_run_data(a), resume="auto")
+    except FolderInUse:  # another comparison is training it now: removing the folder is no advice to give
+        raise
     except CheckpointError as err:
         raise CheckpointError(f"{err} (remove {a.output_dir} to rerun {method})") from err
 

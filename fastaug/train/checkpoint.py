@@ -15,7 +15,7 @@ import torch
 from ..artifacts import atomic_save, atomic_write_text, check_plain
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
-           "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists", "hold_folder", "LOCK_FILE"]
+           "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists", "hold_folder", "LOCK_FILE", "FolderInUse"]
 
 #: The one checkpoint format of every training loop (``fastaug-train-1``, before the loop primitive,
 #: needed pickle and is refused).
@@ -26,6 +26,10 @@ RESUMABLE_CHANGES = ("resume", "output_dir", "workers", "progress", "checkpoint_
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or from a different run."""
+
+
+class FolderInUse(CheckpointError):
+    """Another running process holds the folder (:func:`hold_folder`): nothing in it is wrong."""
 
 
 def run_exists(folder, what="a run (checkpoint.pt)"):
@@ -69,7 +73,7 @@ def hold_folder(folder):
         f.seek(0)
         pid = f.read().strip()
         f.close()
-        raise CheckpointError(f"{folder} is in use by another running fastaug process{f' (pid {pid})' if pid else ''}: "
+        raise FolderInUse(f"{folder} is in use by another running fastaug process{f' (pid {pid})' if pid else ''}: "
                               f"wait for it to end (then --resume continues its run), or choose another --output-dir")
     f.seek(0)
     f.truncate()

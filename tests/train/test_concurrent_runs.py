@@ -72,3 +72,18 @@ def test_a_second_patch_comparison_in_a_busy_folder_writes_nothing(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_compare_does_not_advise_removing_a_busy_run(tmp_path):
+    """compare adds "(remove RUN to rerun METHOD)" to a method's checkpoint error: said of a folder another
+    process is training in, that advice destroys a live run."""
+    d = tmp_path / "cmp"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(d / "none")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        out = cli("compare", "--methods", "none", *cli_args(d, epochs=1), check=False)
+        assert out.returncode == 2 and "in use by another running fastaug process" in out.stderr
+        assert "remove" not in out.stderr
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
