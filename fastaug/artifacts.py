@@ -20,6 +20,7 @@ can be wrong (missing, torn, pickle, not an artifact, another kind, a newer vers
 The atomic writers (:func:`atomic_save`, :func:`atomic_write_text`) and the weights-only check
 (:func:`check_plain`) live here, at the bottom of the package, because the layers above all write files.
 """
+import glob
 import os
 import pickle
 import shutil
@@ -77,6 +78,32 @@ def _atomic(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
     _fsync_dir(folder)
+    remove_stale_temporaries(path)
+
+
+def remove_stale_temporaries(path):
+    """Remove the temporary files (``.<name>.tmp<pid>``) that processes killed while writing ``path`` left
+    behind: a run killed at random moments would otherwise keep one file (checkpoint-sized, for a
+    checkpoint) per kill. Another live process's file is left alone."""
+    folder, name = os.path.split(os.path.abspath(path))
+    for tmp in glob.glob(os.path.join(glob.escape(folder), f".{glob.escape(name)}.tmp*")):
+        pid = tmp.rsplit(".tmp", 1)[1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def atomic_save(obj, path):

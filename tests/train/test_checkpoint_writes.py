@@ -35,6 +35,19 @@ def test_temporaries_of_killed_writers_are_removed(tmp_path):
     assert (tmp_path / "checkpoint.pt").exists()
 
 
+def test_every_atomic_write_removes_its_dead_writers_temporaries(tmp_path):
+    """augmentation.pt, generator.pt, metrics.jsonl, args.json: every file written through artifacts._atomic."""
+    from fastaug import artifacts
+
+    dead = {name: tmp_path / f".{name}.tmp{_dead_pid()}" for name in ("augmentation.pt", "args.json")}
+    for f in dead.values():
+        f.write_bytes(b"partial")
+    artifacts.atomic_save({"w": torch.zeros(2)}, str(tmp_path / "augmentation.pt"))
+    assert not dead["augmentation.pt"].exists() and dead["args.json"].exists()
+    artifacts.atomic_write_text("{}", str(tmp_path / "args.json"))
+    assert not dead["args.json"].exists()
+
+
 @pytest.mark.parametrize("err", [RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1009792 vs 1009684"),
                                  OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))])
 def test_a_full_disk_is_one_sentence(tmp_path, monkeypatch, err):

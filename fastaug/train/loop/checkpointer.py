@@ -14,7 +14,6 @@ The file (``FORMAT`` ``fastaug-checkpoint-2``)::
 
 holds tensors, numbers, strings, lists and dicts only and is read with ``weights_only=True``.
 """
-import glob
 import os
 import shutil
 
@@ -84,7 +83,6 @@ class Checkpointer:
             if isinstance(err, RuntimeError) and "inline_container" not in str(err):
                 raise
             raise CheckpointError(_write_failed(self.path, err)) from err
-        _remove_stale_temporaries(self.path)
 
     def load(self):
         """Restore every part from ``path``; raises :class:`CheckpointError` (one sentence) when the file
@@ -118,28 +116,3 @@ def _write_failed(path, err):
     reason = err.strerror if isinstance(err, OSError) and err.strerror else " ".join(str(err).split())
     return (f"could not write the checkpoint {path} ({reason}; {free}): the previous checkpoint, if any, is kept; "
             f"free some space (or make the folder writable) and continue with --resume")
-
-
-def _remove_stale_temporaries(path):
-    """Remove the temporary files (``.checkpoint.pt.tmp<pid>``) that a process killed while writing ``path``
-    left behind: a run killed at random moments would otherwise keep one checkpoint-sized file per kill.
-    Another live process's file is left alone."""
-    for tmp in glob.glob(os.path.join(glob.escape(os.path.dirname(os.path.abspath(path))),
-                                      f".{glob.escape(os.path.basename(path))}.tmp*")):
-        pid = tmp.rsplit(".tmp", 1)[1]
-        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
-            continue
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-
-
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
