@@ -5,6 +5,7 @@ Outputs in --output-dir: curves.json, auc.csv, table1.csv/.md, summary.json, cur
 args.json (``--config args.json`` reruns the experiment).
 """
 import argparse
+import os
 import sys
 import time
 
@@ -95,6 +96,8 @@ def run(args):
     out = args.output_dir or f"runs/subsample-{args.dataset}-{args.augmentation}-s{args.seed}"
     start = time.perf_counter()
     check_device(args.device)
+    if not os.path.exists(os.path.join(out, "args.json")):  # the folder says whose it is from the start (a kill
+        write_args(args, out)                                # mid-way leaves it), a rerun's refusal leaves it alone
     result = run_experiment(config_from_args(args), folder=out)  # a rerun continues the feature CNN
     paths = write_outputs(result, out, figures=not args.no_figures)
     write_args(args, out)

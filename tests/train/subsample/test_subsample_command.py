@@ -234,3 +234,22 @@ def test_an_image_folder_is_decoded_into_memory(tmp_path, capsys):
                  "--image-size", "12", "--output-dir", str(tmp_path / "out"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fastaug subsample: error: cannot decode ") and "bad.png" in err and err.count("\n") == 1
+
+
+def test_a_run_stopped_mid_way_already_says_whose_folder_it_is(tmp_path, monkeypatch, capsys):
+    """args.json is written before the experiment (as train and patch do), so a subsample run killed
+    mid-way leaves a folder that another command refuses."""
+    import fastaug.experiments.subsample as subsample
+
+    def killed(config, folder=None):
+        assert (tmp_path / "run" / "args.json").exists()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subsample, "run_experiment", killed)
+    out = tmp_path / "run"
+    assert main(TINY + ["--classes", "3", "8", "--output-dir", str(out)]) == 130
+    written = (out / "args.json").read_text()
+    assert json.loads(written)["classes"] == ["3", "8"]
+    capsys.readouterr()
+    assert main(["train", "--output-dir", str(out)]) == 2
+    assert "subsample" in capsys.readouterr().err
