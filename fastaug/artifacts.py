@@ -124,6 +124,13 @@ def atomic_copy(src, path):
 
 # ---- weights-only contents ------------------------------------------------------------------------
 
+def needs_pickle(err):
+    """Whether ``torch.load(weights_only=True)``'s UnpicklingError ``err`` refused a global (a pickle of
+    objects: an older or foreign file, or one crafted to run code), rather than bytes that are no pickle."""
+    text = str(err).lower()  # torch words it "Unsupported global: GLOBAL x" or "unsupported GLOBAL x ... is blocked"
+    return "global" in text or "can still be loaded" in text
+
+
 def check_plain(obj, where="state"):
     """Raise TypeError naming the first entry of ``obj`` that ``torch.load(weights_only=True)`` could not
     read back: a weights-only file holds tensors, numbers, strings, None, lists, tuples and dicts only."""
@@ -214,7 +221,9 @@ def load_artifact(kind: Union[str, Sequence[str], None], path: str, *, versions:
         raise ArtifactError(f"{path} is a folder, not {what} file")
     try:
         record = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # weights_only refused a global: a foreign or code-running pickle
+    except pickle.UnpicklingError as err:
+        if not needs_pickle(err):  # random bytes: weights_only's unpickler stopped at an opcode
+            raise ArtifactError(f"{path} is unreadable as {what} (truncated, corrupt or not a torch file)") from err
         raise ArtifactError(f"{path} is not {what}: it needs pickle to load (a foreign file, or one that would run "
                             f"code), so it was not loaded") from err
     except Exception as err:  # torch raises many types for a torn or non-torch file

@@ -12,7 +12,7 @@ import pickle
 
 import torch
 
-from ..artifacts import atomic_save, atomic_write_text, check_plain
+from ..artifacts import atomic_save, atomic_write_text, check_plain, needs_pickle
 
 __all__ = ["CheckpointError", "atomic_save", "atomic_write_text", "load_checkpoint", "check_same_args",
            "RESUMABLE_CHANGES", "FORMAT", "check_plain", "run_exists", "hold_folder", "LOCK_FILE", "FolderInUse"]
@@ -94,7 +94,11 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"no checkpoint to resume from: {path} does not exist")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:  # weights_only refused a global: old format or foreign pickle
+    except pickle.UnpicklingError as err:
+        if not needs_pickle(err):  # random bytes: weights_only's unpickler stopped at an opcode
+            raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt); start a new run in "
+                                  f"another folder") from err
+        # weights_only refused a global: old format or foreign pickle
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it needs pickle to load, as checkpoints of "
                               f"older fastaug versions and foreign files do), so it was not loaded; start a new run "
                               f"in another folder") from err

@@ -175,6 +175,9 @@ def test_missing_torn_pickle_foreign_kind_format_version_and_damaged_files(tmp_p
     pickled = tmp_path / "pickle.pt"
     torch.save({"format": "fastaug-artifact-1", "kind": "augmentation/tanda", "payload": ArtifactError("x")}, pickled)
     cases["pickle"] = (pickled, "needs pickle")
+    noise = tmp_path / "noise.pt"
+    noise.write_bytes(bytes(range(256)) * 20)  # no pickle at all: not "needs pickle"
+    cases["noise"] = (noise, "unreadable")
     other_kind = save_artifact("tanda-generator", {"w": torch.zeros(1)}, str(tmp_path / "kind.pt"))
     cases["kind"] = (other_kind, "'tanda-generator' artifact, not a learned augmentation")
     checkpoint = tmp_path / "checkpoint.pt"

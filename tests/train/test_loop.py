@@ -93,6 +93,7 @@ def test_foreign_old_corrupt_and_code_running_checkpoints_are_refused(tmp_path, 
     _refused(tmp_path, pickle.dumps(_RunsCode(), protocol=2), "needs pickle|unreadable")
     torch.save({"format": "fastaug-train-1", "x": _RunsCode()}, tmp_path / "checkpoint.pt")
     _refused(tmp_path, (tmp_path / "checkpoint.pt").read_bytes(), "needs pickle")
+    _refused(tmp_path, bytes(range(256)) * 20, "unreadable")  # no pickle at all: not "needs pickle"
     assert not (tmp_path / "pwned").exists()  # nothing in the file ran
     from _toy_loop import run
 
