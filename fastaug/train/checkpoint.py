@@ -61,7 +61,10 @@ def hold_folder(folder):
     key = os.path.realpath(folder)
     if key in _HELD:
         return
-    f = open(os.path.join(folder, LOCK_FILE), "a+")
+    try:
+        f = open(os.path.join(folder, LOCK_FILE), "a+")
+    except OSError as err:  # a read-only or foreign folder: the sentence names the folder, not the lock file
+        raise OSError(err.errno, err.strerror, folder) from err
     try:
         # a POSIX record lock, not flock: it belongs to this process only, so the DataLoader workers it forks
         # do not keep it once the process is killed (a --resume right after the kill is not refused)

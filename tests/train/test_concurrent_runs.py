@@ -87,3 +87,21 @@ def test_compare_does_not_advise_removing_a_busy_run(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_folder_whose_lock_cannot_be_opened_is_named_not_the_lock_file(tmp_path, monkeypatch):
+    """A read-only run folder (root writes anywhere, so the refusal is simulated): the OS error names the
+    folder the user chose, not fastaug's .fastaug.lock inside it."""
+    import errno
+
+    import pytest
+
+    from fastaug.train import checkpoint
+
+    def read_only(path, mode="r", *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    monkeypatch.setattr(checkpoint, "open", read_only, raising=False)
+    with pytest.raises(OSError) as err:
+        checkpoint.hold_folder(str(tmp_path / "run"))
+    assert err.value.errno == errno.EROFS and err.value.filename == str(tmp_path / "run")
