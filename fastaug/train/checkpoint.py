@@ -39,6 +39,9 @@ def run_exists(folder, what="a run (checkpoint.pt)"):
                            f"--output-dir")
 
 
+#: The advice of a checkpoint that cannot be resumed (a pipeline stage words it for its own folder).
+NEW_RUN = "start a new run in another folder"
+
 #: The lock file of a folder a run writes in (see :func:`hold_folder`).
 LOCK_FILE = ".fastaug.lock"
 _HELD = {}  # real path of a folder -> the open lock file this process holds on it
@@ -99,19 +102,17 @@ def load_checkpoint(path, map_location="cpu"):
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         if not needs_pickle(err):  # random bytes: weights_only's unpickler stopped at an opcode
-            raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt); start a new run in "
-                                  f"another folder") from err
+            raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt); {NEW_RUN}") from err
         # weights_only refused a global: old format or foreign pickle
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it needs pickle to load, as checkpoints of "
-                              f"older fastaug versions and foreign files do), so it was not loaded; start a new run "
-                              f"in another folder") from err
+                              f"older fastaug versions and foreign files do), so it was not loaded; {NEW_RUN}") from err
     except Exception as err:  # torch raises many types for a torn file
         raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt: {type(err).__name__}); "
-                              f"start a new run in another folder") from err
+                              f"{NEW_RUN}") from err
     found = state.get("format") if isinstance(state, dict) else type(state).__name__
     if found != FORMAT:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it says format {found!r}: written by an older "
-                              f"fastaug or another program); start a new run in another folder")
+                              f"fastaug or another program); {NEW_RUN}")
     return state
 
 

@@ -32,7 +32,7 @@ import time
 from typing import Optional
 
 from . import distributed as dist
-from .checkpoint import atomic_write_text, hold_folder
+from .checkpoint import NEW_RUN, CheckpointError, atomic_write_text, hold_folder
 
 __all__ = ["Stage", "StageResult", "Pipeline", "StageError"]
 
@@ -186,6 +186,19 @@ class Pipeline:
         if stage.marker and dist.rank_and_world()[0] == 0:
             atomic_write_text(json.dumps(record, indent=2) + "\n", os.path.join(folder, "stage.json"))
 
+    def _run_stage(self, stage):
+        """``stage.run`` on its inputs. A stage in a folder of its own whose checkpoint cannot be resumed
+        (torn, foreign) is redone by deleting that folder alone: the sentence says so, not "start a new
+        run", which would throw the finished stages away too."""
+        folder = self.folder(stage)
+        try:
+            return stage.run(folder, {n: self.results[n] for n in stage.needs})
+        except CheckpointError as err:
+            if NEW_RUN not in str(err) or os.path.abspath(folder) == os.path.abspath(self.root):
+                raise
+            raise CheckpointError(str(err).replace(NEW_RUN, f"delete {folder} to run {stage.title} again (the "
+                                                            f"finished stages are kept), or {NEW_RUN}")) from err
+
     def run(self):
         for stage, result in self._plan():
             if result is None and not self._is_wanted(stage):
@@ -196,7 +209,7 @@ class Pipeline:
                 self.log(f"{stage.title} ...")
                 os.makedirs(self.folder(stage), exist_ok=True)
                 tick = time.perf_counter()
-                result = stage.run(self.folder(stage), {n: self.results[n] for n in stage.needs})
+                result = self._run_stage(stage)
                 if not isinstance(result, StageResult):
                     raise TypeError(f"{stage.title}'s run returned a {type(result).__name__}, not a StageResult")
                 result = dataclasses.replace(

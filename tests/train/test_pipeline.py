@@ -73,3 +73,27 @@ def test_what_the_driver_refuses(tmp_path):
         Pipeline(str(tmp_path / "a"), [Count(1), Double()], log=lambda m: None).run()
     assert str(err.value) == (f"the counting stage in {tmp_path / 'a' / 'count'} recorded no 'n' artifact (it finished "
                               f"under an older fastaug): rerun the run in a new --output-dir")
+
+
+class TornCheckpoint(Stage):
+    """A stage whose loop finds a torn checkpoint in its folder (load_checkpoint's refusal)."""
+
+    name, title = "torn", "the torn stage"
+
+    def run(self, folder, inputs):
+        from fastaug.train.checkpoint import load_checkpoint
+
+        with open(f"{folder}/checkpoint.pt", "wb") as f:
+            f.write(b"torn")
+        load_checkpoint(f"{folder}/checkpoint.pt")
+
+
+def test_a_stage_whose_checkpoint_is_torn_says_to_delete_its_folder_alone(tmp_path):
+    """Not "start a new run in another folder", which would throw the finished stages away too."""
+    from fastaug.train.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError) as err:
+        Pipeline(str(tmp_path), [Count(3), TornCheckpoint()], log=lambda m: None).run()
+    text = str(err.value)
+    assert f"delete {tmp_path / 'torn'} to run the torn stage again (the finished stages are kept)" in text, text
+    assert "\n" not in text and (tmp_path / "count" / "stage.json").exists()

@@ -21,8 +21,8 @@ import torch
 
 from ...artifacts import to_cpu
 from .. import distributed as dist
-from ..checkpoint import (FORMAT, RESUMABLE_CHANGES, CheckpointError, atomic_save, check_plain, check_same_args,
-                          load_checkpoint)
+from ..checkpoint import (FORMAT, NEW_RUN, RESUMABLE_CHANGES, CheckpointError, atomic_save, check_plain,
+                          check_same_args, load_checkpoint)
 from ..rng import GeneratorState
 
 __all__ = ["Checkpointer"]
@@ -98,7 +98,7 @@ class Checkpointer:
                                                                   if k not in state["ranks"][self.rank]]
         if missing:
             raise CheckpointError(f"{self.path} has no state for {', '.join(missing)}: it was written by another "
-                                  f"version of {self.name}; start a new run in another folder")
+                                  f"version of {self.name}; {NEW_RUN}")
         for k, p in self.shared.items():
             p.load_state_dict(state[k])
         for k, p in self.per_rank.items():
