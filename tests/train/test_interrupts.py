@@ -16,9 +16,18 @@ from fastaug.train.checkpoint import load_checkpoint
 from _train_utils import cli_args
 
 
+def _foreground_signals():
+    """Ctrl-C's default action in the child, as in a terminal's foreground job: a test run started in the
+    background (nohup, a CI runner's shell without job control) passes SIGINT on ignored, and Python then
+    installs no KeyboardInterrupt handler (the program rightly keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _start(d, *extra):
     cmd = [sys.executable, "-m", "fastaug", "train", *cli_args(d, augment="standard", epochs=30), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+                            preexec_fn=_foreground_signals)
 
 
 def _wait_for(path, proc, timeout=300):
