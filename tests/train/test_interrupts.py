@@ -16,18 +16,18 @@ from fastaug.train.checkpoint import load_checkpoint
 from _train_utils import cli_args
 
 
-def _foreground_signals():
-    """Ctrl-C's default action in the child, as in a terminal's foreground job: a test run started in the
-    background (nohup, a CI runner's shell without job control) passes SIGINT on ignored, and Python then
-    installs no KeyboardInterrupt handler (the program rightly keeps ignoring it)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _start(d, *extra):
+    """The run, with Ctrl-C's default action, as a terminal's foreground job has it: a test run started in
+    the background (nohup, a CI runner's shell without job control) holds SIGINT ignored, a child inherits
+    that, and Python then installs no KeyboardInterrupt handler (the program rightly keeps ignoring it).
+    A handler of our own here becomes the default action in the child at exec (no preexec_fn: threads)."""
     cmd = [sys.executable, "-m", "fastaug", "train", *cli_args(d, augment="standard", epochs=30), *extra]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
-                            preexec_fn=_foreground_signals)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=os.environ.copy())
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def _wait_for(path, proc, timeout=300):
