@@ -23,6 +23,7 @@ The atomic writers (:func:`atomic_save`, :func:`atomic_write_text`) and the weig
 import glob
 import os
 import pickle
+import pickletools
 import shutil
 from typing import NamedTuple, Optional, Sequence, Union
 
@@ -124,11 +125,21 @@ def atomic_copy(src, path):
 
 # ---- weights-only contents ------------------------------------------------------------------------
 
-def needs_pickle(err):
-    """Whether ``torch.load(weights_only=True)``'s UnpicklingError ``err`` refused a global (a pickle of
-    objects: an older or foreign file, or one crafted to run code), rather than bytes that are no pickle."""
+def needs_pickle(err, path):
+    """Whether ``torch.load(path, weights_only=True)``'s UnpicklingError ``err`` means a pickle that the
+    weights-only reader refused (a pickle of objects: an older or foreign file, or one crafted to run
+    code) rather than bytes that are no pickle at all (a torn or random file). A refused global says so;
+    otherwise the file is read as a pickle stream opcode by opcode (``pickletools``: nothing is run)."""
     text = str(err).lower()  # torch words it "Unsupported global: GLOBAL x" or "unsupported GLOBAL x ... is blocked"
-    return "global" in text or "can still be loaded" in text
+    if "global" in text or "can still be loaded" in text:
+        return True
+    try:
+        with open(path, "rb") as f:
+            for _ in pickletools.genops(f):
+                pass
+    except Exception:  # not a whole pickle stream
+        return False
+    return True
 
 
 def check_plain(obj, where="state"):
@@ -222,7 +233,7 @@ def load_artifact(kind: Union[str, Sequence[str], None], path: str, *, versions:
     try:
         record = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if not needs_pickle(err):  # random bytes: weights_only's unpickler stopped at an opcode
+        if not needs_pickle(err, path):  # random bytes: weights_only's unpickler stopped at an opcode
             raise ArtifactError(f"{path} is unreadable as {what} (truncated, corrupt or not a torch file)") from err
         raise ArtifactError(f"{path} is not {what}: it needs pickle to load (a foreign file, or one that would run "
                             f"code), so it was not loaded") from err

@@ -96,9 +96,11 @@ def run(args):
     out = args.output_dir or f"runs/subsample-{args.dataset}-{args.augmentation}-s{args.seed}"
     start = time.perf_counter()
     check_device(args.device)
-    if not os.path.exists(os.path.join(out, "args.json")):  # the folder says whose it is from the start (a kill
-        write_args(args, out)                                # mid-way leaves it), a rerun's refusal leaves it alone
-    result = run_experiment(config_from_args(args), folder=out)  # a rerun continues the feature CNN
+    def args_first():  # the folder says whose it is from the start (a kill mid-way leaves it); bad input writes
+        if not os.path.exists(os.path.join(out, "args.json")):  # nothing, and a rerun's refusal leaves it alone
+            write_args(args, out)
+
+    result = run_experiment(config_from_args(args), folder=out, on_start=args_first)  # a rerun continues the CNN
     paths = write_outputs(result, out, figures=not args.no_figures)
     write_args(args, out)
     summary = summarize_curves(result)

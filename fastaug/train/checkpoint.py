@@ -101,7 +101,7 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if not needs_pickle(err):  # random bytes: weights_only's unpickler stopped at an opcode
+        if not needs_pickle(err, path):  # random bytes: weights_only's unpickler stopped at an opcode
             raise CheckpointError(f"checkpoint {path} is unreadable (truncated or corrupt); {NEW_RUN}") from err
         # weights_only refused a global: old format or foreign pickle
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint (it needs pickle to load, as checkpoints of "

@@ -175,11 +175,13 @@ def feature_options(config):
             "feature_batch_size": config.feature_batch_size, "feature_lr": config.feature_lr, "seed": config.seed}
 
 
-def run_experiment(config, folder=None):
+def run_experiment(config, folder=None, on_start=None):
     """Run the experiment described by ``config``; returns an :class:`ExperimentResult`.
 
     With ``folder`` the feature CNN's fit checkpoints in ``folder/feature_cnn`` and a rerun (after a
-    kill, say) continues it, so ``fastaug subsample`` resumes as every training command does."""
+    kill, say) continues it, so ``fastaug subsample`` resumes as every training command does.
+    ``on_start()``, if given, is called once the configuration and the data are checked, before
+    anything is written (the command writes its args.json there)."""
     config.validate()
     device = config.resolved_device()
     t0 = time.perf_counter()
@@ -190,6 +192,8 @@ def run_experiment(config, folder=None):
     cps = default_checkpoints(n) if config.checkpoints is None else normalize_checkpoints(config.checkpoints, n)
     cps = normalize_checkpoints(list(cps) + [fraction_points(f, n) for f in TABLE1_FRACTIONS], n)
     aug = build_augmentation(config.augmentation, config.dataset, train.image_size)
+    if on_start is not None:
+        on_start()
 
     t = time.perf_counter()
     aug_images = aug.apply(train.images)                                    # (n, A, C, H, W)

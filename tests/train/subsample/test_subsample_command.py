@@ -241,7 +241,8 @@ def test_a_run_stopped_mid_way_already_says_whose_folder_it_is(tmp_path, monkeyp
     mid-way leaves a folder that another command refuses."""
     import fastaug.experiments.subsample as subsample
 
-    def killed(config, folder=None):
+    def killed(config, folder=None, on_start=None):  # killed once the experiment has started
+        on_start()
         assert (tmp_path / "run" / "args.json").exists()
         raise KeyboardInterrupt
 
@@ -253,3 +254,24 @@ def test_a_run_stopped_mid_way_already_says_whose_folder_it_is(tmp_path, monkeyp
     capsys.readouterr()
     assert main(["train", "--output-dir", str(out)]) == 2
     assert "subsample" in capsys.readouterr().err
+
+
+def test_the_experiment_starts_after_its_checks_and_before_its_first_write(tmp_path):
+    """run_experiment's on_start: called once the data are checked, before feature_cnn/ is written."""
+    from fastaug.commands.subsample import add_arguments, config_from_args
+    from fastaug.experiments.subsample import run_experiment
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = config_from_args(parser.parse_args(TINY[1:] + ["--classes", "3", "8"]))
+
+    class Started(Exception):
+        pass
+
+    def on_start():
+        assert not (tmp_path / "feature_cnn").exists()
+        raise Started
+
+    with pytest.raises(Started):
+        run_experiment(config, folder=str(tmp_path), on_start=on_start)
