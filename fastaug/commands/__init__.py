@@ -73,10 +73,7 @@ def is_main_process():
 def write_args(args, folder):
     """Write the command's arguments to ``folder/args.json`` (atomically, rank 0 only): what
     ``--config`` reads back to rerun the command."""
-    import json
-    import os
-
-    from ..artifacts import atomic_write_text
+    from ..train.args import write_args_json
 
     if is_main_process():
-        atomic_write_text(json.dumps(vars(args), indent=2, default=str) + "\n", os.path.join(folder, "args.json"))
+        write_args_json(args, folder)

@@ -37,7 +37,7 @@ from .options import require
 
 __all__ = ["build_parser", "parse_args", "resolve_defaults", "default_args", "data_defaults", "check_device",
            "load_config", "apply_config", "method_option_names", "replace_args", "data_options", "common_options",
-           "check_output_dir", "data_seed"]
+           "check_output_dir", "data_seed", "write_args_json"]
 
 
 def build_parser(parser=None, methods=None):
@@ -147,6 +147,14 @@ def common_options(args):
     """The arguments of ``args`` that are no ``--augment`` method's own option (a dict)."""
     mine = method_option_names()
     return {k: v for k, v in vars(args).items() if k not in mine}
+
+
+def write_args_json(args, folder):
+    """``folder/args.json`` (created if need be), atomically: the arguments ``args`` (a Namespace) as
+    ``--config`` and ``--resume`` read them back. The one writer of every command's args.json."""
+    from ..artifacts import atomic_write_text
+
+    atomic_write_text(json.dumps(vars(args), indent=2, default=str) + "\n", os.path.join(folder, "args.json"))
 
 
 def check_output_dir(path):

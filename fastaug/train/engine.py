@@ -45,7 +45,7 @@ from .. import data as D
 from ..augment.learned_module import AUGMENTATION_FILE
 from ..models import build_model
 from . import distributed as dist
-from .args import data_seed, method_option_names, replace_args, resolve_defaults
+from .args import data_seed, method_option_names, replace_args, resolve_defaults, write_args_json
 from .batches import IndexedBatches
 from .checkpoint import RESUMABLE_CHANGES, CheckpointError, atomic_write_text, hold_folder, run_exists
 from .figures import training_curves
@@ -218,7 +218,7 @@ class Trainer:
         _check_checkpoint_not_lost(self.output_dir, self.checkpoint_path)
         resumed = self.loop.resume()  # refuses a folder holding a run unless --resume
         if not resumed and self.is_main:
-            _write_args_json(self.args, self.output_dir)
+            write_args_json(self.args, self.output_dir)
         dist.barrier()
 
     def save_checkpoint(self):
@@ -402,12 +402,6 @@ def _check_checkpoint_not_lost(folder, checkpoint):
                               f"the checkpoint back, or choose another --output-dir")
 
 
-def _write_args_json(args, folder):
-    """``folder/args.json``: the run's arguments as ``--config`` and ``--resume`` read them back."""
-    os.makedirs(folder, exist_ok=True)
-    atomic_write_text(json.dumps(vars(args), indent=2, default=str) + "\n", os.path.join(folder, "args.json"))
-
-
 def _method_record(cls, augment):
     """What ``args.json``, the checkpoint and ``summary.json`` record as the run's ``augment``: its
     ``--augment`` name when ``cls`` is a registered method (``Trainer(args, method=RandAugmentMethod)``
@@ -479,7 +473,7 @@ class ClassifierStage(Stage):
             # killed in an earlier stage is continued by `fastaug train --output-dir D --resume`, which reads
             # its arguments there (without it, the defaults: another method on other data)
             cls = self.method if self.method is not None else method_class(self.args.augment)
-            _write_args_json(replace_args(self.args, augment=_method_record(cls, self.args.augment)), root)
+            write_args_json(replace_args(self.args, augment=_method_record(cls, self.args.augment)), root)
 
     def run(self, folder, inputs):
         kwargs = {k: inputs[stage].artifact(name) for k, (stage, name) in self.inputs.items()}
