@@ -55,6 +55,10 @@ from .samples import check_unit_range, cpu_half_as_float, frames_per_draw, join_
 __all__ = ["PolicyAugment", "AutoAugment", "RandAugment", "TrivialAugment"]
 
 
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
 def _check_fill(fill):
     """One int in [0, 255]. torchvision's other spellings of one value are taken too: None (0), a list or
     tuple of one value or of equal values per channel, and v2's dict by input type (the value for images:
@@ -71,7 +75,7 @@ def _check_fill(fill):
         fill = fill[0]
     if fill is None:  # torchvision's meaning of None
         return 0
-    if isinstance(fill, bool) or not isinstance(fill, numbers.Integral) or not 0 <= fill <= 255:
+    if not _is_int(fill) or not 0 <= fill <= 255:
         raise ValueError(f"fill must be an int in [0, 255] (or None for torchvision's 0), got {given!r}")
     return int(fill)
 
@@ -261,10 +265,6 @@ class AutoAugment(PolicyAugment):
             built, name = P.Policy.from_published(policy, weights), "custom"
         super().__init__(built, fill, interpolation)
         self.policy_name = name
-
-
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def _check_num_bins(num_magnitude_bins):
