@@ -89,6 +89,7 @@ def main(argv=None):
     in_process = argv is not None  # called from Python, not as the `fastaug` program
     argv = sys.argv[1:] if argv is None else list(argv)
     command = argv[0] if argv else ""
+    output_dir = None  # the parsed --output-dir (a flag or --config's), for the sentence of an interrupted run
     try:
         namespace, extra = build_parser(argv).parse_known_args(argv)
         values = vars(namespace)
@@ -98,8 +99,9 @@ def main(argv=None):
         for key in ("command", "config"):  # the dispatcher's own fields and the config file are no options
             values.pop(key, None)
         args = argparse.Namespace(**values)
-        check_output_dir(getattr(args, "output_dir", None))
-        _check_output_dir_owner(command, getattr(args, "output_dir", None))
+        output_dir = getattr(args, "output_dir", None)
+        check_output_dir(output_dir)
+        _check_output_dir_owner(command, output_dir)
         with _interrupts_as_exceptions():
             return func(args) or 0
     except user_errors() as err:
@@ -113,7 +115,7 @@ def main(argv=None):
         previous = _ignore_interrupts()
         signum = getattr(err, "signum", signal.SIGINT)
         if is_main_process():
-            print(f"fastaug {command}: {_interrupted_sentence(command, argv, signum)}", file=sys.stderr)
+            print(f"fastaug {command}: {_interrupted_sentence(command, output_dir, signum)}", file=sys.stderr)
         if in_process:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -195,26 +197,17 @@ def _ignore_interrupts():
     return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _interrupted_sentence(command, argv, signum):
-    """What an interrupted command says: which signal, that the last checkpoint is kept, how to continue."""
+def _interrupted_sentence(command, out, signum):
+    """What an interrupted command says: which signal, that the last checkpoint is kept, how to continue
+    (``out``: the command's parsed --output-dir, or None)."""
     name = "Ctrl-C (SIGINT)" if signum == signal.SIGINT else signal.Signals(signum).name
     if command in ("train", "patch"):
-        out = _flag_value(argv, "--output-dir")
         how = (f"`fastaug {command} --output-dir {out} --resume` continues it" if out else
                f"`fastaug {command} --output-dir <its output folder> --resume` continues it")
     else:
         how = "running the same command again continues it"
     return f"interrupted by {name}; what was saved is kept (the last checkpoint: at most --checkpoint-every " \
            f"steps or an epoch are lost): {how}"
-
-
-def _flag_value(argv, flag):
-    for i, token in enumerate(argv):
-        if token == flag and i + 1 < len(argv):
-            return argv[i + 1]
-        if token.startswith(flag + "="):
-            return token.split("=", 1)[1]
-    return None
 
 
 def _os_sentence(err):
