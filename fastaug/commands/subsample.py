@@ -6,7 +6,6 @@ args.json (``--config args.json`` reruns the experiment).
 """
 import argparse
 import os
-import sys
 import time
 
 __all__ = ["HELP", "add_arguments", "run", "config_from_args"]
@@ -76,6 +75,7 @@ def add_arguments(p):
 def config_from_args(args):
     """The :class:`SubsampleConfig` of parsed ``fastaug subsample`` arguments."""
     from ..experiments.subsample import POLICY_NAMES, SubsampleConfig
+    from ..train.loop import on_terminal
 
     policies = list(POLICY_NAMES) if args.policies == ["all"] else list(args.policies)
     return SubsampleConfig(
@@ -84,7 +84,7 @@ def config_from_args(args):
         checkpoints=None if args.checkpoints is None else tuple(args.checkpoints), C=args.C, features=args.features,
         feature_model=args.feature_model, feature_epochs=args.feature_epochs,
         feature_batch_size=args.feature_batch_size, feature_lr=args.feature_lr, seed=args.seed, device=args.device,
-        progress=bool(args.progress) and _on_terminal(), image_size=args.image_size)  # no \r-bars in a log file
+        progress=bool(args.progress) and on_terminal(), image_size=args.image_size)  # no \r-bars in a log file
 
 
 def run(args):
@@ -117,10 +117,3 @@ def run(args):
     print("\n" + _table1_markdown(table1(result, summary)))
     print(f"wrote {', '.join(sorted(paths))} to {out} in {time.perf_counter() - start:.1f} s")
     return 0
-
-
-def _on_terminal():
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

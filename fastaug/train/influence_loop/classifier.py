@@ -3,7 +3,6 @@ writes F as a ``classifier`` artifact), and stage 3 (fit last-layer influence on
 from the held-out validation split)."""
 import json
 import os
-import sys
 import time
 
 import torch.nn.functional as F
@@ -13,6 +12,7 @@ from ...influence import LastLayerInfluence
 from ...models import load_classifier
 from ..args import replace_args
 from ..checkpoint import atomic_write_text
+from ..loop import on_terminal
 from .options import InfluenceOptions
 
 __all__ = ["classifier_args", "frozen_classifier", "float_batches", "fit_influence", "load_influence",
@@ -57,7 +57,7 @@ def fit_influence(folder, model, train_data, val_data, options, args, device):
     validation loss/accuracy, the solver's report, the spread of ``I_up,loss`` over the training points."""
     tick = time.perf_counter()
     # bars only on a terminal, as the loops' (tqdm's disable=None): a log file (nohup, CI) gets no \r-bars
-    inf = LastLayerInfluence(model, damping=options.influence_damping, progress=bool(args.progress) and _on_terminal())
+    inf = LastLayerInfluence(model, damping=options.influence_damping, progress=bool(args.progress) and on_terminal())
     inf.fit(float_batches(train_data, args.eval_batch_size, device, args.workers))
     val_h, val_logits, val_y = inf.features(float_batches(val_data, args.eval_batch_size, device, args.workers),
                                             desc="validation features")
@@ -87,10 +87,3 @@ def load_influence(influence_path, validation_path, model, device):
     inf = LastLayerInfluence.load(influence_path, model, device=device, progress=False)
     val = load_artifact(VALIDATION_KIND, validation_path, map_location=device).state
     return inf, (val["h"], val["logits"], val["y"])
-
-
-def _on_terminal():
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False

@@ -16,9 +16,9 @@
 """
 from ...artifacts import Artifact, ArtifactError, load_artifact, save_artifact
 from .checkpointer import Checkpointer
-from .loop import KILL_ENV, Loop
+from .loop import KILL_ENV, Loop, on_terminal
 from .meters import Meters
 from .step import autocast, make_scaler, optimizer_step
 
-__all__ = ["Loop", "Checkpointer", "Meters", "optimizer_step", "make_scaler", "autocast", "KILL_ENV",
+__all__ = ["Loop", "Checkpointer", "Meters", "optimizer_step", "make_scaler", "autocast", "KILL_ENV", "on_terminal",
            "save_artifact", "load_artifact", "Artifact", "ArtifactError"]

@@ -41,6 +41,15 @@ __all__ = ["Loop", "KILL_ENV"]
 KILL_ENV = "FASTAUG_TEST_KILL"
 
 
+def on_terminal():
+    """Whether stderr, where tqdm draws, is a terminal. The loops' bars (tqdm's ``disable=None``) are drawn
+    only there; the other bars of a command ask this too, so a log file (nohup, CI) gets no \\r-bars."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _kill_step(name):
     spec = os.environ.get(KILL_ENV, "")
     target, _, step = spec.rpartition(":")
