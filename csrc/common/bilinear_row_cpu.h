@@ -43,14 +43,16 @@ struct RowScatter {
   }
 };
 
-// Pixel slots: where the SIMD copies scatter the gradient of a whole image of 1 to 4 channels. The
-// planes take C one-float read-add-writes per corner; a slot of 4 floats per pixel holding its channels
-// side by side takes one 4-float read-add-write for all of them (a third of the memory operations for
-// RGB). The grid has a one-pixel border, so the invalid corners of a pixel with a valid one land there
-// (never copied out), and two spare rows below it take the corners of pixels with none: no corner is
-// tested (one channel gains that alone: its slots are single floats). Slots start at 0 like the planes,
-// every element gets the same additions in the same order, and the slots are copied to the planes at
-// the item's end: the same bits. Slot of pixel (y, x): (y + 1) * (W + 2) + x + 1, floats(C) floats each.
+// Pixel slots: where the SIMD copies scatter the gradient of a whole image. The planes take C one-float
+// read-add-writes per corner; a slot of 4 floats per pixel holding 4 channels side by side takes one
+// 4-float read-add-write for all of them (a third of the memory operations for RGB, a quarter for
+// more). An image of more than 4 channels has one grid per group of 4 (channels 4g .. 4g + 3, the last
+// group padded), one after the other (NC/4HW4). The grid has a one-pixel border, so the invalid corners
+// of a pixel with a valid one land there (never copied out), and two spare rows below it take the
+// corners of pixels with none: no corner is tested (one channel gains that alone: its slots are single
+// floats). Slots start at 0 like the planes, every element gets the same additions in the same order,
+// and the slots are copied to the planes at the item's end: the same bits. Slot of pixel (y, x) in a
+// group's grid: (y + 1) * (W + 2) + x + 1, floats(C) floats each.
 constexpr int kSlot = 4;
 template <typename T>
 struct SlotGrid {
@@ -59,27 +61,30 @@ struct SlotGrid {
   static int64_t spare(int64_t H, int64_t W) { return (H + 2) * width(W); }  // a pixel's four corners fit
   static int64_t slots(int64_t H, int64_t W) { return (H + 4) * width(W); }
   static constexpr int64_t floats(int64_t C) { return C == 1 ? 1 : kSlot; }  // per slot
-  // The grid of an image of C channels, zeroed.
+  static constexpr int64_t groups(int64_t C) { return (C + kSlot - 1) / kSlot; }
+  static int64_t group_size(int64_t C, int64_t H, int64_t W) { return slots(H, W) * floats(C); }  // floats
+  // The grids of an image of C channels, zeroed.
   T* reset(int64_t C, int64_t H, int64_t W) {
-    data.assign(static_cast<size_t>(slots(H, W) * floats(C)), T(0));  // all-zero bits: +0.0
+    data.assign(static_cast<size_t>(groups(C) * group_size(C, H, W)), T(0));  // all-zero bits: +0.0
     return data.data();
   }
 };
 
-// Channel c of pixel (y, x) in the slots of an image of C channels.
+// Channel c of pixel (y, x) in the slots of an image of C channels (H x W).
 template <typename T>
-T* slot_of(T* slots, int64_t c, int64_t C, int64_t y, int64_t x, int64_t W) {
+T* slot_of(T* slots, int64_t c, int64_t C, int64_t y, int64_t x, int64_t H, int64_t W) {
   using Grid = SlotGrid<std::remove_const_t<T>>;
-  return slots + ((y + 1) * Grid::width(W) + x + 1) * Grid::floats(C) + c;
+  return slots + c / kSlot * Grid::group_size(C, H, W) + ((y + 1) * Grid::width(W) + x + 1) * Grid::floats(C) +
+         c % kSlot;
 }
 
-// The slots of an image, channel c to plane c of gx (C planes of H * W). (C a constant: the compiler
-// turns the strided reads into vector loads and shuffles.)
-template <int C, typename T>
+// The slots of one group of C channels in slots of K floats, channel c to plane c of gx (C planes of
+// H * W). (C and K constants: the compiler turns the strided reads into vector loads and shuffles.)
+template <int C, int K, typename T>
 void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
-  constexpr int64_t K = SlotGrid<T>::floats(C);
+  using Grid = SlotGrid<T>;
   for (int64_t y = 0; y < H; ++y) {
-    const T* s = slot_of(slots, 0, C, y, 0, W);
+    const T* s = slots + ((y + 1) * Grid::width(W) + 1) * K;
     T* d = gx + y * W;
     for (int64_t x = 0; x < W; ++x)
       for (int c = 0; c < C; ++c) d[c * H * W + x] = s[x * K + c];
@@ -87,10 +92,15 @@ void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
 }
 template <typename T>
 void slots_to_planes(const T* slots, T* gx, int64_t C, int64_t H, int64_t W) {
-  if (C == 1) slots_to_planes_c<1>(slots, gx, H, W);
-  if (C == 2) slots_to_planes_c<2>(slots, gx, H, W);
-  if (C == 3) slots_to_planes_c<3>(slots, gx, H, W);
-  if (C == 4) slots_to_planes_c<4>(slots, gx, H, W);
+  if (C == 1) return slots_to_planes_c<1, 1>(slots, gx, H, W);
+  const int64_t group = SlotGrid<T>::group_size(C, H, W), plane = H * W;
+  for (int64_t c0 = 0; c0 < C; c0 += kSlot, slots += group, gx += kSlot * plane) {
+    const int64_t n = std::min<int64_t>(kSlot, C - c0);
+    if (n == 1) slots_to_planes_c<1, kSlot>(slots, gx, H, W);
+    if (n == 2) slots_to_planes_c<2, kSlot>(slots, gx, H, W);
+    if (n == 3) slots_to_planes_c<3, kSlot>(slots, gx, H, W);
+    if (n == 4) slots_to_planes_c<4, kSlot>(slots, gx, H, W);
+  }
 }
 
 // The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
@@ -215,12 +225,12 @@ struct BorderedImage {
   static constexpr bool fits(int64_t H, int64_t W) { return (H + kLead + kTrail) * (W + kLead + kTrail) < (int64_t(1) << 31); }
 };
 
-// Whether an item of C channels scatters into pixel slots (the SIMD copies, float32, 1 to kSlot channels;
-// slot numbers in 32 bits, as the planes' offsets). Such an item reads x through its bordered copy
-// (grad_row's bordered path), whose offsets must fit 32 bits too.
+// Whether an item of C channels scatters into pixel slots (the SIMD copies, float32; slot numbers in
+// 32 bits, as the planes' offsets). Such an item reads x through its bordered copy (grad_row's bordered
+// path), whose offsets must fit 32 bits too.
 template <typename T>
 constexpr bool slot_scatter(int64_t C, int64_t H, int64_t W) {
-  return FASTAUG_ISA_SIMD && std::is_same<T, float>::value && C >= 1 && C <= kSlot &&
+  return FASTAUG_ISA_SIMD && std::is_same<T, float>::value && C >= 1 &&
          SlotGrid<T>::slots(H, W) < (int64_t(1) << 31) && BorderedImage::fits(H, W);
 }
 
@@ -754,21 +764,32 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
         Vf v[4];
         bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
         add_coordinate_grad(t[s].tx, t[s].ty, v, go, &gxa, &gya);
-        if (sc && C > 1)
+        if (sc && C > 1 && C <= kSlot)
           gos[c][s] = go;
-        else if (sc)
+        else if (sc && C == 1)
           for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q] * go);
       }
       row.finish(j0 + s * kLanes, ms[s], gxa, gya);
     }
-    if (sc) {
+    if (!sc) continue;
+    // Group by group of 4 channels (one for C <= 4, whose output gradient the loop above kept): the
+    // block's additions into that group's grid.
+    const bool by_rows = contiguous && W + 2 > kScatterBlock;
+    const int64_t group = SlotGrid<float>::group_size(C, H, W);
+    for (int64_t c0 = 0; c0 < C; c0 += kSlot) {
+      if (C > kSlot)  // the group's output gradient read again (from cache: the block's rows were just read)
+        for (int s = 0; s < S; ++s)
+          for (int k = 0; k < kSlot; ++k)
+            gos[k][s] = ms[s] && c0 + k < C ? simd_load_row(gout + (c0 + k) * gout_stride + j0 + s * kLanes, ms[s])
+                                            : zero();
       if (C > 1)
         for (int s = 0; s < S; ++s)
           interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
-      if (contiguous && W + 2 > kScatterBlock)
-        scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
+      float* slots = sc->slots + c0 / kSlot * group;
+      if (by_rows)
+        scatter_slots_contiguous(b, go_slots, slots, C, W);
       else
-        scatter_slots(b, go_slots, sc->slots, C, W);
+        scatter_slots(b, go_slots, slots, C, W);
     }
   }
 }

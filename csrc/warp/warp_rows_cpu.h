@@ -27,7 +27,7 @@ struct ItemRows {
 
 // The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
 // (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
-// A whole image of 1 to 4 channels scatters into the task's pixel slots instead (slot_scatter).
+// A whole image scatters into the task's pixel slots instead in the SIMD copies (slot_scatter).
 template <typename T>
 const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc,
                                    SlotGrid<T>& grid) {

@@ -58,9 +58,21 @@ def _extra_samples(dtype):
     big_flow = seeded((8, 2, 64, 72), dtype=dtype, seed=41, scale=20.0, normal=True)
     out.append((WARP, dict(x=seeded((8, 3, 64, 72), dtype=dtype, seed=40), flow=big_flow, padding_mode="zeros",
                            align_corners=False)))
-    # The planes' scatter: more channels than a pixel slot holds, and images split into bands of rows
-    # (fewer than 8 images: each 96x90 image is three items of 46 rows or fewer, cpu_parallel.h).
-    for (N, C, H, W), seed in [((2, 5, 23, 41), 42), ((2, 3, 96, 90), 44)]:
+    # More channels than a pixel slot holds: one grid per group of 4 channels, the last group full (8) or
+    # partial (5, 6), every padding; corners past every edge.
+    for (N, C, H, W), p, seed in [((8, 8, 19, 35), "zeros", 46), ((8, 6, 17, 20), "reflection", 48),
+                                  ((9, 5, 16, 18), "border", 50)]:
+        many_flow = seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=6.0, normal=True)
+        many_flow[0, 0, 2, :4] = torch.tensor([1e30, -40.0, float("nan"), -0.5], dtype=dtype)
+        out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed), flow=many_flow, padding_mode=p,
+                               align_corners=p == "border")))
+    out.append((AFFINE_FLOW_WARP, dict(x=seeded((8, 6, 20, 33), dtype=dtype, seed=52),
+                                       s_w=seeded((8, 4, 20, 33), dtype=dtype, seed=53, scale=0.3, normal=True),
+                                       s_b=seeded((8, 2, 20, 33), dtype=dtype, seed=54, scale=0.3, normal=True),
+                                       smooth=3, padding_mode="zeros")))
+    # Images split into bands of rows (fewer than 8 images: each 96x90 image is three items of 46 rows or
+    # fewer, cpu_parallel.h), of 3 and 5 channels.
+    for (N, C, H, W), seed in [((2, 5, 23, 41), 42), ((2, 3, 96, 90), 44), ((2, 5, 96, 90), 56)]:
         out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed),
                                flow=seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=3.0, normal=True),
                                padding_mode="zeros", align_corners=False)))
