@@ -24,6 +24,11 @@ struct RowScatter {
   cpu::ScatterBand<T>* band;
   int64_t C, H, W;
   T* slots = nullptr;  // the SIMD copies' pixel slots (SlotGrid) when they scatter there instead
+  // The image rows the slots hold, [slot_lo, slot_lo + slot_rows): the whole image, or for an item of a
+  // split image (band) its own rows and up to kSlotHalo on either side (slot_band). Each row of the
+  // band's window keeps one home for the whole item: those slots, or the band.
+  int64_t slot_lo = 0, slot_rows = 0;
+  bool in_slots(int64_t y) const { return y >= slot_lo && y < slot_lo + slot_rows; }
   int64_t lo() const { return band ? band->wlo : 0; }
   int64_t hi() const { return band ? band->whi : H; }
   int64_t shift() const { return lo() * W; }
@@ -78,28 +83,49 @@ T* slot_of(T* slots, int64_t c, int64_t C, int64_t y, int64_t x, int64_t H, int6
          c % kSlot;
 }
 
+// A band's slots (RowScatter::slot_lo, slot_rows): its rows past the item's own, up to this many a side.
+constexpr int64_t kSlotHalo = 16;
+
+// Channel c of pixel (y, x) of the image in a scatter's slots (y one of the rows they hold).
+template <typename T>
+T* slot_at(const RowScatter<T>& sc, int64_t c, int64_t y, int64_t x) {
+  return slot_of(sc.slots, c, sc.C, y - sc.slot_lo, x, sc.slot_rows, sc.W);
+}
+
 // The slots of one group of C channels in slots of K floats, channel c to plane c of gx (C planes of
 // H * W). (C and K constants: the compiler turns the strided reads into vector loads and shuffles.)
 template <int C, int K, typename T>
-void slots_to_planes_c(const T* slots, T* gx, int64_t H, int64_t W) {
+void slot_row_to_planes_c(const T* s, T* d, int64_t channel_stride, int64_t W) {
+  for (int64_t x = 0; x < W; ++x)
+    for (int c = 0; c < C; ++c) d[c * channel_stride + x] = s[x * K + c];
+}
+// Row y of the slots (an image of C channels and H rows, row 0 first), channel c to
+// d + c * channel_stride.
+template <typename T>
+void slot_row_to_planes(const T* slots, int64_t C, int64_t H, int64_t W, int64_t y, T* d, int64_t channel_stride) {
   using Grid = SlotGrid<T>;
-  for (int64_t y = 0; y < H; ++y) {
-    const T* s = slots + ((y + 1) * Grid::width(W) + 1) * K;
-    T* d = gx + y * W;
-    for (int64_t x = 0; x < W; ++x)
-      for (int c = 0; c < C; ++c) d[c * H * W + x] = s[x * K + c];
+  const int64_t K = Grid::floats(C), group = Grid::group_size(C, H, W);
+  const T* s = slots + ((y + 1) * Grid::width(W) + 1) * K;
+  if (C == 1) return slot_row_to_planes_c<1, 1>(s, d, channel_stride, W);
+  for (int64_t c0 = 0; c0 < C; c0 += kSlot, s += group, d += kSlot * channel_stride) {
+    const int64_t n = std::min<int64_t>(kSlot, C - c0);
+    if (n == 1) slot_row_to_planes_c<1, kSlot>(s, d, channel_stride, W);
+    if (n == 2) slot_row_to_planes_c<2, kSlot>(s, d, channel_stride, W);
+    if (n == 3) slot_row_to_planes_c<3, kSlot>(s, d, channel_stride, W);
+    if (n == 4) slot_row_to_planes_c<4, kSlot>(s, d, channel_stride, W);
   }
 }
+
+// A scatter's slots to where their rows belong: a whole image's to its planes; a band's own rows to the
+// image's planes, the others to the band's window (claimed: ScatterBand::claim).
 template <typename T>
-void slots_to_planes(const T* slots, T* gx, int64_t C, int64_t H, int64_t W) {
-  if (C == 1) return slots_to_planes_c<1, 1>(slots, gx, H, W);
-  const int64_t group = SlotGrid<T>::group_size(C, H, W), plane = H * W;
-  for (int64_t c0 = 0; c0 < C; c0 += kSlot, slots += group, gx += kSlot * plane) {
-    const int64_t n = std::min<int64_t>(kSlot, C - c0);
-    if (n == 1) slots_to_planes_c<1, kSlot>(slots, gx, H, W);
-    if (n == 2) slots_to_planes_c<2, kSlot>(slots, gx, H, W);
-    if (n == 3) slots_to_planes_c<3, kSlot>(slots, gx, H, W);
-    if (n == 4) slots_to_planes_c<4, kSlot>(slots, gx, H, W);
+void slots_to_planes(const RowScatter<T>& sc, int64_t r0, int64_t r1) {
+  const int64_t plane = sc.H * sc.W, lo = sc.slot_lo, hi = sc.slot_lo + sc.slot_rows;
+  if (sc.band) sc.band->claim(lo, hi, sc.C, sc.W);
+  for (int64_t y = lo; y < hi; ++y) {
+    const bool own = !sc.band || (y >= r0 && y < r1);
+    T* d = own ? sc.gx + y * sc.W : sc.row(0, y);
+    slot_row_to_planes(sc.slots, sc.C, sc.slot_rows, sc.W, y - lo, d, own ? plane : (sc.band->whi - sc.band->wlo) * sc.W);
   }
 }
 
@@ -697,6 +723,33 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
   vec::slot_row_add(p + kSlot * width, go, b.wg[2] + 1, b.wg[3] + 1, b.m);
 }
 
+// A band's block with a corner on a row its slots do not hold (a flow reaching past kSlotHalo rows):
+// group c0's additions one at a time in the block's order, corners outside the image skipped, rows of
+// the slots to the slots and the others to the band (RowScatter::at, readied by prepare). b: corner 0
+// of each pixel (x0, y0) and the weights, times the output gradient for one channel (b.wg) or bare with
+// go the group's output gradient as slots (as scatter_slots).
+inline void scatter_slots_unheld(const ScatterBlock<float>& b, const float* go, const RowScatter<float>& sc,
+                                 int64_t c0) {
+  const int64_t C = sc.C, n = C == 1 ? 1 : std::min<int64_t>(kSlot, C - c0);
+  auto add = [&](int q, int l) {
+    const int64_t x = b.x0[l] + (q & 1), y = b.y0[l] + (q >> 1);
+    if (x < 0 || x >= sc.W || y < 0 || y >= sc.H) return;
+    const float w = b.wg[q][1 + l];
+    for (int64_t k = 0; k < n; ++k) {
+      float* p = sc.in_slots(y) ? slot_at(sc, c0 + k, y, x) : sc.at(c0 + k, y, x);
+      *p += C == 1 ? w : w * go[kSlot * l + k];
+    }
+  };
+  for (int l = 0; l < b.m; ++l) {
+    add(0, l);
+    add(2, l);
+  }
+  for (int l = 0; l < b.m; ++l) {
+    add(1, l);
+    add(3, l);
+  }
+}
+
 // Where grad_row_bordered reads a row's source coordinates and writes their gradient: row buffers
 // (ix, iy in; gix, giy out), as grad_row has them.
 struct BufferedRow {
@@ -723,8 +776,16 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
   using namespace vec;
   constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
   const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
-  const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(H, W))), one = set1i(1);
+  // Slot rows: image row y at grid row y - slot_lo + 1 (a band's slots start at its row slot_lo).
+  const int64_t slot_lo = sc ? sc->slot_lo : 0, slot_rows = sc ? sc->slot_rows : H;
+  const Vi spare = set1i(static_cast<int32_t>(SlotGrid<float>::spare(slot_rows, W))), one = set1i(1);
+  const Vi row1 = set1i(static_cast<int32_t>(1 - slot_lo));
   const Vi below_x = set1i(-2), past_x = set1i(static_cast<int32_t>(W)), past_y = set1i(static_cast<int32_t>(H));
+  // A band's blocks must keep their corners on rows its slots hold, or on the image's border rows
+  // -1 and H where the slots reach the image's edge (rows of corner 0, of pixels with a valid corner).
+  const int64_t held_lo = slot_lo == 0 ? -1 : slot_lo;
+  const int64_t held_hi = slot_lo + slot_rows == H ? H - 1 : slot_lo + slot_rows - 2;
+  const Vi big = set1i(1 << 30), small = set1i(-(1 << 30));
   ScatterBlock<float> b;
   alignas(64) float go_slots[kSlot * kScatterBlock];
   alignas(64) int32_t idx[S][kLanes];
@@ -735,6 +796,7 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
     BorderedTaps t[S];
     int ms[S];
     bool contiguous = true;  // the block's corners at consecutive slots of one row pair
+    Vi y0_min = big, y0_max = small;  // (a band's: rows of corner 0 of pixels with a valid corner)
     for (int s = 0; s < S; ++s) {
       ms[s] = std::max(0, std::min(kLanes, b.m - s * kLanes));
       Vf x, y;
@@ -747,7 +809,14 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
       const Mask some = gt(t[s].x0, below_x) & gt(past_x, t[s].x0) & gt(t[s].y0, below_x) & gt(past_y, t[s].y0);
       contiguous = contiguous && t[s].contiguous && all_of(some, first_n(ms[s])) &&
                    (s == 0 || t[s].base == t[0].base + s * kLanes);
-      storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + one) * slot_w + t[s].x0 + one, spare));
+      storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + row1) * slot_w + t[s].x0 + one, spare));
+      if (sc->band) {
+        const Mask live = some & first_n(ms[s]);
+        y0_min = min(y0_min, select(live, t[s].y0, big));
+        y0_max = max(y0_max, select(live, t[s].y0, small));
+        storeu_i(b.x0 + s * kLanes, t[s].x0);
+        storeu_i(b.y0 + s * kLanes, t[s].y0);
+      }
       if (C > 1)
         for (int q = 0; q < 4; ++q) storeu(b.wg[q] + 1 + s * kLanes, t[s].weight[q]);
     }
@@ -772,10 +841,19 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
       row.finish(j0 + s * kLanes, ms[s], gxa, gya);
     }
     if (!sc) continue;
+    bool held = true;
+    if (sc->band) {
+      alignas(64) int32_t lo_l[kLanes], hi_l[kLanes];
+      storeu_i(lo_l, y0_min);
+      storeu_i(hi_l, y0_max);
+      const int64_t ylo = *std::min_element(lo_l, lo_l + kLanes), yhi = *std::max_element(hi_l, hi_l + kLanes);
+      held = ylo > yhi || (ylo >= held_lo && yhi <= held_hi);
+      if (!held) sc->prepare(ylo, yhi);  // the band's rows the block reaches past its slots, zeroed
+    }
     // Group by group of 4 channels (one for C <= 4, whose output gradient the loop above kept): the
     // block's additions into that group's grid.
     const bool by_rows = contiguous && W + 2 > kScatterBlock;
-    const int64_t group = SlotGrid<float>::group_size(C, H, W);
+    const int64_t group = SlotGrid<float>::group_size(C, slot_rows, W);
     for (int64_t c0 = 0; c0 < C; c0 += kSlot) {
       if (C > kSlot)  // the group's output gradient read again (from cache: the block's rows were just read)
         for (int s = 0; s < S; ++s)
@@ -786,7 +864,9 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
         for (int s = 0; s < S; ++s)
           interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
       float* slots = sc->slots + c0 / kSlot * group;
-      if (by_rows)
+      if (!held)
+        scatter_slots_unheld(b, go_slots, *sc, c0);
+      else if (by_rows)
         scatter_slots_contiguous(b, go_slots, slots, C, W);
       else
         scatter_slots(b, go_slots, slots, C, W);

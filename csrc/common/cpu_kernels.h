@@ -53,13 +53,28 @@ struct ScatterBand {
   std::vector<T> above, below;
   int64_t n_above = 0, n_below = 0;
 
-  void reset(int64_t r0, int64_t r1, int64_t margin, int64_t C, int64_t H, int64_t W) {
+  // The window of an item of rows [r0, r1), its own rows zeroed unless `zero_own` is false (the SIMD
+  // copies' slot bands, which write them: claim).
+  void reset(int64_t r0, int64_t r1, int64_t margin, int64_t C, int64_t H, int64_t W, bool zero_own = true) {
     wlo = std::max<int64_t>(0, r0 - margin);
     whi = std::min<int64_t>(H, r1 + margin);
     data.reset(new T[static_cast<size_t>((whi - wlo) * C * W)]);
     lo = hi = r0;
-    zero_rows(r0, r1 - 1, C, W);
+    if (zero_own) zero_rows(r0, r1 - 1, C, W);
     n_above = n_below = 0;
+  }
+  // Rows [ylo, yhi) of the window, which the caller writes whole (a slot band's rows, its item's own rows
+  // included), counted as held; rows between them and those held so far are zeroed.
+  void claim(int64_t ylo, int64_t yhi, int64_t C, int64_t W) {
+    if (lo == hi) {
+      lo = ylo;
+      hi = yhi;
+      return;
+    }
+    if (ylo > hi) zero_rows(hi, ylo - 1, C, W);
+    if (yhi < lo) zero_rows(yhi, lo - 1, C, W);
+    lo = std::min(lo, ylo);
+    hi = std::max(hi, yhi);
   }
   T* window(int64_t c, int64_t W) const { return data.get() + c * (whi - wlo) * W; }
   // Rows [ylo, yhi] of the window zeroed (a no-op for rows already zeroed).

@@ -245,7 +245,7 @@ void transform_backward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
       colour_weight_grads_row<T, C>(gr, xr, G + kSpatialParams, W);
       if (sc && own) {
         T* gxr[C];
-        for (int c = 0; c < C; ++c) gxr[c] = sc->slots ? slot_of(sc->slots, c, C, i, 0, H, W) : sc->row(c, i);
+        for (int c = 0; c < C; ++c) gxr[c] = sc->slots ? slot_at(*sc, c, i, 0) : sc->row(c, i);
         if (sc->slots && C > 1)
           colour_input_grads_row<T, C, kSlot>(gr, sm + kSpatialParams, gxr, /*add_identity=*/false,
                                               /*accumulate=*/true, W);

@@ -27,26 +27,33 @@ struct ItemRows {
 
 // The item's scatter target (null without a gradient for x), zeroed: the image's gradient itself
 // (whole images) or the item's band, whose window reaches as far again as the item's rows (16 at least).
-// A whole image scatters into the task's pixel slots instead in the SIMD copies (slot_scatter).
+// In the SIMD copies the item scatters into the task's pixel slots instead (slot_scatter): a whole
+// image's, or a band's own rows and kSlotHalo rows a side.
 template <typename T>
 const RowScatter<T>* begin_scatter(const cpu::OpArgs<T>& a, int64_t item, const ItemRows& it, RowScatter<T>& sc,
                                    SlotGrid<T>& grid) {
   if (!a.gx) return nullptr;
   const int64_t plane = a.H * a.W;
+  const bool slots = slot_scatter<T>(a.C, a.H, a.W);
   sc = RowScatter<T>{a.gx + it.n * a.C * plane, a.blocks > 1 ? &a.band[item] : nullptr, a.C, a.H, a.W};
-  if (sc.band)
-    sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W);
-  else if (slot_scatter<T>(a.C, a.H, a.W))
-    sc.slots = grid.reset(a.C, a.H, a.W);
-  else
+  if (sc.band) {
+    sc.band->reset(it.r0, it.r1, std::max<int64_t>(a.rows, 16), a.C, a.H, a.W, /*zero_own=*/!slots);
+    sc.slot_lo = std::max(sc.band->wlo, it.r0 - kSlotHalo);
+    sc.slot_rows = std::min(sc.band->whi, it.r1 + kSlotHalo) - sc.slot_lo;
+  } else {
+    sc.slot_rows = a.H;
+  }
+  if (slots)
+    sc.slots = grid.reset(a.C, sc.slot_rows, a.W);
+  else if (!sc.band)
     std::memset(sc.gx, 0, sizeof(T) * a.C * plane);  // all-zero bits: +0.0
   return &sc;
 }
 
-// After the item: its slots or its own rows of its band copied to the gradient (the rest: add_bands).
+// After the item: its slots, or its own rows of its band, copied to the gradient (the rest: add_bands).
 template <typename T>
 void end_scatter(const RowScatter<T>* sc, const ItemRows& it) {
-  if (sc && sc->slots) slots_to_planes(sc->slots, sc->gx, sc->C, sc->H, sc->W);
+  if (sc && sc->slots) return slots_to_planes(*sc, it.r0, it.r1);
   if (!sc || !sc->band) return;
   for (int64_t c = 0; c < sc->C; ++c)
     std::copy(sc->row(c, it.r0), sc->row(c, it.r1), sc->gx + (c * sc->H + it.r0) * sc->W);
