@@ -39,6 +39,18 @@ def fn(): fastaug.warp(x, f)""",
     "warp fwd 16x3x224x224 f32": """
 x = torch.rand(16, 3, 224, 224); f = torch.randn(16, 2, 224, 224) * 3
 def fn(): fastaug.warp(x, f)""",
+    "warp fwd+bwd 1x3x1024x1024 f32 (one large image: split into items)": """
+x = torch.rand(1, 3, 1024, 1024, requires_grad=True); f = (torch.randn(1, 2, 1024, 1024) * 2).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd 1x3x1024x1024 f32": """
+x = torch.rand(1, 3, 1024, 1024); f = torch.randn(1, 2, 1024, 1024) * 2
+def fn(): fastaug.warp(x, f)""",
+    "warp fwd+bwd 8x64x56x56 f32 (feature maps)": """
+x = torch.rand(8, 64, 56, 56, requires_grad=True); f = (torch.randn(8, 2, 56, 56) * 2).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd+bwd 4x256x28x28 f32 (feature maps)": """
+x = torch.rand(4, 256, 28, 28, requires_grad=True); f = (torch.randn(4, 2, 28, 28) * 2).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()""",
     "warp fwd+bwd 256x3x32x32 f32": """
 x = torch.rand(256, 3, 32, 32, requires_grad=True); f = (torch.randn(256, 2, 32, 32) * 3).requires_grad_()
 def fn(): fastaug.warp(x, f).sum().backward()""",

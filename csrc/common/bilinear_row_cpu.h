@@ -61,9 +61,12 @@ struct RowScatter {
 constexpr int kSlot = 4;
 template <typename T>
 struct SlotGrid {
-  std::vector<T> data;  // the thread's (cpu::ThreadCache): a large grid stays mapped from call to call
-  SlotGrid() { cpu::ThreadCache<std::vector<T>>::take(data); }
-  ~SlotGrid() { cpu::ThreadCache<std::vector<T>>::give(data, data.capacity() * sizeof(T)); }
+  std::vector<T> data;  // a large one the thread's (cpu::ThreadCache): it stays mapped from call to call
+  bool cached = false;
+  SlotGrid() = default;
+  ~SlotGrid() {
+    if (cached) cpu::ThreadCache<std::vector<T>>::give(data, data.capacity() * sizeof(T));
+  }
   SlotGrid(const SlotGrid&) = delete;
   SlotGrid& operator=(const SlotGrid&) = delete;
   static int64_t width(int64_t W) { return W + 2; }
@@ -74,7 +77,12 @@ struct SlotGrid {
   static int64_t group_size(int64_t C, int64_t H, int64_t W) { return slots(H, W) * floats(C); }  // floats
   // The grids of an image of C channels, zeroed.
   T* reset(int64_t C, int64_t H, int64_t W) {
-    data.assign(static_cast<size_t>(groups(C) * group_size(C, H, W)), T(0));  // all-zero bits: +0.0
+    const size_t size = static_cast<size_t>(groups(C) * group_size(C, H, W));
+    if (!cached && size * sizeof(T) >= cpu::ScratchSizes::kCacheFromBytes) {
+      cpu::ThreadCache<std::vector<T>>::take(data);
+      cached = true;
+    }
+    data.assign(size, T(0));  // all-zero bits: +0.0
     return data.data();
   }
 };
@@ -99,38 +107,45 @@ T* slot_at(const RowScatter<T>& sc, int64_t c, int64_t y, int64_t x) {
 // The slots of one group of C channels in slots of K floats, channel c to plane c of gx (C planes of
 // H * W). (C and K constants: the compiler turns the strided reads into vector loads and shuffles.)
 template <int C, int K, typename T>
-void slot_row_to_planes_c(const T* s, T* d, int64_t channel_stride, int64_t W) {
-  for (int64_t x = 0; x < W; ++x)
-    for (int c = 0; c < C; ++c) d[c * channel_stride + x] = s[x * K + c];
+void slot_rows_to_planes_c(const T* slots, int64_t y0, int64_t y1, T* d, int64_t channel_stride, int64_t W) {
+  for (int64_t y = y0; y < y1; ++y, d += W) {
+    const T* s = slots + ((y + 1) * SlotGrid<T>::width(W) + 1) * K;
+    for (int64_t x = 0; x < W; ++x)
+      for (int c = 0; c < C; ++c) d[c * channel_stride + x] = s[x * K + c];
+  }
 }
-// Row y of the slots (an image of C channels and H rows, row 0 first), channel c to
-// d + c * channel_stride.
+// Rows [y0, y1) of the slots (an image of C channels and H rows, row 0 first), channel c to the
+// consecutive rows at d + c * channel_stride. (C and K constants inside: the compiler turns the strided
+// reads into vector loads and shuffles.)
 template <typename T>
-void slot_row_to_planes(const T* slots, int64_t C, int64_t H, int64_t W, int64_t y, T* d, int64_t channel_stride) {
-  using Grid = SlotGrid<T>;
-  const int64_t K = Grid::floats(C), group = Grid::group_size(C, H, W);
-  const T* s = slots + ((y + 1) * Grid::width(W) + 1) * K;
-  if (C == 1) return slot_row_to_planes_c<1, 1>(s, d, channel_stride, W);
-  for (int64_t c0 = 0; c0 < C; c0 += kSlot, s += group, d += kSlot * channel_stride) {
+void slot_rows_to_planes(const T* slots, int64_t C, int64_t H, int64_t W, int64_t y0, int64_t y1, T* d,
+                         int64_t channel_stride) {
+  if (y0 >= y1) return;
+  if (C == 1) return slot_rows_to_planes_c<1, 1>(slots, y0, y1, d, channel_stride, W);
+  const int64_t group = SlotGrid<T>::group_size(C, H, W);
+  for (int64_t c0 = 0; c0 < C; c0 += kSlot, slots += group, d += kSlot * channel_stride) {
     const int64_t n = std::min<int64_t>(kSlot, C - c0);
-    if (n == 1) slot_row_to_planes_c<1, kSlot>(s, d, channel_stride, W);
-    if (n == 2) slot_row_to_planes_c<2, kSlot>(s, d, channel_stride, W);
-    if (n == 3) slot_row_to_planes_c<3, kSlot>(s, d, channel_stride, W);
-    if (n == 4) slot_row_to_planes_c<4, kSlot>(s, d, channel_stride, W);
+    if (n == 1) slot_rows_to_planes_c<1, kSlot>(slots, y0, y1, d, channel_stride, W);
+    if (n == 2) slot_rows_to_planes_c<2, kSlot>(slots, y0, y1, d, channel_stride, W);
+    if (n == 3) slot_rows_to_planes_c<3, kSlot>(slots, y0, y1, d, channel_stride, W);
+    if (n == 4) slot_rows_to_planes_c<4, kSlot>(slots, y0, y1, d, channel_stride, W);
   }
 }
 
-// A scatter's slots to where their rows belong: a whole image's to its planes; a band's own rows to the
-// image's planes, the others to the band's window (claimed: ScatterBand::claim).
+// A scatter's slots to where their rows belong: a whole image's to its planes; a band's own rows
+// [r0, r1) to the image's planes, the others to the band's window (claimed: ScatterBand::claim).
 template <typename T>
 void slots_to_planes(const RowScatter<T>& sc, int64_t r0, int64_t r1) {
-  const int64_t plane = sc.H * sc.W, lo = sc.slot_lo, hi = sc.slot_lo + sc.slot_rows;
-  if (sc.band) sc.band->claim(lo, hi, sc.C, sc.W);
-  for (int64_t y = lo; y < hi; ++y) {
-    const bool own = !sc.band || (y >= r0 && y < r1);
-    T* d = own ? sc.gx + y * sc.W : sc.row(0, y);
-    slot_row_to_planes(sc.slots, sc.C, sc.slot_rows, sc.W, y - lo, d, own ? plane : (sc.band->whi - sc.band->wlo) * sc.W);
-  }
+  const int64_t W = sc.W, lo = sc.slot_lo, hi = sc.slot_lo + sc.slot_rows;
+  auto rows = [&](int64_t y0, int64_t y1, T* d, int64_t channel_stride) {
+    slot_rows_to_planes(sc.slots, sc.C, sc.slot_rows, W, y0 - lo, y1 - lo, d, channel_stride);
+  };
+  if (!sc.band) return rows(0, sc.H, sc.gx, sc.H * W);
+  sc.band->claim(lo, hi, sc.C, W);
+  const int64_t band_stride = (sc.band->whi - sc.band->wlo) * W;
+  rows(lo, r0, sc.row(0, lo), band_stride);
+  rows(r0, r1, sc.gx + r0 * W, sc.H * W);
+  rows(r1, hi, sc.row(0, r1), band_stride);
 }
 
 // The gradient for x is a scatter, and floating-point sums depend on their order; every copy adds into
@@ -234,19 +249,22 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // copy and float64, which read the planes.
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
-  // The copy and the shape whose border it has zeroed: the thread's (cpu::ThreadCache), so that a large
-  // image's copy stays mapped from call to call (fresh, its pages faulted in on every call: 12.6 MB at
-  // 3x1024², a third of a warp forward), and its border is written once per shape.
+  // The copy and the shape whose border it has zeroed (written once a shape); a large one the thread's
+  // (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in on every
+  // call: 12.6 MB at 1x3x1024²).
   struct Storage {
     std::vector<float> data;
     int64_t C = -1, H = -1, W = -1;
   };
   Storage held;
-  int64_t image = -1;  // which image it holds (consecutive items of one image share the copy)
+  bool cached = false;  // held is the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
+  int64_t image = -1;   // which image it holds (consecutive items of one image share the copy)
   int64_t width = 0, plane = 0;
   const float* origin = nullptr;  // pixel (0, 0) of plane 0; plane c at origin + c * plane
-  BorderedImage() { cpu::ThreadCache<Storage>::take(held); }
-  ~BorderedImage() { cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float)); }
+  BorderedImage() = default;
+  ~BorderedImage() {
+    if (cached) cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float));
+  }
   BorderedImage(const BorderedImage&) = delete;
   BorderedImage& operator=(const BorderedImage&) = delete;
   // Holds image `n` (x: its C planes of H * W).
@@ -255,6 +273,10 @@ struct BorderedImage {
     width = W + kLead + kTrail;
     plane = (H + kLead + kTrail) * width;
     const size_t size = static_cast<size_t>(C * plane + kSlack);
+    if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
+      cpu::ThreadCache<Storage>::take(held);
+      cached = true;
+    }
     std::vector<float>& data = held.data;
     if (held.C != C || held.H != H || held.W != W) {  // the border is written once a shape (all-zero bits: +0.0)
       data.assign(size, 0.f);
@@ -709,7 +731,8 @@ inline void simd_scatter_contiguous(const ScatterBlock<float>& b, float* g, int6
 // scatter_block's additions into pixel slots (SlotGrid): b.off holds corner 0's slot. One channel:
 // b.wg the weights times go, one float per slot. More: b.wg the bare weights, go the block's output
 // gradient as slots (pixel l's at go + kSlot * l, from interleave4), all channels of a corner at once.
-inline void scatter_slots(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C, int64_t W) {
+FASTAUG_SIMD_INLINE void scatter_slots(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C,
+                                       int64_t W) {
   using namespace vec;
   if (C == 1) {  // every corner has a place in the grid: the planes' loop for all-valid blocks
     add_block_corners(b, slots, SlotGrid<float>::width(W));
@@ -732,8 +755,8 @@ inline void scatter_slots(const ScatterBlock<float>& b, const float* go, float* 
 // The same additions for a contiguous block (SimdTaps::contiguous: pixel l's corner 0 at slot
 // b.off[0] + l): a row of corners at a time, vectors of whole slots. (The grid is wider than the
 // block, so its two rows of corners do not overlap.)
-inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* go, float* slots, int64_t C,
-                                     int64_t W) {
+FASTAUG_SIMD_INLINE void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* go, float* slots,
+                                                  int64_t C, int64_t W) {
   const int64_t width = SlotGrid<float>::width(W);
   if (C == 1) {
     simd_scatter_contiguous(b, slots, width);  // one float per slot: the planes' vector path, rows width apart
@@ -749,7 +772,7 @@ inline void scatter_slots_contiguous(const ScatterBlock<float>& b, const float* 
 // the slots to the slots and the others to the band (RowScatter::at, readied by prepare). b: corner 0
 // of each pixel (x0, y0) and the weights, times the output gradient for one channel (b.wg) or bare with
 // go the group's output gradient as slots (as scatter_slots).
-inline void scatter_slots_unheld(const ScatterBlock<float>& b, const float* go, const RowScatter<float>& sc,
+__attribute__((noinline)) inline void scatter_slots_unheld(const ScatterBlock<float>& b, const float* go, const RowScatter<float>& sc,
                                  int64_t c0) {
   const int64_t C = sc.C, n = C == 1 ? 1 : std::min<int64_t>(kSlot, C - c0);
   auto add = [&](int q, int l) {
@@ -791,9 +814,11 @@ struct BufferedRow {
 // grad_row reading x's bordered copy, for a scatter into pixel slots or none: the coordinates, and
 // where their gradient goes, from `row` (BufferedRow; warp's backward computes them in registers from
 // its flow, WarpRow in warp/warp_rows_cpu.h).
-template <typename Row>
-void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const BorderedImage& xb, int64_t C,
-                       const float* gout, int64_t gout_stride, const RowScatter<float>* sc) {
+// (Band: whether sc scatters into a slot band, a compile-time choice so that whole images run no band
+// bookkeeping; grad_row_bordered below picks it.)
+template <bool Band, typename Row>
+void grad_row_bordered_into(Row& row, int64_t n, int64_t H, int64_t W, const BorderedImage& xb, int64_t C,
+                            const float* gout, int64_t gout_stride, const RowScatter<float>* sc) {
   using namespace vec;
   constexpr int S = kScatterBlock / kLanes;  // vectors per scatter block
   const Vi slot_w = set1i(static_cast<int32_t>(SlotGrid<float>::width(W)));
@@ -831,7 +856,7 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
       contiguous = contiguous && t[s].contiguous && all_of(some, first_n(ms[s])) &&
                    (s == 0 || t[s].base == t[0].base + s * kLanes);
       storeu_i(b.off + s * kLanes, select(some, (t[s].y0 + row1) * slot_w + t[s].x0 + one, spare));
-      if (sc->band) {
+      if constexpr (Band) {
         const Mask live = some & first_n(ms[s]);
         y0_min = min(y0_min, select(live, t[s].y0, big));
         y0_max = max(y0_max, select(live, t[s].y0, small));
@@ -863,7 +888,7 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
     }
     if (!sc) continue;
     bool held = true;
-    if (sc->band) {
+    if constexpr (Band) {
       alignas(64) int32_t lo_l[kLanes], hi_l[kLanes];
       storeu_i(lo_l, y0_min);
       storeu_i(hi_l, y0_max);
@@ -871,21 +896,31 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
       held = ylo > yhi || (ylo >= held_lo && yhi <= held_hi);
       if (!held) sc->prepare(ylo, yhi);  // the band's rows the block reaches past its slots, zeroed
     }
-    // Group by group of 4 channels (one for C <= 4, whose output gradient the loop above kept): the
-    // block's additions into that group's grid.
     const bool by_rows = contiguous && W + 2 > kScatterBlock;
-    const int64_t group = SlotGrid<float>::group_size(C, slot_rows, W);
-    for (int64_t c0 = 0; c0 < C; c0 += kSlot) {
-      if (C > kSlot)  // the group's output gradient read again (from cache: the block's rows were just read)
-        for (int s = 0; s < S; ++s)
-          for (int k = 0; k < kSlot; ++k)
-            gos[k][s] = ms[s] && c0 + k < C ? simd_load_row(gout + (c0 + k) * gout_stride + j0 + s * kLanes, ms[s])
-                                            : zero();
+    if (C <= kSlot) {  // one grid, the output gradient kept by the loop above
       if (C > 1)
         for (int s = 0; s < S; ++s)
           interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
+      if (Band && !held)
+        scatter_slots_unheld(b, go_slots, *sc, 0);
+      else if (by_rows)
+        scatter_slots_contiguous(b, go_slots, sc->slots, C, W);
+      else
+        scatter_slots(b, go_slots, sc->slots, C, W);
+      continue;
+    }
+    // Group by group of 4 channels, each group's output gradient read again (from cache: the block's
+    // rows were just read), the block's additions into that group's grid.
+    const int64_t group = SlotGrid<float>::group_size(C, slot_rows, W);
+    for (int64_t c0 = 0; c0 < C; c0 += kSlot) {
+      for (int s = 0; s < S; ++s) {
+        for (int k = 0; k < kSlot; ++k)
+          gos[k][s] = ms[s] && c0 + k < C ? simd_load_row(gout + (c0 + k) * gout_stride + j0 + s * kLanes, ms[s])
+                                          : zero();
+        interleave4(gos[0][s], gos[1][s], gos[2][s], gos[3][s], go_slots + kSlot * s * kLanes);
+      }
       float* slots = sc->slots + c0 / kSlot * group;
-      if (!held)
+      if (Band && !held)
         scatter_slots_unheld(b, go_slots, *sc, c0);
       else if (by_rows)
         scatter_slots_contiguous(b, go_slots, slots, C, W);
@@ -893,6 +928,15 @@ void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const Bordered
         scatter_slots(b, go_slots, slots, C, W);
     }
   }
+}
+
+template <typename Row>
+void grad_row_bordered(Row& row, int64_t n, int64_t H, int64_t W, const BorderedImage& xb, int64_t C,
+                       const float* gout, int64_t gout_stride, const RowScatter<float>* sc) {
+  if (sc && sc->band)
+    grad_row_bordered_into<true>(row, n, H, W, xb, C, gout, gout_stride, sc);
+  else
+    grad_row_bordered_into<false>(row, n, H, W, xb, C, gout, gout_stride, sc);
 }
 
 inline void grad_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,

@@ -40,14 +40,19 @@ struct MapSet {
   }
 };
 
-// Scratch a kernel's task keeps on its thread from call to call (pixel slots, bordered copies): a task
-// takes the thread's (take: left empty there), and gives it back at its end (give) unless larger than
-// kKeepBytes. Large buffers allocated fresh per call come from the kernel as new pages, each faulted in
-// on first touch: 15 MB a call, a quarter of a warp backward's time at 3x1024². Two tasks alive at once
-// on one thread (none here) would each still get a buffer: the second an empty one.
+// Scratch a kernel's task keeps on its thread from call to call when large (pixel slots, bordered
+// copies of kCacheFromBytes or more): the task takes the thread's (take: left empty there) and gives it
+// back at its end (give) unless larger than kKeepBytes. Large buffers allocated fresh per call come
+// from the kernel as new pages, each faulted in on first touch: 15 MB a call, a third of a warp
+// backward's time at 1x3x1024². Small ones are allocated per call as before: glibc reuses their memory
+// without faults, and reusing one fixed buffer measured slower there (16x3x224² backward +5-12 %,
+// placement against the other buffers, not profiled further). Two tasks alive at once on one thread
+// (none here) would each still get a buffer: the second an empty one.
+struct ScratchSizes {
+  static constexpr size_t kCacheFromBytes = size_t(4) << 20, kKeepBytes = size_t(64) << 20;
+};
 template <typename Payload>
-struct ThreadCache {
-  static constexpr size_t kKeepBytes = size_t(64) << 20;
+struct ThreadCache : ScratchSizes {
   static void take(Payload& p) { std::swap(p, cached()); }
   static void give(Payload& p, size_t bytes) {
     if (bytes <= kKeepBytes) std::swap(p, cached());
