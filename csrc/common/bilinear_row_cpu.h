@@ -25,8 +25,8 @@ struct RowScatter {
   int64_t C, H, W;
   T* slots = nullptr;  // the SIMD copies' pixel slots (SlotGrid) when they scatter there instead
   // The image rows the slots hold, [slot_lo, slot_lo + slot_rows): the whole image, or for an item of a
-  // split image (band) its own rows and up to kSlotHalo on either side (slot_band). Each row of the
-  // band's window keeps one home for the whole item: those slots, or the band.
+  // split image (band) its own rows and up to kSlotHalo on either side (a slot band, begin_scatter).
+  // Each row of the band's window keeps one home for the whole item: those slots, or the band.
   int64_t slot_lo = 0, slot_rows = 0;
   bool in_slots(int64_t y) const { return y >= slot_lo && y < slot_lo + slot_rows; }
   int64_t lo() const { return band ? band->wlo : 0; }
@@ -772,8 +772,8 @@ FASTAUG_SIMD_INLINE void scatter_slots_contiguous(const ScatterBlock<float>& b, 
 // the slots to the slots and the others to the band (RowScatter::at, readied by prepare). b: corner 0
 // of each pixel (x0, y0) and the weights, times the output gradient for one channel (b.wg) or bare with
 // go the group's output gradient as slots (as scatter_slots).
-__attribute__((noinline)) inline void scatter_slots_unheld(const ScatterBlock<float>& b, const float* go, const RowScatter<float>& sc,
-                                 int64_t c0) {
+__attribute__((noinline)) inline void scatter_slots_unheld(const ScatterBlock<float>& b, const float* go,
+                                                          const RowScatter<float>& sc, int64_t c0) {
   const int64_t C = sc.C, n = C == 1 ? 1 : std::min<int64_t>(kSlot, C - c0);
   auto add = [&](int q, int l) {
     const int64_t x = b.x0[l] + (q & 1), y = b.y0[l] + (q >> 1);
