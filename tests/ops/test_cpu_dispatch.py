@@ -4,8 +4,8 @@ Every copy this CPU can run (default, avx2, avx512), forced with FASTAUG_CPU_CAP
 its own, must return bit for bit what the default copy (the scalar maths of sampling.h, which the CUDA
 kernels share) returns: outputs and every gradient of warp, affine_flow_warp, appearance and transform,
 float32 and float64, every padding mode, both composition modes, flows far outside the image, non-finite
-ones, images split into several blocks of rows. In each process every op also returns the same bits
-with 1, 2 and 4 threads, forward and gradients with and without the one for x."""
+ones, images split into several blocks of rows, and 200 warps of random shapes. In each process every op
+also returns the same bits with 1, 2 and 4 threads, forward and gradients with and without the one for x."""
 import os
 import subprocess
 import sys
@@ -110,6 +110,28 @@ def _extra_samples(dtype):
     return out
 
 
+def _random_warps(n=200):
+    """Warps of random shapes (1 to 3 images of 1 to 9 channels, up to 400 rows: most of them split into
+    bands of rows, many with more channels than a pixel slot holds), flows from a hundredth of a pixel
+    to tens of pixels, some rounded to quarter pixels (blocks of consecutive corners), some non-finite;
+    every padding. Float32: the SIMD copies' paths."""
+    g = torch.Generator().manual_seed(123)
+    out = []
+    for i in range(n):
+        N, C, H, W = (int(torch.randint(lo, hi, (1,), generator=g))
+                      for lo, hi in ((1, 4), (1, 10), (1, 160), (1, 160)))
+        if i % 7 == 0:
+            H = int(torch.randint(150, 400, (1,), generator=g))
+        flow = torch.randn(N, 2, H, W, generator=g) * float(torch.rand(1, generator=g)) ** 3 * 60
+        if i % 5 == 0:
+            flow = flow.round() / 4
+        if i % 11 == 0 and H * W > 3:
+            flow.view(-1)[:3] = torch.tensor([float("nan"), float("inf"), 1e9])
+        out.append((WARP, dict(x=torch.rand(N, C, H, W, generator=g), flow=flow,
+                               padding_mode=("zeros", "border", "reflection")[i % 3], align_corners=i % 4 == 1)))
+    return out
+
+
 def _calls():
     """(name, opinfo, kwargs) of every call the test compares."""
     calls = []
@@ -117,6 +139,7 @@ def _calls():
         for o in OPINFOS:
             calls += [(f"{o.name} {s.name} {dtype}", o, s.kwargs) for s in o.samples("cpu", dtype)]
         calls += [(f"{o.name} extra {i} {dtype}", o, kw) for i, (o, kw) in enumerate(_extra_samples(dtype))]
+    calls += [(f"warp random {i}", o, kw) for i, (o, kw) in enumerate(_random_warps())]
     return calls
 
 
