@@ -110,25 +110,52 @@ def main(argv=None):
             print(f"{prog}: error: {_sentence(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM (kill, a scheduler): one line, no traceback
-        # a second Ctrl-C while this prints (or while the interpreter exits) must not add a traceback; a caller
-        # that ran main(argv) in its own process gets its handlers back
-        previous = _ignore_interrupts()
-        signum = getattr(err, "signum", signal.SIGINT)
-        if is_main_process():
-            print(f"fastaug {command}: {_interrupted_sentence(command, output_dir, signum)}", file=sys.stderr)
-        if in_process:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        return 128 + int(signum)
+        return _interrupted(command, output_dir, err, in_process)
     except BrokenPipeError:  # the reader went away (`fastaug show RUN | head`): stop quietly, as cat does
         _silence_stdout()
         return 1
     except OSError as err:  # a full disk, a read-only or vanished folder: one sentence, not a traceback
+        interrupt = _interrupt_behind(err)
+        if interrupt is not None:
+            return _interrupted(command, output_dir, interrupt, in_process)
         if err.errno not in _USER_ERRNOS:
             raise
         if is_main_process():
             print(f"fastaug {command}: error: {_os_sentence(err)}", file=sys.stderr)
         return 2
+    except Exception as err:  # an interrupt that a library turned into its own error
+        interrupt = _interrupt_behind(err)
+        if interrupt is None:
+            raise
+        return _interrupted(command, output_dir, interrupt, in_process)
+
+
+def _interrupt_behind(err):
+    """The KeyboardInterrupt (Ctrl-C, :class:`Terminated`) that caused ``err``, or None: Ctrl-C during the
+    first import of a C extension (matplotlib's, for the first curves.png) surfaces as "ImportError:
+    initialization failed" raised from it."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _interrupted(command, output_dir, err, in_process):
+    """One line for an interrupted command; its exit status, 128 + the signal. A second Ctrl-C while this
+    prints (or while the interpreter exits) must not add a traceback; a caller that ran main(argv) in its
+    own process gets its handlers back."""
+    previous = _ignore_interrupts()
+    previous = getattr(err, "handlers", previous)  # (ignored already by the first interrupt's handler)
+    signum = getattr(err, "signum", signal.SIGINT)
+    if is_main_process():
+        print(f"fastaug {command}: {_interrupted_sentence(command, output_dir, signum)}", file=sys.stderr)
+    if in_process:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + int(signum)
 
 
 #: The options whose presence in an ``args.json`` tells which command wrote the folder (first match wins:
@@ -174,20 +201,37 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def _interrupts_as_exceptions():
     """SIGTERM raises :class:`Terminated` while a command runs (Python's default would end the process
-    without a word); in the main thread only, and only where SIGTERM has its default action."""
-    if threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    without a word), and the first Ctrl-C or SIGTERM ignores both from then on: a second one while the
+    command unwinds or the interpreter exits must do nothing (it could land on a thread of torch's while
+    Python finalizes, and abort the process: "Fatal Python error: PyThreadState_Get"). In the main thread
+    only, and only where the signal has its default action (Python's, for SIGINT); the exception carries
+    the handlers there were (``handlers``), for a caller that runs commands in its own process."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    interrupted = []
 
-    def terminate(signum, frame):
-        raise Terminated()
+    def stop(exc_type):
+        def handler(signum, frame):
+            interrupted.append(signum)
+            for sig in previous:
+                signal.signal(sig, signal.SIG_IGN)
+            err = exc_type()
+            err.handlers = previous
+            raise err
+        return handler
 
-    signal.signal(signal.SIGTERM, terminate)
+    if previous[signal.SIGTERM] is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop(Terminated))
+    if previous[signal.SIGINT] is signal.default_int_handler:
+        signal.signal(signal.SIGINT, stop(KeyboardInterrupt))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if not interrupted:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _ignore_interrupts():

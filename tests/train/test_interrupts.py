@@ -79,3 +79,50 @@ def test_other_os_errors_keep_their_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(train_command, "run", _raise(OSError(errno.EIO, "I/O error")))
     with pytest.raises(OSError):
         cli.main(["train", "--output-dir", str(tmp_path / "x")])
+
+
+def _interrupted_import(args):
+    """Ctrl-C during the first import of a C extension: the import fails with an error raised from it."""
+    try:
+        raise KeyboardInterrupt()
+    except KeyboardInterrupt as err:
+        raise ImportError("initialization failed") from err
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_is_still_one_line(monkeypatch, capsys, tmp_path):
+    from fastaug.commands import train as train_command
+
+    monkeypatch.setattr(train_command, "run", _interrupted_import)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    assert cli.main(["train", "--output-dir", str(tmp_path / "x")]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("fastaug train: interrupted by Ctrl-C") and len(err.splitlines()) == 1
+    assert {sig: signal.getsignal(sig) for sig in before} == before  # a caller in-process gets its handlers back
+    monkeypatch.setattr(train_command, "run", _raise(ImportError("no module named x")))
+    with pytest.raises(ImportError):  # any other error keeps its traceback
+        cli.main(["train", "--output-dir", str(tmp_path / "y")])
+
+
+def test_the_first_interrupt_ignores_the_next(monkeypatch, tmp_path):
+    """In the command, Ctrl-C raises KeyboardInterrupt and from then on SIGINT and SIGTERM are ignored (a
+    second one while the run unwinds or the interpreter exits does nothing); a caller in-process gets
+    Python's handlers back."""
+    from fastaug.commands import train as train_command
+
+    seen = {}
+
+    def run(args):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            seen.update({sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)})
+            raise
+
+    monkeypatch.setattr(train_command, "run", run)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli.main(["train", "--output-dir", str(tmp_path / "x")]) == 130
+        assert seen == {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN}
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

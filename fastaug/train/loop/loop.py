@@ -28,6 +28,8 @@ import time
 
 from tqdm.auto import tqdm
 
+from ...figures import pyplot
+
 from .. import distributed as dist
 from ..checkpoint import RESUMABLE_CHANGES, atomic_write_text, hold_folder, run_exists
 from ..rng import GlobalRandomState
@@ -169,6 +171,10 @@ class Loop:
         self._started = True
         if self.folder is not None and self.is_main:
             hold_folder(self.folder)  # one process at a time in a loop's folder
+            # matplotlib imported before the first step, not at the first epoch's figures: a Ctrl-C that lands
+            # in the first import of its C extensions turns into ImportError("initialization failed") and
+            # can abort the interpreter at exit ("Fatal Python error: PyThreadState_Get")
+            pyplot()
         exists = self.checkpointer.exists()
         if self.resume_policy is False:
             if exists:
