@@ -16,6 +16,17 @@ import sys
 
 from . import KEPT_MEMORY_ENV
 
+def _warp_case(n, c, h, w, scale, backward):
+    """fastaug.warp on an n x c x h x w batch, flows of `scale` pixels; forward, or forward+backward."""
+    if backward:
+        return f"""
+x = torch.rand({n}, {c}, {h}, {w}, requires_grad=True); f = (torch.randn({n}, 2, {h}, {w}) * {scale}).requires_grad_()
+def fn(): fastaug.warp(x, f).sum().backward()"""
+    return f"""
+x = torch.rand({n}, {c}, {h}, {w}); f = torch.randn({n}, 2, {h}, {w}) * {scale}
+def fn(): fastaug.warp(x, f)"""
+
+
 # name -> Python that builds inputs and defines fn() (run inside the checkout's fastaug)
 CASES = {
     "warp fwd+bwd 32x3x64x64 f32": """
@@ -33,27 +44,13 @@ import torch.nn.functional as F
 x = torch.rand(16, 3, 224, 224, requires_grad=True)
 f = F.interpolate(torch.randn(16, 2, 14, 14) * 3, size=(224, 224), mode="bilinear").requires_grad_()
 def fn(): fastaug.warp(x, f).sum().backward()""",
-    "warp fwd 128x3x32x32 f32": """
-x = torch.rand(128, 3, 32, 32); f = torch.randn(128, 2, 32, 32) * 3
-def fn(): fastaug.warp(x, f)""",
-    "warp fwd 16x3x224x224 f32": """
-x = torch.rand(16, 3, 224, 224); f = torch.randn(16, 2, 224, 224) * 3
-def fn(): fastaug.warp(x, f)""",
-    "warp fwd+bwd 1x3x1024x1024 f32 (one large image: split into items)": """
-x = torch.rand(1, 3, 1024, 1024, requires_grad=True); f = (torch.randn(1, 2, 1024, 1024) * 2).requires_grad_()
-def fn(): fastaug.warp(x, f).sum().backward()""",
-    "warp fwd 1x3x1024x1024 f32": """
-x = torch.rand(1, 3, 1024, 1024); f = torch.randn(1, 2, 1024, 1024) * 2
-def fn(): fastaug.warp(x, f)""",
-    "warp fwd+bwd 8x64x56x56 f32 (feature maps)": """
-x = torch.rand(8, 64, 56, 56, requires_grad=True); f = (torch.randn(8, 2, 56, 56) * 2).requires_grad_()
-def fn(): fastaug.warp(x, f).sum().backward()""",
-    "warp fwd+bwd 4x256x28x28 f32 (feature maps)": """
-x = torch.rand(4, 256, 28, 28, requires_grad=True); f = (torch.randn(4, 2, 28, 28) * 2).requires_grad_()
-def fn(): fastaug.warp(x, f).sum().backward()""",
-    "warp fwd+bwd 256x3x32x32 f32": """
-x = torch.rand(256, 3, 32, 32, requires_grad=True); f = (torch.randn(256, 2, 32, 32) * 3).requires_grad_()
-def fn(): fastaug.warp(x, f).sum().backward()""",
+    "warp fwd 128x3x32x32 f32": _warp_case(128, 3, 32, 32, 3, backward=False),
+    "warp fwd 16x3x224x224 f32": _warp_case(16, 3, 224, 224, 3, backward=False),
+    "warp fwd+bwd 1x3x1024x1024 f32 (one large image: split into items)": _warp_case(1, 3, 1024, 1024, 2, backward=True),
+    "warp fwd 1x3x1024x1024 f32": _warp_case(1, 3, 1024, 1024, 2, backward=False),
+    "warp fwd+bwd 8x64x56x56 f32 (feature maps)": _warp_case(8, 64, 56, 56, 2, backward=True),
+    "warp fwd+bwd 4x256x28x28 f32 (feature maps)": _warp_case(4, 256, 28, 28, 2, backward=True),
+    "warp fwd+bwd 256x3x32x32 f32": _warp_case(256, 3, 32, 32, 3, backward=True),
     "affine_flow_warp fwd+bwd 32x3x64x64 f32": """
 x = torch.rand(32, 3, 64, 64, requires_grad=True)
 w = (torch.randn(32, 4, 64, 64) * 0.05).requires_grad_(); b = (torch.randn(32, 2, 64, 64) * 0.05).requires_grad_()
