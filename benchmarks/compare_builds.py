@@ -16,11 +16,12 @@ import sys
 
 from . import KEPT_MEMORY_ENV
 
-def _warp_case(n, c, h, w, scale, backward):
-    """fastaug.warp on an n x c x h x w batch, flows of `scale` pixels; forward, or forward+backward."""
+def _warp_case(n, c, h, w, scale, backward, flow_only=False):
+    """fastaug.warp on an n x c x h x w batch, flows of `scale` pixels; forward, or forward+backward
+    (both gradients, or the flow's only)."""
     if backward:
         return f"""
-x = torch.rand({n}, {c}, {h}, {w}, requires_grad=True); f = (torch.randn({n}, 2, {h}, {w}) * {scale}).requires_grad_()
+x = torch.rand({n}, {c}, {h}, {w}, requires_grad={not flow_only}); f = (torch.randn({n}, 2, {h}, {w}) * {scale}).requires_grad_()
 def fn(): fastaug.warp(x, f).sum().backward()"""
     return f"""
 x = torch.rand({n}, {c}, {h}, {w}); f = torch.randn({n}, 2, {h}, {w}) * {scale}
@@ -50,6 +51,14 @@ def fn(): fastaug.warp(x, f).sum().backward()""",
     "warp fwd 1x3x1024x1024 f32": _warp_case(1, 3, 1024, 1024, 2, backward=False),
     "warp fwd+bwd 8x64x56x56 f32 (feature maps)": _warp_case(8, 64, 56, 56, 2, backward=True),
     "warp fwd+bwd 4x256x28x28 f32 (feature maps)": _warp_case(4, 256, 28, 28, 2, backward=True),
+    "warp fwd 8x64x56x56 f32 (feature maps)": _warp_case(8, 64, 56, 56, 2, backward=False),
+    "warp fwd+bwd flow only 8x64x56x56 f32 (feature maps)": _warp_case(8, 64, 56, 56, 2, backward=True,
+                                                                       flow_only=True),
+    "warp fwd+bwd flow only 16x3x224x224 f32": _warp_case(16, 3, 224, 224, 3, backward=True, flow_only=True),
+    "affine_flow_warp fwd 8x64x56x56 f32 (feature maps)": """
+x = torch.rand(8, 64, 56, 56)
+w = torch.randn(8, 4, 56, 56) * 0.05; b = torch.randn(8, 2, 56, 56) * 0.05
+def fn(): fastaug.affine_flow_warp(x, w, b, smooth=4)""",
     "warp fwd+bwd 256x3x32x32 f32": _warp_case(256, 3, 32, 32, 3, backward=True),
     "affine_flow_warp fwd+bwd 32x3x64x64 f32": """
 x = torch.rand(32, 3, 64, 64, requires_grad=True)

@@ -247,52 +247,99 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // scattered addresses waits on memory at large sizes. A task keeps one copy, refilled when its items
 // move to another image. Callers get it from bordered_image() (warp_rows_cpu.h): null for the default
 // copy and float64, which read the planes.
+//
+// The forwards of images of kQuadsFrom channels or more hold it as pixel slots instead (`quads`):
+// groups of 4 channels side by side, NC/4HW4 as the backward's SlotGrid, the last group padded with
+// zeros. A corner is then one 16-byte load for 4 channels, where the planes take an 8-byte load per
+// channel for a corner and its right neighbour (pairs_at): quad_samples.
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
-  // The copy and the shape whose border it has zeroed (written once a shape); a large one the thread's
-  // (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in on every
-  // call: 12.6 MB at 1x3x1024²).
+  // The copy and the shape whose border it has zeroed (written once a shape and layout); a large one the
+  // thread's (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in
+  // on every call: 12.6 MB at 1x3x1024²).
   struct Storage {
     std::vector<float> data;
     int64_t C = -1, H = -1, W = -1;
+    bool quads = false;
   };
   Storage held;
   bool cached = false;  // held is the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
   int64_t image = -1;   // which image it holds (consecutive items of one image share the copy)
-  int64_t width = 0, plane = 0;
-  const float* origin = nullptr;  // pixel (0, 0) of plane 0; plane c at origin + c * plane
+  bool quads = false;   // pixel slots (4 floats a pixel, one grid per group of 4 channels), not planes
+  int64_t width = 0;    // pixels per row, border included
+  int64_t plane = 0;    // floats per plane (quads: per group of 4 channels)
+  const float* origin = nullptr;  // pixel (0, 0) of plane (group) 0; plane c at origin + c * plane
   BorderedImage() = default;
   ~BorderedImage() {
     if (cached) cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float));
   }
   BorderedImage(const BorderedImage&) = delete;
   BorderedImage& operator=(const BorderedImage&) = delete;
-  // Holds image `n` (x: its C planes of H * W).
-  void fill(const float* x, int64_t n, int64_t C, int64_t H, int64_t W) {
-    if (n == image) return;
+  // Holds image `n` (x: its C planes of H * W), as planes or as pixel slots (as_quads).
+  void fill(const float* x, int64_t n, int64_t C, int64_t H, int64_t W, bool as_quads = false) {
+    if (n == image && as_quads == quads) return;
+    quads = as_quads;
+    const int64_t floats = quads ? 4 : 1, planes = quads ? (C + 3) / 4 : C;
     width = W + kLead + kTrail;
-    plane = (H + kLead + kTrail) * width;
-    const size_t size = static_cast<size_t>(C * plane + kSlack);
+    plane = (H + kLead + kTrail) * width * floats;
+    const size_t size = static_cast<size_t>(planes * plane + kSlack);
     if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
       cpu::ThreadCache<Storage>::take(held);
       cached = true;
     }
     std::vector<float>& data = held.data;
-    if (held.C != C || held.H != H || held.W != W) {  // the border is written once a shape (all-zero bits: +0.0)
+    if (held.C != C || held.H != H || held.W != W || held.quads != quads) {  // all-zero bits: +0.0
       data.assign(size, 0.f);
       held.C = C;
       held.H = H;
       held.W = W;
+      held.quads = quads;
     }
+    origin = data.data() + (kLead * width + kLead) * floats;
+    image = n;
+    if (quads) return fill_quads(x, C, H, W);
     for (int64_t c = 0; c < C; ++c)
       for (int64_t y = 0; y < H; ++y)
         std::memcpy(data.data() + c * plane + (y + kLead) * width + kLead, x + (c * H + y) * W, sizeof(float) * W);
-    origin = data.data() + kLead * width + kLead;
-    image = n;
   }
-  // Whether offsets within a plane fit the taps' 32-bit lanes.
+  // Whether offsets within a plane fit the taps' 32-bit lanes (pixel slots: sample_quads).
   static constexpr bool fits(int64_t H, int64_t W) { return (H + kLead + kTrail) * (W + kLead + kTrail) < (int64_t(1) << 31); }
+
+ private:
+  // Row y of every group: its 4 channels' rows interleaved (interleave4), a vector of pixels at a time.
+  // A row's last vector writes whole slots past its end: zeros (the missing lanes load as 0), into the
+  // border, or into the next row, written after it (the last row's land in the bottom border: kTrail
+  // rows of at least 6 slots, past a vector's 15 spare ones).
+  void fill_quads(const float* x, int64_t C, int64_t H, int64_t W) {
+    float* data = const_cast<float*>(origin);
+    for (int64_t c0 = 0; c0 < C; c0 += 4, data += plane)
+      for (int64_t y = 0; y < H; ++y) {
+        const float* row[4];
+        for (int64_t c = 0; c < 4; ++c) row[c] = c0 + c < C ? x + ((c0 + c) * H + y) * W : nullptr;
+        float* d = data + y * width * 4;
+#if FASTAUG_ISA_SIMD
+        for (int64_t j = 0; j < W; j += vec::kLanes) {
+          const int m = static_cast<int>(std::min<int64_t>(vec::kLanes, W - j));
+          vec::Vf v[4];
+          for (int c = 0; c < 4; ++c)
+            v[c] = !row[c] ? vec::zero() : m == vec::kLanes ? vec::loadu(row[c] + j) : vec::load_n(row[c] + j, m);
+          vec::interleave4(v[0], v[1], v[2], v[3], d + 4 * j);
+        }
+#else
+        for (int64_t j = 0; j < W; ++j)
+          for (int c = 0; c < 4; ++c) d[4 * j + c] = row[c] ? row[c][j] : 0.f;
+#endif
+      }
+  }
 };
+
+// Whether a forward of C channels (H x W) samples a bordered copy held as pixel slots
+// (BorderedImage::quads): from kQuadsFrom channels, up to kQuadsMaxPlane pixels a plane. Past that (one
+// large image, whose copy is read from memory rather than cache) the planes were as fast or faster:
+// 1x4x768² even, 1x4x1024² and 1x3x1024² 6-23 % slower with slots (perf samples of the kernels,
+// alternating builds; 1x3x512² 43 % faster, 16x3x224² 16 %, 8x64x56² 38 %).
+constexpr int64_t kQuadsFrom = 3, kQuadsMaxPlane = int64_t(1) << 19;
+constexpr bool sample_quads(int64_t C, int64_t H, int64_t W) { return C >= kQuadsFrom && H * W <= kQuadsMaxPlane; }
 
 // Whether an item of C channels scatters into pixel slots (the SIMD copies, float32; slot numbers in
 // 32 bits, as the planes' offsets). Such an item reads x through its bordered copy (grad_row's bordered
@@ -684,6 +731,83 @@ FASTAUG_SIMD_INLINE void bordered_corner_values(const BorderedTaps& t, const flo
   pairs_at(xc + width, idx, &v[2], &v[3]);
 }
 
+// The samples of every channel at kLanes points (taps t; idx unused) of a bordered image held as pixel
+// slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
+// by element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
+// (transpose4) before they are stored. A corner of 4 channels is one 16-byte load.
+FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const int32_t* idx, const BorderedImage& xb, int64_t C,
+                                      float* out, int64_t out_stride, int m) {
+  using namespace vec;
+  alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
+  (void)idx;
+  const Vi twice = t.offset + t.offset;
+  storeu_i(at, twice + twice);
+  Vf w[4][4];  // corner q's weights, spread over the slots of vector j
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q)
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) w[q][j] = spread4(t.weight[q], j);
+  const int64_t down = 4 * xb.width, corner[4] = {0, 4, down, down + 4};
+  for (int64_t c0 = 0; c0 < C; c0 += 4) {
+    const float* base = xb.origin + c0 / 4 * xb.plane;
+    Vf v[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      v[j] = zero();
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) v[j] = v[j] + w[q][j] * slots4(base + corner[q], at, j);
+    }
+    transpose4(v);
+    for (int64_t c = 0; c < 4 && c0 + c < C; ++c) simd_store_row(out + (c0 + c) * out_stride, v[c], m);
+  }
+}
+
+// add_coordinate_grad for every channel (in channel order) at kLanes points of a bordered image held
+// as pixel slots, gout the output gradient's planes (channel stride gout_stride, lanes [0, m)): each
+// group's output gradient turned into slots (transpose4), the products go * d_ix and go * d_iy formed
+// element by element as add_coordinate_grad forms them, then turned back into channel vectors and
+// added in channel order.
+FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const int32_t* idx, const BorderedImage& xb,
+                                               int64_t C, const float* gout, int64_t gout_stride, int m,
+                                               vec::Vf* gxa, vec::Vf* gya) {
+  using namespace vec;
+  alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
+  (void)idx;
+  const Vi twice = t.offset + t.offset;
+  storeu_i(at, twice + twice);
+  const Vf one_tx = set1(1.f) - t.tx, one_ty = set1(1.f) - t.ty;
+  Vf ux[4], tx[4], uy[4], ty[4];  // spread over the slots of vector j
+#pragma GCC unroll 4
+  for (int j = 0; j < 4; ++j) {
+    ux[j] = spread4(one_tx, j);
+    tx[j] = spread4(t.tx, j);
+    uy[j] = spread4(one_ty, j);
+    ty[j] = spread4(t.ty, j);
+  }
+  const int64_t down = 4 * xb.width;
+  for (int64_t c0 = 0; c0 < C; c0 += 4) {
+    const int64_t n = std::min<int64_t>(4, C - c0);
+    const float* base = xb.origin + c0 / 4 * xb.plane;
+    Vf go[4], px[4], py[4];
+#pragma GCC unroll 4
+    for (int64_t c = 0; c < 4; ++c) go[c] = c < n ? simd_load_row(gout + (c0 + c) * gout_stride, m) : zero();
+    transpose4(go);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      const Vf v0 = slots4(base, at, j), v1 = slots4(base + 4, at, j);
+      const Vf v2 = slots4(base + down, at, j), v3 = slots4(base + down + 4, at, j);
+      px[j] = go[j] * ((v1 - v0) * uy[j] + (v3 - v2) * ty[j]);
+      py[j] = go[j] * ((v2 - v0) * ux[j] + (v3 - v1) * tx[j]);
+    }
+    transpose4(px);
+    transpose4(py);
+    for (int64_t c = 0; c < n; ++c) {
+      *gxa = *gxa + px[c];
+      *gya = *gya + py[c];
+    }
+  }
+}
+
 inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, int64_t W, const float* x, int64_t C,
                        float* out, int64_t out_stride, const BorderedImage* xb) {
   using namespace vec;
@@ -694,6 +818,10 @@ inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, i
       const int m = static_cast<int>(std::min<int64_t>(kLanes, n - j));
       const BorderedTaps t = bordered_taps(loadu(ix + j), loadu(iy + j), m, H, W, xb->width);
       storeu_i(idx, t.offset);
+      if (xb->quads) {
+        quad_samples(t, idx, *xb, C, out + j, out_stride, m);
+        continue;
+      }
       for (int64_t c = 0; c < C; ++c) {
         Vf v[4];
         bordered_corner_values(t, xb->origin + c * xb->plane, xb->width, idx, v);
@@ -874,7 +1002,12 @@ void grad_row_bordered_into(Row& row, int64_t n, int64_t H, int64_t W, const Bor
     for (int s = 0; s < S; ++s) {
       if (!ms[s]) continue;
       Vf gxa = zero(), gya = zero();
-      for (int64_t c = 0; c < C; ++c) {
+      if (xb.quads) {  // (C >= kQuadsFrom > 1)
+        quad_coordinate_grads(t[s], idx[s], xb, C, gout + j0 + s * kLanes, gout_stride, ms[s], &gxa, &gya);
+        if (sc && C <= kSlot)
+          for (int64_t c = 0; c < C; ++c) gos[c][s] = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
+      }
+      for (int64_t c = 0; c < C && !xb.quads; ++c) {
         const Vf go = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
         Vf v[4];
         bordered_corner_values(t[s], xb.origin + c * xb.plane, xb.width, idx[s], v);
@@ -1090,6 +1223,7 @@ inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int
   for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
                        [&](int64_t f, int m, const vec::Vf* /*cr*/, const BorderedTaps& t,
                            const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
+                         if (xb.quads) return quad_samples(t, idx, xb, C, out + f, plane, m);
                          for (int64_t c = 0; c < C; ++c) {
                            vec::Vf v[4];
                            bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
@@ -1107,7 +1241,8 @@ inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, in
                        [&](int64_t f, int m, const vec::Vf* cr, const BorderedTaps& t,
                            const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
                          vec::Vf gxa = vec::zero(), gya = vec::zero();
-                         for (int64_t c = 0; c < C; ++c) {
+                         if (xb.quads) quad_coordinate_grads(t, idx, xb, C, gout + f, plane, m, &gxa, &gya);
+                         for (int64_t c = 0; c < C && !xb.quads; ++c) {
                            vec::Vf v[4];
                            bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
                            add_coordinate_grad(t.tx, t.ty, v, simd_load_row(gout + c * plane + f, m), &gxa, &gya);

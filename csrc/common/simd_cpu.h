@@ -147,6 +147,25 @@ inline void slot_add(float* p, const float* w, const float* g) {
   _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
 }
 
+// Images held as pixel slots (4 channels side by side), read for kLanes pixels at once: four vectors
+// j = 0..3 of slots, vector j holding pixels j and j + 4 (128-bit lane k: pixel j + 4k). That order
+// makes transpose4 a shuffle inside each 128-bit lane, and spread4 a one-register permute.
+// Vector j: the slots at base + i[j + 4k] (i: offsets in floats; two 16-byte loads).
+inline Vf slots4(const float* base, const int32_t* i, int j) { return {_mm256_loadu2_m128(base + i[j + 4], base + i[j])}; }
+// The lanes of w that vector j's pixels own, each repeated over its slot's 4 floats.
+inline Vf spread4(Vf w, int j) {
+  return {_mm256_permutevar8x32_ps(w.v, _mm256_setr_epi32(j, j, j, j, j + 4, j + 4, j + 4, j + 4))};
+}
+// Four vectors of slots (slots4's order) to four vectors of one channel each, pixels in order.
+inline void transpose4(Vf v[4]) {
+  const __m256 t0 = _mm256_unpacklo_ps(v[0].v, v[1].v), t1 = _mm256_unpackhi_ps(v[0].v, v[1].v);
+  const __m256 t2 = _mm256_unpacklo_ps(v[2].v, v[3].v), t3 = _mm256_unpackhi_ps(v[2].v, v[3].v);
+  v[0].v = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  v[1].v = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  v[2].v = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  v[3].v = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
 // One row of corners of a block of m <= 16 consecutive pixels, in pixel slots: pixel j's left corner is
 // slot j of p, its right corner slot j + 1; go holds the pixels' slots of the output gradient (pixel
 // order), wl and wr their left and right weights (16 readable floats each). Slot j gets wl[j] * go[j],
@@ -318,6 +337,29 @@ inline void interleave4(Vf a, Vf b, Vf c, Vf d, float* out) {
 // p[0..3] += *w * g[0..3]: one pixel slot's read-add-write (a product, then a sum: no fused rounding).
 inline void slot_add(float* p, const float* w, const float* g) {
   _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
+}
+
+// Images held as pixel slots, read for kLanes pixels at once, as in the AVX2 vocabulary: vector j
+// holds pixels j, j + 4, j + 8, j + 12 (128-bit lane k: pixel j + 4k, at base + i[j + 4k]); four
+// 16-byte loads.
+__attribute__((always_inline)) inline Vf slots4(const float* base, const int32_t* i, int j) {
+  auto at = [&](int k) { return _mm_loadu_ps(base + i[j + 4 * k]); };
+  __m512 v = _mm512_maskz_broadcast_f32x4(0xffff, at(0));  // (zero-masked: see pairs_at)
+  v = _mm512_mask_broadcast_f32x4(v, 0x00f0, at(1));
+  v = _mm512_mask_broadcast_f32x4(v, 0x0f00, at(2));
+  return {_mm512_mask_broadcast_f32x4(v, 0xf000, at(3))};
+}
+inline Vf spread4(Vf w, int j) {
+  const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+  return {_mm512_maskz_permutexvar_ps(0xffff, _mm512_add_epi32(quad, _mm512_set1_epi32(j)), w.v)};
+}
+inline void transpose4(Vf v[4]) {
+  const __m512 t0 = _mm512_maskz_unpacklo_ps(0xffff, v[0].v, v[1].v), t1 = _mm512_maskz_unpackhi_ps(0xffff, v[0].v, v[1].v);
+  const __m512 t2 = _mm512_maskz_unpacklo_ps(0xffff, v[2].v, v[3].v), t3 = _mm512_maskz_unpackhi_ps(0xffff, v[2].v, v[3].v);
+  v[0].v = _mm512_maskz_shuffle_ps(0xffff, t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+  v[1].v = _mm512_maskz_shuffle_ps(0xffff, t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+  v[2].v = _mm512_maskz_shuffle_ps(0xffff, t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+  v[3].v = _mm512_maskz_shuffle_ps(0xffff, t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
 // One row of corners of a block of consecutive pixels in pixel slots, as in the AVX2 vocabulary.

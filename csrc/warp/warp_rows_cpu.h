@@ -68,11 +68,12 @@ void fill_normalised_columns(int64_t W, T* ux) {
 // Image n of the call in the task's bordered copy xb (bilinear_row_cpu.h), for the SIMD copies in float32:
 // &xb, or null where the planes are read (the default copy, float64, images too large for 32-bit offsets).
 // Whenever an item scatters into pixel slots, this gives its bordered copy (slot_scatter).
+// A forward's sampling passes as_quads = sample_quads(C, H, W): the copy is then held as pixel slots.
 template <typename T>
-const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb) {
+const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb, bool as_quads = false) {
   if constexpr (FASTAUG_ISA_SIMD && std::is_same<T, float>::value) {
     if (!BorderedImage::fits(a.H, a.W)) return nullptr;
-    xb.fill(a.x + n * a.C * a.H * a.W, n, a.C, a.H, a.W);
+    xb.fill(a.x + n * a.C * a.H * a.W, n, a.C, a.H, a.W, as_quads);
     return &xb;
   }
   return nullptr;
@@ -87,7 +88,7 @@ void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const ItemRows it(a, item);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
-    const BorderedImage* xb = bordered_image(a, it.n, bordered);
+    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W));
 #if FASTAUG_ISA_SIMD
     if (xb) {
       warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
@@ -140,7 +141,7 @@ void warp_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     T* gfx = a.gmaps.map(it.n, 0, plane);
     T* gfy = a.gmaps.map(it.n, 1, plane);
     // (A scatter into planes or a band reads x itself: no copy for it.)
-    const BorderedImage* xb = !sc || sc->slots ? bordered_image(a, it.n, bordered) : nullptr;
+    const BorderedImage* xb = !sc || sc->slots ? bordered_image(a, it.n, bordered, sample_quads(C, H, W)) : nullptr;
 #if FASTAUG_ISA_SIMD
     if (!sc && xb) {
       warp_backward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
@@ -194,7 +195,7 @@ void smoothed_backward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end, int 
     const ItemRows it(a, item);
     RowScatter<T> sc_storage;
     const RowScatter<T>* sc = scatter ? begin_scatter(a, item, it, sc_storage, grid) : nullptr;
-    const BorderedImage* xb = scatter ? bordered_image(a, it.n, bordered) : nullptr;
+    const BorderedImage* xb = scatter ? bordered_image(a, it.n, bordered, sample_quads(a.C, H, W)) : nullptr;
     const T* planes[64];
     T* out[64];
     map_planes(a, it.n, P, planes);
@@ -216,7 +217,7 @@ void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
     map_planes(a, it.n, kSpatialParams, planes);
-    const BorderedImage* xb = bordered_image(a, it.n, bordered);
+    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W));
     smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane, xb);

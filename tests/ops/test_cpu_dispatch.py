@@ -66,6 +66,16 @@ def _extra_samples(dtype):
         many_flow[0, 0, 2, :4] = torch.tensor([1e30, -40.0, float("nan"), -0.5], dtype=dtype)
         out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed), flow=many_flow, padding_mode=p,
                                align_corners=p == "border")))
+    # The forwards (and a backward's reads of x) of 3 channels or more sample a bordered copy held as pixel
+    # slots up to 2^19 pixels a plane, the planes past that (bilinear_row_cpu.h, sample_quads): 16 full
+    # groups of 4 channels, and one plane either side of the line.
+    out.append((WARP, dict(x=seeded((2, 64, 12, 21), dtype=dtype, seed=60),
+                           flow=seeded((2, 2, 12, 21), dtype=dtype, seed=61, scale=4.0, normal=True),
+                           padding_mode="reflection", align_corners=False)))
+    for (N, C, H, W), seed in [((1, 3, 724, 724), 62), ((1, 4, 512, 1025), 64)]:
+        out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed),
+                               flow=seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=2.0, normal=True),
+                               padding_mode="zeros", align_corners=False)))
     out.append((AFFINE_FLOW_WARP, dict(x=seeded((8, 6, 20, 33), dtype=dtype, seed=52),
                                        s_w=seeded((8, 4, 20, 33), dtype=dtype, seed=53, scale=0.3, normal=True),
                                        s_b=seeded((8, 2, 20, 33), dtype=dtype, seed=54, scale=0.3, normal=True),
