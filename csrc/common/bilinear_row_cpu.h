@@ -318,6 +318,11 @@ struct BorderedImage {
         for (int64_t c = 0; c < 4; ++c) row[c] = c0 + c < C ? x + ((c0 + c) * H + y) * W : nullptr;
         float* d = data + y * width * 4;
 #if FASTAUG_ISA_SIMD
+        // Two rows ahead, prefetched: without, this fill took twice the time of the planes' memcpy at
+        // 256x3x32² (x read from the last-level cache, perf samples).
+        for (int c = 0; c < 4; ++c)
+          if (row[c] && y + 2 < H)
+            for (int64_t j = 0; j < W; j += 16) __builtin_prefetch(row[c] + 2 * W + j);
         for (int64_t j = 0; j < W; j += vec::kLanes) {
           const int m = static_cast<int>(std::min<int64_t>(vec::kLanes, W - j));
           vec::Vf v[4];
