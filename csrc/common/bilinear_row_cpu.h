@@ -749,9 +749,7 @@ FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const int32_t* idx,
   storeu_i(at, twice + twice);
   Vf w[4][4];  // corner q's weights, spread over the slots of vector j
 #pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q)
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; ++j) w[q][j] = spread4(t.weight[q], j);
+  for (int q = 0; q < 4; ++q) spread4(t.weight[q], w[q]);
   const int64_t down = 4 * xb.width, corner[4] = {0, 4, down, down + 4};
   for (int64_t c0 = 0; c0 < C; c0 += 4) {
     const float* base = xb.origin + c0 / 4 * xb.plane;
@@ -782,13 +780,10 @@ FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const int3
   storeu_i(at, twice + twice);
   const Vf one_tx = set1(1.f) - t.tx, one_ty = set1(1.f) - t.ty;
   Vf ux[4], tx[4], uy[4], ty[4];  // spread over the slots of vector j
-#pragma GCC unroll 4
-  for (int j = 0; j < 4; ++j) {
-    ux[j] = spread4(one_tx, j);
-    tx[j] = spread4(t.tx, j);
-    uy[j] = spread4(one_ty, j);
-    ty[j] = spread4(t.ty, j);
-  }
+  spread4(one_tx, ux);
+  spread4(t.tx, tx);
+  spread4(one_ty, uy);
+  spread4(t.ty, ty);
   const int64_t down = 4 * xb.width;
   for (int64_t c0 = 0; c0 < C; c0 += 4) {
     const int64_t n = std::min<int64_t>(4, C - c0);

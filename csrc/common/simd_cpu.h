@@ -149,12 +149,16 @@ inline void slot_add(float* p, const float* w, const float* g) {
 
 // Images held as pixel slots (4 channels side by side), read for kLanes pixels at once: four vectors
 // j = 0..3 of slots, vector j holding pixels j and j + 4 (128-bit lane k: pixel j + 4k). That order
-// makes transpose4 a shuffle inside each 128-bit lane, and spread4 a one-register permute.
+// makes transpose4 and spread4 shuffles inside each 128-bit lane.
 // Vector j: the slots at base + i[j + 4k] (i: offsets in floats; two 16-byte loads).
 inline Vf slots4(const float* base, const int32_t* i, int j) { return {_mm256_loadu2_m128(base + i[j + 4], base + i[j])}; }
-// The lanes of w that vector j's pixels own, each repeated over its slot's 4 floats.
-inline Vf spread4(Vf w, int j) {
-  return {_mm256_permutevar8x32_ps(w.v, _mm256_setr_epi32(j, j, j, j, j + 4, j + 4, j + 4, j + 4))};
+// The lanes of w that vector j of slots4 owns (lane j + 4k in its 128-bit lane k), each repeated over
+// its slot's 4 floats, for j = 0..3: one in-lane shuffle each.
+inline void spread4(Vf w, Vf out[4]) {
+  out[0].v = _mm256_permute_ps(w.v, 0x00);
+  out[1].v = _mm256_permute_ps(w.v, 0x55);
+  out[2].v = _mm256_permute_ps(w.v, 0xaa);
+  out[3].v = _mm256_permute_ps(w.v, 0xff);
 }
 // Four vectors of slots (slots4's order) to four vectors of one channel each, pixels in order.
 inline void transpose4(Vf v[4]) {
@@ -349,9 +353,11 @@ __attribute__((always_inline)) inline Vf slots4(const float* base, const int32_t
   v = _mm512_mask_broadcast_f32x4(v, 0x0f00, at(2));
   return {_mm512_mask_broadcast_f32x4(v, 0xf000, at(3))};
 }
-inline Vf spread4(Vf w, int j) {
-  const __m512i quad = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
-  return {_mm512_maskz_permutexvar_ps(0xffff, _mm512_add_epi32(quad, _mm512_set1_epi32(j)), w.v)};
+inline void spread4(Vf w, Vf out[4]) {
+  out[0].v = _mm512_maskz_permute_ps(0xffff, w.v, 0x00);
+  out[1].v = _mm512_maskz_permute_ps(0xffff, w.v, 0x55);
+  out[2].v = _mm512_maskz_permute_ps(0xffff, w.v, 0xaa);
+  out[3].v = _mm512_maskz_permute_ps(0xffff, w.v, 0xff);
 }
 inline void transpose4(Vf v[4]) {
   const __m512 t0 = _mm512_maskz_unpacklo_ps(0xffff, v[0].v, v[1].v), t1 = _mm512_maskz_unpackhi_ps(0xffff, v[0].v, v[1].v);
