@@ -248,22 +248,25 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // move to another image. Callers get it from bordered_image() (warp_rows_cpu.h): null for the default
 // copy and float64, which read the planes.
 //
-// The forwards of images of kQuadsFrom channels or more hold it as pixel slots instead (`quads`):
-// groups of 4 channels side by side, NC/4HW4 as the backward's SlotGrid, the last group padded with
-// zeros. A corner is then one 16-byte load for 4 channels, where the planes take an 8-byte load per
-// channel for a corner and its right neighbour (pairs_at): quad_samples.
+// The forwards of images of kQuadsFrom channels or more (and some backwards: backward_quads in
+// warp_rows_cpu.h) hold it as pixel slots instead (`quads`): groups of 4 channels side by side, NC/4HW4
+// as the backward's SlotGrid, the last group padded with zeros. A corner is then one 16-byte load for 4
+// channels, where the planes take an 8-byte load per channel for a corner and its right neighbour
+// (pairs_at): quad_samples, quad_coordinate_grads.
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
-  // The copy and the shape whose border it has zeroed (written once a shape and layout); a large one the
-  // thread's (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in
-  // on every call: 12.6 MB at 1x3x1024²).
+  // A copy and the shape whose border it has zeroed (written once a shape); a large one the thread's
+  // (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in on every
+  // call: 12.6 MB at 1x3x1024²). One per layout, each kept by the thread under its own type: a forward
+  // as slots and a backward as planes of the same image would otherwise zero one copy again every call.
   struct Storage {
     std::vector<float> data;
     int64_t C = -1, H = -1, W = -1;
-    bool quads = false;
+    bool cached = false;  // the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
   };
-  Storage held;
-  bool cached = false;  // held is the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
+  struct QuadStorage : Storage {};
+  Storage planes_held;
+  QuadStorage quads_held;
   int64_t image = -1;   // which image it holds (consecutive items of one image share the copy)
   bool quads = false;   // pixel slots (4 floats a pixel, one grid per group of 4 channels), not planes
   int64_t width = 0;    // pixels per row, border included
@@ -271,7 +274,8 @@ struct BorderedImage {
   const float* origin = nullptr;  // pixel (0, 0) of plane (group) 0; plane c at origin + c * plane
   BorderedImage() = default;
   ~BorderedImage() {
-    if (cached) cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float));
+    if (planes_held.cached) cpu::ThreadCache<Storage>::give(planes_held, planes_held.data.capacity() * sizeof(float));
+    if (quads_held.cached) cpu::ThreadCache<QuadStorage>::give(quads_held, quads_held.data.capacity() * sizeof(float));
   }
   BorderedImage(const BorderedImage&) = delete;
   BorderedImage& operator=(const BorderedImage&) = delete;
@@ -283,17 +287,20 @@ struct BorderedImage {
     width = W + kLead + kTrail;
     plane = (H + kLead + kTrail) * width * floats;
     const size_t size = static_cast<size_t>(planes * plane + kSlack);
-    if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
-      cpu::ThreadCache<Storage>::take(held);
-      cached = true;
+    Storage& held = quads ? static_cast<Storage&>(quads_held) : planes_held;
+    if (!held.cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
+      if (quads)
+        cpu::ThreadCache<QuadStorage>::take(quads_held);
+      else
+        cpu::ThreadCache<Storage>::take(planes_held);
+      held.cached = true;
     }
     std::vector<float>& data = held.data;
-    if (held.C != C || held.H != H || held.W != W || held.quads != quads) {  // all-zero bits: +0.0
+    if (held.C != C || held.H != H || held.W != W) {  // all-zero bits: +0.0
       data.assign(size, 0.f);
       held.C = C;
       held.H = H;
       held.W = W;
-      held.quads = quads;
     }
     origin = data.data() + (kLead * width + kLead) * floats;
     image = n;
@@ -736,15 +743,13 @@ FASTAUG_SIMD_INLINE void bordered_corner_values(const BorderedTaps& t, const flo
   pairs_at(xc + width, idx, &v[2], &v[3]);
 }
 
-// The samples of every channel at kLanes points (taps t; idx unused) of a bordered image held as pixel
-// slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
+// The samples of every channel at kLanes points (taps t) of a bordered image held as pixel slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
 // by element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
 // (transpose4) before they are stored. A corner of 4 channels is one 16-byte load.
-FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const int32_t* idx, const BorderedImage& xb, int64_t C,
-                                      float* out, int64_t out_stride, int m) {
+FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage& xb, int64_t C, float* out,
+                                      int64_t out_stride, int m) {
   using namespace vec;
   alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
-  (void)idx;
   const Vi twice = t.offset + t.offset;
   storeu_i(at, twice + twice);
   Vf w[4][4];  // corner q's weights, spread over the slots of vector j
@@ -770,12 +775,11 @@ FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const int32_t* idx,
 // group's output gradient turned into slots (transpose4), the products go * d_ix and go * d_iy formed
 // element by element as add_coordinate_grad forms them, then turned back into channel vectors and
 // added in channel order.
-FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const int32_t* idx, const BorderedImage& xb,
-                                               int64_t C, const float* gout, int64_t gout_stride, int m,
-                                               vec::Vf* gxa, vec::Vf* gya) {
+FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const BorderedImage& xb, int64_t C,
+                                               const float* gout, int64_t gout_stride, int m, vec::Vf* gxa,
+                                               vec::Vf* gya) {
   using namespace vec;
   alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
-  (void)idx;
   const Vi twice = t.offset + t.offset;
   storeu_i(at, twice + twice);
   const Vf one_tx = set1(1.f) - t.tx, one_ty = set1(1.f) - t.ty;
@@ -819,7 +823,7 @@ inline void sample_row(const float* ix, const float* iy, int64_t n, int64_t H, i
       const BorderedTaps t = bordered_taps(loadu(ix + j), loadu(iy + j), m, H, W, xb->width);
       storeu_i(idx, t.offset);
       if (xb->quads) {
-        quad_samples(t, idx, *xb, C, out + j, out_stride, m);
+        quad_samples(t, *xb, C, out + j, out_stride, m);
         continue;
       }
       for (int64_t c = 0; c < C; ++c) {
@@ -1003,7 +1007,7 @@ void grad_row_bordered_into(Row& row, int64_t n, int64_t H, int64_t W, const Bor
       if (!ms[s]) continue;
       Vf gxa = zero(), gya = zero();
       if (xb.quads) {  // (C >= kQuadsFrom > 1)
-        quad_coordinate_grads(t[s], idx[s], xb, C, gout + j0 + s * kLanes, gout_stride, ms[s], &gxa, &gya);
+        quad_coordinate_grads(t[s], xb, C, gout + j0 + s * kLanes, gout_stride, ms[s], &gxa, &gya);
         if (sc && C <= kSlot)
           for (int64_t c = 0; c < C; ++c) gos[c][s] = simd_load_row(gout + c * gout_stride + j0 + s * kLanes, ms[s]);
       }
@@ -1223,7 +1227,7 @@ inline void warp_forward_fused(const float* fx, const float* fy, int64_t f0, int
   for_each_warp_vector(fx, fy, f0, f1, H, W, padding, align, xb,
                        [&](int64_t f, int m, const vec::Vf* /*cr*/, const BorderedTaps& t,
                            const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
-                         if (xb.quads) return quad_samples(t, idx, xb, C, out + f, plane, m);
+                         if (xb.quads) return quad_samples(t, xb, C, out + f, plane, m);
                          for (int64_t c = 0; c < C; ++c) {
                            vec::Vf v[4];
                            bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
@@ -1241,7 +1245,7 @@ inline void warp_backward_fused(const float* fx, const float* fy, int64_t f0, in
                        [&](int64_t f, int m, const vec::Vf* cr, const BorderedTaps& t,
                            const int32_t* idx) FASTAUG_SIMD_INLINE_LAMBDA {
                          vec::Vf gxa = vec::zero(), gya = vec::zero();
-                         if (xb.quads) quad_coordinate_grads(t, idx, xb, C, gout + f, plane, m, &gxa, &gya);
+                         if (xb.quads) quad_coordinate_grads(t, xb, C, gout + f, plane, m, &gxa, &gya);
                          for (int64_t c = 0; c < C && !xb.quads; ++c) {
                            vec::Vf v[4];
                            bordered_corner_values(t, xb.origin + c * xb.plane, xb.width, idx, v);
