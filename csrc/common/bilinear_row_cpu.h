@@ -255,18 +255,19 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // (pairs_at): quad_samples, quad_coordinate_grads.
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
-  // A copy and the shape whose border it has zeroed (written once a shape); a large one the thread's
-  // (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in on every
-  // call: 12.6 MB at 1x3x1024²). One per layout, each kept by the thread under its own type: a forward
-  // as slots and a backward as planes of the same image would otherwise zero one copy again every call.
+  // The copy and the shape whose border it has zeroed (written once a shape and layout); a large one the
+  // thread's (cpu::ThreadCache), which stays mapped from call to call (fresh, its pages came faulted in
+  // on every call: 12.6 MB at 1x3x1024²). One for both layouts: a large 3-channel image's forward (slots)
+  // and backward with a gradient for x (planes) zero it again when the layout changes, which measured
+  // faster than two copies kept apart (1x3x600², forward+backward: 1174 against 1614 perf samples, the
+  // planes-only build 1164; the second copy's traffic, not the zeroing, is what costs).
   struct Storage {
     std::vector<float> data;
     int64_t C = -1, H = -1, W = -1;
-    bool cached = false;  // the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
+    bool quads = false;
   };
-  struct QuadStorage : Storage {};
-  Storage planes_held;
-  QuadStorage quads_held;
+  Storage held;
+  bool cached = false;  // held is the thread's (a copy of cpu::ScratchSizes::kCacheFromBytes or more)
   int64_t image = -1;   // which image it holds (consecutive items of one image share the copy)
   bool quads = false;   // pixel slots (4 floats a pixel, one grid per group of 4 channels), not planes
   int64_t width = 0;    // pixels per row, border included
@@ -274,8 +275,7 @@ struct BorderedImage {
   const float* origin = nullptr;  // pixel (0, 0) of plane (group) 0; plane c at origin + c * plane
   BorderedImage() = default;
   ~BorderedImage() {
-    if (planes_held.cached) cpu::ThreadCache<Storage>::give(planes_held, planes_held.data.capacity() * sizeof(float));
-    if (quads_held.cached) cpu::ThreadCache<QuadStorage>::give(quads_held, quads_held.data.capacity() * sizeof(float));
+    if (cached) cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float));
   }
   BorderedImage(const BorderedImage&) = delete;
   BorderedImage& operator=(const BorderedImage&) = delete;
@@ -287,20 +287,17 @@ struct BorderedImage {
     width = W + kLead + kTrail;
     plane = (H + kLead + kTrail) * width * floats;
     const size_t size = static_cast<size_t>(planes * plane + kSlack);
-    Storage& held = quads ? static_cast<Storage&>(quads_held) : planes_held;
-    if (!held.cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
-      if (quads)
-        cpu::ThreadCache<QuadStorage>::take(quads_held);
-      else
-        cpu::ThreadCache<Storage>::take(planes_held);
-      held.cached = true;
+    if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
+      cpu::ThreadCache<Storage>::take(held);
+      cached = true;
     }
     std::vector<float>& data = held.data;
-    if (held.C != C || held.H != H || held.W != W) {  // all-zero bits: +0.0
+    if (held.C != C || held.H != H || held.W != W || held.quads != quads) {  // all-zero bits: +0.0
       data.assign(size, 0.f);
       held.C = C;
       held.H = H;
       held.W = W;
+      held.quads = quads;
     }
     origin = data.data() + (kLead * width + kLead) * floats;
     image = n;
