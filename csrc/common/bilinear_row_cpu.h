@@ -248,11 +248,11 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // move to another image. Callers get it from bordered_image() (warp_rows_cpu.h): null for the default
 // copy and float64, which read the planes.
 //
-// The forwards of images of kQuadsFrom channels or more (and some backwards: backward_quads in
-// warp_rows_cpu.h) hold it as pixel slots instead (`quads`): groups of 4 channels side by side, NC/4HW4
-// as the backward's SlotGrid, the last group padded with zeros. A corner is then one 16-byte load for 4
-// channels, where the planes take an 8-byte load per channel for a corner and its right neighbour
-// (pairs_at): quad_samples, quad_coordinate_grads.
+// The forwards of images of kQuadsFrom channels or more (and some backwards: backward_quads) hold it
+// as pixel slots instead (`quads`): groups of 4 channels side by side, NC/4HW4 as the backward's
+// SlotGrid, the last group padded with zeros. A corner is then one 16-byte load for 4 channels, where
+// the planes take an 8-byte load per channel for a corner and its right neighbour (pairs_at):
+// quad_samples, quad_coordinate_grads.
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
   // The copy and the shape whose border it has zeroed (written once a shape and layout); a large one the
@@ -349,6 +349,14 @@ struct BorderedImage {
 // alternating builds; 1x3x512² 43 % faster, 16x3x224² 16 %, 8x64x56² 38 %).
 constexpr int64_t kQuadsFrom = 3, kQuadsMaxPlane = int64_t(1) << 19;
 constexpr bool sample_quads(int64_t C, int64_t H, int64_t W) { return C >= kQuadsFrom && H * W <= kQuadsMaxPlane; }
+
+// Whether a backward reads x from a copy held as pixel slots: as the forwards (sample_quads) when it
+// scatters no gradient for x, or the gradient of more than a slot's channels (groups of 4); with 3 or 4
+// channels, whose gradient goes to one slot grid, its loop read the planes faster (grad_row_bordered_into
+// 14 % slower with slots at 32x3x64², border padding; level with zeros padding: perf samples).
+constexpr bool backward_quads(int64_t C, int64_t H, int64_t W, bool scatters) {
+  return sample_quads(C, H, W) && (!scatters || C > kSlot);
+}
 
 // Whether an item of C channels scatters into pixel slots (the SIMD copies, float32; slot numbers in
 // 32 bits, as the planes' offsets). Such an item reads x through its bordered copy (grad_row's bordered
@@ -740,15 +748,20 @@ FASTAUG_SIMD_INLINE void bordered_corner_values(const BorderedTaps& t, const flo
   pairs_at(xc + width, idx, &v[2], &v[3]);
 }
 
+// The taps' offsets in a bordered image held as pixel slots, in floats (32 bits: sample_quads' plane).
+FASTAUG_SIMD_INLINE void slot_offsets(const BorderedTaps& t, int32_t* at) {
+  const vec::Vi twice = t.offset + t.offset;
+  vec::storeu_i(at, twice + twice);
+}
+
 // The samples of every channel at kLanes points (taps t) of a bordered image held as pixel slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
 // by element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
 // (transpose4) before they are stored. A corner of 4 channels is one 16-byte load.
 FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage& xb, int64_t C, float* out,
                                       int64_t out_stride, int m) {
   using namespace vec;
-  alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
-  const Vi twice = t.offset + t.offset;
-  storeu_i(at, twice + twice);
+  alignas(64) int32_t at[kLanes];
+  slot_offsets(t, at);
   Vf w[4][4];  // corner q's weights, spread over the slots of vector j
 #pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) spread4(t.weight[q], w[q]);
@@ -776,9 +789,8 @@ FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const Bord
                                                const float* gout, int64_t gout_stride, int m, vec::Vf* gxa,
                                                vec::Vf* gya) {
   using namespace vec;
-  alignas(64) int32_t at[kLanes];  // the taps' offsets in floats (32 bits: sample_quads' plane)
-  const Vi twice = t.offset + t.offset;
-  storeu_i(at, twice + twice);
+  alignas(64) int32_t at[kLanes];
+  slot_offsets(t, at);
   const Vf one_tx = set1(1.f) - t.tx, one_ty = set1(1.f) - t.ty;
   Vf ux[4], tx[4], uy[4], ty[4];  // spread over the slots of vector j
   spread4(one_tx, ux);

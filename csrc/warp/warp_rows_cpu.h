@@ -65,19 +65,11 @@ void fill_normalised_columns(int64_t W, T* ux) {
   for (int64_t j = 0; j < W; ++j) ux[j] = normalised_coordinate<T>(j, W);
 }
 
-// Whether a backward reads x from a copy held as pixel slots: as the forwards (sample_quads) when it
-// scatters no gradient for x, or the gradient of more than a slot's channels (groups of 4); with 3 or 4
-// channels, whose gradient goes to one slot grid, its loop read the planes faster (grad_row_bordered_into
-// 14 % slower with slots at 32x3x64², border padding; level with zeros padding: perf samples).
-inline bool backward_quads(int64_t C, int64_t H, int64_t W, bool scatters) {
-  return sample_quads(C, H, W) && (!scatters || C > kSlot);
-}
-
 // Image n of the call in the task's bordered copy xb (bilinear_row_cpu.h), for the SIMD copies in float32:
 // &xb, or null where the planes are read (the default copy, float64, images too large for 32-bit offsets).
 // Whenever an item scatters into pixel slots, this gives its bordered copy (slot_scatter).
 // A forward's sampling passes as_quads = sample_quads(C, H, W): the copy is then held as pixel slots.
-// A backward passes backward_quads (above).
+// A backward passes backward_quads (bilinear_row_cpu.h).
 template <typename T>
 const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb, bool as_quads = false) {
   if constexpr (FASTAUG_ISA_SIMD && std::is_same<T, float>::value) {
