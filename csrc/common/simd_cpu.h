@@ -147,6 +147,48 @@ inline void slot_add(float* p, const float* w, const float* g) {
   _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
 }
 
+// Wide pixel slots (16 channels side by side, a cache line a slot): p[0..15] += *w * g[0..15] (two
+// 8-float read-add-writes here).
+inline void wide_add(float* p, const float* w, const float* g) {
+  const __m256 ws = _mm256_broadcast_ss(w);
+  _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), _mm256_mul_ps(ws, _mm256_loadu_ps(g))));
+  _mm256_storeu_ps(p + 8, _mm256_add_ps(_mm256_loadu_ps(p + 8), _mm256_mul_ps(ws, _mm256_loadu_ps(g + 8))));
+}
+// A 16 x 16 transpose: out[l * out_stride + r] = in[r * stride + l] for the input's rows r < rows, every
+// l < 16 (lanes l >= lanes taken as 0: nothing past them is read, nothing past row `rows` is read or
+// written). Channel rows of the output gradient to wide slots, and wide slots back to channel rows.
+// (Four 8 x 8 transposes here.)
+inline void transpose16(const float* in, int64_t stride, int rows, int lanes, float* out, int64_t out_stride) {
+  for (int rh = 0; rh < 2; ++rh)
+    for (int lh = 0; lh < 2; ++lh) {
+      const int nl = lanes - 8 * lh < 0 ? 0 : (lanes - 8 * lh > 8 ? 8 : lanes - 8 * lh);
+      __m256 r[8];
+      for (int k = 0; k < 8; ++k) {
+        const float* row = in + (8 * rh + k) * stride + 8 * lh;
+        r[k] = 8 * rh + k >= rows ? _mm256_setzero_ps() : nl == 8 ? _mm256_loadu_ps(row) : load_n(row, nl).v;
+      }
+      __m256 t[8], u[8];
+      for (int k = 0; k < 4; ++k) {
+        t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+      }
+      for (int k = 0; k < 2; ++k) {  // u[4k + i]: lane L holds column 4L + i of rows 4k .. 4k + 3
+        u[4 * k + 0] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+      }
+      const int nr = rows - 8 * rh < 0 ? 0 : (rows - 8 * rh > 8 ? 8 : rows - 8 * rh);
+      if (!nr) continue;
+      float* o = out + 8 * lh * out_stride + 8 * rh;
+      auto put = [&](int l, __m256 v) { nr == 8 ? _mm256_storeu_ps(o + l * out_stride, v) : store_n(o + l * out_stride, {v}, nr); };
+      for (int i = 0; i < 4; ++i) {
+        put(i, _mm256_permute2f128_ps(u[i], u[4 + i], 0x20));
+        put(4 + i, _mm256_permute2f128_ps(u[i], u[4 + i], 0x31));
+      }
+    }
+}
+
 // Images held as pixel slots (4 channels side by side), read for kLanes pixels at once: four vectors
 // j = 0..3 of slots, vector j holding pixels j and j + 4 (128-bit lane k: pixel j + 4k). That order
 // makes transpose4 and spread4 shuffles inside each 128-bit lane.
@@ -341,6 +383,38 @@ inline void interleave4(Vf a, Vf b, Vf c, Vf d, float* out) {
 // p[0..3] += *w * g[0..3]: one pixel slot's read-add-write (a product, then a sum: no fused rounding).
 inline void slot_add(float* p, const float* w, const float* g) {
   _mm_storeu_ps(p, _mm_add_ps(_mm_loadu_ps(p), _mm_mul_ps(_mm_broadcast_ss(w), _mm_loadu_ps(g))));
+}
+
+// Wide pixel slots, as in the AVX2 vocabulary (one 16-float read-add-write here).
+inline void wide_add(float* p, const float* w, const float* g) {
+  _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), _mm512_mul_ps(_mm512_set1_ps(*w), _mm512_loadu_ps(g))));
+}
+// As in the AVX2 vocabulary, in registers: pairs of rows interleaved, then groups of four, then the
+// 128-bit lanes moved (64 shuffles).
+inline void transpose16(const float* in, int64_t stride, int rows, int lanes, float* out, int64_t out_stride) {
+  const __mmask16 m = first_n(lanes).v, put = first_n(rows).v;
+  __m512 r[16], t[16];
+  for (int k = 0; k < 16; ++k) r[k] = k < rows ? _mm512_maskz_loadu_ps(m, in + k * stride) : _mm512_setzero_ps();
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_maskz_unpacklo_ps(0xffff, r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // r[4k + i]: 128-bit lane L holds column 4L + i of rows 4k .. 4k + 3
+    r[4 * k + 0] = _mm512_maskz_shuffle_ps(0xffff, t[4 * k], t[4 * k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * k + 1] = _mm512_maskz_shuffle_ps(0xffff, t[4 * k], t[4 * k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * k + 2] = _mm512_maskz_shuffle_ps(0xffff, t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * k + 3] = _mm512_maskz_shuffle_ps(0xffff, t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {  // column 4L + i: lane L of r[i], r[4 + i], r[8 + i], r[12 + i]
+    const __m512 a = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[4 + i], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 b = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + i], r[12 + i], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 c = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[4 + i], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 d = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + i], r[12 + i], _MM_SHUFFLE(3, 2, 3, 2));
+    _mm512_mask_storeu_ps(out + i * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_mask_storeu_ps(out + (4 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_mask_storeu_ps(out + (8 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_mask_storeu_ps(out + (12 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
 }
 
 // Images held as pixel slots, read for kLanes pixels at once, as in the AVX2 vocabulary: vector j

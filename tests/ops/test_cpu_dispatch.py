@@ -76,6 +76,15 @@ def _extra_samples(dtype):
         out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed),
                                flow=seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=2.0, normal=True),
                                padding_mode="zeros", align_corners=False)))
+    # 16 channels or more: the gradient for x scatters into wide slots of 16 channels, then groups of 4
+    # (none, 4 + 1, 3), whole images and bands of rows, flows past the bands' slots and non-finite.
+    for (N, C, H, W), p, scale, seed in [((8, 16, 13, 21), "zeros", 5.0, 66), ((8, 21, 11, 19), "border", 5.0, 68),
+                                         ((9, 35, 9, 17), "reflection", 5.0, 70), ((2, 20, 96, 40), "zeros", 3.0, 72),
+                                         ((1, 17, 120, 33), "zeros", 25.0, 74)]:
+        wide_flow = seeded((N, 2, H, W), dtype=dtype, seed=seed + 1, scale=scale, normal=True)
+        wide_flow[0, 0, 2, :4] = torch.tensor([1e30, -40.0, float("nan"), -0.5], dtype=dtype)
+        out.append((WARP, dict(x=seeded((N, C, H, W), dtype=dtype, seed=seed), flow=wide_flow, padding_mode=p,
+                               align_corners=False)))
     out.append((AFFINE_FLOW_WARP, dict(x=seeded((8, 6, 20, 33), dtype=dtype, seed=52),
                                        s_w=seeded((8, 4, 20, 33), dtype=dtype, seed=53, scale=0.3, normal=True),
                                        s_b=seeded((8, 2, 20, 33), dtype=dtype, seed=54, scale=0.3, normal=True),
