@@ -288,7 +288,8 @@ void scatter_block(const ScatterBlock<T>& b, int64_t c, const RowScatter<T>& sc)
 // as pixel slots instead (`quads`): groups of 4 channels side by side, NC/4HW4 as the backward's
 // SlotGrid, the last group padded with zeros. A corner is then one 16-byte load for 4 channels, where
 // the planes take an 8-byte load per channel for a corner and its right neighbour (pairs_at):
-// quad_samples, quad_coordinate_grads.
+// quad_samples, quad_coordinate_grads. A forward's copy of 16 channels or more holds the first
+// multiple of 16 in wide slots (`wide`, 16 channels a cache line, one load a corner: wide_samples).
 struct BorderedImage {
   static constexpr int64_t kLead = 2, kTrail = 3, kSlack = 16;  // kSlack: whole-vector loads past the end
   // The copy and the shape whose border it has zeroed (written once a shape and layout); a large one the
@@ -299,7 +300,7 @@ struct BorderedImage {
   // planes-only build 1164; the second copy's traffic, not the zeroing, is what costs).
   struct Storage {
     std::vector<float> data;
-    int64_t C = -1, H = -1, W = -1;
+    int64_t C = -1, H = -1, W = -1, wide = 0;
     bool quads = false;
   };
   Storage held;
@@ -309,38 +310,53 @@ struct BorderedImage {
   int64_t width = 0;    // pixels per row, border included
   int64_t plane = 0;    // floats per plane (quads: per group of 4 channels)
   const float* origin = nullptr;  // pixel (0, 0) of plane (group) 0; plane c at origin + c * plane
+  // Pixel slots of 16 or more channels: the first `wide` channels (SlotGrid::wide_channels) in wide
+  // slots, 16 channels a cache line, group g's pixel (0, 0) at wide_origin + g * wide_plane; the 4-float
+  // groups above follow them (channel c >= wide in group (c - wide) / 4).
+  int64_t wide = 0, wide_plane = 0;
+  const float* wide_origin = nullptr;
   BorderedImage() = default;
   ~BorderedImage() {
     if (cached) cpu::ThreadCache<Storage>::give(held, held.data.capacity() * sizeof(float));
   }
   BorderedImage(const BorderedImage&) = delete;
   BorderedImage& operator=(const BorderedImage&) = delete;
-  // Holds image `n` (x: its C planes of H * W), as planes or as pixel slots (as_quads).
-  void fill(const float* x, int64_t n, int64_t C, int64_t H, int64_t W, bool as_quads = false) {
-    if (n == image && as_quads == quads) return;
+  // Holds image `n` (x: its C planes of H * W), as planes or as pixel slots (as_quads), from 16
+  // channels with wide groups first when as_wide.
+  void fill(const float* x, int64_t n, int64_t C, int64_t H, int64_t W, bool as_quads = false, bool as_wide = false) {
+    const int64_t wide_now = as_quads && as_wide ? SlotGrid<float>::wide_channels(C) : 0;
+    if (n == image && as_quads == quads && wide_now == wide) return;
     quads = as_quads;
-    const int64_t floats = quads ? 4 : 1, planes = quads ? (C + 3) / 4 : C;
+    wide = wide_now;
+    const int64_t floats = quads ? 4 : 1, planes = quads ? (C - wide + 3) / 4 : C;
     width = W + kLead + kTrail;
     plane = (H + kLead + kTrail) * width * floats;
-    const size_t size = static_cast<size_t>(planes * plane + kSlack);
+    wide_plane = (H + kLead + kTrail) * width * kWideSlot;
+    const int64_t wide_floats = wide / kWideSlot * wide_plane;
+    const size_t size = static_cast<size_t>(wide_floats + planes * plane + kSlack + 16);  // (16: to align)
     if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
       cpu::ThreadCache<Storage>::take(held);
       cached = true;
     }
     std::vector<float>& data = held.data;
-    if (held.C != C || held.H != H || held.W != W || held.quads != quads) {  // all-zero bits: +0.0
+    if (held.C != C || held.H != H || held.W != W || held.quads != quads || held.wide != wide) {  // all-zero bits: +0.0
       data.assign(size, 0.f);
       held.C = C;
       held.H = H;
       held.W = W;
       held.quads = quads;
+      held.wide = wide;
     }
-    origin = data.data() + (kLead * width + kLead) * floats;
+    // (64-byte aligned: a wide slot is one cache line)
+    const auto at = reinterpret_cast<uintptr_t>(data.data());
+    float* start = data.data() + (at % 64 ? (64 - at % 64) / sizeof(float) : 0);
+    wide_origin = start + (kLead * width + kLead) * kWideSlot;
+    origin = start + wide_floats + (kLead * width + kLead) * floats;
     image = n;
     if (quads) return fill_quads(x, C, H, W);
     for (int64_t c = 0; c < C; ++c)
       for (int64_t y = 0; y < H; ++y)
-        std::memcpy(data.data() + c * plane + (y + kLead) * width + kLead, x + (c * H + y) * W, sizeof(float) * W);
+        std::memcpy(const_cast<float*>(origin) + c * plane + y * width, x + (c * H + y) * W, sizeof(float) * W);
   }
   // Whether offsets within a plane fit the taps' 32-bit lanes (pixel slots: sample_quads).
   static constexpr bool fits(int64_t H, int64_t W) { return (H + kLead + kTrail) * (W + kLead + kTrail) < (int64_t(1) << 31); }
@@ -350,9 +366,24 @@ struct BorderedImage {
   // A row's last vector writes whole slots past its end: zeros (the missing lanes load as 0), into the
   // border, or into the next row, written after it (the last row's land in the bottom border: kTrail
   // rows of at least 6 slots, past a vector's 15 spare ones).
+  // Wide groups: 16 channels' rows turned into slots (transpose16), 16 pixels at a time (a row's last
+  // ones writing zeros past its end, as above).
   void fill_quads(const float* x, int64_t C, int64_t H, int64_t W) {
+#if FASTAUG_ISA_SIMD
+    for (int64_t c0 = 0; c0 < wide; c0 += kWideSlot)
+      for (int64_t y = 0; y < H; ++y) {
+        const float* row = x + (c0 * H + y) * W;
+        if (y + 2 < H)
+          for (int64_t c = 0; c < kWideSlot; ++c)
+            for (int64_t j = 0; j < W; j += 16) __builtin_prefetch(row + c * H * W + 2 * W + j);
+        float* d = const_cast<float*>(wide_origin) + c0 / kWideSlot * wide_plane + y * width * kWideSlot;
+        for (int64_t j = 0; j < W; j += kWideSlot)
+          vec::transpose16(row + j, H * W, kWideSlot, static_cast<int>(std::min<int64_t>(kWideSlot, W - j)),
+                           d + j * kWideSlot, kWideSlot);
+      }
+#endif
     float* data = const_cast<float*>(origin);
-    for (int64_t c0 = 0; c0 < C; c0 += 4, data += plane)
+    for (int64_t c0 = wide; c0 < C; c0 += 4, data += plane)
       for (int64_t y = 0; y < H; ++y) {
         const float* row[4];
         for (int64_t c = 0; c < 4; ++c) row[c] = c0 + c < C ? x + ((c0 + c) * H + y) * W : nullptr;
@@ -790,20 +821,50 @@ FASTAUG_SIMD_INLINE void slot_offsets(const BorderedTaps& t, int32_t* at) {
   vec::storeu_i(at, twice + twice);
 }
 
+// quad_samples' wide groups (BorderedImage::wide): per pixel, bilinear_sum's sum for 16 channels at once
+// (0, then corner by corner, each corner one 64-byte load), then turned into channel rows (transpose16).
+FASTAUG_SIMD_INLINE void wide_samples(const BorderedTaps& t, const BorderedImage& xb, float* out, int64_t out_stride,
+                                      int m) {
+  using namespace vec;
+  alignas(64) float w[4][kLanes];
+  alignas(64) int32_t off[kLanes];
+  alignas(64) float acc[kWideSlot][kWideSlot];  // pixel l's samples of the group's channels
+  for (int q = 0; q < 4; ++q) storeu(w[q], t.weight[q]);
+  storeu_i(off, t.offset);
+  const int64_t down = kWideSlot * xb.width;
+  for (int64_t c0 = 0; c0 < xb.wide; c0 += kWideSlot) {
+    const float* base = xb.wide_origin + c0 / kWideSlot * xb.wide_plane;
+    for (int l = 0; l < m; ++l) {
+      const float* p = base + kWideSlot * static_cast<int64_t>(off[l]);
+#pragma GCC unroll 2
+      for (int h = 0; h < kWideSlot; h += kLanes) {
+        Vf a = zero() + set1(w[0][l]) * loadu(p + h);
+        a = a + set1(w[1][l]) * loadu(p + kWideSlot + h);
+        a = a + set1(w[2][l]) * loadu(p + down + h);
+        a = a + set1(w[3][l]) * loadu(p + down + kWideSlot + h);
+        storeu(acc[l] + h, a);
+      }
+    }
+    transpose16(acc[0], kWideSlot, m, kWideSlot, out + c0 * out_stride, out_stride);
+  }
+}
+
 // The samples of every channel at kLanes points (taps t) of a bordered image held as pixel slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
 // by element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
 // (transpose4) before they are stored. A corner of 4 channels is one 16-byte load.
 FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage& xb, int64_t C, float* out,
                                       int64_t out_stride, int m) {
   using namespace vec;
+  if (xb.wide) wide_samples(t, xb, out, out_stride, m);
+  if (xb.wide == C) return;
   alignas(64) int32_t at[kLanes];
   slot_offsets(t, at);
   Vf w[4][4];  // corner q's weights, spread over the slots of vector j
 #pragma GCC unroll 4
   for (int q = 0; q < 4; ++q) spread4(t.weight[q], w[q]);
   const int64_t down = 4 * xb.width, corner[4] = {0, 4, down, down + 4};
-  for (int64_t c0 = 0; c0 < C; c0 += 4) {
-    const float* base = xb.origin + c0 / 4 * xb.plane;
+  for (int64_t c0 = xb.wide; c0 < C; c0 += 4) {
+    const float* base = xb.origin + (c0 - xb.wide) / 4 * xb.plane;
     Vf v[4];
 #pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
@@ -817,7 +878,7 @@ FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage
 }
 
 // add_coordinate_grad for every channel (in channel order) at kLanes points of a bordered image held
-// as pixel slots, gout the output gradient's planes (channel stride gout_stride, lanes [0, m)): each
+// as 4-float pixel slots only (no wide groups: a backward's copy, bordered_image), gout the output gradient's planes (channel stride gout_stride, lanes [0, m)): each
 // group's output gradient turned into slots (transpose4), the products go * d_ix and go * d_iy formed
 // element by element as add_coordinate_grad forms them, then turned back into channel vectors and
 // added in channel order.

@@ -392,9 +392,13 @@ inline void wide_add(float* p, const float* w, const float* g) {
 // As in the AVX2 vocabulary, in registers: pairs of rows interleaved, then groups of four, then the
 // 128-bit lanes moved (64 shuffles).
 inline void transpose16(const float* in, int64_t stride, int rows, int lanes, float* out, int64_t out_stride) {
+  // (Masked loads and stores only where rows or lanes fall short: a masked load of data just stored,
+  // a slot row of the caller's, waits for the store instead of taking its value forwarded.)
   const __mmask16 m = first_n(lanes).v, put = first_n(rows).v;
   __m512 r[16], t[16];
-  for (int k = 0; k < 16; ++k) r[k] = k < rows ? _mm512_maskz_loadu_ps(m, in + k * stride) : _mm512_setzero_ps();
+  for (int k = 0; k < 16; ++k)
+    r[k] = k >= rows ? _mm512_setzero_ps() : lanes == 16 ? _mm512_loadu_ps(in + k * stride)
+                                                          : _mm512_maskz_loadu_ps(m, in + k * stride);
   for (int k = 0; k < 8; ++k) {
     t[2 * k] = _mm512_maskz_unpacklo_ps(0xffff, r[2 * k], r[2 * k + 1]);
     t[2 * k + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[2 * k], r[2 * k + 1]);
@@ -410,10 +414,13 @@ inline void transpose16(const float* in, int64_t stride, int rows, int lanes, fl
     const __m512 b = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + i], r[12 + i], _MM_SHUFFLE(1, 0, 1, 0));
     const __m512 c = _mm512_maskz_shuffle_f32x4(0xffff, r[i], r[4 + i], _MM_SHUFFLE(3, 2, 3, 2));
     const __m512 d = _mm512_maskz_shuffle_f32x4(0xffff, r[8 + i], r[12 + i], _MM_SHUFFLE(3, 2, 3, 2));
-    _mm512_mask_storeu_ps(out + i * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_mask_storeu_ps(out + (4 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(3, 1, 3, 1)));
-    _mm512_mask_storeu_ps(out + (8 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(2, 0, 2, 0)));
-    _mm512_mask_storeu_ps(out + (12 + i) * out_stride, put, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(3, 1, 3, 1)));
+    auto store = [&](int l, __m512 v) {
+      rows == 16 ? _mm512_storeu_ps(out + l * out_stride, v) : _mm512_mask_storeu_ps(out + l * out_stride, put, v);
+    };
+    store(i, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(2, 0, 2, 0)));
+    store(4 + i, _mm512_maskz_shuffle_f32x4(0xffff, a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    store(8 + i, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(2, 0, 2, 0)));
+    store(12 + i, _mm512_maskz_shuffle_f32x4(0xffff, c, d, _MM_SHUFFLE(3, 1, 3, 1)));
   }
 }
 

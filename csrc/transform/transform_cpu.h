@@ -190,7 +190,7 @@ void transform_forward_c(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     map_planes(a, it.n, P, planes);
     const T* xn = a.x + it.n * C * plane;
     T* on = a.out + it.n * C * plane;
-    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W));
+    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W), /*as_wide=*/true);
     smoothed_rows(planes, P, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       // Every channel sampled straight into the output row, then the colour filter in place (serial:

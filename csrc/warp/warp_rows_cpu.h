@@ -68,13 +68,17 @@ void fill_normalised_columns(int64_t W, T* ux) {
 // Image n of the call in the task's bordered copy xb (bilinear_row_cpu.h), for the SIMD copies in float32:
 // &xb, or null where the planes are read (the default copy, float64, images too large for 32-bit offsets).
 // Whenever an item scatters into pixel slots, this gives its bordered copy (slot_scatter).
-// A forward's sampling passes as_quads = sample_quads(C, H, W): the copy is then held as pixel slots.
-// A backward passes backward_quads (bilinear_row_cpu.h).
+// A forward's sampling passes as_quads = sample_quads(C, H, W) and as_wide: the copy is then held as
+// pixel slots, from 16 channels with wide groups first (quad_samples). A backward passes
+// backward_quads (bilinear_row_cpu.h) and no wide groups: its coordinate gradient reads 4-float slots
+// (quad_coordinate_grads; with wide slots, whose products take two 16x16 transposes back into
+// channels, a 64-channel flow-only backward took 15-48 % more samples).
 template <typename T>
-const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb, bool as_quads = false) {
+const BorderedImage* bordered_image(const cpu::OpArgs<T>& a, int64_t n, BorderedImage& xb, bool as_quads = false,
+                                    bool as_wide = false) {
   if constexpr (FASTAUG_ISA_SIMD && std::is_same<T, float>::value) {
     if (!BorderedImage::fits(a.H, a.W)) return nullptr;
-    xb.fill(a.x + n * a.C * a.H * a.W, n, a.C, a.H, a.W, as_quads);
+    xb.fill(a.x + n * a.C * a.H * a.W, n, a.C, a.H, a.W, as_quads, as_wide);
     return &xb;
   }
   return nullptr;
@@ -89,7 +93,7 @@ void warp_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const ItemRows it(a, item);
     const T* fx = a.maps.map(it.n, 0, plane);
     const T* fy = a.maps.map(it.n, 1, plane);
-    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W));
+    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W), /*as_wide=*/true);
 #if FASTAUG_ISA_SIMD
     if (xb) {
       warp_forward_fused(fx, fy, it.r0 * W, it.r1 * W, H, W, a.padding, a.align_corners, *xb, C,
@@ -219,7 +223,7 @@ void affine_forward(const cpu::OpArgs<T>& a, int64_t begin, int64_t end) {
     const ItemRows it(a, item);
     const T* planes[kSpatialParams];
     map_planes(a, it.n, kSpatialParams, planes);
-    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W));
+    const BorderedImage* xb = bordered_image(a, it.n, bordered, sample_quads(C, H, W), /*as_wide=*/true);
     smoothed_rows(planes, kSpatialParams, H, W, k, it.r0, it.r1, scratch.data(), [&](int64_t i, const T* const* sm) {
       eq20_coords_row(sm, b[4], i, H, W, a.padding, b[0], b[1], b[2], b[3]);
       sample_row(b[0], b[1], W, H, W, a.x + it.n * C * plane, C, a.out + it.n * C * plane + i * W, plane, xb);
