@@ -66,6 +66,15 @@ struct RowScatter {
 // 32x16x32² (AVX-512; the AVX2 copy, two 32-byte read-add-writes a slot: 5-10 %). The rest of the
 // channels follow in 4-float groups. Wide slots are the SIMD copies' (transpose16).
 constexpr int kSlot = 4;
+// Scratch whose first element must start a cache line (wide slots): allocated kLineSlack elements
+// longer, and used from aligned_start(data) on.
+template <typename T>
+constexpr size_t kLineSlack = 64 / sizeof(T);
+template <typename T>
+T* aligned_start(T* data) {
+  const auto at = reinterpret_cast<uintptr_t>(data);
+  return data + (at % 64 ? (64 - at % 64) / sizeof(T) : 0);
+}
 #if FASTAUG_ISA_SIMD
 constexpr int64_t kWideSlot = 16;
 #else
@@ -98,14 +107,12 @@ struct SlotGrid {
   T* reset(int64_t C, int64_t H, int64_t W) {
     const int64_t rest = C - wide_channels(C);
     const size_t size = static_cast<size_t>(group_offset(C, C - 1, H, W) + (rest ? floats(C) : kWideSlot) * slots(H, W));
-    constexpr size_t kAlign = 64 / sizeof(T);
     if (!cached && size * sizeof(T) >= cpu::ScratchSizes::kCacheFromBytes) {
       cpu::ThreadCache<std::vector<T>>::take(data);
       cached = true;
     }
-    data.assign(size + kAlign, T(0));  // all-zero bits: +0.0
-    const auto at = reinterpret_cast<uintptr_t>(data.data());
-    return data.data() + (at % 64 ? (64 - at % 64) / sizeof(T) : 0);
+    data.assign(size + kLineSlack<T>, T(0));  // all-zero bits: +0.0
+    return aligned_start(data.data());
   }
 };
 
@@ -144,10 +151,11 @@ void slot_rows_to_planes(const T* slots, int64_t C, int64_t H, int64_t W, int64_
                          int64_t channel_stride) {
   if (y0 >= y1) return;
   if (C == 1) return slot_rows_to_planes_c<1, 1>(slots, y0, y1, d, channel_stride, W);
-  const int64_t wide = SlotGrid<T>::wide_channels(C), width = SlotGrid<T>::width(W);
+  const int64_t wide = SlotGrid<T>::wide_channels(C);
 #if FASTAUG_ISA_SIMD
   if constexpr (std::is_same<T, float>::value) {
     // Wide groups: 16 pixels' slots at a time, transposed into 16 channel rows.
+    const int64_t width = SlotGrid<T>::width(W);
     for (int64_t c0 = 0; c0 < wide; c0 += kWideSlot, slots += kWideSlot * SlotGrid<T>::slots(H, W),
                  d += kWideSlot * channel_stride)
       for (int64_t y = y0; y < y1; ++y)
@@ -158,7 +166,6 @@ void slot_rows_to_planes(const T* slots, int64_t C, int64_t H, int64_t W, int64_
   }
 #endif
   const int64_t group = SlotGrid<T>::slots(H, W) * SlotGrid<T>::floats(C);
-  (void)width;
   for (int64_t c0 = wide; c0 < C; c0 += kSlot, slots += group, d += kSlot * channel_stride) {
     const int64_t n = std::min<int64_t>(kSlot, C - c0);
     if (n == 1) slot_rows_to_planes_c<1, kSlot>(slots, y0, y1, d, channel_stride, W);
@@ -333,7 +340,7 @@ struct BorderedImage {
     plane = (H + kLead + kTrail) * width * floats;
     wide_plane = (H + kLead + kTrail) * width * kWideSlot;
     const int64_t wide_floats = wide / kWideSlot * wide_plane;
-    const size_t size = static_cast<size_t>(wide_floats + planes * plane + kSlack + 16);  // (16: to align)
+    const size_t size = static_cast<size_t>(wide_floats + planes * plane + kSlack) + kLineSlack<float>;
     if (!cached && size * sizeof(float) >= cpu::ScratchSizes::kCacheFromBytes) {
       cpu::ThreadCache<Storage>::take(held);
       cached = true;
@@ -347,9 +354,7 @@ struct BorderedImage {
       held.quads = quads;
       held.wide = wide;
     }
-    // (64-byte aligned: a wide slot is one cache line)
-    const auto at = reinterpret_cast<uintptr_t>(data.data());
-    float* start = data.data() + (at % 64 ? (64 - at % 64) / sizeof(float) : 0);
+    float* start = aligned_start(data.data());  // (a wide slot is one cache line)
     wide_origin = start + (kLead * width + kLead) * kWideSlot;
     origin = start + wide_floats + (kLead * width + kLead) * floats;
     image = n;
@@ -849,9 +854,11 @@ FASTAUG_SIMD_INLINE void wide_samples(const BorderedTaps& t, const BorderedImage
   }
 }
 
-// The samples of every channel at kLanes points (taps t) of a bordered image held as pixel slots (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element
-// by element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
-// (transpose4) before they are stored. A corner of 4 channels is one 16-byte load.
+// The samples of every channel at kLanes points (taps t) of a bordered image held as pixel slots
+// (BorderedImage::quads), lanes [0, m) stored to out + c * out_stride: bilinear_sum's sum element by
+// element (0, then corner by corner), 4 channels a vector of slots, turned into channel vectors
+// (transpose4) before they are stored. A corner of 4 channels is one 16-byte load. Wide groups first
+// (wide_samples).
 FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage& xb, int64_t C, float* out,
                                       int64_t out_stride, int m) {
   using namespace vec;
@@ -878,8 +885,8 @@ FASTAUG_SIMD_INLINE void quad_samples(const BorderedTaps& t, const BorderedImage
 }
 
 // add_coordinate_grad for every channel (in channel order) at kLanes points of a bordered image held
-// as 4-float pixel slots only (no wide groups: a backward's copy, bordered_image), gout the output gradient's planes (channel stride gout_stride, lanes [0, m)): each
-// group's output gradient turned into slots (transpose4), the products go * d_ix and go * d_iy formed
+// as 4-float pixel slots only (no wide groups: a backward's copy, bordered_image), gout the output
+// gradient's planes (channel stride gout_stride, lanes [0, m)): each group's output gradient turned into slots (transpose4), the products go * d_ix and go * d_iy formed
 // element by element as add_coordinate_grad forms them, then turned back into channel vectors and
 // added in channel order.
 FASTAUG_SIMD_INLINE void quad_coordinate_grads(const BorderedTaps& t, const BorderedImage& xb, int64_t C,
